@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// The `otus` command line.
+
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { defaultDecoderOptions, parseTunnelList } from '../decode/options.js';
+import { OtusError } from '../util/errors.js';
+import { runDecode } from './decode.js';
+
+function fail(err: unknown): never {
+  if (err instanceof OtusError) {
+    process.stderr.write(`otus: ${err.message} [${err.code}]\n`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+// `otus decode ... | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
+await yargs(hideBin(process.argv))
+  .scriptName('otus')
+  .command(
+    'decode <file>',
+    'decode every frame of a pcap/pcapng file to NDJSON (docs/decode-output.md)',
+    (y) =>
+      y
+        .positional('file', { type: 'string', demandOption: true, describe: 'capture file' })
+        .option('tunnels', { type: 'string', default: '', describe: 'decapsulate: vxlan,gre,erspan,geneve,ipip or all' })
+        .option('limit', { type: 'number', default: 0, describe: 'stop after N frames (0 = all)' }),
+    async (argv) => {
+      try {
+        if (!Number.isInteger(argv.limit) || argv.limit < 0) {
+          throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--limit: expected a non-negative integer, got ${argv.limit}`);
+        }
+        const decoder = defaultDecoderOptions();
+        decoder.tunnels = parseTunnelList(argv.tunnels);
+        await runDecode({ file: argv.file, limit: argv.limit, decoder, out: process.stdout, err: process.stderr });
+      } catch (err) {
+        fail(err);
+      }
+    },
+  )
+  .demandCommand(1, 'name a command: decode')
+  .strict()
+  .help()
+  .parseAsync();
