@@ -13,7 +13,7 @@ import { Decoder } from '../src/decode/decoder.js';
 import { defaultDecoderOptions } from '../src/decode/options.js';
 
 const args = process.argv.slice(2);
-const file = args.find((a) => !a.startsWith('--')) ?? fileURLToPath(new URL('../../test/fixtures/captures/rtpproxy--rtcp.o.pcap', import.meta.url));
+const file = args.find((a) => !a.startsWith('--')) ?? fileURLToPath(new URL('../../samples/rtp-g711a.pcap', import.meta.url));
 const total = Number(args[args.indexOf('--packets') + 1] || 20_000_000);
 
 // Frame table: offsets into the one file buffer, as a ring block would give.

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what Otus needs on Debian/Ubuntu, then builds it (C++ addon + TypeScript).
+#   scripts/setup.sh          build and run dependencies
+#   scripts/setup.sh --test   also what the test suite uses (tshark, tcpreplay, sipp, iproute2)
+# Run as root (or with sudo): it calls apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=false
+[ "${1:-}" = "--test" ] && want_tests=true
+
+packages=(build-essential python3 libpcap-dev pkg-config ca-certificates)
+$want_tests && packages+=(tshark tcpreplay sip-tester tcpdump iproute2 iputils-ping)
+
+if command -v apt-get >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # tshark asks whether non-root users may capture; the default (no) is fine.
+  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  command -v node >/dev/null || apt-get install -y -qq nodejs npm >/dev/null
+else
+  echo "setup: no apt-get; install these yourself: ${packages[*]}" >&2
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: Otus needs Node.js 20 or newer (found $(node --version 2>/dev/null || echo none))." >&2
+  echo "       Debian 13 and NodeSource's node_20.x packages provide it." >&2
+  exit 1
+fi
+
+# node-gyp builds against the installed headers instead of downloading them.
+[ -f /usr/include/node/node_api.h ] && export npm_config_nodedir=/usr
+npm install --no-audit --no-fund
