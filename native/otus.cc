@@ -1,6 +1,8 @@
 // Otus native addon: the syscalls JavaScript cannot make. No parsing here.
 // Every function validates its arguments loosely (JS validates first) and
 // reports failures as JS errors carrying errno, never by aborting.
+#include "otus.h"
+
 #include <napi.h>
 
 #include <cerrno>
@@ -12,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace {
+namespace otus {
 
 Napi::Value ThrowErrno(Napi::Env env, const char* what, const std::string& subject, int err) {
   std::string msg = std::string(what) + " " + subject + ": " + std::strerror(err);
@@ -22,6 +24,12 @@ Napi::Value ThrowErrno(Napi::Env env, const char* what, const std::string& subje
   e.ThrowAsJavaScriptException();
   return env.Undefined();
 }
+
+}  // namespace otus
+
+namespace {
+
+using otus::ThrowErrno;
 
 struct Mapping {
   void* addr;
@@ -98,6 +106,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
   exports.Set("setAffinity", Napi::Function::New(env, SetAffinity, "setAffinity"));
   exports.Set("threadCpuNs", Napi::Function::New(env, ThreadCpuNs, "threadCpuNs"));
+  otus::RegisterAfPacket(env, exports);
+  otus::RegisterShm(env, exports);
   return exports;
 }
 
