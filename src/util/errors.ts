@@ -10,8 +10,8 @@ export type OtusErrorCode =
 
 export class OtusError extends Error {
   readonly code: OtusErrorCode;
-  constructor(code: OtusErrorCode, message: string) {
-    super(message);
+  constructor(code: OtusErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'OtusError';
     this.code = code;
   }
