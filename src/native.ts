@@ -24,7 +24,48 @@ export interface Native {
   futexWait(buf: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): Promise<number>;
   /** FUTEX_WAKE up to count waiters (count <= 0: all); returns how many were woken. */
   futexWake(buf: ArrayBuffer, byteOffset: number, count: number): number;
+
+  // Live capture (native/afpacket.cc, native/pcap.cc; src/capture/ drives them).
+  /**
+   * AF_PACKET TPACKET_V3 socket bound to `ifindex`, filter attached before bind.
+   * fanout: -1 for none, else group | (mode | flags) << 16. Returns [handle, ring, fd];
+   * the ring is the whole mmap'd PACKET_RX_RING, detached by afpClose.
+   */
+  afpOpen(
+    name: string,
+    ifindex: number,
+    blockSize: number,
+    blockCount: number,
+    frameSize: number,
+    retireMs: number,
+    bpf: Buffer | null,
+    promisc: boolean,
+    ignoreOutgoing: boolean,
+    fanout: number,
+  ): [NativeHandle, ArrayBuffer, number];
+  /** Replaces the socket's filter (null removes it). */
+  afpSetFilter(h: NativeHandle, bpf: Buffer | null): void;
+  /** tp_packets (drops included), tp_drops, tp_freeze_q_cnt since the last call (reading resets them). */
+  afpStats(h: NativeHandle, out: Float64Array): void;
+  /** Detaches the ring ArrayBuffer, unmaps it, closes the socket. Idempotent. */
+  afpClose(h: NativeHandle): void;
+  /** uv_poll on fd: callback(status) whenever it is readable. */
+  pollStart(fd: number, cb: (status: number) => void): NativeHandle;
+  /** Idempotent; the fd may be closed right after. */
+  pollStop(h: NativeHandle): void;
+  /** pcap_compile on pcap_open_dead(linkType, snaplen): struct sock_filter[] bytes. Throws {code: 'OTUS_ERR_FILTER', pcapError}. */
+  compileBpf(text: string, snaplen: number, linkType: number): Buffer;
+  /** libpcap live capture, immediate mode, nanosecond timestamps, non-blocking. Returns [handle, selectable fd, linktype]. */
+  pcapOpen(iface: string, snaplen: number, promisc: boolean, bufferBytes: number, filter: string | null): [NativeHandle, number, number];
+  /** Copies the frames pcap_dispatch has into buf (u32 sec, nsec, caplen, len, bytes, pad to 4); returns how many. */
+  pcapDispatch(h: NativeHandle, buf: Uint8Array): number;
+  /** ps_recv, ps_drop, ps_ifdrop since open. */
+  pcapStats(h: NativeHandle, out: Float64Array): void;
+  pcapClose(h: NativeHandle): void;
 }
+
+/** An opaque native object (napi External). */
+export type NativeHandle = { readonly __nativeHandle: unique symbol };
 
 const require = createRequire(import.meta.url);
 // dist/src/native.js -> ../../native/build/Release

@@ -6,7 +6,9 @@ export type OtusErrorCode =
   | 'OTUS_ERR_CAPTURE_IO'
   | 'OTUS_ERR_BAD_ARGUMENT'
   | 'OTUS_ERR_CONFIG'
-  | 'OTUS_ERR_SYSCALL';
+  | 'OTUS_ERR_SYSCALL'
+  | 'OTUS_ERR_FILTER'
+  | 'OTUS_ERR_UNSUPPORTED';
 
 export class OtusError extends Error {
   readonly code: OtusErrorCode;

@@ -1,0 +1,113 @@
+// The capture-driver interface (design §4.2.1). A driver opens N parallel
+// streams on one interface (AF_PACKET fanout members, XDP queues; pcap has
+// one); each stream hands frames to a FrameSink in place, from memory the
+// driver owns (the mmap'd ring, or one reused batch buffer). Nothing is
+// allocated per frame.
+
+import type { StructuredFilter } from './filter.js';
+
+/** Receives every frame of one stream. The bytes are valid only during the call. */
+export interface FrameSink {
+  frame(buf: Uint8Array, view: DataView, off: number, caplen: number, len: number, linkType: number, sec: number, nsec: number): void;
+  /** Called after each batch (ring block walk, pcap dispatch): a place to flush output. */
+  batchEnd?(): void;
+}
+
+/** Counters of one stream. Kernel counters are accumulated here (reading them resets them in the kernel). */
+export class StreamStats {
+  /** Frames handed to the sink. */
+  frames = 0;
+  /** Ring blocks (af_packet_v3) or dispatch batches (pcap) walked. */
+  batches = 0;
+  /** Frames the kernel accepted after the filter, drops included (tp_packets, ps_recv). */
+  kernelPackets = 0;
+  /** Frames the kernel dropped because the ring (buffer) was full (tp_drops, ps_drop). */
+  kernelDrops = 0;
+  /** Times the kernel froze the ring queue because it was full (tp_freeze_q_cnt; af_packet_v3 only). */
+  freezes = 0;
+  /** Frames the interface dropped (ps_ifdrop; pcap only). */
+  ifDrops = 0;
+}
+
+export interface CaptureStream {
+  readonly index: number;
+  /** LINKTYPE_* of the frames. */
+  readonly linkType: number;
+  /** Starts calling `sink` from the event loop whenever frames are ready; never blocks. */
+  start(sink: FrameSink): void;
+  /** Stops reading (the kernel keeps filling the ring and counts drops once it is full). */
+  pause(): void;
+  resume(): void;
+  /** Walks whatever is ready now; returns frames delivered. Called by the poll; exposed for tests. */
+  drain(): number;
+  /** Replaces the stream's kernel filter (compiled BPF, null = none). */
+  setFilter(program: Buffer | null): void;
+  /** Reads and accumulates the kernel counters. Safe after stop() (returns the last totals). */
+  stats(): StreamStats;
+  /** Releases the socket and its memory. Idempotent; safe inside sink.frame(). */
+  stop(): void;
+  readonly stopped: boolean;
+}
+
+export type FanoutMode = 'hash' | 'cpu' | 'lb' | 'qm';
+
+export interface CaptureOptions {
+  iface: string;
+  /** Parallel streams (fanout members). */
+  streams: number;
+  snaplen: number;
+  promisc: boolean;
+  /** Raw BPF text or a structured task filter; null = everything. */
+  filter: string | StructuredFilter | null;
+  /** af_packet_v3 ring geometry. */
+  blockSize: number;
+  blockCount: number;
+  frameSize: number;
+  retireMs: number;
+  fanoutMode: FanoutMode;
+  fanoutGroup: number;
+  fanoutDefrag: boolean;
+  /** Join the fanout group even with one stream (other processes hold the other members). */
+  fanout: boolean;
+  /** pcap driver: kernel buffer bytes. */
+  bufferBytes: number;
+}
+
+export function defaultCaptureOptions(iface: string): CaptureOptions {
+  return {
+    iface,
+    streams: 1,
+    snaplen: 262144,
+    promisc: true,
+    filter: null,
+    blockSize: 1 << 20,
+    blockCount: 32,
+    frameSize: 2048,
+    retireMs: 10,
+    fanoutMode: 'hash',
+    fanoutGroup: process.pid & 0xffff,
+    fanoutDefrag: true,
+    fanout: false,
+    bufferBytes: 32 << 20,
+  };
+}
+
+/** A capture driver (plugin): metadata, lifecycle, N streams. */
+export interface Capturer {
+  readonly name: string;
+  readonly version: string;
+  /** Validates options and the interface; opens nothing. */
+  init(): void;
+  /** Number of parallel streams this driver provides. */
+  streams(): number;
+  /** Opens stream i (its socket, ring, filter). */
+  capture(i: number): CaptureStream;
+  /** Compiles and attaches a new filter on every open stream; throws OTUS_ERR_FILTER and changes nothing on bad text. */
+  setFilter(filter: string | StructuredFilter | null): void;
+  /** Per-stream counters of the streams opened so far. */
+  stats(): StreamStats[];
+  health(): { ok: boolean; detail: string };
+  /** Opens all streams lazily opened by capture(); stop() closes them all. */
+  start(): void;
+  stop(): void;
+}

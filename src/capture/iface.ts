@@ -1,0 +1,78 @@
+// Network interfaces as the kernel describes them in /sys/class/net (of the
+// caller's network namespace), and the CPUs this process may run on.
+
+import { readFileSync, readdirSync } from 'node:fs';
+import { OtusError } from '../util/errors.js';
+
+export interface InterfaceInfo {
+  name: string;
+  ifindex: number;
+  /** ARPHRD_* */
+  type: number;
+  loopback: boolean;
+  /** LINKTYPE_* of frames read from an AF_PACKET SOCK_RAW socket on it. */
+  linkType: number;
+  /** DLT_* libpcap compiles filters for. */
+  dlt: number;
+  /** RX queues (AF_XDP binds one socket per queue). */
+  rxQueues: number;
+}
+
+const ARPHRD_ETHER = 1;
+const ARPHRD_LOOPBACK = 772;
+const ARPHRD_NONE = 65534;
+
+export function interfaceInfo(name: string): InterfaceInfo {
+  if (!/^[^/\s]{1,15}$/.test(name) || name === '.' || name === '..') {
+    throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `interface "${name}": not a valid interface name`);
+  }
+  let ifindex: number;
+  let type: number;
+  try {
+    ifindex = Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8'));
+    type = Number(readFileSync(`/sys/class/net/${name}/type`, 'utf8'));
+  } catch {
+    throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `interface "${name}": no such interface in this network namespace (see ip link)`);
+  }
+  let linkType: number;
+  let dlt: number;
+  if (type === ARPHRD_ETHER || type === ARPHRD_LOOPBACK) {
+    linkType = 1; // LINKTYPE_ETHERNET
+    dlt = 1; // DLT_EN10MB
+  } else if (type === ARPHRD_NONE) {
+    linkType = 101; // LINKTYPE_RAW (tun devices: frames start at the IP header)
+    dlt = 12; // DLT_RAW on Linux
+  } else {
+    throw new OtusError('OTUS_ERR_UNSUPPORTED', `interface "${name}": link type ARPHRD ${type} is not supported (Ethernet, loopback and raw-IP devices are)`);
+  }
+  let rxQueues = 1;
+  try {
+    rxQueues = Math.max(1, readdirSync(`/sys/class/net/${name}/queues`).filter((q) => q.startsWith('rx-')).length);
+  } catch {
+    // no queue directory: one queue
+  }
+  return { name, ifindex, type, loopback: type === ARPHRD_LOOPBACK, linkType, dlt, rxQueues };
+}
+
+/** CPUs this process may run on (Cpus_allowed_list of /proc/self/status), ascending. */
+export function allowedCpus(): number[] {
+  try {
+    const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) {
+      const out: number[] = [];
+      for (const part of m[1]!.split(',')) {
+        const [a, b] = part.split('-').map(Number);
+        for (let c = a!; c <= (b ?? a!); c++) out.push(c);
+      }
+      if (out.length) return out;
+    }
+  } catch {
+    // not Linux procfs: fall through
+  }
+  return [0];
+}
+
+/** The CPU stream `index` pins to under "auto": stream index over the allowed CPUs. */
+export function autoCpu(index: number, cpus: number[] = allowedCpus()): number {
+  return cpus[index % cpus.length]!;
+}
