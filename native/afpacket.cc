@@ -141,7 +141,7 @@ Napi::Value AfpOpen(const Napi::CallbackInfo& info) {
       return failMapped("setsockopt(PACKET_ADD_MEMBERSHIP)");
   }
   if (fanout >= 0) {
-    int arg = static_cast<int>(fanout);
+    uint32_t arg = static_cast<uint32_t>(fanout);
     if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) != 0) return failMapped("setsockopt(PACKET_FANOUT)");
   }
 

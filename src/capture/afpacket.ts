@@ -45,6 +45,8 @@ const PKT_STATUS = 20;
 const PKT_MAC = 24;
 const PKT_VLAN_TCI = 32;
 const PKT_VLAN_TPID = 36;
+const PKT_SLL_PKTTYPE = 58; // sockaddr_ll follows at TPACKET_ALIGN(sizeof(tpacket3_hdr)) = 48; sll_pkttype at +10
+const PACKET_OUTGOING = 4;
 
 const isPow2 = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 
@@ -81,6 +83,8 @@ export class AfPacketStream implements CaptureStream {
   private readonly blockCount: number;
   private readonly snaplen: number;
   private readonly name: string;
+  /** On lo every frame passes twice (out, then in); keep the incoming copy, as libpcap does. */
+  private readonly skipOutgoing: boolean;
   private cur = 0;
   private sink: FrameSink | null = null;
   private poll: NativeHandle | null = null;
@@ -110,7 +114,8 @@ export class AfPacketStream implements CaptureStream {
     this.snaplen = o.snaplen;
     const join = o.fanout || o.streams > 1;
     const flags = o.fanoutDefrag ? PACKET_FANOUT_FLAG_DEFRAG : 0;
-    const fanout = join ? o.fanoutGroup | ((FANOUT_MODES[o.fanoutMode] | flags) << 16) : -1;
+    // >>> 0: the defrag flag is bit 31, and -1 means no fanout.
+    const fanout = join ? (o.fanoutGroup | ((FANOUT_MODES[o.fanoutMode] | flags) << 16)) >>> 0 : -1;
     const [h, ring, fd] = native.afpOpen(
       iface.name,
       iface.ifindex,
@@ -120,9 +125,10 @@ export class AfPacketStream implements CaptureStream {
       o.retireMs,
       bpf,
       o.promisc,
-      iface.loopback, // lo shows every frame twice (out and in); keep the incoming copy, as libpcap does
+      iface.loopback, // PACKET_IGNORE_OUTGOING; a fanout group ignores it, hence also skipOutgoing
       fanout,
     );
+    this.skipOutgoing = iface.loopback;
     this.handle = h;
     this.fd = fd;
     this.ring = ring;
@@ -169,6 +175,10 @@ export class AfPacketStream implements CaptureStream {
       const num = view.getUint32(b + BLK_NUM_PKTS, LE);
       let p = b + view.getUint32(b + BLK_FIRST, LE);
       for (let i = 0; i < num && !this.closing; i++) {
+        if (this.skipOutgoing && u8[p + PKT_SLL_PKTTYPE] === PACKET_OUTGOING) {
+          p += view.getUint32(p + PKT_NEXT, LE);
+          continue;
+        }
         const snap = view.getUint32(p + PKT_SNAPLEN, LE);
         const caplen = snap < snaplen ? snap : snaplen;
         const pst = view.getUint32(p + PKT_STATUS, LE);

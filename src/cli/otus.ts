@@ -6,6 +6,7 @@ import { hideBin } from 'yargs/helpers';
 import { defaultDecoderOptions, parseTunnelList } from '../decode/options.js';
 import { OtusError } from '../util/errors.js';
 import { runDecode } from './decode.js';
+import { captureCommand } from './capture.js';
 
 function fail(err: unknown): never {
   if (err instanceof OtusError) {
@@ -44,7 +45,8 @@ await yargs(hideBin(process.argv))
       }
     },
   )
-  .demandCommand(1, 'name a command: decode')
+  .command(captureCommand(fail))
+  .demandCommand(1, 'name a command: decode, capture')
   .strict()
   .help()
   .parseAsync();

@@ -1,0 +1,32 @@
+// Capture drivers by name.
+
+import { OtusError } from '../util/errors.js';
+import { AfPacketCapturer } from './afpacket.js';
+import type { CaptureOptions, Capturer } from './capturer.js';
+import { PcapCapturer } from './pcap.js';
+
+export const DRIVERS = ['af_packet_v3', 'pcap', 'xdp'] as const;
+export type DriverName = (typeof DRIVERS)[number];
+
+export function createCapturer(driver: string, o: CaptureOptions): Capturer {
+  switch (driver) {
+    case 'af_packet_v3':
+      return new AfPacketCapturer(o);
+    case 'pcap':
+      return new PcapCapturer(o);
+    case 'xdp':
+      throw new OtusError(
+        'OTUS_ERR_UNSUPPORTED',
+        'xdp driver: not available in this build (AF_XDP needs libxdp/libbpf, which the addon is not linked with yet); use --driver af_packet_v3, which runs on every Linux interface',
+      );
+    default:
+      throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--driver: expected ${DRIVERS.join(', ')}, got "${driver}"`);
+  }
+}
+
+export { AfPacketCapturer, PcapCapturer };
+export type { CaptureOptions, Capturer };
+export { defaultCaptureOptions, StreamStats } from './capturer.js';
+export type { CaptureStream, FrameSink, FanoutMode } from './capturer.js';
+export { compileFilter, filterText, structuredFilterText, type StructuredFilter } from './filter.js';
+export { allowedCpus, autoCpu, interfaceInfo } from './iface.js';
