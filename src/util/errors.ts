@@ -8,7 +8,26 @@ export type OtusErrorCode =
   | 'OTUS_ERR_CONFIG'
   | 'OTUS_ERR_SYSCALL'
   | 'OTUS_ERR_FILTER'
-  | 'OTUS_ERR_UNSUPPORTED';
+  | 'OTUS_ERR_UNSUPPORTED'
+  // Plugins (src/plugin/): each message names the plugin (kind "name" (source)).
+  /** Metadata missing or malformed (name, version, kind, labels, configSchema, init). */
+  | 'OTUS_ERR_PLUGIN_METADATA'
+  /** The plugin's config JSON Schema does not compile. */
+  | 'OTUS_ERR_PLUGIN_SCHEMA'
+  /** A task's config for the plugin fails the plugin's schema. */
+  | 'OTUS_ERR_PLUGIN_CONFIG'
+  /** The plugin's init threw, or returned something that is not an instance of its kind. */
+  | 'OTUS_ERR_PLUGIN_INIT'
+  /** A task names a plugin that no built-in or plugin directory provides. */
+  | 'OTUS_ERR_PLUGIN_NOT_FOUND'
+  /** Two plugins of one kind with one name. */
+  | 'OTUS_ERR_PLUGIN_DUPLICATE'
+  /** A third-party plugin file could not be imported, or exports no plugin. */
+  | 'OTUS_ERR_PLUGIN_LOAD'
+  /** A task file: unreadable, not YAML, or a key that fails the task schema (message: FILE:LINE: key path). */
+  | 'OTUS_ERR_TASK'
+  /** A capture or sender process of `otus replay` failed. */
+  | 'OTUS_ERR_WORKER';
 
 export class OtusError extends Error {
   readonly code: OtusErrorCode;

@@ -1,0 +1,360 @@
+// Byte writers for the record codecs: numbers, addresses, timestamps and
+// strings written straight into an output buffer, no intermediate strings.
+// Each takes (buf, off) and returns the offset after what it wrote; callers
+// guarantee room (codecs check a bound per variable-size part).
+
+const HEX = new Uint8Array([48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102]);
+const B64 = new Uint8Array(64);
+{
+  const s = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  for (let i = 0; i < 64; i++) B64[i] = s.charCodeAt(i);
+}
+
+/** Writes a string made only of ASCII characters (keys, literals). */
+export function writeAscii(buf: Uint8Array, off: number, s: string): number {
+  for (let i = 0; i < s.length; i++) buf[off++] = s.charCodeAt(i);
+  return off;
+}
+
+/** Pre-encodes an ASCII literal once, to be copied per record with writeBytes. */
+export function ascii(s: string): Uint8Array {
+  const b = new Uint8Array(s.length);
+  writeAscii(b, 0, s);
+  return b;
+}
+
+export function writeBytes(buf: Uint8Array, off: number, src: Uint8Array): number {
+  // A plain loop over a few bytes; copying a part of src with set() would need a subarray (an allocation).
+  for (let i = 0; i < src.length; i++) buf[off++] = src[i];
+  return off;
+}
+
+export function copyBytes(buf: Uint8Array, off: number, src: Uint8Array, srcOff: number, len: number): number {
+  for (let i = 0; i < len; i++) buf[off++] = src[srcOff + i];
+  return off;
+}
+
+/** Decimal digits of a non-negative integer (< 2^53). */
+export function decimalLength(v: number): number {
+  let n = 1;
+  while (v >= 10) {
+    v = Math.floor(v / 10);
+    n++;
+  }
+  return n;
+}
+
+/** Writes a non-negative integer (< 2^53) in decimal. */
+export function writeUint(buf: Uint8Array, off: number, v: number): number {
+  if (v < 10) {
+    buf[off] = 48 + v;
+    return off + 1;
+  }
+  const n = decimalLength(v);
+  let p = off + n - 1;
+  if (v < 0x80000000) {
+    let x = v | 0;
+    while (x > 0) {
+      buf[p--] = 48 + (x % 10);
+      x = (x / 10) | 0;
+    }
+  } else {
+    while (v > 0) {
+      const q = Math.floor(v / 10);
+      buf[p--] = 48 + (v - q * 10);
+      v = q;
+    }
+  }
+  return off + n;
+}
+
+/** Writes an integer, or `null` when negative (the contract's "absent"). */
+export function writeUintOrNull(buf: Uint8Array, off: number, v: number): number {
+  if (v < 0) {
+    buf[off] = 110; // n
+    buf[off + 1] = 117; // u
+    buf[off + 2] = 108; // l
+    buf[off + 3] = 108; // l
+    return off + 4;
+  }
+  return writeUint(buf, off, v);
+}
+
+export function writeNull(buf: Uint8Array, off: number): number {
+  return writeUintOrNull(buf, off, -1);
+}
+
+/** Dotted quad from 4 bytes. */
+export function writeIpv4(buf: Uint8Array, off: number, a: Uint8Array, ao: number): number {
+  off = writeUint(buf, off, a[ao]);
+  buf[off++] = 46;
+  off = writeUint(buf, off, a[ao + 1]);
+  buf[off++] = 46;
+  off = writeUint(buf, off, a[ao + 2]);
+  buf[off++] = 46;
+  return writeUint(buf, off, a[ao + 3]);
+}
+
+function writeHexGroup(buf: Uint8Array, off: number, g: number): number {
+  let started = false;
+  for (let shift = 12; shift >= 0; shift -= 4) {
+    const d = (g >>> shift) & 15;
+    if (d !== 0 || started || shift === 0) {
+      buf[off++] = HEX[d];
+      started = true;
+    }
+  }
+  return off;
+}
+
+const groups = new Uint16Array(8);
+
+/** RFC 5952 text of 16 bytes (as src/decode/format.ts formatIpv6, without strings). */
+export function writeIpv6(buf: Uint8Array, off: number, a: Uint8Array, ao: number): number {
+  const g = groups;
+  for (let i = 0; i < 8; i++) g[i] = (a[ao + 2 * i] << 8) | a[ao + 2 * i + 1];
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    off = writeAscii(buf, off, '::ffff:');
+    return writeIpv4(buf, off, a, ao + 12);
+  }
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      buf[off++] = 58;
+      buf[off++] = 58;
+      i += bestLen - 1;
+      continue;
+    }
+    if (i > 0 && i !== bestStart + bestLen) buf[off++] = 58;
+    off = writeHexGroup(buf, off, g[i]);
+  }
+  return off;
+}
+
+export function writeMac(buf: Uint8Array, off: number, m: Uint8Array): number {
+  for (let i = 0; i < 6; i++) {
+    if (i > 0) buf[off++] = 58;
+    buf[off++] = HEX[m[i] >>> 4];
+    buf[off++] = HEX[m[i] & 15];
+  }
+  return off;
+}
+
+function write2(buf: Uint8Array, off: number, v: number): number {
+  buf[off] = 48 + ((v / 10) | 0);
+  buf[off + 1] = 48 + (v % 10);
+  return off + 2;
+}
+
+// The date part changes once a second: cache it.
+let cachedSec = NaN;
+const cachedDate = new Uint8Array(32);
+let cachedLen = 0;
+
+/** Largest |seconds| a JS Date holds; beyond it the timestamp is written as null. */
+export const MAX_TS_SEC = 8.64e12;
+
+/**
+ * ISO 8601 UTC, `YYYY-MM-DDTHH:MM:SS[.fraction]Z` with `digits` fractional
+ * digits, as Date.prototype.toISOString spells the date (±YYYYYY outside
+ * years 0..9999). Caller checks |sec| < MAX_TS_SEC.
+ */
+export function writeIsoTimestamp(buf: Uint8Array, off: number, sec: number, nsec: number, digits: number): number {
+  if (sec !== cachedSec) {
+    cachedSec = sec;
+    const days = Math.floor(sec / 86400);
+    const sod = sec - days * 86400;
+    // civil_from_days (H. Hinnant)
+    const z = days + 719468;
+    const era = Math.floor(z / 146097);
+    const doe = z - era * 146097;
+    const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+    let y = yoe + era * 400;
+    const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+    const mp = Math.floor((5 * doy + 2) / 153);
+    const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+    const m = mp < 10 ? mp + 3 : mp - 9;
+    if (m <= 2) y++;
+    const b = cachedDate;
+    let p = 0;
+    if (y >= 0 && y <= 9999) {
+      p = write2(b, p, Math.floor(y / 100));
+      p = write2(b, p, y % 100);
+    } else {
+      b[p++] = y < 0 ? 45 : 43;
+      const ay = Math.abs(y);
+      for (let k = 100000; k >= 1; k = k / 10) b[p++] = 48 + (Math.floor(ay / k) % 10);
+    }
+    b[p++] = 45;
+    p = write2(b, p, m);
+    b[p++] = 45;
+    p = write2(b, p, d);
+    b[p++] = 84;
+    p = write2(b, p, Math.floor(sod / 3600));
+    b[p++] = 58;
+    p = write2(b, p, Math.floor(sod / 60) % 60);
+    b[p++] = 58;
+    p = write2(b, p, sod % 60);
+    cachedLen = p;
+  }
+  off = copyBytes(buf, off, cachedDate, 0, cachedLen);
+  if (digits > 0) {
+    buf[off++] = 46;
+    let div = 100_000_000;
+    for (let i = 0; i < digits; i++) {
+      buf[off++] = 48 + (Math.floor(nsec / div) % 10);
+      div = div / 10;
+    }
+  }
+  buf[off++] = 90;
+  return off;
+}
+
+/** UTF-8 bytes of a string (counts without encoding). */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3; // lone surrogates become U+FFFD (3 bytes), as TextEncoder does
+  }
+  return n;
+}
+
+/** Raw UTF-8 (lone surrogates as U+FFFD). */
+export function writeUtf8(buf: Uint8Array, off: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) buf[off++] = c;
+    else if (c < 0x800) {
+      buf[off++] = 0xc0 | (c >>> 6);
+      buf[off++] = 0x80 | (c & 63);
+    } else {
+      if (c >= 0xd800 && c <= 0xdfff) {
+        const next = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+        if (c <= 0xdbff && (next & 0xfc00) === 0xdc00) {
+          const cp = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
+          i++;
+          buf[off++] = 0xf0 | (cp >>> 18);
+          buf[off++] = 0x80 | ((cp >>> 12) & 63);
+          buf[off++] = 0x80 | ((cp >>> 6) & 63);
+          buf[off++] = 0x80 | (cp & 63);
+          continue;
+        }
+        c = 0xfffd;
+      }
+      buf[off++] = 0xe0 | (c >>> 12);
+      buf[off++] = 0x80 | ((c >>> 6) & 63);
+      buf[off++] = 0x80 | (c & 63);
+    }
+  }
+  return off;
+}
+
+/** Bound on the bytes writeJsonString can take for a string of `n` UTF-16 units (quotes included). */
+export function jsonStringBound(n: number): number {
+  return 6 * n + 2;
+}
+
+/** A JSON string literal: quotes, escapes for `"`, `\` and control characters, UTF-8 otherwise. */
+export function writeJsonString(buf: Uint8Array, off: number, s: string): number {
+  buf[off++] = 34;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x20 && c < 0x80 && c !== 34 && c !== 92) {
+      buf[off++] = c;
+      continue;
+    }
+    if (c === 34 || c === 92) {
+      buf[off++] = 92;
+      buf[off++] = c;
+    } else if (c < 0x20) {
+      off = writeAscii(buf, off, '\\u00');
+      buf[off++] = HEX[c >>> 4];
+      buf[off++] = HEX[c & 15];
+    } else if (c >= 0xd800 && c <= 0xdfff) {
+      const next = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+      if (c <= 0xdbff && (next & 0xfc00) === 0xdc00) {
+        const cp = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
+        i++;
+        buf[off++] = 0xf0 | (cp >>> 18);
+        buf[off++] = 0x80 | ((cp >>> 12) & 63);
+        buf[off++] = 0x80 | ((cp >>> 6) & 63);
+        buf[off++] = 0x80 | (cp & 63);
+      } else {
+        // A lone surrogate: escape it, as JSON.stringify does.
+        off = writeAscii(buf, off, '\\u');
+        buf[off++] = HEX[c >>> 12];
+        buf[off++] = HEX[(c >>> 8) & 15];
+        buf[off++] = HEX[(c >>> 4) & 15];
+        buf[off++] = HEX[c & 15];
+      }
+    } else if (c < 0x800) {
+      buf[off++] = 0xc0 | (c >>> 6);
+      buf[off++] = 0x80 | (c & 63);
+    } else {
+      buf[off++] = 0xe0 | (c >>> 12);
+      buf[off++] = 0x80 | ((c >>> 6) & 63);
+      buf[off++] = 0x80 | (c & 63);
+    }
+  }
+  buf[off++] = 34;
+  return off;
+}
+
+/** A JSON string literal of UTF-8 bytes (label values kept as bytes); invalid UTF-8 is passed through unescaped. */
+export function writeJsonStringBytes(buf: Uint8Array, off: number, src: Uint8Array, so: number, len: number): number {
+  buf[off++] = 34;
+  for (let i = 0; i < len; i++) {
+    const c = src[so + i];
+    if (c === 34 || c === 92) {
+      buf[off++] = 92;
+      buf[off++] = c;
+    } else if (c < 0x20) {
+      off = writeAscii(buf, off, '\\u00');
+      buf[off++] = HEX[c >>> 4];
+      buf[off++] = HEX[c & 15];
+    } else buf[off++] = c;
+  }
+  buf[off++] = 34;
+  return off;
+}
+
+/** Standard base64 with padding. */
+export function writeBase64(buf: Uint8Array, off: number, src: Uint8Array, so: number, len: number): number {
+  let i = 0;
+  for (; i + 2 < len; i += 3) {
+    const v = (src[so + i] << 16) | (src[so + i + 1] << 8) | src[so + i + 2];
+    buf[off++] = B64[v >>> 18];
+    buf[off++] = B64[(v >>> 12) & 63];
+    buf[off++] = B64[(v >>> 6) & 63];
+    buf[off++] = B64[v & 63];
+  }
+  if (i < len) {
+    const b1 = i + 1 < len ? src[so + i + 1] : 0;
+    const v = (src[so + i] << 16) | (b1 << 8);
+    buf[off++] = B64[v >>> 18];
+    buf[off++] = B64[(v >>> 12) & 63];
+    buf[off++] = i + 1 < len ? B64[(v >>> 6) & 63] : 61;
+    buf[off++] = 61;
+  }
+  return off;
+}

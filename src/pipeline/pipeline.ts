@@ -1,0 +1,183 @@
+// The pipeline loop of one capture process (design §5.1.1, §5.1.3):
+//
+//   frame → core decoder → task filter → first parser whose canHandle accepts
+//         → (none: unmatched policy, forward or drop) → processors by priority
+//         → encode → send ring (reserve, copy, commit)
+//
+// One Pipeline per capture process; everything it touches per packet (the
+// decoder's DecodedPacket, the OutputRecord, its labels, the L4 payload, the
+// encode scratch) is allocated once here. Every way a packet can end without
+// a record is counted by layer in PipelineStats; nothing throws per packet.
+
+import type { Frame } from '../capture-file/frame.js';
+import { Decoder } from '../decode/decoder.js';
+import type { Parser, Processor } from '../plugin/types.js';
+import type { CaptureFilter } from './capture-filter.js';
+import type { EncodeFn } from './codec.js';
+import { OutputRecord, ProcessorView } from './record.js';
+import type { RecordSink } from './sink.js';
+import { fillUnmatched, L4Payload, type UnmatchedPolicy } from './unmatched.js';
+
+export interface PipelineOptions {
+  decoder: Decoder;
+  parsers: readonly Parser[];
+  /** Any order: sorted here by priority (stable, so equal priorities keep task order). */
+  processors: readonly Processor[];
+  /** Names for the per-processor counters, parallel to `processors`. */
+  processorNames?: readonly string[];
+  parserNames?: readonly string[];
+  unmatched: UnmatchedPolicy;
+  encode: EncodeFn;
+  sink: RecordSink;
+  filter?: CaptureFilter | null;
+  /** Largest encoded record; bigger ones are dropped and counted (encodeDrops). */
+  maxRecordBytes?: number;
+}
+
+export class PipelineStats {
+  /** Frames handed to the pipeline. */
+  frames = 0;
+  /** Dropped: malformed (by code in Decoder.stats.errors). */
+  decodeDrops = 0;
+  /** Fragments kept by reassembly (a later frame may complete the datagram). */
+  held = 0;
+  /** Dropped by the task's filter section. */
+  filterDrops = 0;
+  /** Records produced by each parser, and handle() calls that produced none. */
+  readonly parserRecords: Float64Array;
+  readonly parserNoOutput: Float64Array;
+  /** Unmatched packets forwarded as L3/L4 records, and dropped by `unmatched_policy: drop`. */
+  unmatchedForwarded = 0;
+  unmatchedDrops = 0;
+  /** Records dropped by each processor (in the sorted order of Pipeline.processorNames). */
+  readonly processorDrops: Float64Array;
+  /** Dropped: the encoded record did not fit (maxRecordBytes). */
+  encodeDrops = 0;
+  /** Dropped: the ring was full (drop-tail). */
+  ringDrops = 0;
+  /** Records committed to the ring, and their encoded bytes. */
+  records = 0;
+  bytes = 0;
+
+  constructor(parsers: number, processors: number) {
+    this.parserRecords = new Float64Array(parsers);
+    this.parserNoOutput = new Float64Array(parsers);
+    this.processorDrops = new Float64Array(processors);
+  }
+}
+
+export class Pipeline {
+  readonly decoder: Decoder;
+  readonly stats: PipelineStats;
+  readonly record = new OutputRecord();
+  readonly parserNames: readonly string[];
+  readonly processorNames: readonly string[];
+  private readonly view: ProcessorView;
+  private readonly l4 = new L4Payload();
+  private readonly parsers: readonly Parser[];
+  private readonly processors: readonly Processor[];
+  private readonly forward: boolean;
+  private readonly encode: EncodeFn;
+  private readonly sink: RecordSink;
+  private readonly filter: CaptureFilter | null;
+  private readonly scratch: Uint8Array;
+
+  constructor(o: PipelineOptions) {
+    this.decoder = o.decoder;
+    this.parsers = [...o.parsers];
+    this.parserNames = o.parserNames ? [...o.parserNames] : o.parsers.map((p) => p.protocol);
+    const order = o.processors.map((p, i) => ({ p, i })).sort((a, b) => a.p.priority - b.p.priority || a.i - b.i);
+    this.processors = order.map((x) => x.p);
+    this.processorNames = order.map((x) => o.processorNames?.[x.i] ?? `processor-${x.i}`);
+    this.forward = o.unmatched === 'forward';
+    this.encode = o.encode;
+    this.sink = o.sink;
+    this.filter = o.filter && !o.filter.empty ? o.filter : null;
+    this.scratch = new Uint8Array(o.maxRecordBytes ?? 256 * 1024);
+    this.view = new ProcessorView(this.record);
+    this.stats = new PipelineStats(this.parsers.length, this.processors.length);
+  }
+
+  /** One frame from a capture source. */
+  processFrame(f: Frame): void {
+    this.processBytes(f.buf, f.view, f.off, f.caplen, f.len, f.linkType, f.tsSec, f.tsNsec, f.hasTs, f.tsDigits);
+  }
+
+  processBytes(
+    buf: Uint8Array,
+    view: DataView,
+    off: number,
+    caplen: number,
+    len: number,
+    linkType: number,
+    tsSec: number,
+    tsNsec: number,
+    hasTs: boolean,
+    tsDigits: number,
+  ): void {
+    const st = this.stats;
+    st.frames++;
+    const p = this.decoder.decodeBytes(buf, view, off, caplen, len, linkType, tsSec, tsNsec, hasTs);
+    if (p.error !== 0) {
+      st.decodeDrops++;
+      return;
+    }
+    if (p.held) {
+      st.held++;
+      return;
+    }
+    if (this.filter !== null && !this.filter.matches(p)) {
+      st.filterDrops++;
+      return;
+    }
+    const rec = this.record;
+    rec.reset();
+    const parsers = this.parsers;
+    let i = 0;
+    for (; i < parsers.length; i++) if (parsers[i].canHandle(p)) break;
+    if (i < parsers.length) {
+      if (!parsers[i].handle(p, rec, hasTs, tsDigits)) {
+        st.parserNoOutput[i]++;
+        return;
+      }
+      st.parserRecords[i]++;
+    } else if (this.forward) {
+      fillUnmatched(rec, this.l4, p, hasTs, tsDigits);
+      st.unmatchedForwarded++;
+    } else {
+      st.unmatchedDrops++;
+      return;
+    }
+    const procs = this.processors;
+    for (let j = 0; j < procs.length; j++) {
+      if (!procs[j].process(this.view)) {
+        st.processorDrops[j]++;
+        return;
+      }
+    }
+    this.emit();
+  }
+
+  /** Encodes the current record and puts it in the sink. */
+  private emit(): void {
+    const st = this.stats;
+    const s = this.scratch;
+    const n = this.encode(this.record, s, 0, s.length);
+    if (n < 0) {
+      st.encodeDrops++;
+      return;
+    }
+    const sink = this.sink;
+    const at = sink.reserve(n);
+    if (at < 0) {
+      st.ringDrops++;
+      return;
+    }
+    // A plain loop: sink.buf.set(s.subarray(0, n), at) would allocate a view per record.
+    const dst = sink.buf;
+    for (let k = 0; k < n; k++) dst[at + k] = s[k];
+    sink.commit(at);
+    st.records++;
+    st.bytes += n;
+  }
+}

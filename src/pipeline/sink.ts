@@ -1,0 +1,79 @@
+// Where a pipeline puts encoded records: the send ring's producer side. The
+// shared-memory ring (src/shm/ring.ts, its own issue item) implements this;
+// until it lands the pipeline is written against this interface, with
+// MemorySink for tests and in-process use and the stream stand-in of
+// src/capture-proc/stream-sink.ts for `otus replay`.
+
+/** Producer side of a record ring: reserve → write in place → commit. */
+export interface RecordSink {
+  /** Reserves `len` bytes for one record: an offset into `buf`, or -1 when full (the caller drops and counts). */
+  reserve(len: number): number;
+  /** The memory reserve()'s offsets point into. Read it after each reserve: it may change between calls. */
+  readonly buf: Uint8Array;
+  /** Publishes the record reserved at `off`. */
+  commit(off: number): void;
+}
+
+/**
+ * In-process sink: records framed as [u32 LE length][bytes] in one growing
+ * (or, with maxBytes, bounded) buffer. For tests and in-process consumers.
+ */
+export class MemorySink implements RecordSink {
+  buf: Uint8Array;
+  private used = 0;
+  private pending = -1;
+  count = 0;
+  /** reserve() refusals (only with maxBytes). */
+  full = 0;
+
+  constructor(
+    initial = 1 << 20,
+    private readonly maxBytes = Infinity,
+  ) {
+    this.buf = new Uint8Array(initial);
+  }
+
+  reserve(len: number): number {
+    const need = this.used + 4 + len;
+    if (need > this.maxBytes) {
+      this.full++;
+      return -1;
+    }
+    if (need > this.buf.length) {
+      const next = new Uint8Array(Math.min(Math.max(need, this.buf.length * 2), this.maxBytes));
+      next.set(this.buf.subarray(0, this.used));
+      this.buf = next;
+    }
+    const b = this.buf;
+    const at = this.used;
+    b[at] = len;
+    b[at + 1] = len >>> 8;
+    b[at + 2] = len >>> 16;
+    b[at + 3] = len >>> 24;
+    this.used = at + 4 + len;
+    this.pending = at + 4;
+    return at + 4;
+  }
+
+  commit(off: number): void {
+    if (off !== this.pending) throw new Error(`MemorySink: commit(${off}) without a matching reserve`);
+    this.pending = -1;
+    this.count++;
+  }
+
+  /** Copies of the committed records, in order. */
+  records(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (let at = 0; at < this.used; ) {
+      const len = this.buf[at] | (this.buf[at + 1] << 8) | (this.buf[at + 2] << 16) | (this.buf[at + 3] << 24);
+      out.push(this.buf.slice(at + 4, at + 4 + len));
+      at += 4 + len;
+    }
+    return out;
+  }
+
+  clear(): void {
+    this.used = 0;
+    this.count = 0;
+  }
+}

@@ -1,0 +1,180 @@
+// The plugin registry (design §4.3; fastify's plugin-utils as the model):
+// register() validates a definition's metadata and compiles its config
+// schema once, then gives it an id; instantiate() validates one config
+// against that schema (defaults applied), calls init, and checks that what
+// came back is an instance of the declared kind. Every failure is an
+// OtusError with an OTUS_ERR_PLUGIN_* code and a message naming the plugin.
+
+import { describeAjvError, makeAjv, type ValidateFunction } from '../config/schema.js';
+import { LABEL_KEY } from '../pipeline/labels.js';
+import { OtusError } from '../util/errors.js';
+import {
+  type InstanceOfKind,
+  PLUGIN_KINDS,
+  type PluginContext,
+  type PluginDefinition,
+  type PluginKind,
+  type PluginMeta,
+} from './types.js';
+
+export const PLUGIN_NAME = /^[a-z][a-z0-9_-]*$/;
+export const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
+
+const META_SCHEMA = {
+  type: 'object',
+  required: ['name', 'version', 'kind', 'labels', 'configSchema'],
+  properties: {
+    name: { type: 'string', pattern: PLUGIN_NAME.source },
+    version: { type: 'string', pattern: SEMVER.source },
+    kind: { enum: PLUGIN_KINDS },
+    labels: { type: 'array', items: { type: 'string' } },
+    configSchema: { type: 'object' },
+    description: { type: 'string' },
+  },
+  additionalProperties: false,
+} as const;
+
+export interface RegisteredPlugin<K extends PluginKind = PluginKind> {
+  /** Small integer, stable for this registry's lifetime (what port tables will hold). */
+  readonly id: number;
+  readonly meta: PluginMeta & { readonly kind: K };
+  /** `built-in` or the file it was loaded from. */
+  readonly source: string;
+  readonly def: PluginDefinition<K>;
+  readonly validateConfig: ValidateFunction;
+}
+
+/** `processor plugin "filter" (built-in)`: how every message names a plugin. */
+export function pluginLabel(kind: string, name: string, source: string): string {
+  return `${kind} plugin "${name}" (${source})`;
+}
+
+export class PluginRegistry {
+  private readonly byKey = new Map<string, RegisteredPlugin>();
+  private readonly all: RegisteredPlugin[] = [];
+  private readonly metaValidator: ValidateFunction;
+  private readonly ajv = makeAjv();
+
+  constructor() {
+    this.metaValidator = makeAjv().compile(META_SCHEMA);
+  }
+
+  /** Validates and registers a plugin definition; throws OTUS_ERR_PLUGIN_METADATA / _SCHEMA / _DUPLICATE. */
+  register(def: unknown, source = 'built-in'): RegisteredPlugin {
+    const d = def as Partial<PluginDefinition> | null;
+    const meta = d && typeof d === 'object' ? (d.meta as PluginMeta | undefined) : undefined;
+    const who =
+      meta && typeof meta === 'object' && typeof meta.name === 'string'
+        ? pluginLabel(typeof meta.kind === 'string' ? meta.kind : 'unknown-kind', meta.name, source)
+        : `plugin from ${source}`;
+    if (!d || typeof d !== 'object') throw new OtusError('OTUS_ERR_PLUGIN_METADATA', `${who}: a plugin must be an object { meta, init }`);
+    if (!meta || typeof meta !== 'object') throw new OtusError('OTUS_ERR_PLUGIN_METADATA', `${who}: meta is missing`);
+    if (!this.metaValidator(meta)) {
+      throw new OtusError('OTUS_ERR_PLUGIN_METADATA', `${who}: ${describeAjvError('meta', this.metaValidator.errors)}`);
+    }
+    if (typeof d.init !== 'function') throw new OtusError('OTUS_ERR_PLUGIN_METADATA', `${who}: init must be a function`);
+    for (const [i, l] of meta.labels.entries()) {
+      const base = l.endsWith('.*') ? l.slice(0, -2) : l;
+      if (!LABEL_KEY.test(base)) {
+        throw new OtusError(
+          'OTUS_ERR_PLUGIN_METADATA',
+          `${who}: meta.labels[${i}]: "${l}" is not a label key ([a-z0-9][a-z0-9.-]*, optionally ending in .*)`,
+        );
+      }
+    }
+    const schema = meta.configSchema as Record<string, unknown>;
+    if (schema.type !== 'object') {
+      throw new OtusError('OTUS_ERR_PLUGIN_SCHEMA', `${who}: meta.configSchema must describe an object (type: "object")`);
+    }
+    let validateConfig: ValidateFunction;
+    try {
+      validateConfig = this.ajv.compile(schema);
+    } catch (e) {
+      const err = new OtusError('OTUS_ERR_PLUGIN_SCHEMA', `${who}: meta.configSchema does not compile: ${(e as Error).message}`);
+      err.cause = e;
+      throw err;
+    }
+    const key = `${meta.kind}/${meta.name}`;
+    const prev = this.byKey.get(key);
+    if (prev) {
+      throw new OtusError('OTUS_ERR_PLUGIN_DUPLICATE', `${who}: a ${meta.kind} plugin named "${meta.name}" is already registered from ${prev.source}`);
+    }
+    const reg: RegisteredPlugin = { id: this.all.length + 1, meta, source, def: d as PluginDefinition, validateConfig };
+    this.byKey.set(key, reg);
+    this.all.push(reg);
+    return reg;
+  }
+
+  get<K extends PluginKind>(kind: K, name: string): RegisteredPlugin<K> | undefined {
+    return this.byKey.get(`${kind}/${name}`) as RegisteredPlugin<K> | undefined;
+  }
+
+  list(kind?: PluginKind): RegisteredPlugin[] {
+    return kind ? this.all.filter((p) => p.meta.kind === kind) : [...this.all];
+  }
+
+  /** The plugin or OTUS_ERR_PLUGIN_NOT_FOUND naming where the task asked for it. */
+  require<K extends PluginKind>(kind: K, name: string, where: string): RegisteredPlugin<K> {
+    const p = this.get(kind, name);
+    if (!p) {
+      const known = this.list(kind).map((x) => x.meta.name);
+      throw new OtusError(
+        'OTUS_ERR_PLUGIN_NOT_FOUND',
+        `${where}: no ${kind} plugin named "${name}" (known: ${known.length ? known.join(', ') : 'none'})`,
+      );
+    }
+    return p;
+  }
+
+  /** Validates `config` (a copy: defaults are applied to it), then init; checks the instance's shape. */
+  checkConfig<K extends PluginKind>(p: RegisteredPlugin<K>, config: unknown, where: string): unknown {
+    const copy = structuredClone(config ?? {});
+    if (!p.validateConfig(copy)) {
+      const who = pluginLabel(p.meta.kind, p.meta.name, p.source);
+      throw new OtusError('OTUS_ERR_PLUGIN_CONFIG', `${who}: ${describeAjvError(where, p.validateConfig.errors)}`);
+    }
+    return copy;
+  }
+
+  async instantiate<K extends PluginKind>(
+    kind: K,
+    name: string,
+    config: unknown,
+    ctx: Omit<PluginContext, 'config'>,
+  ): Promise<InstanceOfKind[K]> {
+    const p = this.require(kind, name, ctx.where);
+    const cfg = this.checkConfig(p, config, ctx.where);
+    const who = pluginLabel(kind, name, p.source);
+    let inst: unknown;
+    try {
+      inst = await p.def.init({ ...ctx, config: cfg });
+    } catch (e) {
+      const err = new OtusError('OTUS_ERR_PLUGIN_INIT', `${who}: init failed: ${e instanceof Error ? e.message : String(e)}`);
+      err.cause = e;
+      throw err;
+    }
+    const bad = checkInstance(kind, inst);
+    if (bad) throw new OtusError('OTUS_ERR_PLUGIN_INIT', `${who}: init returned ${bad}`);
+    return inst as InstanceOfKind[K];
+  }
+}
+
+/** What is wrong with an instance of `kind`, or null. */
+function checkInstance(kind: PluginKind, inst: unknown): string | null {
+  if (!inst || typeof inst !== 'object') return `${inst === null ? 'null' : typeof inst}, not a ${kind} instance`;
+  const o = inst as Record<string, unknown>;
+  const fn = (k: string): string | null => (typeof o[k] === 'function' ? null : `an object without a ${k}() method`);
+  switch (kind) {
+    case 'parser':
+      if (typeof o.protocol !== 'string' || !LABEL_KEY.test(o.protocol)) return 'a parser without a protocol name';
+      return fn('canHandle') ?? fn('handle');
+    case 'processor':
+      if (typeof o.priority !== 'number' || !Number.isFinite(o.priority)) return 'a processor without a numeric priority';
+      return fn('process');
+    case 'reporter':
+      if (o.format !== 'json' && o.format !== 'protobuf') return 'a reporter whose format is not "json" or "protobuf"';
+      return fn('report') ?? fn('flush');
+    case 'capturer':
+      return fn('streams');
+  }
+}
