@@ -94,8 +94,8 @@ export class AfPacketStream implements CaptureStream {
   private readonly st = new StreamStats();
   private readonly kst = new Float64Array(3);
   /** Frames whose VLAN tag the kernel moved into metadata are rebuilt here, tag reinserted (as libpcap does). */
-  private readonly vlanBuf: Uint8Array;
-  private readonly vlanView: DataView;
+  private vlanBuf = new Uint8Array(0); // allocated on the first tagged frame: most links have none
+  private vlanView = new DataView(this.vlanBuf.buffer);
   private readonly onReadable = (status: number): void => {
     if (status < 0) {
       // The socket errored (interface gone): report once through stats; stop reading.
@@ -135,8 +135,6 @@ export class AfPacketStream implements CaptureStream {
     this.u8 = new Uint8Array(ring);
     this.view = new DataView(ring);
     this.status = new Uint32Array(ring);
-    this.vlanBuf = new Uint8Array(o.snaplen + 4);
-    this.vlanView = new DataView(this.vlanBuf.buffer);
   }
 
   start(sink: FrameSink): void {
@@ -208,6 +206,10 @@ export class AfPacketStream implements CaptureStream {
   private vlanFrame(sink: FrameSink, p: number, caplen: number, pst: number): void {
     const view = this.view;
     const mac = p + view.getUint16(p + PKT_MAC, LE);
+    if (this.vlanBuf.length === 0) {
+      this.vlanBuf = new Uint8Array(this.snaplen + 4);
+      this.vlanView = new DataView(this.vlanBuf.buffer);
+    }
     const out = this.vlanBuf;
     const cut = caplen < 12 ? caplen : 12;
     out.set(this.u8.subarray(mac, mac + cut), 0);
