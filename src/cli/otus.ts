@@ -7,6 +7,7 @@ import { defaultDecoderOptions, parseTunnelList } from '../decode/options.js';
 import { OtusError } from '../util/errors.js';
 import { runDecode } from './decode.js';
 import { captureCommand } from './capture.js';
+import { replayCommand } from './replay.js';
 
 function fail(err: unknown): never {
   if (err instanceof OtusError) {
@@ -46,7 +47,8 @@ await yargs(hideBin(process.argv))
     },
   )
   .command(captureCommand(fail))
-  .demandCommand(1, 'name a command: decode, capture')
+  .command(replayCommand(fail))
+  .demandCommand(1, 'name a command: decode, capture, replay')
   .strict()
   .help()
   .parseAsync();

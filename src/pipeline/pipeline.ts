@@ -173,8 +173,8 @@ export class Pipeline {
       st.ringDrops++;
       return;
     }
-    // A plain loop: sink.buf.set(s.subarray(0, n), at) would allocate a view per record.
-    const dst = sink.buf;
+    // A plain loop: sink.u8.set(s.subarray(0, n), at) would allocate a view per record.
+    const dst = sink.u8;
     for (let k = 0; k < n; k++) dst[at + k] = s[k];
     sink.commit(at);
     st.records++;

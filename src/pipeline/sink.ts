@@ -1,15 +1,14 @@
-// Where a pipeline puts encoded records: the send ring's producer side. The
-// shared-memory ring (src/shm/ring.ts, its own issue item) implements this;
-// until it lands the pipeline is written against this interface, with
-// MemorySink for tests and in-process use and the stream stand-in of
-// src/capture-proc/stream-sink.ts for `otus replay`.
+// Where a pipeline puts encoded records: the send ring's producer side.
+// src/shm/ring.ts's RingProducer has exactly this shape (reserve → write in
+// `u8` → commit) and is what capture processes use; MemorySink is the
+// in-process one for tests.
 
 /** Producer side of a record ring: reserve → write in place → commit. */
 export interface RecordSink {
-  /** Reserves `len` bytes for one record: an offset into `buf`, or -1 when full (the caller drops and counts). */
+  /** Reserves `len` bytes for one record: an offset into `u8`, or -1 when full (the caller drops and counts). */
   reserve(len: number): number;
   /** The memory reserve()'s offsets point into. Read it after each reserve: it may change between calls. */
-  readonly buf: Uint8Array;
+  readonly u8: Uint8Array;
   /** Publishes the record reserved at `off`. */
   commit(off: number): void;
 }
@@ -19,7 +18,7 @@ export interface RecordSink {
  * (or, with maxBytes, bounded) buffer. For tests and in-process consumers.
  */
 export class MemorySink implements RecordSink {
-  buf: Uint8Array;
+  u8: Uint8Array;
   private used = 0;
   private pending = -1;
   count = 0;
@@ -30,7 +29,7 @@ export class MemorySink implements RecordSink {
     initial = 1 << 20,
     private readonly maxBytes = Infinity,
   ) {
-    this.buf = new Uint8Array(initial);
+    this.u8 = new Uint8Array(initial);
   }
 
   reserve(len: number): number {
@@ -39,12 +38,12 @@ export class MemorySink implements RecordSink {
       this.full++;
       return -1;
     }
-    if (need > this.buf.length) {
-      const next = new Uint8Array(Math.min(Math.max(need, this.buf.length * 2), this.maxBytes));
-      next.set(this.buf.subarray(0, this.used));
-      this.buf = next;
+    if (need > this.u8.length) {
+      const next = new Uint8Array(Math.min(Math.max(need, this.u8.length * 2), this.maxBytes));
+      next.set(this.u8.subarray(0, this.used));
+      this.u8 = next;
     }
-    const b = this.buf;
+    const b = this.u8;
     const at = this.used;
     b[at] = len;
     b[at + 1] = len >>> 8;
@@ -65,8 +64,8 @@ export class MemorySink implements RecordSink {
   records(): Uint8Array[] {
     const out: Uint8Array[] = [];
     for (let at = 0; at < this.used; ) {
-      const len = this.buf[at] | (this.buf[at + 1] << 8) | (this.buf[at + 2] << 16) | (this.buf[at + 3] << 24);
-      out.push(this.buf.slice(at + 4, at + 4 + len));
+      const len = this.u8[at] | (this.u8[at + 1] << 8) | (this.u8[at + 2] << 16) | (this.u8[at + 3] << 24);
+      out.push(this.u8.slice(at + 4, at + 4 + len));
       at += 4 + len;
     }
     return out;

@@ -1,0 +1,109 @@
+// A capture process of `otus replay` (forked by src/supervisor/replay.ts):
+// loads the task's plugins itself (third-party ones included, as every
+// capture process does), attaches to the task's send ring as producer
+// `index`, and runs its pipeline over the frames the supervisor's symmetric
+// flow hash gave it, in file order. Replay is lossless by pacing: when the
+// ring is over half full the process sleeps 1 ms at a time (a live capture
+// process never waits; there the ring drops and counts).
+
+import { openCapture } from '../capture-file/open.js';
+import { loadTaskFile } from '../config/task.js';
+import { DECODE_ERROR_NAMES } from '../decode/errors.js';
+import { instantiateTaskPlugins, pipelineForTask } from '../pipeline/from-task.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import { createRegistry } from '../plugin/builtins.js';
+import { RingProducer } from '../shm/ring.js';
+import type { CaptureDone, CaptureStart, ChildError, PipelineCounters } from '../supervisor/replay-messages.js';
+import { OtusError } from '../util/errors.js';
+
+const PACE_EVERY = 256;
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+export function pipelineCounters(pl: Pipeline): PipelineCounters {
+  const st = pl.stats;
+  const parsers: PipelineCounters['parsers'] = {};
+  pl.parserNames.forEach((n, i) => (parsers[n] = { records: st.parserRecords[i], noOutput: st.parserNoOutput[i] }));
+  const processors: Record<string, number> = {};
+  pl.processorNames.forEach((n, i) => (processors[n] = st.processorDrops[i]));
+  const decodeErrors: Record<string, number> = {};
+  const errs = pl.decoder.stats.errors;
+  for (let i = 1; i < errs.length; i++) if (errs[i] > 0) decodeErrors[DECODE_ERROR_NAMES[i]] = errs[i];
+  return {
+    frames: st.frames,
+    decodeDrops: st.decodeDrops,
+    held: st.held,
+    filterDrops: st.filterDrops,
+    unmatchedForwarded: st.unmatchedForwarded,
+    unmatchedDrops: st.unmatchedDrops,
+    encodeDrops: st.encodeDrops,
+    ringDrops: st.ringDrops,
+    records: st.records,
+    bytes: st.bytes,
+    parsers,
+    processors,
+    decodeErrors,
+    labelOverflows: pl.record.labels.overflows,
+  };
+}
+
+async function run(m: CaptureStart): Promise<CaptureDone> {
+  const task = loadTaskFile(m.taskFile);
+  const registry = await createRegistry(m.pluginDirs);
+  const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index);
+  const producer = RingProducer.open(m.ringTask, m.index);
+  const pipeline = pipelineForTask(task, plugins, producer, m.format);
+  for (const p of [...plugins.parsers, ...plugins.processors]) await p.start?.();
+
+  const half = producer.map.size / 2;
+  const me = m.index;
+  let walked = 0;
+  let ringWaits = 0;
+  let sincePace = 0;
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  for (let fi = 0; fi < m.files.length; fi++) {
+    const reader = openCapture(m.files[fi]);
+    const owners = m.owners[fi];
+    const f = reader.frame;
+    let i = 0;
+    while (reader.next()) {
+      if (owners[i++] !== me) continue;
+      pipeline.processFrame(f);
+      if (++sincePace === PACE_EVERY) {
+        sincePace = 0;
+        while (producer.map.stats().used > half) {
+          ringWaits++;
+          Atomics.wait(sleepCell, 0, 0, 1);
+        }
+      }
+    }
+    walked += i;
+  }
+  const c = process.cpuUsage(c0);
+  const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
+  for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
+  producer.close();
+  return {
+    type: 'done',
+    index: me,
+    pid: process.pid,
+    framesWalked: walked,
+    counters: pipelineCounters(pipeline),
+    cpuSec: (c.user + c.system) / 1e6,
+    wallSec,
+    ringWaits,
+  };
+}
+
+process.once('message', (m: CaptureStart) => {
+  run(m).then(
+    (done) => process.send!(done, () => process.exit(0)),
+    (e: unknown) => {
+      const err: ChildError =
+        e instanceof OtusError
+          ? { type: 'error', code: e.code, message: e.message }
+          : { type: 'error', code: 'OTUS_ERR_WORKER', message: `capture process ${m.index}: ${e instanceof Error ? e.stack ?? e.message : String(e)}` };
+      process.send!(err, () => process.exit(2));
+    },
+  );
+});

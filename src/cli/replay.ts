@@ -1,0 +1,51 @@
+// `otus replay --task TASK.yml [--workers N] [--out FILE|-] [--stats-json FILE] CAPTURE...`:
+// a task over recorded traffic through the real multi-process path
+// (src/supervisor/replay.ts). Records go to --out (NDJSON) or the task's
+// reporter; the summary goes to stderr, and as JSON to --stats-json.
+
+import { writeFileSync } from 'node:fs';
+import type { CommandModule } from 'yargs';
+import { formatSummary, runReplay } from '../supervisor/replay.js';
+import { OtusError } from '../util/errors.js';
+
+interface ReplayArgs {
+  task: string;
+  captures: string[];
+  workers?: number;
+  out?: string;
+  'stats-json'?: string;
+  'plugin-dir': string[];
+}
+
+export function replayCommand(fail: (err: unknown) => never): CommandModule<object, ReplayArgs> {
+  return {
+    command: 'replay <captures..>',
+    describe: 'run a task (YAML) over pcap/pcapng files through capture processes, the send ring and a sender',
+    builder: (y) =>
+      y
+        .positional('captures', { type: 'string', array: true, demandOption: true, describe: 'capture files' })
+        .option('task', { type: 'string', demandOption: true, describe: 'task file (design §4.4.2 format)' })
+        .option('workers', { type: 'number', describe: 'capture processes (default: task.capture.workers, else 1)' })
+        .option('out', { type: 'string', describe: 'write NDJSON records to FILE, or - for stdout (default: the task reporter)' })
+        .option('stats-json', { type: 'string', describe: 'also write the summary as JSON to FILE' })
+        .option('plugin-dir', { type: 'string', array: true, default: [], describe: 'load third-party plugins from DIR (repeatable)' }) as never,
+    handler: async (argv) => {
+      try {
+        if (argv.workers !== undefined && (!Number.isInteger(argv.workers) || argv.workers < 1)) {
+          throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--workers: expected a positive integer, got ${argv.workers}`);
+        }
+        const summary = await runReplay({
+          taskFile: argv.task,
+          files: argv.captures,
+          workers: argv.workers ?? null,
+          out: argv.out ?? null,
+          pluginDirs: argv['plugin-dir'],
+        });
+        process.stderr.write(formatSummary(summary));
+        if (argv['stats-json'] !== undefined) writeFileSync(argv['stats-json'], JSON.stringify(summary, null, 2) + '\n');
+      } catch (err) {
+        fail(err);
+      }
+    },
+  };
+}

@@ -1,0 +1,58 @@
+// Symmetric flow hash for spreading frames over capture processes as the
+// kernel's PACKET_FANOUT_HASH does (its flow dissector orders the two
+// endpoints before hashing, so A→B and B→A land on the same socket). Used by
+// `otus replay` to give each capture process the frames the kernel would
+// have given it. IP fragments (held or completing a datagram) hash on
+// addresses and protocol only, so all fragments of a datagram meet in one
+// process; frames without IP hash to 0.
+
+import type { DecodedPacket } from '../decode/packet.js';
+
+function mix(h: number, v: number): number {
+  // FNV-1a over 32-bit words, then a murmur3 finalizer at the end.
+  return Math.imul(h ^ v, 0x01000193);
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function word(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+
+/** 32-bit hash, equal for both directions of a flow. */
+export function symmetricFlowHash(p: DecodedPacket): number {
+  const v = p.ipVersion;
+  if (v !== 4 && v !== 6) return 0;
+  const frag = p.held || p.fragmented;
+  const sp = frag || p.sport < 0 ? 0 : p.sport;
+  const dp = frag || p.dport < 0 ? 0 : p.dport;
+  let h = 0x811c9dc5;
+  // Order the endpoints: (address, port) of A vs B, lexicographically.
+  let aFirst: boolean;
+  if (v === 4) {
+    const s = p.src4 >>> 0;
+    const d = p.dst4 >>> 0;
+    aFirst = s < d || (s === d && sp <= dp);
+    h = mix(h, aFirst ? s : d);
+    h = mix(h, aFirst ? d : s);
+  } else {
+    const b = p.addrBuf;
+    let cmp = 0;
+    for (let i = 0; i < 16 && cmp === 0; i++) cmp = b[p.srcOff + i] - b[p.dstOff + i];
+    aFirst = cmp < 0 || (cmp === 0 && sp <= dp);
+    const first = aFirst ? p.srcOff : p.dstOff;
+    const second = aFirst ? p.dstOff : p.srcOff;
+    for (let i = 0; i < 16; i += 4) h = mix(h, word(b, first + i));
+    for (let i = 0; i < 16; i += 4) h = mix(h, word(b, second + i));
+  }
+  h = mix(h, aFirst ? (sp << 16) | dp : (dp << 16) | sp);
+  h = mix(h, p.proto < 0 ? 0 : p.proto);
+  return fmix(h);
+}

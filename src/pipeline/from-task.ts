@@ -1,0 +1,53 @@
+// Builds a capture process's pipeline from a task: its parsers and
+// processors instantiated through the registry (configs validated against
+// each plugin's schema, init errors coded and naming the plugin).
+
+import type { TaskSpec } from '../config/task.js';
+import { Decoder } from '../decode/decoder.js';
+import { defaultDecoderOptions } from '../decode/options.js';
+import type { PluginRegistry } from '../plugin/registry.js';
+import type { Parser, Processor, RecordFormat } from '../plugin/types.js';
+import { CaptureFilter } from './capture-filter.js';
+import { ENCODERS } from './codec.js';
+import { Pipeline } from './pipeline.js';
+import type { RecordSink } from './sink.js';
+
+export interface TaskPlugins {
+  parsers: Parser[];
+  parserNames: string[];
+  processors: Processor[];
+  processorNames: string[];
+}
+
+export async function instantiateTaskPlugins(
+  registry: PluginRegistry,
+  task: TaskSpec,
+  node: Record<string, string>,
+  worker: number,
+): Promise<TaskPlugins> {
+  const base = { node, taskId: task.id, worker };
+  const parsers: Parser[] = [];
+  for (const r of task.parsers) parsers.push(await registry.instantiate('parser', r.plugin, r.config, { ...base, where: r.where }));
+  const processors: Processor[] = [];
+  for (const r of task.processors) processors.push(await registry.instantiate('processor', r.plugin, r.config, { ...base, where: r.where }));
+  return {
+    parsers,
+    parserNames: task.parsers.map((r) => r.plugin),
+    processors,
+    processorNames: task.processors.map((r, i) => (task.processors.filter((x) => x.plugin === r.plugin).length > 1 ? `${r.plugin}#${i}` : r.plugin)),
+  };
+}
+
+export function pipelineForTask(task: TaskSpec, plugins: TaskPlugins, sink: RecordSink, format: RecordFormat): Pipeline {
+  return new Pipeline({
+    decoder: new Decoder(defaultDecoderOptions()),
+    parsers: plugins.parsers,
+    parserNames: plugins.parserNames,
+    processors: plugins.processors,
+    processorNames: plugins.processorNames,
+    unmatched: task.unmatchedPolicy,
+    encode: ENCODERS[format],
+    sink,
+    filter: new CaptureFilter(task.filter, `${task.file}: task.filter`),
+  });
+}

@@ -1,0 +1,82 @@
+// Messages between `otus replay`'s supervisor (src/supervisor/replay.ts),
+// its capture processes (src/capture-proc/replay.ts) and its sender
+// (src/sender-proc/replay.ts), over child_process IPC with advanced
+// serialization (typed arrays cross as they are).
+
+import type { RecordFormat } from '../plugin/types.js';
+
+export interface ReplayPluginSetup {
+  taskFile: string;
+  pluginDirs: string[];
+  node: Record<string, string>;
+  /** Ring name token (the ring is /otus-<ringTask>-ring). */
+  ringTask: string;
+}
+
+export interface CaptureStart extends ReplayPluginSetup {
+  type: 'start';
+  index: number;
+  files: string[];
+  /** Per file, per frame in file order: the index of the capture process that owns it. */
+  owners: Uint8Array[];
+  format: RecordFormat;
+}
+
+export interface SenderStart extends ReplayPluginSetup {
+  type: 'start';
+  /** Reporter plugin name and its config (already validated by the supervisor). */
+  reporter: string;
+  reporterConfig: Record<string, unknown>;
+  reporterWhere: string;
+  ringBytes: number;
+}
+
+export interface PipelineCounters {
+  frames: number;
+  decodeDrops: number;
+  held: number;
+  filterDrops: number;
+  unmatchedForwarded: number;
+  unmatchedDrops: number;
+  encodeDrops: number;
+  ringDrops: number;
+  records: number;
+  bytes: number;
+  parsers: Record<string, { records: number; noOutput: number }>;
+  processors: Record<string, number>;
+  decodeErrors: Record<string, number>;
+  labelOverflows: number;
+}
+
+export interface CaptureDone {
+  type: 'done';
+  index: number;
+  pid: number;
+  /** Frames walked in the files (all capture processes walk all frames and skip others'). */
+  framesWalked: number;
+  counters: PipelineCounters;
+  /** CPU seconds (user + system, whole process) from the first frame to the last commit. */
+  cpuSec: number;
+  wallSec: number;
+  /** Times the process paused because the ring was over half full (replay is lossless by pacing). */
+  ringWaits: number;
+}
+
+export interface SenderReady {
+  type: 'ready';
+  ringName: string;
+}
+
+export interface SenderDone {
+  type: 'done';
+  records: number;
+  bytes: number;
+  ring: { dropHead: number; abandoned: number; discarded: number; dropTail: number; records: number };
+  cpuSec: number;
+}
+
+export interface ChildError {
+  type: 'error';
+  code: string;
+  message: string;
+}
