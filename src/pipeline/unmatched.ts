@@ -50,7 +50,7 @@ export class L4Payload implements Payload {
 
   writeBinary(buf: Uint8Array, off: number, end: number): number {
     if (this.payloadLen < 0) return off;
-    if (end - off < 11) return -1;
+    if (end - off < this.binarySize()) return -1;
     buf[off++] = 0x08; // field 1, varint
     return writeVarint(buf, off, this.payloadLen);
   }
