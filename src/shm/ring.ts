@@ -573,11 +573,17 @@ export class RingConsumer {
    * Sleeps until a record is ready or `timeoutMs` passes; returns at once if
    * one is. Releases what was read first, so producers get the space back.
    * If the head record is busy, sleeps at most a few ms at a time so that an
-   * abandoned record is noticed.
+   * abandoned record is noticed. With spinUs, polls that long before sleeping.
    */
-  async wait(timeoutMs: number): Promise<void> {
+  async wait(timeoutMs: number, spinUs = 0): Promise<void> {
     this.release();
     const i32 = this.i32;
+    if (spinUs > 0) {
+      // Bounded polling first: under steady traffic a futex round trip per
+      // record costs more than it saves (measured in bench/ring: see docs/architecture.md).
+      const until = performance.now() + spinUs / 1000;
+      while (performance.now() < until) if (this.ready()) return;
+    }
     Atomics.store(i32, I_SLEEP, 1);
     // Dekker with commit(): we store the flag then read the head; a producer
     // stores the head then reads the flag. One of us sees the other.
