@@ -14,7 +14,7 @@ interface ReplayArgs {
   workers?: number;
   out?: string;
   'stats-json'?: string;
-  'plugin-dir': string[];
+  'plugin-dir'?: string | string[];
 }
 
 export function replayCommand(fail: (err: unknown) => never): CommandModule<object, ReplayArgs> {
@@ -28,7 +28,8 @@ export function replayCommand(fail: (err: unknown) => never): CommandModule<obje
         .option('workers', { type: 'number', describe: 'capture processes (default: task.capture.workers, else 1)' })
         .option('out', { type: 'string', describe: 'write NDJSON records to FILE, or - for stdout (default: the task reporter)' })
         .option('stats-json', { type: 'string', describe: 'also write the summary as JSON to FILE' })
-        .option('plugin-dir', { type: 'string', array: true, default: [], describe: 'load third-party plugins from DIR (repeatable)' }) as never,
+        // Not `array: true`: that would swallow the capture files after it. Repeating the flag gives an array.
+        .option('plugin-dir', { type: 'string', describe: 'load third-party plugins from DIR (repeatable)' }) as never,
     handler: async (argv) => {
       try {
         if (argv.workers !== undefined && (!Number.isInteger(argv.workers) || argv.workers < 1)) {
@@ -38,8 +39,9 @@ export function replayCommand(fail: (err: unknown) => never): CommandModule<obje
           taskFile: argv.task,
           files: argv.captures,
           workers: argv.workers ?? null,
-          out: argv.out ?? null,
-          pluginDirs: argv['plugin-dir'],
+          // yargs hands `--out -` over as an empty string.
+          out: argv.out === '' ? '-' : argv.out ?? null,
+          pluginDirs: ([] as string[]).concat(argv['plugin-dir'] ?? []),
         });
         process.stderr.write(formatSummary(summary));
         if (argv['stats-json'] !== undefined) writeFileSync(argv['stats-json'], JSON.stringify(summary, null, 2) + '\n');

@@ -103,6 +103,8 @@ export function loadTaskFile(file: string): TaskSpec {
 
 interface AjvLikeError {
   instancePath: string;
+  keyword: string;
+  params: Record<string, unknown>;
 }
 
 /** Validates task YAML text; `file` names it in errors. */
@@ -111,19 +113,21 @@ export function parseTask(text: string, file: string): TaskSpec {
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
-    const line = e.linePos?.[0]?.line;
+    const line = lc.linePos(e.pos[0]).line;
     throw new OtusError('OTUS_ERR_TASK', `${file}${line ? `:${line}` : ''}: not valid YAML: ${e.message.split('\n')[0]}`);
   }
   const data: unknown = doc.toJS();
   if (!validateTask(data)) {
     const err = validateTask.errors?.[0] as AjvLikeError | undefined;
-    const segs = err ? err.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s)) : [];
+    const segs: (string | number)[] = err ? err.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s)) : [];
+    // An unknown key: point at the key itself.
+    if (err?.keyword === 'additionalProperties') segs.push(String(err.params.additionalProperty));
     let line: number | undefined;
     for (let n = segs.length; n >= 0 && line === undefined; n--) {
       const node = n === 0 ? doc.contents : doc.getIn(segs.slice(0, n), true);
       if (isNode(node) && node.range) line = lc.linePos(node.range[0]).line;
     }
-    throw new OtusError('OTUS_ERR_TASK', `${file}${line ? `:${line}` : ''}: ${describeAjvError('', validateTask.errors).replace(/^\./, '')}`);
+    throw new OtusError('OTUS_ERR_TASK', `${file}${line ? `:${line}` : ''}: ${describeAjvError('', validateTask.errors).replace(/^\./, '').replace(/^:/, 'top level:')}`);
   }
   const t = (data as { task: Record<string, unknown> }).task;
   const refs = (key: 'parsers' | 'processors'): PluginRef[] =>
