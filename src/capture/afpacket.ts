@@ -78,7 +78,9 @@ export class AfPacketStream implements CaptureStream {
   private ring: ArrayBuffer;
   private readonly u8: Uint8Array;
   private readonly view: DataView;
+  /** Host-order views of the ring for header fields (status words, tpacket3_hdr). */
   private readonly status: Uint32Array;
+  private readonly u16: Uint16Array;
   private readonly blockSize: number;
   private readonly blockCount: number;
   private readonly snaplen: number;
@@ -135,6 +137,7 @@ export class AfPacketStream implements CaptureStream {
     this.u8 = new Uint8Array(ring);
     this.view = new DataView(ring);
     this.status = new Uint32Array(ring);
+    this.u16 = new Uint16Array(ring);
   }
 
   start(sink: FrameSink): void {
@@ -161,6 +164,7 @@ export class AfPacketStream implements CaptureStream {
     const view = this.view;
     const u8 = this.u8;
     const status = this.status;
+    const u16 = this.u16;
     const bs = this.blockSize;
     const snaplen = this.snaplen;
     const linkType = this.linkType;
@@ -170,24 +174,26 @@ export class AfPacketStream implements CaptureStream {
       const si = (b + BLK_STATUS) >>> 2;
       // Acquire: the block's contents are read only after its status says USER.
       if ((Atomics.load(status, si) & TP_STATUS_USER) === 0) break;
-      const num = view.getUint32(b + BLK_NUM_PKTS, LE);
-      let p = b + view.getUint32(b + BLK_FIRST, LE);
+      // Header fields through host-order typed arrays: the kernel writes them in host order, and
+      // blocks and frames are 8-aligned. measured (bench/live-veth, walk): the same CPU per frame
+      // as DataView.getUint32(LE) within noise; kept because it needs no endianness assumption.
+      const num = status[(b + BLK_NUM_PKTS) >>> 2]!;
+      let p = b + status[(b + BLK_FIRST) >>> 2]!;
       for (let i = 0; i < num && !this.closing; i++) {
+        const w = p >>> 2;
         if (this.skipOutgoing && u8[p + PKT_SLL_PKTTYPE] === PACKET_OUTGOING) {
-          p += view.getUint32(p + PKT_NEXT, LE);
+          p += status[w]!;
           continue;
         }
-        const snap = view.getUint32(p + PKT_SNAPLEN, LE);
+        const snap = status[w + 3]!;
         const caplen = snap < snaplen ? snap : snaplen;
-        const pst = view.getUint32(p + PKT_STATUS, LE);
-        if ((pst & TP_STATUS_VLAN_VALID) === 0) {
-          sink.frame(u8, view, p + view.getUint16(p + PKT_MAC, LE), caplen, view.getUint32(p + PKT_LEN, LE), linkType,
-            view.getUint32(p + PKT_SEC, LE), view.getUint32(p + PKT_NSEC, LE));
+        if ((status[w + 5]! & TP_STATUS_VLAN_VALID) === 0) {
+          sink.frame(u8, view, p + u16[(p + PKT_MAC) >>> 1]!, caplen, status[w + 4]!, linkType, status[w + 1]!, status[w + 2]!);
         } else {
-          this.vlanFrame(sink, p, caplen, pst);
+          this.vlanFrame(sink, p, caplen, status[w + 5]!);
         }
         n++;
-        p += view.getUint32(p + PKT_NEXT, LE);
+        p += status[w]!;
       }
       // Release: hand the whole block back once.
       Atomics.store(status, si, TP_STATUS_KERNEL);

@@ -1,0 +1,161 @@
+// Live capture benchmark: frames pushed into a veth pair as fast as this
+// machine can (bench/c/veth_blast.c: sendmmsg with PACKET_QDISC_BYPASS, from
+// inside a network namespace), captured on the root-namespace end by
+//   c        bench/c/tpacket_v3_loop.c, the minimal C TPACKET_V3 loop (baseline)
+//   walk     Otus's af_packet_v3 driver, touching each frame as the C loop does
+//   decode   ... plus the core decoder (a capture process's work per frame)
+//   ndjson   ... plus the `otus capture` NDJSON line (to /dev/null)
+// Each trial is a fresh capture process pinned to one CPU, the sender pinned
+// to another. Reports offered and captured packets per second, kernel drops,
+// and the capture process's CPU-seconds per million packets (its own
+// getrusage / process.cpuUsage from "ready" to stop: user + system, all threads).
+//
+//   npm run build && node dist/bench/live-veth.js [--seconds 4] [--trials 3] [--pcap FILE]
+// Needs root, ip (iproute2) and cc.
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const args = process.argv.slice(2);
+const opt = (name: string, def: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
+};
+const seconds = Number(opt('seconds', '4'));
+const trials = Number(opt('trials', '3'));
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const pcap = opt('pcap', join(root, 'samples/rtp-g711a.pcap'));
+const blockSize = Number(opt('block-size', String(1 << 20)));
+const blockCount = Number(opt('block-count', '32'));
+
+if (process.getuid?.() !== 0) {
+  console.error('bench/live-veth: needs root (AF_PACKET, ip netns)');
+  process.exit(2);
+}
+
+const cpus = os.cpus();
+const sendCpu = 0;
+const capCpu = cpus.length > 1 ? 1 : 0;
+
+// --- build the C programs
+const tmp = mkdtempSync(join(os.tmpdir(), 'otus-bench-'));
+const build = (name: string): string => {
+  const out = join(tmp, name);
+  execFileSync('cc', ['-O2', '-Wall', '-o', out, join(root, `bench/c/${name}.c`)], { stdio: 'inherit' });
+  return out;
+};
+const loopBin = build('tpacket_v3_loop');
+const blastBin = build('veth_blast');
+
+// --- the veth pair
+const id = Math.random().toString(16).slice(2, 8);
+const ns = `otus-b-${id}`;
+const capIf = `ob${id}a`;
+const sendIf = `ob${id}b`;
+const sh = (cmd: string, a: string[]): string => execFileSync(cmd, a, { encoding: 'utf8' });
+sh('ip', ['netns', 'add', ns]);
+const cleanup = (): void => {
+  try {
+    sh('ip', ['netns', 'del', ns]);
+  } catch {
+    // already gone
+  }
+  rmSync(tmp, { recursive: true, force: true });
+};
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+sh('ip', ['link', 'add', capIf, 'type', 'veth', 'peer', 'name', sendIf, 'netns', ns]);
+try {
+  writeFileSync(`/proc/sys/net/ipv6/conf/${capIf}/disable_ipv6`, '1');
+  sh('ip', ['netns', 'exec', ns, 'sh', '-c', `echo 1 > /proc/sys/net/ipv6/conf/${sendIf}/disable_ipv6`]);
+} catch {
+  // no IPv6: nothing to silence
+}
+sh('ip', ['link', 'set', capIf, 'up']);
+sh('ip', ['-n', ns, 'link', 'set', sendIf, 'up']);
+
+interface Result {
+  packets: number;
+  kernel_packets: number;
+  kernel_drops: number;
+  cpu_s: number;
+  main_thread_cpu_s?: number;
+}
+
+async function lines(child: ChildProcess, until: (s: string) => boolean): Promise<string> {
+  let acc = '';
+  for await (const chunk of child.stdout!) {
+    acc += String(chunk);
+    if (until(acc)) return acc;
+  }
+  return acc;
+}
+
+async function trial(contender: string): Promise<{ offered: number; sentSeconds: number; r: Result }> {
+  const child =
+    contender === 'c'
+      ? spawn(loopBin, [capIf, String(blockSize), String(blockCount), String(capCpu)], { stdio: ['ignore', 'pipe', 'inherit'] })
+      : spawn(process.execPath, [join(root, 'dist/bench/live-veth-child.js'), capIf, contender, String(blockSize), String(blockCount), String(capCpu)], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+  const out = lines(child, (s) => s.includes('ready\n') && s.trim().split('\n').length >= 2);
+  // wait for "ready"
+  await new Promise<void>((resolve, reject) => {
+    let acc = '';
+    const onData = (d: Buffer): void => {
+      acc += d.toString();
+      if (acc.includes('ready')) {
+        child.stdout!.off('data', onData);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${contender} exited ${code} before ready`)));
+  });
+  const blast = JSON.parse(sh('ip', ['netns', 'exec', ns, blastBin, sendIf, pcap, String(seconds), String(sendCpu)])) as { sent: number; seconds: number };
+  await new Promise((r) => setTimeout(r, 300)); // the last partly filled block retires
+  child.kill('SIGTERM');
+  const [text] = await Promise.all([out, once(child, 'exit')]);
+  const last = text.trim().split('\n').pop()!;
+  return { offered: blast.sent, sentSeconds: blast.seconds, r: JSON.parse(last) as Result };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const contenders = ['c', 'walk', 'decode', 'ndjson'];
+const results = new Map<string, { offeredPps: number[]; capturedPps: number[]; drops: number[]; loss: number[]; cpuPerM: number[]; mainPerM: number[] }>();
+for (const c of contenders) results.set(c, { offeredPps: [], capturedPps: [], drops: [], loss: [], cpuPerM: [], mainPerM: [] });
+
+console.log(`# bench/live-veth: ${os.cpus().length} x ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}`);
+console.log(`# command: node dist/bench/live-veth.js ${args.join(' ')}`.trimEnd());
+console.log(`# traffic: ${pcap} looped by veth_blast (sendmmsg, qdisc bypass) on CPU ${sendCpu}, ${seconds} s per trial; capture on CPU ${capCpu}; ring ${blockCount} x ${blockSize} B; ${trials} trials, contenders interleaved, each a fresh process`);
+for (let t = 0; t < trials; t++) {
+  for (const c of contenders) {
+    const { offered, sentSeconds, r } = await trial(c);
+    const m = results.get(c)!;
+    m.offeredPps.push(offered / sentSeconds);
+    m.capturedPps.push(r.packets / sentSeconds);
+    m.drops.push(r.kernel_drops);
+    m.loss.push(offered > 0 ? (offered - r.packets) / offered : 0);
+    m.cpuPerM.push((r.cpu_s / Math.max(1, r.packets)) * 1e6);
+    if (r.main_thread_cpu_s !== undefined) m.mainPerM.push((r.main_thread_cpu_s / Math.max(1, r.packets)) * 1e6);
+    process.stderr.write(`  trial ${t + 1} ${c}: offered ${offered}, captured ${r.packets}, drops ${r.kernel_drops}, cpu ${r.cpu_s.toFixed(3)} s\n`);
+  }
+}
+
+const base = median(results.get('c')!.cpuPerM);
+console.log('');
+console.log('| capture | offered pps | captured pps | kernel drops | loss | CPU s / M packets | main thread CPU s / M | × C loop |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const c of contenders) {
+  const m = results.get(c)!;
+  const cpu = median(m.cpuPerM);
+  console.log(
+    `| ${c} | ${Math.round(median(m.offeredPps)).toLocaleString('en')} | ${Math.round(median(m.capturedPps)).toLocaleString('en')} | ${median(m.drops)} | ${(median(m.loss) * 100).toFixed(4)}% | ${cpu.toFixed(4)} | ${m.mainPerM.length ? median(m.mainPerM).toFixed(4) : '-'} | ${(cpu / base).toFixed(2)} |`,
+  );
+}
+console.log('\n(medians over trials; loss = (offered - captured) / offered; CPU = user + system of the capture process from ready to stop)');
