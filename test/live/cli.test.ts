@@ -6,8 +6,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { allowedCpus } from '../../src/capture/iface.js';
 import { ipv4Frame, ipv6Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, tempDir, type VethHost, waitFor, writePcap } from '../helpers/live.js';
 
 const skip = liveSkipReason();
@@ -76,11 +78,12 @@ describe('otus capture', { skip: skip ?? false }, () => {
     tmp?.cleanup();
   });
 
-  async function captureWhileReplaying(args: string[]): Promise<Run> {
+  async function captureWhileReplaying(args: string[], whileRunning?: (pid: number) => void): Promise<Run> {
     const r = otus(['capture', '-i', host.capIf, ...args]);
     try {
       assert.ok(await waitFor(() => /capturing/.test(r.err) || r.exited, 20000), `never started: ${r.err}`);
       assert.ok(!r.exited, `exited early (${r.code}): ${r.err}`);
+      whileRunning?.(r.child.pid!);
       host.replay(file);
       assert.ok(await waitFor(() => r.exited, 20000), `did not stop: ${r.err}`);
     } finally {
@@ -101,7 +104,14 @@ describe('otus capture', { skip: skip ?? false }, () => {
   });
 
   test('two workers: fanout members in two pinned processes, merged and renumbered', async () => {
-    const r = await captureWhileReplaying(['--count', String(N), '--workers', '2']);
+    const pinned: string[] = [];
+    const r = await captureWhileReplaying(['--count', String(N), '--workers', '2'], (pid) => {
+      // The capture processes are the otus process's children; each runs on one CPU.
+      const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+      for (const k of kids) pinned.push(/^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${k}/status`, 'utf8'))![1]!);
+    });
+    const cpus = allowedCpus();
+    assert.deepEqual(pinned.sort(), [String(cpus[0]), String(cpus[1 % cpus.length])].sort(), 'auto pinning: stream i on allowed CPU i mod n');
     assert.equal(r.code, 0, r.err);
     assert.deepEqual(normalized(r.out).sort(), [...expected].sort());
     assert.deepEqual(r.out.trim().split('\n').map((l) => (JSON.parse(l) as { frame: number }).frame), Array.from({ length: N }, (_, i) => i + 1));
