@@ -3,7 +3,7 @@
 
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { defaultDecoderOptions, parseTunnelList } from '../decode/options.js';
+import { defaultDecoderOptions, parsePortList, parseTunnelList } from '../decode/options.js';
 import { OtusError } from '../util/errors.js';
 import { runDecode } from './decode.js';
 import { captureCommand } from './capture.js';
@@ -32,6 +32,8 @@ await yargs(hideBin(process.argv))
       y
         .positional('file', { type: 'string', demandOption: true, describe: 'capture file' })
         .option('tunnels', { type: 'string', default: '', describe: 'decapsulate: vxlan,gre,erspan,geneve,ipip or all' })
+        .option('vxlan-ports', { type: 'string', default: '4789', describe: 'UDP ports decoded as VXLAN (with --tunnels vxlan)' })
+        .option('geneve-ports', { type: 'string', default: '6081', describe: 'UDP ports decoded as Geneve (with --tunnels geneve)' })
         .option('limit', { type: 'number', default: 0, describe: 'stop after N frames (0 = all)' }),
     async (argv) => {
       try {
@@ -40,6 +42,8 @@ await yargs(hideBin(process.argv))
         }
         const decoder = defaultDecoderOptions();
         decoder.tunnels = parseTunnelList(argv.tunnels);
+        decoder.vxlanPorts = parsePortList(argv['vxlan-ports'], '--vxlan-ports');
+        decoder.genevePorts = parsePortList(argv['geneve-ports'], '--geneve-ports');
         await runDecode({ file: argv.file, limit: argv.limit, decoder, out: process.stdout, err: process.stderr });
       } catch (err) {
         fail(err);

@@ -27,7 +27,9 @@ export function decodeIpv4(d: Decoder, buf: Uint8Array, view: DataView, off: num
   if (total < hlen) return d.fail(DecodeError.Ipv4BadTotalLength);
   let ipEnd = off + total;
   if (ipEnd > end) {
-    if (!d.snapCut) return d.fail(DecodeError.Ipv4BadTotalLength);
+    // Longer than the frame: counted unless the snap length explains it, then
+    // decoded as far as the bytes go, as tshark does.
+    if (!d.snapCut) d.fail(DecodeError.Ipv4BadTotalLength);
     ipEnd = end;
   }
 
@@ -44,7 +46,7 @@ export function decodeIpv4(d: Decoder, buf: Uint8Array, view: DataView, off: num
   if ((frag & 0x3fff) === 0) return decodeTransport(d, buf, view, off + hlen, ipEnd, proto);
 
   // A fragment: MF set or a nonzero offset.
-  if (off + total > end) return d.fail(DecodeError.FragTruncated);
+  if (off + total > end) return d.fail(d.snapCut ? DecodeError.FragTruncated : DecodeError.Ipv4BadTotalLength);
   const key = `4 ${p.src4} ${p.dst4} ${proto} ${view.getUint16(off + 4)}`;
   const r = d.reassembler;
   const res = r.add(key, (frag & 0x1fff) << 3, buf, off + hlen, ipEnd, (frag & 0x2000) === 0, hlen, d.nowMs, d.reasmLevel);

@@ -16,8 +16,8 @@ export const enum NextHeader {
   Ah = 51,
   NoNext = 59,
   DestOpts = 60,
-  Mobility = 135,
-  Hip = 139,
+  // Mobility (135) and HIP (139) headers are extension headers in name only:
+  // they end the chain and are the packet's payload (RFC 6275 §6.1.1).
   Shim6 = 140,
 }
 
@@ -45,7 +45,7 @@ export function decodeIpv6(d: Decoder, buf: Uint8Array, view: DataView, off: num
     ipEnd = pos + plen;
   }
   if (ipEnd > end) {
-    if (!d.snapCut) return d.fail(DecodeError.Ipv6BadPayloadLength);
+    if (!d.snapCut) d.fail(DecodeError.Ipv6BadPayloadLength);
     ipEnd = end;
   }
 
@@ -56,8 +56,6 @@ export function decodeIpv6(d: Decoder, buf: Uint8Array, view: DataView, off: num
       case NextHeader.HopByHop:
       case NextHeader.Routing:
       case NextHeader.DestOpts:
-      case NextHeader.Mobility:
-      case NextHeader.Hip:
       case NextHeader.Shim6: {
         if (ipEnd - pos < 8) return d.fail(DecodeError.Ipv6ExtTruncated);
         const hlen = (buf[pos + 1] + 1) << 3;
@@ -82,6 +80,7 @@ export function decodeIpv6(d: Decoder, buf: Uint8Array, view: DataView, off: num
         const more = (fo & 1) !== 0;
         pos += 8;
         nh = next;
+        p.proto = next;
         // An atomic fragment (offset 0, no more) is a whole datagram (RFC 6946).
         if (offset === 0 && !more) break;
         if (d.snapCut) return d.fail(DecodeError.FragTruncated);
@@ -104,11 +103,6 @@ export function decodeIpv6(d: Decoder, buf: Uint8Array, view: DataView, off: num
         ipEnd = r.outLen;
         break;
       }
-      case NextHeader.NoNext:
-        p.payloadBuf = buf;
-        p.payloadOff = pos;
-        p.payloadLen = 0;
-        return;
       default:
         // ESP and every upper layer end the chain.
         return decodeTransport(d, buf, view, pos, ipEnd, nh);

@@ -49,6 +49,18 @@ export function defaultDecoderOptions(): DecoderOptions {
   };
 }
 
+/** Parses a port list such as `4789,8472` (as given to --vxlan-ports). */
+export function parsePortList(text: string, what: string): number[] {
+  const ports = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  return ports.map((p) => {
+    const n = Number(p);
+    if (!/^\d+$/.test(p) || n < 1 || n > 65535) {
+      throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `${what}: "${p}" is not a port number (1-65535)`);
+    }
+    return n;
+  });
+}
+
 /** Parses `vxlan,gre,...` or `all` (as given to --tunnels). */
 export function parseTunnelList(text: string, what = '--tunnels'): TunnelSwitches {
   const t: TunnelSwitches = { vxlan: false, gre: false, erspan: false, geneve: false, ipip: false };

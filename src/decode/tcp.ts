@@ -2,10 +2,10 @@
 
 import type { Decoder } from './decoder.js';
 import { DecodeError } from './errors.js';
-import { setPayload } from './transport.js';
+import { setPayload, truncatedPorts } from './transport.js';
 
 export function decodeTcp(d: Decoder, buf: Uint8Array, view: DataView, off: number, end: number): void {
-  if (end - off < 20) return d.fail(DecodeError.TcpTruncated);
+  if (end - off < 20) return truncatedPorts(d, view, off, end, DecodeError.TcpTruncated);
   const p = d.pkt;
   p.sport = view.getUint16(off);
   p.dport = view.getUint16(off + 2);

@@ -67,6 +67,15 @@ export function setPayload(d: Decoder, buf: Uint8Array, view: DataView, off: num
   p.payloadLen = end > off ? end - off : 0;
 }
 
+/** A transport header cut short: keep the ports if they are there, and count the error. */
+export function truncatedPorts(d: Decoder, view: DataView, off: number, end: number, code: DecodeError): void {
+  if (end - off >= 4) {
+    d.pkt.sport = view.getUint16(off);
+    d.pkt.dport = view.getUint16(off + 2);
+  }
+  d.fail(code);
+}
+
 // SCTP common header (RFC 9260): ports, verification tag, checksum; chunks follow.
 function decodeSctp(d: Decoder, buf: Uint8Array, view: DataView, off: number, end: number): void {
   if (end - off < 12) return d.fail(DecodeError.SctpTruncated);

@@ -3,12 +3,12 @@
 import { type Decoder, UdpTunnel } from './decoder.js';
 import { DecodeError } from './errors.js';
 import { decodeGeneve } from './geneve.js';
-import { setPayload } from './transport.js';
+import { setPayload, truncatedPorts } from './transport.js';
 import { decodeVxlan } from './vxlan.js';
 
 export function decodeUdp(d: Decoder, buf: Uint8Array, view: DataView, off: number, end: number): void {
-  if (end - off < 8) return d.fail(DecodeError.UdpTruncated);
   const p = d.pkt;
+  if (end - off < 8) return truncatedPorts(d, view, off, end, DecodeError.UdpTruncated);
   p.sport = view.getUint16(off);
   const dport = view.getUint16(off + 2);
   p.dport = dport;

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Decoder } from '../../src/decode/decoder.js';
+import { DECODE_ERROR_NAMES } from '../../src/decode/errors.js';
 import { formatIpv4, formatIpv6 } from '../../src/decode/format.js';
 import { TunnelType } from '../../src/decode/packet.js';
 import { concat, decodeOne, decoderWith, ethernet, hex, ipv4Header, udpHeader } from '../helpers/bytes.js';
@@ -151,11 +152,25 @@ describe('ipv6', () => {
     assert.equal(p.dport, 2);
     assert.equal(p.payloadLen, 5);
   });
-  it('no next header ends with an empty payload', () => {
-    const p = decodeOne(concat(ethernet(0x86dd), ipv6(59, new Uint8Array(0))));
+  it('no next header: whatever follows within the payload length is payload', () => {
+    const p = decodeOne(concat(ethernet(0x86dd), ipv6(59, new Uint8Array(20))));
     assert.equal(p.error, 0);
     assert.equal(p.proto, 59);
-    assert.equal(p.payloadLen, 0);
+    assert.equal(p.payloadLen, 20);
+  });
+  it('a mobility header ends the chain and is the payload (RFC 6275)', () => {
+    const p = decodeOne(concat(ethernet(0x86dd), ipv6(135, hex('3b 00 05 00 00 00 00 00'))));
+    assert.equal(p.error, 0);
+    assert.equal(p.proto, 135);
+    assert.equal(p.payloadLen, 8);
+  });
+  it('a payload length beyond the frame is counted, and what is there decoded', () => {
+    const f = concat(ethernet(0x86dd), ipv6(17, concat(udpHeader(45678, 53, 5), HELLO)));
+    f[14 + 5] += 1; // one byte more than the frame holds
+    const p = decodeOne(f);
+    assert.equal(DECODE_ERROR_NAMES[p.error], 'ipv6_bad_payload_length');
+    assert.equal(p.sport, 45678);
+    assert.equal(p.payloadLen, 5);
   });
   it('jumbogram: payload length from the Jumbo Payload option', () => {
     const udpLen = 70000;
@@ -193,6 +208,12 @@ describe('tcp, sctp, icmp', () => {
     assert.equal(p.tcpSeq, 100);
     assert.equal(p.tcpAck, 200);
     assert.equal(p.payloadLen, 5);
+  });
+  it('a truncated TCP header still reports its ports', () => {
+    const p = decodeOne(concat(ethernet(0x0800), ipv4Header({ proto: 6, payloadLen: 6 }), hex('30 30 30 30 00 00')));
+    assert.equal(DECODE_ERROR_NAMES[p.error], 'tcp_truncated');
+    assert.equal(p.sport, 12336);
+    assert.equal(p.dport, 12336);
   });
   it('SCTP ports', () => {
     const sctp = hex('0b 59 0b 59 00 00 00 01 00 00 00 00  00 01 00 04');
@@ -300,6 +321,21 @@ describe('tunnels', () => {
     const t3 = decodeOne(greOuter(concat(hex('10 00 22 eb  00 00 00 05  20 64 00 09  00 00 00 00  00 00 00 01'), hex('00 00 00 00 00 00 00 00'), inner)), {}, dec);
     assert.equal(t3.tunnelId, 9);
     assert.equal(t3.sport, 5060, 'the platform subheader (O bit) is skipped');
+  });
+  it('PPTP enhanced GRE (version 1) carrying PPP carrying IPv4', () => {
+    const ppp = concat(hex('ff 03 00 21'), ipv4Udp(5060, 5060, HELLO, [192, 168, 10, 210], [192, 168, 103, 40]));
+    const gre = concat(hex('30 81 88 0b'), new Uint8Array([0, ppp.length, 0, 7]), hex('00 00 00 01  00 00 00 02'), ppp); // K, S, A set
+    const p = decodeOne(greOuter(gre), {}, decoderWith((o) => (o.tunnels.gre = true)));
+    assert.equal(p.error, 0);
+    assert.equal(p.tunnelType, TunnelType.Gre);
+    assert.equal(formatIpv4(p.src4), '192.168.10.210');
+    assert.equal(p.sport, 5060);
+  });
+  it('WCCP redirection in GRE, with and without the redirect header', () => {
+    const dec = decoderWith((o) => (o.tunnels.gre = true));
+    const inner4 = ipv4Udp(1, 445, HELLO, [10, 0, 0, 9], [10, 0, 0, 8]);
+    assert.equal(decodeOne(greOuter(concat(hex('00 00 88 3e  00 00 00 00'), inner4)), {}, dec).dport, 445);
+    assert.equal(decodeOne(greOuter(concat(hex('00 00 88 3e'), inner4)), {}, dec).dport, 445);
   });
   it('IP-in-IP: 4in4 and 6in4', () => {
     const dec = decoderWith((o) => (o.tunnels.ipip = true));
