@@ -278,7 +278,11 @@ export class RingProducer {
     for (;;) {
       const p = Atomics.load(i32, I_PROD);
       const c = Atomics.load(i32, I_CONS);
-      if (((p - c) >>> 0) + need > this.size) return this.dropTail(len);
+      const used = (p - c) | 0;
+      // Negative: other producers and the consumer both moved on between the
+      // two loads, so `p` is stale, not the ring full. Read again.
+      if (used < 0) continue;
+      if (used + need > this.size) return this.dropTail(len);
       // Announce the reservation before taking it, so a consumer can skip it
       // even if this process dies before the header is written. Plain stores:
       // the compare-and-swap below orders them (x86 TSO, and V8 does not move
@@ -302,7 +306,9 @@ export class RingProducer {
     const need = (len + HDR + 7) & ~7;
     for (;;) {
       const p = Atomics.load(i32, I_PROD);
-      if (((p - Atomics.load(i32, I_CONS)) >>> 0) + need > this.size) return -1;
+      const used = (p - Atomics.load(i32, I_CONS)) | 0;
+      if (used < 0) continue;
+      if (used + need > this.size) return -1;
       i32[this.slot + S_PEND_POS] = p;
       i32[this.slot + S_PEND_LEN] = need;
       if (Atomics.compareExchange(i32, I_PROD, p, (p + need) | 0) === p) return RING_CTRL_BYTES + (p & this.mask) + HDR;
