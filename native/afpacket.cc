@@ -302,6 +302,7 @@ void RegisterAfPacket(Napi::Env env, Napi::Object exports) {
   exports.Set("pollStart", Napi::Function::New(env, PollStart, "pollStart"));
   exports.Set("pollStop", Napi::Function::New(env, PollStop, "pollStop"));
   RegisterPcap(env, exports);
+  RegisterXdp(env, exports);
 }
 
 }  // namespace otus

@@ -1,8 +1,14 @@
 {
+  "variables": {
+    "have_xdp": "<!(test -f /usr/include/xdp/xsk.h && echo 1 || echo 0)"
+  },
   "targets": [
     {
       "target_name": "otus_native",
-      "sources": ["otus.cc", "afpacket.cc", "pcap.cc", "shm.cc"],
+      "sources": ["otus.cc", "afpacket.cc", "pcap.cc", "xdp.cc", "shm.cc"],
+      "conditions": [
+        ["have_xdp==1", { "defines": ["OTUS_HAVE_XDP"], "libraries": ["-lxdp", "-lbpf"] }]
+      ],
       "libraries": ["-lpcap"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

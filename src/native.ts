@@ -62,6 +62,16 @@ export interface Native {
   /** ps_recv, ps_drop, ps_ifdrop since open. */
   pcapStats(h: NativeHandle, out: Float64Array): void;
   pcapClose(h: NativeHandle): void;
+  /** '' when AF_XDP is built in, else why not. */
+  xdpAvailable(): string;
+  /** AF_XDP socket on one RX queue (libxdp's default program); mode 0 auto, 1 native, 2 generic. Returns [handle, UMEM, fd]. */
+  xdpOpen(iface: string, queue: number, frames: number, frameSize: number, mode: number, zeroCopy: boolean): [NativeHandle, ArrayBuffer, number];
+  /** Returns the last batch to the fill ring, then lists up to descs.length/2 new frames as (UMEM offset, length); ts gets the batch's wall time. */
+  xdpRecv(h: NativeHandle, descs: Uint32Array, ts: Float64Array): number;
+  /** rx_dropped, rx_invalid_descs, rx_ring_full, rx_fill_ring_empty_descs (totals). */
+  xdpStats(h: NativeHandle, out: Float64Array): void;
+  /** Detaches the UMEM ArrayBuffer, deletes socket and UMEM (libxdp unloads its program with the last socket). Idempotent. */
+  xdpClose(h: NativeHandle): void;
 }
 
 /** An opaque native object (napi External). */

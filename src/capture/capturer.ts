@@ -71,6 +71,12 @@ export interface CaptureOptions {
   fanout: boolean;
   /** pcap driver: kernel buffer bytes. */
   bufferBytes: number;
+  /** xdp driver: UMEM frames per socket (power of two) and their size. */
+  xdpFrames: number;
+  xdpFrameSize: number;
+  /** xdp driver: auto lets libxdp choose (native, else generic). */
+  xdpMode: 'auto' | 'native' | 'generic';
+  xdpZeroCopy: boolean;
 }
 
 export function defaultCaptureOptions(iface: string): CaptureOptions {
@@ -89,6 +95,10 @@ export function defaultCaptureOptions(iface: string): CaptureOptions {
     fanoutDefrag: true,
     fanout: false,
     bufferBytes: 32 << 20,
+    xdpFrames: 4096,
+    xdpFrameSize: 4096,
+    xdpMode: 'auto',
+    xdpZeroCopy: false,
   };
 }
 

@@ -4,6 +4,7 @@ import { OtusError } from '../util/errors.js';
 import { AfPacketCapturer } from './afpacket.js';
 import type { CaptureOptions, Capturer } from './capturer.js';
 import { PcapCapturer } from './pcap.js';
+import { XdpCapturer } from './xdp.js';
 
 export const DRIVERS = ['af_packet_v3', 'pcap', 'xdp'] as const;
 export type DriverName = (typeof DRIVERS)[number];
@@ -15,16 +16,13 @@ export function createCapturer(driver: string, o: CaptureOptions): Capturer {
     case 'pcap':
       return new PcapCapturer(o);
     case 'xdp':
-      throw new OtusError(
-        'OTUS_ERR_UNSUPPORTED',
-        'xdp driver: not available in this build (AF_XDP needs libxdp/libbpf, which the addon is not linked with yet); use --driver af_packet_v3, which runs on every Linux interface',
-      );
+      return new XdpCapturer(o);
     default:
       throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--driver: expected ${DRIVERS.join(', ')}, got "${driver}"`);
   }
 }
 
-export { AfPacketCapturer, PcapCapturer };
+export { AfPacketCapturer, PcapCapturer, XdpCapturer };
 export type { CaptureOptions, Capturer };
 export { defaultCaptureOptions, StreamStats } from './capturer.js';
 export type { CaptureStream, FrameSink, FanoutMode } from './capturer.js';

@@ -112,7 +112,7 @@ async function runInProcess(o: CaptureCommandOptions): Promise<void> {
   o.err.write(
     `otus capture: ${o.iface} (${capturer.name}): ${sink.n} frames; stopped: ${why}\n` +
       `  stream 0${cpuLabel}: frames=${st.frames} kernel_packets=${st.kernelPackets} kernel_drops=${st.kernelDrops}` +
-      (capturer.name === 'pcap' ? ` if_drops=${st.ifDrops} batches=${st.batches}` : ` freezes=${st.freezes} blocks=${st.batches}`) +
+      (capturer.name === 'af_packet_v3' ? ` freezes=${st.freezes} blocks=${st.batches}` : capturer.name === 'pcap' ? ` if_drops=${st.ifDrops} batches=${st.batches}` : ` batches=${st.batches}`) +
       `\n  decode errors: ${errors.length ? errors.join(' ') : 'none'}\n`,
   );
 }
@@ -242,6 +242,8 @@ interface CaptureArgs {
   'block-size': number;
   'block-count': number;
   'retire-ms': number;
+  'xdp-mode': string;
+  'xdp-zero-copy': boolean;
 }
 
 /** The `capture` command for the yargs CLI (src/cli/otus.ts); `fail` prints coded errors and exits. */
@@ -252,7 +254,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
     builder: (y) =>
       y
         .option('interface', { alias: 'i', type: 'string', demandOption: true, describe: 'interface to capture on' })
-        .option('driver', { type: 'string', default: 'af_packet_v3', describe: 'af_packet_v3 | pcap | xdp' })
+        .option('driver', { type: 'string', default: 'af_packet_v3', describe: 'af_packet_v3 | pcap | xdp (xdp takes the frames away from the host stack: mirror ports only)' })
         .option('workers', { type: 'number', default: 1, describe: 'capture processes (fanout members), each pinned to a CPU' })
         .option('filter', { type: 'string', describe: 'BPF filter text (libpcap syntax)' })
         .option('filter-json', { type: 'string', describe: 'structured task filter: {"src_ip":[..],"dst_ip":[..],"ports":[..],"port_range":"A-B","protocol":"udp|tcp|any"}' })
@@ -267,7 +269,9 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         .option('cpus', { type: 'string', default: 'auto', describe: 'pin workers: auto (stream index over allowed CPUs), off, or a list' })
         .option('block-size', { type: 'number', default: 1 << 20, describe: 'af_packet_v3 ring block bytes (power of two)' })
         .option('block-count', { type: 'number', default: 32, describe: 'af_packet_v3 ring blocks per stream' })
-        .option('retire-ms', { type: 'number', default: 10, describe: 'af_packet_v3: a partly filled block is handed over after this' }) as never,
+        .option('retire-ms', { type: 'number', default: 10, describe: 'af_packet_v3: a partly filled block is handed over after this' })
+        .option('xdp-mode', { type: 'string', default: 'auto', describe: 'xdp: auto | native | generic (copy mode works on any driver)' })
+        .option('xdp-zero-copy', { type: 'boolean', default: false, describe: 'xdp: zero copy (the NIC driver must support it)' }) as never,
     handler: async (argv) => {
       const ac = new AbortController();
       const onSignal = (): void => ac.abort();
@@ -296,6 +300,8 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         capture.blockSize = argv['block-size'];
         capture.blockCount = argv['block-count'];
         capture.retireMs = argv['retire-ms'];
+        capture.xdpMode = argv['xdp-mode'] as CaptureOptions['xdpMode'];
+        capture.xdpZeroCopy = argv['xdp-zero-copy'];
         await runCapture({
           iface: argv.interface,
           driver: argv.driver,

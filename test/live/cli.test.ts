@@ -148,7 +148,7 @@ describe('otus capture', { skip: skip ?? false }, () => {
     for (const [args, re] of [
       [['--filter', 'udp prot 1'], /OTUS_ERR_FILTER/],
       [['--driver', 'pcap', '--workers', '2'], /af_packet_v3/],
-      [['--driver', 'xdp'], /OTUS_ERR_UNSUPPORTED/],
+      [['--driver', 'xdp', '--filter', 'udp'], /OTUS_ERR_UNSUPPORTED/],
       [['--workers', '0'], /--workers/],
     ] as [string[], RegExp][]) {
       const r = spawnSync(process.execPath, [OTUS, 'capture', '-i', host.capIf, ...args], { encoding: 'utf8', timeout: 20000 });
