@@ -32,6 +32,8 @@ export interface StatsMessage {
   decodeErrors: number;
   cpuUserUs: number;
   cpuSystemUs: number;
+  /** The stream failed (socket error), or null. */
+  error: string | null;
 }
 
 export type ChildMessage = { type: 'ready'; index: number; cpu: number } | StatsMessage | { type: 'error'; message: string; code: string };
@@ -51,7 +53,11 @@ process.once('message', (m: StartMessage) => {
     const capturer = createCapturer(m.driver, m.options);
     capturer.init();
     const stream = capturer.capture(m.index);
-    const sink = new NdjsonSink(m.decoder, process.stdout, 0, () => {});
+    let failure: string | null = null;
+    const sink = new NdjsonSink(m.decoder, process.stdout, 0, () => {}, (_i, message) => {
+      failure = message;
+      stop();
+    });
     sink.attach(stream);
     const stop = (): void => {
       if (stopped) return;
@@ -74,6 +80,7 @@ process.once('message', (m: StartMessage) => {
         decodeErrors,
         cpuUserUs: cpu.user,
         cpuSystemUs: cpu.system,
+        error: failure,
       });
       process.disconnect?.();
     };

@@ -32,6 +32,8 @@ export class NdjsonSink implements FrameSink {
     /** Stop after this many frames (0 = never). */
     private readonly limit: number,
     private readonly onLimit: () => void,
+    /** A stream failed (FrameSink.error). */
+    private readonly onError: (stream: number, message: string) => void = () => {},
   ) {
     this.decoder = new Decoder(opts);
   }
@@ -54,6 +56,11 @@ export class NdjsonSink implements FrameSink {
 
   batchEnd(): void {
     this.flush();
+  }
+
+  error(stream: number, message: string): void {
+    this.flush();
+    this.onError(stream, message);
   }
 
   flush(): void {

@@ -7,6 +7,7 @@
 // per packet; readiness comes from a uv_poll on the socket.
 
 import { endianness } from 'node:os';
+import { getSystemErrorName } from 'node:util';
 import { native, type NativeHandle } from '../native.js';
 import { OtusError } from '../util/errors.js';
 import {
@@ -99,13 +100,17 @@ export class AfPacketStream implements CaptureStream {
   private vlanBuf = new Uint8Array(0); // allocated on the first tagged frame: most links have none
   private vlanView = new DataView(this.vlanBuf.buffer);
   private readonly onReadable = (status: number): void => {
-    if (status < 0) {
-      // The socket errored (interface gone): report once through stats; stop reading.
-      this.pause();
+    if (status >= 0) {
+      this.drain();
       return;
     }
-    this.drain();
+    // The socket failed (the interface went away, ...): stop reading and say so once.
+    this.pause();
+    this.failure = `${getSystemErrorName(status)} on the capture socket (interface down or removed?)`;
+    this.sink?.error?.(this.index, this.failure);
   };
+  /** Why the stream stopped reading on its own, or null. */
+  failure: string | null = null;
 
   constructor(iface: InterfaceInfo, o: CaptureOptions, index: number, bpf: Buffer | null) {
     this.index = index;

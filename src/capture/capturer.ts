@@ -11,6 +11,8 @@ export interface FrameSink {
   frame(buf: Uint8Array, view: DataView, off: number, caplen: number, len: number, linkType: number, sec: number, nsec: number): void;
   /** Called after each batch (ring block walk, pcap dispatch): a place to flush output. */
   batchEnd?(): void;
+  /** The stream failed (interface gone, socket error) and stopped reading; called once. */
+  error?(stream: number, message: string): void;
 }
 
 /** Counters of one stream. Kernel counters are accumulated here (reading them resets them in the kernel). */
@@ -47,6 +49,8 @@ export interface CaptureStream {
   /** Releases the socket and its memory. Idempotent; safe inside sink.frame(). */
   stop(): void;
   readonly stopped: boolean;
+  /** Why the stream stopped reading on its own (socket error), or null. */
+  readonly failure: string | null;
 }
 
 export type FanoutMode = 'hash' | 'cpu' | 'lb' | 'qm';

@@ -6,6 +6,7 @@
 // user-space dispatch (flowhash.ts).
 
 import { endianness } from 'node:os';
+import { getSystemErrorName } from 'node:util';
 import { native, type NativeHandle } from '../native.js';
 import { OtusError } from '../util/errors.js';
 import { type CaptureOptions, type CaptureStream, type Capturer, type FrameSink, StreamStats } from './capturer.js';
@@ -29,9 +30,17 @@ export class PcapStream implements CaptureStream {
   private readonly st = new StreamStats();
   private readonly kst = new Float64Array(3);
   private readonly onReadable = (status: number): void => {
-    if (status < 0) this.pause();
-    else this.drain();
+    if (status >= 0) {
+      this.drain();
+      return;
+    }
+    // The socket failed (the interface went away, ...): stop reading and say so once.
+    this.pause();
+    this.failure = `${getSystemErrorName(status)} on the capture socket (interface down or removed?)`;
+    this.sink?.error?.(this.index, this.failure);
   };
+  /** Why the stream stopped reading on its own, or null. */
+  failure: string | null = null;
 
   constructor(iface: InterfaceInfo, o: CaptureOptions, text: string) {
     const [h, fd, dlt] = native.pcapOpen(iface.name, o.snaplen, o.promisc, o.bufferBytes, text === '' ? null : text);

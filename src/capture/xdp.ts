@@ -8,6 +8,7 @@
 // Frames redirected to AF_XDP do not reach the host's network stack: this
 // driver is for mirror/SPAN ports, not for an interface the host talks on.
 
+import { getSystemErrorName } from 'node:util';
 import { native, type NativeHandle } from '../native.js';
 import { OtusError } from '../util/errors.js';
 import { type CaptureOptions, type CaptureStream, type Capturer, type FrameSink, StreamStats } from './capturer.js';
@@ -34,9 +35,17 @@ export class XdpStream implements CaptureStream {
   private readonly st = new StreamStats();
   private readonly kst = new Float64Array(4);
   private readonly onReadable = (status: number): void => {
-    if (status < 0) this.pause();
-    else this.drain();
+    if (status >= 0) {
+      this.drain();
+      return;
+    }
+    // The socket failed (the interface went away, ...): stop reading and say so once.
+    this.pause();
+    this.failure = `${getSystemErrorName(status)} on the capture socket (interface down or removed?)`;
+    this.sink?.error?.(this.index, this.failure);
   };
+  /** Why the stream stopped reading on its own, or null. */
+  failure: string | null = null;
 
   constructor(iface: InterfaceInfo, o: CaptureOptions, readonly index: number) {
     this.linkType = iface.linkType;

@@ -96,7 +96,11 @@ async function runInProcess(o: CaptureCommandOptions): Promise<void> {
   if (cpu >= 0) native.setAffinity(cpu);
   const stream = capturer.capture(0);
   const w = stopWhen(o);
-  const sink = new NdjsonSink(o.decoder, o.out, o.count, () => w.stop(`count ${o.count}`));
+  let failure: string | null = null;
+  const sink = new NdjsonSink(o.decoder, o.out, o.count, () => w.stop(`count ${o.count}`), (_i, message) => {
+    failure = message;
+    w.stop(`error: ${message}`);
+  });
   sink.attach(stream);
   stream.start(sink);
   o.err.write(`otus capture: ${o.iface} (${capturer.name}, 1 stream): capturing\n`);
@@ -115,6 +119,7 @@ async function runInProcess(o: CaptureCommandOptions): Promise<void> {
       (capturer.name === 'af_packet_v3' ? ` freezes=${st.freezes} blocks=${st.batches}` : capturer.name === 'pcap' ? ` if_drops=${st.ifDrops} batches=${st.batches}` : ` batches=${st.batches}`) +
       `\n  decode errors: ${errors.length ? errors.join(' ') : 'none'}\n`,
   );
+  if (failure) throw new OtusError('OTUS_ERR_CAPTURE_IO', `${o.iface}: ${failure}`);
 }
 
 async function runWorkers(o: CaptureCommandOptions): Promise<void> {
@@ -143,6 +148,7 @@ async function runWorkers(o: CaptureCommandOptions): Promise<void> {
   for (let i = 0; i < o.workers; i++) {
     const child = fork(CHILD, [], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], serialization: 'json' });
     children.push(child);
+    child.on('error', () => {}); // IPC write errors: the 'exit' handler reports a lost worker
     let rest = '';
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (data: string) => {
@@ -174,6 +180,10 @@ async function runWorkers(o: CaptureCommandOptions): Promise<void> {
         if (++ready === o.workers) o.err.write(`otus capture: ${o.iface} (${o.driver}, ${o.workers} streams, fanout ${opts.fanoutMode} group ${opts.fanoutGroup}): capturing\n`);
       } else if (m.type === 'stats') {
         stats[m.index] = m;
+        if (m.error && !done) {
+          failure ??= new OtusError('OTUS_ERR_CAPTURE_IO', `${o.iface}: stream ${m.index}: ${m.error}`);
+          w.stop(`error: stream ${m.index}: ${m.error}`);
+        }
       } else if (m.type === 'error') {
         failure ??= new OtusError(m.code.startsWith('OTUS_ERR_') ? (m.code as OtusError['code']) : 'OTUS_ERR_SYSCALL', `worker ${i}: ${m.message}`);
         w.stop('worker failed');
@@ -192,7 +202,8 @@ async function runWorkers(o: CaptureCommandOptions): Promise<void> {
   const why = await w.promise;
   w.dispose();
   done = o.count > 0 && n >= o.count ? true : done;
-  for (const c of children) if (c.connected) c.send({ type: 'stop' });
+  // A child that stopped on its own (socket error) may already have closed its channel.
+  for (const c of children) if (c.connected) c.send({ type: 'stop' }, () => {});
   // Escalate: stop over IPC, then SIGKILL whoever has not exited after 5 s.
   const exits = children.map((c) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : once(c, 'exit').then(() => {})));
   const killer = setTimeout(() => {
@@ -201,7 +212,6 @@ async function runWorkers(o: CaptureCommandOptions): Promise<void> {
   await Promise.all(exits);
   clearTimeout(killer);
   done = true;
-  if (failure) throw failure;
 
   let report = `otus capture: ${o.iface} (${o.driver}, ${o.workers} streams): ${n} frames; stopped: ${why}\n`;
   let totalDrops = 0;
@@ -218,6 +228,7 @@ async function runWorkers(o: CaptureCommandOptions): Promise<void> {
   }
   report += `  kernel drops, all streams: ${totalDrops}\n`;
   o.err.write(report);
+  if (failure) throw failure;
 }
 
 

@@ -175,3 +175,26 @@ test('otus capture -i lo --count 6 shows a ping', { skip: skip ?? (spawnSync('sh
   assert.equal(lines.length, 6);
   for (const l of lines) assert.deepEqual([l.src, l.dst, l.proto], ['127.0.0.1', '127.0.0.1', 1]);
 });
+
+test('the interface vanishing mid-capture stops otus capture with a coded error, not a hang', { skip: skip ?? false }, async () => {
+  let host = makeVethHost();
+  try {
+    for (const workers of ['1', '2']) {
+      const r = otus(['capture', '-i', host.capIf, '--workers', workers]);
+      try {
+        assert.ok(await waitFor(() => /capturing/.test(r.err) || r.exited, 20000), r.err);
+        spawnSync('ip', ['link', 'del', host.capIf]);
+        assert.ok(await waitFor(() => r.exited, 10000), `still running: ${r.err}`);
+      } finally {
+        if (!r.exited) r.child.kill('SIGKILL');
+      }
+      assert.equal(r.code, 2, r.err);
+      assert.match(r.err, /OTUS_ERR_CAPTURE_IO/);
+      assert.match(r.err, /stopped: error/);
+      host.destroy();
+      host = makeVethHost(); // a fresh pair for the next round
+    }
+  } finally {
+    host.destroy();
+  }
+});
