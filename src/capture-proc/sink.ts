@@ -34,6 +34,8 @@ export class NdjsonSink implements FrameSink {
     private readonly onLimit: () => void,
     /** A stream failed (FrameSink.error). */
     private readonly onError: (stream: number, message: string) => void = () => {},
+    /** Frame numbering and the limit, shared by the pipelines of one output (FlowDispatcher). */
+    private readonly seq: { n: number } = { n: 0 },
   ) {
     this.decoder = new Decoder(opts);
   }
@@ -44,10 +46,15 @@ export class NdjsonSink implements FrameSink {
 
   frame(buf: Uint8Array, view: DataView, off: number, caplen: number, len: number, linkType: number, sec: number, nsec: number): void {
     if (this.done) return;
+    if (this.limit > 0 && this.seq.n >= this.limit) {
+      this.done = true;
+      return;
+    }
     const p = this.decoder.decodeBytes(buf, view, off, caplen, len, linkType, sec, nsec, true);
-    this.chunk += decodeRecord(p, ++this.n, true, 9) + '\n';
+    this.n++;
+    this.chunk += decodeRecord(p, ++this.seq.n, true, 9) + '\n';
     if (this.chunk.length >= CHUNK) this.flush();
-    if (this.limit > 0 && this.n >= this.limit) {
+    if (this.limit > 0 && this.seq.n >= this.limit) {
       this.done = true;
       this.flush();
       this.onLimit();

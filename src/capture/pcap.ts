@@ -2,8 +2,8 @@
 // (design §4.2.1). Immediate mode, nanosecond timestamps, non-blocking; the
 // selectable fd is polled from the event loop and each wakeup makes one
 // native call (pcapDispatch) that copies the ready frames into one reused
-// buffer, which JavaScript then walks. More pipelines than one stream need
-// user-space dispatch (flowhash.ts).
+// buffer, which JavaScript then walks. More pipelines than one stream are
+// fed by user-space flow-hash dispatch (flowhash.ts).
 
 import { endianness } from 'node:os';
 import { getSystemErrorName } from 'node:util';
@@ -143,7 +143,7 @@ export class PcapCapturer implements Capturer {
     if (o.streams !== 1) {
       throw new OtusError(
         'OTUS_ERR_UNSUPPORTED',
-        `pcap driver: one stream only (asked for ${o.streams}); use --driver af_packet_v3 for kernel fanout over several workers`,
+        `pcap driver: one stream only (asked for ${o.streams}); feed several pipelines through FlowDispatcher, or use --driver af_packet_v3 for kernel fanout`,
       );
     }
     if (!Number.isInteger(o.snaplen) || o.snaplen < 64 || o.snaplen > 262144) {

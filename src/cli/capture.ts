@@ -15,6 +15,7 @@ import type { StructuredFilter } from '../capture/filter.js';
 import { DECODE_ERROR_NAMES } from '../decode/errors.js';
 import { type DecoderOptions, defaultDecoderOptions, parseTunnelList } from '../decode/options.js';
 import { native } from '../native.js';
+import { FlowDispatcher } from '../capture/flowhash.js';
 import { OtusError } from '../util/errors.js';
 
 export interface CaptureCommandOptions {
@@ -84,6 +85,7 @@ export async function runCapture(o: CaptureCommandOptions): Promise<void> {
   o.capture.streams = o.workers;
   o.capture.filter = o.filter;
   if (o.workers === 1) return runInProcess(o);
+  if (o.driver === 'pcap') return runPcapPipelines(o);
   // Fail here, with a coded error, on a bad interface, filter or driver before any child starts.
   createCapturer(o.driver, o.capture).init();
   return runWorkers(o);
@@ -119,6 +121,45 @@ async function runInProcess(o: CaptureCommandOptions): Promise<void> {
       (capturer.name === 'af_packet_v3' ? ` freezes=${st.freezes} blocks=${st.batches}` : capturer.name === 'pcap' ? ` if_drops=${st.ifDrops} batches=${st.batches}` : ` batches=${st.batches}`) +
       `\n  decode errors: ${errors.length ? errors.join(' ') : 'none'}\n`,
   );
+  if (failure) throw new OtusError('OTUS_ERR_CAPTURE_IO', `${o.iface}: ${failure}`);
+}
+
+/**
+ * pcap has one stream: N pipelines are fed by a user-space flow hash
+ * (design §5.1.3), each with its own decoder (and so its own reassembly), in
+ * this process. Flows stay whole per pipeline; there is no CPU parallelism:
+ * for that, use af_packet_v3, whose workers are separate pinned processes.
+ */
+async function runPcapPipelines(o: CaptureCommandOptions): Promise<void> {
+  const capturer = createCapturer('pcap', { ...o.capture, streams: 1 });
+  capturer.init();
+  const stream = capturer.capture(0);
+  const w = stopWhen(o);
+  let failure: string | null = null;
+  const seq = { n: 0 };
+  const onError = (_i: number, message: string): void => {
+    failure = message;
+    w.stop(`error: ${message}`);
+  };
+  const sinks = Array.from({ length: o.workers }, () => new NdjsonSink(o.decoder, o.out, o.count, () => w.stop(`count ${o.count}`), onError, seq));
+  for (const s of sinks) s.attach(stream);
+  const dispatcher = new FlowDispatcher(sinks);
+  stream.start(dispatcher);
+  o.err.write(`otus capture: ${o.iface} (pcap, 1 stream, ${o.workers} pipelines by flow hash): capturing\n`);
+  const why = await w.promise;
+  w.dispose();
+  stream.stop();
+  for (const s of sinks) s.flush();
+  const st = stream.stats();
+  let report =
+    `otus capture: ${o.iface} (pcap): ${Math.min(seq.n, o.count || seq.n)} frames; stopped: ${why}\n` +
+    `  stream 0: frames=${st.frames} kernel_packets=${st.kernelPackets} kernel_drops=${st.kernelDrops} if_drops=${st.ifDrops} batches=${st.batches}\n`;
+  sinks.forEach((s, i) => {
+    let errs = 0;
+    for (const e of s.decoder.stats.errors) errs += e;
+    report += `  pipeline ${i}: frames=${dispatcher.counts[i]} decoded=${s.decoder.stats.frames} decode_errors=${errs}\n`;
+  });
+  o.err.write(report);
   if (failure) throw new OtusError('OTUS_ERR_CAPTURE_IO', `${o.iface}: ${failure}`);
 }
 

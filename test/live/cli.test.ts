@@ -127,6 +127,16 @@ describe('otus capture', { skip: skip ?? false }, () => {
     assert.match(r.err, /\(pcap\): 120 frames/);
   });
 
+  test('pcap driver with two workers: two pipelines fed by flow hash, flows kept whole', async () => {
+    const r = await captureWhileReplaying(['--count', String(N), '--driver', 'pcap', '--workers', '2']);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(normalized(r.out).sort(), [...expected].sort());
+    const pipes = [...r.err.matchAll(/pipeline (\d): frames=(\d+)/g)].map((m) => Number(m[2]));
+    assert.equal(pipes.length, 2, r.err);
+    assert.equal(pipes[0]! + pipes[1]!, N);
+    assert.ok(pipes[0]! > 0 && pipes[1]! > 0, `both pipelines used: ${pipes}`);
+  });
+
   test('SIGINT stops cleanly with statistics; a filter applies', async () => {
     const r = otus(['capture', '-i', host.capIf, '--filter', 'ip6']);
     try {
@@ -147,7 +157,7 @@ describe('otus capture', { skip: skip ?? false }, () => {
   test('bad arguments are coded errors, exit 2', () => {
     for (const [args, re] of [
       [['--filter', 'udp prot 1'], /OTUS_ERR_FILTER/],
-      [['--driver', 'pcap', '--workers', '2'], /af_packet_v3/],
+      [['--driver', 'pcap', '--workers', '2', '--filter', 'udp prot'], /OTUS_ERR_FILTER/],
       [['--driver', 'xdp', '--filter', 'udp'], /OTUS_ERR_UNSUPPORTED/],
       [['--workers', '0'], /--workers/],
     ] as [string[], RegExp][]) {
