@@ -17,9 +17,10 @@
 // 2 x Intel Xeon (KVM), Linux 6.18, Node 20.20.2, rtp-g711a.pcap (294-byte
 // frames), machine shared with other jobs (load average ~5, so the offered
 // rate swung between 0.62 and 1.38 Mpps from trial to trial); medians:
-//   c       858 kpps offered, 0.0517 CPU s / M packets (1.00), drops only in the 1.35 Mpps trials (0.4-2.2%)
+//   c       858 kpps offered, 0.0517 CPU s / M packets (1.00); dropped in 3 of 5 trials (0.7% at 0.78 Mpps,
+//           1.6% and 2.2% at 1.35 Mpps), likely descheduled by the other jobs (not verified)
 //   walk    761 kpps, 0.0628 (1.21 x C), no drops
-//   decode  725 kpps, 0.0763 (1.47 x C), one drop in 13.5 M frames over the five trials
+//   decode  725 kpps, 0.0763 (1.47 x C), one drop in 16.5 M frames over the five trials
 //   ndjson  570 kpps offered, 250 kpps captured (38% lost): 2.2 CPU s / M, the JSON text is the cost
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
