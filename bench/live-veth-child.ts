@@ -9,6 +9,7 @@
 //   node dist/bench/live-veth-child.js IFACE MODE BLOCK_SIZE BLOCK_COUNT CPU
 
 import { openSync, writeSync } from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { AfPacketCapturer } from '../src/capture/afpacket.js';
 import { defaultCaptureOptions, type FrameSink } from '../src/capture/capturer.js';
 import { NdjsonSink } from '../src/capture-proc/sink.js';
@@ -44,6 +45,8 @@ const devnull = openSync('/dev/null', 'w');
 const ndjson = new NdjsonSink(defaultDecoderOptions(), { write: (s: string) => (writeSync(devnull, s), true), once: () => undefined }, 0, () => {});
 
 const sink = mode === 'walk' ? walk : mode === 'decode' ? decode : ndjson;
+let gcs = 0;
+new PerformanceObserver((list) => void (gcs += list.getEntries().length)).observe({ entryTypes: ['gc'] });
 const c0 = process.cpuUsage();
 const t0 = native.threadCpuNs();
 stream.start(sink);
@@ -64,6 +67,7 @@ process.on('SIGTERM', () => {
       freezes: st.freezes,
       cpu_s: (c.user + c.system) / 1e6,
       main_thread_cpu_s: mainThread,
+      gcs,
       touch,
     }) + '\n',
   );
