@@ -79,6 +79,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
     }
     walked += i;
   }
+  pipeline.flush(); // end of input: stored TCP bytes are delivered, connections ended
   const c = process.cpuUsage(c0);
   const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();

@@ -4,6 +4,11 @@
 //         → (none: unmatched policy, forward or drop) → processors by priority
 //         → encode → send ring (reserve, copy, commit)
 //
+// TCP segments of a port a stream parser declared (`tcp: {ports}`) take
+// another branch: the TCP reassembler (src/reassembly/tcp-stream.ts), which
+// hands the parser's handleStream in-order bytes; it emits its records
+// through this pipeline (RecordEmitter): processors → encode → ring.
+//
 // One Pipeline per capture process; everything it touches per packet (the
 // decoder's DecodedPacket, the OutputRecord, its labels, the L4 payload, the
 // encode scratch) is allocated once here. Every way a packet can end without
@@ -11,7 +16,8 @@
 
 import type { Frame } from '../capture-file/frame.js';
 import { Decoder } from '../decode/decoder.js';
-import type { Parser, Processor } from '../plugin/types.js';
+import { isStreamParser, type Parser, type Processor, type RecordEmitter, type StreamParser } from '../plugin/types.js';
+import { TcpReassembler, type TcpChunk, type TcpReassemblyOptions, type TcpStreamConsumer } from '../reassembly/tcp-stream.js';
 import type { CaptureFilter } from './capture-filter.js';
 import type { EncodeFn } from './codec.js';
 import { OutputRecord, ProcessorView } from './record.js';
@@ -32,6 +38,8 @@ export interface PipelineOptions {
   filter?: CaptureFilter | null;
   /** Largest encoded record; bigger ones are dropped and counted (encodeDrops). */
   maxRecordBytes?: number;
+  /** Limits of TCP reassembly (used only when a parser declares `tcp` ports). */
+  tcp?: Partial<TcpReassemblyOptions>;
 }
 
 export class PipelineStats {
@@ -41,6 +49,8 @@ export class PipelineStats {
   decodeDrops = 0;
   /** Fragments kept by reassembly (a later frame may complete the datagram). */
   held = 0;
+  /** TCP segments taken by stream reassembly (their records, 0 to many each, count under the parser). */
+  streamSegments = 0;
   /** Dropped by the task's filter section. */
   filterDrops = 0;
   /** Records produced by each parser, and handle() calls that produced none. */
@@ -66,8 +76,10 @@ export class PipelineStats {
   }
 }
 
-export class Pipeline {
+export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   readonly decoder: Decoder;
+  /** Present when a parser declared TCP ports. */
+  readonly reassembler: TcpReassembler | null;
   readonly stats: PipelineStats;
   readonly record = new OutputRecord();
   readonly parserNames: readonly string[];
@@ -81,6 +93,10 @@ export class Pipeline {
   private readonly sink: RecordSink;
   private readonly filter: CaptureFilter | null;
   private readonly scratch: Uint8Array;
+  /** TCP port → index of the stream parser that asked for it, -1 none. */
+  private readonly tcpOwner: Int16Array | null;
+  /** The stream parser whose records emit() is counting, -1 outside handleStream. */
+  private emitting = -1;
 
   constructor(o: PipelineOptions) {
     this.decoder = o.decoder;
@@ -96,6 +112,14 @@ export class Pipeline {
     this.scratch = new Uint8Array(o.maxRecordBytes ?? 256 * 1024);
     this.view = new ProcessorView(this.record);
     this.stats = new PipelineStats(this.parsers.length, this.processors.length);
+    let owner: Int16Array | null = null;
+    this.parsers.forEach((p, i) => {
+      if (!isStreamParser(p)) return;
+      owner ??= new Int16Array(65536).fill(-1);
+      for (const port of p.tcp.ports) if (owner[port & 0xffff] < 0) owner[port & 0xffff] = i;
+    });
+    this.tcpOwner = owner;
+    this.reassembler = owner === null ? null : new TcpReassembler(this, o.tcp);
   }
 
   /** One frame from a capture source. */
@@ -130,6 +154,20 @@ export class Pipeline {
       st.filterDrops++;
       return;
     }
+    const own = this.tcpOwner;
+    if (own !== null && p.proto === 6 && p.sport >= 0) {
+      let i = own[p.dport];
+      let server = p.dport;
+      if (i < 0) {
+        i = own[p.sport];
+        server = p.sport;
+      }
+      if (i >= 0) {
+        st.streamSegments++;
+        this.reassembler!.segment(p, i, server, hasTs, tsDigits);
+        return;
+      }
+    }
     const rec = this.record;
     rec.reset();
     const parsers = this.parsers;
@@ -148,30 +186,58 @@ export class Pipeline {
       st.unmatchedDrops++;
       return;
     }
+    this.finish();
+  }
+
+  /** Stream parsers' emit (RecordEmitter): the current record through processors, encode and ring. */
+  emit(): boolean {
+    if (this.emitting >= 0) this.stats.parserRecords[this.emitting]++;
+    return this.finish();
+  }
+
+  /** TcpStreamConsumer: in-order bytes for the stream parser at `owner`. */
+  streamData(owner: number, c: TcpChunk): number {
+    this.emitting = owner;
+    const used = (this.parsers[owner] as StreamParser).handleStream(c, this);
+    this.emitting = -1;
+    return used;
+  }
+
+  streamEnd(owner: number, streamId: number): void {
+    (this.parsers[owner] as StreamParser).streamEnd?.(streamId);
+  }
+
+  /** End of input: flushes reassembly (stored bytes are delivered, connections ended). */
+  flush(): void {
+    this.reassembler?.flush();
+  }
+
+  private finish(): boolean {
+    const st = this.stats;
     const procs = this.processors;
     for (let j = 0; j < procs.length; j++) {
       if (!procs[j].process(this.view)) {
         st.processorDrops[j]++;
-        return;
+        return false;
       }
     }
-    this.emit();
+    return this.commitRecord();
   }
 
   /** Encodes the current record and puts it in the sink. */
-  private emit(): void {
+  private commitRecord(): boolean {
     const st = this.stats;
     const s = this.scratch;
     const n = this.encode(this.record, s, 0, s.length);
     if (n < 0) {
       st.encodeDrops++;
-      return;
+      return false;
     }
     const sink = this.sink;
     const at = sink.reserve(n);
     if (at < 0) {
       st.ringDrops++;
-      return;
+      return false;
     }
     // A plain loop: sink.u8.set(s.subarray(0, n), at) would allocate a view per record.
     const dst = sink.u8;
@@ -179,5 +245,6 @@ export class Pipeline {
     sink.commit(at);
     st.records++;
     st.bytes += n;
+    return true;
   }
 }

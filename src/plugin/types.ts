@@ -7,6 +7,8 @@
 
 import type { DecodedPacket } from '../decode/packet.js';
 import type { OutputRecord, ProcessorView } from '../pipeline/record.js';
+import type { TcpChunk } from '../reassembly/tcp-stream.js';
+import type { FlowRegistry } from '../shm/registry.js';
 
 export type PluginKind = 'capturer' | 'parser' | 'processor' | 'reporter';
 export const PLUGIN_KINDS: readonly PluginKind[] = ['capturer', 'parser', 'processor', 'reporter'];
@@ -35,6 +37,12 @@ export interface PluginContext<C = unknown> {
   readonly worker: number;
   /** Where this plugin's config sits, for messages: `FILE: task.processors[0].config`. */
   readonly where: string;
+  /**
+   * The task's flow registry (ADR-008), shared by all its capture processes;
+   * null where there is none (validation in the supervisor, tools without a
+   * task). Parsers that correlate (SIP → RTP) register and look up here.
+   */
+  readonly flows?: FlowRegistry | null;
 }
 
 /** Lifecycle hooks every instance may have (design §4.1). */
@@ -56,6 +64,39 @@ export interface Parser extends PluginInstance {
   readonly protocol: string;
   canHandle(p: DecodedPacket): boolean;
   handle(p: DecodedPacket, out: OutputRecord, hasTs: boolean, tsDigits: number): boolean;
+}
+
+/**
+ * What a stream parser emits through: the pipeline's one reused record and
+ * a call that runs the processors on it, encodes it and commits it. A
+ * parser may emit several records per chunk (several PDUs in one segment).
+ */
+export interface RecordEmitter {
+  /** Reset before filling (record.reset()), then fillEnvelope, protocol, labels, payload. */
+  readonly record: OutputRecord;
+  /** Processors → encode → ring. False when dropped (counted by the pipeline). */
+  emit(): boolean;
+}
+
+/**
+ * A parser that wants TCP reassembled (design §5.2.5, ADR-005/005b): it
+ * declares ports; segments of TCP connections with one of them on either
+ * side go to src/reassembly/tcp-stream.ts instead of canHandle/handle, and
+ * the parser gets each direction's bytes in order. It frames its own PDUs:
+ * handleStream returns the bytes it consumed, and the ones it did not are
+ * handed back in front of the next bytes (a PDU split over segments needs no
+ * buffer of its own). `c.gap` says bytes are missing before this chunk.
+ */
+export interface StreamParser extends Parser {
+  readonly tcp: { readonly ports: readonly number[] };
+  handleStream(c: TcpChunk, out: RecordEmitter): number;
+  /** The connection ended (FIN both ways, RST, timeout, eviction); drop any per-stream state. */
+  streamEnd?(streamId: number): void;
+}
+
+export function isStreamParser(p: Parser): p is StreamParser {
+  const t = (p as Partial<StreamParser>).tcp;
+  return typeof t === 'object' && t !== null && Array.isArray(t.ports) && typeof (p as Partial<StreamParser>).handleStream === 'function';
 }
 
 /**

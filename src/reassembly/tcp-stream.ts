@@ -1,0 +1,599 @@
+// Selective TCP stream reassembly (design §5.2.5, ADR-005, 005b, 005c, 005f).
+//
+// Only TCP segments of connections a parser asked for (by port, see
+// Pipeline) come here; everything else never touches this state. Output is
+// an ordered byte stream per direction, handed to the consumer (the
+// pipeline, which calls the owning parser's handleStream) in chunks; the
+// parser frames its own PDUs and says how many bytes it consumed. Bytes it
+// did not consume are kept and handed back, in front of the next bytes, so
+// a parser never needs its own buffer for a PDU split over segments.
+//
+// Per direction: the next expected sequence number is the SYN's + 1, or
+// (mid-stream join, ADR-005c) the first sequence number seen. A segment
+// entirely before it is a retransmission; one that starts before it overlaps
+// (the delivered bytes win, the rest is used); one that starts after it is
+// out of order and kept (copied) until the hole fills. A hole still open
+// after gapTimeoutMs (capture time), or when the direction's buffered bytes
+// pass maxStreamBytes, is skipped: the next chunk carries `gap`.
+//
+// Limits: maxStreams connections (the least recently used is evicted),
+// maxStreamBytes per direction, maxBytes for all buffers together (LRU
+// streams are evicted until under), streamTimeoutMs of silence. Every one
+// of these events is counted in TcpStreamStats. A stream ends on RST, when
+// both FINs have been reached, on timeout or eviction; its remaining bytes
+// are flushed first (with `gap` when a hole is skipped).
+//
+// Cost: an in-order segment with nothing kept is delivered from the frame's
+// own memory; no allocation per segment. Stream objects are pooled. Only out
+// of order segments and bytes a parser kept are copied.
+
+import type { DecodedPacket } from '../decode/packet.js';
+import { DecodedPacket as Packet } from '../decode/packet.js';
+
+export interface TcpReassemblyOptions {
+  /** Concurrent connections; at the limit the least recently used is evicted. */
+  maxStreams: number;
+  /** Bytes one direction may hold (out-of-order segments plus bytes kept for its parser). */
+  maxStreamBytes: number;
+  /** Bytes all streams may hold together (default 128 MiB, ADR-005f). */
+  maxBytes: number;
+  /** A hole older than this (capture time) is skipped. */
+  gapTimeoutMs: number;
+  /** A connection silent for this long (capture time) is flushed and forgotten. */
+  streamTimeoutMs: number;
+}
+
+export const DEFAULT_TCP_REASSEMBLY: Readonly<TcpReassemblyOptions> = {
+  maxStreams: 65536,
+  maxStreamBytes: 1 << 20,
+  maxBytes: 128 << 20,
+  gapTimeoutMs: 2000,
+  streamTimeoutMs: 120_000,
+};
+
+export class TcpStreamStats {
+  /** Connections opened, and open now. */
+  streams = 0;
+  active = 0;
+  /** Segments seen, and payload bytes handed to parsers. */
+  segments = 0;
+  bytesDelivered = 0;
+  /** Segments wholly before the next expected byte (dropped). */
+  retransmissions = 0;
+  /** Segments partly before it (the delivered part dropped). */
+  overlaps = 0;
+  /** Segments stored because a hole came before them. */
+  outOfOrder = 0;
+  /** Holes skipped (timeout, buffer limit, flush), and the bytes missing in them. */
+  gapsSkipped = 0;
+  bytesSkipped = 0;
+  /** Out-of-order segments dropped because the direction was at maxStreamBytes even after skipping. */
+  oooDropped = 0;
+  /** Bytes a parser kept that passed maxStreamBytes: dropped (the next chunk has `gap`). */
+  keepOverflows = 0;
+  /** Ends: FIN both ways, RST, timeout, evicted at maxStreams, evicted for memory, flushed by the owner. */
+  closedFin = 0;
+  closedRst = 0;
+  timedOut = 0;
+  evictedLru = 0;
+  evictedMemory = 0;
+  flushed = 0;
+  /** Bytes held now (out of order + kept) and the most ever held. */
+  bytesHeld = 0;
+  bytesHeldMax = 0;
+}
+
+/**
+ * One chunk of a direction's byte stream, as the consumer gets it: bytes
+ * buf[off, off+len), in order. Reused: valid only during the call.
+ */
+export class TcpChunk {
+  /** Unique per connection within this reassembler (this capture process). */
+  streamId = 0;
+  /** 0: client → server (the SYN's sender; without a SYN, toward the port the parser asked for), 1: the reverse. */
+  dir = 0;
+  buf: Uint8Array = new Uint8Array(0);
+  off = 0;
+  len = 0;
+  /** Bytes are missing before this chunk (hole skipped, parser's kept bytes dropped). */
+  gap = false;
+  /** For the record's envelope (fillEnvelope): the segment that made these bytes deliverable, or a packet built from the stream's addresses when flushing. Its direction is `dir`'s. */
+  packet: DecodedPacket = new Packet();
+  hasTs = true;
+  tsDigits = 6;
+}
+
+/** Who receives the bytes: the pipeline (which calls the owning parser). */
+export interface TcpStreamConsumer {
+  /** In-order bytes of one direction; returns how many were consumed (the rest are handed back next time). */
+  streamData(owner: number, c: TcpChunk): number;
+  /** The connection is gone (after its last bytes were delivered). */
+  streamEnd(owner: number, streamId: number, dir0: TcpChunk): void;
+}
+
+const FIN = 0x01;
+const SYN = 0x02;
+const RST = 0x04;
+const ACK = 0x10;
+
+class Direction {
+  started = false;
+  next = 0;
+  finSeq = -1;
+  done = false;
+  /** Out-of-order segments, sorted by sequence (relative order from `next`). */
+  oooSeq: number[] = [];
+  oooData: Uint8Array[] = [];
+  oooBytes = 0;
+  /** Capture time (ms) the oldest open hole was first seen; -1 none. */
+  gapSince = -1;
+  keep: Uint8Array = EMPTY;
+  keepLen = 0;
+  pendingGap = false;
+
+  reset(): void {
+    this.started = false;
+    this.next = 0;
+    this.finSeq = -1;
+    this.done = false;
+    this.oooSeq.length = 0;
+    this.oooData.length = 0;
+    this.oooBytes = 0;
+    this.gapSince = -1;
+    this.keepLen = 0;
+    this.pendingGap = false;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+class Stream {
+  id = 0;
+  hash = 0;
+  owner = 0;
+  /** Addresses and ports of direction 0 (client → server). */
+  ipVersion = 0;
+  src4 = 0;
+  dst4 = 0;
+  readonly src6 = new Uint8Array(16);
+  readonly dst6 = new Uint8Array(16);
+  sport = 0;
+  dport = 0;
+  readonly d0 = new Direction();
+  readonly d1 = new Direction();
+  lastSeen = 0;
+  /** LRU list (head = most recent) and hash bucket chain. */
+  prev: Stream | null = null;
+  next: Stream | null = null;
+  bucketNext: Stream | null = null;
+  live = false;
+}
+
+function seqDiff(a: number, b: number): number {
+  return (a - b) | 0;
+}
+
+export class TcpReassembler {
+  readonly stats = new TcpStreamStats();
+  readonly opts: TcpReassemblyOptions;
+  private readonly consumer: TcpStreamConsumer;
+  private readonly buckets = new Map<number, Stream>();
+  private head: Stream | null = null;
+  private tail: Stream | null = null;
+  private readonly pool: Stream[] = [];
+  private nextId = 1;
+  private readonly chunk = new TcpChunk();
+  private readonly flushPkt = new Packet();
+  private now = 0;
+
+  constructor(consumer: TcpStreamConsumer, opts: Partial<TcpReassemblyOptions> = {}) {
+    this.consumer = consumer;
+    this.opts = { ...DEFAULT_TCP_REASSEMBLY, ...opts };
+  }
+
+  /**
+   * One TCP segment of a connection owned by consumer index `owner`, which
+   * is also told whose port the rule matched: `serverPort` (-1: unknown).
+   */
+  segment(p: DecodedPacket, owner: number, serverPort: number, hasTs: boolean, tsDigits: number): void {
+    const st = this.stats;
+    st.segments++;
+    const now = p.tsSec * 1000 + p.tsNsec / 1e6;
+    if (now > this.now) this.now = now;
+    this.expire();
+    const flags = p.tcpFlags;
+    let s = this.find(p);
+    let dir = 0;
+    if (s === null) {
+      const hasData = p.payloadLen > 0;
+      if ((flags & RST) !== 0 || (!hasData && (flags & SYN) === 0)) return; // nothing to follow
+      // Client: the SYN's sender; the SYN-ACK's receiver; else whoever talks to the server port.
+      let reverse = false;
+      if ((flags & SYN) !== 0) reverse = (flags & ACK) !== 0;
+      else if (serverPort >= 0) reverse = p.sport === serverPort && p.dport !== serverPort;
+      s = this.open(p, owner, reverse);
+      dir = reverse ? 1 : 0;
+    } else dir = this.dirOf(s, p);
+    s.lastSeen = this.now;
+    this.touch(s);
+    const d = dir === 0 ? s.d0 : s.d1;
+    const seq = p.tcpSeq;
+    const c = this.chunk;
+    c.hasTs = hasTs;
+    c.tsDigits = tsDigits;
+    if ((flags & SYN) !== 0) {
+      if (!d.started) {
+        d.started = true;
+        d.next = (seq + 1) >>> 0;
+      }
+    } else if (!d.started && p.payloadLen > 0) {
+      d.started = true; // mid-stream join: the first byte seen is the base
+      d.next = seq;
+    }
+    if (d.started) {
+      const syn = (flags & SYN) !== 0 ? 1 : 0;
+      const dataSeq = (seq + syn) >>> 0;
+      if (p.payloadLen > 0) this.data(s, dir, d, dataSeq, p.payloadBuf, p.payloadOff, p.payloadLen, p);
+      if ((flags & FIN) !== 0 && d.finSeq < 0) d.finSeq = (dataSeq + (p.payloadLen > 0 ? p.payloadLen : 0)) >>> 0;
+      if (d.oooBytes > 0 && (this.now - d.gapSince > this.opts.gapTimeoutMs || d.oooBytes > this.opts.maxStreamBytes)) {
+        this.skipGap(s, dir, d, p);
+      }
+      if (d.finSeq >= 0 && d.next === d.finSeq && !d.done) d.done = true;
+    }
+    if ((flags & RST) !== 0) {
+      st.closedRst++;
+      this.close(s, true);
+      return;
+    }
+    if (s.d0.done && s.d1.done) {
+      st.closedFin++;
+      this.close(s, false);
+    }
+  }
+
+  /** Flushes and forgets every connection (end of input, shutdown). */
+  flush(): void {
+    while (this.tail !== null) {
+      this.stats.flushed++;
+      this.close(this.tail, true);
+    }
+  }
+
+  /** Open connections now. */
+  get size(): number {
+    return this.stats.active;
+  }
+
+  // ---- data path ----
+
+  private data(s: Stream, dir: number, d: Direction, seq: number, buf: Uint8Array, off: number, len: number, p: DecodedPacket): void {
+    const st = this.stats;
+    let diff = seqDiff(seq, d.next);
+    if (diff + len <= 0) {
+      st.retransmissions++;
+      return;
+    }
+    if (diff < 0) {
+      st.overlaps++;
+      off -= diff;
+      len += diff;
+      seq = d.next;
+      diff = 0;
+    }
+    if (diff > 0) {
+      this.storeOoo(d, seq, buf, off, len);
+      return;
+    }
+    this.deliver(s, dir, d, buf, off, len, p);
+    this.drainOoo(s, dir, d, p);
+  }
+
+  private storeOoo(d: Direction, seq: number, buf: Uint8Array, off: number, len: number): void {
+    const st = this.stats;
+    if (d.oooBytes + d.keepLen + len > this.opts.maxStreamBytes * 2) {
+      st.oooDropped++;
+      return;
+    }
+    st.outOfOrder++;
+    const rel = seqDiff(seq, d.next);
+    let i = d.oooSeq.length;
+    while (i > 0 && seqDiff(d.oooSeq[i - 1], d.next) > rel) i--;
+    // A segment already stored at the same place with as many bytes: a retransmission.
+    if (i > 0 && d.oooSeq[i - 1] === seq && d.oooData[i - 1].length >= len) {
+      st.retransmissions++;
+      st.outOfOrder--;
+      return;
+    }
+    d.oooSeq.splice(i, 0, seq);
+    d.oooData.splice(i, 0, buf.slice(off, off + len));
+    d.oooBytes += len;
+    this.held(len);
+    if (d.gapSince < 0) d.gapSince = this.now;
+  }
+
+  /** Delivers stored segments the stream has reached. */
+  private drainOoo(s: Stream, dir: number, d: Direction, p: DecodedPacket): void {
+    while (d.oooSeq.length > 0 && s.live) {
+      const seq = d.oooSeq[0];
+      const diff = seqDiff(seq, d.next);
+      if (diff > 0) return;
+      const data = d.oooData[0];
+      d.oooSeq.shift();
+      d.oooData.shift();
+      d.oooBytes -= data.length;
+      this.held(-data.length);
+      if (d.oooSeq.length === 0) d.gapSince = -1;
+      else d.gapSince = this.now;
+      if (diff + data.length <= 0) {
+        this.stats.retransmissions++;
+        continue;
+      }
+      if (diff < 0) this.stats.overlaps++;
+      this.deliver(s, dir, d, data, -diff, data.length + diff, p);
+    }
+  }
+
+  /** Skips the hole before the first stored segment. */
+  private skipGap(s: Stream, dir: number, d: Direction, p: DecodedPacket | null): void {
+    if (d.oooSeq.length === 0) return;
+    const st = this.stats;
+    st.gapsSkipped++;
+    st.bytesSkipped += seqDiff(d.oooSeq[0], d.next);
+    d.next = d.oooSeq[0];
+    d.pendingGap = true;
+    this.drainOoo(s, dir, d, p ?? this.envelope(s, dir));
+  }
+
+  /** Hands bytes to the consumer, in front of any it kept; keeps what it did not consume. */
+  private deliver(s: Stream, dir: number, d: Direction, buf: Uint8Array, off: number, len: number, p: DecodedPacket): void {
+    d.next = (d.next + len) >>> 0;
+    const c = this.chunk;
+    c.streamId = s.id;
+    c.dir = dir;
+    c.packet = p;
+    c.gap = d.pendingGap;
+    d.pendingGap = false;
+    if (d.keepLen === 0) {
+      c.buf = buf;
+      c.off = off;
+      c.len = len;
+      const used = this.consume(s, c);
+      if (used < len) this.keep(d, buf, off + used, len - used);
+    } else {
+      this.keep(d, buf, off, len);
+      if (d.keepLen === 0) return; // overflowed and dropped
+      c.buf = d.keep;
+      c.off = 0;
+      c.len = d.keepLen;
+      const used = this.consume(s, c);
+      if (used > 0) {
+        d.keep.copyWithin(0, used, d.keepLen);
+        d.keepLen -= used;
+        this.held(-used);
+      }
+    }
+  }
+
+  private consume(s: Stream, c: TcpChunk): number {
+    const used = this.consumer.streamData(s.owner, c);
+    const n = used > c.len ? c.len : used > 0 ? used : 0;
+    this.stats.bytesDelivered += n;
+    return n;
+  }
+
+  /** Appends bytes to the direction's kept buffer (grown by doubling, bounded). */
+  private keep(d: Direction, buf: Uint8Array, off: number, len: number): void {
+    const need = d.keepLen + len;
+    if (need > this.opts.maxStreamBytes) {
+      this.stats.keepOverflows++;
+      this.held(-d.keepLen);
+      d.keepLen = 0;
+      d.pendingGap = true;
+      return;
+    }
+    if (need > d.keep.length) {
+      let cap = d.keep.length === 0 ? 2048 : d.keep.length * 2;
+      while (cap < need) cap *= 2;
+      const k = new Uint8Array(cap);
+      k.set(d.keep.subarray(0, d.keepLen));
+      d.keep = k;
+    }
+    for (let i = 0; i < len; i++) d.keep[d.keepLen + i] = buf[off + i];
+    d.keepLen = need;
+    this.held(len);
+  }
+
+  private held(n: number): void {
+    const st = this.stats;
+    st.bytesHeld += n;
+    if (st.bytesHeld > st.bytesHeldMax) st.bytesHeldMax = st.bytesHeld;
+    if (n > 0 && st.bytesHeld > this.opts.maxBytes) this.evictForMemory();
+  }
+
+  private evictForMemory(): void {
+    // The oldest streams go first; the one being written is the head, evicted only if alone.
+    while (this.stats.bytesHeld > this.opts.maxBytes && this.tail !== null) {
+      this.stats.evictedMemory++;
+      this.close(this.tail, true);
+    }
+  }
+
+  // ---- connections ----
+
+  private hashOf(p: DecodedPacket): number {
+    let a: number;
+    let b: number;
+    if (p.ipVersion === 4) {
+      a = p.src4;
+      b = p.dst4;
+    } else {
+      const ab = p.addrBuf;
+      a = (ab[p.srcOff + 12] << 24) | (ab[p.srcOff + 13] << 16) | (ab[p.srcOff + 14] << 8) | ab[p.srcOff + 15];
+      b = (ab[p.dstOff + 12] << 24) | (ab[p.dstOff + 13] << 16) | (ab[p.dstOff + 14] << 8) | ab[p.dstOff + 15];
+    }
+    // Symmetric: both directions hash alike.
+    const h = Math.imul(a ^ b, 0x9e3779b1) ^ Math.imul(p.sport ^ p.dport, 0x85ebca6b) ^ (p.sport + p.dport);
+    return h & 0x3fffffff; // a small integer: Map keys stay unboxed
+  }
+
+  private find(p: DecodedPacket): Stream | null {
+    let s = this.buckets.get(this.hashOf(p)) ?? null;
+    while (s !== null) {
+      if (this.dirOf(s, p) >= 0) return s;
+      s = s.bucketNext;
+    }
+    return null;
+  }
+
+  /** 0 or 1 when the packet belongs to s, -1 otherwise. */
+  private dirOf(s: Stream, p: DecodedPacket): number {
+    if (s.ipVersion !== p.ipVersion) return -1;
+    if (p.sport === s.sport && p.dport === s.dport && this.sameAddrs(s, p, false)) return 0;
+    if (p.sport === s.dport && p.dport === s.sport && this.sameAddrs(s, p, true)) return 1;
+    return -1;
+  }
+
+  private sameAddrs(s: Stream, p: DecodedPacket, rev: boolean): boolean {
+    if (p.ipVersion === 4) return rev ? p.src4 === s.dst4 && p.dst4 === s.src4 : p.src4 === s.src4 && p.dst4 === s.dst4;
+    const ab = p.addrBuf;
+    const x = rev ? s.dst6 : s.src6;
+    const y = rev ? s.src6 : s.dst6;
+    for (let i = 0; i < 16; i++) if (ab[p.srcOff + i] !== x[i] || ab[p.dstOff + i] !== y[i]) return false;
+    return true;
+  }
+
+  private open(p: DecodedPacket, owner: number, reverse: boolean): Stream {
+    const st = this.stats;
+    if (st.active >= this.opts.maxStreams && this.tail !== null) {
+      st.evictedLru++;
+      this.close(this.tail, true);
+    }
+    const s = this.pool.pop() ?? new Stream();
+    s.id = this.nextId++;
+    s.owner = owner;
+    s.ipVersion = p.ipVersion;
+    if (p.ipVersion === 4) {
+      s.src4 = reverse ? p.dst4 : p.src4;
+      s.dst4 = reverse ? p.src4 : p.dst4;
+    } else {
+      const ab = p.addrBuf;
+      const so = reverse ? p.dstOff : p.srcOff;
+      const dof = reverse ? p.srcOff : p.dstOff;
+      for (let i = 0; i < 16; i++) {
+        s.src6[i] = ab[so + i];
+        s.dst6[i] = ab[dof + i];
+      }
+    }
+    s.sport = reverse ? p.dport : p.sport;
+    s.dport = reverse ? p.sport : p.dport;
+    s.d0.reset();
+    s.d1.reset();
+    s.live = true;
+    s.hash = this.hashOf(p);
+    s.bucketNext = this.buckets.get(s.hash) ?? null;
+    this.buckets.set(s.hash, s);
+    s.prev = null;
+    s.next = this.head;
+    if (this.head !== null) this.head.prev = s;
+    this.head = s;
+    if (this.tail === null) this.tail = s;
+    st.streams++;
+    st.active++;
+    return s;
+  }
+
+  private touch(s: Stream): void {
+    if (this.head === s) return;
+    // unlink
+    if (s.prev !== null) s.prev.next = s.next;
+    if (s.next !== null) s.next.prev = s.prev;
+    if (this.tail === s) this.tail = s.prev;
+    s.prev = null;
+    s.next = this.head;
+    if (this.head !== null) this.head.prev = s;
+    this.head = s;
+    if (this.tail === null) this.tail = s;
+  }
+
+  private expire(): void {
+    const limit = this.now - this.opts.streamTimeoutMs;
+    for (let n = 0; n < 16 && this.tail !== null && this.tail.lastSeen < limit; n++) {
+      this.stats.timedOut++;
+      this.close(this.tail, true);
+    }
+  }
+
+  /** Flushes what is stored (skipping holes when `flush`), tells the consumer, frees the stream. */
+  private close(s: Stream, flush: boolean): void {
+    if (!s.live) return;
+    if (flush) {
+      for (let dir = 0; dir < 2 && s.live; dir++) {
+        const d = dir === 0 ? s.d0 : s.d1;
+        while (d.oooSeq.length > 0 && s.live) this.skipGap(s, dir, d, null);
+      }
+    }
+    if (!s.live) return; // evicted re-entrantly while flushing
+    s.live = false;
+    for (let dir = 0; dir < 2; dir++) {
+      const d = dir === 0 ? s.d0 : s.d1;
+      this.stats.bytesHeld -= d.oooBytes + d.keepLen;
+      d.oooBytes = 0;
+      d.keepLen = 0;
+      d.oooSeq.length = 0;
+      d.oooData.length = 0;
+      if (d.keep.length > 64 * 1024) d.keep = EMPTY; // do not pool big buffers
+    }
+    // unlink from bucket
+    let b = this.buckets.get(s.hash) ?? null;
+    if (b === s) {
+      if (s.bucketNext === null) this.buckets.delete(s.hash);
+      else this.buckets.set(s.hash, s.bucketNext);
+    } else {
+      while (b !== null && b.bucketNext !== s) b = b.bucketNext;
+      if (b !== null) b.bucketNext = s.bucketNext;
+    }
+    s.bucketNext = null;
+    // unlink from LRU
+    if (s.prev !== null) s.prev.next = s.next;
+    if (s.next !== null) s.next.prev = s.prev;
+    if (this.head === s) this.head = s.next;
+    if (this.tail === s) this.tail = s.prev;
+    s.prev = s.next = null;
+    this.stats.active--;
+    const c = this.chunk;
+    c.streamId = s.id;
+    c.dir = 0;
+    c.packet = this.envelope(s, 0);
+    c.buf = EMPTY;
+    c.off = 0;
+    c.len = 0;
+    c.gap = false;
+    this.consumer.streamEnd(s.owner, s.id, c);
+    this.pool.push(s);
+  }
+
+  /** A packet with the stream's addresses in direction `dir`, for records made without a current segment. */
+  private envelope(s: Stream, dir: number): DecodedPacket {
+    const p = this.flushPkt;
+    p.reset();
+    p.ipVersion = s.ipVersion;
+    p.proto = 6;
+    const ms = s.lastSeen;
+    p.tsSec = Math.floor(ms / 1000);
+    p.tsNsec = Math.round((ms - p.tsSec * 1000) * 1e6);
+    if (s.ipVersion === 4) {
+      p.src4 = dir === 0 ? s.src4 : s.dst4;
+      p.dst4 = dir === 0 ? s.dst4 : s.src4;
+    } else {
+      if (p.addrBuf.length < 32) p.addrBuf = new Uint8Array(32);
+      p.addrBuf.set(dir === 0 ? s.src6 : s.dst6, 0);
+      p.addrBuf.set(dir === 0 ? s.dst6 : s.src6, 16);
+      p.srcOff = 0;
+      p.dstOff = 16;
+    }
+    p.sport = dir === 0 ? s.sport : s.dport;
+    p.dport = dir === 0 ? s.dport : s.sport;
+    p.payloadLen = 0;
+    return p;
+  }
+}
