@@ -5,6 +5,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { AfPacketCapturer } from '../../src/capture/afpacket.js';
 import { type CaptureOptions, defaultCaptureOptions, type FrameSink } from '../../src/capture/capturer.js';
@@ -155,6 +156,46 @@ describe('af_packet_v3 on veth', { skip: skip ?? false }, () => {
     } finally {
       cap.stop();
     }
+  });
+
+  test('fanout lb alternates frames over the streams; cpu and qm groups open and deliver every frame once', async () => {
+    const frames: Uint8Array[] = [];
+    for (let i = 0; i < 200; i++) frames.push(ipv4Frame({ src: [10, 0, 0, 1], dst: [10, 0, 0, 2], sport: 7, dport: 9 }, 64, i));
+    const file = join(tmp.dir, 'one-flow.pcap');
+    writePcap(file, frames);
+    for (const fanoutMode of ['lb', 'cpu', 'qm'] as const) {
+      const cap = new AfPacketCapturer(opts({ streams: 2, fanoutMode }));
+      const got: Got[] = [];
+      for (let i = 0; i < 2; i++) cap.capture(i).start(collector(got, i));
+      try {
+        host.replay(file);
+        assert.ok(await waitFor(() => got.length >= frames.length), `${fanoutMode}: ${got.length} of ${frames.length}`);
+        await new Promise((r) => setTimeout(r, 100));
+        assert.equal(got.length, frames.length, `${fanoutMode}: each frame once`);
+        assert.deepEqual(got.map((g) => g.bytes).sort(), frames.map(hex).sort());
+        if (fanoutMode === 'lb') {
+          // One flow, yet round-robin: both streams get half (give or take a block boundary).
+          const on0 = got.filter((g) => g.stream === 0).length;
+          assert.ok(on0 >= 80 && on0 <= 120, `lb: ${on0} of 200 on stream 0`);
+        }
+      } finally {
+        cap.stop();
+      }
+    }
+  });
+
+  test('promiscuous mode is held while capturing and released on stop', () => {
+    const promiscuity = (): number => Number(/promiscuity (\d+)/.exec(execFileSync('ip', ['-d', 'link', 'show', host.capIf], { encoding: 'utf8' }))![1]);
+    assert.equal(promiscuity(), 0);
+    const on = new AfPacketCapturer(opts({ promisc: true }));
+    on.capture(0);
+    assert.equal(promiscuity(), 1);
+    on.stop();
+    assert.equal(promiscuity(), 0);
+    const off = new AfPacketCapturer(opts({ promisc: false }));
+    off.capture(0);
+    assert.equal(promiscuity(), 0);
+    off.stop();
   });
 
   test('a stalled consumer gets counted kernel drops, no hang, and recovers', async () => {
