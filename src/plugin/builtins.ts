@@ -3,11 +3,12 @@
 
 import filter from '../../plugins/processor/filter/index.js';
 import label from '../../plugins/processor/label/index.js';
+import dns from '../../plugins/parser/dns/index.js';
 import { fileReporter, stdoutReporter } from '../sender-proc/reporters.js';
 import { PluginRegistry } from './registry.js';
 import { loadPluginDirectories } from './loader.js';
 
-export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter] as const;
+export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, dns] as const;
 
 /** A registry with the built-ins, then the plugins of `dirs` (third-party, validated the same way). */
 export async function createRegistry(dirs: readonly string[] = []): Promise<PluginRegistry> {
