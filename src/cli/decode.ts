@@ -43,7 +43,7 @@ export async function runDecode(o: DecodeCommandOptions): Promise<void> {
     `otus decode: ${o.file}: ${n} frames (${reader.format}), ${reader.bytesRead} of ${reader.fileSize} bytes read` +
       (reader.endReason ? `; stopped: ${reader.endReason}` : '') +
       `\n  decode errors: ${errors.length ? errors.join(' ') : 'none'}` +
-      `\n  reassembly: fragments=${r.fragments} completed=${r.completed} duplicates=${r.duplicates} overlaps=${r.overlaps}` +
+      `\n  reassembly: fragments=${r.fragments} completed=${r.completed} duplicates=${r.duplicates} overlaps=${r.overlaps} discarded=${r.discarded}` +
       ` timeouts=${r.timeouts} evicted=${r.evicted} too_large=${r.tooLarge} invalid=${r.invalid} pending=${r.pending}\n`,
   );
 }

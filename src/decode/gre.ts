@@ -40,7 +40,10 @@ export function decodeGre(d: Decoder, buf: Uint8Array, view: DataView, off: numb
   if (version === 1 && (flags & GRE_ACK) !== 0) hlen += 4;
   if (end - off < hlen) return d.fail(DecodeError.GreTruncated);
   const inner = off + hlen;
-  if (version === 1 && type !== PPP) return;
+  // Nothing inside (keepalives, PPTP acknowledgements): not a tunnelled packet.
+  if (inner >= end || (version === 1 && type !== PPP)) return;
+  // In enhanced GRE the key field holds payload length and call ID, not a key.
+  if (version === 1) key = -1;
 
   if (type === ERSPAN_I_II || type === ERSPAN_III) {
     if (!d.erspan) return;

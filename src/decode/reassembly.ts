@@ -4,7 +4,9 @@
 //
 // Policy on overlap follows Linux (since 4.19, for IPv4 too) and RFC 5722 for
 // IPv6: an exact duplicate fragment is ignored, any other overlap drops the
-// whole datagram. Memory is bounded by datagram count, bytes held and
+// whole datagram, and its fragments still to come are dropped too until the
+// datagram would have timed out (RFC 5722 §4: "including those not yet
+// received"). Memory is bounded by datagram count, bytes held and
 // fragments per datagram; the oldest datagram is evicted first. This runs only
 // for fragments (<0.1% of traffic), so it may allocate: one copy per fragment.
 
@@ -32,6 +34,8 @@ class Datagram {
   /** Unique payload bytes received. */
   have = 0;
   held = 0;
+  /** Discarded for overlap: later fragments are dropped, not reassembled. */
+  dead = false;
   constructor(readonly key: string, readonly firstMs: number) {}
 }
 
@@ -47,6 +51,8 @@ export class ReassemblyStats {
   completed = 0;
   duplicates = 0;
   overlaps = 0;
+  /** Fragments dropped because their datagram was discarded for overlap. */
+  discarded = 0;
   timeouts = 0;
   evicted = 0;
   tooLarge = 0;
@@ -122,6 +128,10 @@ export class Reassembler {
       this.table.set(key, dg);
       st.pending = this.table.size;
     }
+    if (dg.dead) {
+      st.discarded++;
+      return DecodeError.FragOverlap;
+    }
     const newEnd = offset + len;
     if (last) {
       if ((dg.total >= 0 && dg.total !== newEnd) || this.maxEnd(dg) > newEnd) {
@@ -143,7 +153,7 @@ export class Reassembler {
         return dg.total >= 0 && dg.have === dg.total ? this.complete(dg, level) : FragResult.Held;
       }
       st.overlaps++;
-      this.drop(dg);
+      this.kill(dg);
       return DecodeError.FragOverlap;
     }
     if (dg.pieces.length >= this.limits.maxFragments) {
@@ -188,6 +198,14 @@ export class Reassembler {
     let m = 0;
     for (const p of dg.pieces) if (p.end > m) m = p.end;
     return m;
+  }
+
+  /** Frees a datagram's fragments but keeps its key until the timeout, to drop the rest. */
+  private kill(dg: Datagram): void {
+    this.stats.memoryBytes -= dg.held;
+    dg.held = 0;
+    dg.pieces = [];
+    dg.dead = true;
   }
 
   private drop(dg: Datagram): void {

@@ -91,7 +91,7 @@ describe('reassembly', () => {
     assert.equal(r[2].sport, 5060);
     assert.equal(r[2].sum, whole);
   });
-  it('IPv6 overlap drops the datagram (RFC 5722) and later fragments start over', () => {
+  it('IPv6 overlap drops the datagram and its later fragments (RFC 5722)', () => {
     const dec = new Decoder();
     const f = fragments6(body, 1232);
     // Bytes 0..1240 cut differently from f[0] (0..1232): an overlap, not a duplicate.
@@ -99,8 +99,13 @@ describe('reassembly', () => {
     overlapping[14 + 40 + 3] |= 1; // set M: it claims to be a first fragment
     const r = feed(dec, [f[0], overlapping, f[1], f[2]]);
     assert.equal(dec.reassembler.stats.overlaps, 1);
-    assert.equal(r[3].fragmented, false, 'the first fragment went with the dropped datagram');
-    assert.equal(dec.reassembler.stats.pending, 1);
+    assert.deepEqual(r.map((x) => x.held), [true, false, false, false], 'fragments after the overlap are dropped too');
+    assert.equal(r[3].fragmented, false);
+    assert.equal(dec.reassembler.stats.discarded, 2);
+    assert.equal(dec.reassembler.stats.memoryBytes, 0);
+    // Once the discarded datagram times out, the same id reassembles again.
+    const later = feed(dec, [f[0], f[1], f[2]], 31);
+    assert.equal(later[2].fragmented, true);
   });
   it('incomplete datagrams time out by capture time', () => {
     const dec = new Decoder();
