@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 want_tests=false
 [ "${1:-}" = "--test" ] && want_tests=true
 
-packages=(build-essential python3 libpcap-dev pkg-config ca-certificates)
+packages=(build-essential python3 libpcap-dev libxdp-dev libbpf-dev pkg-config ca-certificates)
 $want_tests && packages+=(tshark tcpreplay sip-tester tcpdump iproute2 iputils-ping)
 
 if command -v apt-get >/dev/null; then
