@@ -12,6 +12,7 @@ import { DECODE_ERROR_NAMES } from '../decode/errors.js';
 import { instantiateTaskPlugins, pipelineForTask } from '../pipeline/from-task.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { createRegistry } from '../plugin/builtins.js';
+import { FlowRegistry } from '../shm/registry.js';
 import { RingProducer } from '../shm/ring.js';
 import type { CaptureDone, CaptureStart, ChildError, PipelineCounters } from '../supervisor/replay-messages.js';
 import { OtusError } from '../util/errors.js';
@@ -49,7 +50,9 @@ export function pipelineCounters(pl: Pipeline): PipelineCounters {
 async function run(m: CaptureStart): Promise<CaptureDone> {
   const task = loadTaskFile(m.taskFile);
   const registry = await createRegistry(m.pluginDirs);
-  const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index);
+  // The task's flow registry, created by the supervisor: SIP on one process labels RTP on another.
+  const flows = m.flows ? FlowRegistry.open(m.ringTask) : null;
+  const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows);
   const producer = RingProducer.open(m.ringTask, m.index);
   const pipeline = pipelineForTask(task, plugins, producer, m.format);
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.start?.();
@@ -84,6 +87,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
   const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
   producer.close();
+  flows?.close();
   return {
     type: 'done',
     index: me,

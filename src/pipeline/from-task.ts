@@ -7,6 +7,7 @@ import { Decoder } from '../decode/decoder.js';
 import { defaultDecoderOptions } from '../decode/options.js';
 import type { PluginRegistry } from '../plugin/registry.js';
 import type { Parser, Processor, RecordFormat } from '../plugin/types.js';
+import type { FlowRegistry } from '../shm/registry.js';
 import { CaptureFilter } from './capture-filter.js';
 import { ENCODERS } from './codec.js';
 import { Pipeline } from './pipeline.js';
@@ -24,8 +25,10 @@ export async function instantiateTaskPlugins(
   task: TaskSpec,
   node: Record<string, string>,
   worker: number,
+  /** The task's flow registry, opened by this process; null where there is none. */
+  flows: FlowRegistry | null = null,
 ): Promise<TaskPlugins> {
-  const base = { node, taskId: task.id, worker };
+  const base = { node, taskId: task.id, worker, flows };
   const parsers: Parser[] = [];
   for (const r of task.parsers) parsers.push(await registry.instantiate('parser', r.plugin, r.config, { ...base, where: r.where }));
   const processors: Processor[] = [];

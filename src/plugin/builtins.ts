@@ -3,6 +3,9 @@
 
 import filter from '../../plugins/processor/filter/index.js';
 import label from '../../plugins/processor/label/index.js';
+import sip from '../../plugins/parser/sip/index.js';
+import rtp from '../../plugins/parser/rtp/index.js';
+import rtcp from '../../plugins/parser/rtcp/index.js';
 import dns from '../../plugins/parser/dns/index.js';
 import { fileReporter, stdoutReporter } from '../sender-proc/reporters.js';
 import { PluginRegistry } from './registry.js';

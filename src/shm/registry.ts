@@ -446,6 +446,13 @@ export class FlowRegistry {
   codecLength(slot: number): number {
     return this.u8[HEADER_BYTES + slot * SLOT_BYTES + B_LENS + 1];
   }
+  /** A slot's packed labels (per label: u8 key length, key bytes, u8 value length, value bytes), read in place. */
+  labelsOffset(slot: number): number {
+    return HEADER_BYTES + slot * SLOT_BYTES + B_LABELS;
+  }
+  labelsLength(slot: number): number {
+    return this.u8[HEADER_BYTES + slot * SLOT_BYTES + B_LENS + 2];
+  }
 
   /**
    * Decodes a slot's context (for a record being emitted: allocates). Returns

@@ -11,6 +11,8 @@ export interface ReplayPluginSetup {
   node: Record<string, string>;
   /** Ring name token (the ring is /otus-<ringTask>-ring). */
   ringTask: string;
+  /** The task has parsers: a flow registry /otus-<ringTask>-flows exists for them to open. */
+  flows?: boolean;
 }
 
 export interface CaptureStart extends ReplayPluginSetup {

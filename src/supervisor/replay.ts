@@ -19,6 +19,7 @@ import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { symmetricFlowHash } from '../pipeline/flow-hash.js';
 import { createRegistry } from '../plugin/builtins.js';
+import { FlowRegistry } from '../shm/registry.js';
 import type { RecordFormat } from '../plugin/types.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
 import type { CaptureDone, CaptureStart, ChildError, SenderDone, SenderReady, SenderStart } from './replay-messages.js';
@@ -34,6 +35,8 @@ export interface ReplayOptions {
   node?: Record<string, string>;
   /** Ring data area (power of two). */
   ringBytes?: number;
+  /** Flow registry slots (created when the task has parsers). */
+  flowSlots?: number;
 }
 
 export interface ReplaySummary {
@@ -155,7 +158,9 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
 
   const owners = assignFrames(files, workers);
   const ringTask = `${task.id.slice(0, 40)}.replay${process.pid}`;
-  const setup = { taskFile, pluginDirs, node, ringTask };
+  // The task's flow registry (ADR-008): created here, opened by every capture process.
+  const flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? 65536 }) : null;
+  const setup = { taskFile, pluginDirs, node, ringTask, flows: flows !== null };
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
   const children: ChildProcess[] = [];
   const killAll = (): void => {
@@ -190,6 +195,7 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
     return summarize(task, workers, files, done, s, Number(process.hrtime.bigint() - t0) / 1e9, warnings);
   } finally {
     killAll();
+    flows?.close();
   }
 }
 

@@ -96,10 +96,10 @@ test('plugin config errors name the task file and key path', async () => {
     assert.ok(e.message.includes(`${file}: task.processors[1].config.rules[0].action: must be one of "drop", "pass"`), e.message);
     return true;
   });
-  writeFileSync(file, 'task:\n  id: x\n  parsers:\n    - plugin: sip\n');
+  writeFileSync(file, 'task:\n  id: x\n  parsers:\n    - plugin: h323\n'); // no such parser (sip now is one)
   await assert.rejects(instantiateTaskPlugins(r, loadTaskFile(file), {}, 0), (e: unknown) => {
     assert.ok(e instanceof OtusError && e.code === 'OTUS_ERR_PLUGIN_NOT_FOUND', String(e));
-    assert.ok(e.message.includes(`${file}: task.parsers[0].config: no parser plugin named "sip"`), e.message);
+    assert.ok(e.message.includes(`${file}: task.parsers[0].config: no parser plugin named "h323"`), e.message);
     return true;
   });
 });

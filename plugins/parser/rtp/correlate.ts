@@ -1,0 +1,176 @@
+// Media correlation through the task's flow registry (ADR-008), shared by
+// the rtp and rtcp parsers: look the packet's destination, then source,
+// endpoint up; copy call-id, codec and media type from the slot's bytes
+// into the record's labels (Labels.setBytes: no strings); optionally learn
+// an unannounced (NATed) source endpoint of a known call. Allocates nothing
+// unless it learns (once per endpoint).
+
+import type { DecodedPacket } from '../../../src/decode/packet.js';
+import type { Labels } from '../../../src/pipeline/labels.js';
+import { FlowKey, type FlowRegistry } from '../../../src/shm/registry.js';
+
+export class CorrelateStats {
+  hits = 0;
+  misses = 0;
+  natLearned = 0;
+  /** The slot changed while its bytes were copied (a concurrent write): labels dropped for this packet. */
+  raced = 0;
+}
+
+const MEDIA = [109, 101, 100, 105, 97]; // "media"
+const PT = [112, 116]; // "pt"
+
+export class MediaCorrelator {
+  readonly stats = new CorrelateStats();
+  /** Slot of the last successful lookup, -1 none. */
+  slot = -1;
+  private tick = 0;
+  private readonly key = new FlowKey();
+
+  constructor(
+    readonly flows: FlowRegistry | null,
+    private readonly learnNat: boolean,
+    private readonly natTtlMs: number,
+  ) {}
+
+  /** Finds the packet's media entry (destination endpoint, then source): slot or -1. */
+  lookup(p: DecodedPacket): number {
+    const f = this.flows;
+    if (f === null) return (this.slot = -1);
+    // The registry's clock (expiry checks): refreshed every 256 lookups. measured: Date.now() ~25 ns.
+    if ((++this.tick & 255) === 0) f.setNow(Date.now());
+    let s: number;
+    if (p.ipVersion === 4) {
+      if (this.learnNat) {
+        const src = f.lookupEndpoint4(p.src4, p.sport);
+        s = f.lookupEndpoint4(p.dst4, p.dport);
+        if (s >= 0 && src < 0) this.learn(p, s);
+        else if (s < 0) s = src; // a miss leaves lastSeq at src's hit
+      } else {
+        s = f.lookupEndpoint4(p.dst4, p.dport);
+        if (s < 0) s = f.lookupEndpoint4(p.src4, p.sport);
+      }
+    } else if (p.ipVersion === 6) {
+      s = f.lookupEndpoint6(p.addrBuf, p.dstOff, p.dport);
+      if (s < 0) s = f.lookupEndpoint6(p.addrBuf, p.srcOff, p.sport);
+    } else s = -1;
+    if (s >= 0) this.stats.hits++;
+    else this.stats.misses++;
+    return (this.slot = s);
+  }
+
+  /** A known call's packet from an endpoint nobody announced: register it with the call's context. */
+  private learn(p: DecodedPacket, slot: number): void {
+    const f = this.flows!;
+    const ctx = f.context(slot);
+    if (ctx === null) return;
+    this.key.endpoint4(p.src4, p.sport);
+    if (f.register(this.key, ctx, this.natTtlMs) >= 0) this.stats.natLearned++;
+    // register moved lastSeq on; look the destination up again so stillValid() holds for it.
+    f.lookupEndpoint4(p.dst4, p.dport);
+  }
+
+  /**
+   * Writes `call-id`, `codec` (the one of payload type `pt` from the slot's
+   * map when it has one, else the slot's codec; pt -1: the slot's) and
+   * `media` labels from `slot`. Returns the codec's offset in flows.u8 and
+   * sets codecLen, so callers can test it (telephone-event) without a string.
+   */
+  label(L: Labels, slot: number, pt: number): number {
+    const f = this.flows!;
+    const u8 = f.u8;
+    let co = f.codecOffset(slot);
+    let cl = f.codecLength(slot);
+    let mo = -1;
+    let ml = 0;
+    // Packed labels: klen key vlen value ...
+    const lo = f.labelsOffset(slot);
+    const le = lo + f.labelsLength(slot);
+    for (let p = lo; p < le; ) {
+      const kl = u8[p];
+      const vo = p + 2 + kl;
+      const vl = u8[p + 1 + kl];
+      if (kl === 5 && eq(u8, p + 1, MEDIA)) {
+        mo = vo;
+        ml = vl;
+      } else if (kl === 2 && eq(u8, p + 1, PT) && pt >= 0) {
+        const r = findPt(u8, vo, vl, pt);
+        if (r >= 0) {
+          co = r;
+          cl = foundLen;
+        }
+      }
+      p = vo + vl;
+    }
+    L.setBytes('call-id', u8, f.callIdOffset(slot), f.callIdLength(slot));
+    if (cl > 0) L.setBytes('codec', u8, co, cl);
+    if (mo >= 0) L.setBytes('media', u8, mo, ml);
+    if (!f.stillValid(slot)) {
+      this.stats.raced++;
+      L.delete('call-id');
+      L.delete('codec');
+      L.delete('media');
+    }
+    this.codecLen = cl;
+    return co;
+  }
+
+  codecLen = 0;
+}
+
+function eq(u8: Uint8Array, o: number, k: number[]): boolean {
+  for (let i = 0; i < k.length; i++) if (u8[o + i] !== k[i]) return false;
+  return true;
+}
+
+let foundLen = 0;
+
+/**
+ * In "8 PCMA 101 telephone-event 0": the offset of the name after payload
+ * type `pt` (its length in foundLen), or -1 (absent or listed without a name).
+ */
+function findPt(u8: Uint8Array, o: number, len: number, pt: number): number {
+  const end = o + len;
+  let p = o;
+  while (p < end) {
+    // a number
+    let v = 0;
+    let digits = 0;
+    while (p < end && u8[p] >= 48 && u8[p] <= 57) {
+      v = v * 10 + u8[p] - 48;
+      p++;
+      digits++;
+    }
+    if (digits === 0) {
+      while (p < end && u8[p] !== 32) p++;
+      p++;
+      continue;
+    }
+    while (p < end && u8[p] === 32) p++;
+    // an optional name (not starting with a digit)
+    const no = p;
+    while (p < end && u8[p] !== 32) p++;
+    let nl = p - no;
+    if (nl > 0 && u8[no] >= 48 && u8[no] <= 57) {
+      p = no; // next number follows directly
+      nl = 0;
+    } else while (p < end && u8[p] === 32) p++;
+    if (v === pt) {
+      foundLen = nl;
+      return nl > 0 ? no : -1;
+    }
+  }
+  return -1;
+}
+
+/** Decimal digits of a non-negative integer into `b` from 0: the count. */
+export function digits(b: Uint8Array, v: number): number {
+  if (v === 0) {
+    b[0] = 48;
+    return 1;
+  }
+  let n = 0;
+  for (let x = v; x > 0; x = Math.floor(x / 10)) n++;
+  for (let i = n - 1, x = v; i >= 0; i--, x = Math.floor(x / 10)) b[i] = 48 + (x % 10);
+  return n;
+}

@@ -1,0 +1,191 @@
+// rtp parser (RFC 3550, RFC 4733 events; design §4.2.2 fast path, §5.5.6):
+// media the sip parser announced in SDP is found in the task's flow
+// registry (destination endpoint, then source) on whichever capture process
+// it lands; the record gets rtp.ssrc, rtp.pt, rtp.seq and the call's
+// call-id, codec (by payload type, from the SDP's map) and media type. Also
+// RTP on configured ports, and (option) any UDP that looks like RTP.
+//
+// The fast path allocates nothing: header read from the packet, numbers
+// written as decimal digits into a scratch buffer, labels copied from it and
+// from the registry slot's bytes (Labels.setBytes), one reused payload.
+
+import type { DecodedPacket } from '../../../src/decode/packet.js';
+import type { OutputRecord } from '../../../src/pipeline/record.js';
+import type { Labels } from '../../../src/pipeline/labels.js';
+import type { Parser, PluginDefinition } from '../../../src/plugin/types.js';
+import { STATIC_PT } from '../sip/sdp.js';
+import { digits, MediaCorrelator } from './correlate.js';
+import { RtpPayload } from './payload.js';
+
+export interface RtpConfig {
+  ports: number[];
+  heuristic: boolean;
+  learn_nat: boolean;
+  nat_ttl: number;
+  event_payload_types: number[];
+  raw: boolean;
+}
+
+export const RTP_REJECT_NAMES = ['none', 'short', 'csrc_truncated', 'extension_truncated', 'bad_padding'] as const;
+
+export class RtpStats {
+  packets = 0;
+  correlated = 0;
+  events = 0;
+  readonly rejects = new Float64Array(RTP_REJECT_NAMES.length);
+}
+
+const TE = [116, 101, 108, 101, 112, 104, 111, 110, 101, 45, 101, 118, 101, 110, 116]; // telephone-event
+
+/** Names of the static payload types, made once (labels keep a reference). */
+const STATIC_NAMES: (string | null)[] = Array.from({ length: 128 }, (_, i) => STATIC_PT[i] ?? null);
+
+/** Does the UDP payload start like RTP (version 2, not an RTCP packet type, CSRCs fit)? */
+export function looksLikeRtp(b: Uint8Array, o: number, len: number): boolean {
+  if (len < 12 || (b[o] & 0xc0) !== 0x80) return false;
+  const b1 = b[o + 1];
+  if (b1 >= 192 && b1 <= 223) return false; // RTCP (RFC 5761 §4)
+  return 12 + 4 * (b[o] & 15) <= len;
+}
+
+export class RtpParser implements Parser {
+  readonly protocol = 'rtp';
+  readonly stats = new RtpStats();
+  readonly corr: MediaCorrelator;
+  private readonly payload = new RtpPayload();
+  private readonly ports = new Uint8Array(65536);
+  private readonly eventPt = new Uint8Array(128);
+  private readonly num = new Uint8Array(16);
+  private readonly heuristic: boolean;
+  private readonly raw: boolean;
+  /** canHandle's lookup, for handle (the same packet, right after). */
+  private slot = -1;
+
+  constructor(cfg: RtpConfig, corr: MediaCorrelator) {
+    this.corr = corr;
+    for (const p of cfg.ports) this.ports[p] = 1;
+    for (const pt of cfg.event_payload_types) this.eventPt[pt & 127] = 1;
+    this.heuristic = cfg.heuristic;
+    this.raw = cfg.raw;
+  }
+
+  canHandle(p: DecodedPacket): boolean {
+    if (p.proto !== 17 || !looksLikeRtp(p.payloadBuf, p.payloadOff, p.payloadLen)) return false;
+    this.slot = this.corr.lookup(p);
+    return this.slot >= 0 || this.heuristic || this.ports[p.dport] === 1 || this.ports[p.sport] === 1;
+  }
+
+  handle(p: DecodedPacket, out: OutputRecord, hasTs: boolean, tsDigits: number): boolean {
+    const st = this.stats;
+    const b = p.payloadBuf;
+    const o = p.payloadOff;
+    const len = p.payloadLen;
+    const pl = this.payload;
+    const b0 = b[o];
+    const cc = b0 & 15;
+    let hdr = 12 + 4 * cc;
+    if (len < hdr) return this.reject(len < 12 ? 1 : 2);
+    pl.extProfile = -1;
+    pl.extLen = -1;
+    if ((b0 & 0x10) !== 0) {
+      if (len < hdr + 4) return this.reject(3);
+      pl.extProfile = (b[o + hdr] << 8) | b[o + hdr + 1];
+      pl.extLen = (b[o + hdr + 2] << 8) | b[o + hdr + 3];
+      hdr += 4 + 4 * pl.extLen;
+      if (len < hdr) return this.reject(3);
+    }
+    let pad = 0;
+    if ((b0 & 0x20) !== 0) {
+      pad = b[o + len - 1];
+      if (pad === 0 || hdr + pad > len) return this.reject(4);
+    }
+    st.packets++;
+    const pt = b[o + 1] & 127;
+    pl.buf = b;
+    pl.off = o;
+    pl.cc = cc;
+    pl.padding = (b0 & 0x20) !== 0;
+    pl.extension = (b0 & 0x10) !== 0;
+    pl.marker = (b[o + 1] & 0x80) !== 0;
+    pl.pt = pt;
+    pl.seq = (b[o + 2] << 8) | b[o + 3];
+    pl.ts = ((b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7]) >>> 0;
+    pl.ssrc = ((b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11]) >>> 0;
+    pl.payloadLen = len - hdr - pad;
+    pl.padLen = pad;
+    pl.event = -1;
+
+    out.fillEnvelope(p, hasTs, tsDigits);
+    out.protocol = 'rtp';
+    const L = out.labels;
+    this.num32(L, 'rtp.ssrc', pl.ssrc);
+    this.num32(L, 'rtp.pt', pt);
+    this.num32(L, 'rtp.seq', pl.seq);
+    let isEvent = false;
+    const slot = this.slot;
+    if (slot >= 0) {
+      st.correlated++;
+      const co = this.corr.label(L, slot, pt);
+      const cl = this.corr.codecLen;
+      if (cl === TE.length) {
+        const u = this.corr.flows!.u8;
+        isEvent = true;
+        for (let i = 0; i < cl && isEvent; i++) isEvent = (u[co + i] | 32) === TE[i];
+      } else if (cl === 0) isEvent = this.eventPt[pt] === 1;
+    } else {
+      const name = STATIC_NAMES[pt];
+      if (name !== null) L.set('codec', name);
+      else isEvent = this.eventPt[pt] === 1;
+    }
+    if (isEvent && pl.payloadLen >= 4) {
+      const e = o + hdr;
+      st.events++;
+      pl.event = b[e];
+      pl.eventEnd = (b[e + 1] & 0x80) !== 0;
+      pl.volume = b[e + 1] & 63;
+      pl.duration = (b[e + 2] << 8) | b[e + 3];
+      this.num32(L, 'rtp.event', pl.event);
+      L.set('rtp.event-end', pl.eventEnd ? '1' : '0');
+    }
+    out.payload = pl;
+    if (this.raw) out.attachRaw(p);
+    return true;
+  }
+
+  private num32(L: Labels, key: string, v: number): void {
+    const n = digits(this.num, v);
+    L.setBytes(key, this.num, 0, n);
+  }
+
+  private reject(reason: number): boolean {
+    this.stats.rejects[reason]++;
+    return false;
+  }
+}
+
+const rtp: PluginDefinition<'parser', RtpConfig> = {
+  meta: {
+    name: 'rtp',
+    version: '0.1.0',
+    kind: 'parser',
+    labels: ['rtp.ssrc', 'rtp.pt', 'rtp.seq', 'rtp.event', 'rtp.event-end', 'call-id', 'codec', 'media'],
+    description: 'RTP (RFC 3550) with RFC 4733 events; labels media with its call through the flow registry.',
+    configSchema: {
+      type: 'object',
+      properties: {
+        ports: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 65535 }, default: [] },
+        heuristic: { type: 'boolean', default: false },
+        learn_nat: { type: 'boolean', default: true },
+        nat_ttl: { type: 'number', exclusiveMinimum: 0, default: 3600 },
+        event_payload_types: { type: 'array', items: { type: 'integer', minimum: 96, maximum: 127 }, default: [101] },
+        raw: { type: 'boolean', default: false },
+      },
+      additionalProperties: false,
+    },
+  },
+  init(ctx) {
+    return new RtpParser(ctx.config, new MediaCorrelator(ctx.flows ?? null, ctx.config.learn_nat, ctx.config.nat_ttl * 1000));
+  },
+};
+
+export default rtp;

@@ -1,0 +1,179 @@
+// The rtp record's payload: the fixed header, CSRC list, extension header
+// (profile, length in words), sizes, and an RFC 4733 event when there is one.
+// JSON:
+//   {"version":2,"padding":B,"extension":B,"marker":B,"pt":N,"seq":N,"timestamp":N,"ssrc":N,
+//    "csrc":[N...],"ext_profile":N|null,"ext_len":N|null,"payload_len":N,"pad_len":N,
+//    "event":{"event":N,"end":B,"volume":N,"duration":N}|null}
+// Protobuf: otus.rtp.v1.RtpPayload (rtp.proto).
+
+import { ascii, writeBytes, writeUint, writeUintOrNull } from '../../../src/pipeline/bytes.js';
+import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
+import type { Payload } from '../../../src/pipeline/record.js';
+
+const K1 = ascii('{"version":2,"padding":');
+const K_EXT = ascii(',"extension":');
+const K_MARK = ascii(',"marker":');
+const K_PT = ascii(',"pt":');
+const K_SEQ = ascii(',"seq":');
+const K_TS = ascii(',"timestamp":');
+const K_SSRC = ascii(',"ssrc":');
+const K_CSRC = ascii(',"csrc":[');
+const K_EXTP = ascii('],"ext_profile":');
+const K_EXTL = ascii(',"ext_len":');
+const K_PLEN = ascii(',"payload_len":');
+const K_PAD = ascii(',"pad_len":');
+const K_EV = ascii(',"event":');
+const K_EV1 = ascii('{"event":');
+const K_END = ascii(',"end":');
+const K_VOL = ascii(',"volume":');
+const K_DUR = ascii(',"duration":');
+const NULL = ascii('null');
+const TRUE = ascii('true');
+const FALSE = ascii('false');
+
+export class RtpPayload implements Payload {
+  readonly type = 'rtp';
+  buf: Uint8Array = new Uint8Array(0);
+  /** Offset of the RTP header in buf (CSRCs read from there). */
+  off = 0;
+  cc = 0;
+  padding = false;
+  extension = false;
+  marker = false;
+  pt = 0;
+  seq = 0;
+  ts = 0;
+  ssrc = 0;
+  extProfile = -1;
+  extLen = -1;
+  payloadLen = 0;
+  padLen = 0;
+  /** RFC 4733 event code, -1 none. */
+  event = -1;
+  eventEnd = false;
+  volume = 0;
+  duration = 0;
+
+  csrc(i: number): number {
+    const b = this.buf;
+    const o = this.off + 12 + 4 * i;
+    return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+  }
+
+  writeJson(buf: Uint8Array, off: number, end: number): number {
+    if (end - off < 400 + 11 * this.cc) return -1;
+    off = writeBytes(buf, off, K1);
+    off = writeBytes(buf, off, this.padding ? TRUE : FALSE);
+    off = writeBytes(buf, off, K_EXT);
+    off = writeBytes(buf, off, this.extension ? TRUE : FALSE);
+    off = writeBytes(buf, off, K_MARK);
+    off = writeBytes(buf, off, this.marker ? TRUE : FALSE);
+    off = writeBytes(buf, off, K_PT);
+    off = writeUint(buf, off, this.pt);
+    off = writeBytes(buf, off, K_SEQ);
+    off = writeUint(buf, off, this.seq);
+    off = writeBytes(buf, off, K_TS);
+    off = writeUint(buf, off, this.ts);
+    off = writeBytes(buf, off, K_SSRC);
+    off = writeUint(buf, off, this.ssrc);
+    off = writeBytes(buf, off, K_CSRC);
+    for (let i = 0; i < this.cc; i++) {
+      if (i > 0) buf[off++] = 44;
+      off = writeUint(buf, off, this.csrc(i));
+    }
+    off = writeBytes(buf, off, K_EXTP);
+    off = writeUintOrNull(buf, off, this.extProfile);
+    off = writeBytes(buf, off, K_EXTL);
+    off = writeUintOrNull(buf, off, this.extLen);
+    off = writeBytes(buf, off, K_PLEN);
+    off = writeUint(buf, off, this.payloadLen);
+    off = writeBytes(buf, off, K_PAD);
+    off = writeUint(buf, off, this.padLen);
+    off = writeBytes(buf, off, K_EV);
+    if (this.event < 0) off = writeBytes(buf, off, NULL);
+    else {
+      off = writeBytes(buf, off, K_EV1);
+      off = writeUint(buf, off, this.event);
+      off = writeBytes(buf, off, K_END);
+      off = writeBytes(buf, off, this.eventEnd ? TRUE : FALSE);
+      off = writeBytes(buf, off, K_VOL);
+      off = writeUint(buf, off, this.volume);
+      off = writeBytes(buf, off, K_DUR);
+      off = writeUint(buf, off, this.duration);
+      buf[off++] = 125;
+    }
+    buf[off++] = 125;
+    return off;
+  }
+
+  private eventSize(): number {
+    return 1 + varintSize(this.event) + (this.eventEnd ? 2 : 0) + 1 + varintSize(this.volume) + 1 + varintSize(this.duration);
+  }
+
+  private csrcSize(): number {
+    let n = 0;
+    for (let i = 0; i < this.cc; i++) n += varintSize(this.csrc(i));
+    return n;
+  }
+
+  binarySize(): number {
+    let n = 0;
+    if (this.padding) n += 2;
+    if (this.extension) n += 2;
+    if (this.marker) n += 2;
+    n += 1 + varintSize(this.pt) + 1 + varintSize(this.seq) + 1 + varintSize(this.ts) + 1 + varintSize(this.ssrc);
+    if (this.cc > 0) {
+      const c = this.csrcSize();
+      n += 1 + varintSize(c) + c;
+    }
+    if (this.extProfile >= 0) n += 1 + varintSize(this.extProfile) + 1 + varintSize(this.extLen);
+    n += 1 + varintSize(this.payloadLen) + 1 + varintSize(this.padLen);
+    if (this.event >= 0) {
+      const e = this.eventSize();
+      n += 1 + varintSize(e) + e;
+    }
+    return n;
+  }
+
+  writeBinary(buf: Uint8Array, off: number, end: number): number {
+    if (end - off < this.binarySize()) return -1;
+    if (this.padding) ((buf[off++] = 0x08), (buf[off++] = 1)); // 1 padding
+    if (this.extension) ((buf[off++] = 0x10), (buf[off++] = 1)); // 2 extension
+    if (this.marker) ((buf[off++] = 0x18), (buf[off++] = 1)); // 3 marker
+    buf[off++] = 0x20; // 4 pt (always written: 0 is PCMU)
+    off = writeVarint(buf, off, this.pt);
+    buf[off++] = 0x28; // 5 seq
+    off = writeVarint(buf, off, this.seq);
+    buf[off++] = 0x30; // 6 timestamp
+    off = writeVarint(buf, off, this.ts);
+    buf[off++] = 0x38; // 7 ssrc
+    off = writeVarint(buf, off, this.ssrc);
+    if (this.cc > 0) {
+      buf[off++] = 0x42; // 8 csrc, packed
+      off = writeVarint(buf, off, this.csrcSize());
+      for (let i = 0; i < this.cc; i++) off = writeVarint(buf, off, this.csrc(i));
+    }
+    if (this.extProfile >= 0) {
+      buf[off++] = 0x48; // 9 ext_profile
+      off = writeVarint(buf, off, this.extProfile);
+      buf[off++] = 0x50; // 10 ext_len
+      off = writeVarint(buf, off, this.extLen);
+    }
+    buf[off++] = 0x58; // 11 payload_len
+    off = writeVarint(buf, off, this.payloadLen);
+    buf[off++] = 0x60; // 12 pad_len
+    off = writeVarint(buf, off, this.padLen);
+    if (this.event >= 0) {
+      buf[off++] = 0x6a; // 13 event
+      off = writeVarint(buf, off, this.eventSize());
+      buf[off++] = 0x08;
+      off = writeVarint(buf, off, this.event);
+      if (this.eventEnd) ((buf[off++] = 0x10), (buf[off++] = 1));
+      buf[off++] = 0x18;
+      off = writeVarint(buf, off, this.volume);
+      buf[off++] = 0x20;
+      off = writeVarint(buf, off, this.duration);
+    }
+    return off;
+  }
+}

@@ -1,0 +1,174 @@
+// rtp (and its correlation with sip and rtcp): golden replays against
+// tshark's rtp fields; an SDP-signalled call in process with a real flow
+// registry (call-id, codec by payload type, RFC 4733 events, RTCP on a=rtcp,
+// NAT learning, BYE grace); the fast path allocates nothing.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
+import { join } from 'node:path';
+import { Decoder } from '../../../src/decode/decoder.js';
+import { defaultDecoderOptions } from '../../../src/decode/options.js';
+import { ENCODERS } from '../../../src/pipeline/codec.js';
+import { Pipeline } from '../../../src/pipeline/pipeline.js';
+import { MemorySink, type RecordSink } from '../../../src/pipeline/sink.js';
+import { FlowKey, FlowRegistry } from '../../../src/shm/registry.js';
+import { FIXTURES, ROOT, replay, tsharkFields } from '../../../test/helpers/otus-replay.js';
+import { rtpPacket, udpFrame } from '../../../test/helpers/udp-frames.js';
+import sipPlugin, { SipParser } from '../sip/index.js';
+import rtcpPlugin, { RtcpParser } from '../rtcp/index.js';
+import rtpPlugin, { RtpParser } from './index.js';
+import { MediaCorrelator } from './correlate.js';
+
+const HEUR = `task:
+  id: rtp-golden
+  parsers:
+    - plugin: sip
+    - plugin: rtp
+      config: {heuristic: true}
+    - plugin: rtcp
+      config: {heuristic: true}
+  unmatched_policy: drop
+`;
+
+for (const name of [join(ROOT, 'samples/rtp-g711a.pcap'), join(FIXTURES, 'rtpproxy--dtmf.pcapng')]) {
+  test(`${name.split('/').pop()}: heuristic RTP agrees with tshark's rtp.ssrc, rtp.p_type, rtp.seq`, () => {
+    const { records } = replay(HEUR, [name]);
+    const want = tsharkFields(name, 'rtp', ['rtp.ssrc', 'rtp.p_type', 'rtp.seq'], ['--enable-heuristic', 'rtp_udp']).map(([s, pt, q]) => [String(Number(s)), pt, q]);
+    const got = records.filter((r) => r.protocol === 'rtp').map((r) => [r.labels['rtp.ssrc'], r.labels['rtp.pt'], r.labels['rtp.seq']]);
+    assert.ok(want.length > 100);
+    assert.deepEqual(got, want);
+    if (name.includes('dtmf')) {
+      // PT 101 without SDP: telephone-event by the configured default; tshark's rtpevent agrees.
+      const ev = tsharkFields(name, 'rtpevent', ['rtpevent.event_id', 'rtpevent.end_of_event'], ['--enable-heuristic', 'rtp_udp']);
+      const gotEv = records.filter((r) => r.labels['rtp.event'] !== undefined).map((r) => [r.labels['rtp.event'], r.labels['rtp.event-end']]);
+      assert.deepEqual(gotEv, ev);
+    }
+  });
+}
+
+// ---- a signalled call, in process ----
+
+const A = '192.0.2.10';
+const B = '198.51.100.20';
+const CALL = 'a84b4c76e66710@pc33.example.com';
+const sdp = (ip: string, port: number, rtcp?: number): string =>
+  `v=0\r\no=- 1 1 IN IP4 ${ip}\r\ns=-\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 8 101\r\n${rtcp ? `a=rtcp:${rtcp}\r\n` : ''}a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n`;
+const sipMsg = (start: string, cseq: string, body = '', extra = ''): string =>
+  `${start}\r\nVia: SIP/2.0/UDP ${A}:5060;branch=z9hG4bK776asdhds\r\nFrom: Alice <sip:alice@example.com>;tag=1928301774\r\nTo: Bob <sip:bob@example.com>${start.startsWith('SIP') ? ';tag=a6c85cf' : ''}\r\nCall-ID: ${CALL}\r\nCSeq: ${cseq}\r\n${extra}${body ? 'Content-Type: application/sdp\r\n' : ''}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+
+function setup(name: string, learnNat = true): { pl: Pipeline; sink: MemorySink; flows: FlowRegistry; sip: SipParser; rtp: RtpParser; rtcp: RtcpParser; feed: (f: Uint8Array) => void } {
+  const flows = FlowRegistry.create(`${name}${process.pid}`, { capacity: 1024 });
+  const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
+  const rtp = new RtpParser({ ports: [], heuristic: false, learn_nat: learnNat, nat_ttl: 60, event_payload_types: [101], raw: false }, new MediaCorrelator(flows, learnNat, 60_000));
+  const rtcp = new RtcpParser({ ports: [], heuristic: false, learn_nat: false, nat_ttl: 60 }, new MediaCorrelator(flows, false, 60_000));
+  const sink = new MemorySink();
+  const pl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp, rtcp], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink });
+  let t = 1_700_000_000;
+  const feed = (f: Uint8Array): void => pl.processBytes(f, new DataView(f.buffer, f.byteOffset, f.byteLength), 0, f.length, f.length, 1, t++, 0, true, 6);
+  return { pl, sink, flows, sip, rtp, rtcp, feed };
+}
+
+const parse = (sink: MemorySink): { protocol: string; labels: Record<string, string>; payload: any }[] => sink.records().map((r) => JSON.parse(new TextDecoder().decode(r)));
+
+test('an SDP-signalled call: RTP and RTCP of both directions carry call-id and codec; DTMF is an event; BYE leaves a short grace', () => {
+  const { sink, flows, sip, rtp, rtcp, feed } = setup('otus-t-call');
+  try {
+    feed(udpFrame(A, B, 5060, 5060, sipMsg('INVITE sip:bob@example.com SIP/2.0', '314159 INVITE', sdp(A, 49170, 49999), 'User-Agent: softphone/1.0\r\n')));
+    feed(udpFrame(B, A, 5060, 5060, sipMsg('SIP/2.0 200 OK', '314159 INVITE', sdp(B, 3456))));
+    feed(udpFrame(A, B, 49170, 3456, rtpPacket(8, 1, 160, 0x11111111)));
+    feed(udpFrame(B, A, 3456, 49170, rtpPacket(8, 7, 160, 0x22222222)));
+    // RFC 4733: event 5, end bit, volume 10, duration 800.
+    feed(udpFrame(A, B, 49170, 3456, rtpPacket(101, 2, 320, 0x11111111, Uint8Array.from([5, 0x8a, 0x03, 0x20]))));
+    // RTCP RR from B to A's a=rtcp port, one report block.
+    const rr = new Uint8Array(32);
+    rr.set([0x81, 201, 0, 7, 0x22, 0x22, 0x22, 0x22, 0x11, 0x11, 0x11, 0x11, 25, 0xff, 0xff, 0xfe, 0, 0, 0, 9, 0, 0, 0, 42]);
+    feed(udpFrame(B, A, 3457, 49999, rr));
+    const recs = parse(sink);
+    assert.deepEqual(recs.map((r) => r.protocol), ['sip', 'sip', 'rtp', 'rtp', 'rtp', 'rtcp']);
+    assert.equal(recs[0].labels['sip.method'], 'INVITE');
+    assert.equal(recs[0].labels['sip.from'], 'sip:alice@example.com');
+    assert.equal(recs[0].labels['sip.from-tag'], '1928301774');
+    assert.equal(recs[0].labels['sip.user-agent'], 'softphone/1.0');
+    assert.equal(recs[1].labels['sip.status'], '200');
+    assert.equal(recs[1].labels['sip.to-tag'], 'a6c85cf');
+    for (const r of recs.slice(2)) {
+      assert.equal(r.labels['call-id'], CALL, JSON.stringify(r.labels));
+      assert.equal(r.labels.media, 'audio');
+    }
+    assert.deepEqual(recs[2].labels, { 'rtp.ssrc': String(0x11111111), 'rtp.pt': '8', 'rtp.seq': '1', 'call-id': CALL, codec: 'PCMA', media: 'audio' });
+    assert.equal(recs[3].labels.codec, 'PCMA');
+    assert.equal(recs[4].labels.codec, 'telephone-event');
+    assert.equal(recs[4].labels['rtp.event'], '5');
+    assert.equal(recs[4].labels['rtp.event-end'], '1');
+    assert.deepEqual(recs[4].payload.event, { event: 5, end: true, volume: 10, duration: 800 });
+    assert.equal(recs[5].labels['rtcp.type'], 'RR');
+    assert.equal(recs[5].labels['rtcp.ssrc'], String(0x22222222));
+    assert.deepEqual(recs[5].payload.packets[0].reports[0], { ssrc: 0x11111111, fraction_lost: 25, cumulative_lost: -2, highest_seq: 9, jitter: 42, lsr: 0, dlsr: 0 });
+    assert.equal(sip.stats.endpointsRegistered, 4); // A RTP + a=rtcp, B RTP + port+1
+    assert.equal(rtp.stats.correlated, 3);
+    assert.equal(rtcp.stats.correlated, 1);
+
+    // BYE: entries live bye_grace (1 s) more.
+    feed(udpFrame(A, B, 5060, 5060, sipMsg('BYE sip:bob@example.com SIP/2.0', '314160 BYE')));
+    assert.equal(sip.stats.callsEnded, 1);
+    flows.setNow(Date.now() + 500);
+    assert.ok(flows.lookup(new FlowKey().endpoint(A, 49170)) >= 0, 'still there within the grace');
+    flows.setNow(Date.now() + 1500);
+    assert.equal(flows.lookup(new FlowKey().endpoint(A, 49170)), -1, 'gone after the grace');
+  } finally {
+    flows.close();
+  }
+});
+
+test('NAT: media from an unannounced address of a known call is learned, so packets toward it are labelled too', () => {
+  const { sink, flows, rtp, feed } = setup('otus-t-nat');
+  try {
+    feed(udpFrame(A, B, 5060, 5060, sipMsg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', sdp('10.0.0.5', 4000))));
+    feed(udpFrame(B, A, 5060, 5060, sipMsg('SIP/2.0 200 OK', '1 INVITE', sdp('10.9.9.9', 6000))));
+    // Both sides NATed: A appears as 203.0.113.7:30000 and sends to B's public 198.51.100.20:6000 (unannounced too).
+    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 1, 0, 1)));
+    assert.equal(parse(sink).length, 2, 'nothing announced: not labelled as RTP');
+    // B's media arrives at A's announced private endpoint through a NAT that keeps ports (a hairpin).
+    feed(udpFrame(B, '10.0.0.5', 6000, 4000, rtpPacket(8, 1, 0, 2)));
+    assert.equal(rtp.corr.stats.natLearned, 1, 'B:6000 learned from a packet to A’s announced endpoint');
+    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 2, 0, 1)));
+    const recs = parse(sink);
+    assert.equal(recs.length, 4);
+    assert.equal(recs[3].labels['call-id'], CALL);
+  } finally {
+    flows.close();
+  }
+});
+
+test('the RTP fast path (sip, rtp, rtcp loaded; registry hit; JSON encode) allocates nothing per packet', async () => {
+  const { pl, flows, feed } = setup('otus-t-alloc');
+  try {
+    feed(udpFrame(A, B, 5060, 5060, sipMsg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', sdp(A, 49170))));
+    const frame = udpFrame(B, A, 3456, 49170, rtpPacket(8, 1, 0, 7));
+    const view = new DataView(frame.buffer);
+    const sink: RecordSink = { u8: new Uint8Array(1 << 16), reserve: () => 0, commit: () => undefined };
+    (pl as unknown as { sink: RecordSink }).sink = sink;
+    for (let i = 0; i < 200_000; i++) pl.processBytes(frame, view, 0, frame.length, frame.length, 1, 1, 0, true, 6);
+    let gcs = 0;
+    const obs = new PerformanceObserver((l) => {
+      for (const e of l.getEntries()) if (((e as unknown as { detail: { kind: number } }).detail).kind === constants.NODE_PERFORMANCE_GC_MINOR) gcs++;
+    });
+    obs.observe({ entryTypes: ['gc'] });
+    const before = pl.stats.records;
+    for (let i = 0; i < 2_000_000; i++) pl.processBytes(frame, view, 0, frame.length, frame.length, 1, 1, 0, true, 6);
+    await new Promise((r) => setTimeout(r, 50));
+    obs.disconnect();
+    assert.equal(pl.stats.records - before, 2_000_000);
+    assert.equal(pl.record.labels.get('call-id'), CALL);
+    assert.ok(gcs <= 1, `${gcs} scavenges over 2M packets`);
+  } finally {
+    flows.close();
+  }
+});
+
+test('plugins declare their labels and config defaults', () => {
+  assert.ok(sipPlugin.meta.labels.includes('sip.call-id'));
+  assert.ok(rtpPlugin.meta.labels.includes('rtp.event-end'));
+  assert.ok(rtcpPlugin.meta.labels.includes('rtcp.type'));
+});

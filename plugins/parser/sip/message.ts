@@ -1,0 +1,435 @@
+// One SIP message (RFC 3261 §7), parsed in place: offsets into the caller's
+// buffer, one reused SipMessage per parser, nothing allocated unless a
+// header is folded (then only that value becomes a string, rarely).
+//
+// Accepts a request line `METHOD SP URI SP SIP/2.0` or a status line
+// `SIP/2.0 SP 3DIGIT SP reason`, header lines `name: value` (names matched
+// case-insensitively, compact forms mapped: i f t m v l c k s e o r u x b a
+// j d y n), continuation lines (leading SP/HT: folded into the previous
+// header), the empty line, then Content-Length bytes of body. Several
+// headers of one name are kept in order (multi-value); labels use the first.
+
+export const enum SipReject {
+  None = 0,
+  /** Not a request or status line. */
+  StartLine,
+  /** No empty line ending the headers within the data. */
+  HeadersIncomplete,
+  /** A header line without a colon, or a continuation before any header. */
+  BadHeader,
+  /** More headers than MAX_HEADERS. */
+  TooManyHeaders,
+  /** Content-Length not a number. */
+  BadContentLength,
+  /** Content-Length says more bytes than there are (UDP: the body is cut short and the message still emitted). */
+  BodyTruncated,
+  /** No Call-ID header. */
+  NoCallId,
+  /** No CSeq header. */
+  NoCSeq,
+  /** The message is bigger than the parser's limit (TCP). */
+  TooLarge,
+  /** Bytes dropped while resynchronising a TCP stream on a start line. */
+  Resync,
+}
+
+export const SIP_REJECT_NAMES = [
+  'none',
+  'start_line',
+  'headers_incomplete',
+  'bad_header',
+  'too_many_headers',
+  'bad_content_length',
+  'body_truncated',
+  'no_call_id',
+  'no_cseq',
+  'too_large',
+  'resync',
+] as const;
+
+export const MAX_HEADERS = 96;
+
+// Header ids of the ones we look at.
+export const H_OTHER = 0;
+export const H_CALL_ID = 1;
+export const H_FROM = 2;
+export const H_TO = 3;
+export const H_CSEQ = 4;
+export const H_USER_AGENT = 5;
+export const H_CONTENT_LENGTH = 6;
+export const H_CONTENT_TYPE = 7;
+export const H_VIA = 8;
+export const H_CONTACT = 9;
+const H_COUNT = 10;
+
+/** Full names (lowercase) → id; compact single letters → id (0 for compact forms we do not use). */
+const NAMES: [string, number][] = [
+  ['call-id', H_CALL_ID],
+  ['from', H_FROM],
+  ['to', H_TO],
+  ['cseq', H_CSEQ],
+  ['user-agent', H_USER_AGENT],
+  ['content-length', H_CONTENT_LENGTH],
+  ['content-type', H_CONTENT_TYPE],
+  ['via', H_VIA],
+  ['contact', H_CONTACT],
+];
+const NAME_BYTES = NAMES.map(([n]) => Uint8Array.from(n, (c) => c.charCodeAt(0)));
+const COMPACT = new Uint8Array(128);
+COMPACT[105] = H_CALL_ID; // i
+COMPACT[102] = H_FROM; // f
+COMPACT[116] = H_TO; // t
+COMPACT[108] = H_CONTENT_LENGTH; // l
+COMPACT[99] = H_CONTENT_TYPE; // c
+COMPACT[118] = H_VIA; // v
+COMPACT[109] = H_CONTACT; // m
+
+/** RFC 3261 compact forms, for the payload's readers: letter → full name. */
+export const COMPACT_FORMS: Readonly<Record<string, string>> = {
+  i: 'Call-ID', f: 'From', t: 'To', m: 'Contact', v: 'Via', l: 'Content-Length', c: 'Content-Type', k: 'Supported', s: 'Subject',
+  e: 'Content-Encoding', o: 'Event', r: 'Refer-To', u: 'Allow-Events', x: 'Session-Expires', b: 'Referred-By', a: 'Accept-Contact',
+  j: 'Reject-Contact', d: 'Request-Disposition', y: 'Identity', n: 'Identity-Info',
+};
+
+function lower(c: number): number {
+  return c >= 65 && c <= 90 ? c + 32 : c;
+}
+
+export function headerId(buf: Uint8Array, off: number, len: number): number {
+  if (len === 1) {
+    const c = lower(buf[off]);
+    return c < 128 ? COMPACT[c] : H_OTHER;
+  }
+  for (let k = 0; k < NAME_BYTES.length; k++) {
+    const n = NAME_BYTES[k];
+    if (n.length !== len) continue;
+    let j = 0;
+    while (j < len && lower(buf[off + j]) === n[j]) j++;
+    if (j === len) return NAMES[k][1];
+  }
+  return H_OTHER;
+}
+
+function isSpace(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+/** SIP methods and "SIP/2.0": the start of a start line, for the port-less heuristic and TCP resync. */
+const STARTS = ['SIP/2.0 ', 'INVITE ', 'ACK ', 'BYE ', 'CANCEL ', 'REGISTER ', 'OPTIONS ', 'INFO ', 'PRACK ', 'SUBSCRIBE ', 'NOTIFY ', 'REFER ', 'MESSAGE ', 'UPDATE ', 'PUBLISH '].map(
+  (s) => Uint8Array.from(s, (c) => c.charCodeAt(0)),
+);
+
+/** Does buf[off, end) begin like a SIP start line (a known method or SIP/2.0, then a space)? */
+export function looksLikeStartLine(buf: Uint8Array, off: number, end: number): boolean {
+  const c0 = buf[off];
+  // Cheap reject: every start begins with an upper-case letter among A B C I M N O P R S U.
+  if (end - off < 4 || c0 < 65 || c0 > 85) return false;
+  for (let k = 0; k < STARTS.length; k++) {
+    const s = STARTS[k];
+    if (s[0] !== c0 || end - off < s.length) continue;
+    let j = 1;
+    while (j < s.length && buf[off + j] === s[j]) j++;
+    if (j === s.length) return true;
+  }
+  return false;
+}
+
+const SIP20 = [83, 73, 80, 47, 50, 46, 48]; // SIP/2.0
+
+export class SipMessage {
+  buf: Uint8Array = new Uint8Array(0);
+  /** Message bytes [off, end): start line through body. */
+  off = 0;
+  end = 0;
+  isRequest = false;
+  /** Start line without CRLF. */
+  lineOff = 0;
+  lineLen = 0;
+  methodOff = 0;
+  methodLen = 0;
+  uriOff = 0;
+  uriLen = 0;
+  /** Response: code (100-699), its 3 digits at statusOff; reason. */
+  status = 0;
+  statusOff = 0;
+  reasonOff = 0;
+  reasonLen = 0;
+  headerCount = 0;
+  readonly hNameOff = new Int32Array(MAX_HEADERS);
+  readonly hNameLen = new Int32Array(MAX_HEADERS);
+  readonly hValOff = new Int32Array(MAX_HEADERS);
+  readonly hValLen = new Int32Array(MAX_HEADERS);
+  readonly hFolded = new Uint8Array(MAX_HEADERS);
+  readonly hId = new Uint8Array(MAX_HEADERS);
+  /** Index of the first header of each id, -1 absent. */
+  readonly first = new Int32Array(H_COUNT);
+  contentLength = -1;
+  bodyOff = 0;
+  bodyLen = 0;
+  /** CSeq method (after the number). */
+  cseqMethodOff = 0;
+  cseqMethodLen = 0;
+  reject: SipReject = SipReject.None;
+  /** The body was cut short (UDP): Content-Length exceeded the datagram. */
+  truncated = false;
+  /** Content-Length was not a number (UDP: the body is the rest of the datagram). */
+  badLength = false;
+
+  /**
+   * Parses the message starting at buf[off], within [off, end). `stream`:
+   * the body must be complete (TCP) and the message may be followed by
+   * another; without it (UDP) a missing Content-Length means "to the end"
+   * and a short body is cut (flagged). Returns the message's length in
+   * bytes, 0 when more bytes are needed (stream only), -1 on a reject
+   * (reason in `reject`).
+   */
+  parse(buf: Uint8Array, off: number, end: number, stream: boolean): number {
+    this.buf = buf;
+    this.off = off;
+    this.reject = SipReject.None;
+    this.truncated = false;
+    this.badLength = false;
+    this.headerCount = 0;
+    this.first.fill(-1);
+    this.contentLength = -1;
+    this.status = 0;
+    // Start line.
+    let eol = off;
+    while (eol < end && buf[eol] !== 10) eol++;
+    if (eol >= end) return stream && end - off < 8192 ? 0 : this.fail(SipReject.HeadersIncomplete);
+    let lineEnd = eol > off && buf[eol - 1] === 13 ? eol - 1 : eol;
+    this.lineOff = off;
+    this.lineLen = lineEnd - off;
+    if (!this.startLine(buf, off, lineEnd)) return this.fail(SipReject.StartLine);
+    // Headers.
+    let p = eol + 1;
+    let n = 0;
+    for (;;) {
+      if (p >= end) {
+        // A datagram cut before the empty line (snap length, or a broken sender): keep the headers seen.
+        if (stream) return 0;
+        this.truncated = true;
+        break;
+      }
+      eol = p;
+      while (eol < end && buf[eol] !== 10) eol++;
+      if (eol >= end) {
+        if (stream) return 0;
+        this.truncated = true; // the last line is cut: parse it as far as it goes
+      }
+      lineEnd = eol > p && buf[eol - 1] === 13 ? eol - 1 : eol;
+      if (lineEnd === p) {
+        p = eol + 1;
+        break; // empty line: end of headers
+      }
+      if (isSpace(buf[p])) {
+        // Continuation: extend the previous header's value over this line.
+        if (n === 0) return this.fail(SipReject.BadHeader);
+        this.hValLen[n - 1] = trimEnd(buf, this.hValOff[n - 1], lineEnd) - this.hValOff[n - 1];
+        this.hFolded[n - 1] = 1;
+        p = eol + 1;
+        continue;
+      }
+      if (n === MAX_HEADERS) return this.fail(SipReject.TooManyHeaders);
+      let colon = p;
+      while (colon < lineEnd && buf[colon] !== 58) colon++;
+      if (colon === lineEnd) {
+        if (this.truncated) break;
+        return this.fail(SipReject.BadHeader);
+      }
+      const nameEnd = trimEnd(buf, p, colon);
+      if (nameEnd === p) return this.fail(SipReject.BadHeader);
+      let v = colon + 1;
+      while (v < lineEnd && isSpace(buf[v])) v++;
+      this.hNameOff[n] = p;
+      this.hNameLen[n] = nameEnd - p;
+      this.hValOff[n] = v;
+      this.hValLen[n] = trimEnd(buf, v, lineEnd) - v;
+      this.hFolded[n] = 0;
+      const id = headerId(buf, p, nameEnd - p);
+      this.hId[n] = id;
+      if (id !== H_OTHER && this.first[id] < 0) this.first[id] = n;
+      n++;
+      p = eol + 1;
+    }
+    this.headerCount = n;
+    if (p > end) p = end;
+    // Content-Length.
+    const cl = this.first[H_CONTENT_LENGTH];
+    if (cl >= 0) {
+      let v = 0;
+      const vo = this.hValOff[cl];
+      const vl = this.hValLen[cl];
+      let ok = vl > 0 && vl <= 9;
+      for (let j = 0; j < vl && ok; j++) {
+        const c = buf[vo + j] - 48;
+        ok = c >= 0 && c <= 9;
+        v = v * 10 + c;
+      }
+      // Over TCP a message cannot be framed without it; in a datagram the body is the rest (counted, emitted).
+      if (!ok && stream) return this.fail(SipReject.BadContentLength);
+      this.badLength = !ok;
+      this.contentLength = ok ? v : -1;
+    }
+    this.bodyOff = p;
+    const avail = end - p;
+    if (this.contentLength < 0) this.bodyLen = stream ? 0 : avail;
+    else if (this.contentLength <= avail) this.bodyLen = this.contentLength;
+    else if (stream) return 0;
+    else {
+      this.bodyLen = avail;
+      this.truncated = true;
+    }
+    this.end = p + this.bodyLen;
+    if (this.first[H_CALL_ID] < 0) return this.fail(SipReject.NoCallId);
+    const cs = this.first[H_CSEQ];
+    if (cs < 0) return this.fail(SipReject.NoCSeq);
+    // CSeq method: after the number and spaces.
+    let q = this.hValOff[cs];
+    const qe = q + this.hValLen[cs];
+    while (q < qe && !isSpace(buf[q])) q++;
+    while (q < qe && isSpace(buf[q])) q++;
+    this.cseqMethodOff = q;
+    let r = q;
+    while (r < qe && !isSpace(buf[r])) r++;
+    this.cseqMethodLen = r - q;
+    return this.end - off;
+  }
+
+  private fail(r: SipReject): number {
+    this.reject = r;
+    return -1;
+  }
+
+  private startLine(buf: Uint8Array, off: number, end: number): boolean {
+    if (end - off >= 12 && matchSip20(buf, off) && buf[off + 7] === 32) {
+      // SIP/2.0 SP 3DIGIT SP reason
+      const d = off + 8;
+      let code = 0;
+      for (let j = 0; j < 3; j++) {
+        const c = buf[d + j] - 48;
+        if (c < 0 || c > 9) return false;
+        code = code * 10 + c;
+      }
+      if (code < 100 || code > 699) return false;
+      if (end > d + 3 && buf[d + 3] !== 32) return false;
+      this.isRequest = false;
+      this.status = code;
+      this.statusOff = d;
+      this.reasonOff = end > d + 4 ? d + 4 : end;
+      this.reasonLen = end - this.reasonOff;
+      this.methodLen = 0;
+      this.uriLen = 0;
+      return true;
+    }
+    // METHOD SP URI SP SIP/2.0: the method is a token of letters.
+    let s1 = off;
+    while (s1 < end && buf[s1] !== 32) {
+      const c = buf[s1];
+      if (!((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 33 || c === 37 || c === 42 || c === 95 || c === 43 || c === 96 || c === 39 || c === 126 || (c >= 48 && c <= 57))) return false;
+      s1++;
+    }
+    if (s1 === off || s1 >= end) return false;
+    if (end - off < 8 || !matchSip20(buf, end - 7) || buf[end - 8] !== 32) return false;
+    const uo = s1 + 1;
+    const ue = end - 8;
+    if (ue <= uo) return false;
+    this.isRequest = true;
+    this.methodOff = off;
+    this.methodLen = s1 - off;
+    this.uriOff = uo;
+    this.uriLen = ue - uo;
+    return true;
+  }
+
+  /** Value bytes of the first header of `id`: its index, or -1. */
+  header(id: number): number {
+    return this.first[id];
+  }
+
+  /** A header's value as a string, folding collapsed to one space (slow path: allocates). */
+  valueString(i: number): string {
+    const s = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.hValOff[i], this.hValLen[i]).toString('utf8');
+    return this.hFolded[i] ? s.replace(/\r?\n[ \t]+/g, ' ') : s;
+  }
+
+  nameString(i: number): string {
+    return Buffer.from(this.buf.buffer, this.buf.byteOffset + this.hNameOff[i], this.hNameLen[i]).toString('utf8');
+  }
+
+  /** Body as a latin1 string (SDP is ASCII; slow path). */
+  bodyString(): string {
+    return Buffer.from(this.buf.buffer, this.buf.byteOffset + this.bodyOff, this.bodyLen).toString('latin1');
+  }
+}
+
+function matchSip20(buf: Uint8Array, o: number): boolean {
+  for (let j = 0; j < 7; j++) if (buf[o + j] !== SIP20[j]) return false;
+  return true;
+}
+
+function trimEnd(buf: Uint8Array, start: number, end: number): number {
+  while (end > start && isSpace(buf[end - 1])) end--;
+  return end;
+}
+
+/**
+ * In a From/To value: the address (inside <...>, else up to the first ';'),
+ * written as [off, len] into out. Returns false when empty.
+ */
+export function addrSpec(buf: Uint8Array, off: number, len: number, out: Int32Array): boolean {
+  const end = off + len;
+  // The first '<' (a display name holding '<' is legal but unseen; tshark does the same).
+  let lt = -1;
+  for (let i = off; i < end; i++) {
+    if (buf[i] === 60) {
+      lt = i;
+      break;
+    }
+  }
+  if (lt >= 0) {
+    let gt = lt + 1;
+    while (gt < end && buf[gt] !== 62) gt++;
+    out[0] = lt + 1;
+    out[1] = gt - lt - 1;
+    return out[1] > 0;
+  }
+  let e = off;
+  while (e < end && buf[e] !== 59) e++;
+  out[0] = off;
+  out[1] = trimEnd(buf, off, e) - off;
+  return out[1] > 0;
+}
+
+const TAG = [116, 97, 103, 61]; // tag=
+
+/** The `tag` parameter of a From/To value (after any <...>): [off, len], false when absent. */
+export function tagParam(buf: Uint8Array, off: number, len: number, out: Int32Array): boolean {
+  const end = off + len;
+  let i = off;
+  // Skip past the address part: parameters after '>' if there is one.
+  let gt = -1;
+  for (let k = off; k < end; k++) {
+    if (buf[k] === 62) {
+      gt = k;
+      break;
+    }
+  }
+  if (gt >= 0) i = gt + 1;
+  for (; i < end; i++) {
+    if (buf[i] !== 59) continue;
+    let p = i + 1;
+    while (p < end && isSpace(buf[p])) p++;
+    let j = 0;
+    while (j < 4 && p + j < end && lower(buf[p + j]) === TAG[j]) j++;
+    if (j === 4) {
+      const vo = p + 4;
+      let ve = vo;
+      while (ve < end && buf[ve] !== 59 && !isSpace(buf[ve])) ve++;
+      out[0] = vo;
+      out[1] = ve - vo;
+      return ve > vo;
+    }
+  }
+  return false;
+}
