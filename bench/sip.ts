@@ -1,0 +1,97 @@
+// SIP and RTP benchmark, one capture-process pipeline in this process (the
+// pipeline loop a capture process runs: decode → sip/rtp/rtcp parsers →
+// JSON encode → a sink that always has room; no ring, no sender), packets
+// per CPU-second and GC counts:
+//   1. a realistic call mix from one call: INVITE with SDP, 100, 180, 200
+//      with SDP, ACK, BYE, 200 (7 messages), Call-IDs varied per call, SDP
+//      registered in a real flow registry each call;
+//   2. the RTP fast path of such a call (registry hit, labels from the slot),
+//      with the sip and rtcp parsers loaded before and after rtp.
+//
+//   node --expose-gc dist/bench/sip.js [--calls N] [--rtp N]
+
+import os from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { Decoder } from '../src/decode/decoder.js';
+import { defaultDecoderOptions } from '../src/decode/options.js';
+import { ENCODERS } from '../src/pipeline/codec.js';
+import { Pipeline } from '../src/pipeline/pipeline.js';
+import type { RecordSink } from '../src/pipeline/sink.js';
+import { FlowRegistry } from '../src/shm/registry.js';
+import { SipParser } from '../plugins/parser/sip/index.js';
+import { RtpParser } from '../plugins/parser/rtp/index.js';
+import { RtcpParser } from '../plugins/parser/rtcp/index.js';
+import { MediaCorrelator } from '../plugins/parser/rtp/correlate.js';
+import { rtpPacket, udpFrame } from '../test/helpers/udp-frames.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: number): number => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : dflt);
+const calls = opt('--calls', 100_000);
+const rtpN = opt('--rtp', 10_000_000);
+
+let gcs = 0;
+new PerformanceObserver((l) => (gcs += l.getEntries().length)).observe({ entryTypes: ['gc'] });
+
+const flows = FlowRegistry.create(`benchsip${process.pid}`, { capacity: 1 << 18 });
+const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
+const rtp = new RtpParser({ ports: [], heuristic: false, learn_nat: true, nat_ttl: 60, event_payload_types: [101], raw: false }, new MediaCorrelator(flows, true, 60_000));
+const rtcp = new RtcpParser({ ports: [], heuristic: false, learn_nat: false, nat_ttl: 60 }, new MediaCorrelator(flows, false, 60_000));
+const sink: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
+const pl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp, rtcp], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink });
+
+const A = '192.0.2.10';
+const B = '198.51.100.20';
+const sdp = (ip: string, port: number): string => `v=0\r\no=- 1 1 IN IP4 ${ip}\r\ns=-\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n`;
+function msg(start: string, cseq: string, call: string, toTag: boolean, body = ''): string {
+  return `${start}\r\nVia: SIP/2.0/UDP ${A}:5060;branch=z9hG4bK-${call}\r\nMax-Forwards: 70\r\nFrom: "Alice" <sip:alice@example.com>;tag=1928301774\r\nTo: <sip:bob@example.com>${toTag ? ';tag=a6c85cf' : ''}\r\nCall-ID: ${call}\r\nCSeq: ${cseq}\r\nContact: <sip:alice@${A}:5060>\r\nUser-Agent: Otus-bench/1.0\r\nAllow: INVITE, ACK, CANCEL, OPTIONS, BYE\r\n${body ? 'Content-Type: application/sdp\r\n' : ''}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+// Call-ID varies per call: 64 templates, so SDP registrations hit distinct keys (media port varies too).
+const TEMPLATES = 64;
+const frames: Uint8Array[] = [];
+for (let t = 0; t < TEMPLATES; t++) {
+  const id = `${t}f81d4fae-7dec-11d0-a765-00a0c91e6bf6@${A}`;
+  const pa = 10000 + 2 * t;
+  const pb = 20000 + 2 * t;
+  frames.push(
+    udpFrame(A, B, 5060, 5060, msg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', id, false, sdp(A, pa))),
+    udpFrame(B, A, 5060, 5060, msg('SIP/2.0 100 Trying', '1 INVITE', id, false)),
+    udpFrame(B, A, 5060, 5060, msg('SIP/2.0 180 Ringing', '1 INVITE', id, true)),
+    udpFrame(B, A, 5060, 5060, msg('SIP/2.0 200 OK', '1 INVITE', id, true, sdp(B, pb))),
+    udpFrame(A, B, 5060, 5060, msg('ACK sip:bob@example.com SIP/2.0', '1 ACK', id, true)),
+    udpFrame(A, B, 5060, 5060, msg('BYE sip:bob@example.com SIP/2.0', '2 BYE', id, true)),
+    udpFrame(B, A, 5060, 5060, msg('SIP/2.0 200 OK', '2 BYE', id, true)),
+  );
+}
+const views = frames.map((f) => new DataView(f.buffer, f.byteOffset, f.byteLength));
+
+function run(label: string, n: number, frame: (i: number) => number, list: Uint8Array[], vs: DataView[]): void {
+  const g0 = gcs;
+  const r0 = pl.stats.records;
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) {
+    const k = frame(i);
+    const f = list[k];
+    pl.processBytes(f, vs[k], 0, f.length, f.length, 1, 1_700_000_000 + (i >>> 10), 0, true, 6);
+  }
+  const c = process.cpuUsage(c0);
+  const cpu = (c.user + c.system) / 1e6;
+  console.log(`${label}: ${n} packets, ${pl.stats.records - r0} records, ${cpu.toFixed(2)} CPU-s, ${((n / cpu) / 1e3).toFixed(0)} k packets per CPU-second, ${gcs - g0} GCs`);
+}
+
+console.log(`# ${os.cpus()[0].model}, ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}`);
+const mix = calls * 7;
+run('warm-up', 50_000, (i) => i % frames.length, frames, views);
+run('SIP call mix (INVITE+SDP, 100, 180, 200+SDP, ACK, BYE, 200)', mix, (i) => i % frames.length, frames, views);
+console.log(`  sip: ${JSON.stringify(sip.stats.toJSON())}`);
+
+// RTP: one call's media, both directions, registered by a last INVITE/200 (no BYE).
+const id = `rtp-bench@${A}`;
+for (const f of [udpFrame(A, B, 5060, 5060, msg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', id, false, sdp(A, 40000))), udpFrame(B, A, 5060, 5060, msg('SIP/2.0 200 OK', '1 INVITE', id, true, sdp(B, 50000)))]) {
+  pl.processBytes(f, new DataView(f.buffer), 0, f.length, f.length, 1, 1, 0, true, 6);
+}
+const media = [udpFrame(A, B, 40000, 50000, rtpPacket(8, 1, 160, 0x1234)), udpFrame(B, A, 50000, 40000, rtpPacket(8, 9, 160, 0x5678))];
+const mviews = media.map((f) => new DataView(f.buffer));
+run('warm-up', 200_000, (i) => i & 1, media, mviews);
+run('RTP fast path (registry hit, sip+rtp+rtcp loaded)', rtpN, (i) => i & 1, media, mviews);
+console.log(`  rtp: correlated ${rtp.stats.correlated}, labels ${JSON.stringify(pl.record.labels.toObject())}`);
+flows.close();
