@@ -7,19 +7,12 @@
 // per packet; readiness comes from a uv_poll on the socket.
 
 import { endianness } from 'node:os';
-import { getSystemErrorName } from 'node:util';
 import { native, type NativeHandle } from '../native.js';
 import { OtusError } from '../util/errors.js';
-import {
-  type CaptureOptions,
-  type CaptureStream,
-  type Capturer,
-  type FanoutMode,
-  type FrameSink,
-  StreamStats,
-} from './capturer.js';
+import { type CaptureOptions, type Capturer, type FanoutMode, type FrameSink, StreamStats } from './capturer.js';
 import { compileFilter, filterText, type StructuredFilter } from './filter.js';
 import { type InterfaceInfo, interfaceInfo } from './iface.js';
+import { PolledStream } from './polled-stream.js';
 
 const LE = endianness() === 'LE';
 
@@ -71,11 +64,11 @@ export function validateAfPacketOptions(o: CaptureOptions): void {
   if (!(o.fanoutMode in FANOUT_MODES)) bad('fanout mode', `expected hash, cpu, lb or qm, got ${o.fanoutMode}`);
 }
 
-export class AfPacketStream implements CaptureStream {
+export class AfPacketStream extends PolledStream {
   readonly index: number;
   readonly linkType: number;
   private handle: NativeHandle | null;
-  private readonly fd: number;
+  protected readonly fd: number;
   private ring: ArrayBuffer;
   private readonly u8: Uint8Array;
   private readonly view: DataView;
@@ -85,37 +78,18 @@ export class AfPacketStream implements CaptureStream {
   private readonly blockSize: number;
   private readonly blockCount: number;
   private readonly snaplen: number;
-  private readonly name: string;
   /** On lo every frame passes twice (out, then in); keep the incoming copy, as libpcap does. */
   private readonly skipOutgoing: boolean;
   private cur = 0;
-  private sink: FrameSink | null = null;
-  private poll: NativeHandle | null = null;
-  private draining = false;
-  private closing = false;
-  stopped = false;
-  private readonly st = new StreamStats();
   private readonly kst = new Float64Array(3);
   /** Frames whose VLAN tag the kernel moved into metadata are rebuilt here, tag reinserted (as libpcap does). */
   private vlanBuf = new Uint8Array(0); // allocated on the first tagged frame: most links have none
   private vlanView = new DataView(this.vlanBuf.buffer);
-  private readonly onReadable = (status: number): void => {
-    if (status >= 0) {
-      this.drain();
-      return;
-    }
-    // The socket failed (the interface went away, ...): stop reading and say so once.
-    this.pause();
-    this.failure = `${getSystemErrorName(status)} on the capture socket (interface down or removed?)`;
-    this.sink?.error?.(this.index, this.failure);
-  };
-  /** Why the stream stopped reading on its own, or null. */
-  failure: string | null = null;
 
   constructor(iface: InterfaceInfo, o: CaptureOptions, index: number, bpf: Buffer | null) {
+    super();
     this.index = index;
     this.linkType = iface.linkType;
-    this.name = `${iface.name}#${index}`;
     this.blockSize = o.blockSize;
     this.blockCount = o.blockCount;
     this.snaplen = o.snaplen;
@@ -145,27 +119,7 @@ export class AfPacketStream implements CaptureStream {
     this.u16 = new Uint16Array(ring);
   }
 
-  start(sink: FrameSink): void {
-    if (this.stopped) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `stream ${this.name}: already stopped`);
-    this.sink = sink;
-    this.resume();
-  }
-
-  pause(): void {
-    if (this.poll) native.pollStop(this.poll);
-    this.poll = null;
-  }
-
-  resume(): void {
-    if (this.poll || this.stopped || !this.sink) return;
-    this.poll = native.pollStart(this.fd, this.onReadable);
-    this.drain(); // blocks retired before the poll was armed
-  }
-
-  drain(): number {
-    const sink = this.sink;
-    if (!sink || this.stopped || this.draining) return 0;
-    this.draining = true;
+  protected walk(sink: FrameSink): number {
     const view = this.view;
     const u8 = this.u8;
     const status = this.status;
@@ -206,10 +160,6 @@ export class AfPacketStream implements CaptureStream {
       this.st.batches++;
       if (this.closing) break;
     }
-    this.st.frames += n;
-    this.draining = false;
-    if (n > 0 && sink.batchEnd && !this.closing) sink.batchEnd();
-    if (this.closing) this.close();
     return n;
   }
 
@@ -251,20 +201,9 @@ export class AfPacketStream implements CaptureStream {
     return this.st;
   }
 
-  stop(): void {
-    if (this.stopped) return;
-    this.closing = true;
-    if (!this.draining) this.close();
-  }
-
-  private close(): void {
-    if (this.stopped) return;
-    this.pause();
-    this.stats(); // last kernel counters, before the socket goes
-    this.stopped = true;
+  protected release(): void {
     if (this.handle) native.afpClose(this.handle);
     this.handle = null;
-    this.sink = null;
     this.ring = new ArrayBuffer(0);
   }
 }

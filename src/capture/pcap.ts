@@ -6,43 +6,26 @@
 // fed by user-space flow-hash dispatch (flowhash.ts).
 
 import { endianness } from 'node:os';
-import { getSystemErrorName } from 'node:util';
 import { native, type NativeHandle } from '../native.js';
 import { OtusError } from '../util/errors.js';
-import { type CaptureOptions, type CaptureStream, type Capturer, type FrameSink, StreamStats } from './capturer.js';
+import { type CaptureOptions, type Capturer, type FrameSink, StreamStats } from './capturer.js';
 import { compileFilter, filterText, type StructuredFilter } from './filter.js';
 import { type InterfaceInfo, interfaceInfo } from './iface.js';
+import { PolledStream } from './polled-stream.js';
 
 const LE = endianness() === 'LE';
 
-export class PcapStream implements CaptureStream {
+export class PcapStream extends PolledStream {
   readonly index = 0;
   readonly linkType: number;
   private handle: NativeHandle | null;
-  private readonly fd: number;
+  protected readonly fd: number;
   private readonly buf: Uint8Array;
   private readonly view: DataView;
-  private sink: FrameSink | null = null;
-  private poll: NativeHandle | null = null;
-  private draining = false;
-  private closing = false;
-  stopped = false;
-  private readonly st = new StreamStats();
   private readonly kst = new Float64Array(3);
-  private readonly onReadable = (status: number): void => {
-    if (status >= 0) {
-      this.drain();
-      return;
-    }
-    // The socket failed (the interface went away, ...): stop reading and say so once.
-    this.pause();
-    this.failure = `${getSystemErrorName(status)} on the capture socket (interface down or removed?)`;
-    this.sink?.error?.(this.index, this.failure);
-  };
-  /** Why the stream stopped reading on its own, or null. */
-  failure: string | null = null;
 
   constructor(iface: InterfaceInfo, o: CaptureOptions, text: string) {
+    super();
     const [h, fd, dlt] = native.pcapOpen(iface.name, o.snaplen, o.promisc, o.bufferBytes, text === '' ? null : text);
     this.handle = h;
     this.fd = fd;
@@ -52,27 +35,8 @@ export class PcapStream implements CaptureStream {
     this.view = new DataView(this.buf.buffer);
   }
 
-  start(sink: FrameSink): void {
-    if (this.stopped) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', 'pcap stream: already stopped');
-    this.sink = sink;
-    this.resume();
-  }
-
-  pause(): void {
-    if (this.poll) native.pollStop(this.poll);
-    this.poll = null;
-  }
-
-  resume(): void {
-    if (this.poll || this.stopped || !this.sink) return;
-    this.poll = native.pollStart(this.fd, this.onReadable);
-    this.drain();
-  }
-
-  drain(): number {
-    const sink = this.sink;
-    if (!sink || this.stopped || this.draining || !this.handle) return 0;
-    this.draining = true;
+  protected walk(sink: FrameSink): number {
+    if (!this.handle) return 0;
     const view = this.view;
     const buf = this.buf;
     const linkType = this.linkType;
@@ -90,10 +54,6 @@ export class PcapStream implements CaptureStream {
       total += n;
       if (this.closing) break;
     }
-    this.st.frames += total;
-    this.draining = false;
-    if (total > 0 && sink.batchEnd && !this.closing) sink.batchEnd();
-    if (this.closing) this.close();
     return total;
   }
 
@@ -112,20 +72,9 @@ export class PcapStream implements CaptureStream {
     return this.st;
   }
 
-  stop(): void {
-    if (this.stopped) return;
-    this.closing = true;
-    if (!this.draining) this.close();
-  }
-
-  private close(): void {
-    if (this.stopped) return;
-    this.pause();
-    this.stats();
-    this.stopped = true;
+  protected release(): void {
     if (this.handle) native.pcapClose(this.handle);
     this.handle = null;
-    this.sink = null;
   }
 }
 

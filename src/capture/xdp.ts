@@ -8,46 +8,29 @@
 // Frames redirected to AF_XDP do not reach the host's network stack: this
 // driver is for mirror/SPAN ports, not for an interface the host talks on.
 
-import { getSystemErrorName } from 'node:util';
 import { native, type NativeHandle } from '../native.js';
 import { OtusError } from '../util/errors.js';
-import { type CaptureOptions, type CaptureStream, type Capturer, type FrameSink, StreamStats } from './capturer.js';
+import { type CaptureOptions, type Capturer, type FrameSink, StreamStats } from './capturer.js';
 import type { StructuredFilter } from './filter.js';
 import { type InterfaceInfo, interfaceInfo } from './iface.js';
+import { PolledStream } from './polled-stream.js';
 
 const BATCH = 256;
 const MODES = { auto: 0, native: 1, generic: 2 } as const;
 
-export class XdpStream implements CaptureStream {
+export class XdpStream extends PolledStream {
   readonly linkType: number;
   private handle: NativeHandle | null;
-  private readonly fd: number;
+  protected readonly fd: number;
   private readonly u8: Uint8Array;
   private readonly view: DataView;
   private readonly descs = new Uint32Array(2 * BATCH);
   private readonly ts = new Float64Array(2);
   private readonly snaplen: number;
-  private sink: FrameSink | null = null;
-  private poll: NativeHandle | null = null;
-  private draining = false;
-  private closing = false;
-  stopped = false;
-  private readonly st = new StreamStats();
   private readonly kst = new Float64Array(4);
-  private readonly onReadable = (status: number): void => {
-    if (status >= 0) {
-      this.drain();
-      return;
-    }
-    // The socket failed (the interface went away, ...): stop reading and say so once.
-    this.pause();
-    this.failure = `${getSystemErrorName(status)} on the capture socket (interface down or removed?)`;
-    this.sink?.error?.(this.index, this.failure);
-  };
-  /** Why the stream stopped reading on its own, or null. */
-  failure: string | null = null;
 
   constructor(iface: InterfaceInfo, o: CaptureOptions, readonly index: number) {
+    super();
     this.linkType = iface.linkType;
     this.snaplen = o.snaplen;
     try {
@@ -70,27 +53,8 @@ export class XdpStream implements CaptureStream {
     }
   }
 
-  start(sink: FrameSink): void {
-    if (this.stopped) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', 'xdp stream: already stopped');
-    this.sink = sink;
-    this.resume();
-  }
-
-  pause(): void {
-    if (this.poll) native.pollStop(this.poll);
-    this.poll = null;
-  }
-
-  resume(): void {
-    if (this.poll || this.stopped || !this.sink) return;
-    this.poll = native.pollStart(this.fd, this.onReadable);
-    this.drain();
-  }
-
-  drain(): number {
-    const sink = this.sink;
-    if (!sink || this.stopped || this.draining || !this.handle) return 0;
-    this.draining = true;
+  protected walk(sink: FrameSink): number {
+    if (!this.handle) return 0;
     const descs = this.descs;
     const u8 = this.u8;
     const view = this.view;
@@ -110,10 +74,6 @@ export class XdpStream implements CaptureStream {
       total += n;
       if (this.closing) break;
     }
-    this.st.frames += total;
-    this.draining = false;
-    if (total > 0 && sink.batchEnd && !this.closing) sink.batchEnd();
-    if (this.closing) this.close();
     return total;
   }
 
@@ -130,20 +90,9 @@ export class XdpStream implements CaptureStream {
     return this.st;
   }
 
-  stop(): void {
-    if (this.stopped) return;
-    this.closing = true;
-    if (!this.draining) this.close();
-  }
-
-  private close(): void {
-    if (this.stopped) return;
-    this.pause();
-    this.stats();
-    this.stopped = true;
+  protected release(): void {
     if (this.handle) native.xdpClose(this.handle);
     this.handle = null;
-    this.sink = null;
   }
 }
 
