@@ -70,6 +70,14 @@ export class NdjsonSink implements FrameSink {
     this.onError(stream, message);
   }
 
+  /** Called at the end of a file source. */
+  onEnd: (() => void) | null = null;
+
+  end(): void {
+    this.flush();
+    this.onEnd?.();
+  }
+
   flush(): void {
     if (this.chunk.length === 0) return;
     const ok = this.out.write(this.chunk);

@@ -13,6 +13,8 @@ export interface FrameSink {
   batchEnd?(): void;
   /** The stream failed (interface gone, socket error) and stopped reading; called once. */
   error?(stream: number, message: string): void;
+  /** The source has no more frames (the file driver at end of file); called once. */
+  end?(stream: number): void;
 }
 
 /** Counters of one stream. Kernel counters are accumulated here (reading them resets them in the kernel). */
@@ -81,6 +83,8 @@ export interface CaptureOptions {
   /** xdp driver: auto lets libxdp choose (native, else generic). */
   xdpMode: 'auto' | 'native' | 'generic';
   xdpZeroCopy: boolean;
+  /** file driver: pace frames by their recorded timestamps. */
+  realtime: boolean;
 }
 
 export function defaultCaptureOptions(iface: string): CaptureOptions {
@@ -103,6 +107,7 @@ export function defaultCaptureOptions(iface: string): CaptureOptions {
     xdpFrameSize: 4096,
     xdpMode: 'auto',
     xdpZeroCopy: false,
+    realtime: false,
   };
 }
 

@@ -107,4 +107,8 @@ export class FlowDispatcher implements FrameSink {
   error(stream: number, message: string): void {
     for (const s of this.sinks) s.error?.(stream, message);
   }
+
+  end(stream: number): void {
+    for (const s of this.sinks) s.end?.(stream);
+  }
 }

@@ -3,10 +3,11 @@
 import { OtusError } from '../util/errors.js';
 import { AfPacketCapturer } from './afpacket.js';
 import type { CaptureOptions, Capturer } from './capturer.js';
+import { FileCapturer } from './file.js';
 import { PcapCapturer } from './pcap.js';
 import { XdpCapturer } from './xdp.js';
 
-export const DRIVERS = ['af_packet_v3', 'pcap', 'xdp'] as const;
+export const DRIVERS = ['af_packet_v3', 'pcap', 'xdp', 'file'] as const;
 export type DriverName = (typeof DRIVERS)[number];
 
 export function createCapturer(driver: string, o: CaptureOptions): Capturer {
@@ -17,12 +18,14 @@ export function createCapturer(driver: string, o: CaptureOptions): Capturer {
       return new PcapCapturer(o);
     case 'xdp':
       return new XdpCapturer(o);
+    case 'file':
+      return new FileCapturer(o);
     default:
       throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--driver: expected ${DRIVERS.join(', ')}, got "${driver}"`);
   }
 }
 
-export { AfPacketCapturer, PcapCapturer, XdpCapturer };
+export { AfPacketCapturer, FileCapturer, PcapCapturer, XdpCapturer };
 export type { CaptureOptions, Capturer };
 export { defaultCaptureOptions, StreamStats } from './capturer.js';
 export type { CaptureStream, FrameSink, FanoutMode } from './capturer.js';

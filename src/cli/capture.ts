@@ -85,7 +85,7 @@ export async function runCapture(o: CaptureCommandOptions): Promise<void> {
   o.capture.streams = o.workers;
   o.capture.filter = o.filter;
   if (o.workers === 1) return runInProcess(o);
-  if (o.driver === 'pcap') return runPcapPipelines(o);
+  if (o.driver === 'pcap' || o.driver === 'file') return runSingleStreamPipelines(o);
   // Fail here, with a coded error, on a bad interface, filter or driver before any child starts.
   createCapturer(o.driver, o.capture).init();
   return runWorkers(o);
@@ -103,6 +103,7 @@ async function runInProcess(o: CaptureCommandOptions): Promise<void> {
     failure = message;
     w.stop(`error: ${message}`);
   });
+  sink.onEnd = () => w.stop('end of file');
   sink.attach(stream);
   stream.start(sink);
   o.err.write(`otus capture: ${o.iface} (${capturer.name}, 1 stream): capturing\n`);
@@ -125,13 +126,14 @@ async function runInProcess(o: CaptureCommandOptions): Promise<void> {
 }
 
 /**
- * pcap has one stream: N pipelines are fed by a user-space flow hash
- * (design §5.1.3), each with its own decoder (and so its own reassembly), in
- * this process. Flows stay whole per pipeline; there is no CPU parallelism:
- * for that, use af_packet_v3, whose workers are separate pinned processes.
+ * pcap and file have one stream: N pipelines are fed by a user-space flow
+ * hash (design §5.1.3), each with its own decoder (and so its own
+ * reassembly), in this process. Flows stay whole per pipeline; there is no
+ * CPU parallelism: for that, use af_packet_v3, whose workers are separate
+ * pinned processes.
  */
-async function runPcapPipelines(o: CaptureCommandOptions): Promise<void> {
-  const capturer = createCapturer('pcap', { ...o.capture, streams: 1 });
+async function runSingleStreamPipelines(o: CaptureCommandOptions): Promise<void> {
+  const capturer = createCapturer(o.driver, { ...o.capture, streams: 1 });
   capturer.init();
   const stream = capturer.capture(0);
   const w = stopWhen(o);
@@ -142,17 +144,20 @@ async function runPcapPipelines(o: CaptureCommandOptions): Promise<void> {
     w.stop(`error: ${message}`);
   };
   const sinks = Array.from({ length: o.workers }, () => new NdjsonSink(o.decoder, o.out, o.count, () => w.stop(`count ${o.count}`), onError, seq));
-  for (const s of sinks) s.attach(stream);
+  for (const s of sinks) {
+    s.attach(stream);
+    s.onEnd = () => w.stop('end of file');
+  }
   const dispatcher = new FlowDispatcher(sinks);
   stream.start(dispatcher);
-  o.err.write(`otus capture: ${o.iface} (pcap, 1 stream, ${o.workers} pipelines by flow hash): capturing\n`);
+  o.err.write(`otus capture: ${o.iface} (${o.driver}, 1 stream, ${o.workers} pipelines by flow hash): capturing\n`);
   const why = await w.promise;
   w.dispose();
   stream.stop();
   for (const s of sinks) s.flush();
   const st = stream.stats();
   let report =
-    `otus capture: ${o.iface} (pcap): ${Math.min(seq.n, o.count || seq.n)} frames; stopped: ${why}\n` +
+    `otus capture: ${o.iface} (${o.driver}): ${Math.min(seq.n, o.count || seq.n)} frames; stopped: ${why}\n` +
     `  stream 0: frames=${st.frames} kernel_packets=${st.kernelPackets} kernel_drops=${st.kernelDrops} if_drops=${st.ifDrops} batches=${st.batches}\n`;
   sinks.forEach((s, i) => {
     let errs = 0;
@@ -296,6 +301,7 @@ interface CaptureArgs {
   'retire-ms': number;
   'xdp-mode': string;
   'xdp-zero-copy': boolean;
+  realtime: boolean;
 }
 
 /** The `capture` command for the yargs CLI (src/cli/otus.ts); `fail` prints coded errors and exits. */
@@ -305,8 +311,8 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
     describe: 'capture live from an interface and print NDJSON as `otus decode` does, then per-stream statistics',
     builder: (y) =>
       y
-        .option('interface', { alias: 'i', type: 'string', demandOption: true, describe: 'interface to capture on' })
-        .option('driver', { type: 'string', default: 'af_packet_v3', describe: 'af_packet_v3 | pcap | xdp (xdp takes the frames away from the host stack: mirror ports only)' })
+        .option('interface', { alias: 'i', type: 'string', demandOption: true, describe: 'interface to capture on (with --driver file: a pcap/pcapng file)' })
+        .option('driver', { type: 'string', default: 'af_packet_v3', describe: 'af_packet_v3 | pcap | xdp | file (xdp takes the frames away from the host stack: mirror ports only; file replays a capture file)' })
         .option('workers', { type: 'number', default: 1, describe: 'capture processes (fanout members), each pinned to a CPU' })
         .option('filter', { type: 'string', describe: 'BPF filter text (libpcap syntax)' })
         .option('filter-json', { type: 'string', describe: 'structured task filter: {"src_ip":[..],"dst_ip":[..],"ports":[..],"port_range":"A-B","protocol":"udp|tcp|any"}' })
@@ -323,7 +329,8 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         .option('block-count', { type: 'number', default: 32, describe: 'af_packet_v3 ring blocks per stream' })
         .option('retire-ms', { type: 'number', default: 10, describe: 'af_packet_v3: a partly filled block is handed over after this' })
         .option('xdp-mode', { type: 'string', default: 'auto', describe: 'xdp: auto | native | generic (copy mode works on any driver)' })
-        .option('xdp-zero-copy', { type: 'boolean', default: false, describe: 'xdp: zero copy (the NIC driver must support it)' }) as never,
+        .option('xdp-zero-copy', { type: 'boolean', default: false, describe: 'xdp: zero copy (the NIC driver must support it)' })
+        .option('realtime', { type: 'boolean', default: false, describe: 'file: replay at the recorded speed (default: as fast as possible)' }) as never,
     handler: async (argv) => {
       const ac = new AbortController();
       const onSignal = (): void => ac.abort();
@@ -354,6 +361,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         capture.retireMs = argv['retire-ms'];
         capture.xdpMode = argv['xdp-mode'] as CaptureOptions['xdpMode'];
         capture.xdpZeroCopy = argv['xdp-zero-copy'];
+        capture.realtime = argv.realtime;
         await runCapture({
           iface: argv.interface,
           driver: argv.driver,
