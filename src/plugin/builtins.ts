@@ -12,7 +12,7 @@ import { fileReporter, stdoutReporter } from '../sender-proc/reporters.js';
 import { PluginRegistry } from './registry.js';
 import { loadPluginDirectories } from './loader.js';
 
-export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, dns, webrtc] as const;
+export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, sip, rtp, rtcp, dns, webrtc] as const;
 
 /** A registry with the built-ins, then the plugins of `dirs` (third-party, validated the same way). */
 export async function createRegistry(dirs: readonly string[] = []): Promise<PluginRegistry> {
