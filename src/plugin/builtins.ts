@@ -8,11 +8,12 @@ import rtp from '../../plugins/parser/rtp/index.js';
 import rtcp from '../../plugins/parser/rtcp/index.js';
 import dns from '../../plugins/parser/dns/index.js';
 import webrtc from '../../plugins/parser/webrtc/index.js';
+import http from '../../plugins/parser/http/index.js';
 import { fileReporter, stdoutReporter } from '../sender-proc/reporters.js';
 import { PluginRegistry } from './registry.js';
 import { loadPluginDirectories } from './loader.js';
 
-export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, sip, rtp, rtcp, dns, webrtc] as const;
+export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, sip, rtp, rtcp, dns, webrtc, http] as const;
 
 /** A registry with the built-ins, then the plugins of `dirs` (third-party, validated the same way). */
 export async function createRegistry(dirs: readonly string[] = []): Promise<PluginRegistry> {

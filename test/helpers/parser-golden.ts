@@ -45,11 +45,14 @@ export function replay(taskYaml: string, files: string[], workers = 1): { record
   return { records, stats: JSON.parse(readFileSync(stats, 'utf8')) };
 }
 
-/** tshark -T fields (first occurrence of each field, or all comma-separated with occurrence 'a'), `|`-separated; frame.time_epoch, udp/tcp ports are prepended. */
+/** Separates the occurrences of a field with occurrence 'a' (URIs may hold commas). */
+export const AGG = '\u001f';
+
+/** tshark -T fields (first occurrence of each field, or all AGG-separated with occurrence 'a'), `|`-separated; frame.time_epoch, udp/tcp ports are prepended. */
 export function tsharkFields(file: string, filter: string, fields: string[], extra: string[] = [], occurrence: 'f' | 'a' = 'f'): { frame: number; key: string; f: string[] }[] {
   const r = spawnSync(
     'tshark',
-    ['-r', file, ...extra, '-Y', filter, '-T', 'fields', '-E', `occurrence=${occurrence}`, '-E', 'aggregator=,', '-E', 'separator=|',
+    ['-r', file, ...extra, '-Y', filter, '-T', 'fields', '-E', `occurrence=${occurrence}`, '-E', `aggregator=${AGG}`, '-E', 'separator=|',
       '-e', 'frame.number', '-e', 'frame.time_epoch', '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'tcp.srcport', '-e', 'tcp.dstport',
       ...fields.flatMap((x) => ['-e', x])],
     { encoding: 'utf8', maxBuffer: 64 << 20 },

@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { FIXTURES, byKey, replay, tsharkFields, tsharkMissing, type JsonRecord } from '../../../test/helpers/parser-golden.js';
+import { AGG, FIXTURES, byKey, replay, tsharkFields, tsharkMissing, type JsonRecord } from '../../../test/helpers/parser-golden.js';
 import { CLASS_NAME, METHOD_NAME } from './message.js';
 
 const FILES = ['zeek--tls-webrtc-stun.pcap', 'zeek--tls-dtls1_0.pcap', 'zeek--tls-dtls1_2.pcap', 'zeek--tls-dtls13-cid.pcap', 'zeek--tls-dtls13-wolfssl.pcap', 'packetnet--ipv6_rtp.pcap'];
@@ -55,9 +55,9 @@ test('webrtc labels and payloads agree with tshark on every STUN, DTLS and RTP d
         }
       } else if (cts !== '') {
         dtls++;
-        const types = cts.split(',').map(Number);
+        const types = cts.split(AGG).map(Number);
         const ours = rec.payload.records.filter((r: any) => r.content_type !== undefined).map((r: any) => r.content_type);
-        const hs = hss === '' ? [] : hss.split(',').map(Number);
+        const hs = hss === '' ? [] : hss.split(AGG).map(Number);
         const ourHs = rec.payload.records.filter((r: any) => r.handshake_type !== undefined).map((r: any) => r.handshake_type);
         if (L['webrtc.kind'] !== 'dtls' || L['dtls.content-type'] !== String(types[0]) || ours.join() !== types.join() || ourHs.join() !== hs.join()) {
           problems.push(`${where}: dtls ${cts} / ${hss}, otus ${JSON.stringify(L)} ${ours} / ${ourHs}`);
