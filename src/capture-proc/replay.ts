@@ -13,6 +13,7 @@ import { instantiateTaskPlugins, pipelineForTask } from '../pipeline/from-task.j
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { createRegistry } from '../plugin/builtins.js';
 import { FlowRegistry } from '../shm/registry.js';
+import { ReplayClock } from '../shm/replay-clock.js';
 import { RingProducer } from '../shm/ring.js';
 import type { CaptureDone, CaptureStart, ChildError, PipelineCounters } from '../supervisor/replay-messages.js';
 import { OtusError } from '../util/errors.js';
@@ -52,6 +53,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
   const registry = await createRegistry(m.pluginDirs);
   // The task's flow registry, created by the supervisor: SIP on one process labels RTP on another.
   const flows = m.flows ? FlowRegistry.open(m.ringTask) : null;
+  const clock = m.ordered ? ReplayClock.open(m.ringTask) : null;
   const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows);
   const producer = RingProducer.open(m.ringTask, m.index);
   const pipeline = pipelineForTask(task, plugins, producer, m.format);
@@ -64,13 +66,19 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
   let sincePace = 0;
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
+  let g = 0; // global frame index, across files
   for (let fi = 0; fi < m.files.length; fi++) {
     const reader = openCapture(m.files[fi]);
     const owners = m.owners[fi];
     const f = reader.frame;
     let i = 0;
     while (reader.next()) {
-      if (owners[i++] !== me) continue;
+      g++;
+      if (owners[i++] !== me) {
+        clock?.at(me, g);
+        continue;
+      }
+      clock?.waitTurn(me, g);
       pipeline.processFrame(f);
       if (++sincePace === PACE_EVERY) {
         sincePace = 0;
@@ -82,6 +90,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
     }
     walked += i;
   }
+  clock?.finish(me);
   pipeline.flush(); // end of input: stored TCP bytes are delivered, connections ended
   const c = process.cpuUsage(c0);
   const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;

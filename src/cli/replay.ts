@@ -15,6 +15,7 @@ interface ReplayArgs {
   out?: string;
   'stats-json'?: string;
   'plugin-dir'?: string | string[];
+  ordered: boolean;
 }
 
 export function replayCommand(fail: (err: unknown) => never): CommandModule<object, ReplayArgs> {
@@ -28,6 +29,7 @@ export function replayCommand(fail: (err: unknown) => never): CommandModule<obje
         .option('workers', { type: 'number', describe: 'capture processes (default: task.capture.workers, else 1)' })
         .option('out', { type: 'string', describe: 'write NDJSON records to FILE, or - for stdout (default: the task reporter)' })
         .option('stats-json', { type: 'string', describe: 'also write the summary as JSON to FILE' })
+        .option('ordered', { type: 'boolean', default: true, describe: 'capture processes keep capture order, so SIP read on one labels RTP on another (--no-ordered: as fast as each can)' })
         // Not `array: true`: that would swallow the capture files after it. Repeating the flag gives an array.
         .option('plugin-dir', { type: 'string', describe: 'load third-party plugins from DIR (repeatable)' }) as never,
     handler: async (argv) => {
@@ -42,6 +44,7 @@ export function replayCommand(fail: (err: unknown) => never): CommandModule<obje
           // yargs hands `--out -` over as an empty string.
           out: argv.out === '' ? '-' : argv.out ?? null,
           pluginDirs: ([] as string[]).concat(argv['plugin-dir'] ?? []),
+          ordered: argv.ordered,
         });
         process.stderr.write(formatSummary(summary));
         if (argv['stats-json'] !== undefined) writeFileSync(argv['stats-json'], JSON.stringify(summary, null, 2) + '\n');

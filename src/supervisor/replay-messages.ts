@@ -13,6 +13,8 @@ export interface ReplayPluginSetup {
   ringTask: string;
   /** The task has parsers: a flow registry /otus-<ringTask>-flows exists for them to open. */
   flows?: boolean;
+  /** Several capture processes keep capture order through /otus-<ringTask>-clock (src/shm/replay-clock.ts). */
+  ordered?: boolean;
 }
 
 export interface CaptureStart extends ReplayPluginSetup {

@@ -20,6 +20,7 @@ import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { symmetricFlowHash } from '../pipeline/flow-hash.js';
 import { createRegistry } from '../plugin/builtins.js';
 import { FlowRegistry } from '../shm/registry.js';
+import { ReplayClock } from '../shm/replay-clock.js';
 import type { RecordFormat } from '../plugin/types.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
 import type { CaptureDone, CaptureStart, ChildError, SenderDone, SenderReady, SenderStart } from './replay-messages.js';
@@ -37,6 +38,8 @@ export interface ReplayOptions {
   ringBytes?: number;
   /** Flow registry slots (created when the task has parsers). */
   flowSlots?: number;
+  /** Keep capture order across capture processes (default true; see src/shm/replay-clock.ts). */
+  ordered?: boolean;
 }
 
 export interface ReplaySummary {
@@ -160,7 +163,9 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
   const ringTask = `${task.id.slice(0, 40)}.replay${process.pid}`;
   // The task's flow registry (ADR-008): created here, opened by every capture process.
   const flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? 65536 }) : null;
-  const setup = { taskFile, pluginDirs, node, ringTask, flows: flows !== null };
+  // Capture order across processes matters once a parser correlates through the registry.
+  const clock = flows !== null && workers > 1 && o.ordered !== false ? ReplayClock.create(ringTask, workers) : null;
+  const setup = { taskFile, pluginDirs, node, ringTask, flows: flows !== null, ordered: clock !== null };
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
   const children: ChildProcess[] = [];
   const killAll = (): void => {
@@ -196,6 +201,7 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
   } finally {
     killAll();
     flows?.close();
+    clock?.close();
   }
 }
 
