@@ -239,9 +239,12 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
       st.ringDrops++;
       return false;
     }
-    // A plain loop: sink.u8.set(s.subarray(0, n), at) would allocate a view per record.
+    // Small records (the RTP fast path) by a plain loop: set() needs a subarray,
+    // an allocation per record. Large ones (SIP, HTTP) by set(): the byte loop
+    // cost a tenth of the SIP path (measured: bench/sip, CPU profile).
     const dst = sink.u8;
-    for (let k = 0; k < n; k++) dst[at + k] = s[k];
+    if (n <= 512) for (let k = 0; k < n; k++) dst[at + k] = s[k];
+    else dst.set(s.subarray(0, n), at);
     sink.commit(at);
     st.records++;
     st.bytes += n;
