@@ -12,6 +12,7 @@ import { DECODE_ERROR_NAMES } from '../decode/errors.js';
 import { instantiateTaskPlugins, pipelineForTask } from '../pipeline/from-task.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { createRegistry } from '../plugin/builtins.js';
+import type { Parser } from '../plugin/types.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { ReplayClock } from '../shm/replay-clock.js';
 import { RingProducer } from '../shm/ring.js';
@@ -21,10 +22,10 @@ import { OtusError } from '../util/errors.js';
 const PACE_EVERY = 256;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
-export function pipelineCounters(pl: Pipeline): PipelineCounters {
+export function pipelineCounters(pl: Pipeline, instances: readonly Parser[] = []): PipelineCounters {
   const st = pl.stats;
   const parsers: PipelineCounters['parsers'] = {};
-  pl.parserNames.forEach((n, i) => (parsers[n] = { records: st.parserRecords[i], noOutput: st.parserNoOutput[i] }));
+  pl.parserNames.forEach((n, i) => (parsers[n] = { records: st.parserRecords[i], noOutput: st.parserNoOutput[i], own: instances[i]?.counters?.() }));
   const processors: Record<string, number> = {};
   pl.processorNames.forEach((n, i) => (processors[n] = st.processorDrops[i]));
   const decodeErrors: Record<string, number> = {};
@@ -102,7 +103,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
     index: me,
     pid: process.pid,
     framesWalked: walked,
-    counters: pipelineCounters(pipeline),
+    counters: pipelineCounters(pipeline, plugins.parsers),
     cpuSec: (c.user + c.system) / 1e6,
     wallSec,
     ringWaits,

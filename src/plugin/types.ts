@@ -64,6 +64,12 @@ export interface Parser extends PluginInstance {
   readonly protocol: string;
   canHandle(p: DecodedPacket): boolean;
   handle(p: DecodedPacket, out: OutputRecord, hasTs: boolean, tsDigits: number): boolean;
+  /**
+   * The parser's own counters (rejections and malformations by reason...):
+   * numbers, or objects of them. Read at the end of a run, not per packet;
+   * `otus replay` sums them over capture processes into its summary.
+   */
+  counters?(): Record<string, unknown>;
 }
 
 /**

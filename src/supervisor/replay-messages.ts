@@ -46,7 +46,8 @@ export interface PipelineCounters {
   ringDrops: number;
   records: number;
   bytes: number;
-  parsers: Record<string, { records: number; noOutput: number }>;
+  /** `own`: the parser's counters() (numbers or objects of them), when it has any. */
+  parsers: Record<string, { records: number; noOutput: number; own?: Record<string, unknown> }>;
   processors: Record<string, number>;
   decodeErrors: Record<string, number>;
   labelOverflows: number;

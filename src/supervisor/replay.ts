@@ -61,7 +61,8 @@ export interface ReplaySummary {
   };
   held_fragments: number;
   decode_errors: Record<string, number>;
-  parsers: Record<string, { records: number; no_output: number }>;
+  /** `counters`: the parser's own counters (Parser.counters()), summed over capture processes. */
+  parsers: Record<string, { records: number; no_output: number; counters?: Record<string, unknown> }>;
   unmatched_forwarded: number;
   capture_processes: { index: number; pid: number; frames: number; records: number; cpu_s: number; wall_s: number; pps_per_cpu_s: number; ring_waits: number }[];
   /** Frames over the summed CPU seconds of the capture processes. */
@@ -205,6 +206,18 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
   }
 }
 
+/** Sums parser counters: numbers add, objects merge recursively, anything else keeps the first value. */
+function addCounters(into: Record<string, unknown>, from: Record<string, unknown>): Record<string, unknown> {
+  for (const [k, v] of Object.entries(from)) {
+    const cur = into[k];
+    if (typeof v === 'number') into[k] = (typeof cur === 'number' ? cur : 0) + v;
+    else if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      into[k] = addCounters(cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>) : {}, v as Record<string, unknown>);
+    } else if (!(k in into)) into[k] = v;
+  }
+  return into;
+}
+
 function summarize(
   task: TaskSpec,
   workers: number,
@@ -225,6 +238,7 @@ function summarize(
       const p = (parsers[k] ??= { records: 0, no_output: 0 });
       p.records += v.records;
       p.no_output += v.noOutput;
+      if (v.own) p.counters = addCounters(p.counters ?? {}, v.own);
     }
     for (const [k, v] of Object.entries(d.counters.decodeErrors)) decodeErrors[k] = (decodeErrors[k] ?? 0) + v;
   }

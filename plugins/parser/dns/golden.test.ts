@@ -104,6 +104,10 @@ test('dns labels agree with tshark on every DNS message of the fixtures', { skip
   assert.equal(knownHit.size, KNOWN.length, 'every listed difference still happens (else drop it from the list)');
   assert.ok(messages > 500, `${messages} tshark messages`);
   assert.equal(stats.parsers.dns.records, records.length);
+  // The parser's own counters reach the summary: the malformed fixtures, by reason.
+  const own = stats.parsers.dns.counters;
+  assert.equal(own.records, records.length);
+  assert.ok(own.malformed.name_loop >= 1 && own.malformed.name_too_long >= 1, JSON.stringify(own));
 });
 
 test('dns payloads: the sections of real messages (HTTPS, CAA, NAPTR, TSIG, EDNS cookie)', { skip: false }, () => {

@@ -103,6 +103,8 @@ for (const workers of [1, 2]) {
     }
     assert.deepEqual(kinds, { stun: CALLS, dtls: CALLS, srtp: CALLS, srtcp: CALLS });
     assert.equal(stats.parsers.webrtc.records, CALLS * 4);
+    // The parser's counters, summed over the capture processes.
+    assert.deepEqual([stats.parsers.webrtc.counters.records, stats.parsers.webrtc.counters.registered], [CALLS * 4, CALLS * 4]);
     if (workers === 2) assert.ok(stats.capture_processes.every((p: { frames: number }) => p.frames > 0));
   });
 }
