@@ -1,6 +1,8 @@
 // Printing decoded fields. Only output paths call these: the packet path keeps
 // addresses as numbers and offsets.
 
+import { writeIpv6 } from '../pipeline/bytes.js';
+
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 export function formatMac(buf: Uint8Array, off: number): string {
@@ -15,32 +17,14 @@ export function formatIpv4Bytes(buf: Uint8Array, off: number): string {
   return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
 }
 
-/** RFC 5952: lowercase, no leading zeros, the longest run of two or more zero groups as "::" (the first on a tie), IPv4-mapped addresses in dotted form. */
+const scratch = new Uint8Array(64);
+
+/** RFC 5952 (the byte writer in pipeline/bytes.ts is the one implementation). */
 export function formatIpv6(buf: Uint8Array, off: number): string {
-  const g = new Array<number>(8);
-  for (let i = 0; i < 8; i++) g[i] = (buf[off + 2 * i] << 8) | buf[off + 2 * i + 1];
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-    return `::ffff:${formatIpv4Bytes(buf, off + 12)}`;
-  }
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestStart < 0) return g.map((x) => x.toString(16)).join(':');
-  const head = g.slice(0, bestStart).map((x) => x.toString(16)).join(':');
-  const tail = g.slice(bestStart + bestLen).map((x) => x.toString(16)).join(':');
-  return `${head}::${tail}`;
+  const n = writeIpv6(scratch, 0, buf, off);
+  let s = '';
+  for (let i = 0; i < n; i++) s += String.fromCharCode(scratch[i]);
+  return s;
 }
 
 /** ISO 8601 UTC with `digits` fractional digits (0..9). */
