@@ -320,22 +320,83 @@ export function writeJsonString(buf: Uint8Array, off: number, s: string): number
   return off;
 }
 
-/** A JSON string literal of UTF-8 bytes (label values kept as bytes); invalid UTF-8 is passed through unescaped. */
+/**
+ * Length of the well-formed UTF-8 sequence (RFC 3629) at src[i], 1 to 4, or
+ * 0 when the byte there does not start one that ends before `end`.
+ */
+export function utf8SequenceLength(src: Uint8Array, i: number, end: number): number {
+  const c = src[i];
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) return i + 1 < end && (src[i + 1] & 0xc0) === 0x80 ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (i + 2 >= end) return 0;
+    const c1 = src[i + 1];
+    if ((c1 & 0xc0) !== 0x80 || (src[i + 2] & 0xc0) !== 0x80) return 0;
+    if ((c === 0xe0 && c1 < 0xa0) || (c === 0xed && c1 > 0x9f)) return 0; // overlong, surrogates
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (i + 3 >= end) return 0;
+    const c1 = src[i + 1];
+    if ((c1 & 0xc0) !== 0x80 || (src[i + 2] & 0xc0) !== 0x80 || (src[i + 3] & 0xc0) !== 0x80) return 0;
+    if ((c === 0xf0 && c1 < 0x90) || (c === 0xf4 && c1 > 0x8f)) return 0; // overlong, beyond U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+/**
+ * A JSON string literal of bytes off the wire (label values, SIP text, DNS
+ * TXT): well-formed UTF-8 is kept as it is; any other byte becomes \u00XX
+ * (its Latin-1 reading), so the output is always valid JSON and no byte is
+ * lost. jsonStringBytesLength gives the exact size.
+ */
 export function writeJsonStringBytes(buf: Uint8Array, off: number, src: Uint8Array, so: number, len: number): number {
   buf[off++] = 34;
-  for (let i = 0; i < len; i++) {
-    const c = src[so + i];
+  const end = so + len;
+  for (let i = so; i < end; i++) {
+    const c = src[i];
     if (c === 34 || c === 92) {
       buf[off++] = 92;
       buf[off++] = c;
-    } else if (c < 0x20) {
-      off = writeAscii(buf, off, '\\u00');
-      buf[off++] = HEX[c >>> 4];
-      buf[off++] = HEX[c & 15];
-    } else buf[off++] = c;
+    } else if (c >= 0x20 && c < 0x7f) {
+      buf[off++] = c;
+    } else {
+      const n = c < 0x80 ? 0 : utf8SequenceLength(src, i, end);
+      if (n > 0) {
+        for (let k = 0; k < n; k++) buf[off++] = src[i + k];
+        i += n - 1;
+      } else {
+        buf[off++] = 92; // \u00XX
+        buf[off++] = 117;
+        buf[off++] = 48;
+        buf[off++] = 48;
+        buf[off++] = HEX[c >>> 4];
+        buf[off++] = HEX[c & 15];
+      }
+    }
   }
   buf[off++] = 34;
   return off;
+}
+
+/** Bytes writeJsonStringBytes writes for src[so, so + len), quotes included. */
+export function jsonStringBytesLength(src: Uint8Array, so: number, len: number): number {
+  let n = 2;
+  const end = so + len;
+  for (let i = so; i < end; i++) {
+    const c = src[i];
+    if (c === 34 || c === 92) n += 2;
+    else if (c >= 0x20 && c < 0x7f) n += 1;
+    else {
+      const k = c < 0x80 ? 0 : utf8SequenceLength(src, i, end);
+      if (k > 0) {
+        n += k;
+        i += k - 1;
+      } else n += 6;
+    }
+  }
+  return n;
 }
 
 /** Standard base64 with padding. */

@@ -18,7 +18,7 @@
 // are malformed. Names print in presentation format: `.` and `\` inside a
 // label as `\.` and `\\`, bytes outside 0x21..0x7e as `\DDD`, the root as `.`.
 
-import { ascii, writeBytes, writeIpv4, writeIpv6, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, writeBytes, writeIpv4, writeIpv6, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
 import { CLASS_NAME, OPTION_NAME, SVC_KEY_JSON, SVC_KEY_TEXT, TYPE_NAME } from './names.js';
 
 /** Why a message (or the rest of it) could not be parsed. Index into MALFORMED_NAMES. */
@@ -513,27 +513,9 @@ export class DnsMessage {
 
   /** Bytes b[at, at+len) as a JSON string: printable ASCII as is, `"` and `\` escaped, others \u00XX. */
   private text(at: number, len: number): void {
-    const b = this.b;
-    const o = this.o;
-    let p = this.p;
-    o[p++] = 34;
-    for (let i = at, e = at + len; i < e; i++) {
-      const c = b[i];
-      if (c >= 0x20 && c < 0x7f) {
-        if (c === 34 || c === 92) o[p++] = 92;
-        o[p++] = c;
-      } else {
-        o[p++] = 92;
-        o[p++] = 117;
-        o[p++] = 48;
-        o[p++] = 48;
-        o[p++] = HEX[c >>> 4];
-        o[p++] = HEX[c & 15];
-      }
-    }
-    o[p++] = 34;
-    this.p = p;
+    this.p = writeJsonStringBytes(this.o, this.p, this.b, at, len);
   }
+
 
   private hex(at: number, len: number): void {
     const b = this.b;

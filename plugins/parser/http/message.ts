@@ -3,7 +3,7 @@
 // names and values, no strings), and the first body_max body bytes. It is
 // also the record's payload: JSON and protobuf are written from those bytes.
 
-import { ascii, writeBytes, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Labels } from '../../../src/pipeline/labels.js';
 import type { Payload } from '../../../src/pipeline/record.js';
@@ -21,7 +21,6 @@ export const enum Reject {
 export const REJECT_NAMES: readonly string[] = ['not_http', 'header_too_long', 'bad_content_length', 'bad_chunk'];
 
 const MAX_HEADERS = 128;
-const HEX = ascii('0123456789abcdef');
 const K_REQ = ascii('{"type":"request","method":');
 const K_RESP = ascii('{"type":"response","status":');
 const K_URI = ascii(',"uri":');
@@ -347,26 +346,9 @@ export class HttpMessage implements Payload {
   }
   /** Bytes as a JSON string; bytes outside printable ASCII as \u00XX (Latin-1: lossless per byte). */
   private text(b: Uint8Array, at: number, len: number): void {
-    const o = this.o;
-    let p = this.p;
-    o[p++] = 34;
-    for (let i = at; i < at + len; i++) {
-      const c = b[i];
-      if (c >= 0x20 && c < 0x7f) {
-        if (c === 34 || c === 92) o[p++] = 92;
-        o[p++] = c;
-      } else {
-        o[p++] = 92;
-        o[p++] = 117;
-        o[p++] = 48;
-        o[p++] = 48;
-        o[p++] = HEX[c >>> 4];
-        o[p++] = HEX[c & 15];
-      }
-    }
-    o[p++] = 34;
-    this.p = p;
+    this.p = writeJsonStringBytes(this.o, this.p, b, at, len);
   }
+
 
   /** otus.http.v1.HttpPayload (http.proto): the header block as received, the kept body, body length, complete. */
   binarySize(): number {

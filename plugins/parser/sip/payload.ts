@@ -6,7 +6,7 @@
 //    "headers":[[name,value],...],"body":S,"body_truncated":B}
 // Protobuf: otus.sip.v1.SipPayload (sip.proto).
 
-import { ascii, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, jsonStringBytesLength, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Payload } from '../../../src/pipeline/record.js';
 import type { SipMessage } from './message.js';
@@ -23,15 +23,7 @@ const NULL = ascii('null');
 const TRUE = ascii('true');
 const FALSE = ascii('false');
 
-/** Bytes writeJsonStringBytes writes for buf[off, off+len). */
-function jsonLen(buf: Uint8Array, off: number, len: number): number {
-  let n = 2;
-  for (let i = 0; i < len; i++) {
-    const c = buf[off + i];
-    n += c === 34 || c === 92 ? 2 : c < 0x20 ? 6 : 1;
-  }
-  return n;
-}
+const jsonLen = jsonStringBytesLength;
 
 function lenField(len: number): number {
   return 1 + varintSize(len) + len;

@@ -10,7 +10,7 @@
 // and bounds-checked; nothing written); the payload's writeJson walks the
 // same bytes again into the record buffer. Nothing allocates per datagram.
 
-import { ascii, writeBytes, writeIpv4, writeIpv6, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, writeBytes, writeIpv4, writeIpv6, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
 
 export const enum Kind {
   None = 0,
@@ -379,27 +379,9 @@ export class WebrtcMessage {
     this.p = p;
   }
   private text(at: number, len: number): void {
-    const b = this.b;
-    const o = this.o;
-    let p = this.p;
-    o[p++] = 34;
-    for (let i = at; i < at + len; i++) {
-      const c = b[i];
-      if (c >= 0x20 && c < 0x7f) {
-        if (c === 34 || c === 92) o[p++] = 92;
-        o[p++] = c;
-      } else {
-        o[p++] = 92;
-        o[p++] = 117;
-        o[p++] = 48;
-        o[p++] = 48;
-        o[p++] = HEX[c >>> 4];
-        o[p++] = HEX[c & 15];
-      }
-    }
-    o[p++] = 34;
-    this.p = p;
+    this.p = writeJsonStringBytes(this.o, this.p, this.b, at, len);
   }
+
   private u16(at: number): number {
     return (this.b[at] << 8) | this.b[at + 1];
   }
