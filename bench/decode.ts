@@ -13,8 +13,10 @@ import { Decoder } from '../src/decode/decoder.js';
 import { defaultDecoderOptions } from '../src/decode/options.js';
 
 const args = process.argv.slice(2);
-const file = args.find((a) => !a.startsWith('--')) ?? fileURLToPath(new URL('../../samples/rtp-g711a.pcap', import.meta.url));
-const total = Number(args[args.indexOf('--packets') + 1] || 20_000_000);
+const pi = args.indexOf('--packets');
+const total = pi >= 0 ? Number(args[pi + 1]) : 20_000_000;
+const positional = args.filter((a, i) => !a.startsWith('--') && !(pi >= 0 && i === pi + 1));
+const file = positional[0] ?? fileURLToPath(new URL('../../samples/rtp-g711a.pcap', import.meta.url));
 
 // Frame table: offsets into the one file buffer, as a ring block would give.
 const reader = openCapture(file);
