@@ -213,3 +213,70 @@ export function openFds(): number {
 export function mapLines(): number {
   return readFileSync('/proc/self/maps', 'utf8').split('\n').length;
 }
+
+// ------------------------------------------------------------- two hosts
+
+export interface NetnsHost {
+  ns: string;
+  /** The veth end inside `ns`. */
+  ifname: string;
+  ip: string;
+}
+
+export interface NetnsPair {
+  a: NetnsHost;
+  b: NetnsHost;
+  destroy(): void;
+}
+
+const PAIR_PREFIX = 'otus-p-';
+
+/**
+ * Deletes namespaces of makeNetnsPair whose creating process is gone. Their names
+ * carry the creator's pid, so a concurrent run (another test file, another checkout)
+ * keeps its own; removeStaleNamespaces, by contrast, deletes every otus-t-* one.
+ */
+export function removeOrphanPairNamespaces(): void {
+  for (const line of run('ip', ['netns', 'list']).split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const m = /^otus-p-(\d+)-/.exec(name);
+    if (!m) continue;
+    let alive = true;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (err) {
+      alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) spawnSync('ip', ['netns', 'del', name]);
+  }
+}
+
+/**
+ * Two hosts: namespaces `a` and `b` joined by a veth pair, addresses ipA and ipB
+ * (a /24), loopback up, IPv6 off in both (so the kernels send nothing of their own),
+ * MTU 1500. Capture on b.ifname inside b to see both directions.
+ */
+export function makeNetnsPair(ipA: string, ipB: string): NetnsPair {
+  const id = randomBytes(3).toString('hex');
+  const a: NetnsHost = { ns: `${PAIR_PREFIX}${process.pid}-${id}a`, ifname: `op${id}a`, ip: ipA };
+  const b: NetnsHost = { ns: `${PAIR_PREFIX}${process.pid}-${id}b`, ifname: `op${id}b`, ip: ipB };
+  const destroy = (): void => {
+    for (const h of [a, b]) spawnSync('ip', ['netns', 'del', h.ns]); // the veth pair goes with them
+  };
+  try {
+    for (const h of [a, b]) {
+      run('ip', ['netns', 'add', h.ns]);
+      run('ip', ['netns', 'exec', h.ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+      run('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up']);
+    }
+    run('ip', ['link', 'add', a.ifname, 'netns', a.ns, 'mtu', '1500', 'type', 'veth', 'peer', 'name', b.ifname, 'netns', b.ns, 'mtu', '1500']);
+    for (const h of [a, b]) {
+      run('ip', ['-n', h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', h.ifname]);
+      run('ip', ['-n', h.ns, 'link', 'set', h.ifname, 'up']);
+    }
+  } catch (err) {
+    destroy();
+    throw err;
+  }
+  return { a, b, destroy };
+}
