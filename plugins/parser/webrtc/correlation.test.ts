@@ -11,25 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { writePcap } from '../../../test/helpers/live.js';
+import { udpFrame } from '../../../test/helpers/udp-frames.js';
 import { replay } from '../../../test/helpers/otus-replay.js';
 
 const CALLS = 100;
-
-function udpFrame(src: number[], dst: number[], sport: number, dport: number, payload: Buffer): Uint8Array {
-  const f = Buffer.alloc(14 + 20 + 8 + payload.length);
-  f.writeUInt16BE(0x0800, 12);
-  f[14] = 0x45;
-  f.writeUInt16BE(20 + 8 + payload.length, 16);
-  f[22] = 64;
-  f[23] = 17;
-  Buffer.from(src).copy(f, 26);
-  Buffer.from(dst).copy(f, 30);
-  f.writeUInt16BE(sport, 34);
-  f.writeUInt16BE(dport, 36);
-  f.writeUInt16BE(8 + payload.length, 38);
-  payload.copy(f, 42);
-  return f;
-}
 
 function sdp(ip: string, port: number): string {
   return (
@@ -59,20 +44,20 @@ const srtcp = Buffer.from([0x80, 200, 0, 6, 0, 0, 0, 7, ...new Array(24).fill(0)
 function calls(): Uint8Array[] {
   const frames: Uint8Array[] = [];
   for (let c = 0; c < CALLS; c++) {
-    const a = [10, 1, 0, 1 + c];
-    const b = [10, 2, 0, 1 + c];
+    const a = `10.1.0.${1 + c}`;
+    const b = `10.2.0.${1 + c}`;
     const aPort = 40000 + 2 * c;
     const bPort = 50000 + 2 * c;
     const id = `webrtc-${c}@otus.test`;
-    frames.push(udpFrame(a, b, 5060, 5060, sip('INVITE sip:b@10.2.0.1 SIP/2.0', id, sdp(a.join('.'), aPort))));
-    frames.push(udpFrame(b, a, 5060, 5060, sip('SIP/2.0 200 OK', id, sdp(b.join('.'), bPort))));
+    frames.push(udpFrame(a, b, 5060, 5060, sip('INVITE sip:b@10.2.0.1 SIP/2.0', id, sdp(a, aPort))));
+    frames.push(udpFrame(b, a, 5060, 5060, sip('SIP/2.0 200 OK', id, sdp(b, bPort))));
     frames.push(udpFrame(a, b, aPort, bPort, stunRequest(c)));
     frames.push(udpFrame(b, a, bPort, aPort, dtlsHello));
     frames.push(udpFrame(a, b, aPort, bPort, srtp(1)));
     frames.push(udpFrame(b, a, bPort, aPort, srtcp));
   }
   // Not signalled: no record (unmatched: drop).
-  frames.push(udpFrame([10, 9, 9, 9], [10, 8, 8, 8], 7000, 7001, stunRequest(0)));
+  frames.push(udpFrame('10.9.9.9', '10.8.8.8', 7000, 7001, stunRequest(0)));
   return frames;
 }
 
