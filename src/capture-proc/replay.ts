@@ -46,6 +46,8 @@ export function pipelineCounters(pl: Pipeline, instances: readonly Parser[] = []
     processors,
     decodeErrors,
     labelOverflows: pl.record.labels.overflows,
+    ipReassembly: { ...pl.decoder.reassembler.stats },
+    tcpReassembly: pl.reassembler ? { ...pl.reassembler.stats } : null,
   };
 }
 

@@ -51,6 +51,9 @@ export interface PipelineCounters {
   processors: Record<string, number>;
   decodeErrors: Record<string, number>;
   labelOverflows: number;
+  /** IP fragment reassembly (ReassemblyStats) and TCP stream reassembly (TcpStreamStats; absent when no parser asked for it). */
+  ipReassembly: Record<string, number>;
+  tcpReassembly: Record<string, number> | null;
 }
 
 export interface CaptureDone {

@@ -61,6 +61,11 @@ export interface ReplaySummary {
   };
   held_fragments: number;
   decode_errors: Record<string, number>;
+  /** Summed over capture processes (`pending`, `memoryBytes`, `active`, `bytesHeld` are what was left at the end). */
+  ip_reassembly: Record<string, number>;
+  tcp_reassembly: Record<string, number> | null;
+  /** The task's flow registry at the end (null without parsers). */
+  flow_registry: Record<string, number> | null;
   /** `counters`: the parser's own counters (Parser.counters()), summed over capture processes. */
   parsers: Record<string, { records: number; no_output: number; counters?: Record<string, unknown> }>;
   unmatched_forwarded: number;
@@ -198,7 +203,8 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
     const done = await Promise.all(captures);
     sender.send({ type: 'drain' });
     const s = await senderDone;
-    return summarize(task, workers, files, done, s, Number(process.hrtime.bigint() - t0) / 1e9, warnings);
+    const registry = flows ? { ...flows.stats() } : null;
+    return summarize(task, workers, files, done, s, Number(process.hrtime.bigint() - t0) / 1e9, warnings, registry);
   } finally {
     killAll();
     flows?.close();
@@ -226,6 +232,7 @@ function summarize(
   s: SenderDone,
   wallSec: number,
   warnings: string[],
+  registry: Record<string, number> | null,
 ): ReplaySummary {
   done.sort((a, b) => a.index - b.index);
   const sum = (f: (d: CaptureDone) => number): number => done.reduce((a, d) => a + f(d), 0);
@@ -264,6 +271,9 @@ function summarize(
     },
     held_fragments: sum((d) => d.counters.held),
     decode_errors: decodeErrors,
+    ip_reassembly: sumRecords(done.map((d) => d.counters.ipReassembly)),
+    tcp_reassembly: done.some((d) => d.counters.tcpReassembly) ? sumRecords(done.map((d) => d.counters.tcpReassembly ?? {})) : null,
+    flow_registry: registry,
     parsers,
     unmatched_forwarded: sum((d) => d.counters.unmatchedForwarded),
     capture_processes: done.map((d) => ({
@@ -284,6 +294,16 @@ function summarize(
   };
 }
 
+function kv(r: Record<string, number>, keys: string[]): string {
+  return keys.map((k) => `${k}=${r[k] ?? 0}`).join(' ');
+}
+
+function sumRecords(rs: Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of rs) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
 const M = (v: number): string => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFixed(1)} k`);
 
 export function formatSummary(s: ReplaySummary): string {
@@ -295,6 +315,11 @@ export function formatSummary(s: ReplaySummary): string {
     `  drops: decode=${s.drops.decode} filter=${s.drops.filter} unmatched=${s.drops.unmatched} parser_no_output=${s.drops.parser_no_output}${procs}` +
       ` encode=${s.drops.encode} ring_tail=${s.drops.ring_tail} ring_head=${s.drops.ring_head} ring_abandoned=${s.drops.ring_abandoned}`,
     `  decode errors: ${errs || 'none'}`,
+    `  ip reassembly: ${kv(s.ip_reassembly, ['fragments', 'completed', 'duplicates', 'overlaps', 'discarded', 'timeouts', 'evicted', 'tooLarge', 'invalid'])}`,
+    ...(s.tcp_reassembly
+      ? [`  tcp reassembly: ${kv(s.tcp_reassembly, ['streams', 'segments', 'bytesDelivered', 'retransmissions', 'outOfOrder', 'gapsSkipped', 'bytesSkipped', 'evictedLru', 'evictedMemory', 'timedOut'])}`]
+      : []),
+    ...(s.flow_registry ? [`  flow registry: ${kv(s.flow_registry, ['live', 'inserts', 'updates', 'removes', 'evictions', 'expired', 'writesBusy'])}`] : []),
     ...s.capture_processes.map(
       (c) => `  capture process ${c.index}: ${c.frames} frames, ${c.records} records, ${c.cpu_s.toFixed(3)} CPU-s, ${M(c.pps_per_cpu_s)} packets per CPU-second`,
     ),

@@ -71,6 +71,9 @@ for (const workers of [1, 2]) {
       assert.equal(r.labels.codec, 'PCMA');
     }
     assert.equal(records.filter((r) => r.protocol === 'sip').length, CALLS * 2);
+    // Each offer and answer registers its RTP and RTCP endpoints; the summary reports the registry.
+    assert.equal(stats.flow_registry.inserts, CALLS * 4);
+    assert.equal(stats.ip_reassembly.fragments, 0);
     if (workers === 2) {
       // The test means something only if the hash split calls across processes.
       const perProcess = stats.capture_processes?.map((p: { frames: number }) => p.frames) ?? [];
