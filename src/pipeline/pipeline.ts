@@ -209,8 +209,10 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     return used;
   }
 
-  streamEnd(owner: number, streamId: number): void {
-    (this.parsers[owner] as StreamParser).streamEnd?.(streamId);
+  streamEnd(owner: number, streamId: number, end: TcpChunk): void {
+    this.emitting = owner;
+    (this.parsers[owner] as StreamParser).streamEnd?.(streamId, end, this);
+    this.emitting = -1;
   }
 
   /** End of input: flushes reassembly (stored bytes are delivered, connections ended). */

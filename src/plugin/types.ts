@@ -96,8 +96,13 @@ export interface RecordEmitter {
 export interface StreamParser extends Parser {
   readonly tcp: { readonly ports: readonly number[] };
   handleStream(c: TcpChunk, out: RecordEmitter): number;
-  /** The connection ended (FIN both ways, RST, timeout, eviction); drop any per-stream state. */
-  streamEnd?(streamId: number): void;
+  /**
+   * The connection ended (FIN both ways, RST, timeout, eviction), after its
+   * last bytes were delivered: drop per-stream state, and emit what only the
+   * end completes (a body delimited by the close). `end.packet` is a direction-0
+   * envelope, `end.reverse` a direction-1 one.
+   */
+  streamEnd?(streamId: number, end: TcpChunk, out: RecordEmitter): void;
 }
 
 export function isStreamParser(p: Parser): p is StreamParser {

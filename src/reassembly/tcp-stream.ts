@@ -99,6 +99,8 @@ export class TcpChunk {
   gap = false;
   /** For the record's envelope (fillEnvelope): the segment that made these bytes deliverable, or a packet built from the stream's addresses when flushing. Its direction is `dir`'s. */
   packet: DecodedPacket = new Packet();
+  /** At stream end only: the same addresses in the other direction (for a record of direction 1). */
+  reverse: DecodedPacket = new Packet();
   hasTs = true;
   tsDigits = 6;
 }
@@ -120,6 +122,9 @@ class Direction {
   started = false;
   next = 0;
   finSeq = -1;
+  /** Capture time of this direction's FIN (seconds, nanoseconds); finSec -1 before. */
+  finSec = -1;
+  finNsec = 0;
   done = false;
   /** Out-of-order segments, sorted by sequence (relative order from `next`). */
   oooSeq: number[] = [];
@@ -135,6 +140,7 @@ class Direction {
     this.started = false;
     this.next = 0;
     this.finSeq = -1;
+    this.finSec = -1;
     this.done = false;
     this.oooSeq.length = 0;
     this.oooData.length = 0;
@@ -162,6 +168,9 @@ class Stream {
   readonly d0 = new Direction();
   readonly d1 = new Direction();
   lastSeen = 0;
+  /** Capture time of this stream's own last segment, for records made at its end. */
+  lastSec = 0;
+  lastNsec = 0;
   /** LRU list (head = most recent) and hash bucket chain. */
   prev: Stream | null = null;
   next: Stream | null = null;
@@ -184,6 +193,7 @@ export class TcpReassembler {
   private nextId = 1;
   private readonly chunk = new TcpChunk();
   private readonly flushPkt = new Packet();
+  private readonly flushPktRev = new Packet();
   private now = 0;
 
   constructor(consumer: TcpStreamConsumer, opts: Partial<TcpReassemblyOptions> = {}) {
@@ -215,6 +225,8 @@ export class TcpReassembler {
       dir = reverse ? 1 : 0;
     } else dir = this.dirOf(s, p);
     s.lastSeen = this.now;
+    s.lastSec = p.tsSec;
+    s.lastNsec = p.tsNsec;
     this.touch(s);
     const d = dir === 0 ? s.d0 : s.d1;
     const seq = p.tcpSeq;
@@ -234,7 +246,11 @@ export class TcpReassembler {
       const syn = (flags & SYN) !== 0 ? 1 : 0;
       const dataSeq = (seq + syn) >>> 0;
       if (p.payloadLen > 0) this.data(s, dir, d, dataSeq, p.payloadBuf, p.payloadOff, p.payloadLen, p);
-      if ((flags & FIN) !== 0 && d.finSeq < 0) d.finSeq = (dataSeq + (p.payloadLen > 0 ? p.payloadLen : 0)) >>> 0;
+      if ((flags & FIN) !== 0 && d.finSeq < 0) {
+        d.finSeq = (dataSeq + (p.payloadLen > 0 ? p.payloadLen : 0)) >>> 0;
+        d.finSec = p.tsSec;
+        d.finNsec = p.tsNsec;
+      }
       if (d.oooBytes > 0 && (this.now - d.gapSince > this.opts.gapTimeoutMs || d.oooBytes > this.opts.maxStreamBytes)) {
         this.skipGap(s, dir, d, p);
       }
@@ -563,7 +579,8 @@ export class TcpReassembler {
     const c = this.chunk;
     c.streamId = s.id;
     c.dir = 0;
-    c.packet = this.envelope(s, 0);
+    c.packet = this.envelope(s, 0, this.flushPkt);
+    c.reverse = this.envelope(s, 1, this.flushPktRev);
     c.buf = EMPTY;
     c.off = 0;
     c.len = 0;
@@ -573,14 +590,14 @@ export class TcpReassembler {
   }
 
   /** A packet with the stream's addresses in direction `dir`, for records made without a current segment. */
-  private envelope(s: Stream, dir: number): DecodedPacket {
-    const p = this.flushPkt;
+  private envelope(s: Stream, dir: number, p: Packet = this.flushPkt): DecodedPacket {
     p.reset();
     p.ipVersion = s.ipVersion;
     p.proto = 6;
-    const ms = s.lastSeen;
-    p.tsSec = Math.floor(ms / 1000);
-    p.tsNsec = Math.round((ms - p.tsSec * 1000) * 1e6);
+    // A record made at the end belongs to the direction's FIN when it had one (it is what ended a close-delimited body).
+    const d = dir === 0 ? s.d0 : s.d1;
+    p.tsSec = d.finSec >= 0 ? d.finSec : s.lastSec;
+    p.tsNsec = d.finSec >= 0 ? d.finNsec : s.lastNsec;
     if (s.ipVersion === 4) {
       p.src4 = dir === 0 ? s.src4 : s.dst4;
       p.dst4 = dir === 0 ? s.dst4 : s.src4;

@@ -89,7 +89,7 @@ test(`fuzz: ${N} mutated HTTP segments in streams`, { timeout: 600_000 }, () => 
       if (kept > 1 << 17) kept = 0; // the reassembler's per-stream bound would drop these (with a gap)
       off += cut;
     }
-    parser.streamEnd(sid);
+    parser.streamEnd(sid, chunk, emitter);
   }
   const heapGrowth = process.memoryUsage().heapUsed - heap0;
   const st = parser.stats;
@@ -110,7 +110,7 @@ test(`fuzz: ${N} mutated HTTP segments in streams`, { timeout: 600_000 }, () => 
     const t0 = performance.now();
     parser.handleStream(c2, emitter);
     again.push(performance.now() - t0);
-    parser.streamEnd(c2.streamId);
+    parser.streamEnd(c2.streamId, c2, emitter);
   }
   again.sort((a, b) => a - b);
   assert.ok(again[10] < 5, `slowest chunk (${maxMs.toFixed(1)} ms) takes ${again[10].toFixed(3)} ms again`);

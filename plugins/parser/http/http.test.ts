@@ -154,6 +154,6 @@ test('a gap ends the open message (emitted incomplete) and the direction resynch
   assert.equal(p.stats.gaps, 1);
   assert.equal(p.stats.incomplete, 1);
   assert.equal(p.stats.bytesSkipped, 'middle of something'.length + 'still lost'.length);
-  p.streamEnd(7);
+  p.streamEnd(7, c, out);
   assert.equal(p.counters().open_connections, 0);
 });

@@ -51,8 +51,11 @@ const enum St {
   Skip,
   /** A gap broke framing: wait for a chunk that starts with a start line. */
   Lost,
-  /** The rest of a body delimited by the connection's close, after its record was emitted: counted, not kept. */
-  Drain,
+}
+
+/** Inside a body framed by length or chunks: ending here leaves the message unfinished. */
+function inBody(s: St): boolean {
+  return s === St.Body || s === St.ChunkSize || s === St.ChunkData || s === St.ChunkCrlf || s === St.Trailer;
 }
 
 /** One direction of one connection. */
@@ -162,8 +165,8 @@ export class HttpParser implements StreamParser {
     let q = ch.off;
     if (ch.gap) {
       st.gaps++;
-      // A message whose body was still coming: emit it as incomplete (a drained until-close body was emitted already).
-      if (d.msg.headLen > 0 && (d.st === St.Body || d.st === St.ChunkSize || d.st === St.ChunkData || d.st === St.ChunkCrlf || d.st === St.Trailer)) {
+      // A message whose body was still coming: emit it as incomplete.
+      if (d.msg.headLen > 0 && (inBody(d.st) || d.st === St.UntilClose)) {
         this.emit(c, d, ch, out, false);
       }
       if (d.st !== St.Skip) d.st = St.Lost;
@@ -200,18 +203,13 @@ export class HttpParser implements StreamParser {
               c.dirs[1].st = St.Skip;
             }
           }
-          else if (d.st === St.UntilClose) {
-            // The stream's end comes without a chunk to emit from: emit now, with the body bytes already here.
-            d.msg.addBody(b, q, e - q, st);
-            q = e;
-            this.emit(c, d, ch, out, false);
-            d.st = St.Drain;
-          }
           break;
         }
-        case St.Drain:
-          st.bodyBytesTruncated += e - q;
-          return ch.len;
+        case St.UntilClose:
+          // Emitted by streamEnd, when the close completes it (RFC 9112 §6.3, item 8).
+          d.msg.addBody(b, q, e - q, st);
+          q = e;
+          break;
         case St.Body: {
           const n = e - q < d.left ? e - q : d.left;
           d.msg.addBody(b, q, n, st);
@@ -303,7 +301,7 @@ export class HttpParser implements StreamParser {
     else d.st = St.UntilClose;
   }
 
-  private emit(c: Conn, d: Dir, ch: TcpChunk, out: RecordEmitter, complete: boolean): void {
+  private emit(c: Conn, d: Dir, ch: TcpChunk, out: RecordEmitter, complete: boolean, packet: DecodedPacket = ch.packet): void {
     const m = d.msg;
     const st = this.stats;
     st.messages++;
@@ -313,7 +311,7 @@ export class HttpParser implements StreamParser {
     m.complete = complete;
     const rec = out.record;
     rec.reset();
-    rec.fillEnvelope(ch.packet, ch.hasTs, ch.tsDigits);
+    rec.fillEnvelope(packet, ch.hasTs, ch.tsDigits);
     rec.protocol = 'http';
     m.label(rec.labels);
     rec.payload = m;
@@ -332,13 +330,22 @@ export class HttpParser implements StreamParser {
     return n;
   }
 
-  streamEnd(streamId: number): void {
+  streamEnd(streamId: number, end: TcpChunk, out: RecordEmitter): void {
     const c = this.conns.get(streamId);
     if (c === undefined) return;
     this.conns.delete(streamId);
-    for (const d of c.dirs) {
+    for (let dir = 0; dir < 2; dir++) {
+      const d = c.dirs[dir];
       const s = d.st;
-      if (s === St.Body || s === St.ChunkSize || s === St.ChunkData || s === St.ChunkCrlf || s === St.Trailer || (s === St.Head && d.msg.headLen > 0)) this.stats.unfinished++;
+      const packet = dir === 0 ? end.packet : end.reverse;
+      if (s === St.UntilClose && d.msg.headLen > 0) {
+        // The close ends this body: the message is complete now.
+        this.emit(c, d, end, out, true, packet);
+      } else if (inBody(s) && d.msg.headLen > 0) {
+        // Closed before its Content-Length or last chunk: the message as far as it came.
+        this.stats.unfinished++;
+        this.emit(c, d, end, out, false, packet);
+      } else if (s === St.Head && d.msg.headLen > 0) this.stats.unfinished++;
     }
     if (this.free.length < 1024) this.free.push(c);
   }
