@@ -51,8 +51,15 @@ export class MediaCorrelator {
         if (s < 0) s = f.lookupEndpoint4(p.src4, p.sport);
       }
     } else if (p.ipVersion === 6) {
-      s = f.lookupEndpoint6(p.addrBuf, p.dstOff, p.dport);
-      if (s < 0) s = f.lookupEndpoint6(p.addrBuf, p.srcOff, p.sport);
+      if (this.learnNat) {
+        const src = f.lookupEndpoint6(p.addrBuf, p.srcOff, p.sport);
+        s = f.lookupEndpoint6(p.addrBuf, p.dstOff, p.dport);
+        if (s >= 0 && src < 0) this.learn(p, s);
+        else if (s < 0) s = src;
+      } else {
+        s = f.lookupEndpoint6(p.addrBuf, p.dstOff, p.dport);
+        if (s < 0) s = f.lookupEndpoint6(p.addrBuf, p.srcOff, p.sport);
+      }
     } else s = -1;
     if (s >= 0) this.stats.hits++;
     else this.stats.misses++;
@@ -64,10 +71,13 @@ export class MediaCorrelator {
     const f = this.flows!;
     const ctx = f.context(slot);
     if (ctx === null) return;
-    this.key.endpoint4(p.src4, p.sport);
+    const v4 = p.ipVersion === 4;
+    if (v4) this.key.endpoint4(p.src4, p.sport);
+    else this.key.endpoint6(p.addrBuf, p.srcOff, p.sport);
     if (f.register(this.key, ctx, this.natTtlMs) >= 0) this.stats.natLearned++;
     // register moved lastSeq on; look the destination up again so stillValid() holds for it.
-    f.lookupEndpoint4(p.dst4, p.dport);
+    if (v4) f.lookupEndpoint4(p.dst4, p.dport);
+    else f.lookupEndpoint6(p.addrBuf, p.dstOff, p.dport);
   }
 
   /**

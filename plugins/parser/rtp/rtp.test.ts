@@ -141,6 +141,53 @@ test('NAT: media from an unannounced address of a known call is learned, so pack
   }
 });
 
+/** Ethernet + IPv6 + UDP (the shared helper builds IPv4 only). */
+function udp6Frame(src: string, dst: string, sport: number, dport: number, payload: Uint8Array): Uint8Array {
+  const f = new Uint8Array(14 + 40 + 8 + payload.length);
+  const v = new DataView(f.buffer);
+  v.setUint16(12, 0x86dd);
+  f[14] = 0x60;
+  v.setUint16(18, 8 + payload.length);
+  f[20] = 17;
+  f[21] = 64;
+  const put = (text: string, at: number): void => {
+    const [head, tail = ''] = text.split('::');
+    const h = head ? head.split(':') : [];
+    const t = tail ? tail.split(':') : [];
+    const groups = [...h, ...new Array(8 - h.length - t.length).fill('0'), ...t];
+    groups.forEach((g, i) => v.setUint16(at + 2 * i, Number.parseInt(g, 16)));
+  };
+  put(src, 22);
+  put(dst, 38);
+  v.setUint16(54, sport);
+  v.setUint16(56, dport);
+  v.setUint16(58, 8 + payload.length);
+  f.set(payload, 62);
+  return f;
+}
+
+test('NAT learning works for IPv6 media too', () => {
+  const { sink, flows, rtp, feed } = setup('otus-t-nat6');
+  const sdp6 = (ip: string, port: number): string => `v=0\r\no=- 1 1 IN IP6 ${ip}\r\ns=-\r\nc=IN IP6 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 8\r\n`;
+  try {
+    feed(udpFrame(A, B, 5060, 5060, sipMsg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', sdp6('2001:db8::5', 4000))));
+    feed(udpFrame(B, A, 5060, 5060, sipMsg('SIP/2.0 200 OK', '1 INVITE', sdp6('2001:db8::9', 6000))));
+    // Unannounced on both ends: not RTP yet.
+    feed(udp6Frame('2001:db8:7::7', '2001:db8:ffff::20', 30000, 6000, rtpPacket(8, 1, 0, 1)));
+    assert.equal(parse(sink).length, 2);
+    // From an unannounced source to A's announced endpoint: the source is learned.
+    feed(udp6Frame('2001:db8:ffff::20', '2001:db8::5', 6000, 4000, rtpPacket(8, 1, 0, 2)));
+    assert.equal(rtp.corr.stats.natLearned, 1);
+    feed(udp6Frame('2001:db8:7::7', '2001:db8:ffff::20', 30000, 6000, rtpPacket(8, 2, 0, 1)));
+    const recs = parse(sink);
+    assert.equal(recs.length, 4);
+    assert.equal(recs[3].labels['call-id'], CALL);
+    assert.equal(recs[3].labels.codec, 'PCMA');
+  } finally {
+    flows.close();
+  }
+});
+
 test('the RTP fast path (sip, rtp, rtcp loaded; registry hit; JSON encode) allocates nothing per packet', async () => {
   const { pl, flows, feed } = setup('otus-t-alloc');
   try {
