@@ -1,4 +1,4 @@
-// Mutation fuzzing for the dns and webrtc fuzz tests: seeds are real
+// Mutation fuzzing for the parser fuzz tests (dns, webrtc, http): seeds are real
 // messages taken from fixture captures (L4 payloads), mutated with a seeded
 // PRNG so a failure is reproducible from its iteration number.
 
@@ -6,6 +6,8 @@ import { openCapture } from '../../src/capture-file/open.js';
 import { Decoder } from '../../src/decode/decoder.js';
 import type { DecodedPacket } from '../../src/decode/packet.js';
 import { defaultDecoderOptions } from '../../src/decode/options.js';
+import type { Payload } from '../../src/pipeline/record.js';
+import assert from 'node:assert/strict';
 
 /** xorshift32: deterministic, allocation-free. */
 export class Rng {
@@ -110,4 +112,17 @@ export function mutate(rng: Rng, seed: Uint8Array, other: Uint8Array, dst: Uint8
     }
   }
   return n;
+}
+
+/**
+ * A payload's writers keep to their bounds: writeJson stops at `limit` (or
+ * returns -1) and never touches the 64 guard bytes after it; writeBinary
+ * writes exactly binarySize() bytes. Returns writeJson's end.
+ */
+export function checkPayloadWriters(p: Payload, out: Uint8Array, pb: Uint8Array, limit: number, what: string): number {
+  out.fill(0xee, limit, limit + 64);
+  const end = p.writeJson(out, 0, limit);
+  for (let k = limit; k < limit + 64; k++) if (out[k] !== 0xee) assert.fail(`${what}: JSON written past end`);
+  assert.equal(p.writeBinary(pb, 0, pb.length), p.binarySize(), `${what}: protobuf size`);
+  return end;
 }
