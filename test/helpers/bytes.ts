@@ -80,3 +80,24 @@ export function udpHeader(sport: number, dport: number, payloadLen: number): Uin
 export function ethernet(type: number): Uint8Array {
   return concat(hex('00 11 22 33 44 55  66 77 88 99 aa bb'), new Uint8Array([type >> 8, type & 0xff]));
 }
+
+/**
+ * Ethernet + IPv4 + TCP between a client 10.0.0.1 and a server 10.0.0.2 on
+ * `serverPort`: the addresses follow the direction the ports say.
+ */
+export function tcpFrame(sport: number, dport: number, seq: number, flags: number, payload: ArrayLike<number>, serverPort: number): Uint8Array {
+  const tcp = new Uint8Array(20 + payload.length);
+  const v = new DataView(tcp.buffer);
+  v.setUint16(0, sport);
+  v.setUint16(2, dport);
+  v.setUint32(4, seq);
+  tcp[12] = 5 << 4;
+  tcp[13] = flags;
+  v.setUint16(14, 65535);
+  tcp.set(payload, 20);
+  const client = [10, 0, 0, 1];
+  const server = [10, 0, 0, 2];
+  const fromServer = sport === serverPort;
+  const ip = ipv4Header({ proto: 6, payloadLen: tcp.length, src: fromServer ? server : client, dst: fromServer ? client : server });
+  return concat(ethernet(0x0800), ip, tcp);
+}

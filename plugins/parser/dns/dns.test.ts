@@ -16,7 +16,7 @@ import { defaultDecoderOptions } from '../../../src/decode/options.js';
 import { Pipeline } from '../../../src/pipeline/pipeline.js';
 import { MemorySink } from '../../../src/pipeline/sink.js';
 import { ENCODERS } from '../../../src/pipeline/codec.js';
-import { concat, ethernet, ipv4Header } from '../../../test/helpers/bytes.js';
+import { tcpFrame as tcpFrameTo } from '../../../test/helpers/bytes.js';
 
 // ---- message builder ----
 function name(n: string): number[] {
@@ -268,21 +268,8 @@ test('rejections are counted by reason; malformed messages by reason', () => {
 });
 
 // ---- DNS over TCP through the pipeline's reassembly ----
-function tcpFrame(sport: number, dport: number, seq: number, flags: number, payload: number[]): Uint8Array {
-  const tcp = new Uint8Array(20 + payload.length);
-  const v = new DataView(tcp.buffer);
-  v.setUint16(0, sport);
-  v.setUint16(2, dport);
-  v.setUint32(4, seq);
-  tcp[12] = 5 << 4;
-  tcp[13] = flags;
-  v.setUint16(14, 65535);
-  tcp.set(payload, 20);
-  const a = [10, 0, 0, 1];
-  const b = [10, 0, 0, 2];
-  const ip = ipv4Header({ proto: 6, payloadLen: tcp.length, src: sport === 53 ? b : a, dst: sport === 53 ? a : b });
-  return concat(ethernet(0x0800), ip, tcp);
-}
+const tcpFrame = (sport: number, dport: number, seq: number, flags: number, payload: ArrayLike<number>): Uint8Array =>
+  tcpFrameTo(sport, dport, seq, flags, payload, 53);
 
 test('DNS over TCP: two messages in one segment, one message over two segments, zero length counted', () => {
   const p = new DnsParser({ ports: [53], tcp: true });

@@ -15,24 +15,11 @@ import { Pipeline } from '../../../src/pipeline/pipeline.js';
 import { MemorySink } from '../../../src/pipeline/sink.js';
 import type { RecordEmitter } from '../../../src/plugin/types.js';
 import { TcpChunk } from '../../../src/reassembly/tcp-stream.js';
-import { concat, ethernet, ipv4Header } from '../../../test/helpers/bytes.js';
+import { tcpFrame as tcpFrameTo } from '../../../test/helpers/bytes.js';
 import { HttpParser } from './index.js';
 
-function tcpFrame(sport: number, dport: number, seq: number, flags: number, payload: Uint8Array): Uint8Array {
-  const tcp = new Uint8Array(20 + payload.length);
-  const v = new DataView(tcp.buffer);
-  v.setUint16(0, sport);
-  v.setUint16(2, dport);
-  v.setUint32(4, seq);
-  tcp[12] = 5 << 4;
-  tcp[13] = flags;
-  v.setUint16(14, 65535);
-  tcp.set(payload, 20);
-  const client = [10, 0, 0, 1];
-  const server = [10, 0, 0, 2];
-  const ip = ipv4Header({ proto: 6, payloadLen: tcp.length, src: sport === 80 ? server : client, dst: sport === 80 ? client : server });
-  return concat(ethernet(0x0800), ip, tcp);
-}
+const tcpFrame = (sport: number, dport: number, seq: number, flags: number, payload: ArrayLike<number>): Uint8Array =>
+  tcpFrameTo(sport, dport, seq, flags, payload, 80);
 
 /** One connection: the client's bytes, then the server's (a server answers what it has read), each cut into segments of `cut` bytes. */
 function run(parser: HttpParser, client: string, server: string, cut: number): any[] {
