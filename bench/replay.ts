@@ -1,77 +1,105 @@
-// Replay benchmark: unmatched forwarding through the real multi-process path
-// (capture processes → shared-memory ring → sender → /dev/null), with 1 and
-// 2 capture processes. Prints packets per capture-process CPU-second (CPU
-// measured in each capture process from its first frame to its last commit)
-// and the aggregate rate, for JSON and protobuf records.
+// Replay benchmark: a task through the real multi-process path of
+// `otus replay` (capture processes → batched wire records in the shared
+// send ring → sender expanding them → /dev/null), with 1 and 2 capture
+// processes. Prints packets per capture-process CPU-second (CPU measured in
+// each capture process from its first frame to its last commit), the
+// aggregate rate, and the sender's CPU.
 //
-//   node dist/bench/replay.js [--packets N] [--flows F] [--workers 1,2] [--format json,protobuf]
+//   node dist/bench/replay.js [--mode rtp,unmatched] [--packets N] [--flows F] [--workers 1,2] [--format json,protobuf]
 //
-// Input: a pcap written here: the sample's RTP frame repeated N times over F
-// flows (source port and address varied), so the flow hash spreads it.
+// Modes, each on a pcap written here:
+//   rtp        the RTP fast path: F calls (SIP INVITE and 200 with SDP), then
+//              N G.711 RTP packets over their media, both ways; task sip + rtp,
+//              every RTP packet labelled from the flow registry.
+//   unmatched  unmatched forwarding: the sample's RTP frame N times over F
+//              flows, no parser; task unmatched_policy: forward.
 
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { formatSummary, runReplay } from '../src/supervisor/replay.js';
+import { writePcap } from '../test/helpers/live.js';
+import { rtpPacket, udpFrame } from '../test/helpers/udp-frames.js';
 
 const args = process.argv.slice(2);
 const opt = (k: string, d: string): string => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
+const modes = opt('--mode', 'rtp,unmatched').split(',');
 const packets = Number(opt('--packets', '2000000'));
 const flows = Number(opt('--flows', '1000'));
 const workerList = opt('--workers', '1,2').split(',').map(Number);
 const formats = opt('--format', 'json,protobuf').split(',');
 
-const sample = readFileSync(fileURLToPath(new URL('../../samples/rtp-g711a.pcap', import.meta.url)));
-// First record: 24-byte global header, 16-byte record header, frame.
-const caplen = sample.readUInt32LE(24 + 8);
-const frame = sample.subarray(24 + 16, 24 + 16 + caplen);
 const dir = mkdtempSync(join(os.tmpdir(), 'otus-bench-replay-'));
-const pcap = join(dir, 'flows.pcap');
-{
-  const fd = openSync(pcap, 'w');
-  writeSync(fd, sample.subarray(0, 24));
-  const rec = Buffer.alloc(16 + caplen);
-  frame.copy(rec, 16);
-  const chunk: Buffer[] = [];
-  for (let i = 0; i < packets; i++) {
-    const r = Buffer.from(rec);
-    r.writeUInt32LE(1_700_000_000 + Math.floor(i / 50_000), 0);
-    r.writeUInt32LE((i * 20) % 1_000_000, 4);
-    r.writeUInt32LE(caplen, 8);
-    r.writeUInt32LE(caplen, 12);
-    const f = i % flows;
-    // Ethernet 14 + IPv4: source address low byte at 14+15, UDP source port at 14+20.
-    r[16 + 14 + 15] = f & 0xff;
-    r.writeUInt16BE(10_000 + (f >> 8), 16 + 14 + 20);
-    r.writeUInt16BE(0, 16 + 14 + 20 + 6); // UDP checksum off (unchanged validity)
-    chunk.push(r);
-    if (chunk.length === 10_000) writeSync(fd, Buffer.concat(chunk.splice(0)));
-  }
-  if (chunk.length) writeSync(fd, Buffer.concat(chunk));
-  closeSync(fd);
-}
-const task = join(dir, 'task.yml');
-writeFileSync(task, 'task:\n  id: bench-replay\n  unmatched_policy: forward\n');
+const addr = (net: number, i: number): string => `10.${net}.${(i >> 8) & 255}.${i & 255}`;
 
-console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, node ${process.version}`);
-console.log(`input: ${packets} UDP frames (${caplen} bytes) over ${flows} flows`);
-const results: Record<string, number> = {};
-for (const format of formats) {
-  for (const w of workerList) {
-    let out = '/dev/null';
-    if (format === 'protobuf') {
-      writeFileSync(task, `task:\n  id: bench-replay\n  unmatched_policy: forward\n  reporter:\n    type: file\n    config: {path: /dev/null, format: protobuf}\n`);
-      out = '';
-    } else writeFileSync(task, 'task:\n  id: bench-replay\n  unmatched_policy: forward\n');
-    const s = await runReplay({ taskFile: task, files: [pcap], workers: w, out: out || null, pluginDirs: [] });
-    if (s.records !== packets) console.log(`WARNING: expected ${packets} records, got ${s.records}`);
-    results[`${format}/${w}`] = s.pps_wall;
-    console.log(`\n[${format}, ${w} capture process(es)]`);
-    process.stdout.write(formatSummary(s));
+function sdp(ip: string, port: number): string {
+  return `v=0\r\no=- 1 1 IN IP4 ${ip}\r\ns=-\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n`;
+}
+
+function sip(start: string, a: string, b: string, callId: string, body: string): string {
+  return (
+    `${start}\r\nVia: SIP/2.0/UDP ${a}:5060;branch=z9hG4bK${callId}\r\nFrom: <sip:a@${a}>;tag=a1\r\nTo: <sip:b@${b}>;tag=b1\r\n` +
+    `Call-ID: ${callId}\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+  );
+}
+
+/** F calls' signalling, then N RTP packets round-robin over the calls and directions. */
+function rtpCapture(file: string): number {
+  const frames: Uint8Array[] = [];
+  for (let c = 0; c < flows; c++) {
+    const a = addr(1, c + 1);
+    const b = addr(2, c + 1);
+    const id = `bench-${c}@otus`;
+    frames.push(udpFrame(a, b, 5060, 5060, sip('INVITE sip:b@x SIP/2.0', a, b, id, sdp(a, 20000 + 2 * (c % 20000)))));
+    frames.push(udpFrame(b, a, 5060, 5060, sip('SIP/2.0 200 OK', b, a, id, sdp(b, 40000 + 2 * (c % 10000)))));
   }
-  if (workerList.includes(1) && workerList.includes(2)) {
-    console.log(`${format}: 2 workers / 1 worker aggregate = ${(results[`${format}/2`] / results[`${format}/1`]).toFixed(2)}x`);
+  const voice = new Uint8Array(160).fill(0xd5);
+  for (let i = 0; i < packets; i++) {
+    const c = (i >> 1) % flows;
+    const a = addr(1, c + 1);
+    const b = addr(2, c + 1);
+    const pa = 20000 + 2 * (c % 20000);
+    const pb = 40000 + 2 * (c % 10000);
+    const seq = Math.floor(i / (2 * flows)) & 0xffff;
+    frames.push((i & 1) === 0 ? udpFrame(a, b, pa, pb, rtpPacket(8, seq, seq * 160, 0x1000 + c, voice)) : udpFrame(b, a, pb, pa, rtpPacket(8, seq, seq * 160, 0x8000 + c, voice)));
+  }
+  writePcap(file, frames);
+  return frames.length;
+}
+
+/** N frames of one UDP flow shape over F flows (source address and port varied). */
+function unmatchedCapture(file: string): number {
+  const voice = new Uint8Array(160).fill(0xd5);
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i < packets; i++) frames.push(udpFrame(addr(3, i % flows), '10.4.0.1', 10000 + (i % flows), 30000, rtpPacket(8, i & 0xffff, i * 160, 7, voice)));
+  writePcap(file, frames);
+  return frames.length;
+}
+
+console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, node ${process.version}, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+for (const mode of modes) {
+  const pcap = join(dir, `${mode}.pcap`);
+  const frames = mode === 'rtp' ? rtpCapture(pcap) : unmatchedCapture(pcap);
+  const expected = mode === 'rtp' ? frames : packets;
+  console.log(`\n=== ${mode}: ${frames} frames (${packets} ${mode === 'rtp' ? 'RTP packets of' : 'UDP frames over'} ${flows} ${mode === 'rtp' ? 'calls' : 'flows'})`);
+  const results: Record<string, number> = {};
+  for (const format of formats) {
+    for (const w of workerList) {
+      const reporter = format === 'protobuf' ? '  reporter:\n    type: file\n    config: {path: /dev/null, format: protobuf}\n' : '';
+      const body = mode === 'rtp' ? '  parsers:\n    - plugin: sip\n    - plugin: rtp\n  unmatched_policy: drop\n' : '  unmatched_policy: forward\n';
+      const task = join(dir, 'task.yml');
+      writeFileSync(task, `task:\n  id: bench-replay\n${body}${reporter}`);
+      const s = await runReplay({ taskFile: task, files: [pcap], workers: w, out: format === 'protobuf' ? null : '/dev/null', pluginDirs: [] });
+      if (s.records !== expected) console.log(`WARNING: expected ${expected} records, got ${s.records}`);
+      const rtp = s.parsers.rtp?.counters as { correlated?: number } | undefined;
+      if (mode === 'rtp' && rtp?.correlated !== packets) console.log(`WARNING: ${rtp?.correlated} of ${packets} RTP packets correlated`);
+      results[`${format}/${w}`] = s.pps_wall;
+      console.log(`\n[${mode}, ${format}, ${w} capture process(es)]`);
+      process.stdout.write(formatSummary(s));
+    }
+    if (workerList.includes(1) && workerList.includes(2)) {
+      console.log(`${mode}/${format}: 2 workers / 1 worker aggregate = ${(results[`${format}/2`] / results[`${format}/1`]).toFixed(2)}x`);
+    }
   }
 }
 rmSync(dir, { recursive: true, force: true });

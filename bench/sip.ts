@@ -1,7 +1,8 @@
 // SIP and RTP benchmark, one capture-process pipeline in this process (the
 // pipeline loop a capture process runs: decode → sip/rtp/rtcp parsers →
-// JSON encode → a sink that always has room; no ring, no sender), packets
-// per CPU-second and GC counts:
+// wire record → a sink that always has room; no ring, no sender), packets
+// per CPU-second and GC counts, then the sender's cost of expanding those
+// records into JSON:
 //   1. a realistic call mix from one call: INVITE with SDP, 100, 180, 200
 //      with SDP, ACK, BYE, 200 (7 messages), Call-IDs varied per call, SDP
 //      registered in a real flow registry each call;
@@ -14,9 +15,13 @@ import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Decoder } from '../src/decode/decoder.js';
 import { defaultDecoderOptions } from '../src/decode/options.js';
-import { ENCODERS } from '../src/pipeline/codec.js';
+import { wireEncoder } from '../src/pipeline/codec.js';
+import { RecordExpander } from '../src/pipeline/expand.js';
+import { LOCAL_KEYS } from '../src/pipeline/label-keys.js';
+import { RtpPayloadReader } from '../plugins/parser/rtp/payload.js';
 import { Pipeline } from '../src/pipeline/pipeline.js';
 import type { RecordSink } from '../src/pipeline/sink.js';
+import { BatchSink } from '../src/pipeline/batch-sink.js';
 import { FlowRegistry } from '../src/shm/registry.js';
 import { SipParser } from '../plugins/parser/sip/index.js';
 import { RtpParser } from '../plugins/parser/rtp/index.js';
@@ -33,11 +38,13 @@ let gcs = 0;
 new PerformanceObserver((l) => (gcs += l.getEntries().length)).observe({ entryTypes: ['gc'] });
 
 const flows = FlowRegistry.create(`benchsip${process.pid}`, { capacity: 1 << 18 });
-const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
+const sip = new SipParser({ ports: [5060], heuristic: true, track_media: process.env.NO_MEDIA ? false : true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
 const rtp = new RtpParser({ ports: [], heuristic: false, learn_nat: true, nat_ttl: 60, event_payload_types: [101], raw: false }, new MediaCorrelator(flows, true, 60_000));
 const rtcp = new RtcpParser({ ports: [], heuristic: false, learn_nat: false, nat_ttl: 60 }, new MediaCorrelator(flows, false, 60_000));
-const sink: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
-const pl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp, rtcp], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink });
+// The capture process's sink: records batched (BatchSink) into a "ring" that always has room.
+const ringMem: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
+const sink = new BatchSink(ringMem, 256 * 1024);
+const pl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp, rtcp], processors: [], unmatched: 'drop', encode: wireEncoder('json', sink.keys), sink });
 
 const A = '192.0.2.10';
 const B = '198.51.100.20';
@@ -93,5 +100,24 @@ const media = [udpFrame(A, B, 40000, 50000, rtpPacket(8, 1, 160, 0x1234)), udpFr
 const mviews = media.map((f) => new DataView(f.buffer));
 run('warm-up', 200_000, (i) => i & 1, media, mviews);
 run('RTP fast path (registry hit, sip+rtp+rtcp loaded)', rtpN, (i) => i & 1, media, mviews);
-console.log(`  rtp: correlated ${rtp.stats.correlated}, labels ${JSON.stringify(pl.record.labels.toObject())}`);
+// The last RTP wire record, taken from the batch (its length before it).
+const probe = new BatchSink(ringMem, 256 * 1024);
+const probePl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp, rtcp], processors: [], unmatched: 'drop', encode: wireEncoder('json', probe.keys), sink: probe });
+probePl.processBytes(media[1], mviews[1], 0, media[1].length, media[1].length, 1, 1_700_000_000, 0, true, 6);
+const lastLen = probePl.stats.bytes;
+const wireRec = probe.u8.slice(8, 8 + lastLen); // after the batch header and the record length
+console.log(`  rtp: correlated ${rtp.stats.correlated}, labels ${JSON.stringify(pl.record.labels.toObject())}, wire record ${lastLen} bytes`);
+
+// The sender's side: the last RTP wire record expanded into JSON, as the sender does per ring record.
+const expander = new RecordExpander('json', [new RtpPayloadReader()]);
+const out = new Uint8Array(1 << 16);
+const expandN = Math.min(rtpN, 2_000_000);
+let jsonLen = 0;
+for (let i = 0; i < 100_000; i++) jsonLen = expander.expand(wireRec, 0, wireRec.length, LOCAL_KEYS, out, 0, out.length);
+const g0 = gcs;
+const c0 = process.cpuUsage();
+for (let i = 0; i < expandN; i++) jsonLen = expander.expand(wireRec, 0, wireRec.length, LOCAL_KEYS, out, 0, out.length);
+const c = process.cpuUsage(c0);
+const cpu = (c.user + c.system) / 1e6;
+console.log(`sender: RTP wire record → JSON (${jsonLen} bytes): ${((expandN / cpu) / 1e3).toFixed(0)} k records per CPU-second, ${gcs - g0} GCs`);
 flows.close();

@@ -9,6 +9,7 @@
 import { openCapture } from '../capture-file/open.js';
 import { loadTaskFile } from '../config/task.js';
 import { DECODE_ERROR_NAMES } from '../decode/errors.js';
+import { BatchSink } from '../pipeline/batch-sink.js';
 import { instantiateTaskPlugins, pipelineForTask } from '../pipeline/from-task.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { createRegistry } from '../plugin/builtins.js';
@@ -20,9 +21,12 @@ import type { CaptureDone, CaptureStart, ChildError, PipelineCounters } from '..
 import { OtusError } from '../util/errors.js';
 
 const PACE_EVERY = 256;
+/** Largest wire record (a SIP or HTTP message with its headers, or a jumbo frame's raw bytes). */
+const MAX_RECORD_BYTES = 256 * 1024;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
-export function pipelineCounters(pl: Pipeline, instances: readonly Parser[] = []): PipelineCounters {
+/** A pipeline's counters; with `batch`, records and ring drops are what its batches met in the ring. */
+export function pipelineCounters(pl: Pipeline, instances: readonly Parser[] = [], batch: BatchSink | null = null): PipelineCounters {
   const st = pl.stats;
   const parsers: PipelineCounters['parsers'] = {};
   pl.parserNames.forEach((n, i) => (parsers[n] = { records: st.parserRecords[i], noOutput: st.parserNoOutput[i], own: instances[i]?.counters?.() }));
@@ -39,8 +43,8 @@ export function pipelineCounters(pl: Pipeline, instances: readonly Parser[] = []
     unmatchedForwarded: st.unmatchedForwarded,
     unmatchedDrops: st.unmatchedDrops,
     encodeDrops: st.encodeDrops,
-    ringDrops: st.ringDrops,
-    records: st.records,
+    ringDrops: batch ? batch.droppedRecords : st.ringDrops,
+    records: batch ? batch.records : st.records,
     bytes: st.bytes,
     parsers,
     processors,
@@ -59,7 +63,8 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
   const clock = m.ordered ? ReplayClock.open(m.ringTask) : null;
   const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows);
   const producer = RingProducer.open(m.ringTask, m.index);
-  const pipeline = pipelineForTask(task, plugins, producer, m.format);
+  const batch = new BatchSink(producer, MAX_RECORD_BYTES);
+  const pipeline = pipelineForTask(task, plugins, batch, m.format);
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.start?.();
 
   const half = producer.map.size / 2;
@@ -105,7 +110,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
     index: me,
     pid: process.pid,
     framesWalked: walked,
-    counters: pipelineCounters(pipeline, plugins.parsers),
+    counters: pipelineCounters(pipeline, plugins.parsers, batch),
     cpuSec: (c.user + c.system) / 1e6,
     wallSec,
     ringWaits,

@@ -145,11 +145,12 @@ export function writeIpv6(buf: Uint8Array, off: number, a: Uint8Array, ao: numbe
   return off;
 }
 
-export function writeMac(buf: Uint8Array, off: number, m: Uint8Array): number {
+export function writeMac(buf: Uint8Array, off: number, m: Uint8Array, mo = 0): number {
   for (let i = 0; i < 6; i++) {
     if (i > 0) buf[off++] = 58;
-    buf[off++] = HEX[m[i] >>> 4];
-    buf[off++] = HEX[m[i] & 15];
+    const x = m[mo + i];
+    buf[off++] = HEX[x >>> 4];
+    buf[off++] = HEX[x & 15];
   }
   return off;
 }

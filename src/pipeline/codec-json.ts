@@ -7,26 +7,29 @@
 //               "tunnel":{"type","vni","key","outer_src","outer_dst"}|null,"ttl":N|null,"len":N,"caplen":N},
 //    "labels":{S:S...},"payload":<the parser's JSON>|null[,"raw":base64]}
 //
-// Written byte by byte into the caller's buffer: no strings, no allocation.
+// Written from a wire record (wire.ts) byte by byte into the caller's
+// buffer: no strings, no allocation. The sender expands ring records this
+// way; encodeJson does the same for an in-process OutputRecord.
 
 import { TUNNEL_NAMES, TunnelType } from '../decode/packet.js';
 import {
   ascii,
-  jsonStringBound,
   MAX_TS_SEC,
   writeBase64,
+  copyBytes,
   writeBytes,
   writeIpv4,
   writeIpv6,
   writeIsoTimestamp,
-  writeJsonString,
   writeJsonStringBytes,
   writeMac,
   writeNull,
   writeUint,
   writeUintOrNull,
 } from './bytes.js';
-import type { OutputRecord } from './record.js';
+import type { OutputRecord, Payload } from './record.js';
+import { LOCAL_KEYS } from './label-keys.js';
+import { encodeWire, LabelKind, PayloadKind, WIRE_SLACK, WireRecord } from './wire.js';
 
 const K_TS = ascii('{"ts":');
 const K_PROTOCOL = ascii(',"protocol":');
@@ -56,16 +59,16 @@ const TUNNEL_TYPE_JSON = TUNNEL_NAMES.map((n) => ascii(n === null ? 'null' : `"$
 /** Room the fixed parts of a record can take (addresses, numbers, keys). */
 const FIXED_BOUND = 1024;
 
-function writeAddr(buf: Uint8Array, off: number, v: number, a: Uint8Array): number {
-  if (v === 4) {
+function writeAddr(buf: Uint8Array, off: number, v: number, a: Uint8Array, ao: number): number {
+  if (v === 4 && ao >= 0) {
     buf[off++] = 34;
-    off = writeIpv4(buf, off, a, 0);
+    off = writeIpv4(buf, off, a, ao);
     buf[off++] = 34;
     return off;
   }
-  if (v === 6) {
+  if (v === 6 && ao >= 0) {
     buf[off++] = 34;
-    off = writeIpv6(buf, off, a, 0);
+    off = writeIpv6(buf, off, a, ao);
     buf[off++] = 34;
     return off;
   }
@@ -73,53 +76,56 @@ function writeAddr(buf: Uint8Array, off: number, v: number, a: Uint8Array): numb
 }
 
 /**
- * Encodes `r` as one JSON line (with the trailing newline) at buf[off..end).
+ * Writes the wire record `w` as one JSON line (with the trailing newline) at
+ * buf[off..end). `compact` is the payload read from a PayloadKind.Compact
+ * payload (null otherwise, or when it could not be read: then `null`).
  * Returns the offset after it, or -1 when it does not fit.
  */
-export function encodeJson(r: OutputRecord, buf: Uint8Array, off: number, end: number): number {
-  if (end - off < FIXED_BOUND + jsonStringBound(r.protocol.length)) return -1;
+export function writeJsonRecord(w: WireRecord, compact: Payload | null, buf: Uint8Array, off: number, end: number): number {
+  const b = w.buf;
+  if (end - off < FIXED_BOUND + 6 * w.protocolLen) return -1;
   off = writeBytes(buf, off, K_TS);
-  if (r.hasTs && Math.abs(r.tsSec) < MAX_TS_SEC) {
+  if (w.hasTs && Math.abs(w.tsSec) < MAX_TS_SEC) {
     buf[off++] = 34;
-    off = writeIsoTimestamp(buf, off, r.tsSec, r.tsNsec, r.tsDigits);
+    off = writeIsoTimestamp(buf, off, w.tsSec, w.tsNsec, w.tsDigits);
     buf[off++] = 34;
   } else off = writeNull(buf, off);
   off = writeBytes(buf, off, K_PROTOCOL);
-  off = writeJsonString(buf, off, r.protocol);
+  off = writeJsonStringBytes(buf, off, b, w.protocolOff, w.protocolLen);
 
-  const v = r.ipVersion;
+  const v = w.ipVersion;
   off = writeBytes(buf, off, K_FLOW_SRC);
-  off = writeAddr(buf, off, v, r.src);
+  off = writeAddr(buf, off, v, b, w.srcOff);
   off = writeBytes(buf, off, K_DST);
-  off = writeAddr(buf, off, v, r.dst);
+  off = writeAddr(buf, off, v, b, w.dstOff);
   off = writeBytes(buf, off, K_SPORT);
-  off = writeUintOrNull(buf, off, r.sport);
+  off = writeUintOrNull(buf, off, w.sport);
   off = writeBytes(buf, off, K_DPORT);
-  off = writeUintOrNull(buf, off, r.dport);
+  off = writeUintOrNull(buf, off, w.dport);
   off = writeBytes(buf, off, K_PROTO);
-  off = writeUintOrNull(buf, off, r.proto);
+  off = writeUintOrNull(buf, off, w.proto);
 
   off = writeBytes(buf, off, K_NET);
   off = writeUintOrNull(buf, off, v === 0 ? -1 : v);
   off = writeBytes(buf, off, K_SRC_MAC);
-  if (r.hasSrcMac) {
+  if (w.srcMacOff >= 0) {
     buf[off++] = 34;
-    off = writeMac(buf, off, r.srcMac);
+    off = writeMac(buf, off, b, w.srcMacOff);
     buf[off++] = 34;
   } else off = writeNull(buf, off);
   off = writeBytes(buf, off, K_DST_MAC);
-  if (r.hasDstMac) {
+  if (w.dstMacOff >= 0) {
     buf[off++] = 34;
-    off = writeMac(buf, off, r.dstMac);
+    off = writeMac(buf, off, b, w.dstMacOff);
     buf[off++] = 34;
   } else off = writeNull(buf, off);
   off = writeBytes(buf, off, K_VLANS);
-  for (let i = 0; i < r.vlanCount; i++) {
+  for (let i = 0, o = w.vlansOff; i < w.vlanCount; i++, o += 2) {
     if (i > 0) buf[off++] = 44;
-    off = writeUint(buf, off, r.vlans[i]);
+    off = writeUint(buf, off, b[o] | (b[o + 1] << 8));
   }
   off = writeBytes(buf, off, K_TUNNEL);
-  const t = r.tunnelType;
+  const t = w.tunnelType;
   if (t === TunnelType.None) off = writeNull(buf, off);
   else {
     off = writeBytes(buf, off, K_TTYPE);
@@ -127,48 +133,68 @@ export function encodeJson(r: OutputRecord, buf: Uint8Array, off: number, end: n
     const usesVni = t === TunnelType.Vxlan || t === TunnelType.Geneve;
     const usesKey = t === TunnelType.Gre || t === TunnelType.Erspan;
     off = writeBytes(buf, off, K_VNI);
-    off = writeUintOrNull(buf, off, usesVni ? r.tunnelId : -1);
+    off = writeUintOrNull(buf, off, usesVni ? w.tunnelId : -1);
     off = writeBytes(buf, off, K_KEY);
-    off = writeUintOrNull(buf, off, usesKey ? r.tunnelId : -1);
+    off = writeUintOrNull(buf, off, usesKey ? w.tunnelId : -1);
     off = writeBytes(buf, off, K_OSRC);
-    off = writeAddr(buf, off, r.outerIpVersion, r.outerSrc);
+    off = writeAddr(buf, off, w.outerIpVersion, b, w.outerSrcOff);
     off = writeBytes(buf, off, K_ODST);
-    off = writeAddr(buf, off, r.outerIpVersion, r.outerDst);
+    off = writeAddr(buf, off, w.outerIpVersion, b, w.outerDstOff);
     buf[off++] = 125;
   }
   off = writeBytes(buf, off, K_TTL);
-  off = writeUintOrNull(buf, off, r.ttl);
+  off = writeUintOrNull(buf, off, w.ttl);
   off = writeBytes(buf, off, K_LEN);
-  off = writeUint(buf, off, r.len);
+  off = writeUint(buf, off, w.len);
   off = writeBytes(buf, off, K_CAPLEN);
-  off = writeUint(buf, off, r.caplen);
+  off = writeUint(buf, off, w.caplen);
 
   off = writeBytes(buf, off, K_LABELS);
-  const l = r.labels;
-  for (let i = 0; i < l.count; i++) {
-    const k = l.keys[i];
-    const val = l.values[i];
-    const vlen = val === null ? l.byteLen[i] : val.length;
-    if (end - off < FIXED_BOUND + jsonStringBound(k.length) + jsonStringBound(vlen)) return -1;
+  for (let i = 0; i < w.labelCount; i++) {
+    const kl = w.keyLen[i];
+    const isNum = w.valKind[i] === LabelKind.Uint;
+    if (end - off < FIXED_BOUND + 6 * kl + (isNum ? 12 : 6 * w.valLen[i])) return -1;
     if (i > 0) buf[off++] = 44;
-    off = writeJsonString(buf, off, k);
+    off = writeJsonStringBytes(buf, off, w.keyBuf[i], w.keyOff[i], kl);
     buf[off++] = 58;
-    off = val === null ? writeJsonStringBytes(buf, off, l.arena, l.byteOff[i], vlen) : writeJsonString(buf, off, val);
+    if (isNum) {
+      buf[off++] = 34;
+      off = writeUint(buf, off, w.valNum[i]);
+      buf[off++] = 34;
+    } else off = writeJsonStringBytes(buf, off, b, w.valOff[i], w.valLen[i]);
   }
   off = writeBytes(buf, off, K_PAYLOAD);
-  const p = r.payload;
-  if (p === null) off = writeNull(buf, off);
-  else {
-    off = p.writeJson(buf, off, end - FIXED_BOUND);
+  const pk = w.payloadKind;
+  if (pk === PayloadKind.Json) {
+    if (end - off < FIXED_BOUND + w.payloadLen) return -1;
+    off = copyBytes(buf, off, b, w.payloadOff, w.payloadLen);
+  } else if (pk === PayloadKind.Compact && compact !== null) {
+    off = compact.writeJson(buf, off, end - FIXED_BOUND);
     if (off < 0) return -1;
-  }
-  if (r.rawLen >= 0) {
-    if (end - off < FIXED_BOUND + 4 * Math.ceil(r.rawLen / 3)) return -1;
+  } else off = writeNull(buf, off);
+  if (w.rawLen >= 0) {
+    if (end - off < FIXED_BOUND + 4 * Math.ceil(w.rawLen / 3)) return -1;
     off = writeBytes(buf, off, K_RAW);
-    off = writeBase64(buf, off, r.rawBuf, r.rawOff, r.rawLen);
+    off = writeBase64(buf, off, b, w.rawOff, w.rawLen);
     buf[off++] = 34;
   }
   buf[off++] = 125;
   buf[off++] = 10;
   return off;
+}
+
+let scratch = new Uint8Array(64 * 1024);
+const wire = new WireRecord();
+
+/**
+ * Encodes an in-process record `r` as one JSON line at buf[off..end) (the
+ * payload through its writeJson). Returns the offset after it, or -1 when it
+ * does not fit.
+ */
+export function encodeJson(r: OutputRecord, buf: Uint8Array, off: number, end: number): number {
+  const room = end - off + WIRE_SLACK;
+  if (scratch.length < room) scratch = new Uint8Array(room); // grows to the largest record size asked for, once
+  const n = encodeWire(r, scratch, 0, room, false, 'json', null);
+  if (n < 0 || !wire.load(scratch, 0, n, LOCAL_KEYS)) return -1;
+  return writeJsonRecord(wire, null, buf, off, end);
 }

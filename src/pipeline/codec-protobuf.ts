@@ -1,12 +1,14 @@
 // Protobuf record codec: the wire form of otus.v1.Record (proto/otus.proto),
-// written by hand straight into the caller's buffer. Sizes of nested
-// messages are computed first (they are small sums), then everything is
-// written in one pass; nothing is allocated. Tested against protobufjs
+// written by hand from a wire record (wire.ts) straight into the caller's
+// buffer. Sizes of nested messages are computed first (they are small
+// sums), then everything is written in one pass; nothing is allocated. Tested against protobufjs
 // decoding the .proto (test/pipeline/codec.test.ts).
 
 import { TUNNEL_NAMES, TunnelType } from '../decode/packet.js';
-import { copyBytes, utf8Length, writeUtf8 } from './bytes.js';
-import type { OutputRecord } from './record.js';
+import { copyBytes, decimalLength, writeUint } from './bytes.js';
+import type { OutputRecord, Payload } from './record.js';
+import { LOCAL_KEYS } from './label-keys.js';
+import { encodeWire, LabelKind, PayloadKind, WIRE_SLACK, WireRecord } from './wire.js';
 
 // Wire types
 const VARINT = 0;
@@ -64,82 +66,93 @@ function optUint(v: number): number {
   return v < 0 ? 0 : 1 + varintSize(v);
 }
 
-const TUNNEL_TYPE_LEN = TUNNEL_NAMES.map((n) => (n === null ? 0 : n.length));
+const TUNNEL_TYPE_BYTES = TUNNEL_NAMES.map((n) => new TextEncoder().encode(n ?? ''));
 
-function flowSize(r: OutputRecord): number {
-  const a = addrLen(r.ipVersion);
-  return 2 * bytesField(a) + optUint(r.sport) + optUint(r.dport) + optUint(r.proto);
+function flowSize(w: WireRecord): number {
+  const a = addrLen(w.ipVersion);
+  return 2 * bytesField(a) + optUint(w.sport) + optUint(w.dport) + optUint(w.proto);
 }
 
-function tunnelVni(r: OutputRecord): number {
-  return r.tunnelType === TunnelType.Vxlan || r.tunnelType === TunnelType.Geneve ? r.tunnelId : -1;
+function tunnelVni(w: WireRecord): number {
+  return w.tunnelType === TunnelType.Vxlan || w.tunnelType === TunnelType.Geneve ? w.tunnelId : -1;
 }
 
-function tunnelKey(r: OutputRecord): number {
-  return r.tunnelType === TunnelType.Gre || r.tunnelType === TunnelType.Erspan ? r.tunnelId : -1;
+function tunnelKey(w: WireRecord): number {
+  return w.tunnelType === TunnelType.Gre || w.tunnelType === TunnelType.Erspan ? w.tunnelId : -1;
 }
 
-function tunnelSize(r: OutputRecord): number {
-  const o = addrLen(r.outerIpVersion);
-  return bytesField(TUNNEL_TYPE_LEN[r.tunnelType]) + optUint(tunnelVni(r)) + optUint(tunnelKey(r)) + 2 * bytesField(o);
+function tunnelSize(w: WireRecord): number {
+  const o = addrLen(w.outerIpVersion);
+  return bytesField(TUNNEL_TYPE_BYTES[w.tunnelType].length) + optUint(tunnelVni(w)) + optUint(tunnelKey(w)) + 2 * bytesField(o);
 }
 
-function vlansSize(r: OutputRecord): number {
+function vlan(w: WireRecord, i: number): number {
+  const o = w.vlansOff + 2 * i;
+  return w.buf[o] | (w.buf[o + 1] << 8);
+}
+
+function vlansSize(w: WireRecord): number {
   let n = 0;
-  for (let i = 0; i < r.vlanCount; i++) n += varintSize(r.vlans[i]);
+  for (let i = 0; i < w.vlanCount; i++) n += varintSize(vlan(w, i));
   return n;
 }
 
-function networkSize(r: OutputRecord): number {
-  let n = r.ipVersion === 0 ? 0 : 2;
-  if (r.hasSrcMac) n += 8;
-  if (r.hasDstMac) n += 8;
-  if (r.vlanCount > 0) n += bytesField(vlansSize(r));
-  if (r.tunnelType !== TunnelType.None) {
-    const t = tunnelSize(r);
+function networkSize(w: WireRecord): number {
+  let n = w.ipVersion === 0 ? 0 : 2;
+  if (w.srcMacOff >= 0) n += 8;
+  if (w.dstMacOff >= 0) n += 8;
+  if (w.vlanCount > 0) n += bytesField(vlansSize(w));
+  if (w.tunnelType !== TunnelType.None) {
+    const t = tunnelSize(w);
     n += 1 + varintSize(t) + t;
   }
-  n += optUint(r.ttl);
-  if (r.len !== 0) n += 1 + varintSize(r.len);
-  if (r.caplen !== 0) n += 1 + varintSize(r.caplen);
+  n += optUint(w.ttl);
+  if (w.len !== 0) n += 1 + varintSize(w.len);
+  if (w.caplen !== 0) n += 1 + varintSize(w.caplen);
   return n;
 }
 
-function labelValueLen(r: OutputRecord, i: number): number {
-  const v = r.labels.values[i];
-  return v === null ? r.labels.byteLen[i] : utf8Length(v);
+/** Label i's value length in bytes (numbers print in decimal). */
+function labelValueLen(w: WireRecord, i: number): number {
+  return w.valKind[i] === LabelKind.Uint ? decimalLength(w.valNum[i]) : w.valLen[i];
 }
 
 function labelEntrySize(kl: number, vl: number): number {
   return 1 + varintSize(kl) + kl + 1 + varintSize(vl) + vl;
 }
 
-/** Exact encoded size of the record. */
-export function protobufSize(r: OutputRecord): number {
+/** The payload's protobuf size: pre-encoded bytes, the compact payload's binarySize, or nothing. */
+function payloadSize(w: WireRecord, compact: Payload | null): number {
+  if (w.payloadKind === PayloadKind.Protobuf) return w.payloadLen;
+  if (w.payloadKind === PayloadKind.Compact && compact !== null) return compact.binarySize();
+  return 0;
+}
+
+/** Exact encoded size of the wire record `w` as otus.v1.Record. */
+export function protobufRecordSize(w: WireRecord, compact: Payload | null): number {
   let n = 0;
-  if (r.tsSec !== 0) n += 1 + int64Size(r.tsSec);
-  if (r.tsNsec !== 0) n += 1 + varintSize(r.tsNsec);
-  if (r.hasTs) n += 2;
-  n += bytesField(utf8Length(r.protocol));
-  const f = flowSize(r);
+  if (w.tsSec !== 0) n += 1 + int64Size(w.tsSec);
+  if (w.tsNsec !== 0) n += 1 + varintSize(w.tsNsec);
+  if (w.hasTs) n += 2;
+  n += bytesField(w.protocolLen);
+  const f = flowSize(w);
   n += 1 + varintSize(f) + f;
-  const nw = networkSize(r);
+  const nw = networkSize(w);
   n += 1 + varintSize(nw) + nw;
-  const l = r.labels;
-  for (let i = 0; i < l.count; i++) {
-    const e = labelEntrySize(utf8Length(l.keys[i]), labelValueLen(r, i));
+  for (let i = 0; i < w.labelCount; i++) {
+    const e = labelEntrySize(w.keyLen[i], labelValueLen(w, i));
     n += 1 + varintSize(e) + e;
   }
-  if (r.payload !== null) n += bytesField(r.payload.binarySize());
-  if (r.rawLen >= 0) n += bytesField(r.rawLen);
+  n += bytesField(payloadSize(w, compact));
+  if (w.rawLen >= 0) n += bytesField(w.rawLen);
   return n;
 }
 
-function writeAddr(buf: Uint8Array, off: number, field: number, a: Uint8Array, len: number): number {
+function writeBytesField(buf: Uint8Array, off: number, field: number, src: Uint8Array, so: number, len: number): number {
   if (len === 0) return off;
   off = tag(buf, off, field, LEN);
-  buf[off++] = len;
-  return copyBytes(buf, off, a, 0, len);
+  off = writeVarint(buf, off, len);
+  return copyBytes(buf, off, src, so, len);
 }
 
 function writeOptUint(buf: Uint8Array, off: number, field: number, v: number): number {
@@ -148,103 +161,116 @@ function writeOptUint(buf: Uint8Array, off: number, field: number, v: number): n
   return writeVarint(buf, off, v);
 }
 
-function writeString(buf: Uint8Array, off: number, field: number, s: string, byteLen: number): number {
-  off = tag(buf, off, field, LEN);
-  off = writeVarint(buf, off, byteLen);
-  return writeUtf8(buf, off, s);
-}
-
 /**
- * Encodes `r` as one otus.v1.Record at buf[off..end), without a length
- * prefix (the ring frames records). Returns the offset after it, or -1 when
- * it does not fit.
+ * Writes the wire record `w` as one otus.v1.Record at buf[off..end), without
+ * a length prefix (reporters frame records). `compact` as for
+ * writeJsonRecord. Returns the offset after it, or -1 when it does not fit.
  */
-export function encodeProtobuf(r: OutputRecord, buf: Uint8Array, off: number, end: number): number {
-  if (end - off < protobufSize(r)) return -1;
-  if (r.tsSec !== 0) {
+export function writeProtobufRecord(w: WireRecord, compact: Payload | null, buf: Uint8Array, off: number, end: number): number {
+  if (end - off < protobufRecordSize(w, compact)) return -1;
+  const b = w.buf;
+  if (w.tsSec !== 0) {
     off = tag(buf, off, 1, VARINT);
-    off = writeInt64(buf, off, r.tsSec);
+    off = writeInt64(buf, off, w.tsSec);
   }
-  if (r.tsNsec !== 0) {
+  if (w.tsNsec !== 0) {
     off = tag(buf, off, 2, VARINT);
-    off = writeVarint(buf, off, r.tsNsec);
+    off = writeVarint(buf, off, w.tsNsec);
   }
-  if (r.hasTs) {
+  if (w.hasTs) {
     off = tag(buf, off, 3, VARINT);
     buf[off++] = 1;
   }
-  const pl = utf8Length(r.protocol);
-  if (pl > 0) off = writeString(buf, off, 4, r.protocol, pl);
+  off = writeBytesField(buf, off, 4, b, w.protocolOff, w.protocolLen);
 
   // Flow
-  const al = addrLen(r.ipVersion);
+  const al = addrLen(w.ipVersion);
   off = tag(buf, off, 5, LEN);
-  off = writeVarint(buf, off, flowSize(r));
-  off = writeAddr(buf, off, 1, r.src, al);
-  off = writeAddr(buf, off, 2, r.dst, al);
-  off = writeOptUint(buf, off, 3, r.sport);
-  off = writeOptUint(buf, off, 4, r.dport);
-  off = writeOptUint(buf, off, 5, r.proto);
+  off = writeVarint(buf, off, flowSize(w));
+  off = writeBytesField(buf, off, 1, b, w.srcOff, al);
+  off = writeBytesField(buf, off, 2, b, w.dstOff, al);
+  off = writeOptUint(buf, off, 3, w.sport);
+  off = writeOptUint(buf, off, 4, w.dport);
+  off = writeOptUint(buf, off, 5, w.proto);
 
   // Network
   off = tag(buf, off, 6, LEN);
-  off = writeVarint(buf, off, networkSize(r));
-  if (r.ipVersion !== 0) {
+  off = writeVarint(buf, off, networkSize(w));
+  if (w.ipVersion !== 0) {
     off = tag(buf, off, 1, VARINT);
-    buf[off++] = r.ipVersion;
+    buf[off++] = w.ipVersion;
   }
-  if (r.hasSrcMac) off = writeAddr(buf, off, 2, r.srcMac, 6);
-  if (r.hasDstMac) off = writeAddr(buf, off, 3, r.dstMac, 6);
-  if (r.vlanCount > 0) {
+  if (w.srcMacOff >= 0) off = writeBytesField(buf, off, 2, b, w.srcMacOff, 6);
+  if (w.dstMacOff >= 0) off = writeBytesField(buf, off, 3, b, w.dstMacOff, 6);
+  if (w.vlanCount > 0) {
     off = tag(buf, off, 4, LEN);
-    off = writeVarint(buf, off, vlansSize(r));
-    for (let i = 0; i < r.vlanCount; i++) off = writeVarint(buf, off, r.vlans[i]);
+    off = writeVarint(buf, off, vlansSize(w));
+    for (let i = 0; i < w.vlanCount; i++) off = writeVarint(buf, off, vlan(w, i));
   }
-  if (r.tunnelType !== TunnelType.None) {
+  if (w.tunnelType !== TunnelType.None) {
     off = tag(buf, off, 5, LEN);
-    off = writeVarint(buf, off, tunnelSize(r));
-    const name = TUNNEL_NAMES[r.tunnelType] as string;
-    off = writeString(buf, off, 1, name, name.length);
-    off = writeOptUint(buf, off, 2, tunnelVni(r));
-    off = writeOptUint(buf, off, 3, tunnelKey(r));
-    const ol = addrLen(r.outerIpVersion);
-    off = writeAddr(buf, off, 4, r.outerSrc, ol);
-    off = writeAddr(buf, off, 5, r.outerDst, ol);
+    off = writeVarint(buf, off, tunnelSize(w));
+    const name = TUNNEL_TYPE_BYTES[w.tunnelType];
+    off = writeBytesField(buf, off, 1, name, 0, name.length);
+    off = writeOptUint(buf, off, 2, tunnelVni(w));
+    off = writeOptUint(buf, off, 3, tunnelKey(w));
+    const ol = w.outerSrcOff >= 0 ? addrLen(w.outerIpVersion) : 0;
+    off = writeBytesField(buf, off, 4, b, w.outerSrcOff, ol);
+    off = writeBytesField(buf, off, 5, b, w.outerDstOff, ol);
   }
-  off = writeOptUint(buf, off, 6, r.ttl);
-  if (r.len !== 0) off = writeOptUint(buf, off, 7, r.len);
-  if (r.caplen !== 0) off = writeOptUint(buf, off, 8, r.caplen);
+  off = writeOptUint(buf, off, 6, w.ttl);
+  if (w.len !== 0) off = writeOptUint(buf, off, 7, w.len);
+  if (w.caplen !== 0) off = writeOptUint(buf, off, 8, w.caplen);
 
   // Labels: map entries { 1: key, 2: value }
-  const l = r.labels;
-  for (let i = 0; i < l.count; i++) {
-    const k = l.keys[i];
-    const kl = utf8Length(k);
-    const vl = labelValueLen(r, i);
+  for (let i = 0; i < w.labelCount; i++) {
+    const kl = w.keyLen[i];
+    const vl = labelValueLen(w, i);
     off = tag(buf, off, 7, LEN);
     off = writeVarint(buf, off, labelEntrySize(kl, vl));
-    off = writeString(buf, off, 1, k, kl);
+    off = tag(buf, off, 1, LEN);
+    off = writeVarint(buf, off, kl);
+    off = copyBytes(buf, off, w.keyBuf[i], w.keyOff[i], kl);
     off = tag(buf, off, 2, LEN);
     off = writeVarint(buf, off, vl);
-    const v = l.values[i];
-    off = v === null ? copyBytes(buf, off, l.arena, l.byteOff[i], vl) : writeUtf8(buf, off, v);
+    off = w.valKind[i] === LabelKind.Uint ? writeUint(buf, off, w.valNum[i]) : copyBytes(buf, off, b, w.valOff[i], vl);
   }
 
-  const p = r.payload;
-  if (p !== null) {
-    const ps = p.binarySize();
-    if (ps > 0) {
-      off = tag(buf, off, 8, LEN);
-      off = writeVarint(buf, off, ps);
-      const after = p.writeBinary(buf, off, off + ps);
+  const ps = payloadSize(w, compact);
+  if (ps > 0) {
+    off = tag(buf, off, 8, LEN);
+    off = writeVarint(buf, off, ps);
+    if (w.payloadKind === PayloadKind.Protobuf) off = copyBytes(buf, off, b, w.payloadOff, ps);
+    else {
+      const after = compact!.writeBinary(buf, off, off + ps);
       if (after !== off + ps) return -1; // a payload that lied about its size
       off = after;
     }
   }
-  if (r.rawLen > 0) {
-    off = tag(buf, off, 9, LEN);
-    off = writeVarint(buf, off, r.rawLen);
-    off = copyBytes(buf, off, r.rawBuf, r.rawOff, r.rawLen);
-  }
+  if (w.rawLen > 0) off = writeBytesField(buf, off, 9, b, w.rawOff, w.rawLen);
   return off;
+}
+
+let scratch = new Uint8Array(64 * 1024);
+const wire = new WireRecord();
+
+function toWire(r: OutputRecord, room: number): WireRecord | null {
+  if (scratch.length < room) scratch = new Uint8Array(room); // grows to the largest record size asked for, once
+  const n = encodeWire(r, scratch, 0, room, false, 'protobuf', null);
+  return n >= 0 && wire.load(scratch, 0, n, LOCAL_KEYS) ? wire : null;
+}
+
+/** Exact encoded size of an in-process record (tests). */
+export function protobufSize(r: OutputRecord): number {
+  const w = toWire(r, 1 << 20);
+  return w === null ? -1 : protobufRecordSize(w, null);
+}
+
+/**
+ * Encodes an in-process record `r` as one otus.v1.Record at buf[off..end).
+ * Returns the offset after it, or -1 when it does not fit.
+ */
+export function encodeProtobuf(r: OutputRecord, buf: Uint8Array, off: number, end: number): number {
+  const w = toWire(r, end - off + WIRE_SLACK);
+  return w === null ? -1 : writeProtobufRecord(w, null, buf, off, end);
 }

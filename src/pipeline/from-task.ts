@@ -9,9 +9,9 @@ import type { PluginRegistry } from '../plugin/registry.js';
 import type { Parser, Processor, RecordFormat } from '../plugin/types.js';
 import type { FlowRegistry } from '../shm/registry.js';
 import { CaptureFilter } from './capture-filter.js';
-import { ENCODERS } from './codec.js';
+import { wireEncoder } from './codec.js';
 import { Pipeline } from './pipeline.js';
-import type { RecordSink } from './sink.js';
+import type { BatchSink } from './batch-sink.js';
 
 export interface TaskPlugins {
   parsers: Parser[];
@@ -41,7 +41,8 @@ export async function instantiateTaskPlugins(
   };
 }
 
-export function pipelineForTask(task: TaskSpec, plugins: TaskPlugins, sink: RecordSink, format: RecordFormat): Pipeline {
+/** A capture process's pipeline: wire records batched for the send ring, expanded to `format` by the sender. */
+export function pipelineForTask(task: TaskSpec, plugins: TaskPlugins, sink: BatchSink, format: RecordFormat): Pipeline {
   return new Pipeline({
     decoder: new Decoder(defaultDecoderOptions()),
     parsers: plugins.parsers,
@@ -49,7 +50,7 @@ export function pipelineForTask(task: TaskSpec, plugins: TaskPlugins, sink: Reco
     processors: plugins.processors,
     processorNames: plugins.processorNames,
     unmatched: task.unmatchedPolicy,
-    encode: ENCODERS[format],
+    encode: wireEncoder(format, sink.keys),
     sink,
     filter: new CaptureFilter(task.filter, `${task.file}: task.filter`),
   });

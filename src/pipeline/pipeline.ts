@@ -1,6 +1,6 @@
 // The pipeline loop of one capture process (design §5.1.1, §5.1.3):
 //
-//   frame → core decoder → task filter → first parser whose canHandle accepts
+//   frame → task filter (BPF) → core decoder → first parser whose canHandle accepts
 //         → (none: unmatched policy, forward or drop) → processors by priority
 //         → encode → send ring (reserve, copy, commit)
 //
@@ -21,7 +21,7 @@ import { TcpReassembler, type TcpChunk, type TcpReassemblyOptions, type TcpStrea
 import type { CaptureFilter } from './capture-filter.js';
 import type { EncodeFn } from './codec.js';
 import { OutputRecord, ProcessorView } from './record.js';
-import type { RecordSink } from './sink.js';
+import { isDirectSink, type DirectSink, type RecordSink } from './sink.js';
 import { fillUnmatched, L4Payload, type UnmatchedPolicy } from './unmatched.js';
 
 export interface PipelineOptions {
@@ -91,6 +91,9 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   private readonly forward: boolean;
   private readonly encode: EncodeFn;
   private readonly sink: RecordSink;
+  /** The sink when records can be encoded straight into it (BatchSink), else null. */
+  private readonly direct: DirectSink | null;
+  private readonly maxRecord: number;
   private readonly filter: CaptureFilter | null;
   private readonly scratch: Uint8Array;
   /** Word views of the scratch buffer and of the sink's memory (null if not 4-byte aligned), for copying records 4 bytes at a time. */
@@ -111,6 +114,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     this.forward = o.unmatched === 'forward';
     this.encode = o.encode;
     this.sink = o.sink;
+    this.direct = isDirectSink(o.sink) ? o.sink : null;
+    this.maxRecord = o.maxRecordBytes ?? 256 * 1024;
     this.filter = o.filter && !o.filter.empty ? o.filter : null;
     this.scratch = new Uint8Array(o.maxRecordBytes ?? 256 * 1024);
     this.scratch32 = new Int32Array(this.scratch.buffer);
@@ -147,6 +152,11 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   ): void {
     const st = this.stats;
     st.frames++;
+    // The task filter runs on the frame, as the kernel runs it in live capture.
+    if (this.filter !== null && !this.filter.matches(buf, off, caplen, len, linkType)) {
+      st.filterDrops++;
+      return;
+    }
     const p = this.decoder.decodeBytes(buf, view, off, caplen, len, linkType, tsSec, tsNsec, hasTs);
     if (p.error !== 0) {
       st.decodeDrops++;
@@ -154,10 +164,6 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     }
     if (p.held) {
       st.held++;
-      return;
-    }
-    if (this.filter !== null && !this.filter.matches(p)) {
-      st.filterDrops++;
       return;
     }
     const own = this.tcpOwner;
@@ -215,9 +221,15 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     this.emitting = -1;
   }
 
-  /** End of input: flushes reassembly (stored bytes are delivered, connections ended). */
+  /** End of input: flushes reassembly (stored bytes are delivered, connections ended), then the sink. */
   flush(): void {
     this.reassembler?.flush();
+    this.batchEnd();
+  }
+
+  /** End of a capture block: a batching sink hands its records on now, so none waits for the next block. */
+  batchEnd(): void {
+    this.direct?.flush();
   }
 
   private finish(): boolean {
@@ -234,6 +246,7 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
 
   /** Encodes the current record and puts it in the sink. */
   private commitRecord(): boolean {
+    if (this.direct !== null) return this.commitDirect(this.direct);
     const st = this.stats;
     const s = this.scratch;
     const n = this.encode(this.record, s, 0, s.length);
@@ -264,6 +277,26 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     sink.commit(at);
     st.records++;
     st.bytes += n;
+    return true;
+  }
+
+  /** Encodes the current record in place in a direct sink; when the batch has no room left, flushes it and tries once more. */
+  private commitDirect(d: DirectSink): boolean {
+    const st = this.stats;
+    let at = d.open();
+    let end = this.encode(this.record, d.u8, at, Math.min(d.limit, at + this.maxRecord));
+    if (end < 0 && d.pending > 0) {
+      d.flush();
+      at = d.open();
+      end = this.encode(this.record, d.u8, at, Math.min(d.limit, at + this.maxRecord));
+    }
+    if (end < 0) {
+      st.encodeDrops++;
+      return false;
+    }
+    d.close(end);
+    st.records++;
+    st.bytes += end - at;
     return true;
   }
 }

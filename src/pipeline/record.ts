@@ -26,6 +26,24 @@ export interface Payload {
   binarySize(): number;
   /** Writes the binary form (a protobuf message of the parser's own .proto) at buf[off..end). */
   writeBinary(buf: Uint8Array, off: number, end: number): number;
+  /**
+   * Optional, for parsers on a hot path: writes the payload's fields as they
+   * are (no JSON, no protobuf) at buf[off..end) for the send ring; the
+   * parser plugin's PayloadReader turns them back into a Payload in the
+   * sender, which serializes it there (design §4.2.4).
+   */
+  writeCompact?(buf: Uint8Array, off: number, end: number): number;
+}
+
+/**
+ * The sender's side of Payload.writeCompact: one per parser plugin that has
+ * a compact form (PluginDefinition.payloadReader), reused per record.
+ */
+export interface PayloadReader {
+  /** The record protocol whose compact payloads this reads. */
+  readonly protocol: string;
+  /** A Payload over the compact bytes buf[off, off+len) (valid until the next read), or null when they are malformed. */
+  read(buf: Uint8Array, off: number, len: number): Payload | null;
 }
 
 /** Envelope + labels + payload (+ optional raw frame). Reused per packet. */
@@ -52,8 +70,13 @@ export class OutputRecord {
   // Network meta (read-only for processors).
   hasSrcMac = false;
   hasDstMac = false;
-  readonly srcMac = new Uint8Array(6);
-  readonly dstMac = new Uint8Array(6);
+  /**
+   * Source then destination MAC, 12 bytes as three little-endian 32-bit
+   * words (the wire record stores them so, by words). setMacs() fills them.
+   */
+  macW0 = 0;
+  macW1 = 0;
+  macW2 = 0;
   vlanCount = 0;
   readonly vlans = new Uint16Array(8);
   tunnelType: TunnelType = TunnelType.None;
@@ -136,11 +159,7 @@ export class OutputRecord {
     this.ttl = p.ttl;
     this.len = p.len;
     this.caplen = p.caplen;
-    const fb = p.frameBuf;
-    this.hasSrcMac = p.srcMacOff >= 0;
-    if (this.hasSrcMac) for (let i = 0, o = p.srcMacOff; i < 6; i++) this.srcMac[i] = fb[o + i];
-    this.hasDstMac = p.dstMacOff >= 0;
-    if (this.hasDstMac) for (let i = 0, o = p.dstMacOff; i < 6; i++) this.dstMac[i] = fb[o + i];
+    this.setMacs(p.frameBuf, p.srcMacOff, p.dstMacOff);
     const n = p.vlanCount < 8 ? p.vlanCount : 8;
     this.vlanCount = n;
     for (let i = 0; i < n; i++) this.vlans[i] = p.vlans[i];
@@ -153,6 +172,15 @@ export class OutputRecord {
         this.outerDst[i] = p.outerDst[i];
       }
     }
+  }
+
+  /** MACs from 6 bytes at `s` and at `d` in buf (-1: absent). */
+  setMacs(b: Uint8Array, s: number, d: number): void {
+    this.hasSrcMac = s >= 0;
+    this.hasDstMac = d >= 0;
+    this.macW0 = s >= 0 ? b[s] | (b[s + 1] << 8) | (b[s + 2] << 16) | (b[s + 3] << 24) : 0;
+    this.macW1 = (s >= 0 ? b[s + 4] | (b[s + 5] << 8) : 0) | (d >= 0 ? (b[d] << 16) | (b[d + 1] << 24) : 0);
+    this.macW2 = d >= 0 ? b[d + 2] | (b[d + 3] << 8) | (b[d + 4] << 16) | (b[d + 5] << 24) : 0;
   }
 
   /** Attaches the frame's bytes as the record's raw frame (referenced, not copied). */

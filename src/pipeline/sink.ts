@@ -14,6 +14,25 @@ export interface RecordSink {
 }
 
 /**
+ * A sink the pipeline encodes straight into, skipping the copy from its
+ * scratch buffer (BatchSink): open() is where the next record's bytes go,
+ * with room up to `limit`; close(end) publishes them.
+ */
+export interface DirectSink extends RecordSink {
+  open(): number;
+  readonly limit: number;
+  close(end: number): void;
+  /** Records waiting to be flushed. */
+  readonly pending: number;
+  /** Publishes what is pending (makes room). */
+  flush(): boolean;
+}
+
+export function isDirectSink(s: RecordSink): s is DirectSink {
+  return typeof (s as Partial<DirectSink>).open === 'function' && typeof (s as Partial<DirectSink>).close === 'function';
+}
+
+/**
  * In-process sink: records framed as [u32 LE length][bytes] in one growing
  * (or, with maxBytes, bounded) buffer. For tests and in-process consumers.
  */

@@ -7,6 +7,7 @@
 
 import { describeAjvError, makeAjv, type ValidateFunction } from '../config/schema.js';
 import { LABEL_KEY } from '../pipeline/labels.js';
+import type { PayloadReader } from '../pipeline/record.js';
 import { OtusError } from '../util/errors.js';
 import {
   type InstanceOfKind,
@@ -73,6 +74,9 @@ export class PluginRegistry {
       throw new OtusError('OTUS_ERR_PLUGIN_METADATA', `${who}: ${describeAjvError('meta', this.metaValidator.errors)}`);
     }
     if (typeof d.init !== 'function') throw new OtusError('OTUS_ERR_PLUGIN_METADATA', `${who}: init must be a function`);
+    if (d.payloadReader !== undefined && (typeof d.payloadReader !== 'function' || meta.kind !== 'parser')) {
+      throw new OtusError('OTUS_ERR_PLUGIN_METADATA', `${who}: payloadReader must be a function, and only parsers have one`);
+    }
     for (const [i, l] of meta.labels.entries()) {
       const base = l.endsWith('.*') ? l.slice(0, -2) : l;
       if (!LABEL_KEY.test(base)) {
@@ -111,6 +115,11 @@ export class PluginRegistry {
 
   list(kind?: PluginKind): RegisteredPlugin[] {
     return kind ? this.all.filter((p) => p.meta.kind === kind) : [...this.all];
+  }
+
+  /** One PayloadReader per parser plugin that has a compact payload form (for the sender's expander). */
+  payloadReaders(): PayloadReader[] {
+    return this.list('parser').flatMap((p) => (p.def.payloadReader ? [p.def.payloadReader()] : []));
   }
 
   /** The plugin or OTUS_ERR_PLUGIN_NOT_FOUND naming where the task asked for it. */

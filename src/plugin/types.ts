@@ -6,7 +6,7 @@
 // from directories (loader.ts) and validated the same way.
 
 import type { DecodedPacket } from '../decode/packet.js';
-import type { OutputRecord, ProcessorView } from '../pipeline/record.js';
+import type { OutputRecord, PayloadReader, ProcessorView } from '../pipeline/record.js';
 import type { TcpChunk } from '../reassembly/tcp-stream.js';
 import type { FlowRegistry } from '../shm/registry.js';
 
@@ -155,4 +155,6 @@ export interface PluginDefinition<K extends PluginKind = PluginKind, C = any> {
   readonly meta: PluginMeta & { readonly kind: K };
   /** Builds one instance from a validated config. May be async (third-party plugins). */
   init(ctx: PluginContext<C>): InstanceOfKind[K] | Promise<InstanceOfKind[K]>;
+  /** Parsers whose payloads have a compact form (Payload.writeCompact): its reader, made once per sender. */
+  payloadReader?(): PayloadReader;
 }

@@ -1,12 +1,16 @@
 // The sender process of `otus replay` (forked by src/supervisor/replay.ts):
 // creates the task's send ring (it is the one consumer), instantiates the
-// reporter, and hands it every record until the supervisor says the capture
+// reporter, expands every wire record into the reporter's format
+// (src/pipeline/expand.ts: serialization happens here, not in the capture
+// processes) and hands it over, until the supervisor says the capture
 // processes are done and the ring is empty. Sleeps on the ring's futex when
 // idle instead of spinning.
 
 import { loadTaskFile } from '../config/task.js';
 import { createRegistry } from '../plugin/builtins.js';
 import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
+import { BatchReader } from '../pipeline/batch-sink.js';
+import { RecordExpander } from '../pipeline/expand.js';
 import { RingConsumer } from '../shm/ring.js';
 import type { ChildError, SenderDone, SenderReady, SenderStart } from '../supervisor/replay-messages.js';
 import { OtusError } from '../util/errors.js';
@@ -22,6 +26,9 @@ class Rec implements EncodedRecord {
     this.buf = buf;
   }
 }
+
+/** Largest expanded record: a ring record (≤ 256 KiB) printed as JSON, base64 raw frame included. */
+const EXPAND_BYTES = 1 << 20;
 
 let draining = false;
 
@@ -39,17 +46,25 @@ async function run(m: SenderStart): Promise<SenderDone> {
   try {
     process.send!({ type: 'ready', ringName: ring.name } satisfies SenderReady);
     const c0 = process.cpuUsage();
-    const rec = new Rec(reporter.format, ring.u8);
+    const batch = new BatchReader();
+    const expander = new RecordExpander(reporter.format, registry.payloadReaders());
+    const out = new Uint8Array(EXPAND_BYTES);
+    const rec = new Rec(reporter.format, out);
     let records = 0;
     let bytes = 0;
     for (;;) {
       let n: number;
       while ((n = ring.next()) >= 0) {
-        rec.off = ring.off;
-        rec.len = n;
-        reporter.report(rec);
-        records++;
-        bytes += n;
+        if (!batch.start(ring.u8, ring.off, n)) continue; // counted in batch.broken
+        let k: number;
+        while ((k = batch.next()) >= 0) {
+          const end = expander.expand(ring.u8, batch.off, k, batch.keys, out, 0, out.length);
+          if (end < 0) continue; // counted in expander.stats
+          rec.len = end;
+          reporter.report(rec);
+          records++;
+          bytes += end;
+        }
       }
       if (draining) {
         ring.release();
@@ -72,6 +87,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
         dropTail: st.producers.reduce((a, p) => a + p.dropTail, 0),
         records: st.records,
       },
+      expand: { ...expander.stats, malformed: expander.stats.malformed + batch.broken },
       cpuSec: (c.user + c.system) / 1e6,
     };
   } finally {

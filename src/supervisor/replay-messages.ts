@@ -80,6 +80,8 @@ export interface SenderDone {
   records: number;
   bytes: number;
   ring: { dropHead: number; abandoned: number; discarded: number; dropTail: number; records: number };
+  /** The sender's expansion of wire records (src/pipeline/expand.ts ExpandStats). */
+  expand: { records: number; malformed: number; tooBig: number; payloadUnread: number; payloadFormat: number };
   cpuSec: number;
 }
 

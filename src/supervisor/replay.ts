@@ -57,7 +57,10 @@ export interface ReplaySummary {
     encode: number;
     ring_tail: number;
     ring_head: number;
+    /** Batches (ring records) a dead capture process left half-written. */
     ring_abandoned: number;
+    /** Ring records the sender could not expand: malformed, or bigger than its output room. */
+    sender_expand: number;
   };
   held_fragments: number;
   decode_errors: Record<string, number>;
@@ -74,7 +77,8 @@ export interface ReplaySummary {
   pps_per_capture_cpu_s: number;
   /** Frames over the longest capture process's wall time (aggregate rate). */
   pps_wall: number;
-  sender: { records: number; bytes: number; cpu_s: number };
+  /** `payload_unread`: records whose compact payload no parser plugin could read (written with a null payload). */
+  sender: { records: number; bytes: number; cpu_s: number; payload_unread: number };
   wall_s: number;
   warnings: string[];
 }
@@ -158,12 +162,15 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
   const plugins = await instantiateTaskPlugins(registry, task, node, -1);
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
   const filter = new CaptureFilter(task.filter, `${task.file}: task.filter`);
-  if (filter.ignoredBpf !== null) warnings.push(`${task.file}: task.filter.bpf is not applied by replay (no user-space BPF engine yet)`);
   const rep = reporterFor(o, task);
   const repPlugin = registry.require('reporter', rep.name, rep.where);
   const repConfig = registry.checkConfig(repPlugin, rep.config, rep.where) as Record<string, unknown>;
   const format: RecordFormat = repConfig.format === 'protobuf' ? 'protobuf' : 'json';
-  for (const f of files) openCapture(f); // OTUS_ERR_CAPTURE_IO / _NOT_A_CAPTURE now, not in a child
+  // OTUS_ERR_CAPTURE_IO / _NOT_A_CAPTURE now, not in a child; and a filter libpcap cannot compile for a file's link type.
+  for (const f of files) {
+    const r = openCapture(f);
+    if (!filter.empty && r.next()) filter.program(r.frame.linkType);
+  }
 
   const owners = assignFrames(files, workers);
   const ringTask = `${task.id.slice(0, 40)}.replay${process.pid}`;
@@ -266,8 +273,10 @@ function summarize(
       processors,
       encode: sum((d) => d.counters.encodeDrops),
       ring_tail: sum((d) => d.counters.ringDrops),
-      ring_head: s.ring.dropHead,
+      // The ring drops whole batches; in records that is what capture processes committed and the sender never saw.
+      ring_head: Math.max(0, sum((d) => d.counters.records) - (s.expand.records + s.expand.malformed + s.expand.tooBig)),
       ring_abandoned: s.ring.abandoned,
+      sender_expand: s.expand.malformed + s.expand.tooBig,
     },
     held_fragments: sum((d) => d.counters.held),
     decode_errors: decodeErrors,
@@ -288,7 +297,7 @@ function summarize(
     })),
     pps_per_capture_cpu_s: cpu > 0 ? frames / cpu : 0,
     pps_wall: maxWall > 0 ? frames / maxWall : 0,
-    sender: { records: s.records, bytes: s.bytes, cpu_s: s.cpuSec },
+    sender: { records: s.records, bytes: s.bytes, cpu_s: s.cpuSec, payload_unread: s.expand.payloadUnread + s.expand.payloadFormat },
     wall_s: wallSec,
     warnings,
   };
@@ -313,7 +322,7 @@ export function formatSummary(s: ReplaySummary): string {
     `otus replay: task ${s.task}: ${s.files.length} file(s), ${s.workers} capture process(es), ${s.wall_s.toFixed(2)} s`,
     `  frames ${s.frames}, records ${s.records} (unmatched forwarded ${s.unmatched_forwarded}), fragments held ${s.held_fragments}`,
     `  drops: decode=${s.drops.decode} filter=${s.drops.filter} unmatched=${s.drops.unmatched} parser_no_output=${s.drops.parser_no_output}${procs}` +
-      ` encode=${s.drops.encode} ring_tail=${s.drops.ring_tail} ring_head=${s.drops.ring_head} ring_abandoned=${s.drops.ring_abandoned}`,
+      ` encode=${s.drops.encode} ring_tail=${s.drops.ring_tail} ring_head=${s.drops.ring_head} ring_abandoned=${s.drops.ring_abandoned} sender_expand=${s.drops.sender_expand}`,
     `  decode errors: ${errs || 'none'}`,
     `  ip reassembly: ${kv(s.ip_reassembly, ['fragments', 'completed', 'duplicates', 'overlaps', 'discarded', 'timeouts', 'evicted', 'tooLarge', 'invalid'])}`,
     ...(s.tcp_reassembly
@@ -324,7 +333,7 @@ export function formatSummary(s: ReplaySummary): string {
       (c) => `  capture process ${c.index}: ${c.frames} frames, ${c.records} records, ${c.cpu_s.toFixed(3)} CPU-s, ${M(c.pps_per_cpu_s)} packets per CPU-second`,
     ),
     `  packets per capture-process CPU-second: ${M(s.pps_per_capture_cpu_s)}; aggregate ${M(s.pps_wall)} packets per second`,
-    `  sender: ${s.sender.records} records, ${s.sender.bytes} bytes, ${s.sender.cpu_s.toFixed(3)} CPU-s`,
+    `  sender: ${s.sender.records} records, ${s.sender.bytes} bytes, ${s.sender.cpu_s.toFixed(3)} CPU-s, payloads unread ${s.sender.payload_unread}`,
     ...s.warnings.map((w) => `  warning: ${w}`),
   ];
   return lines.join('\n') + '\n';

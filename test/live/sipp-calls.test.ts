@@ -394,7 +394,7 @@ describe('sipp calls between two namespaces, captured live, parsed and correlate
       assert.deepEqual(stats.decode_errors, {});
       // Each fragmented INVITE: all its fragments but the completing one were held for reassembly.
       assert.equal(stats.held_fragments, wire.filter((f) => f.fragment).length - CALLS, 'fragments held');
-      for (const k of ['decode', 'filter', 'parser_no_output', 'encode', 'ring_tail', 'ring_head', 'ring_abandoned']) assert.equal(stats.drops[k], 0, `drops.${k}`);
+      for (const k of ['decode', 'filter', 'parser_no_output', 'encode', 'ring_tail', 'ring_head', 'ring_abandoned', 'sender_expand']) assert.equal(stats.drops[k], 0, `drops.${k}`);
       if (workers === 2) {
         const perProcess = (stats.capture_processes as { frames: number }[]).map((p) => p.frames);
         assert.ok(perProcess.every((n) => n > 0), `both capture processes got frames: ${perProcess}`);

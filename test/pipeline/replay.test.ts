@@ -66,7 +66,8 @@ test('1 and 2 workers give the same set of records, and the summary adds up', ()
     const d = s.drops;
     // Every frame is accounted for: a record, or a counted drop, or a held fragment.
     assert.equal(s.frames, s.records + d.decode + d.filter + d.unmatched + d.parser_no_output + d.encode + d.ring_tail + s.held_fragments + Object.values(d.processors as Record<string, number>).reduce((x, y) => x + y, 0));
-    assert.equal(d.ring_tail + d.ring_head + d.ring_abandoned, 0);
+    assert.equal(d.ring_tail + d.ring_head + d.ring_abandoned + d.sender_expand, 0);
+    assert.equal(s.sender.payload_unread, 0);
     assert.ok(s.pps_per_capture_cpu_s > 0);
   }
   assert.equal(s1.frames, s2.frames);

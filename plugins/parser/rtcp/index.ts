@@ -13,7 +13,9 @@
 import type { DecodedPacket } from '../../../src/decode/packet.js';
 import type { OutputRecord } from '../../../src/pipeline/record.js';
 import type { Parser, PluginDefinition } from '../../../src/plugin/types.js';
-import { digits, MediaCorrelator } from '../rtp/correlate.js';
+import { labelKeyId } from '../../../src/pipeline/label-keys.js';
+import { MediaCorrelator } from '../rtp/correlate.js';
+import { byName } from '../rtp/index.js';
 import { RtcpPayload, RTCP_TYPE_NAMES } from './payload.js';
 
 export interface RtcpConfig {
@@ -22,6 +24,9 @@ export interface RtcpConfig {
   learn_nat: boolean;
   nat_ttl: number;
 }
+
+const K_TYPE = labelKeyId('rtcp.type');
+const K_SSRC = labelKeyId('rtcp.ssrc');
 
 export const RTCP_REJECT_NAMES = ['none', 'short', 'version', 'length', 'not_rtcp'] as const;
 
@@ -59,7 +64,6 @@ export class RtcpParser implements Parser {
   readonly corr: MediaCorrelator;
   private readonly payload = new RtcpPayload();
   private readonly ports = new Uint8Array(65536);
-  private readonly num = new Uint8Array(16);
   private readonly heuristic: boolean;
   private slot = -1;
 
@@ -100,12 +104,12 @@ export class RtcpParser implements Parser {
     const L = out.labels;
     const pt = b[o + 1];
     const name = RTCP_TYPE_NAMES[pt - 192];
-    L.set('rtcp.type', name);
+    L.setId(K_TYPE, name);
     const pktLen = 4 + 4 * ((b[o + 2] << 8) | b[o + 3]);
     // The sender SSRC: every type but an SDES/BYE without sources carries one at +4.
     if (pktLen >= 8 && !((pt === 202 || pt === 203) && (b[o] & 31) === 0)) {
       const ssrc = ((b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7]) >>> 0;
-      L.setBytes('rtcp.ssrc', this.num, 0, digits(this.num, ssrc));
+      L.setUintId(K_SSRC, ssrc);
     }
     if (this.slot >= 0) {
       st.correlated++;
@@ -113,6 +117,11 @@ export class RtcpParser implements Parser {
     }
     out.payload = pl;
     return true;
+  }
+
+  counters(): Record<string, unknown> {
+    const st = this.stats;
+    return { compounds: st.compounds, packets: st.packets, correlated: st.correlated, rejects: byName(RTCP_REJECT_NAMES, st.rejects), registry: { ...this.corr.stats } };
   }
 }
 

@@ -1,11 +1,13 @@
 // Media correlation through the task's flow registry (ADR-008), shared by
 // the rtp and rtcp parsers: look the packet's destination, then source,
 // endpoint up; copy call-id, codec and media type from the slot's bytes
-// into the record's labels (Labels.setBytes: no strings); optionally learn
+// into the record's labels (Labels.setBytesId: no strings; the slot's packed
+// labels parsed once per slot version, not per packet); optionally learn
 // an unannounced (NATed) source endpoint of a known call. Allocates nothing
 // unless it learns (once per endpoint).
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
+import { labelKeyId } from '../../../src/pipeline/label-keys.js';
 import type { Labels } from '../../../src/pipeline/labels.js';
 import { FlowKey, type FlowRegistry } from '../../../src/shm/registry.js';
 
@@ -19,6 +21,11 @@ export class CorrelateStats {
 
 const MEDIA = [109, 101, 100, 105, 97]; // "media"
 const PT = [112, 116]; // "pt"
+const K_CALL_ID = labelKeyId('call-id');
+const K_CODEC = labelKeyId('codec');
+const K_MEDIA = labelKeyId('media');
+/** Slots whose packed labels were last parsed (direct-mapped by slot): a call's media reuses them per packet. */
+const CACHE = 4096;
 
 export class MediaCorrelator {
   readonly stats = new CorrelateStats();
@@ -26,6 +33,14 @@ export class MediaCorrelator {
   slot = -1;
   private tick = 0;
   private readonly key = new FlowKey();
+  // Parsed packed labels per slot: valid while the slot's seqlock sequence and the payload type are unchanged.
+  private readonly cSlot = new Int32Array(CACHE).fill(-1);
+  private readonly cSeq = new Int32Array(CACHE);
+  private readonly cPt = new Int32Array(CACHE);
+  private readonly cCodecOff = new Int32Array(CACHE);
+  private readonly cCodecLen = new Int32Array(CACHE);
+  private readonly cMediaOff = new Int32Array(CACHE);
+  private readonly cMediaLen = new Int32Array(CACHE);
 
   constructor(
     readonly flows: FlowRegistry | null,
@@ -89,33 +104,53 @@ export class MediaCorrelator {
   label(L: Labels, slot: number, pt: number): number {
     const f = this.flows!;
     const u8 = f.u8;
-    let co = f.codecOffset(slot);
-    let cl = f.codecLength(slot);
-    let mo = -1;
-    let ml = 0;
-    // Packed labels: klen key vlen value ...
-    const lo = f.labelsOffset(slot);
-    const le = lo + f.labelsLength(slot);
-    for (let p = lo; p < le; ) {
-      const kl = u8[p];
-      const vo = p + 2 + kl;
-      const vl = u8[p + 1 + kl];
-      if (kl === 5 && eq(u8, p + 1, MEDIA)) {
-        mo = vo;
-        ml = vl;
-      } else if (kl === 2 && eq(u8, p + 1, PT) && pt >= 0) {
-        const r = findPt(u8, vo, vl, pt);
-        if (r >= 0) {
-          co = r;
-          cl = foundLen;
+    const c = slot & (CACHE - 1);
+    let co: number;
+    let cl: number;
+    let mo: number;
+    let ml: number;
+    if (this.cSlot[c] === slot && this.cSeq[c] === f.lastSeq && this.cPt[c] === pt) {
+      co = this.cCodecOff[c];
+      cl = this.cCodecLen[c];
+      mo = this.cMediaOff[c];
+      ml = this.cMediaLen[c];
+    } else {
+      co = f.codecOffset(slot);
+      cl = f.codecLength(slot);
+      mo = -1;
+      ml = 0;
+      // Packed labels: klen key vlen value ...
+      const lo = f.labelsOffset(slot);
+      const le = lo + f.labelsLength(slot);
+      for (let p = lo; p < le; ) {
+        const kl = u8[p];
+        const vo = p + 2 + kl;
+        const vl = u8[p + 1 + kl];
+        if (kl === 5 && eq(u8, p + 1, MEDIA)) {
+          mo = vo;
+          ml = vl;
+        } else if (kl === 2 && eq(u8, p + 1, PT) && pt >= 0) {
+          const r = findPt(u8, vo, vl, pt);
+          if (r >= 0) {
+            co = r;
+            cl = foundLen;
+          }
         }
+        p = vo + vl;
       }
-      p = vo + vl;
+      this.cSlot[c] = slot;
+      this.cSeq[c] = f.lastSeq;
+      this.cPt[c] = pt;
+      this.cCodecOff[c] = co;
+      this.cCodecLen[c] = cl;
+      this.cMediaOff[c] = mo;
+      this.cMediaLen[c] = ml;
     }
-    L.setBytes('call-id', u8, f.callIdOffset(slot), f.callIdLength(slot));
-    if (cl > 0) L.setBytes('codec', u8, co, cl);
-    if (mo >= 0) L.setBytes('media', u8, mo, ml);
+    L.setBytesId(K_CALL_ID, u8, f.callIdOffset(slot), f.callIdLength(slot));
+    if (cl > 0) L.setBytesId(K_CODEC, u8, co, cl);
+    if (mo >= 0) L.setBytesId(K_MEDIA, u8, mo, ml);
     if (!f.stillValid(slot)) {
+      // The slot was rewritten under us (its cache entry is stale by its sequence number already).
       this.stats.raced++;
       L.delete('call-id');
       L.delete('codec');
@@ -171,16 +206,4 @@ function findPt(u8: Uint8Array, o: number, len: number, pt: number): number {
     }
   }
   return -1;
-}
-
-/** Decimal digits of a non-negative integer into `b` from 0: the count. */
-export function digits(b: Uint8Array, v: number): number {
-  if (v === 0) {
-    b[0] = 48;
-    return 1;
-  }
-  let n = 0;
-  for (let x = v; x > 0; x = Math.floor(x / 10)) n++;
-  for (let i = n - 1, x = v; i >= 0; i--, x = Math.floor(x / 10)) b[i] = 48 + (x % 10);
-  return n;
 }

@@ -6,16 +6,17 @@
 // RTP on configured ports, and (option) any UDP that looks like RTP.
 //
 // The fast path allocates nothing: header read from the packet, numbers
-// written as decimal digits into a scratch buffer, labels copied from it and
-// from the registry slot's bytes (Labels.setBytes), one reused payload.
+// kept as numbers (Labels.setUint; the sender prints them), call labels
+// copied from the registry slot's bytes (Labels.setBytes), one reused
+// payload that goes into the ring in its compact form.
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
+import { labelKeyId } from '../../../src/pipeline/label-keys.js';
 import type { OutputRecord } from '../../../src/pipeline/record.js';
-import type { Labels } from '../../../src/pipeline/labels.js';
 import type { Parser, PluginDefinition } from '../../../src/plugin/types.js';
 import { STATIC_PT } from '../sip/sdp.js';
-import { digits, MediaCorrelator } from './correlate.js';
-import { RtpPayload } from './payload.js';
+import { MediaCorrelator } from './correlate.js';
+import { RtpPayload, RtpPayloadReader } from './payload.js';
 
 export interface RtpConfig {
   ports: number[];
@@ -37,8 +38,22 @@ export class RtpStats {
 
 const TE = [116, 101, 108, 101, 112, 104, 111, 110, 101, 45, 101, 118, 101, 110, 116]; // telephone-event
 
+const K_SSRC = labelKeyId('rtp.ssrc');
+const K_PT = labelKeyId('rtp.pt');
+const K_SEQ = labelKeyId('rtp.seq');
+const K_EVENT = labelKeyId('rtp.event');
+const K_EVENT_END = labelKeyId('rtp.event-end');
+const K_CODEC = labelKeyId('codec');
+
 /** Names of the static payload types, made once (labels keep a reference). */
 const STATIC_NAMES: (string | null)[] = Array.from({ length: 128 }, (_, i) => STATIC_PT[i] ?? null);
+
+/** Non-zero counts by name (index 0, "none", skipped). */
+export function byName(names: readonly string[], counts: Float64Array): Record<string, number> {
+  const o: Record<string, number> = {};
+  for (let i = 1; i < names.length; i++) if (counts[i] > 0) o[names[i]] = counts[i];
+  return o;
+}
 
 /** Does the UDP payload start like RTP (version 2, not an RTCP packet type, CSRCs fit)? */
 export function looksLikeRtp(b: Uint8Array, o: number, len: number): boolean {
@@ -55,7 +70,6 @@ export class RtpParser implements Parser {
   private readonly payload = new RtpPayload();
   private readonly ports = new Uint8Array(65536);
   private readonly eventPt = new Uint8Array(128);
-  private readonly num = new Uint8Array(16);
   private readonly heuristic: boolean;
   private readonly raw: boolean;
   /** canHandle's lookup, for handle (the same packet, right after). */
@@ -118,9 +132,9 @@ export class RtpParser implements Parser {
     out.fillEnvelope(p, hasTs, tsDigits);
     out.protocol = 'rtp';
     const L = out.labels;
-    this.num32(L, 'rtp.ssrc', pl.ssrc);
-    this.num32(L, 'rtp.pt', pt);
-    this.num32(L, 'rtp.seq', pl.seq);
+    L.setUintId(K_SSRC, pl.ssrc);
+    L.setUintId(K_PT, pt);
+    L.setUintId(K_SEQ, pl.seq);
     let isEvent = false;
     const slot = this.slot;
     if (slot >= 0) {
@@ -134,7 +148,7 @@ export class RtpParser implements Parser {
       } else if (cl === 0) isEvent = this.eventPt[pt] === 1;
     } else {
       const name = STATIC_NAMES[pt];
-      if (name !== null) L.set('codec', name);
+      if (name !== null) L.setId(K_CODEC, name);
       else isEvent = this.eventPt[pt] === 1;
     }
     if (isEvent && pl.payloadLen >= 4) {
@@ -144,17 +158,17 @@ export class RtpParser implements Parser {
       pl.eventEnd = (b[e + 1] & 0x80) !== 0;
       pl.volume = b[e + 1] & 63;
       pl.duration = (b[e + 2] << 8) | b[e + 3];
-      this.num32(L, 'rtp.event', pl.event);
-      L.set('rtp.event-end', pl.eventEnd ? '1' : '0');
+      L.setUintId(K_EVENT, pl.event);
+      L.setId(K_EVENT_END, pl.eventEnd ? '1' : '0');
     }
     out.payload = pl;
     if (this.raw) out.attachRaw(p);
     return true;
   }
 
-  private num32(L: Labels, key: string, v: number): void {
-    const n = digits(this.num, v);
-    L.setBytes(key, this.num, 0, n);
+  counters(): Record<string, unknown> {
+    const st = this.stats;
+    return { packets: st.packets, correlated: st.correlated, events: st.events, rejects: byName(RTP_REJECT_NAMES, st.rejects), registry: { ...this.corr.stats } };
   }
 
   private reject(reason: number): boolean {
@@ -183,6 +197,7 @@ const rtp: PluginDefinition<'parser', RtpConfig> = {
       additionalProperties: false,
     },
   },
+  payloadReader: () => new RtpPayloadReader(),
   init(ctx) {
     return new RtpParser(ctx.config, new MediaCorrelator(ctx.flows ?? null, ctx.config.learn_nat, ctx.config.nat_ttl * 1000));
   },

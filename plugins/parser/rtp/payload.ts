@@ -5,10 +5,27 @@
 //    "csrc":[N...],"ext_profile":N|null,"ext_len":N|null,"payload_len":N,"pad_len":N,
 //    "event":{"event":N,"end":B,"volume":N,"duration":N}|null}
 // Protobuf: otus.rtp.v1.RtpPayload (rtp.proto).
+// Compact (the send ring's form, expanded in the sender by RtpPayloadReader),
+// eight little-endian 32-bit words then the CSRCs as in the packet:
+//    0 u8 bits (1 padding, 2 extension, 4 marker, 8 event, 16 event end)
+//    1 u8 CSRC count, 2 u8 payload type, 3 u8 padding length,
+//    4 u32 seq, 8 u32 timestamp, 12 u32 SSRC, 16 i32 extension profile,
+//   20 i32 extension length, 24 u32 payload length, 28 u8 event,
+//   29 u8 volume, 30 u16 duration, 32 the CSRCs.
 
 import { ascii, writeBytes, writeUint, writeUintOrNull } from '../../../src/pipeline/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
-import type { Payload } from '../../../src/pipeline/record.js';
+import type { Payload, PayloadReader } from '../../../src/pipeline/record.js';
+import { r16, r32, wordView } from '../../../src/pipeline/wire.js';
+
+const COMPACT = 32;
+
+function w32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+  b[o + 2] = v >>> 16;
+  b[o + 3] = v >>> 24;
+}
 
 const K1 = ascii('{"version":2,"padding":');
 const K_EXT = ascii(',"extension":');
@@ -53,6 +70,67 @@ export class RtpPayload implements Payload {
   eventEnd = false;
   volume = 0;
   duration = 0;
+
+  writeCompact(buf: Uint8Array, off: number, end: number): number {
+    const cc = this.cc;
+    if (end - off < COMPACT + 4 * cc) return -1;
+    const w0 = (this.padding ? 1 : 0) | (this.extension ? 2 : 0) | (this.marker ? 4 : 0) | (this.event >= 0 ? 8 : 0) | (this.eventEnd ? 16 : 0) | (cc << 8) | (this.pt << 16) | (this.padLen << 24);
+    const w7 = (this.event & 255) | (this.volume << 8) | (this.duration << 16);
+    const W = wordView(buf);
+    if (W !== null && (off & 3) === 0) {
+      // The wire record aligns payloads: eight word stores.
+      const k = off >> 2;
+      W[k] = w0;
+      W[k + 1] = this.seq;
+      W[k + 2] = this.ts;
+      W[k + 3] = this.ssrc;
+      W[k + 4] = this.extProfile;
+      W[k + 5] = this.extLen;
+      W[k + 6] = this.payloadLen;
+      W[k + 7] = w7;
+    } else {
+      w32(buf, off, w0);
+      w32(buf, off + 4, this.seq);
+      w32(buf, off + 8, this.ts);
+      w32(buf, off + 12, this.ssrc);
+      w32(buf, off + 16, this.extProfile);
+      w32(buf, off + 20, this.extLen);
+      w32(buf, off + 24, this.payloadLen);
+      w32(buf, off + 28, w7);
+    }
+    const b = this.buf;
+    const c = this.off + 12;
+    for (let i = 0; i < 4 * cc; i++) buf[off + COMPACT + i] = b[c + i];
+    return off + COMPACT + 4 * cc;
+  }
+
+  /** Loads a compact form written by writeCompact; false when it is malformed. */
+  loadCompact(buf: Uint8Array, off: number, len: number): boolean {
+    if (len < COMPACT) return false;
+    const bits = buf[off];
+    const cc = buf[off + 1];
+    if (cc > 15 || len !== COMPACT + 4 * cc) return false;
+    this.padding = (bits & 1) !== 0;
+    this.extension = (bits & 2) !== 0;
+    this.marker = (bits & 4) !== 0;
+    this.cc = cc;
+    this.pt = buf[off + 2] & 127;
+    this.padLen = buf[off + 3];
+    this.seq = r16(buf, off + 4);
+    this.ts = r32(buf, off + 8);
+    this.ssrc = r32(buf, off + 12);
+    this.extProfile = r32(buf, off + 16) | 0;
+    this.extLen = r32(buf, off + 20) | 0;
+    this.payloadLen = r32(buf, off + 24);
+    this.event = (bits & 8) !== 0 ? buf[off + 28] : -1;
+    this.eventEnd = (bits & 16) !== 0;
+    this.volume = buf[off + 29];
+    this.duration = r16(buf, off + 30);
+    // csrc(i) reads 4i bytes after off + 12, as in a packet.
+    this.buf = buf;
+    this.off = off + COMPACT - 12;
+    return true;
+  }
 
   csrc(i: number): number {
     const b = this.buf;
@@ -175,5 +253,15 @@ export class RtpPayload implements Payload {
       off = writeVarint(buf, off, this.duration);
     }
     return off;
+  }
+}
+
+/** The sender's reader of rtp compact payloads (PluginDefinition.payloadReader). */
+export class RtpPayloadReader implements PayloadReader {
+  readonly protocol = 'rtp';
+  private readonly payload = new RtpPayload();
+
+  read(buf: Uint8Array, off: number, len: number): Payload | null {
+    return this.payload.loadCompact(buf, off, len) ? this.payload : null;
   }
 }

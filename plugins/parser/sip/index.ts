@@ -12,11 +12,14 @@
 // entries to a short grace. Malformed messages are counted by reason.
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
+import { labelKeyId } from '../../../src/pipeline/label-keys.js';
 import type { OutputRecord, Payload } from '../../../src/pipeline/record.js';
 import type { PluginDefinition, RecordEmitter, StreamParser } from '../../../src/plugin/types.js';
 import type { TcpChunk } from '../../../src/reassembly/tcp-stream.js';
-import { FlowKey, type FlowRegistry } from '../../../src/shm/registry.js';
+import { CALL_ID_MAX, CODEC_MAX, FlowKey, type FlowRegistry } from '../../../src/shm/registry.js';
 import {
+  ADDR_FOUND,
+  addrAndTag,
   addrSpec,
   H_CALL_ID,
   H_CONTENT_TYPE,
@@ -28,10 +31,11 @@ import {
   SIP_REJECT_NAMES,
   SipMessage,
   SipReject,
+  TAG_FOUND,
   tagParam,
 } from './message.js';
-import { SipPayload } from './payload.js';
-import { parseSdp, sdpOfBody, type SdpMedia } from './sdp.js';
+import { SipPayload, SipPayloadReader } from './payload.js';
+import { ADDR_NONE, ADDR_V4, parseSdp, PTMAP_CAP, SdpScanner, sdpOfBody, staticName, type SdpMedia } from './sdp.js';
 
 export interface SipConfig {
   ports: number[];
@@ -61,19 +65,15 @@ export class SipStats {
   }
 }
 
-interface CallMedia {
-  endpoints: { address: string; port: number; codec: string; labels: Record<string, string> }[];
-}
-
-const K_METHOD = 'sip.method';
-const K_STATUS = 'sip.status';
-const K_CALL_ID = 'sip.call-id';
-const K_FROM = 'sip.from';
-const K_TO = 'sip.to';
-const K_CSEQ = 'sip.cseq';
-const K_FROM_TAG = 'sip.from-tag';
-const K_TO_TAG = 'sip.to-tag';
-const K_UA = 'sip.user-agent';
+const K_METHOD = labelKeyId('sip.method');
+const K_STATUS = labelKeyId('sip.status');
+const K_CALL_ID = labelKeyId('sip.call-id');
+const K_FROM = labelKeyId('sip.from');
+const K_TO = labelKeyId('sip.to');
+const K_CSEQ = labelKeyId('sip.cseq');
+const K_FROM_TAG = labelKeyId('sip.from-tag');
+const K_TO_TAG = labelKeyId('sip.to-tag');
+const K_UA = labelKeyId('sip.user-agent');
 
 /** Registry labels hold at most 116 bytes: keep the payload-type map within this. */
 const PTMAP_MAX = 90;
@@ -85,15 +85,22 @@ export class SipParser implements StreamParser {
   readonly msg = new SipMessage();
   private readonly payload = new SipPayload();
   private readonly udpPorts = new Uint8Array(65536);
-  private readonly tmp = new Int32Array(2);
+  private readonly tmp = new Int32Array(4);
   private readonly key = new FlowKey();
+  /** callKey → the endpoints the call registered, for BYE/CANCEL/final errors. */
   private readonly calls = new Map<string, CallMedia>();
+  /** Ended calls' CallMedia, reused. */
+  private readonly spare: CallMedia[] = [];
+  private readonly sdp = new SdpScanner();
+  /** SDP media go to the flow registry: a registry and track_media. */
+  private readonly tracking: boolean;
 
   constructor(
     private readonly cfg: SipConfig,
     private readonly flows: FlowRegistry | null,
   ) {
     for (const p of cfg.ports) this.udpPorts[p] = 1;
+    this.tracking = flows !== null && cfg.track_media;
     this.tcp = { ports: [...cfg.ports] };
   }
 
@@ -105,7 +112,7 @@ export class SipParser implements StreamParser {
 
   handle(p: DecodedPacket, out: OutputRecord, hasTs: boolean, tsDigits: number): boolean {
     const m = this.msg;
-    const n = m.parse(p.payloadBuf, p.payloadOff, p.payloadOff + p.payloadLen, false);
+    const n = m.parse(p.payloadBuf, p.payloadOff, p.payloadOff + p.payloadLen, false, p.payloadView);
     if (n < 0) {
       this.stats.rejects[m.reject]++;
       return false;
@@ -114,6 +121,7 @@ export class SipParser implements StreamParser {
     if (m.badLength) this.stats.rejects[SipReject.BadContentLength]++;
     out.fillEnvelope(p, hasTs, tsDigits);
     this.fill(out);
+    if (this.tracking) this.correlate(m);
     return true;
   }
 
@@ -145,6 +153,7 @@ export class SipParser implements StreamParser {
       rec.reset();
       rec.fillEnvelope(c.packet, c.hasTs, c.tsDigits);
       this.fill(rec);
+      if (this.tracking) this.correlate(m);
       this.stats.tcpMessages++;
       em.emit();
       at += n;
@@ -178,48 +187,49 @@ export class SipParser implements StreamParser {
     st.messages++;
     if (m.isRequest) {
       st.requests++;
-      L.setBytes(K_METHOD, b, m.methodOff, m.methodLen);
+      L.setBytesId(K_METHOD, b, m.methodOff, m.methodLen);
     } else {
       st.responses++;
-      L.setBytes(K_STATUS, b, m.statusOff, 3);
+      L.setBytesId(K_STATUS, b, m.statusOff, 3);
     }
     this.headerLabel(L, K_CALL_ID, m.header(H_CALL_ID));
     const from = m.header(H_FROM);
     if (from >= 0) {
       if (m.hFolded[from] === 0) {
-        if (addrSpec(b, m.hValOff[from], m.hValLen[from], t)) L.setBytes(K_FROM, b, t[0], t[1]);
-        if (tagParam(b, m.hValOff[from], m.hValLen[from], t)) L.setBytes(K_FROM_TAG, b, t[0], t[1]);
+        const f = addrAndTag(b, m.hValOff[from], m.hValLen[from], t);
+        if ((f & ADDR_FOUND) !== 0) L.setBytesId(K_FROM, b, t[0], t[1]);
+        if ((f & TAG_FOUND) !== 0) L.setBytesId(K_FROM_TAG, b, t[2], t[3]);
       } else this.foldedAddr(L, K_FROM, K_FROM_TAG, m.valueString(from));
     }
     const to = m.header(H_TO);
     if (to >= 0) {
       if (m.hFolded[to] === 0) {
-        if (addrSpec(b, m.hValOff[to], m.hValLen[to], t)) L.setBytes(K_TO, b, t[0], t[1]);
-        if (tagParam(b, m.hValOff[to], m.hValLen[to], t)) L.setBytes(K_TO_TAG, b, t[0], t[1]);
+        const f = addrAndTag(b, m.hValOff[to], m.hValLen[to], t);
+        if ((f & ADDR_FOUND) !== 0) L.setBytesId(K_TO, b, t[0], t[1]);
+        if ((f & TAG_FOUND) !== 0) L.setBytesId(K_TO_TAG, b, t[2], t[3]);
       } else this.foldedAddr(L, K_TO, K_TO_TAG, m.valueString(to));
     }
     this.headerLabel(L, K_CSEQ, m.header(H_CSEQ));
     this.headerLabel(L, K_UA, m.header(H_USER_AGENT));
     this.payload.set(m);
     out.payload = this.payload;
-    if (this.flows !== null && this.cfg.track_media) this.correlate(m);
   }
 
-  private headerLabel(L: OutputRecord['labels'], key: string, i: number): void {
+  private headerLabel(L: OutputRecord['labels'], key: number, i: number): void {
     if (i < 0) return;
     const m = this.msg;
-    if (m.hFolded[i] === 0) L.setBytes(key, m.buf, m.hValOff[i], m.hValLen[i]);
-    else L.set(key, m.valueString(i));
+    if (m.hFolded[i] === 0) L.setBytesId(key, m.buf, m.hValOff[i], m.hValLen[i]);
+    else L.setId(key, m.valueString(i));
   }
 
-  private foldedAddr(L: OutputRecord['labels'], key: string, tagKey: string, v: string): void {
+  private foldedAddr(L: OutputRecord['labels'], key: number, tagKey: number, v: string): void {
     const b = Buffer.from(v, 'utf8');
     const u = new Uint8Array(b.buffer, b.byteOffset, b.length);
-    if (addrSpec(u, 0, u.length, this.tmp)) L.setBytes(key, u, this.tmp[0], this.tmp[1]);
-    if (tagParam(u, 0, u.length, this.tmp)) L.setBytes(tagKey, u, this.tmp[0], this.tmp[1]);
+    if (addrSpec(u, 0, u.length, this.tmp)) L.setBytesId(key, u, this.tmp[0], this.tmp[1]);
+    if (tagParam(u, 0, u.length, this.tmp)) L.setBytesId(tagKey, u, this.tmp[0], this.tmp[1]);
   }
 
-  // ---- media correlation (slow path: SDP bodies and call ends only) ----
+  // ---- media correlation: SDP bodies and call ends only, from the message bytes ----
 
   private correlate(m: SipMessage): void {
     const ci = m.header(H_CALL_ID);
@@ -232,11 +242,11 @@ export class SipParser implements StreamParser {
       const bye = ml === 3 && b[o] === 66 && b[o + 1] === 89 && b[o + 2] === 69;
       const cancel = ml === 6 && b[o] === 67 && b[o + 1] === 65 && b[o + 2] === 78;
       if (bye || cancel) {
-        this.endCall(m.valueString(ci));
+        this.endCall(callKey(m, ci));
         return;
       }
     } else if (m.status >= 300 && isInviteCseq) {
-      this.endCall(m.valueString(ci));
+      this.endCall(callKey(m, ci));
       return;
     }
     if (m.bodyLen === 0) return;
@@ -245,64 +255,244 @@ export class SipParser implements StreamParser {
     // Content-Type starts with application/sdp or multipart/: check bytes before making strings.
     const c0 = b[m.hValOff[cti]] | 32;
     if (c0 !== 97 && c0 !== 109) return;
-    const sdp = sdpOfBody(m.valueString(cti), m.bodyString());
-    if (sdp === null) return;
-    this.stats.sdpBodies++;
-    const media = parseSdp(sdp);
+    let media: SdpMedia[];
+    if (m.hFolded[cti] === 0 && isSdpType(b, m.hValOff[cti], m.hValLen[cti])) {
+      this.stats.sdpBodies++;
+      const n = this.sdp.scan(b, m.view, m.bodyOff, m.bodyOff + m.bodyLen);
+      if (n === 0) return;
+      if (n > 0) {
+        this.registerScanned(m, ci, n);
+        return;
+      }
+      media = parseSdp(m.bodyString()); // declined by the scanner: rare forms
+    } else {
+      // Multipart bodies (SIP-I), folded Content-Type: strings, rare.
+      const sdp = sdpOfBody(m.valueString(cti), m.bodyString());
+      if (sdp === null) return;
+      this.stats.sdpBodies++;
+      media = parseSdp(sdp);
+    }
     if (media.length === 0) return;
-    this.register(m.valueString(ci), media);
+    this.registerParsed(m, ci, media);
   }
 
-  private register(callId: string, media: SdpMedia[]): void {
-    const flows = this.flows!;
-    let call = this.calls.get(callId);
-    if (call === undefined) {
-      call = { endpoints: [] };
-      this.calls.set(callId, call);
-      // Bounded: forget the oldest calls (their entries still expire by TTL).
-      if (this.calls.size > 100_000) this.calls.delete(this.calls.keys().next().value as string);
-    }
+  /** Registers the scanner's endpoints: contexts written from the message bytes. */
+  private registerScanned(m: SipMessage, ci: number, n: number): void {
+    const call = this.callFor(callKey(m, ci));
     const ttl = this.cfg.media_ttl * 1000;
-    for (const md of media) {
-      let ptmap = md.ptmap;
-      while (Buffer.byteLength(ptmap) > PTMAP_MAX) ptmap = ptmap.slice(0, ptmap.lastIndexOf(' '));
-      const labels = { media: md.media.slice(0, 16), pt: ptmap };
-      const codec = truncUtf8(md.codec, 16);
-      const eps: [string, number][] = [[md.address, md.port]];
-      if (md.rtcpPort > 0) eps.push([md.rtcpAddress, md.rtcpPort]);
-      for (const [address, port] of eps) {
+    const now = Date.now(); // one clock read for the message's writes
+    const held = this.flows!.holdWrites(); // one lock for them too (if busy, each write tries on its own, as before)
+    try {
+      for (let i = 0; i < n; i++) this.registerDescription(m, ci, call, i, ttl, now);
+    } finally {
+      if (held) this.flows!.releaseWrites();
+    }
+  }
+
+  /** The scanner's media description i: its context, then its RTP and RTCP endpoints. */
+  private registerDescription(m: SipMessage, ci: number, call: CallMedia, i: number, ttl: number, now: number): void {
+    const sc = this.sdp;
+    const buf = m.buf;
+    const ctx = this.flows!.builder;
+    let ok = true;
+    try {
+      ctx.reset();
+      this.writeCallId(m, ci);
+      if (sc.codecStatic[i] >= 0) {
+        const name = staticName(sc.codecStatic[i]);
+        ctx.codec(name, 0, Math.min(name.length, CODEC_MAX));
+      } else ctx.codec(buf, sc.codecOff[i], Math.min(sc.codecLen[i], CODEC_MAX));
+      ctx.label(L_MEDIA, buf, sc.mediaOff[i], Math.min(sc.mediaLen[i], 16));
+      const po = i * PTMAP_CAP;
+      ctx.label(L_PT, sc.ptmap, po, ptmapCut(sc.ptmap, po, sc.ptmapLen[i]));
+    } catch {
+      ok = false; // does not fit the slot (media type and ptmap at their longest): counted per endpoint
+    }
+    for (let k = 0; k < sc.nports[i]; k++) {
+      const port = sc.port[i] + 2 * k;
+      this.registerEndpoint(call, ok, this.keyOf(sc.addrKind[i], sc.addr4[i], buf, sc.addrOff[i], sc.addrLen[i], port), ttl, now);
+      const rtcp = sc.mux[i] ? -1 : sc.rtcpPort[i] > 0 && k === 0 ? sc.rtcpPort[i] : port + 1;
+      if (rtcp <= 0) continue;
+      const keyed =
+        sc.rtcpKind[i] !== ADDR_NONE
+          ? this.keyOf(sc.rtcpKind[i], sc.rtcp4[i], buf, sc.rtcpOff[i], sc.rtcpLen[i], rtcp)
+          : this.keyOf(sc.addrKind[i], sc.addr4[i], buf, sc.addrOff[i], sc.addrLen[i], rtcp);
+      this.registerEndpoint(call, ok, keyed, ttl, now);
+    }
+  }
+
+  /** Registers parseSdp's endpoints (multipart bodies, bodies the scanner declined). */
+  private registerParsed(m: SipMessage, ci: number, media: SdpMedia[]): void {
+    const callId = m.valueString(ci);
+    const call = this.callFor(callKey(m, ci));
+    const ctx = this.flows!.builder;
+    const ttl = this.cfg.media_ttl * 1000;
+    const now = Date.now();
+    const held = this.flows!.holdWrites();
+    try {
+      for (const md of media) {
+        let ptmap = md.ptmap;
+        while (Buffer.byteLength(ptmap) > PTMAP_MAX) ptmap = ptmap.slice(0, ptmap.lastIndexOf(' '));
+        let ok = true;
         try {
-          this.key.endpoint(address, port);
-          if (flows.register(this.key, { callId: truncUtf8(callId, 128), codec, labels }, ttl) < 0) this.stats.registerFailed++;
-          else {
-            this.stats.endpointsRegistered++;
-            if (!call.endpoints.some((e) => e.address === address && e.port === port)) call.endpoints.push({ address, port, codec, labels });
-          }
+          ctx.reset().callIdString(truncUtf8(callId, CALL_ID_MAX)).codecString(truncUtf8(md.codec, CODEC_MAX));
+          ctx.labelString('media', md.media.slice(0, 16)).labelString('pt', ptmap);
         } catch {
-          this.stats.registerFailed++; // an address the registry does not take (e.g. a host name)
+          ok = false;
         }
+        this.registerEndpoint(call, ok, this.keyOfText(md.address, md.port), ttl, now);
+        if (md.rtcpPort > 0) this.registerEndpoint(call, ok, this.keyOfText(md.rtcpAddress, md.rtcpPort), ttl, now);
+      }
+    } finally {
+      if (held) this.flows!.releaseWrites();
+    }
+  }
+
+  /** The call's Call-ID into the context: its bytes when plain ASCII (nearly always), else the string's UTF-8. */
+  private writeCallId(m: SipMessage, ci: number): void {
+    const ctx = this.flows!.builder;
+    if (m.hFolded[ci] === 0 && ctx.callIdAscii(m.buf, m.hValOff[ci], Math.min(m.hValLen[ci], CALL_ID_MAX), m.view)) return;
+    ctx.callIdString(truncUtf8(m.valueString(ci), CALL_ID_MAX));
+  }
+
+  /** this.key for an SDP address (ADDR_V4: the number; text: parsed), or false if the registry does not take it. */
+  private keyOf(kind: number, v4: number, buf: Uint8Array, off: number, len: number, port: number): boolean {
+    if (kind === ADDR_V4) {
+      this.key.endpoint4(v4, port);
+      return true;
+    }
+    return this.keyOfText(Buffer.from(buf.buffer, buf.byteOffset + off, len).toString('latin1'), port);
+  }
+
+  private keyOfText(address: string, port: number): boolean {
+    try {
+      this.key.endpoint(address, port);
+      return true;
+    } catch {
+      return false; // e.g. a host name
+    }
+  }
+
+  /** Registers this.key with the builder's context; on success the call remembers the endpoint. */
+  private registerEndpoint(call: CallMedia, ctxOk: boolean, keyed: boolean, ttl: number, now: number): void {
+    if (!ctxOk || !keyed || this.flows!.registerScratch(this.key, ttl, now) < 0) {
+      this.stats.registerFailed++;
+      return;
+    }
+    this.stats.endpointsRegistered++;
+    call.add(this.key.w);
+  }
+
+  private callFor(key: string): CallMedia {
+    let call = this.calls.get(key);
+    if (call === undefined) {
+      call = this.spare.pop() ?? new CallMedia();
+      call.n = 0;
+      this.calls.set(key, call);
+      // Bounded: forget the oldest calls (their entries still expire by TTL).
+      if (this.calls.size > 100_000) {
+        const oldest = this.calls.keys().next().value as string;
+        this.recycle(this.calls.get(oldest)!);
+        this.calls.delete(oldest);
       }
     }
+    return call;
   }
 
   /** BYE, CANCEL, final error to INVITE: the call's media entries live only `bye_grace` more seconds. */
-  private endCall(callId: string): void {
-    const call = this.calls.get(callId);
+  private endCall(key: string): void {
+    const call = this.calls.get(key);
     if (call === undefined) return;
-    this.calls.delete(callId);
+    this.calls.delete(key);
     this.stats.callsEnded++;
     const flows = this.flows!;
     const grace = Math.max(1, this.cfg.bye_grace * 1000);
-    for (const e of call.endpoints) {
-      this.key.endpoint(e.address, e.port);
-      flows.register(this.key, { callId: truncUtf8(callId, 128), codec: e.codec, labels: e.labels }, grace);
+    const w = this.key.w;
+    const now = Date.now();
+    const held = flows.holdWrites();
+    try {
+      for (let e = 0; e < call.n; e++) {
+        for (let j = 0; j < EP_WORDS; j++) w[j] = call.w[e * EP_WORDS + j];
+        w[6] = w[7] = w[8] = w[9] = 0; // endpoint keys: no second address
+        flows.expireIn(this.key, grace, now);
+      }
+    } finally {
+      if (held) flows.releaseWrites();
     }
+    this.recycle(call);
+  }
+
+  private recycle(call: CallMedia): void {
+    if (this.spare.length < 256) this.spare.push(call);
   }
 
   /** Calls whose media this process registered and has not seen end (tests, stats). */
   get callsTracked(): number {
     return this.calls.size;
   }
+}
+
+/** FlowKey words kept per endpoint: kind, ports, address (4 words; IPv4 uses the first). */
+const EP_WORDS = 6;
+
+/** A call's registered media endpoints, as FlowKey words (reused: see SipParser.spare). */
+class CallMedia {
+  n = 0;
+  w = new Int32Array(4 * EP_WORDS);
+
+  /** Adds the endpoint of key words `k` unless present. */
+  add(k: Int32Array): void {
+    const w = this.w;
+    for (let e = 0; e < this.n; e++) {
+      let j = 0;
+      while (j < EP_WORDS && w[e * EP_WORDS + j] === k[j]) j++;
+      if (j === EP_WORDS) return;
+    }
+    if ((this.n + 1) * EP_WORDS > w.length) {
+      this.w = new Int32Array(w.length * 2);
+      this.w.set(w);
+    }
+    for (let j = 0; j < EP_WORDS; j++) this.w[this.n * EP_WORDS + j] = k[j];
+    this.n++;
+  }
+}
+
+const L_MEDIA = Uint8Array.from('media', (c) => c.charCodeAt(0));
+const L_PT = Uint8Array.from('pt', (c) => c.charCodeAt(0));
+
+/** Content-Type value starts with application/sdp (ASCII, any case). */
+function isSdpType(b: Uint8Array, off: number, len: number): boolean {
+  if (len < APP_SDP.length) return false;
+  for (let i = 0; i < APP_SDP.length; i++) {
+    const c = b[off + i];
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== APP_SDP[i]) return false;
+  }
+  return true;
+}
+const APP_SDP = Uint8Array.from('application/sdp', (c) => c.charCodeAt(0));
+
+/**
+ * The ptmap's length within PTMAP_MAX bytes, cut at a space as the string
+ * path's loop does (ASCII: bytes are characters): the longest prefix ending
+ * before a space, else the first PTMAP_MAX bytes.
+ */
+function ptmapCut(b: Uint8Array, off: number, len: number): number {
+  if (len <= PTMAP_MAX) return len;
+  for (let i = PTMAP_MAX; i >= 0; i--) if (b[off + i] === 32) return i;
+  return PTMAP_MAX;
+}
+
+// Buffer's latin1Slice reads any Uint8Array: a key string without a Buffer object per message.
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }).latin1Slice;
+
+/**
+ * The calls map's key for a message's Call-ID: its bytes as latin1 (one
+ * string, no decoding); a folded value as valueString gives it (rare).
+ */
+function callKey(m: SipMessage, ci: number): string {
+  if (m.hFolded[ci] !== 0) return m.valueString(ci);
+  const off = m.hValOff[ci];
+  return latin1Slice.call(m.buf, off, off + m.hValLen[ci]);
 }
 
 function isInvite(b: Uint8Array, o: number): boolean {
@@ -336,6 +526,7 @@ const sip: PluginDefinition<'parser', SipConfig> = {
       additionalProperties: false,
     },
   },
+  payloadReader: () => new SipPayloadReader(),
   init(ctx) {
     return new SipParser(ctx.config, ctx.flows ?? null);
   },

@@ -5,11 +5,47 @@
 //   {"start_line":S,"method":S|null,"uri":S|null,"status":N|null,"reason":S|null,
 //    "headers":[[name,value],...],"body":S,"body_truncated":B}
 // Protobuf: otus.sip.v1.SipPayload (sip.proto).
+// Compact (the send ring's form; SipPayloadReader reads it in the sender,
+// where the escaping into JSON happens), 32-bit little-endian words:
+//   0 flags (1 request, 2 body truncated) | status << 16
+//   1 message length M     2 header count H
+//   3..12 start line, method, uri, reason, body: offset and length each
+//   13.. per header: name offset, name length, value offset, value length
+//   then the message's M bytes, from its start line (offsets count from there).
 
 import { ascii, jsonStringBytesLength, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
-import type { Payload } from '../../../src/pipeline/record.js';
-import type { SipMessage } from './message.js';
+import type { Payload, PayloadReader } from '../../../src/pipeline/record.js';
+import { r32, wordView } from '../../../src/pipeline/wire.js';
+import { MAX_HEADERS } from './message.js';
+
+/** What the payload reads of a message: a parsed SipMessage, or its compact form read back (CompactSip). */
+export interface SipFields {
+  readonly buf: Uint8Array;
+  /** The message's bytes [off, end): start line through body. */
+  readonly off: number;
+  readonly end: number;
+  readonly isRequest: boolean;
+  readonly truncated: boolean;
+  readonly status: number;
+  readonly lineOff: number;
+  readonly lineLen: number;
+  readonly methodOff: number;
+  readonly methodLen: number;
+  readonly uriOff: number;
+  readonly uriLen: number;
+  readonly reasonOff: number;
+  readonly reasonLen: number;
+  readonly bodyOff: number;
+  readonly bodyLen: number;
+  readonly headerCount: number;
+  readonly hNameOff: Int32Array;
+  readonly hNameLen: Int32Array;
+  readonly hValOff: Int32Array;
+  readonly hValLen: Int32Array;
+}
+
+const FIXED_WORDS = 13;
 
 const K_START = ascii('{"start_line":');
 const K_METHOD = ascii(',"method":');
@@ -31,10 +67,47 @@ function lenField(len: number): number {
 
 export class SipPayload implements Payload {
   readonly type = 'sip';
-  private m: SipMessage | null = null;
+  private m: SipFields | null = null;
 
-  set(m: SipMessage): void {
+  set(m: SipFields): void {
     this.m = m;
+  }
+
+  writeCompact(buf: Uint8Array, off: number, end: number): number {
+    const m = this.m!;
+    const base = m.off;
+    const len = m.end - base;
+    const h = m.headerCount;
+    const at = off + 4 * (FIXED_WORDS + 4 * h);
+    if (end - at < len) return -1;
+    const W = wordView(buf);
+    if (W === null || (off & 3) !== 0) return -1; // the wire record aligns payloads
+    let k = off >> 2;
+    W[k] = (m.isRequest ? 1 : 0) | (m.truncated ? 2 : 0) | (m.status << 16);
+    W[k + 1] = len;
+    W[k + 2] = h;
+    W[k + 3] = m.lineOff - base;
+    W[k + 4] = m.lineLen;
+    // Requests have no reason, responses no method and uri (their spans may be stale from an earlier message).
+    const req = m.isRequest;
+    W[k + 5] = req ? rel(m.methodOff, m.methodLen, base) : 0;
+    W[k + 6] = req ? m.methodLen : 0;
+    W[k + 7] = req ? rel(m.uriOff, m.uriLen, base) : 0;
+    W[k + 8] = req ? m.uriLen : 0;
+    W[k + 9] = req ? 0 : rel(m.reasonOff, m.reasonLen, base);
+    W[k + 10] = req ? 0 : m.reasonLen;
+    W[k + 11] = rel(m.bodyOff, m.bodyLen, base);
+    W[k + 12] = m.bodyLen;
+    k += FIXED_WORDS;
+    for (let i = 0; i < h; i++, k += 4) {
+      W[k] = m.hNameOff[i] - base;
+      W[k + 1] = m.hNameLen[i];
+      W[k + 2] = m.hValOff[i] - base;
+      W[k + 3] = m.hValLen[i];
+    }
+    // One copy of the whole message (memcpy; its subarray is this path's only allocation).
+    buf.set(m.buf.subarray(base, base + len), at);
+    return at + len;
   }
 
   writeJson(buf: Uint8Array, off: number, end: number): number {
@@ -120,4 +193,87 @@ function bytesField(buf: Uint8Array, off: number, tag: number, src: Uint8Array, 
   off = writeVarint(buf, off, len);
   for (let i = 0; i < len; i++) buf[off++] = src[so + i];
   return off;
+}
+
+/** A span's offset from the message start; 0 for an empty span (an unset one may hold any offset). */
+function rel(off: number, len: number, base: number): number {
+  return len > 0 ? off - base : 0;
+}
+
+/** A compact sip payload read in place (the sender's side). */
+class CompactSip implements SipFields {
+  buf: Uint8Array = new Uint8Array(0);
+  off = 0;
+  end = 0;
+  isRequest = false;
+  truncated = false;
+  status = 0;
+  lineOff = 0;
+  lineLen = 0;
+  methodOff = 0;
+  methodLen = 0;
+  uriOff = 0;
+  uriLen = 0;
+  reasonOff = 0;
+  reasonLen = 0;
+  bodyOff = 0;
+  bodyLen = 0;
+  headerCount = 0;
+  readonly hNameOff = new Int32Array(MAX_HEADERS);
+  readonly hNameLen = new Int32Array(MAX_HEADERS);
+  readonly hValOff = new Int32Array(MAX_HEADERS);
+  readonly hValLen = new Int32Array(MAX_HEADERS);
+
+  /** False when the bytes are not a well-formed compact payload (every span is checked to lie in the message). */
+  load(buf: Uint8Array, off: number, len: number): boolean {
+    if (len < 4 * FIXED_WORDS) return false;
+    const w0 = r32(buf, off);
+    const mlen = r32(buf, off + 4);
+    const h = r32(buf, off + 8);
+    const base = off + 4 * (FIXED_WORDS + 4 * h);
+    if (h > MAX_HEADERS || base + mlen !== off + len) return false;
+    this.buf = buf;
+    this.isRequest = (w0 & 1) !== 0;
+    this.truncated = (w0 & 2) !== 0;
+    this.status = w0 >>> 16;
+    for (let o = off + 12; o < off + 4 * FIXED_WORDS; o += 8) if (r32(buf, o) + r32(buf, o + 4) > mlen) return false;
+    this.off = base;
+    this.end = base + mlen;
+    this.lineOff = base + r32(buf, off + 12);
+    this.lineLen = r32(buf, off + 16);
+    this.methodOff = base + r32(buf, off + 20);
+    this.methodLen = r32(buf, off + 24);
+    this.uriOff = base + r32(buf, off + 28);
+    this.uriLen = r32(buf, off + 32);
+    this.reasonOff = base + r32(buf, off + 36);
+    this.reasonLen = r32(buf, off + 40);
+    this.bodyOff = base + r32(buf, off + 44);
+    this.bodyLen = r32(buf, off + 48);
+    for (let i = 0, o = off + 4 * FIXED_WORDS; i < h; i++, o += 16) {
+      const no = r32(buf, o);
+      const nl = r32(buf, o + 4);
+      const vo = r32(buf, o + 8);
+      const vl = r32(buf, o + 12);
+      if (no + nl > mlen || vo + vl > mlen) return false;
+      this.hNameOff[i] = base + no;
+      this.hNameLen[i] = nl;
+      this.hValOff[i] = base + vo;
+      this.hValLen[i] = vl;
+    }
+    this.headerCount = h;
+    return true;
+  }
+}
+
+/** The sender's reader of sip compact payloads (PluginDefinition.payloadReader). */
+export class SipPayloadReader implements PayloadReader {
+  readonly protocol = 'sip';
+  private readonly fields = new CompactSip();
+  private readonly payload = new SipPayload();
+
+  read(buf: Uint8Array, off: number, len: number): Payload | null {
+    if (!this.fields.load(buf, off, len)) return null;
+    this.payload.set(this.fields);
+    return this.payload;
+  }
 }

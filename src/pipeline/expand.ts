@@ -1,0 +1,69 @@
+// The sender's half of the record path: a wire record from the send ring
+// (wire.ts) expanded into the reporter's format, JSON or protobuf. Compact
+// payloads are read back by the PayloadReader of the parser plugin that
+// wrote them, found by the record's protocol name.
+
+import type { RecordFormat } from '../plugin/types.js';
+import { ascii } from './bytes.js';
+import { writeJsonRecord } from './codec-json.js';
+import { writeProtobufRecord } from './codec-protobuf.js';
+import type { KeyResolver } from './label-keys.js';
+import type { Payload, PayloadReader } from './record.js';
+import { PayloadKind, WireRecord } from './wire.js';
+
+export class ExpandStats {
+  /** Records expanded. */
+  records = 0;
+  /** Dropped: not a well-formed wire record. */
+  malformed = 0;
+  /** Dropped: the expanded record was bigger than the output room. */
+  tooBig = 0;
+  /** Payload written as null: a compact payload no reader knows, or one its reader refused. */
+  payloadUnread = 0;
+  /** Payload written as null: pre-encoded in the other format (capture and sender disagree on the format). */
+  payloadFormat = 0;
+}
+
+export class RecordExpander {
+  readonly stats = new ExpandStats();
+  readonly wire = new WireRecord();
+  private readonly names: Uint8Array[];
+  private readonly readers: PayloadReader[];
+
+  constructor(
+    readonly format: RecordFormat,
+    readers: readonly PayloadReader[],
+  ) {
+    this.readers = [...readers];
+    this.names = this.readers.map((r) => ascii(r.protocol));
+  }
+
+  /**
+   * Expands the wire record at buf[off, off+len), its key ids named by
+   * `keys` (the batch's), into out[outOff..outEnd). Returns the offset after
+   * it, or -1 when the record is dropped (counted).
+   */
+  expand(buf: Uint8Array, off: number, len: number, keys: KeyResolver, out: Uint8Array, outOff: number, outEnd: number): number {
+    const w = this.wire;
+    if (!w.load(buf, off, len, keys)) {
+      this.stats.malformed++;
+      return -1;
+    }
+    let compact: Payload | null = null;
+    const pk = w.payloadKind;
+    if (pk === PayloadKind.Compact) {
+      compact = this.read(w);
+      if (compact === null) this.stats.payloadUnread++;
+    } else if (pk === (this.format === 'json' ? PayloadKind.Protobuf : PayloadKind.Json)) this.stats.payloadFormat++;
+    const end = this.format === 'json' ? writeJsonRecord(w, compact, out, outOff, outEnd) : writeProtobufRecord(w, compact, out, outOff, outEnd);
+    if (end < 0) this.stats.tooBig++;
+    else this.stats.records++;
+    return end;
+  }
+
+  private read(w: WireRecord): Payload | null {
+    const names = this.names;
+    for (let i = 0; i < names.length; i++) if (w.protocolIs(names[i])) return this.readers[i].read(w.buf, w.payloadOff, w.payloadLen);
+    return null;
+  }
+}

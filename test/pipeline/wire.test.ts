@@ -1,0 +1,222 @@
+// The capture → sender record path: wire records (src/pipeline/wire.ts)
+// batched (batch-sink.ts) and expanded by the sender (expand.ts) must give
+// byte for byte the JSON and protobuf the in-process codecs give, compact
+// payloads (rtp, sip) included; and bad bytes in the ring are counted, never
+// thrown.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { openCapture } from '../../src/capture-file/open.js';
+import { Decoder } from '../../src/decode/decoder.js';
+import { defaultDecoderOptions } from '../../src/decode/options.js';
+import { BatchReader, BatchSink } from '../../src/pipeline/batch-sink.js';
+import { ENCODERS, wireEncoder, type EncodeFn } from '../../src/pipeline/codec.js';
+import { RecordExpander } from '../../src/pipeline/expand.js';
+import { labelKeyId, LOCAL_KEYS } from '../../src/pipeline/label-keys.js';
+import { Labels } from '../../src/pipeline/labels.js';
+import { Pipeline } from '../../src/pipeline/pipeline.js';
+import { MemorySink, type RecordSink } from '../../src/pipeline/sink.js';
+import { createRegistry } from '../../src/plugin/builtins.js';
+import type { Parser, RecordFormat } from '../../src/plugin/types.js';
+import { FlowRegistry } from '../../src/shm/registry.js';
+import { FIXTURES, SAMPLE, text } from './helpers.js';
+import { join } from 'node:path';
+
+const CAPTURES = [
+  SAMPLE,
+  ...[
+    'PcapPlusPlus--sip_reqs.pcap',
+    'PcapPlusPlus--sip_resp.pcap',
+    'suricata-verify--sip-sdp.pcap',
+    'suricata-verify--sip-tcp-method.pcap',
+    'suricata-verify--sip-compact-form.pcap',
+    'suricata-verify--sip-body-large.pcap',
+    'suricata-verify--sip-body-frames.pcap',
+    'rtpproxy--dtmf.pcapng',
+    'packetnet--ipv6_rtp.pcap',
+    'PcapPlusPlus--TwoHttpRequests.pcap',
+    'tcpdump--dns_udp.pcap',
+  ].map((f) => join(FIXTURES, f)),
+];
+
+let run = 0;
+
+/** A fresh set of parsers (sip, rtp with the heuristic, rtcp, dns, http) over their own flow registry. */
+async function parsers(): Promise<{ list: Parser[]; flows: FlowRegistry }> {
+  const reg = await createRegistry();
+  const flows = FlowRegistry.create(`wiretest${process.pid}-${run++}`, { capacity: 4096 });
+  const base = { node: {}, taskId: 't', worker: 0, flows, where: 'test' };
+  const list: Parser[] = [];
+  for (const [name, config] of [
+    ['sip', {}],
+    ['rtp', { heuristic: true }],
+    ['rtcp', { heuristic: true }],
+    ['dns', {}],
+    ['http', {}],
+  ] as const) {
+    list.push(await reg.instantiate('parser', name, config, base));
+  }
+  return { list, flows };
+}
+
+function pipeline(list: Parser[], encode: EncodeFn, sink: RecordSink): Pipeline {
+  return new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: list, processors: [], unmatched: 'forward', encode, sink });
+}
+
+/** Records of `file` as the in-process codec writes them. */
+async function inProcess(file: string, format: RecordFormat): Promise<Uint8Array[]> {
+  const { list, flows } = await parsers();
+  const sink = new MemorySink();
+  const pl = pipeline(list, ENCODERS[format], sink);
+  const r = openCapture(file);
+  while (r.next()) pl.processFrame(r.frame);
+  pl.flush();
+  flows.close();
+  return sink.records();
+}
+
+/** Records of `file` the capture process's way: wire records in batches, then expanded as the sender does. */
+async function viaSender(file: string, format: RecordFormat): Promise<{ records: Uint8Array[]; wire: Uint8Array[]; expander: RecordExpander }> {
+  const { list, flows } = await parsers();
+  const ring = new MemorySink();
+  const batch = new BatchSink(ring, 256 * 1024);
+  const pl = pipeline(list, wireEncoder(format, batch.keys), batch);
+  const r = openCapture(file);
+  while (r.next()) pl.processFrame(r.frame);
+  pl.flush();
+  flows.close();
+  const expander = new RecordExpander(format, (await createRegistry()).payloadReaders());
+  const reader = new BatchReader();
+  const out = new Uint8Array(1 << 20);
+  const records: Uint8Array[] = [];
+  const wire: Uint8Array[] = [];
+  for (const b of ring.records()) {
+    assert.ok(reader.start(b, 0, b.length));
+    while (reader.next() >= 0) {
+      wire.push(b.slice(reader.off, reader.off + reader.len));
+      const end = expander.expand(b, reader.off, reader.len, reader.keys, out, 0, out.length);
+      assert.ok(end > 0, `${file}: record ${records.length} expands`);
+      records.push(out.slice(0, end));
+    }
+  }
+  assert.equal(reader.broken, 0);
+  return { records, wire, expander };
+}
+
+for (const format of ['json', 'protobuf'] as const) {
+  test(`${format}: the sender's expansion of batched wire records equals the in-process codec, compact payloads included`, async () => {
+    let compared = 0;
+    for (const file of CAPTURES) {
+      const want = await inProcess(file, format);
+      const got = await viaSender(file, format);
+      assert.equal(got.records.length, want.length, file);
+      for (let i = 0; i < want.length; i++) {
+        assert.deepEqual(got.records[i], want[i], `${file} record ${i}: ${format === 'json' ? text(got.records[i]) : ''}`);
+      }
+      assert.equal(got.expander.stats.payloadUnread + got.expander.stats.payloadFormat, 0, file);
+      compared += want.length;
+    }
+    assert.ok(compared > 400, `compared ${compared} records`);
+  });
+}
+
+test('compact payloads are what goes through the ring for sip and rtp', async () => {
+  const { wire } = await viaSender(join(FIXTURES, 'suricata-verify--sip-sdp.pcap'), 'json');
+  const { wire: rtpWire } = await viaSender(SAMPLE, 'json');
+  const expander = new RecordExpander('json', []);
+  const out = new Uint8Array(1 << 16);
+  // Without the parsers' readers the sender cannot read their payloads: written as null and counted.
+  for (const w of [...wire, ...rtpWire]) {
+    const end = expander.expand(w, 0, w.length, LOCAL_KEYS, out, 0, out.length);
+    // Ids are this process's: the keys resolve locally.
+    assert.ok(end > 0);
+    const j = JSON.parse(text(out.subarray(0, end)));
+    if (j.protocol === 'sip' || j.protocol === 'rtp') assert.equal(j.payload, null);
+  }
+  assert.ok(expander.stats.payloadUnread > 0);
+});
+
+test('bad wire bytes: every truncation and random corruption is dropped and counted or expands to valid JSON, never a throw', async () => {
+  const { wire } = await viaSender(join(FIXTURES, 'suricata-verify--sip-sdp.pcap'), 'json');
+  const { wire: w2 } = await viaSender(SAMPLE, 'json');
+  const samples = [...wire.slice(0, 6), ...w2.slice(0, 4)];
+  const expander = new RecordExpander('json', (await createRegistry()).payloadReaders());
+  const out = new Uint8Array(1 << 20);
+  let seed = 12345;
+  const rand = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+  let tried = 0;
+  for (const w of samples) {
+    for (let cut = 0; cut < w.length; cut++) {
+      assert.equal(expander.expand(w, 0, cut, LOCAL_KEYS, out, 0, out.length), -1, `cut at ${cut} of ${w.length}`);
+      tried++;
+    }
+    for (let k = 0; k < 300; k++) {
+      const m = w.slice();
+      for (let f = 1 + rand(4); f > 0; f--) m[rand(m.length)] = rand(256);
+      const end = expander.expand(m, 0, m.length, LOCAL_KEYS, out, 0, out.length);
+      if (end > 0) JSON.parse(text(out.subarray(0, end)));
+      tried++;
+    }
+  }
+  const st = expander.stats;
+  assert.ok(st.malformed > 0);
+  assert.equal(st.records + st.malformed + st.tooBig, tried);
+  // A record too big for the output room is dropped and counted.
+  assert.equal(expander.expand(samples[0], 0, samples[0].length, LOCAL_KEYS, out, 0, 64), -1);
+  assert.equal(expander.stats.tooBig, st.tooBig);
+});
+
+test('batches: a full ring drops whole batches and counts every record; broken framing is counted', () => {
+  const refusing: RecordSink = { u8: new Uint8Array(0), reserve: () => -1, commit: () => undefined };
+  const batch = new BatchSink(refusing, 1024);
+  for (let i = 0; i < 1000; i++) {
+    const at = batch.open();
+    batch.u8.fill(7, at, at + 100);
+    batch.close(at + 100);
+  }
+  batch.flush();
+  assert.equal(batch.droppedRecords, 1000);
+  assert.equal(batch.records, 0);
+  assert.ok(batch.droppedBatches >= 3, `${batch.droppedBatches} batches`);
+
+  const ring = new MemorySink();
+  const ok = new BatchSink(ring, 1024);
+  const L = new Labels();
+  L.set('a.key', 'v');
+  for (let i = 0; i < 3; i++) {
+    const at = ok.reserve(5);
+    ok.u8.set([1, 2, 3, 4, 5], at);
+    ok.commit(at);
+  }
+  ok.keys.use(labelKeyId('a.key'));
+  ok.flush();
+  const [b] = ring.records();
+  const reader = new BatchReader();
+  assert.ok(reader.start(b, 0, b.length));
+  const lens: number[] = [];
+  while (reader.next() >= 0) lens.push(reader.len);
+  assert.deepEqual(lens, [5, 5, 5]);
+  assert.ok(reader.keys.find(labelKeyId('a.key')));
+  assert.equal(text(reader.keys.buf.subarray(reader.keys.off, reader.keys.off + reader.keys.len)), 'a.key');
+  // Names offset past the end, then a record length past the names: both counted, nothing thrown.
+  const bad = b.slice();
+  bad[0] = 0xff;
+  assert.equal(reader.start(bad, 0, bad.length), false);
+  const bad2 = b.slice();
+  bad2[4] = 0xff;
+  assert.ok(reader.start(bad2, 0, bad2.length));
+  assert.equal(reader.next(), -1);
+  assert.equal(reader.broken, 2);
+});
+
+test('labels: numbers compare as their decimal text; keys over 255 bytes are refused and counted', () => {
+  const L = new Labels();
+  L.setUint('rtp.seq', 4711);
+  assert.equal(L.get('rtp.seq'), '4711');
+  assert.ok(L.equals('rtp.seq', '4711'));
+  assert.ok(!L.equals('rtp.seq', '04711'));
+  assert.ok(!L.equals('rtp.seq', '4711 '));
+  assert.equal(L.set('k'.repeat(256), 'x'), false);
+  assert.equal(L.overflows, 1);
+  assert.deepEqual(L.toObject(), { 'rtp.seq': '4711' });
+});
