@@ -31,7 +31,7 @@
 //        +56 u8 call-id length  +57 u8 codec length  +58 u8 labels length  +59 u8 label count
 //        +60 codec (16 bytes UTF-8)  +76 call-id (128)  +204 labels (116: per label u8 klen, key, u8 vlen, value)
 
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 import { native } from '../native.js';
 import { utf8Length, writeUtf8 } from '../pipeline/bytes.js';
 import { OtusError } from '../util/errors.js';
@@ -131,20 +131,76 @@ function fmix(h: number): number {
   return h ^ (h >>> 16);
 }
 
+/**
+ * A dotted-quad IPv4 address in buf[off, end), exactly as net.isIPv4 takes it
+ * (four decimal parts 0-255, no leading zeros): its value as an unsigned
+ * number, else -1. No allocation (SDP addresses are parsed straight from the
+ * message bytes).
+ */
+export function dottedQuadBytes(buf: Uint8Array, off: number, end: number): number {
+  let v = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = off; i < end; i++) {
+    const c = buf[i];
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      v = v * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return -1; // leading zero
+      part = part * 10 + (c - 48);
+      if (part > 255) return -1;
+      digits++;
+    } else return -1;
+  }
+  if (digits === 0 || dots !== 3) return -1;
+  return v * 256 + part;
+}
+
+/** dottedQuadBytes over a string's UTF-16 code units. */
+export function dottedQuad(text: string): number {
+  let v = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      v = v * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return -1;
+      part = part * 10 + (c - 48);
+      if (part > 255) return -1;
+      digits++;
+    } else return -1;
+  }
+  if (digits === 0 || dots !== 3) return -1;
+  return v * 256 + part;
+}
+
 /** Parses a textual IPv4/IPv6 address into 4 big-endian int32 words (IPv4: first word). */
 export function parseAddress(text: string, out: Int32Array, at: number): 4 | 6 {
-  if (isIPv4(text)) {
-    const p = text.split('.').map(Number);
-    out[at] = (p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
+  // dottedQuad takes exactly what net.isIPv4 takes, without its regex and the split/map it needed.
+  const v4 = dottedQuad(text);
+  if (v4 >= 0) {
+    out[at] = v4 | 0;
     out[at + 1] = out[at + 2] = out[at + 3] = 0;
     return 4;
   }
   if (!isIPv6(text)) badArg(`address ${JSON.stringify(text)}: not IPv4 or IPv6`);
   let s = text.split('%')[0];
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s); // ::ffff:192.0.2.1 -> ::ffff:c000:201
-  if (v4) {
-    const p = v4.slice(1).map(Number);
-    s = s.slice(0, v4.index) + ((p[0] << 8) | p[1]).toString(16) + ':' + ((p[2] << 8) | p[3]).toString(16);
+  const v4m = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s); // ::ffff:192.0.2.1 -> ::ffff:c000:201
+  if (v4m) {
+    const p = v4m.slice(1).map(Number);
+    s = s.slice(0, v4m.index) + ((p[0] << 8) | p[1]).toString(16) + ':' + ((p[2] << 8) | p[3]).toString(16);
   }
   const dbl = s.indexOf('::');
   const head = dbl >= 0 ? s.slice(0, dbl) : s;
@@ -161,10 +217,12 @@ export class FlowKey {
   readonly w = new Int32Array(10); // kind, ports, a0..a3, b0..b3
 
   endpoint4(ip: number, port: number): this {
-    this.w.fill(0);
-    this.w[0] = KIND_ENDPOINT4;
-    this.w[1] = (port & 0xffff) << 16;
-    this.w[2] = ip | 0;
+    // Stores, not w.fill(0): a builtin call costs more than ten words (SIP registers per SDP, measured).
+    const w = this.w;
+    w[0] = KIND_ENDPOINT4;
+    w[1] = (port & 0xffff) << 16;
+    w[2] = ip | 0;
+    w[3] = w[4] = w[5] = w[6] = w[7] = w[8] = w[9] = 0;
     return this;
   }
 
@@ -227,6 +285,131 @@ function hashKey(w: Int32Array): number {
 }
 
 const decoder = new TextDecoder();
+const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * A flow context written as bytes into a scratch slot image, for
+ * registerScratch: reset(), then callId, codec and labels (each a copy of
+ * bytes, or UTF-8 from a string). No strings needed: the SIP parser fills it
+ * from message bytes. Throws OTUS_ERR_BAD_ARGUMENT when a field does not
+ * fit, as register does. The content stays until the next reset(), so one
+ * context can go under several keys. Shared by register(): fill and
+ * register in one go.
+ */
+export class ContextBuilder {
+  /** Slot image: lengths, codec, call-id, labels at their slot offsets. Bytes past the lengths mean nothing (never zeroed). */
+  private readonly u8 = new Uint8Array(SLOT_BYTES);
+  /** The same image as words, for registerScratch's copy. */
+  readonly words = new Int32Array(this.u8.buffer);
+
+  reset(): this {
+    const u = this.u8;
+    u[B_LENS] = u[B_LENS + 1] = u[B_LENS + 2] = u[B_LENS + 3] = 0;
+    return this;
+  }
+
+  get callIdLength(): number {
+    return this.u8[B_LENS];
+  }
+  get codecLength(): number {
+    return this.u8[B_LENS + 1];
+  }
+  get labelsLength(): number {
+    return this.u8[B_LENS + 2];
+  }
+  get labelCount(): number {
+    return this.u8[B_LENS + 3];
+  }
+
+  callId(src: Uint8Array, off: number, len: number): this {
+    if (len > CALL_ID_MAX) badArg(`flow context call-id: more than ${CALL_ID_MAX} bytes`);
+    const u = this.u8;
+    for (let i = 0; i < len; i++) u[B_CALL_ID + i] = src[off + i];
+    u[B_LENS] = len;
+    return this;
+  }
+
+  /**
+   * Copies the call-id if it is plain ASCII (its bytes are then the UTF-8 a
+   * string would give). False otherwise, the call-id left empty. `view`: a
+   * DataView indexing the same bytes as src, to copy four at a time.
+   */
+  callIdAscii(src: Uint8Array, off: number, len: number, view: DataView | null = null): boolean {
+    if (len > CALL_ID_MAX) badArg(`flow context call-id: more than ${CALL_ID_MAX} bytes`);
+    const u = this.u8;
+    let hi = 0;
+    let i = 0;
+    if (view !== null) {
+      // `view` indexes the same bytes as src: whole words first, in the host's byte order.
+      const w = this.words;
+      for (; i + 4 <= len; i += 4) hi |= w[(B_CALL_ID + i) >> 2] = view.getInt32(off + i, HOST_LE);
+      hi = (hi & 0x80808080) !== 0 ? 0x80 : 0;
+    }
+    for (; i < len; i++) hi |= u[B_CALL_ID + i] = src[off + i];
+    u[B_LENS] = hi > 0x7f ? 0 : len;
+    return hi <= 0x7f;
+  }
+
+  callIdString(s: string): this {
+    const n = utf8Length(s);
+    if (n > CALL_ID_MAX) badArg(`flow context call-id: more than ${CALL_ID_MAX} bytes`);
+    writeUtf8(this.u8, B_CALL_ID, s);
+    this.u8[B_LENS] = n;
+    return this;
+  }
+
+  codec(src: Uint8Array, off: number, len: number): this {
+    if (len > CODEC_MAX) badArg(`flow context codec: more than ${CODEC_MAX} bytes`);
+    const u = this.u8;
+    for (let i = 0; i < len; i++) u[B_CODEC + i] = src[off + i];
+    u[B_LENS + 1] = len;
+    return this;
+  }
+
+  codecString(s: string): this {
+    const n = utf8Length(s);
+    if (n > CODEC_MAX) badArg(`flow context codec ${JSON.stringify(s)}: more than ${CODEC_MAX} bytes`);
+    writeUtf8(this.u8, B_CODEC, s);
+    this.u8[B_LENS + 1] = n;
+    return this;
+  }
+
+  /** Appends a label: key bytes, value bytes src[off, off + len). */
+  label(key: Uint8Array, src: Uint8Array, off: number, len: number): this {
+    const u = this.u8;
+    let p = this.room(key.length, len);
+    u[p++] = key.length;
+    for (let i = 0; i < key.length; i++) u[p++] = key[i];
+    u[p++] = len;
+    for (let i = 0; i < len; i++) u[p++] = src[off + i];
+    u[B_LENS + 2] = p - B_LABELS;
+    u[B_LENS + 3]++;
+    return this;
+  }
+
+  labelString(key: string, value: string): this {
+    const kl = utf8Length(key);
+    const vl = utf8Length(value);
+    const u = this.u8;
+    let p = this.room(kl, vl);
+    u[p++] = kl;
+    p = writeUtf8(u, p, key);
+    u[p++] = vl;
+    p = writeUtf8(u, p, value);
+    u[B_LENS + 2] = p - B_LABELS;
+    u[B_LENS + 3]++;
+    return this;
+  }
+
+  /** Where the next label goes, if one of these lengths fits. */
+  private room(kl: number, vl: number): number {
+    const ll = this.u8[B_LENS + 2];
+    if (kl > 255 || vl > 255 || ll + 2 + kl + vl > LABELS_MAX || this.u8[B_LENS + 3] === 255) {
+      badArg(`flow context labels: more than ${LABELS_MAX} bytes encoded`);
+    }
+    return B_LABELS + ll;
+  }
+}
 
 export class FlowRegistry {
   readonly name: string;
@@ -243,9 +426,12 @@ export class FlowRegistry {
   private readonly mask: number;
   private readonly window: number;
   private readonly owner: boolean;
-  private readonly scratch = new Uint8Array(SLOT_BYTES);
+  /** The scratch context registerScratch writes (register fills it from a FlowContext). */
+  readonly builder = new ContextBuilder();
   private readonly key = new FlowKey();
   private closed = false;
+  /** holdWrites() has the writer lock. */
+  private held = false;
 
   private constructor(name: string, buf: ArrayBuffer, owner: boolean) {
     this.name = name;
@@ -499,38 +685,27 @@ export class FlowRegistry {
    * OTUS_ERR_BAD_ARGUMENT if the context does not fit its slot.
    */
   register(key: FlowKey, ctx: FlowContext, ttlMs: number): number {
-    // UTF-8 written straight into the scratch slot: SIP registers on every
-    // offer and answer, and TextEncoder.encode cost a fifth of the SIP path
-    // (measured: bench/sip, CPU profile).
-    const sc = this.scratch;
-    const cl = utf8Length(ctx.callId);
-    if (cl > CALL_ID_MAX) badArg(`flow context call-id: more than ${CALL_ID_MAX} bytes`);
-    writeUtf8(sc, B_CALL_ID, ctx.callId);
-    const codecLen = utf8Length(ctx.codec);
-    if (codecLen > CODEC_MAX) badArg(`flow context codec ${JSON.stringify(ctx.codec)}: more than ${CODEC_MAX} bytes`);
-    writeUtf8(sc, B_CODEC, ctx.codec);
-    let ll = 0;
-    let n = 0;
+    // UTF-8 written straight into the scratch slot: TextEncoder.encode cost a
+    // fifth of the SIP path once (measured: bench/sip, CPU profile).
+    const c = this.builder.reset().callIdString(ctx.callId).codecString(ctx.codec);
     const labels = ctx.labels;
-    if (labels !== undefined) {
-      for (const k in labels) {
-        const v = labels[k]!;
-        const kl = utf8Length(k);
-        const vl = utf8Length(v);
-        if (kl > 255 || vl > 255 || ll + 2 + kl + vl > LABELS_MAX || n === 255) {
-          badArg(`flow context labels: more than ${LABELS_MAX} bytes encoded`);
-        }
-        sc[B_LABELS + ll++] = kl;
-        ll = writeUtf8(sc, B_LABELS + ll, k) - B_LABELS;
-        sc[B_LABELS + ll++] = vl;
-        ll = writeUtf8(sc, B_LABELS + ll, v) - B_LABELS;
-        n++;
-      }
-    }
+    if (labels !== undefined) for (const k in labels) c.labelString(k, labels[k]!);
+    return this.registerScratch(key, ttlMs);
+  }
+
+  /**
+   * Adds or replaces the entry for `key` with the context in `builder`
+   * (filled since its last reset()), living `ttlMs` from `now`. The builder
+   * keeps its content, so one context can go under several keys. Returns
+   * the slot, or -1 if the writer lock stayed busy (counted). `now`: a
+   * Date.now() the caller read once for several writes (a clock read costs
+   * as much as the write).
+   */
+  registerScratch(key: FlowKey, ttlMs: number, now = Date.now()): number {
     if (!(ttlMs > 0)) badArg(`flow ttl ${ttlMs}: must be > 0 ms`);
-    if (!this.lock()) return -1;
+    const own = !this.held; // holdWrites() took it already
+    if (own && !this.lock()) return -1;
     try {
-      const now = Date.now();
       const w = key.w;
       const i32 = this.i32;
       const f64 = this.f64;
@@ -582,30 +757,70 @@ export class FlowRegistry {
         f64[F_EVICTIONS]++;
       }
       const b = HEADER_BYTES / 4 + slot * W;
-      const base = b << 2;
       const s = i32[b + O_SEQ];
       Atomics.store(i32, b + O_SEQ, (s + 1) | 0); // odd: readers back off
-      i32[b + O_STATE] = LIVE;
-      for (let j = 0; j < 10; j++) i32[b + O_KIND + j] = w[j];
+      if (found < 0) {
+        i32[b + O_STATE] = LIVE;
+        for (let j = 0; j < 10; j++) i32[b + O_KIND + j] = w[j];
+      }
       f64[(b >> 1) + O_EXP_F64] = now + ttlMs;
-      this.u8[base + B_LENS] = cl;
-      this.u8[base + B_LENS + 1] = codecLen;
-      this.u8[base + B_LENS + 2] = ll;
-      this.u8[base + B_LENS + 3] = n;
-      this.u8.set(sc.subarray(B_CODEC, B_CODEC + CODEC_MAX), base + B_CODEC);
-      this.u8.set(sc.subarray(B_CALL_ID, B_CALL_ID + CALL_ID_MAX), base + B_CALL_ID);
-      this.u8.set(sc.subarray(B_LABELS, B_LABELS + LABELS_MAX), base + B_LABELS);
+      // Lengths, codec and call-id, then labels, as words up to their lengths: the
+      // cache lines past them are not touched (a slot is five; SIP contexts need about three).
+      const bld = this.builder;
+      const src = bld.words;
+      const cl = bld.callIdLength;
+      const ll = bld.labelsLength;
+      for (let j = B_LENS >> 2, e = (B_CALL_ID + cl + 3) >> 2; j < e; j++) i32[b + j] = src[j];
+      for (let j = B_LABELS >> 2, e = (B_LABELS + ll + 3) >> 2; j < e; j++) i32[b + j] = src[j];
       Atomics.store(i32, b + O_SEQ, (s + 2) | 0);
-      sc.fill(0);
       return slot;
     } finally {
-      this.unlock();
+      if (own) this.unlock();
+    }
+  }
+
+  /**
+   * Sets a live entry's expiry to `ttlMs` from now (a call that ended keeps
+   * its media for a grace), its context untouched. False if there is no
+   * such entry (absent or already expired) or the writer lock stayed busy.
+   * `now` as for registerScratch.
+   */
+  expireIn(key: FlowKey, ttlMs: number, now = Date.now()): boolean {
+    if (!(ttlMs > 0)) badArg(`flow ttl ${ttlMs}: must be > 0 ms`);
+    const own = !this.held; // holdWrites() took it already
+    if (own && !this.lock()) return false;
+    try {
+      const w = key.w;
+      const i32 = this.i32;
+      const f64 = this.f64;
+      let i = hashKey(w) & this.mask;
+      for (let k = 0; k < this.window; k++, i = (i + 1) & this.mask) {
+        const b = HEADER_BYTES / 4 + i * W;
+        const st = i32[b + O_STATE];
+        if (st === EMPTY) return false;
+        if (st !== LIVE) continue;
+        let same = true;
+        for (let j = 0; same && j < 10; j++) same = i32[b + O_KIND + j] === w[j];
+        if (!same) continue;
+        if (f64[(b >> 1) + O_EXP_F64] <= now) return false;
+        // A write like any other: readers that cached this slot's sequence see it change.
+        const s = i32[b + O_SEQ];
+        Atomics.store(i32, b + O_SEQ, (s + 1) | 0);
+        f64[(b >> 1) + O_EXP_F64] = now + ttlMs;
+        Atomics.store(i32, b + O_SEQ, (s + 2) | 0);
+        f64[F_UPDATES]++;
+        return true;
+      }
+      return false;
+    } finally {
+      if (own) this.unlock();
     }
   }
 
   /** Removes the entry for `key`; false if there was none (or the writer lock stayed busy). */
   unregister(key: FlowKey): boolean {
-    if (!this.lock()) return false;
+    const own = !this.held; // holdWrites() took it already
+    if (own && !this.lock()) return false;
     try {
       const w = key.w;
       const i32 = this.i32;
@@ -624,7 +839,7 @@ export class FlowRegistry {
       }
       return false;
     } finally {
-      this.unlock();
+      if (own) this.unlock();
     }
   }
 
@@ -633,7 +848,8 @@ export class FlowRegistry {
    * where no probe chain runs through them. Returns how many expired.
    */
   sweep(now = Date.now()): number {
-    if (!this.lock()) return 0;
+    const own = !this.held; // holdWrites() took it already
+    if (own && !this.lock()) return 0;
     try {
       const i32 = this.i32;
       const f64 = this.f64;
@@ -661,7 +877,7 @@ export class FlowRegistry {
       }
       return expired;
     } finally {
-      this.unlock();
+      if (own) this.unlock();
     }
   }
 
@@ -671,6 +887,26 @@ export class FlowRegistry {
     Atomics.store(i32, b + O_SEQ, (s + 1) | 0);
     i32[b + O_STATE] = REMOVED;
     Atomics.store(i32, b + O_SEQ, (s + 2) | 0);
+  }
+
+  /**
+   * Takes the writer lock for a run of writes (registerScratch, expireIn,
+   * register, unregister, sweep), so they take it once: a SIP message
+   * writes a call's few entries together. False if it stayed busy
+   * (counted): each write then tries the lock on its own, as without a
+   * hold. Pair with releaseWrites() in a finally.
+   */
+  holdWrites(): boolean {
+    if (this.held) badArg(`${this.name}: writes already held`);
+    if (!this.lock()) return false;
+    this.held = true;
+    return true;
+  }
+
+  releaseWrites(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.unlock();
   }
 
   /** Writer lock: spins, takes over a dead holder's lock, gives up after ~50 ms (counted). */

@@ -95,17 +95,26 @@ function lower(c: number): number {
   return c >= 65 && c <= 90 ? c + 32 : c;
 }
 
+/** NAMES indexes by (length, first letter): two names share one at most (call-id, contact). Looking every name up cost a quarter of parse (measured). */
+const BY_SHAPE = new Int8Array(2 * (16 << 7)).fill(-1);
+const NAME_IDS = Uint8Array.from(NAMES, ([, id]) => id);
+NAME_BYTES.forEach((n, k) => {
+  const at = 2 * ((n.length << 7) | n[0]);
+  BY_SHAPE[BY_SHAPE[at] < 0 ? at : at + 1] = k;
+});
+
 export function headerId(buf: Uint8Array, off: number, len: number): number {
-  if (len === 1) {
-    const c = lower(buf[off]);
-    return c < 128 ? COMPACT[c] : H_OTHER;
-  }
-  for (let k = 0; k < NAME_BYTES.length; k++) {
+  const c = lower(buf[off]);
+  if (len === 1) return c < 128 ? COMPACT[c] : H_OTHER;
+  if (len >= 16 || c >= 128) return H_OTHER;
+  const at = 2 * ((len << 7) | c);
+  for (let t = 0; t < 2; t++) {
+    const k = BY_SHAPE[at + t];
+    if (k < 0) return H_OTHER;
     const n = NAME_BYTES[k];
-    if (n.length !== len) continue;
-    let j = 0;
+    let j = 1;
     while (j < len && lower(buf[off + j]) === n[j]) j++;
-    if (j === len) return NAMES[k][1];
+    if (j === len) return NAME_IDS[k];
   }
   return H_OTHER;
 }
@@ -136,8 +145,33 @@ export function looksLikeStartLine(buf: Uint8Array, off: number, end: number): b
 
 const SIP20 = [83, 73, 80, 47, 50, 46, 48]; // SIP/2.0
 
+/**
+ * The first \n in buf[p, end), else end. With `view` (the same bytes as
+ * buf), four bytes at a time: a word holds \n where x = word ^ 0x0a0a0a0a
+ * has a zero byte, i.e. (x - 0x01010101) & ~x & 0x80808080 is non-zero.
+ */
+export function nextLf(buf: Uint8Array, view: DataView | null, p: number, end: number): number {
+  if (view !== null) {
+    // Eight bytes a round (two words): fewer loop checks; the word holding \n is found after.
+    while (p + 8 <= end) {
+      const x = view.getInt32(p, true) ^ 0x0a0a0a0a;
+      const y = view.getInt32(p + 4, true) ^ 0x0a0a0a0a;
+      const hx = (x - 0x01010101) & ~x & 0x80808080;
+      if ((hx | ((y - 0x01010101) & ~y & 0x80808080)) !== 0) {
+        if (hx === 0) p += 4;
+        break;
+      }
+      p += 8;
+    }
+  }
+  while (p < end && buf[p] !== 10) p++;
+  return p;
+}
+
 export class SipMessage {
   buf: Uint8Array = new Uint8Array(0);
+  /** parse()'s view of buf, or null. */
+  view: DataView | null = null;
   /** Message bytes [off, end): start line through body. */
   off = 0;
   end = 0;
@@ -181,21 +215,23 @@ export class SipMessage {
    * another; without it (UDP) a missing Content-Length means "to the end"
    * and a short body is cut (flagged). Returns the message's length in
    * bytes, 0 when more bytes are needed (stream only), -1 on a reject
-   * (reason in `reject`).
+   * (reason in `reject`). `view`: a DataView indexing the same bytes as
+   * buf (the decoder's payloadView), to find line ends four bytes at a time.
    */
-  parse(buf: Uint8Array, off: number, end: number, stream: boolean): number {
+  parse(buf: Uint8Array, off: number, end: number, stream: boolean, view: DataView | null = null): number {
     this.buf = buf;
+    this.view = view;
     this.off = off;
     this.reject = SipReject.None;
     this.truncated = false;
     this.badLength = false;
     this.headerCount = 0;
-    this.first.fill(-1);
+    const first = this.first;
+    for (let i = 0; i < H_COUNT; i++) first[i] = -1; // not fill(): a builtin call per message cost more
     this.contentLength = -1;
     this.status = 0;
     // Start line.
-    let eol = off;
-    while (eol < end && buf[eol] !== 10) eol++;
+    let eol = nextLf(buf, view, off, end);
     if (eol >= end) return stream && end - off < 8192 ? 0 : this.fail(SipReject.HeadersIncomplete);
     let lineEnd = eol > off && buf[eol - 1] === 13 ? eol - 1 : eol;
     this.lineOff = off;
@@ -211,8 +247,7 @@ export class SipMessage {
         this.truncated = true;
         break;
       }
-      eol = p;
-      while (eol < end && buf[eol] !== 10) eol++;
+      eol = nextLf(buf, view, p, end);
       if (eol >= end) {
         if (stream) return 0;
         this.truncated = true; // the last line is cut: parse it as far as it goes
@@ -416,6 +451,11 @@ export function tagParam(buf: Uint8Array, off: number, len: number, out: Int32Ar
     }
   }
   if (gt >= 0) i = gt + 1;
+  return tagFrom(buf, i, end, out, 0);
+}
+
+/** tagParam's search for ;tag= from i: the value into out[at], out[at + 1]. */
+function tagFrom(buf: Uint8Array, i: number, end: number, out: Int32Array, at: number): boolean {
   for (; i < end; i++) {
     if (buf[i] !== 59) continue;
     let p = i + 1;
@@ -426,10 +466,50 @@ export function tagParam(buf: Uint8Array, off: number, len: number, out: Int32Ar
       const vo = p + 4;
       let ve = vo;
       while (ve < end && buf[ve] !== 59 && !isSpace(buf[ve])) ve++;
-      out[0] = vo;
-      out[1] = ve - vo;
+      out[at] = vo;
+      out[at + 1] = ve - vo;
       return ve > vo;
     }
   }
   return false;
 }
+
+/**
+ * addrSpec and tagParam of one From/To value in one pass over it (the labels
+ * read every message's From and To): the address into out[0], out[1], the
+ * tag into out[2], out[3]. Returns ADDR_FOUND | TAG_FOUND as they are there.
+ */
+export function addrAndTag(buf: Uint8Array, off: number, len: number, out: Int32Array): number {
+  const end = off + len;
+  // The first '<', and the first '>' (tagParam starts after it, wherever it is).
+  let lt = -1;
+  let gt = -1;
+  for (let i = off; i < end; i++) {
+    const c = buf[i];
+    if (c === 60) {
+      lt = i;
+      break;
+    }
+    if (c === 62 && gt < 0) gt = i;
+  }
+  let found = 0;
+  if (lt >= 0) {
+    let g = lt + 1;
+    while (g < end && buf[g] !== 62) g++;
+    out[0] = lt + 1;
+    out[1] = g - lt - 1;
+    if (out[1] > 0) found = ADDR_FOUND;
+    if (gt < 0 && g < end) gt = g;
+  } else {
+    let e = off;
+    while (e < end && buf[e] !== 59) e++;
+    out[0] = off;
+    out[1] = trimEnd(buf, off, e) - off;
+    if (out[1] > 0) found = ADDR_FOUND;
+  }
+  if (tagFrom(buf, gt >= 0 ? gt + 1 : off, end, out, 2)) found |= TAG_FOUND;
+  return found;
+}
+
+export const ADDR_FOUND = 1;
+export const TAG_FOUND = 2;
