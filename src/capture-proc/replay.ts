@@ -75,6 +75,8 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   let g = 0; // global frame index, across files
+  // A registry miss waits for earlier frames on the other processes, then retries (replay-clock.ts).
+  if (clock !== null && flows !== null) flows.setCatchUp(() => clock.waitTurn(me, g));
   for (let fi = 0; fi < m.files.length; fi++) {
     const reader = openCapture(m.files[fi]);
     const owners = m.owners[fi];
@@ -86,7 +88,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
         clock?.at(me, g);
         continue;
       }
-      clock?.waitTurn(me, g);
+      clock?.at(me, g);
       pipeline.processFrame(f);
       if (++sincePace === PACE_EVERY) {
         sincePace = 0;

@@ -421,6 +421,8 @@ export class FlowRegistry {
   now: number;
   /** seq of the slot the last successful lookup returned (see stillValid). */
   lastSeq = 0;
+  /** Replay's catch-up (setCatchUp), null live. */
+  private catchUpHook: (() => void) | null = null;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private readonly mask: number;
@@ -614,6 +616,26 @@ export class FlowRegistry {
   }
 
   // ---- context accessors: offsets into u8 (no allocation), or decoded strings ----
+
+  /**
+   * Replay only (src/shm/replay-clock.ts): `fn` returns once every capture
+   * process has handled all frames before the current one. Live, real time
+   * does this.
+   */
+  setCatchUp(fn: (() => void) | null): void {
+    this.catchUpHook = fn;
+  }
+
+  /**
+   * After a miss: lets earlier frames on other capture processes (an SDP
+   * another process has not read yet) land. True in replay, where the
+   * lookup is then worth one retry; false live.
+   */
+  catchUp(): boolean {
+    if (this.catchUpHook === null) return false;
+    this.catchUpHook();
+    return true;
+  }
 
   /** Has the slot been rewritten since the lookup that returned it? Check after copying bytes out. */
   stillValid(slot: number): boolean {

@@ -6,11 +6,13 @@
 // as it can, so without this a process could label RTP before another has
 // read the SDP that announces it. Each process walks every frame in file
 // order (it skips the ones other processes own) and publishes the global
-// index of the frame it is at; before processing one of its own frames it
-// waits until every other process has moved past all earlier frames. The
+// index of the frame it is at. Only a flow-registry miss waits
+// (FlowRegistry.catchUp → waitTurn): until every other process has moved
+// past all earlier frames, then the lookup is retried. Hits, the common case
+// for media of a known call, never wait; waiting on every frame made two
+// processes with interleaved flows run in lockstep, slower than one. The
 // process holding the earliest pending frame never waits, so there is no
-// deadlock. Cost: one atomic store per frame, and waits only where frames of
-// different processes interleave.
+// deadlock. Cost: one atomic store per frame.
 //
 // Layout (Int32 words): 0 magic, 1 version, 4 owner pid and 6 owner start
 // time (segment.ts), 16 number of processes, 32 + w: next frame index of

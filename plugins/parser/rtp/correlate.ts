@@ -54,6 +54,15 @@ export class MediaCorrelator {
     if (f === null) return (this.slot = -1);
     // The registry's clock (expiry checks): refreshed every 256 lookups. measured: Date.now() ~25 ns.
     if ((++this.tick & 255) === 0) f.setNow(Date.now());
+    let s = this.find(f, p);
+    // Replay: the SDP may sit in an earlier frame another process has not read yet.
+    if (s < 0 && p.ipVersion !== 0 && f.catchUp()) s = this.find(f, p);
+    if (s >= 0) this.stats.hits++;
+    else this.stats.misses++;
+    return (this.slot = s);
+  }
+
+  private find(f: FlowRegistry, p: DecodedPacket): number {
     let s: number;
     if (p.ipVersion === 4) {
       if (this.learnNat) {
@@ -76,9 +85,7 @@ export class MediaCorrelator {
         if (s < 0) s = f.lookupEndpoint6(p.addrBuf, p.srcOff, p.sport);
       }
     } else s = -1;
-    if (s >= 0) this.stats.hits++;
-    else this.stats.misses++;
-    return (this.slot = s);
+    return s;
   }
 
   /** A known call's packet from an endpoint nobody announced: register it with the call's context. */

@@ -180,7 +180,11 @@ export class WebrtcParser implements Parser {
   canHandle(p: DecodedPacket): boolean {
     if (p.proto !== 17 || p.payloadLen <= 0) return false;
     if (this.ports[p.sport] === 1 || this.ports[p.dport] === 1) return true;
-    return this.flows !== null && this.lookup(p) >= 0;
+    if (this.flows === null) return false;
+    if (this.lookup(p) >= 0) return true;
+    // Replay: an SDP in an earlier frame on another process may register this flow (only for RFC 7983 first bytes).
+    const b0 = p.payloadBuf[p.payloadOff];
+    return (b0 <= 3 || (b0 >= 20 && b0 <= 63) || (b0 >= 128 && b0 <= 191)) && this.flows.catchUp() && this.lookup(p) >= 0;
   }
 
   /** The registry slot of the packet's destination, else source endpoint; -1 when neither is registered. */
