@@ -74,6 +74,9 @@ for (const workers of [1, 2]) {
     // Each offer and answer registers its RTP and RTCP endpoints; the summary reports the registry.
     assert.equal(stats.flow_registry.inserts, CALLS * 4);
     assert.equal(stats.ip_reassembly.fragments, 0);
+    // The parsers' own counters, summed over capture processes.
+    assert.equal(stats.parsers.rtp.counters.correlated, CALLS * RTP_PER_SIDE * 2);
+    assert.equal(stats.parsers.sip.counters.sdp_bodies, CALLS * 2);
     if (workers === 2) {
       // The test means something only if the hash split calls across processes.
       const perProcess = stats.capture_processes?.map((p: { frames: number }) => p.frames) ?? [];

@@ -430,6 +430,10 @@ export class SipParser implements StreamParser {
   get callsTracked(): number {
     return this.calls.size;
   }
+
+  counters(): Record<string, unknown> {
+    return this.stats.toJSON();
+  }
 }
 
 /** FlowKey words kept per endpoint: kind, ports, address (4 words; IPv4 uses the first). */
