@@ -16,6 +16,7 @@
 // Ring full: the whole batch is dropped and its records counted
 // (droppedRecords), as drop-tail would have counted them one by one.
 
+import { readU32LE, writeU32LE } from './bytes.js';
 import { BatchKeys, KeyTracker, labelKeyBytes } from './label-keys.js';
 import type { DirectSink, RecordSink } from './sink.js';
 
@@ -60,7 +61,7 @@ export class BatchSink implements DirectSink {
   }
 
   close(end: number): void {
-    writeU32(this.u8, this.used, end - this.used - 4);
+    writeU32LE(this.u8, this.used, end - this.used - 4);
     this.publish(end);
   }
 
@@ -70,7 +71,7 @@ export class BatchSink implements DirectSink {
     const b = this.u8;
     const k = this.keys;
     let n = this.used;
-    writeU32(b, 0, n);
+    writeU32LE(b, 0, n);
     b[n] = k.count;
     b[n + 1] = k.count >>> 8;
     n += 2;
@@ -105,12 +106,12 @@ export class BatchSink implements DirectSink {
   reserve(len: number): number {
     if (this.used + 4 + len > this.limit) this.flush();
     if (this.used + 4 + len > this.limit) return -1;
-    writeU32(this.u8, this.used, len);
+    writeU32LE(this.u8, this.used, len);
     return this.used + 4;
   }
 
   commit(off: number): void {
-    this.publish(off + readU32(this.u8, off - 4));
+    this.publish(off + readU32LE(this.u8, off - 4));
   }
 
   private publish(end: number): void {
@@ -118,17 +119,6 @@ export class BatchSink implements DirectSink {
     this.count++;
     if (this.used >= FLUSH_BYTES || this.keys.count > FLUSH_KEYS) this.flush();
   }
-}
-
-function writeU32(b: Uint8Array, at: number, v: number): void {
-  b[at] = v;
-  b[at + 1] = v >>> 8;
-  b[at + 2] = v >>> 16;
-  b[at + 3] = v >>> 24;
-}
-
-function readU32(b: Uint8Array, at: number): number {
-  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
 }
 
 /** Walks the records of one batch in place: start(), then next() until it returns -1. */
@@ -150,7 +140,7 @@ export class BatchReader {
     this.buf = buf;
     this.base = off;
     this.pos = this.end = off;
-    const d = len >= 6 ? readU32(buf, off) : 0;
+    const d = len >= 6 ? readU32LE(buf, off) : 0;
     if (d < 4 || d + 2 > len) return this.fail();
     const keys = this.keys;
     keys.begin(buf);
@@ -173,7 +163,7 @@ export class BatchReader {
   next(): number {
     const p = this.pos;
     if (p >= this.end) return -1;
-    const n = this.end - p >= 4 ? readU32(this.buf, p) : -1;
+    const n = this.end - p >= 4 ? readU32LE(this.buf, p) : -1;
     if (n < 0 || n > this.end - p - 4) {
       this.fail();
       return -1;

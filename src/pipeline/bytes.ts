@@ -34,6 +34,31 @@ export function copyBytes(buf: Uint8Array, off: number, src: Uint8Array, srcOff:
   return off;
 }
 
+// Little-endian fixed-width fields (the wire record, batches, compact payloads).
+export function writeU16LE(b: Uint8Array, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+}
+
+export function writeU32LE(b: Uint8Array, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+  b[o + 2] = v >>> 16;
+  b[o + 3] = v >>> 24;
+}
+
+export function readU16LE(b: Uint8Array, o: number): number {
+  return b[o] | (b[o + 1] << 8);
+}
+
+export function readU32LE(b: Uint8Array, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+}
+
+export function readI32LE(b: Uint8Array, o: number): number {
+  return b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24);
+}
+
 /** Decimal digits of a non-negative integer (< 2^53). */
 export function decimalLength(v: number): number {
   let n = 1;

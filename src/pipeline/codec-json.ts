@@ -14,9 +14,9 @@
 import { TUNNEL_NAMES, TunnelType } from '../decode/packet.js';
 import {
   ascii,
+  copyBytes,
   MAX_TS_SEC,
   writeBase64,
-  copyBytes,
   writeBytes,
   writeIpv4,
   writeIpv6,
@@ -28,8 +28,7 @@ import {
   writeUintOrNull,
 } from './bytes.js';
 import type { OutputRecord, Payload } from './record.js';
-import { LOCAL_KEYS } from './label-keys.js';
-import { encodeWire, LabelKind, PayloadKind, WIRE_SLACK, WireRecord } from './wire.js';
+import { LabelKind, PayloadKind, WIRE_SLACK, wireInProcess, type WireRecord } from './wire.js';
 
 const K_TS = ascii('{"ts":');
 const K_PROTOCOL = ascii(',"protocol":');
@@ -183,18 +182,12 @@ export function writeJsonRecord(w: WireRecord, compact: Payload | null, buf: Uin
   return off;
 }
 
-let scratch = new Uint8Array(64 * 1024);
-const wire = new WireRecord();
-
 /**
  * Encodes an in-process record `r` as one JSON line at buf[off..end) (the
  * payload through its writeJson). Returns the offset after it, or -1 when it
  * does not fit.
  */
 export function encodeJson(r: OutputRecord, buf: Uint8Array, off: number, end: number): number {
-  const room = end - off + WIRE_SLACK;
-  if (scratch.length < room) scratch = new Uint8Array(room); // grows to the largest record size asked for, once
-  const n = encodeWire(r, scratch, 0, room, false, 'json', null);
-  if (n < 0 || !wire.load(scratch, 0, n, LOCAL_KEYS)) return -1;
-  return writeJsonRecord(wire, null, buf, off, end);
+  const w = wireInProcess(r, end - off + WIRE_SLACK, 'json');
+  return w === null ? -1 : writeJsonRecord(w, null, buf, off, end);
 }

@@ -7,8 +7,7 @@
 import { TUNNEL_NAMES, TunnelType } from '../decode/packet.js';
 import { copyBytes, decimalLength, writeUint } from './bytes.js';
 import type { OutputRecord, Payload } from './record.js';
-import { LOCAL_KEYS } from './label-keys.js';
-import { encodeWire, LabelKind, PayloadKind, WIRE_SLACK, WireRecord } from './wire.js';
+import { LabelKind, PayloadKind, WIRE_SLACK, wireInProcess, type WireRecord } from './wire.js';
 
 // Wire types
 const VARINT = 0;
@@ -251,18 +250,9 @@ export function writeProtobufRecord(w: WireRecord, compact: Payload | null, buf:
   return off;
 }
 
-let scratch = new Uint8Array(64 * 1024);
-const wire = new WireRecord();
-
-function toWire(r: OutputRecord, room: number): WireRecord | null {
-  if (scratch.length < room) scratch = new Uint8Array(room); // grows to the largest record size asked for, once
-  const n = encodeWire(r, scratch, 0, room, false, 'protobuf', null);
-  return n >= 0 && wire.load(scratch, 0, n, LOCAL_KEYS) ? wire : null;
-}
-
 /** Exact encoded size of an in-process record (tests). */
 export function protobufSize(r: OutputRecord): number {
-  const w = toWire(r, 1 << 20);
+  const w = wireInProcess(r, 1 << 20, 'protobuf');
   return w === null ? -1 : protobufRecordSize(w, null);
 }
 
@@ -271,6 +261,6 @@ export function protobufSize(r: OutputRecord): number {
  * Returns the offset after it, or -1 when it does not fit.
  */
 export function encodeProtobuf(r: OutputRecord, buf: Uint8Array, off: number, end: number): number {
-  const w = toWire(r, end - off + WIRE_SLACK);
+  const w = wireInProcess(r, end - off + WIRE_SLACK, 'protobuf');
   return w === null ? -1 : writeProtobufRecord(w, null, buf, off, end);
 }

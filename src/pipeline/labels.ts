@@ -15,7 +15,7 @@
 // whole block by 32-bit words instead of label by label, byte by byte.
 // Replacing or deleting a label (rare: processors) re-encodes the block.
 
-import { writeUtf8 } from './bytes.js';
+import { writeU16LE, writeU32LE, writeUtf8 } from './bytes.js';
 import { labelKeyId, labelKeyName } from './label-keys.js';
 
 /** How a label's value is encoded (wire.ts: kind 0 u32 length + UTF-8 bytes, kind 1 u32 number). */
@@ -99,12 +99,7 @@ export class Labels {
     if (i < 0) return false;
     v >>>= 0;
     this.nums[i] = v;
-    const e = this.enc;
-    const o = this.byteOff[i] - 4;
-    e[o] = v;
-    e[o + 1] = v >>> 8;
-    e[o + 2] = v >>> 16;
-    e[o + 3] = v >>> 24;
+    writeU32LE(this.enc, this.byteOff[i] - 4, v);
     this.byteLen[i] = -1;
     return true;
   }
@@ -146,8 +141,7 @@ export class Labels {
     this.keys[i] = labelKeyName(id);
     this.values[i] = null;
     const e = this.enc;
-    e[o] = id;
-    e[o + 1] = id >>> 8;
+    writeU16LE(e, o, id);
     e[o + 2] = kind;
     this.byteOff[i] = o + 7;
     this.encUsed = o + 7;
@@ -156,12 +150,7 @@ export class Labels {
 
   /** Completes a bytes entry: its length, and the block's end. */
   private finishBytes(i: number, len: number): void {
-    const e = this.enc;
-    const o = this.byteOff[i] - 4;
-    e[o] = len;
-    e[o + 1] = len >>> 8;
-    e[o + 2] = len >>> 16;
-    e[o + 3] = len >>> 24;
+    writeU32LE(this.enc, this.byteOff[i] - 4, len);
     this.byteLen[i] = len;
     this.encUsed = this.byteOff[i] + len;
   }
@@ -223,8 +212,7 @@ export class Labels {
     for (let j = 0; j < this.count; j++) {
       const id = this.ids[j];
       const n = this.byteLen[j];
-      to[o] = id;
-      to[o + 1] = id >>> 8;
+      writeU16LE(to, o, id);
       to[o + 2] = n < 0 ? LabelKind.Uint : LabelKind.Bytes;
       // The 4 bytes before the value (number or length) and the value move as they are.
       const src = this.byteOff[j] - 4;

@@ -42,12 +42,12 @@
 
 import { TunnelType } from '../decode/packet.js';
 import type { RecordFormat } from '../plugin/types.js';
-import type { KeyResolver, KeyTracker } from './label-keys.js';
+import { LOCAL_KEYS, type KeyResolver, type KeyTracker } from './label-keys.js';
 import { LabelKind, MAX_LABELS } from './labels.js';
 
 export { LabelKind };
 import type { OutputRecord } from './record.js';
-import { writeUtf8 } from './bytes.js';
+import { copyBytes, readI32LE, readU16LE, readU32LE, writeU16LE, writeU32LE, writeUtf8 } from './bytes.js';
 
 export const WIRE_VERSION = 1;
 export const WIRE_HEADER = 56;
@@ -75,35 +75,6 @@ export const enum PayloadKind {
 
 function addrLen(v: number): number {
   return v === 4 ? 4 : v === 6 ? 16 : 0;
-}
-
-function w16(b: Uint8Array, o: number, v: number): void {
-  b[o] = v;
-  b[o + 1] = v >>> 8;
-}
-
-function w32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v;
-  b[o + 1] = v >>> 8;
-  b[o + 2] = v >>> 16;
-  b[o + 3] = v >>> 24;
-}
-
-export function r16(b: Uint8Array, o: number): number {
-  return b[o] | (b[o + 1] << 8);
-}
-
-export function r32(b: Uint8Array, o: number): number {
-  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
-}
-
-function ri32(b: Uint8Array, o: number): number {
-  return b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24);
-}
-
-function copy(dst: Uint8Array, o: number, src: Uint8Array, so: number, n: number): number {
-  for (let i = 0; i < n; i++) dst[o + i] = src[so + i];
-  return o + n;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -173,20 +144,20 @@ export function encodeWire(
     W[k + 12] = r.macW1;
     W[k + 13] = r.macW2;
   } else {
-    w32(buf, off, w0);
-    w32(buf, off + 4, w1);
-    w32(buf, off + 8, lo);
-    w32(buf, off + 12, hi);
-    w32(buf, off + 16, r.tsNsec);
-    w32(buf, off + 20, r.sport);
-    w32(buf, off + 24, r.dport);
-    w32(buf, off + 28, r.len);
-    w32(buf, off + 32, r.caplen);
-    w32(buf, off + 36, w9);
-    w32(buf, off + 40, r.tunnelId);
-    w32(buf, off + 44, r.macW0);
-    w32(buf, off + 48, r.macW1);
-    w32(buf, off + 52, r.macW2);
+    writeU32LE(buf, off, w0);
+    writeU32LE(buf, off + 4, w1);
+    writeU32LE(buf, off + 8, lo);
+    writeU32LE(buf, off + 12, hi);
+    writeU32LE(buf, off + 16, r.tsNsec);
+    writeU32LE(buf, off + 20, r.sport);
+    writeU32LE(buf, off + 24, r.dport);
+    writeU32LE(buf, off + 28, r.len);
+    writeU32LE(buf, off + 32, r.caplen);
+    writeU32LE(buf, off + 36, w9);
+    writeU32LE(buf, off + 40, r.tunnelId);
+    writeU32LE(buf, off + 44, r.macW0);
+    writeU32LE(buf, off + 48, r.macW1);
+    writeU32LE(buf, off + 52, r.macW2);
   }
   let o = off + WIRE_HEADER;
   if (al === 4) {
@@ -202,8 +173,8 @@ export function encodeWire(
     buf[o + 7] = b[3];
     o += 8;
   } else if (al === 16) {
-    o = copy(buf, o, r.src, 0, 16);
-    o = copy(buf, o, r.dst, 0, 16);
+    o = copyBytes(buf, o, r.src, 0, 16);
+    o = copyBytes(buf, o, r.dst, 0, 16);
   }
   const po = o;
   for (let i = 0; i < proto.length; i++) {
@@ -217,17 +188,17 @@ export function encodeWire(
   const pl = o - po;
   if (pl > 255) return -1;
   buf[off + 3] = pl;
-  for (let i = 0; i < vc; i++, o += 2) w16(buf, o, r.vlans[i]);
+  for (let i = 0; i < vc; i++, o += 2) writeU16LE(buf, o, r.vlans[i]);
   if (ol > 0) {
-    o = copy(buf, o, r.outerSrc, 0, ol);
-    o = copy(buf, o, r.outerDst, 0, ol);
+    o = copyBytes(buf, o, r.outerSrc, 0, ol);
+    o = copyBytes(buf, o, r.outerDst, 0, ol);
   }
 
   // Labels: the block Labels keeps in wire form, at a 4-byte boundary, copied by words.
   const lb = L.encUsed;
   o = off + ((o - off + 3) & ~3);
   if (end - o < 4 + lb + 3 + 5 + 4) return -1;
-  w32(buf, o, lb);
+  writeU32LE(buf, o, lb);
   o += 4;
   if (lb > 0) {
     const E = L.enc32;
@@ -235,7 +206,7 @@ export function encodeWire(
       const k = o >> 2;
       const n = (lb + 3) >> 2;
       for (let j = 0; j < n; j++) W[k + j] = E[j];
-    } else copy(buf, o, L.enc, 0, lb);
+    } else copyBytes(buf, o, L.enc, 0, lb);
     o += lb;
     if (keys !== null) for (let i = 0; i < L.count; i++) keys.use(L.ids[i]);
   }
@@ -261,13 +232,13 @@ export function encodeWire(
       if (after >= 0 && after !== at + n) return -1; // a payload that lied about its size
     }
     if (after < 0) return -1;
-    w32(buf, lenAt, after - at);
+    writeU32LE(buf, lenAt, after - at);
     o = after;
   }
   if (r.rawLen >= 0) {
     if (end - o < 4 + r.rawLen) return -1;
-    w32(buf, o, r.rawLen);
-    o = copy(buf, o + 4, r.rawBuf, r.rawOff, r.rawLen);
+    writeU32LE(buf, o, r.rawLen);
+    o = copyBytes(buf, o + 4, r.rawBuf, r.rawOff, r.rawLen);
   }
   return o;
 }
@@ -337,19 +308,19 @@ export class WireRecord {
     const al = addrLen(v);
     if (al === 0 && v !== 0) return false;
     this.protocolLen = buf[off + 3];
-    this.proto = (r16(buf, off + 4) << 16) >> 16;
-    this.ttl = (r16(buf, off + 6) << 16) >> 16;
-    this.tsSec = ri32(buf, off + 12) * 4294967296 + r32(buf, off + 8);
-    this.tsNsec = r32(buf, off + 16);
-    this.sport = ri32(buf, off + 20);
-    this.dport = ri32(buf, off + 24);
-    this.len = r32(buf, off + 28);
-    this.caplen = r32(buf, off + 32);
+    this.proto = (readU16LE(buf, off + 4) << 16) >> 16;
+    this.ttl = (readU16LE(buf, off + 6) << 16) >> 16;
+    this.tsSec = readI32LE(buf, off + 12) * 4294967296 + readU32LE(buf, off + 8);
+    this.tsNsec = readU32LE(buf, off + 16);
+    this.sport = readI32LE(buf, off + 20);
+    this.dport = readI32LE(buf, off + 24);
+    this.len = readU32LE(buf, off + 28);
+    this.caplen = readU32LE(buf, off + 32);
     const vc = (this.vlanCount = buf[off + 36]);
     const tt = (this.tunnelType = buf[off + 37]);
     const ov = (this.outerIpVersion = buf[off + 38]);
     const n = (this.labelCount = buf[off + 39]);
-    const tid = r32(buf, off + 40);
+    const tid = readU32LE(buf, off + 40);
     this.tunnelId = tid === 0xffffffff ? -1 : tid;
     if (n > MAX_LABELS || tt > TunnelType.IpIp) return false;
     const ol = tt === TunnelType.None ? 0 : addrLen(ov);
@@ -368,20 +339,20 @@ export class WireRecord {
     o += 2 * ol;
     o = off + ((o - off + 3) & ~3);
     if (o + 4 > end) return false;
-    const lend = o + 4 + r32(buf, o);
+    const lend = o + 4 + readU32LE(buf, o);
     if (lend > end) return false;
     o += 4;
     for (let i = 0; i < n; i++) {
-      if (o + 7 > lend || !keys.find(r16(buf, o))) return false;
+      if (o + 7 > lend || !keys.find(readU16LE(buf, o))) return false;
       this.keyBuf[i] = keys.buf;
       this.keyOff[i] = keys.off;
       this.keyLen[i] = keys.len;
       const kind = (this.valKind[i] = buf[o + 2]);
       if (kind === LabelKind.Uint) {
-        this.valNum[i] = r32(buf, o + 3);
+        this.valNum[i] = readU32LE(buf, o + 3);
         o += 7;
       } else if (kind === LabelKind.Bytes) {
-        const vl = r32(buf, o + 3);
+        const vl = readU32LE(buf, o + 3);
         this.valOff[i] = o + 7;
         this.valLen[i] = vl;
         o += 7 + vl;
@@ -395,14 +366,14 @@ export class WireRecord {
     else {
       o = off + ((o - off + 4) & ~3);
       if (pk > PayloadKind.Compact || o + 4 > end) return false;
-      this.payloadLen = r32(buf, o);
+      this.payloadLen = readU32LE(buf, o);
       this.payloadOff = o + 4;
       o += 4 + this.payloadLen;
     }
     this.rawLen = -1;
     if ((flags & WireFlag.Raw) !== 0) {
       if (o + 4 > end) return false;
-      this.rawLen = r32(buf, o);
+      this.rawLen = readU32LE(buf, o);
       this.rawOff = o + 4;
       o += 4 + this.rawLen;
     }
@@ -417,4 +388,19 @@ export class WireRecord {
     for (let i = 0; i < name.length; i++) if (b[o + i] !== name[i]) return false;
     return true;
   }
+}
+
+let scratch = new Uint8Array(64 * 1024);
+const inProcess = new WireRecord();
+
+/**
+ * `r` as a wire record read back in this process (the in-process codecs:
+ * one JSON and one protobuf writer for both paths), its payload pre-encoded
+ * as `format`; `room` bounds its size. Null when it does not fit. The
+ * record is valid until the next call.
+ */
+export function wireInProcess(r: OutputRecord, room: number, format: RecordFormat): WireRecord | null {
+  if (scratch.length < room) scratch = new Uint8Array(room); // grows to the largest record size asked for, once
+  const n = encodeWire(r, scratch, 0, room, false, format, null);
+  return n >= 0 && inProcess.load(scratch, 0, n, LOCAL_KEYS) ? inProcess : null;
 }

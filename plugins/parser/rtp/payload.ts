@@ -13,19 +13,12 @@
 //   20 i32 extension length, 24 u32 payload length, 28 u8 event,
 //   29 u8 volume, 30 u16 duration, 32 the CSRCs.
 
-import { ascii, writeBytes, writeUint, writeUintOrNull } from '../../../src/pipeline/bytes.js';
+import { ascii, readU16LE, readU32LE, writeBytes, writeU32LE, writeUint, writeUintOrNull } from '../../../src/pipeline/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Payload, PayloadReader } from '../../../src/pipeline/record.js';
-import { r16, r32, wordView } from '../../../src/pipeline/wire.js';
+import { wordView } from '../../../src/pipeline/wire.js';
 
 const COMPACT = 32;
-
-function w32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v;
-  b[o + 1] = v >>> 8;
-  b[o + 2] = v >>> 16;
-  b[o + 3] = v >>> 24;
-}
 
 const K1 = ascii('{"version":2,"padding":');
 const K_EXT = ascii(',"extension":');
@@ -89,14 +82,14 @@ export class RtpPayload implements Payload {
       W[k + 6] = this.payloadLen;
       W[k + 7] = w7;
     } else {
-      w32(buf, off, w0);
-      w32(buf, off + 4, this.seq);
-      w32(buf, off + 8, this.ts);
-      w32(buf, off + 12, this.ssrc);
-      w32(buf, off + 16, this.extProfile);
-      w32(buf, off + 20, this.extLen);
-      w32(buf, off + 24, this.payloadLen);
-      w32(buf, off + 28, w7);
+      writeU32LE(buf, off, w0);
+      writeU32LE(buf, off + 4, this.seq);
+      writeU32LE(buf, off + 8, this.ts);
+      writeU32LE(buf, off + 12, this.ssrc);
+      writeU32LE(buf, off + 16, this.extProfile);
+      writeU32LE(buf, off + 20, this.extLen);
+      writeU32LE(buf, off + 24, this.payloadLen);
+      writeU32LE(buf, off + 28, w7);
     }
     const b = this.buf;
     const c = this.off + 12;
@@ -116,16 +109,16 @@ export class RtpPayload implements Payload {
     this.cc = cc;
     this.pt = buf[off + 2] & 127;
     this.padLen = buf[off + 3];
-    this.seq = r16(buf, off + 4);
-    this.ts = r32(buf, off + 8);
-    this.ssrc = r32(buf, off + 12);
-    this.extProfile = r32(buf, off + 16) | 0;
-    this.extLen = r32(buf, off + 20) | 0;
-    this.payloadLen = r32(buf, off + 24);
+    this.seq = readU16LE(buf, off + 4);
+    this.ts = readU32LE(buf, off + 8);
+    this.ssrc = readU32LE(buf, off + 12);
+    this.extProfile = readU32LE(buf, off + 16) | 0;
+    this.extLen = readU32LE(buf, off + 20) | 0;
+    this.payloadLen = readU32LE(buf, off + 24);
     this.event = (bits & 8) !== 0 ? buf[off + 28] : -1;
     this.eventEnd = (bits & 16) !== 0;
     this.volume = buf[off + 29];
-    this.duration = r16(buf, off + 30);
+    this.duration = readU16LE(buf, off + 30);
     // csrc(i) reads 4i bytes after off + 12, as in a packet.
     this.buf = buf;
     this.off = off + COMPACT - 12;

@@ -13,10 +13,10 @@
 //   13.. per header: name offset, name length, value offset, value length
 //   then the message's M bytes, from its start line (offsets count from there).
 
-import { ascii, jsonStringBytesLength, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, jsonStringBytesLength, readU32LE, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Payload, PayloadReader } from '../../../src/pipeline/record.js';
-import { r32, wordView } from '../../../src/pipeline/wire.js';
+import { wordView } from '../../../src/pipeline/wire.js';
 import { MAX_HEADERS } from './message.js';
 
 /** What the payload reads of a message: a parsed SipMessage, or its compact form read back (CompactSip). */
@@ -227,33 +227,33 @@ class CompactSip implements SipFields {
   /** False when the bytes are not a well-formed compact payload (every span is checked to lie in the message). */
   load(buf: Uint8Array, off: number, len: number): boolean {
     if (len < 4 * FIXED_WORDS) return false;
-    const w0 = r32(buf, off);
-    const mlen = r32(buf, off + 4);
-    const h = r32(buf, off + 8);
+    const w0 = readU32LE(buf, off);
+    const mlen = readU32LE(buf, off + 4);
+    const h = readU32LE(buf, off + 8);
     const base = off + 4 * (FIXED_WORDS + 4 * h);
     if (h > MAX_HEADERS || base + mlen !== off + len) return false;
     this.buf = buf;
     this.isRequest = (w0 & 1) !== 0;
     this.truncated = (w0 & 2) !== 0;
     this.status = w0 >>> 16;
-    for (let o = off + 12; o < off + 4 * FIXED_WORDS; o += 8) if (r32(buf, o) + r32(buf, o + 4) > mlen) return false;
+    for (let o = off + 12; o < off + 4 * FIXED_WORDS; o += 8) if (readU32LE(buf, o) + readU32LE(buf, o + 4) > mlen) return false;
     this.off = base;
     this.end = base + mlen;
-    this.lineOff = base + r32(buf, off + 12);
-    this.lineLen = r32(buf, off + 16);
-    this.methodOff = base + r32(buf, off + 20);
-    this.methodLen = r32(buf, off + 24);
-    this.uriOff = base + r32(buf, off + 28);
-    this.uriLen = r32(buf, off + 32);
-    this.reasonOff = base + r32(buf, off + 36);
-    this.reasonLen = r32(buf, off + 40);
-    this.bodyOff = base + r32(buf, off + 44);
-    this.bodyLen = r32(buf, off + 48);
+    this.lineOff = base + readU32LE(buf, off + 12);
+    this.lineLen = readU32LE(buf, off + 16);
+    this.methodOff = base + readU32LE(buf, off + 20);
+    this.methodLen = readU32LE(buf, off + 24);
+    this.uriOff = base + readU32LE(buf, off + 28);
+    this.uriLen = readU32LE(buf, off + 32);
+    this.reasonOff = base + readU32LE(buf, off + 36);
+    this.reasonLen = readU32LE(buf, off + 40);
+    this.bodyOff = base + readU32LE(buf, off + 44);
+    this.bodyLen = readU32LE(buf, off + 48);
     for (let i = 0, o = off + 4 * FIXED_WORDS; i < h; i++, o += 16) {
-      const no = r32(buf, o);
-      const nl = r32(buf, o + 4);
-      const vo = r32(buf, o + 8);
-      const vl = r32(buf, o + 12);
+      const no = readU32LE(buf, o);
+      const nl = readU32LE(buf, o + 4);
+      const vo = readU32LE(buf, o + 8);
+      const vl = readU32LE(buf, o + 12);
       if (no + nl > mlen || vo + vl > mlen) return false;
       this.hNameOff[i] = base + no;
       this.hNameLen[i] = nl;
