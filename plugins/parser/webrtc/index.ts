@@ -19,7 +19,7 @@ import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js
 import type { OutputRecord, Payload } from '../../../src/pipeline/record.js';
 import type { Parser, PluginDefinition } from '../../../src/plugin/types.js';
 import type { FlowRegistry } from '../../../src/shm/registry.js';
-import { CLASS_NAME, KIND_NAMES, Kind, MALFORMED_NAMES, Malformed, METHOD_NAME, REJECT_NAMES, WebrtcMessage } from './message.js';
+import { CLASS_NAME, isWebrtcFirstByte, KIND_NAMES, Kind, MALFORMED_NAMES, Malformed, METHOD_NAME, REJECT_NAMES, WebrtcMessage } from './message.js';
 
 export interface WebrtcConfig {
   /** UDP ports (either side) whose datagrams are WebRTC media-plane traffic. */
@@ -182,9 +182,8 @@ export class WebrtcParser implements Parser {
     if (this.ports[p.sport] === 1 || this.ports[p.dport] === 1) return true;
     if (this.flows === null) return false;
     if (this.lookup(p) >= 0) return true;
-    // Replay: an SDP in an earlier frame on another process may register this flow (only for RFC 7983 first bytes).
-    const b0 = p.payloadBuf[p.payloadOff];
-    return (b0 <= 3 || (b0 >= 20 && b0 <= 63) || (b0 >= 128 && b0 <= 191)) && this.flows.catchUp() && this.lookup(p) >= 0;
+    // Replay: an SDP in an earlier frame on another process may register this flow.
+    return isWebrtcFirstByte(p.payloadBuf[p.payloadOff]) && this.flows.catchUp() && this.lookup(p) >= 0;
   }
 
   /** The registry slot of the packet's destination, else source endpoint; -1 when neither is registered. */

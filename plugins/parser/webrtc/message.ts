@@ -130,6 +130,11 @@ const K_CID_TRUE = ascii(',"cid":true}');
 const VALUE_MAX = 512;
 const K_TRUNC = ascii(',"truncated":true');
 
+/** Is the first byte one RFC 7983 §7 demultiplexes (STUN, DTLS, TURN ChannelData, RTP/RTCP)? */
+export function isWebrtcFirstByte(c: number): boolean {
+  return c <= 3 || (c >= 20 && c <= 79) || (c >= 128 && c <= 191);
+}
+
 export class WebrtcMessage {
   b: Uint8Array = new Uint8Array(0);
   base = 0;

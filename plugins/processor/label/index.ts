@@ -5,6 +5,7 @@
 // are kept unless `overwrite: true`. Keys and values are made once at init;
 // per record it only stores references.
 
+import { labelKeyId } from '../../../src/pipeline/label-keys.js';
 import type { PluginDefinition, Processor } from '../../../src/plugin/types.js';
 import type { ProcessorView } from '../../../src/pipeline/record.js';
 
@@ -20,20 +21,23 @@ const NODE_KEYS: Record<string, string> = { hostname: 'node', ip: 'node-ip' };
 
 class LabelProcessor implements Processor {
   readonly priority: number;
+  /** Key ids, taken once (label-keys.ts): no key lookup per record. */
+  private readonly ids: Int32Array;
   constructor(
-    private readonly keys: string[],
+    keys: string[],
     private readonly values: string[],
     private readonly overwrite: boolean,
     priority: number,
   ) {
     this.priority = priority;
+    this.ids = Int32Array.from(keys, labelKeyId);
   }
 
   process(rec: ProcessorView): ProcessorView {
     const labels = rec.labels;
-    const keys = this.keys;
-    for (let i = 0; i < keys.length; i++) {
-      if (this.overwrite || !labels.has(keys[i])) labels.set(keys[i], this.values[i]);
+    const ids = this.ids;
+    for (let i = 0; i < ids.length; i++) {
+      if (this.overwrite || labels.indexOfId(ids[i]) < 0) labels.setId(ids[i], this.values[i]);
     }
     return rec;
   }
