@@ -285,6 +285,18 @@ function hashKey(w: Int32Array): number {
 }
 
 const decoder = new TextDecoder();
+
+// A slot odd under a reader: spin a little, then sleep 20 µs at a time. A
+// writer preempted mid-write (more processes than CPUs) holds it for a
+// scheduler tick; skipping the slot then read a live key as missing (seen: a
+// call's RTP unlabelled while its BYE shortened the entry on another
+// process). ~5 ms bounds the wait on a writer that died mid-write.
+const SEQ_SPINS = 64;
+const SEQ_TRIES = SEQ_SPINS + 256;
+const pauseCell = new Int32Array(new SharedArrayBuffer(4));
+function writerPause(): void {
+  Atomics.wait(pauseCell, 0, 0, 0.02);
+}
 const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
@@ -531,9 +543,12 @@ export class FlowRegistry {
     let i = h & this.mask;
     for (let k = 0; k < this.window; k++) {
       const b = HEADER_BYTES / 4 + i * W;
-      for (let tries = 0; tries < 64; tries++) {
+      for (let tries = 0; tries < SEQ_TRIES; tries++) {
         const s1 = Atomics.load(i32, b + O_SEQ);
-        if ((s1 & 1) !== 0) continue;
+        if ((s1 & 1) !== 0) {
+          if (tries >= SEQ_SPINS) writerPause();
+          continue;
+        }
         const st = i32[b + O_STATE];
         let hit = st === LIVE && f64[(b >> 1) + O_EXP_F64] > now;
         for (let j = 0; hit && j < 10; j++) hit = i32[b + O_KIND + j] === w[j];
@@ -557,10 +572,13 @@ export class FlowRegistry {
     let i = h & this.mask;
     for (let k = 0; k < this.window; k++) {
       const b = HEADER_BYTES / 4 + i * W;
-      // seqlock read; a writer holds a slot odd for well under a microsecond
-      for (let tries = 0; tries < 64; tries++) {
+      // seqlock read; a writer holds a slot odd for well under a microsecond, unless it is preempted
+      for (let tries = 0; tries < SEQ_TRIES; tries++) {
         const s1 = Atomics.load(i32, b + O_SEQ);
-        if ((s1 & 1) !== 0) continue;
+        if ((s1 & 1) !== 0) {
+          if (tries >= SEQ_SPINS) writerPause();
+          continue;
+        }
         const st = i32[b + O_STATE];
         const hit =
           st === LIVE &&
@@ -591,9 +609,12 @@ export class FlowRegistry {
     let i = h & this.mask;
     for (let k = 0; k < this.window; k++) {
       const b = HEADER_BYTES / 4 + i * W;
-      for (let tries = 0; tries < 64; tries++) {
+      for (let tries = 0; tries < SEQ_TRIES; tries++) {
         const s1 = Atomics.load(i32, b + O_SEQ);
-        if ((s1 & 1) !== 0) continue;
+        if ((s1 & 1) !== 0) {
+          if (tries >= SEQ_SPINS) writerPause();
+          continue;
+        }
         const st = i32[b + O_STATE];
         const hit =
           st === LIVE &&

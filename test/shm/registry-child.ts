@@ -5,6 +5,8 @@
 //           whose last label is a checksum of the rest
 //   reader  looks the KEYS endpoints up for MS ms, decodes each hit and checks it;
 //           also copies the call-id in place and checks it with stillValid()
+//   expirer sets the expiry of KEYS endpoints again and again for MS ms (a BYE's
+//           expireIn, with a long TTL so the entries stay)
 //   crash   takes the writer lock, leaves a slot half written, and hangs
 // Reports {done, ...counts} or {hung}.
 
@@ -32,6 +34,14 @@ if (mode === 'writer') {
     }
   }
   send({ done: true, writes, failed });
+  process.disconnect?.();
+} else if (mode === 'expirer') {
+  const end = Date.now() + ms;
+  let writes = 0;
+  while (Date.now() < end) {
+    for (let k = 0; k < keys; k++) if (reg.expireIn(key.endpoint4(0x0a000000 + k, 10000 + k), 60_000)) writes++;
+  }
+  send({ done: true, writes });
   process.disconnect?.();
 } else if (mode === 'reader') {
   const end = Date.now() + ms;

@@ -5,7 +5,10 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { DecodedPacket } from '../../src/decode/packet.js';
+import { Labels } from '../../src/pipeline/labels.js';
 import { FlowKey, FlowRegistry, registrySegmentName, removeStaleRegistries } from '../../src/shm/registry.js';
+import { MediaCorrelator } from '../../plugins/parser/rtp/correlate.js';
 
 const CHILD = fileURLToPath(new URL('./registry-child.js', import.meta.url));
 const children: ChildProcess[] = [];
@@ -168,5 +171,37 @@ describe('flow registry', () => {
     reg.close();
     assert.ok(!existsSync(`/dev/shm${name}`));
     assert.throws(() => FlowRegistry.open(task), { code: 'OTUS_ERR_SYSCALL' });
+  });
+  it("keeps a call's media labelled while another process rewrites its entry (a BYE's expireIn)", async () => {
+    const { task, reg } = newRegistry(1024);
+    const KEYS = 32;
+    const key = new FlowKey();
+    for (let k = 0; k < KEYS; k++) reg.register(key.endpoint4(0x0a000000 + k, 10000 + k), { callId: `call-${k}@otus.test`, codec: 'PCMA', labels: { media: 'audio' } }, 60_000);
+    const w = run([task, 'expirer', 1, KEYS, 1500]);
+    const corr = new MediaCorrelator(reg, false, 60_000);
+    const p = new DecodedPacket();
+    p.ipVersion = 4;
+    p.src4 = 0x0b000001;
+    p.sport = 4000;
+    const L = new Labels();
+    let labelled = 0;
+    let missing = 0;
+    const end = Date.now() + 1200;
+    while (Date.now() < end) {
+      for (let k = 0; k < KEYS; k++) {
+        p.dst4 = 0x0a000000 + k;
+        p.dport = 10000 + k;
+        const slot = corr.lookup(p);
+        assert.ok(slot >= 0, `endpoint ${k} found`);
+        L.clear();
+        corr.label(L, slot, -1);
+        if (L.get('call-id') === `call-${k}@otus.test` && L.get('codec') === 'PCMA' && L.get('media') === 'audio') labelled++;
+        else missing++;
+      }
+    }
+    const r = await w.result;
+    assert.ok(Number(r.writes) > 1000, `writes ${r.writes}`);
+    assert.equal(missing, 0, `${missing} of ${labelled + missing} lookups lost their labels (races seen: ${corr.stats.raced})`);
+    assert.ok(labelled > 10_000, `${labelled} labelled`);
   });
 });

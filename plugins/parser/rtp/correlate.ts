@@ -26,11 +26,14 @@ const K_CODEC = labelKeyId('codec');
 const K_MEDIA = labelKeyId('media');
 /** Slots whose packed labels were last parsed (direct-mapped by slot): a call's media reuses them per packet. */
 const CACHE = 4096;
+const RACED = -2;
 
 export class MediaCorrelator {
   readonly stats = new CorrelateStats();
   /** Slot of the last successful lookup, -1 none. */
   slot = -1;
+  /** The packet of the last lookup (label() looks it up again after a race). */
+  private pkt: DecodedPacket | null = null;
   private tick = 0;
   private readonly key = new FlowKey();
   // Parsed packed labels per slot: valid while the slot's seqlock sequence and the payload type are unchanged.
@@ -52,6 +55,7 @@ export class MediaCorrelator {
   lookup(p: DecodedPacket): number {
     const f = this.flows;
     if (f === null) return (this.slot = -1);
+    this.pkt = p;
     // The registry's clock (expiry checks): refreshed every 256 lookups. measured: Date.now() ~25 ns.
     if ((++this.tick & 255) === 0) f.setNow(Date.now());
     let s = this.find(f, p);
@@ -109,6 +113,21 @@ export class MediaCorrelator {
    * sets codecLen, so callers can test it (telephone-event) without a string.
    */
   label(L: Labels, slot: number, pt: number): number {
+    let co = this.labelOnce(L, slot, pt);
+    // The slot was rewritten while we copied (its call's BYE shortening it on
+    // another process, say): look the packet up again rather than lose its labels.
+    for (let tries = 0; co === RACED && tries < 8; tries++) {
+      const s = this.find(this.flows!, this.pkt!);
+      co = s >= 0 ? this.labelOnce(L, (this.slot = s), pt) : RACED;
+    }
+    if (co !== RACED) return co;
+    this.stats.raced++;
+    this.codecLen = 0;
+    return -1;
+  }
+
+  /** One copy of the slot's labels, or RACED (labels removed) when the slot changed meanwhile. */
+  private labelOnce(L: Labels, slot: number, pt: number): number {
     const f = this.flows!;
     const u8 = f.u8;
     const c = slot & (CACHE - 1);
@@ -157,11 +176,11 @@ export class MediaCorrelator {
     if (cl > 0) L.setBytesId(K_CODEC, u8, co, cl);
     if (mo >= 0) L.setBytesId(K_MEDIA, u8, mo, ml);
     if (!f.stillValid(slot)) {
-      // The slot was rewritten under us (its cache entry is stale by its sequence number already).
-      this.stats.raced++;
+      // Rewritten under us (its cache entry is stale by its sequence number already).
       L.delete('call-id');
       L.delete('codec');
       L.delete('media');
+      return RACED;
     }
     this.codecLen = cl;
     return co;
