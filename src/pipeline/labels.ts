@@ -2,23 +2,30 @@
 // a parser's protocol fields, unprefixed for correlation (`call-id`, `codec`)
 // and deployment metadata (`node`, `dc`). Keys match LABEL_KEY.
 //
-// One Labels per pipeline, cleared per record: fixed-capacity arrays, so
-// setting a label allocates nothing. Keys are interned ids (label-keys.ts);
-// hot parsers take their ids once (labelKeyId) and use the *Id setters,
-// everything else passes key strings. A value is a string, bytes (setBytes:
-// a parser labels from packet or shared-memory bytes without making a
-// string), or a number (setUint: sequence numbers, SSRCs, printed in
-// decimal by the sender). get() makes a string only when asked.
+// One Labels per pipeline, cleared per record. Keys are interned ids
+// (label-keys.ts); hot parsers take their ids once (labelKeyId) and use the
+// *Id setters, everything else passes key strings. A value is a string,
+// bytes (setBytes: a parser labels from packet or shared-memory bytes
+// without making a string), or a number (setUint: sequence numbers, SSRCs,
+// printed in decimal by the sender).
 //
-// Each label is also appended, as it is set, to `enc` in the wire record's
-// label form (wire.ts): id, kind, value. The wire encoder then copies the
-// whole block by 32-bit words instead of label by label, byte by byte.
-// Replacing or deleting a label (rare: processors) re-encodes the block.
+// The labels exist only in their wire form (wire.ts), appended to `enc` as
+// they are set, one 4-byte-aligned entry each:
+//
+//   u32 key id | kind << 16,  u32 value length (Bytes) or the number (Uint),
+//   Bytes: the value's UTF-8 bytes, zero-padded to 4
+//
+// so setting a number is two word stores and the wire encoder copies the
+// block by words. Labels made once for many packets (the call labels of a
+// registry slot) are added by reference (addShared) and copied once, by the
+// wire encoder. Reads (get, equals: processors)
+// walk the entries; replacing or deleting a label (rare) moves the block.
+// A key set twice is found through a per-key mark, not a scan.
 
-import { writeU16LE, writeU32LE, writeUtf8 } from './bytes.js';
-import { labelKeyId, labelKeyName } from './label-keys.js';
+import { readU32LE, utf8Length, writeUtf8 } from './bytes.js';
+import { labelKeyId, labelKeyName, MAX_KEYS } from './label-keys.js';
 
-/** How a label's value is encoded (wire.ts: kind 0 u32 length + UTF-8 bytes, kind 1 u32 number). */
+/** How a label's value is encoded (kind field of an entry). */
 export const enum LabelKind {
   Bytes = 0,
   Uint = 1,
@@ -29,49 +36,68 @@ export const MAX_LABELS = 64;
 /** Room for the encoded labels of one record. */
 export const LABEL_BYTES = 16 * 1024;
 
+const LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+/** A little-endian word as stored through a native Int32Array. */
+function le(v: number): number {
+  return LE ? v | 0 : ((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24);
+}
+
 const decoder = new TextDecoder();
+const NO_WORDS = new Int32Array(0);
+
+/** Words of one encoded entry whose first word is at E[w] (for walking a block). */
+export function entryWords(E: Int32Array, w: number): number {
+  return (le(E[w]) >>> 16) === LabelKind.Uint ? 2 : 2 + ((le(E[w + 1]) + 3) >>> 2);
+}
 
 export class Labels {
   /** Number of labels set. */
   count = 0;
-  /** Key ids (label-keys.ts) and names. */
+  /** Key id of each label, in the order set. */
   readonly ids = new Int32Array(MAX_LABELS);
-  readonly keys: string[] = new Array<string>(MAX_LABELS).fill('');
-  /** The value when it was set as a string, else null (bytes or a number). */
-  readonly values: (string | null)[] = new Array<string | null>(MAX_LABELS).fill(null);
-  /** Where the value's bytes are in `enc`, and their length; -1: the value is the number in `nums`. */
-  readonly byteOff = new Int32Array(MAX_LABELS);
-  readonly byteLen = new Int32Array(MAX_LABELS);
-  readonly nums = new Float64Array(MAX_LABELS);
-  /** The labels in wire form, `encUsed` bytes (wire.ts writes them as they are). */
-  enc = new Uint8Array(LABEL_BYTES);
-  /** `enc` as 32-bit words (for copying it). */
-  enc32 = new Int32Array(this.enc.buffer);
+  /** Word index in enc32 of each label's entry. */
+  private readonly at = new Int32Array(MAX_LABELS);
+  /** The labels in wire form: `encUsed` bytes (a multiple of 4). */
+  readonly enc32 = new Int32Array(LABEL_BYTES >> 2);
+  readonly enc = new Uint8Array(this.enc32.buffer);
   encUsed = 0;
-  private spare = new Uint8Array(LABEL_BYTES);
-  private spare32 = new Int32Array(this.spare.buffer);
-  /** Labels refused because the table or the encoded block was full (counted, never thrown). */
+  /** Labels added by reference (addShared), which the wire encoder writes after enc's: shared[sharedAt, sharedAt+sharedWords). */
+  shared: Int32Array = NO_WORDS;
+  sharedAt = 0;
+  sharedWords = 0;
+  /** Labels refused because the table or the encoded block was full, or the key had no id (counted, never thrown). */
   overflows = 0;
+  /** mark[id] === epoch: key id set since the last clear(). */
+  private readonly mark = new Uint32Array(MAX_KEYS);
+  private epoch = 1;
 
   clear(): void {
     this.count = 0;
     this.encUsed = 0;
+    this.sharedWords = 0;
+    if (++this.epoch === 0xffffffff) {
+      this.mark.fill(0);
+      this.epoch = 1;
+    }
   }
 
   indexOfId(id: number): number {
+    if (id < 0 || this.mark[id] !== this.epoch) return -1;
     const ids = this.ids;
     for (let i = 0; i < this.count; i++) if (ids[i] === id) return i;
     return -1;
   }
 
   indexOf(key: string): number {
-    const keys = this.keys;
-    for (let i = 0; i < this.count; i++) if (keys[i] === key) return i;
-    return -1;
+    return this.indexOfId(labelKeyId(key));
   }
 
   has(key: string): boolean {
     return this.indexOf(key) >= 0;
+  }
+
+  keyAt(i: number): string {
+    return labelKeyName(this.ids[i]);
   }
 
   /** Sets (or replaces) a label. False when the table is full. */
@@ -80,12 +106,10 @@ export class Labels {
   }
 
   setId(id: number, value: string): boolean {
-    const i = this.append(id, LabelKind.Bytes, 3 * value.length);
-    if (i < 0) return false;
-    const vo = this.byteOff[i];
-    const end = writeUtf8(this.enc, vo, value);
-    this.finishBytes(i, end - vo);
-    this.values[i] = value;
+    const len = utf8Length(value);
+    const w = this.append(id, LabelKind.Bytes, len);
+    if (w < 0) return false;
+    writeUtf8(this.enc, (w + 2) << 2, value);
     return true;
   }
 
@@ -95,12 +119,9 @@ export class Labels {
   }
 
   setUintId(id: number, v: number): boolean {
-    const i = this.append(id, LabelKind.Uint, 0);
-    if (i < 0) return false;
-    v >>>= 0;
-    this.nums[i] = v;
-    writeU32LE(this.enc, this.byteOff[i] - 4, v);
-    this.byteLen[i] = -1;
+    const w = this.append(id, LabelKind.Uint, 0);
+    if (w < 0) return false;
+    this.enc32[w + 1] = le(v);
     return true;
   }
 
@@ -110,49 +131,94 @@ export class Labels {
   }
 
   setBytesId(id: number, src: Uint8Array, off: number, len: number): boolean {
-    const i = this.append(id, LabelKind.Bytes, len);
-    if (i < 0) return false;
+    const w = this.append(id, LabelKind.Bytes, len);
+    if (w < 0) return false;
     const e = this.enc;
-    const at = this.byteOff[i];
+    const at = (w + 2) << 2;
     for (let j = 0; j < len; j++) e[at + j] = src[off + j];
-    this.finishBytes(i, len);
     return true;
   }
 
   /**
-   * Starts label `id`'s entry at the end of `enc` with room for `room` value
-   * bytes: returns its index (byteOff set to where the value goes), or -1
-   * when full (counted). A key already set is removed first.
+   * Adds `n` labels already in entry form, E[w, w+words) (made with
+   * encodeBytesEntry once per value, not per packet), by reference: the
+   * wire encoder copies them from there, once. E must stay unchanged until
+   * the record is encoded; anything that reads or edits the labels before
+   * that copies them in first (own). Keys set already are replaced. False
+   * (nothing added, counted) when they do not fit.
    */
-  private append(id: number, kind: LabelKind, room: number): number {
+  addShared(E: Int32Array, w: number, words: number, n: number): boolean {
+    if (this.sharedWords !== 0) this.own();
+    for (let k = 0, x = w; k < n; k++, x += entryWords(E, x)) {
+      const id = le(E[x]) & 0xffff;
+      if (this.mark[id] === this.epoch) this.removeAt(this.indexOfId(id));
+    }
+    if (this.count + n > MAX_LABELS || this.encUsed + (words << 2) > LABEL_BYTES) {
+      this.overflows += n;
+      return false;
+    }
+    for (let k = 0, x = w; k < n; k++, x += entryWords(E, x)) {
+      const id = le(E[x]) & 0xffff;
+      const i = this.count++;
+      this.ids[i] = id;
+      this.at[i] = -1;
+      this.mark[id] = this.epoch;
+    }
+    this.shared = E;
+    this.sharedAt = w;
+    this.sharedWords = words;
+    return true;
+  }
+
+  /** Copies the shared labels (addShared) into enc, after the labels set before them. */
+  private own(): void {
+    const words = this.sharedWords;
+    if (words === 0) return;
+    const E = this.shared;
+    const D = this.enc32;
+    const o = this.encUsed >> 2;
+    const w = this.sharedAt;
+    for (let j = 0; j < words; j++) D[o + j] = E[w + j];
+    for (let i = 0, x = o; i < this.count; i++) {
+      if (this.at[i] >= 0) continue;
+      this.at[i] = x;
+      x += entryWords(D, x);
+    }
+    this.encUsed = (o + words) << 2;
+    this.sharedWords = 0;
+  }
+
+  /**
+   * Starts label `id`'s entry at the end of `enc` with room for `len` value
+   * bytes (length word written, last word zeroed for the padding): returns
+   * its word index, or -1 when full (counted). A key already set is removed
+   * first.
+   */
+  private append(id: number, kind: LabelKind, len: number): number {
     if (id < 0) {
       this.overflows++;
       return -1;
     }
-    const old = this.indexOfId(id);
-    if (old >= 0) this.removeAt(old);
-    const o = this.encUsed;
-    if (this.count === MAX_LABELS || o + 7 + room > LABEL_BYTES) {
+    if (this.sharedWords !== 0) this.own();
+    if (this.mark[id] === this.epoch) this.removeAt(this.indexOfId(id));
+    const w = this.encUsed >> 2;
+    const words = kind === LabelKind.Uint ? 2 : 2 + ((len + 3) >> 2);
+    if (this.count === MAX_LABELS || (w + words) << 2 > LABEL_BYTES) {
       this.overflows++;
       return -1;
     }
     const i = this.count++;
     this.ids[i] = id;
-    this.keys[i] = labelKeyName(id);
-    this.values[i] = null;
-    const e = this.enc;
-    writeU16LE(e, o, id);
-    e[o + 2] = kind;
-    this.byteOff[i] = o + 7;
-    this.encUsed = o + 7;
-    return i;
-  }
-
-  /** Completes a bytes entry: its length, and the block's end. */
-  private finishBytes(i: number, len: number): void {
-    writeU32LE(this.enc, this.byteOff[i] - 4, len);
-    this.byteLen[i] = len;
-    this.encUsed = this.byteOff[i] + len;
+    this.at[i] = w;
+    this.mark[id] = this.epoch;
+    const E = this.enc32;
+    E[w] = le(id | (kind << 16));
+    if (kind === LabelKind.Bytes) {
+      E[w + 1] = le(len);
+      E[w + words - 1] = 0;
+    }
+    this.encUsed = (w + words) << 2;
+    return w;
   }
 
   /** The value as a string (decodes bytes: allocates), or undefined. */
@@ -161,31 +227,37 @@ export class Labels {
     return i < 0 ? undefined : this.valueAt(i);
   }
 
+  /** Label i's number (Uint labels), else -1. */
+  private numberAt(i: number): number {
+    this.own();
+    const w = this.at[i];
+    return le(this.enc32[w]) >>> 16 === LabelKind.Uint ? readU32LE(this.enc, (w + 1) << 2) : -1;
+  }
+
   valueAt(i: number): string {
-    const v = this.values[i];
-    if (v !== null) return v;
-    if (this.byteLen[i] < 0) return String(this.nums[i]);
-    return decoder.decode(this.enc.subarray(this.byteOff[i], this.byteOff[i] + this.byteLen[i]));
+    const n = this.numberAt(i); // (owns the shared labels first)
+    if (n >= 0) return String(n);
+    const o = (this.at[i] + 2) << 2;
+    return decoder.decode(this.enc.subarray(o, o + readU32LE(this.enc, o - 4)));
   }
 
   /** True when `key` is set to exactly `value`; compares bytes and numbers without making a string. */
   equals(key: string, value: string): boolean {
     const i = this.indexOf(key);
     if (i < 0) return false;
-    const v = this.values[i];
-    if (v !== null) return v === value;
-    const n = this.byteLen[i];
-    if (n < 0) return isDecimal(value, this.nums[i]);
+    const num = this.numberAt(i);
+    if (num >= 0) return isDecimal(value, num);
     const a = this.enc;
-    const o = this.byteOff[i];
-    // ASCII fast path; anything else decodes (rare).
-    if (n !== value.length) return this.valueAt(i) === value;
-    for (let j = 0; j < n; j++) {
+    const o = (this.at[i] + 2) << 2;
+    const n = readU32LE(a, o - 4);
+    // An ASCII value compares byte for byte; anything else decodes (rare).
+    let same = n === value.length;
+    for (let j = 0; j < value.length; j++) {
       const c = value.charCodeAt(j);
       if (c >= 0x80) return this.valueAt(i) === value;
-      if (a[o + j] !== c) return false;
+      if (same && a[o + j] !== c) same = false;
     }
-    return true;
+    return same;
   }
 
   delete(key: string): boolean {
@@ -195,46 +267,44 @@ export class Labels {
     return true;
   }
 
-  /** Removes label i, keeping the others' order, and re-encodes the block (rare: replace and delete). */
+  /** Removes label i, keeping the others' order: the entries after it move down (rare: replace and delete). */
   private removeAt(i: number): void {
+    this.own();
+    const E = this.enc32;
+    const w = this.at[i];
+    const words = entryWords(E, w);
+    const end = this.encUsed >> 2;
+    E.copyWithin(w, w + words, end);
+    this.encUsed = (end - words) << 2;
+    this.mark[this.ids[i]] = 0;
     const last = --this.count;
     for (let j = i; j < last; j++) {
       this.ids[j] = this.ids[j + 1];
-      this.keys[j] = this.keys[j + 1];
-      this.values[j] = this.values[j + 1];
-      this.byteOff[j] = this.byteOff[j + 1];
-      this.byteLen[j] = this.byteLen[j + 1];
-      this.nums[j] = this.nums[j + 1];
+      this.at[j] = this.at[j + 1] - words;
     }
-    const from = this.enc;
-    const to = this.spare;
-    let o = 0;
-    for (let j = 0; j < this.count; j++) {
-      const id = this.ids[j];
-      const n = this.byteLen[j];
-      writeU16LE(to, o, id);
-      to[o + 2] = n < 0 ? LabelKind.Uint : LabelKind.Bytes;
-      // The 4 bytes before the value (number or length) and the value move as they are.
-      const src = this.byteOff[j] - 4;
-      const len = 4 + (n < 0 ? 0 : n);
-      to.set(from.subarray(src, src + len), o + 3);
-      this.byteOff[j] = o + 7;
-      o += 3 + len;
-    }
-    this.enc = to;
-    this.spare = from;
-    const w = this.enc32;
-    this.enc32 = this.spare32;
-    this.spare32 = w;
-    this.encUsed = o;
   }
 
   /** A plain object copy (allocates; tests and slow paths). */
   toObject(): Record<string, string> {
     const o: Record<string, string> = {};
-    for (let i = 0; i < this.count; i++) o[this.keys[i]] = this.valueAt(i);
+    for (let i = 0; i < this.count; i++) o[this.keyAt(i)] = this.valueAt(i);
     return o;
   }
+}
+
+/**
+ * Encodes a bytes label entry at E[w...] (for addShared; `e` is E's
+ * bytes): returns the word after it, or -1 when it would pass word `end`.
+ */
+export function encodeBytesEntry(E: Int32Array, e: Uint8Array, w: number, end: number, id: number, src: Uint8Array, off: number, len: number): number {
+  const words = 2 + ((len + 3) >> 2);
+  if (id < 0 || w + words > end) return -1;
+  E[w] = le(id | (LabelKind.Bytes << 16));
+  E[w + 1] = le(len);
+  E[w + words - 1] = 0;
+  const at = (w + 2) << 2;
+  for (let j = 0; j < len; j++) e[at + j] = src[off + j];
+  return w + words;
 }
 
 /** Is `s` the canonical decimal form of `n` (no sign, no leading zeros)? Compares without making a string. */

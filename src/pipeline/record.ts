@@ -46,6 +46,12 @@ export interface PayloadReader {
   read(buf: Uint8Array, off: number, len: number): Payload | null;
 }
 
+const LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+/** The native-order word whose bytes in memory are `be`'s big-endian bytes. */
+function memWord(be: number): number {
+  return LE ? ((be & 0xff) << 24) | ((be & 0xff00) << 8) | ((be >>> 8) & 0xff00) | (be >>> 24) : be | 0;
+}
+
 /** Envelope + labels + payload (+ optional raw frame). Reused per packet. */
 export class OutputRecord {
   // Envelope: written by the parser (or the unmatched policy), read-only after.
@@ -59,9 +65,11 @@ export class OutputRecord {
 
   // Flow five-tuple. ipVersion 0: no IP header (addresses absent).
   ipVersion = 0;
-  /** 4 or 16 address bytes each. */
+  /** 4 or 16 address bytes each; also as native-order 32-bit words (the wire encoder copies them so). */
   readonly src = new Uint8Array(16);
   readonly dst = new Uint8Array(16);
+  readonly src32 = new Int32Array(this.src.buffer);
+  readonly dst32 = new Int32Array(this.dst.buffer);
   /** -1 when absent. */
   sport = -1;
   dport = -1;
@@ -132,18 +140,9 @@ export class OutputRecord {
     const v = p.ipVersion;
     this.ipVersion = v;
     if (v === 4) {
-      const s = p.src4;
-      const d = p.dst4;
-      const a = this.src;
-      const b = this.dst;
-      a[0] = s >>> 24;
-      a[1] = s >>> 16;
-      a[2] = s >>> 8;
-      a[3] = s;
-      b[0] = d >>> 24;
-      b[1] = d >>> 16;
-      b[2] = d >>> 8;
-      b[3] = d;
+      // src4/dst4 hold the address bytes in network order as a big-endian read.
+      this.src32[0] = memWord(p.src4);
+      this.dst32[0] = memWord(p.dst4);
     } else if (v === 6) {
       const ab = p.addrBuf;
       const so = p.srcOff;

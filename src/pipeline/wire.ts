@@ -33,9 +33,10 @@
 //       P bytes protocol name (UTF-8)
 //       V × u16 VLAN ids
 //       outer src, outer dst (4 or 16 each) when there is a tunnel
-//       padding to 4 bytes, u32 length of the labels, then N labels:
-//                 u16 key id (label-keys.ts), u8 kind, then
-//                 kind 0: u32 length + UTF-8 bytes; kind 1: u32 number
+//       padding to 4 bytes, u32 length of the labels, then N labels, each
+//                 4-byte aligned (labels.ts): u16 key id (label-keys.ts),
+//                 u8 kind, u8 0, then kind 0: u32 length + UTF-8 bytes
+//                 zero-padded to 4; kind 1: u32 number
 //       u8 payload kind (PayloadKind); unless None: padding to 4 bytes,
 //                 u32 length, the payload (so it starts 4-byte aligned)
 //       when flagged: u32 raw length + the frame's bytes
@@ -49,7 +50,7 @@ export { LabelKind };
 import type { OutputRecord } from './record.js';
 import { copyBytes, readI32LE, readU16LE, readU32LE, writeU16LE, writeU32LE, writeUtf8 } from './bytes.js';
 
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 export const WIRE_HEADER = 56;
 /** A wire record is at most this much bigger than the same record in JSON or protobuf (header, length fields). */
 export const WIRE_SLACK = 4096;
@@ -161,17 +162,14 @@ export function encodeWire(
   }
   let o = off + WIRE_HEADER;
   if (al === 4) {
-    const a = r.src;
-    const b = r.dst;
-    buf[o] = a[0];
-    buf[o + 1] = a[1];
-    buf[o + 2] = a[2];
-    buf[o + 3] = a[3];
-    buf[o + 4] = b[0];
-    buf[o + 5] = b[1];
-    buf[o + 6] = b[2];
-    buf[o + 7] = b[3];
-    o += 8;
+    if (W !== null && (off & 3) === 0) {
+      W[o >> 2] = r.src32[0];
+      W[(o >> 2) + 1] = r.dst32[0];
+      o += 8;
+    } else {
+      o = copyBytes(buf, o, r.src, 0, 4);
+      o = copyBytes(buf, o, r.dst, 0, 4);
+    }
   } else if (al === 16) {
     o = copyBytes(buf, o, r.src, 0, 16);
     o = copyBytes(buf, o, r.dst, 0, 16);
@@ -195,21 +193,29 @@ export function encodeWire(
   }
 
   // Labels: the block Labels keeps in wire form, at a 4-byte boundary, copied by words.
-  const lb = L.encUsed;
+  // Labels: the entries Labels keeps in wire form, then those it holds by reference (addShared), at a 4-byte boundary, by words.
+  const own = L.encUsed;
+  const sw = L.sharedWords;
+  const lb = own + (sw << 2);
   o = off + ((o - off + 3) & ~3);
   if (end - o < 4 + lb + 3 + 5 + 4) return -1;
-  writeU32LE(buf, o, lb);
-  o += 4;
-  if (lb > 0) {
+  if (W !== null && (o & 3) === 0) {
+    let k = o >> 2;
+    W[k++] = lb;
     const E = L.enc32;
-    if (W !== null && (o & 3) === 0) {
-      const k = o >> 2;
-      const n = (lb + 3) >> 2;
-      for (let j = 0; j < n; j++) W[k + j] = E[j];
-    } else copyBytes(buf, o, L.enc, 0, lb);
-    o += lb;
-    if (keys !== null) for (let i = 0; i < L.count; i++) keys.use(L.ids[i]);
+    const n = own >> 2;
+    for (let j = 0; j < n; j++) W[k + j] = E[j];
+    k += n;
+    const S = L.shared;
+    const sa = L.sharedAt;
+    for (let j = 0; j < sw; j++) W[k + j] = S[sa + j];
+  } else {
+    writeU32LE(buf, o, lb);
+    copyBytes(buf, o + 4, L.enc, 0, own);
+    if (sw > 0) copyBytes(buf, o + 4 + own, new Uint8Array(L.shared.buffer, L.shared.byteOffset), L.sharedAt << 2, sw << 2);
   }
+  o += 4 + lb;
+  if (keys !== null) for (let i = 0; i < L.count; i++) keys.use(L.ids[i]);
 
   const p = r.payload;
   if (p === null) buf[o++] = PayloadKind.None;
@@ -343,19 +349,21 @@ export class WireRecord {
     if (lend > end) return false;
     o += 4;
     for (let i = 0; i < n; i++) {
-      if (o + 7 > lend || !keys.find(readU16LE(buf, o))) return false;
+      if (o + 8 > lend || !keys.find(readU16LE(buf, o))) return false;
       this.keyBuf[i] = keys.buf;
       this.keyOff[i] = keys.off;
       this.keyLen[i] = keys.len;
       const kind = (this.valKind[i] = buf[o + 2]);
+      if (buf[o + 3] !== 0) return false;
       if (kind === LabelKind.Uint) {
-        this.valNum[i] = readU32LE(buf, o + 3);
-        o += 7;
+        this.valNum[i] = readU32LE(buf, o + 4);
+        o += 8;
       } else if (kind === LabelKind.Bytes) {
-        const vl = readU32LE(buf, o + 3);
-        this.valOff[i] = o + 7;
+        const vl = readU32LE(buf, o + 4);
+        if (vl > lend - o - 8) return false;
+        this.valOff[i] = o + 8;
         this.valLen[i] = vl;
-        o += 7 + vl;
+        o += 8 + ((vl + 3) & ~3);
         if (o > lend) return false;
       } else return false;
     }

@@ -1,15 +1,17 @@
 // Media correlation through the task's flow registry (ADR-008), shared by
 // the rtp and rtcp parsers: look the packet's destination, then source,
-// endpoint up; copy call-id, codec and media type from the slot's bytes
-// into the record's labels (Labels.setBytesId: no strings; the slot's packed
-// labels parsed once per slot version, not per packet); optionally learn
-// an unannounced (NATed) source endpoint of a known call. Allocates nothing
-// unless it learns (once per endpoint).
+// endpoint up; label the record with the slot's call-id, codec and media
+// type; optionally learn an unannounced (NATed) source endpoint of a known
+// call. The call labels are encoded as label entries once per slot version
+// (and payload type) into a local cache, which each packet's labels refer
+// to (Labels.addShared): no strings, no per-packet parsing or copying of the
+// slot. Allocates
+// nothing unless it learns (once per endpoint).
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
 import { labelKeyId } from '../../../src/pipeline/label-keys.js';
-import type { Labels } from '../../../src/pipeline/labels.js';
-import { FlowKey, type FlowRegistry } from '../../../src/shm/registry.js';
+import { encodeBytesEntry, type Labels } from '../../../src/pipeline/labels.js';
+import { CALL_ID_MAX, CODEC_MAX, FlowKey, LABELS_MAX, type FlowRegistry } from '../../../src/shm/registry.js';
 
 export class CorrelateStats {
   hits = 0;
@@ -24,9 +26,15 @@ const PT = [112, 116]; // "pt"
 const K_CALL_ID = labelKeyId('call-id');
 const K_CODEC = labelKeyId('codec');
 const K_MEDIA = labelKeyId('media');
-/** Slots whose packed labels were last parsed (direct-mapped by slot): a call's media reuses them per packet. */
+/** Slots whose call labels were last encoded (direct-mapped by slot): a call's media reuses them per packet. */
 const CACHE = 4096;
+/** Room per cached slot: call-id, codec and media at their registry maximum, as label entries. */
+const BLOCK_WORDS = 3 * 2 + ((CALL_ID_MAX + CODEC_MAX + LABELS_MAX + 9) >> 2);
 const RACED = -2;
+export const CODEC_NONE = 0;
+export const CODEC_NAMED = 1;
+export const CODEC_EVENT = 2;
+const TE = [116, 101, 108, 101, 112, 104, 111, 110, 101, 45, 101, 118, 101, 110, 116]; // telephone-event
 
 export class MediaCorrelator {
   readonly stats = new CorrelateStats();
@@ -36,14 +44,15 @@ export class MediaCorrelator {
   private pkt: DecodedPacket | null = null;
   private tick = 0;
   private readonly key = new FlowKey();
-  // Parsed packed labels per slot: valid while the slot's seqlock sequence and the payload type are unchanged.
+  // Per cached slot: the sequence number and payload type it was encoded for, its label entries, and its codec kind.
   private readonly cSlot = new Int32Array(CACHE).fill(-1);
   private readonly cSeq = new Int32Array(CACHE);
   private readonly cPt = new Int32Array(CACHE);
-  private readonly cCodecOff = new Int32Array(CACHE);
-  private readonly cCodecLen = new Int32Array(CACHE);
-  private readonly cMediaOff = new Int32Array(CACHE);
-  private readonly cMediaLen = new Int32Array(CACHE);
+  private readonly cWords = new Int32Array(CACHE);
+  private readonly cCount = new Int32Array(CACHE);
+  private readonly cCodec = new Int32Array(CACHE);
+  private readonly block = new Int32Array(CACHE * BLOCK_WORDS);
+  private readonly block8 = new Uint8Array(this.block.buffer);
 
   constructor(
     readonly flows: FlowRegistry | null,
@@ -109,84 +118,98 @@ export class MediaCorrelator {
   /**
    * Writes `call-id`, `codec` (the one of payload type `pt` from the slot's
    * map when it has one, else the slot's codec; pt -1: the slot's) and
-   * `media` labels from `slot`. Returns the codec's offset in flows.u8 and
-   * sets codecLen, so callers can test it (telephone-event) without a string.
+   * `media` labels from `slot`. Returns CODEC_NONE, CODEC_NAMED or
+   * CODEC_EVENT (the codec is telephone-event, RFC 4733), or -1 when the
+   * slot kept changing and the packet got no call labels (counted).
    */
   label(L: Labels, slot: number, pt: number): number {
-    let co = this.labelOnce(L, slot, pt);
-    // The slot was rewritten while we copied (its call's BYE shortening it on
+    let r = this.labelOnce(L, slot, pt);
+    // The slot was rewritten while we read it (its call's BYE shortening it on
     // another process, say): look the packet up again rather than lose its labels.
-    for (let tries = 0; co === RACED && tries < 8; tries++) {
+    for (let tries = 0; r === RACED && tries < 8; tries++) {
       const s = this.find(this.flows!, this.pkt!);
-      co = s >= 0 ? this.labelOnce(L, (this.slot = s), pt) : RACED;
+      r = s >= 0 ? this.labelOnce(L, (this.slot = s), pt) : RACED;
     }
-    if (co !== RACED) return co;
+    if (r !== RACED) return r;
     this.stats.raced++;
-    this.codecLen = 0;
     return -1;
   }
 
-  /** One copy of the slot's labels, or RACED (labels removed) when the slot changed meanwhile. */
+  /**
+   * The slot's labels from the cache (valid while the slot's seqlock
+   * sequence, which the lookup just read, and the payload type are
+   * unchanged), else encoded afresh from the slot's bytes; RACED when the
+   * slot changed meanwhile.
+   */
   private labelOnce(L: Labels, slot: number, pt: number): number {
     const f = this.flows!;
-    const u8 = f.u8;
     const c = slot & (CACHE - 1);
-    let co: number;
-    let cl: number;
-    let mo: number;
-    let ml: number;
-    if (this.cSlot[c] === slot && this.cSeq[c] === f.lastSeq && this.cPt[c] === pt) {
-      co = this.cCodecOff[c];
-      cl = this.cCodecLen[c];
-      mo = this.cMediaOff[c];
-      ml = this.cMediaLen[c];
-    } else {
-      co = f.codecOffset(slot);
-      cl = f.codecLength(slot);
-      mo = -1;
-      ml = 0;
-      // Packed labels: klen key vlen value ...
-      const lo = f.labelsOffset(slot);
-      const le = lo + f.labelsLength(slot);
-      for (let p = lo; p < le; ) {
-        const kl = u8[p];
-        const vo = p + 2 + kl;
-        const vl = u8[p + 1 + kl];
-        if (kl === 5 && eq(u8, p + 1, MEDIA)) {
-          mo = vo;
-          ml = vl;
-        } else if (kl === 2 && eq(u8, p + 1, PT) && pt >= 0) {
-          const r = findPt(u8, vo, vl, pt);
-          if (r >= 0) {
-            co = r;
-            cl = foundLen;
-          }
-        }
-        p = vo + vl;
-      }
-      this.cSlot[c] = slot;
-      this.cSeq[c] = f.lastSeq;
-      this.cPt[c] = pt;
-      this.cCodecOff[c] = co;
-      this.cCodecLen[c] = cl;
-      this.cMediaOff[c] = mo;
-      this.cMediaLen[c] = ml;
+    if (this.cSlot[c] !== slot || this.cSeq[c] !== f.lastSeq || this.cPt[c] !== pt) {
+      if (!this.encode(f, slot, c, pt)) return RACED;
     }
-    L.setBytesId(K_CALL_ID, u8, f.callIdOffset(slot), f.callIdLength(slot));
-    if (cl > 0) L.setBytesId(K_CODEC, u8, co, cl);
-    if (mo >= 0) L.setBytesId(K_MEDIA, u8, mo, ml);
-    if (!f.stillValid(slot)) {
-      // Rewritten under us (its cache entry is stale by its sequence number already).
-      L.delete('call-id');
-      L.delete('codec');
-      L.delete('media');
-      return RACED;
-    }
-    this.codecLen = cl;
-    return co;
+    L.addShared(this.block, c * BLOCK_WORDS, this.cWords[c], this.cCount[c]);
+    return this.cCodec[c];
   }
 
-  codecLen = 0;
+  /** Encodes the slot's call labels into cache entry c; false when the slot changed under us. */
+  private encode(f: FlowRegistry, slot: number, c: number, pt: number): boolean {
+    const u8 = f.u8;
+    let co = f.codecOffset(slot);
+    let cl = f.codecLength(slot);
+    let mo = -1;
+    let ml = 0;
+    // Packed labels: klen key vlen value ...
+    const lo = f.labelsOffset(slot);
+    const le = lo + f.labelsLength(slot);
+    for (let p = lo; p < le; ) {
+      const kl = u8[p];
+      const vo = p + 2 + kl;
+      const vl = u8[p + 1 + kl];
+      if (kl === 5 && eq(u8, p + 1, MEDIA)) {
+        mo = vo;
+        ml = vl;
+      } else if (kl === 2 && eq(u8, p + 1, PT) && pt >= 0) {
+        const r = findPt(u8, vo, vl, pt);
+        if (r >= 0) {
+          co = r;
+          cl = foundLen;
+        }
+      }
+      p = vo + vl;
+    }
+    const B = this.block;
+    const b8 = this.block8;
+    const w0 = c * BLOCK_WORDS;
+    const end = w0 + BLOCK_WORDS;
+    let w = encodeBytesEntry(B, b8, w0, end, K_CALL_ID, u8, f.callIdOffset(slot), f.callIdLength(slot));
+    let n = 1;
+    if (cl > 0 && w >= 0) {
+      w = encodeBytesEntry(B, b8, w, end, K_CODEC, u8, co, cl);
+      n++;
+    }
+    if (mo >= 0 && w >= 0) {
+      w = encodeBytesEntry(B, b8, w, end, K_MEDIA, u8, mo, ml);
+      n++;
+    }
+    let codec = cl === 0 ? CODEC_NONE : CODEC_NAMED;
+    if (cl === TE.length) {
+      let te = true;
+      for (let i = 0; i < cl && te; i++) te = (u8[co + i] | 32) === TE[i];
+      if (te) codec = CODEC_EVENT;
+    }
+    // Read under the lookup's sequence number: if it moved, what we read may be torn.
+    if (!f.stillValid(slot) || w < 0) {
+      this.cSlot[c] = -1;
+      return false;
+    }
+    this.cSlot[c] = slot;
+    this.cSeq[c] = f.lastSeq;
+    this.cPt[c] = pt;
+    this.cWords[c] = w - w0;
+    this.cCount[c] = n;
+    this.cCodec[c] = codec;
+    return true;
+  }
 }
 
 function eq(u8: Uint8Array, o: number, k: number[]): boolean {

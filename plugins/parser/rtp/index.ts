@@ -7,7 +7,7 @@
 //
 // The fast path allocates nothing: header read from the packet, numbers
 // kept as numbers (Labels.setUint; the sender prints them), call labels
-// copied from the registry slot's bytes (Labels.setBytes), one reused
+// appended from the correlator's per-slot cache (a word copy), one reused
 // payload that goes into the ring in its compact form.
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
@@ -15,7 +15,7 @@ import { labelKeyId } from '../../../src/pipeline/label-keys.js';
 import type { OutputRecord } from '../../../src/pipeline/record.js';
 import type { Parser, PluginDefinition } from '../../../src/plugin/types.js';
 import { STATIC_PT } from '../sip/sdp.js';
-import { MediaCorrelator } from './correlate.js';
+import { CODEC_EVENT, CODEC_NAMED, MediaCorrelator } from './correlate.js';
 import { RtpPayload, RtpPayloadReader } from './payload.js';
 
 export interface RtpConfig {
@@ -35,8 +35,6 @@ export class RtpStats {
   events = 0;
   readonly rejects = new Float64Array(RTP_REJECT_NAMES.length);
 }
-
-const TE = [116, 101, 108, 101, 112, 104, 111, 110, 101, 45, 101, 118, 101, 110, 116]; // telephone-event
 
 const K_SSRC = labelKeyId('rtp.ssrc');
 const K_PT = labelKeyId('rtp.pt');
@@ -139,13 +137,8 @@ export class RtpParser implements Parser {
     const slot = this.slot;
     if (slot >= 0) {
       st.correlated++;
-      const co = this.corr.label(L, slot, pt);
-      const cl = this.corr.codecLen;
-      if (cl === TE.length) {
-        const u = this.corr.flows!.u8;
-        isEvent = true;
-        for (let i = 0; i < cl && isEvent; i++) isEvent = (u[co + i] | 32) === TE[i];
-      } else if (cl === 0) isEvent = this.eventPt[pt] === 1;
+      const codec = this.corr.label(L, slot, pt);
+      isEvent = codec === CODEC_EVENT || (codec !== CODEC_NAMED && this.eventPt[pt] === 1);
     } else {
       const name = STATIC_NAMES[pt];
       if (name !== null) L.setId(K_CODEC, name);
