@@ -141,28 +141,29 @@ export class Labels {
 
   /**
    * Adds `n` labels already in entry form, E[w, w+words) (made with
-   * encodeBytesEntry once per value, not per packet), by reference: the
+   * encodeBytesEntry once per value, not per packet; their key ids, in
+   * order, at ids[idsAt, idsAt+n)), by reference: the
    * wire encoder copies them from there, once. E must stay unchanged until
    * the record is encoded; anything that reads or edits the labels before
-   * that copies them in first (own). Keys set already are replaced. False
-   * (nothing added, counted) when they do not fit.
+   * that copies them in first (own). Keys set already are replaced (the
+   * block's own keys are distinct). False (nothing added, counted) when
+   * they do not fit.
    */
-  addShared(E: Int32Array, w: number, words: number, n: number): boolean {
+  addShared(E: Int32Array, w: number, words: number, ids: Int32Array, idsAt: number, n: number): boolean {
     if (this.sharedWords !== 0) this.own();
-    for (let k = 0, x = w; k < n; k++, x += entryWords(E, x)) {
-      const id = le(E[x]) & 0xffff;
-      if (this.mark[id] === this.epoch) this.removeAt(this.indexOfId(id));
-    }
     if (this.count + n > MAX_LABELS || this.encUsed + (words << 2) > LABEL_BYTES) {
       this.overflows += n;
       return false;
     }
-    for (let k = 0, x = w; k < n; k++, x += entryWords(E, x)) {
-      const id = le(E[x]) & 0xffff;
+    const mark = this.mark;
+    const ep = this.epoch;
+    for (let k = 0; k < n; k++) {
+      const id = ids[idsAt + k];
+      if (mark[id] === ep) this.removeAt(this.indexOfId(id));
       const i = this.count++;
       this.ids[i] = id;
       this.at[i] = -1;
-      this.mark[id] = this.epoch;
+      mark[id] = ep;
     }
     this.shared = E;
     this.sharedAt = w;

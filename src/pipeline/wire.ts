@@ -192,7 +192,6 @@ export function encodeWire(
     o = copyBytes(buf, o, r.outerDst, 0, ol);
   }
 
-  // Labels: the block Labels keeps in wire form, at a 4-byte boundary, copied by words.
   // Labels: the entries Labels keeps in wire form, then those it holds by reference (addShared), at a 4-byte boundary, by words.
   const own = L.encUsed;
   const sw = L.sharedWords;
@@ -238,7 +237,8 @@ export function encodeWire(
       if (after >= 0 && after !== at + n) return -1; // a payload that lied about its size
     }
     if (after < 0) return -1;
-    writeU32LE(buf, lenAt, after - at);
+    if (W !== null && (lenAt & 3) === 0) W[lenAt >> 2] = after - at;
+    else writeU32LE(buf, lenAt, after - at);
     o = after;
   }
   if (r.rawLen >= 0) {

@@ -79,7 +79,7 @@ test('labels: random sets, shared blocks, replaces and deletes read back as a Ma
           const b = enc.encode(vals[i]);
           w = encodeBytesEntry(block, block8, w, block.length, labelKeyId(key), b, 0, b.length);
         });
-        assert.ok(L.addShared(block, base, w - base, keys.length));
+        assert.ok(L.addShared(block, base, w - base, Int32Array.from(keys, labelKeyId), 0, keys.length));
         free = w;
         keys.forEach((key, i) => put(key, vals[i]));
       } else {
@@ -105,7 +105,7 @@ test('labels: a shared block that would overflow the table is refused whole and 
   const b8 = new Uint8Array(block.buffer);
   let w = encodeBytesEntry(block, b8, 0, 16, labelKeyId('call-id'), enc.encode('c1'), 0, 2);
   w = encodeBytesEntry(block, b8, w, 16, labelKeyId('codec'), enc.encode('PCMU'), 0, 4);
-  assert.equal(L.addShared(block, 0, w, 2), false);
+  assert.equal(L.addShared(block, 0, w, Int32Array.of(labelKeyId('call-id'), labelKeyId('codec')), 0, 2), false);
   assert.equal(L.overflows, 2);
   assert.equal(L.count, 63);
   assert.equal(L.get('call-id'), undefined);

@@ -53,6 +53,7 @@ export class MediaCorrelator {
   private readonly cCodec = new Int32Array(CACHE);
   private readonly block = new Int32Array(CACHE * BLOCK_WORDS);
   private readonly block8 = new Uint8Array(this.block.buffer);
+  private readonly cIds = new Int32Array(CACHE * 3);
 
   constructor(
     readonly flows: FlowRegistry | null,
@@ -147,7 +148,7 @@ export class MediaCorrelator {
     if (this.cSlot[c] !== slot || this.cSeq[c] !== f.lastSeq || this.cPt[c] !== pt) {
       if (!this.encode(f, slot, c, pt)) return RACED;
     }
-    L.addShared(this.block, c * BLOCK_WORDS, this.cWords[c], this.cCount[c]);
+    L.addShared(this.block, c * BLOCK_WORDS, this.cWords[c], this.cIds, c * 3, this.cCount[c]);
     return this.cCodec[c];
   }
 
@@ -181,15 +182,17 @@ export class MediaCorrelator {
     const b8 = this.block8;
     const w0 = c * BLOCK_WORDS;
     const end = w0 + BLOCK_WORDS;
+    const ids = this.cIds;
     let w = encodeBytesEntry(B, b8, w0, end, K_CALL_ID, u8, f.callIdOffset(slot), f.callIdLength(slot));
+    ids[c * 3] = K_CALL_ID;
     let n = 1;
     if (cl > 0 && w >= 0) {
       w = encodeBytesEntry(B, b8, w, end, K_CODEC, u8, co, cl);
-      n++;
+      ids[c * 3 + n++] = K_CODEC;
     }
     if (mo >= 0 && w >= 0) {
       w = encodeBytesEntry(B, b8, w, end, K_MEDIA, u8, mo, ml);
-      n++;
+      ids[c * 3 + n++] = K_MEDIA;
     }
     let codec = cl === 0 ? CODEC_NONE : CODEC_NAMED;
     if (cl === TE.length) {
