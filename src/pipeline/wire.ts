@@ -122,7 +122,7 @@ export function encodeWire(
   if (r.rawLen >= 0) flags |= WireFlag.Raw;
   if (r.tsDigits === 9) flags |= WireFlag.TsNanos;
   const sec = r.tsSec;
-  const hi = Math.floor(sec / 4294967296);
+  const hi = sec >= 0 && sec <= 0xffffffff ? 0 : Math.floor(sec / 4294967296);
   const lo = sec - hi * 4294967296;
   const w0 = WIRE_VERSION | (flags << 8) | (r.ipVersion << 16);
   const w1 = (r.proto & 0xffff) | (r.ttl << 16);
