@@ -663,6 +663,21 @@ export class FlowRegistry {
     return Atomics.load(this.i32, HEADER_BYTES / 4 + slot * W + O_SEQ) === this.lastSeq;
   }
 
+  /**
+   * Is the slot still as a lookup that read sequence number `seq` saw it:
+   * unchanged since and not expired? Then the same lookup would return it
+   * again (keys are unique), so a caller may remember (key → slot, seq)
+   * and skip the lookup. Sets lastSeq to `seq` when true.
+   */
+  isCurrent(slot: number, seq: number): boolean {
+    const b = HEADER_BYTES / 4 + slot * W;
+    if (Atomics.load(this.i32, b + O_SEQ) !== seq || this.f64[(b >> 1) + O_EXP_F64] <= this.now) return false;
+    // The expiry read above is only consistent if the slot did not change meanwhile.
+    if (Atomics.load(this.i32, b + O_SEQ) !== seq) return false;
+    this.lastSeq = seq;
+    return true;
+  }
+
   callIdOffset(slot: number): number {
     return HEADER_BYTES + slot * SLOT_BYTES + B_CALL_ID;
   }

@@ -141,6 +141,38 @@ test('NAT: media from an unannounced address of a known call is learned, so pack
   }
 });
 
+test('flow cache: a rewritten registry entry is seen by the next packet; a lost NAT registration is learned again after a second', async () => {
+  const { sink, flows, rtp, feed } = setup('otus-t-flowcache');
+  try {
+    feed(udpFrame(A, B, 5060, 5060, sipMsg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', sdp(A, 4000))));
+    feed(udpFrame(B, A, 5060, 5060, sipMsg('SIP/2.0 200 OK', '1 INVITE', sdp(B, 6000))));
+    // A NATed source toward B's announced endpoint: learned once, then the flow is cached.
+    for (let i = 0; i < 3; i++) feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, i, 0, 1)));
+    assert.equal(rtp.corr.stats.natLearned, 1);
+    // B's endpoint rewritten (another call takes it over): the very next packet carries the new call.
+    flows.register(new FlowKey().endpoint(B, 6000), { callId: 'other-call', codec: 'G722' }, 60_000);
+    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 3, 0, 1)));
+    let recs = parse(sink);
+    assert.equal(recs.at(-1)!.labels['call-id'], 'other-call');
+    assert.equal(recs.at(-2)!.labels['call-id'], CALL);
+    // The learned NAT entry disappears; within a second the cached flow does not look again...
+    const nat = new FlowKey().endpoint('203.0.113.7', 30000);
+    assert.ok(flows.unregister(nat));
+    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 4, 0, 1)));
+    assert.equal(rtp.corr.stats.natLearned, 1, 'cached flow: no lookup within the second');
+    assert.equal(flows.lookup(nat), -1);
+    // ...after it, the next packets look up again (the registry clock is refreshed every 256 lookups) and learn it back.
+    await new Promise((r) => setTimeout(r, 1100));
+    for (let i = 0; i < 300; i++) feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 6 + i, 0, 1)));
+    assert.equal(rtp.corr.stats.natLearned, 2);
+    assert.ok(flows.lookup(nat) >= 0);
+    recs = parse(sink);
+    assert.ok(recs.slice(-300).every((r) => r.labels['call-id'] === 'other-call'));
+  } finally {
+    flows.close();
+  }
+});
+
 /** Ethernet + IPv6 + UDP (the shared helper builds IPv4 only). */
 function udp6Frame(src: string, dst: string, sport: number, dport: number, payload: Uint8Array): Uint8Array {
   const f = new Uint8Array(14 + 40 + 8 + payload.length);
