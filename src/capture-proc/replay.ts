@@ -92,7 +92,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
       pipeline.processFrame(f);
       if (++sincePace === PACE_EVERY) {
         sincePace = 0;
-        while (producer.map.stats().used > half) {
+        while (producer.map.used() > half) {
           ringWaits++;
           Atomics.wait(sleepCell, 0, 0, 1);
         }

@@ -158,6 +158,11 @@ class RingMap {
     this.mask = this.size - 1;
   }
 
+  /** Bytes written and not yet consumed (no allocation: replay paces on it). */
+  used(): number {
+    return (Atomics.load(this.i32, I_PROD) - Atomics.load(this.i32, I_CONS)) >>> 0;
+  }
+
   stats(): RingStats {
     const f = this.f64;
     const producers: RingProducerStats[] = [];
@@ -177,7 +182,7 @@ class RingMap {
     }
     return {
       dataBytes: this.size,
-      used: (Atomics.load(this.i32, I_PROD) - Atomics.load(this.i32, I_CONS)) >>> 0,
+      used: this.used(),
       records: f[F_RECORDS],
       bytes: f[F_BYTES],
       dropHead: f[F_DROP_HEAD],
