@@ -503,7 +503,7 @@ export class FlowRegistry {
     const kw = KIND_ENDPOINT4;
     const pw = (port & 0xffff) << 16;
     const h = fmix(round(round(round(0x9747b28c, kw), pw), ip));
-    return this.find(h, kw, pw, ip, 0, 0, 0);
+    return this.find(h, kw, pw, ip, 0, 0, 0, 0, 0, 0, 0);
   }
 
   /** IPv6 address: 16 bytes at buf[off]. */
@@ -515,7 +515,7 @@ export class FlowRegistry {
     const a2 = be32(buf, off + 8);
     const a3 = be32(buf, off + 12);
     const h = fmix(round(round(round(round(round(round(0x9747b28c, kw), pw), a0), a1), a2), a3));
-    return this.find(h, kw, pw, a0, a1, a2, a3);
+    return this.find(h, kw, pw, a0, a1, a2, a3, 0, 0, 0, 0);
   }
 
   /** Five-tuple, either direction. */
@@ -530,42 +530,17 @@ export class FlowRegistry {
       pw = ((dport & 0xffff) << 16) | (sport & 0xffff);
     }
     const h = fmix(round(round(round(round(0x9747b28c, kw), pw), a), b));
-    return this.findFlow4(h, kw, pw, a, b);
+    return this.find(h, kw, pw, a, 0, 0, 0, b, 0, 0, 0);
   }
 
-  /** Generic lookup through a FlowKey (any kind; the IPv6 five-tuple path). */
+  /** Lookup through a FlowKey (any kind; the IPv6 five-tuple path). */
   lookup(key: FlowKey): number {
     const w = key.w;
-    const h = hashKey(w);
-    const i32 = this.i32;
-    const f64 = this.f64;
-    const now = this.now;
-    let i = h & this.mask;
-    for (let k = 0; k < this.window; k++) {
-      const b = HEADER_BYTES / 4 + i * W;
-      for (let tries = 0; tries < SEQ_TRIES; tries++) {
-        const s1 = Atomics.load(i32, b + O_SEQ);
-        if ((s1 & 1) !== 0) {
-          if (tries >= SEQ_SPINS) writerPause();
-          continue;
-        }
-        const st = i32[b + O_STATE];
-        let hit = st === LIVE && f64[(b >> 1) + O_EXP_F64] > now;
-        for (let j = 0; hit && j < 10; j++) hit = i32[b + O_KIND + j] === w[j];
-        if (Atomics.load(i32, b + O_SEQ) !== s1) continue;
-        if (hit) {
-          this.lastSeq = s1;
-          return i;
-        }
-        if (st === EMPTY) return -1;
-        break;
-      }
-      i = (i + 1) & this.mask;
-    }
-    return -1;
+    return this.find(hashKey(w), w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9]);
   }
 
-  private find(h: number, kw: number, pw: number, a0: number, a1: number, a2: number, a3: number): number {
+  /** The probe: the key's ten words (kind, ports, address A, address B; unused words 0) from its home slot. */
+  private find(h: number, kw: number, pw: number, a0: number, a1: number, a2: number, a3: number, b0: number, b1: number, b2: number, b3: number): number {
     const i32 = this.i32;
     const f64 = this.f64;
     const now = this.now;
@@ -588,40 +563,10 @@ export class FlowRegistry {
           i32[b + O_A + 1] === a1 &&
           i32[b + O_A + 2] === a2 &&
           i32[b + O_A + 3] === a3 &&
-          f64[(b >> 1) + O_EXP_F64] > now;
-        if (Atomics.load(i32, b + O_SEQ) !== s1) continue;
-        if (hit) {
-          this.lastSeq = s1;
-          return i;
-        }
-        if (st === EMPTY) return -1;
-        break;
-      }
-      i = (i + 1) & this.mask;
-    }
-    return -1;
-  }
-
-  private findFlow4(h: number, kw: number, pw: number, a: number, b4: number): number {
-    const i32 = this.i32;
-    const f64 = this.f64;
-    const now = this.now;
-    let i = h & this.mask;
-    for (let k = 0; k < this.window; k++) {
-      const b = HEADER_BYTES / 4 + i * W;
-      for (let tries = 0; tries < SEQ_TRIES; tries++) {
-        const s1 = Atomics.load(i32, b + O_SEQ);
-        if ((s1 & 1) !== 0) {
-          if (tries >= SEQ_SPINS) writerPause();
-          continue;
-        }
-        const st = i32[b + O_STATE];
-        const hit =
-          st === LIVE &&
-          i32[b + O_KIND] === kw &&
-          i32[b + O_PORTS] === pw &&
-          i32[b + O_A] === a &&
-          i32[b + O_B] === b4 &&
+          i32[b + O_B] === b0 &&
+          i32[b + O_B + 1] === b1 &&
+          i32[b + O_B + 2] === b2 &&
+          i32[b + O_B + 3] === b3 &&
           f64[(b >> 1) + O_EXP_F64] > now;
         if (Atomics.load(i32, b + O_SEQ) !== s1) continue;
         if (hit) {
@@ -848,31 +793,37 @@ export class FlowRegistry {
     const own = !this.held; // holdWrites() took it already
     if (own && !this.lock()) return false;
     try {
-      const w = key.w;
+      const b = this.liveSlotLocked(key);
       const i32 = this.i32;
       const f64 = this.f64;
-      let i = hashKey(w) & this.mask;
-      for (let k = 0; k < this.window; k++, i = (i + 1) & this.mask) {
-        const b = HEADER_BYTES / 4 + i * W;
-        const st = i32[b + O_STATE];
-        if (st === EMPTY) return false;
-        if (st !== LIVE) continue;
-        let same = true;
-        for (let j = 0; same && j < 10; j++) same = i32[b + O_KIND + j] === w[j];
-        if (!same) continue;
-        if (f64[(b >> 1) + O_EXP_F64] <= now) return false;
-        // A write like any other: readers that cached this slot's sequence see it change.
-        const s = i32[b + O_SEQ];
-        Atomics.store(i32, b + O_SEQ, (s + 1) | 0);
-        f64[(b >> 1) + O_EXP_F64] = now + ttlMs;
-        Atomics.store(i32, b + O_SEQ, (s + 2) | 0);
-        f64[F_UPDATES]++;
-        return true;
-      }
-      return false;
+      if (b < 0 || f64[(b >> 1) + O_EXP_F64] <= now) return false;
+      // A write like any other: readers that cached this slot's sequence see it change.
+      const s = i32[b + O_SEQ];
+      Atomics.store(i32, b + O_SEQ, (s + 1) | 0);
+      f64[(b >> 1) + O_EXP_F64] = now + ttlMs;
+      Atomics.store(i32, b + O_SEQ, (s + 2) | 0);
+      f64[F_UPDATES]++;
+      return true;
     } finally {
       if (own) this.unlock();
     }
+  }
+
+  /** With the writer lock held (no seqlock needed): the word index of key's live slot (expired or not), or -1. */
+  private liveSlotLocked(key: FlowKey): number {
+    const w = key.w;
+    const i32 = this.i32;
+    let i = hashKey(w) & this.mask;
+    for (let k = 0; k < this.window; k++, i = (i + 1) & this.mask) {
+      const b = HEADER_BYTES / 4 + i * W;
+      const st = i32[b + O_STATE];
+      if (st === EMPTY) return -1;
+      if (st !== LIVE) continue;
+      let same = true;
+      for (let j = 0; same && j < 10; j++) same = i32[b + O_KIND + j] === w[j];
+      if (same) return b;
+    }
+    return -1;
   }
 
   /** Removes the entry for `key`; false if there was none (or the writer lock stayed busy). */
@@ -880,22 +831,11 @@ export class FlowRegistry {
     const own = !this.held; // holdWrites() took it already
     if (own && !this.lock()) return false;
     try {
-      const w = key.w;
-      const i32 = this.i32;
-      let i = hashKey(w) & this.mask;
-      for (let k = 0; k < this.window; k++, i = (i + 1) & this.mask) {
-        const b = HEADER_BYTES / 4 + i * W;
-        const st = i32[b + O_STATE];
-        if (st === EMPTY) return false;
-        if (st !== LIVE) continue;
-        let same = true;
-        for (let j = 0; same && j < 10; j++) same = i32[b + O_KIND + j] === w[j];
-        if (!same) continue;
-        this.markRemoved(b);
-        this.f64[F_REMOVES]++;
-        return true;
-      }
-      return false;
+      const b = this.liveSlotLocked(key);
+      if (b < 0) return false;
+      this.markRemoved(b);
+      this.f64[F_REMOVES]++;
+      return true;
     } finally {
       if (own) this.unlock();
     }
