@@ -26,10 +26,10 @@ const PT = [112, 116]; // "pt"
 const K_CALL_ID = labelKeyId('call-id');
 const K_CODEC = labelKeyId('codec');
 const K_MEDIA = labelKeyId('media');
-/** Slots whose call labels were last encoded (direct-mapped by slot): a call's media reuses them per packet. */
+/** Slots whose call labels were last encoded (2-way by slot): a call's media reuses them per packet. */
 const CACHE = 8192;
 /**
- * Flows remembered with their slot (2^FLOW_BITS, direct-mapped). A flow's
+ * Flows remembered with their slot (2^FLOW_BITS, 2 ways per set). A flow's
  * packets skip the destination and source lookups (two random reads of the
  * registry) while its slot is unchanged, for up to RECHECK_MS: then both
  * are looked up again, so a source registration that expired is learned
@@ -63,6 +63,8 @@ export class MediaCorrelator {
   private readonly block = new Int32Array(CACHE * BLOCK_WORDS);
   private readonly block8 = new Uint8Array(this.block.buffer);
   private readonly cIds = new Int32Array(CACHE * 3);
+  /** Per set (even index): the way the next miss replaces. */
+  private readonly cNext = new Uint8Array(CACHE);
   // Flow cache (IPv4), by a hash of the four-tuple: src, dst, ports, slot; the slot's sequence number; when the lookups were made.
   private readonly fKey = new Int32Array(4 << FLOW_BITS);
   private readonly fSeq = new Int32Array(1 << FLOW_BITS);
@@ -85,12 +87,15 @@ export class MediaCorrelator {
     let h = -1;
     if (p.ipVersion === 4) {
       const ports = (p.sport << 16) | p.dport;
-      h = Math.imul(p.src4 ^ Math.imul(p.dst4 ^ ports, 0x9e3779b1), 0x85ebca6b) >>> (32 - FLOW_BITS);
-      const k = h * 4;
+      // Two ways per set: flows whose hashes collide do not evict each other.
+      h = (Math.imul(p.src4 ^ Math.imul(p.dst4 ^ ports, 0x9e3779b1), 0x85ebca6b) >>> (32 - FLOW_BITS)) & ~1;
       const fk = this.fKey;
-      if (fk[k] === p.src4 && fk[k + 1] === p.dst4 && fk[k + 2] === ports && f.now - this.fAt[h] < RECHECK_MS && f.isCurrent(fk[k + 3], this.fSeq[h])) {
-        this.stats.hits++;
-        return (this.slot = fk[k + 3]);
+      for (let e = h; e < h + 2; e++) {
+        const k = e * 4;
+        if (fk[k] === p.src4 && fk[k + 1] === p.dst4 && fk[k + 2] === ports && f.now - this.fAt[e] < RECHECK_MS && f.isCurrent(fk[k + 3], this.fSeq[e])) {
+          this.stats.hits++;
+          return (this.slot = fk[k + 3]);
+        }
       }
     }
     let s = this.find(f, p);
@@ -99,13 +104,18 @@ export class MediaCorrelator {
     if (s >= 0) {
       this.stats.hits++;
       if (h >= 0) {
-        const k = h * 4;
-        this.fKey[k] = p.src4;
-        this.fKey[k + 1] = p.dst4;
-        this.fKey[k + 2] = (p.sport << 16) | p.dport;
-        this.fKey[k + 3] = s;
-        this.fSeq[h] = f.lastSeq;
-        this.fAt[h] = f.now;
+        // Into this flow's way if it has one, else the way looked up longer ago.
+        const fk = this.fKey;
+        const ports = (p.sport << 16) | p.dport;
+        const mine = fk[4 * h] === p.src4 && fk[4 * h + 1] === p.dst4 && fk[4 * h + 2] === ports;
+        const e = mine || (!(fk[4 * h + 4] === p.src4 && fk[4 * h + 5] === p.dst4 && fk[4 * h + 6] === ports) && this.fAt[h] <= this.fAt[h + 1]) ? h : h + 1;
+        const k = e * 4;
+        fk[k] = p.src4;
+        fk[k + 1] = p.dst4;
+        fk[k + 2] = ports;
+        fk[k + 3] = s;
+        this.fSeq[e] = f.lastSeq;
+        this.fAt[e] = f.now;
       }
     } else this.stats.misses++;
     return (this.slot = s);
@@ -179,9 +189,15 @@ export class MediaCorrelator {
    */
   private labelOnce(L: Labels, slot: number, pt: number): number {
     const f = this.flows!;
-    const c = slot & (CACHE - 1);
+    // Two ways per set; a miss replaces them in turn.
+    let c = slot & (CACHE - 2);
     if (this.cSlot[c] !== slot || this.cSeq[c] !== f.lastSeq || this.cPt[c] !== pt) {
-      if (!this.encode(f, slot, c, pt)) return RACED;
+      c++;
+      if (this.cSlot[c] !== slot || this.cSeq[c] !== f.lastSeq || this.cPt[c] !== pt) {
+        c = (slot & (CACHE - 2)) + this.cNext[slot & (CACHE - 2)];
+        this.cNext[slot & (CACHE - 2)] ^= 1;
+        if (!this.encode(f, slot, c, pt)) return RACED;
+      }
     }
     L.addShared(this.block, c * BLOCK_WORDS, this.cWords[c], this.cIds, c * 3, this.cCount[c]);
     return this.cCodec[c];
