@@ -37,8 +37,29 @@ const CACHE = 8192;
  */
 const FLOW_BITS = 14;
 const RECHECK_MS = 1000;
-/** Room per cached slot: call-id, codec and media at their registry maximum, as label entries. */
-const BLOCK_WORDS = 3 * 2 + ((CALL_ID_MAX + CODEC_MAX + LABELS_MAX + 9) >> 2);
+// A label-cache entry, in one run of words (so a packet touches one or two
+// cache lines, not one per field): the slot, its sequence number and the
+// payload type it was encoded for, the entries' word count, label count,
+// codec kind, their three key ids, then the label entries: call-id, codec
+// and media at their registry maximum.
+const E_SLOT = 0;
+const E_SEQ = 1;
+const E_PT = 2;
+const E_WORDS = 3;
+const E_COUNT = 4;
+const E_CODEC = 5;
+const E_IDS = 6;
+const E_LABELS = 12;
+const ENTRY_WORDS = E_LABELS + 3 * 2 + ((CALL_ID_MAX + CODEC_MAX + LABELS_MAX + 9) >> 2);
+// A flow-cache entry, 8 words (a set of two in one 64-byte line): source,
+// destination, ports, slot, sequence number, then (as a float64 at word 6)
+// when the lookups were made.
+const F_SRC = 0;
+const F_DST = 1;
+const F_PORTS = 2;
+const F_SLOT = 3;
+const F_SEQ = 4;
+const F_AT64 = 3; // float64 index within the entry
 const RACED = -2;
 export const CODEC_NONE = 0;
 export const CODEC_NAMED = 1;
@@ -53,28 +74,23 @@ export class MediaCorrelator {
   private pkt: DecodedPacket | null = null;
   private tick = 0;
   private readonly key = new FlowKey();
-  // Per cached slot: the sequence number and payload type it was encoded for, its label entries, and its codec kind.
-  private readonly cSlot = new Int32Array(CACHE).fill(-1);
-  private readonly cSeq = new Int32Array(CACHE);
-  private readonly cPt = new Int32Array(CACHE);
-  private readonly cWords = new Int32Array(CACHE);
-  private readonly cCount = new Int32Array(CACHE);
-  private readonly cCodec = new Int32Array(CACHE);
-  private readonly block = new Int32Array(CACHE * BLOCK_WORDS);
-  private readonly block8 = new Uint8Array(this.block.buffer);
-  private readonly cIds = new Int32Array(CACHE * 3);
+  /** Label cache: CACHE entries of ENTRY_WORDS, 2 ways per set (by slot). */
+  private readonly cache = new Int32Array(CACHE * ENTRY_WORDS);
+  private readonly cache8 = new Uint8Array(this.cache.buffer);
   /** Per set (even index): the way the next miss replaces. */
   private readonly cNext = new Uint8Array(CACHE);
-  // Flow cache (IPv4), by a hash of the four-tuple: src, dst, ports, slot; the slot's sequence number; when the lookups were made.
-  private readonly fKey = new Int32Array(4 << FLOW_BITS);
-  private readonly fSeq = new Int32Array(1 << FLOW_BITS);
-  private readonly fAt = new Float64Array(1 << FLOW_BITS).fill(-Infinity);
+  /** Flow cache (IPv4): 2^FLOW_BITS entries of 8 words, 2 ways per set (by a hash of the four-tuple). */
+  private readonly fc = new Int32Array(8 << FLOW_BITS);
+  private readonly fc64 = new Float64Array(this.fc.buffer);
 
   constructor(
     readonly flows: FlowRegistry | null,
     private readonly learnNat: boolean,
     private readonly natTtlMs: number,
-  ) {}
+  ) {
+    for (let c = 0; c < CACHE; c++) this.cache[c * ENTRY_WORDS + E_SLOT] = -1;
+    this.fc64.fill(-Infinity); // every entry's time: never looked up
+  }
 
   /** Finds the packet's media entry (destination endpoint, then source): slot or -1. */
   lookup(p: DecodedPacket): number {
@@ -89,12 +105,12 @@ export class MediaCorrelator {
       const ports = (p.sport << 16) | p.dport;
       // Two ways per set: flows whose hashes collide do not evict each other.
       h = (Math.imul(p.src4 ^ Math.imul(p.dst4 ^ ports, 0x9e3779b1), 0x85ebca6b) >>> (32 - FLOW_BITS)) & ~1;
-      const fk = this.fKey;
+      const fc = this.fc;
       for (let e = h; e < h + 2; e++) {
-        const k = e * 4;
-        if (fk[k] === p.src4 && fk[k + 1] === p.dst4 && fk[k + 2] === ports && f.now - this.fAt[e] < RECHECK_MS && f.isCurrent(fk[k + 3], this.fSeq[e])) {
+        const k = e * 8;
+        if (fc[k + F_SRC] === p.src4 && fc[k + F_DST] === p.dst4 && fc[k + F_PORTS] === ports && f.now - this.fc64[e * 4 + F_AT64] < RECHECK_MS && f.isCurrent(fc[k + F_SLOT], fc[k + F_SEQ])) {
           this.stats.hits++;
-          return (this.slot = fk[k + 3]);
+          return (this.slot = fc[k + F_SLOT]);
         }
       }
     }
@@ -105,17 +121,19 @@ export class MediaCorrelator {
       this.stats.hits++;
       if (h >= 0) {
         // Into this flow's way if it has one, else the way looked up longer ago.
-        const fk = this.fKey;
+        const fc = this.fc;
         const ports = (p.sport << 16) | p.dport;
-        const mine = fk[4 * h] === p.src4 && fk[4 * h + 1] === p.dst4 && fk[4 * h + 2] === ports;
-        const e = mine || (!(fk[4 * h + 4] === p.src4 && fk[4 * h + 5] === p.dst4 && fk[4 * h + 6] === ports) && this.fAt[h] <= this.fAt[h + 1]) ? h : h + 1;
-        const k = e * 4;
-        fk[k] = p.src4;
-        fk[k + 1] = p.dst4;
-        fk[k + 2] = ports;
-        fk[k + 3] = s;
-        this.fSeq[e] = f.lastSeq;
-        this.fAt[e] = f.now;
+        const k0 = h * 8;
+        const mine = fc[k0 + F_SRC] === p.src4 && fc[k0 + F_DST] === p.dst4 && fc[k0 + F_PORTS] === ports;
+        const other = fc[k0 + 8 + F_SRC] === p.src4 && fc[k0 + 8 + F_DST] === p.dst4 && fc[k0 + 8 + F_PORTS] === ports;
+        const e = mine || (!other && this.fc64[h * 4 + F_AT64] <= this.fc64[h * 4 + 4 + F_AT64]) ? h : h + 1;
+        const k = e * 8;
+        fc[k + F_SRC] = p.src4;
+        fc[k + F_DST] = p.dst4;
+        fc[k + F_PORTS] = ports;
+        fc[k + F_SLOT] = s;
+        fc[k + F_SEQ] = f.lastSeq;
+        this.fc64[e * 4 + F_AT64] = f.now;
       }
     } else this.stats.misses++;
     return (this.slot = s);
@@ -189,22 +207,25 @@ export class MediaCorrelator {
    */
   private labelOnce(L: Labels, slot: number, pt: number): number {
     const f = this.flows!;
+    const C = this.cache;
+    const seq = f.lastSeq;
     // Two ways per set; a miss replaces them in turn.
-    let c = slot & (CACHE - 2);
-    if (this.cSlot[c] !== slot || this.cSeq[c] !== f.lastSeq || this.cPt[c] !== pt) {
-      c++;
-      if (this.cSlot[c] !== slot || this.cSeq[c] !== f.lastSeq || this.cPt[c] !== pt) {
-        c = (slot & (CACHE - 2)) + this.cNext[slot & (CACHE - 2)];
-        this.cNext[slot & (CACHE - 2)] ^= 1;
-        if (!this.encode(f, slot, c, pt)) return RACED;
+    const set = slot & (CACHE - 2);
+    let e = set * ENTRY_WORDS;
+    if (C[e + E_SLOT] !== slot || C[e + E_SEQ] !== seq || C[e + E_PT] !== pt) {
+      e += ENTRY_WORDS;
+      if (C[e + E_SLOT] !== slot || C[e + E_SEQ] !== seq || C[e + E_PT] !== pt) {
+        e = (set + this.cNext[set]) * ENTRY_WORDS;
+        this.cNext[set] ^= 1;
+        if (!this.encode(f, slot, e, pt)) return RACED;
       }
     }
-    L.addShared(this.block, c * BLOCK_WORDS, this.cWords[c], this.cIds, c * 3, this.cCount[c]);
-    return this.cCodec[c];
+    L.addShared(C, e + E_LABELS, C[e + E_WORDS], C, e + E_IDS, C[e + E_COUNT]);
+    return C[e + E_CODEC];
   }
 
-  /** Encodes the slot's call labels into cache entry c; false when the slot changed under us. */
-  private encode(f: FlowRegistry, slot: number, c: number, pt: number): boolean {
+  /** Encodes the slot's call labels into the cache entry at word e; false when the slot changed under us. */
+  private encode(f: FlowRegistry, slot: number, e: number, pt: number): boolean {
     const u8 = f.u8;
     let co = f.codecOffset(slot);
     let cl = f.codecLength(slot);
@@ -229,21 +250,20 @@ export class MediaCorrelator {
       }
       p = vo + vl;
     }
-    const B = this.block;
-    const b8 = this.block8;
-    const w0 = c * BLOCK_WORDS;
-    const end = w0 + BLOCK_WORDS;
-    const ids = this.cIds;
-    let w = encodeBytesEntry(B, b8, w0, end, K_CALL_ID, u8, f.callIdOffset(slot), f.callIdLength(slot));
-    ids[c * 3] = K_CALL_ID;
+    const C = this.cache;
+    const c8 = this.cache8;
+    const w0 = e + E_LABELS;
+    const end = e + ENTRY_WORDS;
+    let w = encodeBytesEntry(C, c8, w0, end, K_CALL_ID, u8, f.callIdOffset(slot), f.callIdLength(slot));
+    C[e + E_IDS] = K_CALL_ID;
     let n = 1;
     if (cl > 0 && w >= 0) {
-      w = encodeBytesEntry(B, b8, w, end, K_CODEC, u8, co, cl);
-      ids[c * 3 + n++] = K_CODEC;
+      w = encodeBytesEntry(C, c8, w, end, K_CODEC, u8, co, cl);
+      C[e + E_IDS + n++] = K_CODEC;
     }
     if (mo >= 0 && w >= 0) {
-      w = encodeBytesEntry(B, b8, w, end, K_MEDIA, u8, mo, ml);
-      ids[c * 3 + n++] = K_MEDIA;
+      w = encodeBytesEntry(C, c8, w, end, K_MEDIA, u8, mo, ml);
+      C[e + E_IDS + n++] = K_MEDIA;
     }
     let codec = cl === 0 ? CODEC_NONE : CODEC_NAMED;
     if (cl === TE.length) {
@@ -253,15 +273,15 @@ export class MediaCorrelator {
     }
     // Read under the lookup's sequence number: if it moved, what we read may be torn.
     if (!f.stillValid(slot) || w < 0) {
-      this.cSlot[c] = -1;
+      C[e + E_SLOT] = -1;
       return false;
     }
-    this.cSlot[c] = slot;
-    this.cSeq[c] = f.lastSeq;
-    this.cPt[c] = pt;
-    this.cWords[c] = w - w0;
-    this.cCount[c] = n;
-    this.cCodec[c] = codec;
+    C[e + E_SLOT] = slot;
+    C[e + E_SEQ] = f.lastSeq;
+    C[e + E_PT] = pt;
+    C[e + E_WORDS] = w - w0;
+    C[e + E_COUNT] = n;
+    C[e + E_CODEC] = codec;
     return true;
   }
 }
