@@ -18,6 +18,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { formatSummary, runReplay } from '../src/supervisor/replay.js';
+import { addr, rtpCallsCapture } from './captures.js';
 import { writePcap } from '../test/helpers/live.js';
 import { rtpPacket, udpFrame } from '../test/helpers/udp-frames.js';
 
@@ -30,42 +31,6 @@ const workerList = opt('--workers', '1,2').split(',').map(Number);
 const formats = opt('--format', 'json,protobuf').split(',');
 
 const dir = mkdtempSync(join(os.tmpdir(), 'otus-bench-replay-'));
-const addr = (net: number, i: number): string => `10.${net}.${(i >> 8) & 255}.${i & 255}`;
-
-function sdp(ip: string, port: number): string {
-  return `v=0\r\no=- 1 1 IN IP4 ${ip}\r\ns=-\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n`;
-}
-
-function sip(start: string, a: string, b: string, callId: string, body: string): string {
-  return (
-    `${start}\r\nVia: SIP/2.0/UDP ${a}:5060;branch=z9hG4bK${callId}\r\nFrom: <sip:a@${a}>;tag=a1\r\nTo: <sip:b@${b}>;tag=b1\r\n` +
-    `Call-ID: ${callId}\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: ${body.length}\r\n\r\n${body}`
-  );
-}
-
-/** F calls' signalling, then N RTP packets round-robin over the calls and directions. */
-function rtpCapture(file: string): number {
-  const frames: Uint8Array[] = [];
-  for (let c = 0; c < flows; c++) {
-    const a = addr(1, c + 1);
-    const b = addr(2, c + 1);
-    const id = `bench-${c}@otus`;
-    frames.push(udpFrame(a, b, 5060, 5060, sip('INVITE sip:b@x SIP/2.0', a, b, id, sdp(a, 20000 + 2 * (c % 20000)))));
-    frames.push(udpFrame(b, a, 5060, 5060, sip('SIP/2.0 200 OK', b, a, id, sdp(b, 40000 + 2 * (c % 10000)))));
-  }
-  const voice = new Uint8Array(160).fill(0xd5);
-  for (let i = 0; i < packets; i++) {
-    const c = (i >> 1) % flows;
-    const a = addr(1, c + 1);
-    const b = addr(2, c + 1);
-    const pa = 20000 + 2 * (c % 20000);
-    const pb = 40000 + 2 * (c % 10000);
-    const seq = Math.floor(i / (2 * flows)) & 0xffff;
-    frames.push((i & 1) === 0 ? udpFrame(a, b, pa, pb, rtpPacket(8, seq, seq * 160, 0x1000 + c, voice)) : udpFrame(b, a, pb, pa, rtpPacket(8, seq, seq * 160, 0x8000 + c, voice)));
-  }
-  writePcap(file, frames);
-  return frames.length;
-}
 
 /** N frames of one UDP flow shape over F flows (source address and port varied). */
 function unmatchedCapture(file: string): number {
@@ -79,7 +44,7 @@ function unmatchedCapture(file: string): number {
 console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, node ${process.version}, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 for (const mode of modes) {
   const pcap = join(dir, `${mode}.pcap`);
-  const frames = mode === 'rtp' ? rtpCapture(pcap) : unmatchedCapture(pcap);
+  const frames = mode === 'rtp' ? rtpCallsCapture(pcap, flows, packets) : unmatchedCapture(pcap);
   const expected = mode === 'rtp' ? frames : packets;
   console.log(`\n=== ${mode}: ${frames} frames (${packets} ${mode === 'rtp' ? 'RTP packets of' : 'UDP frames over'} ${flows} ${mode === 'rtp' ? 'calls' : 'flows'})`);
   const results: Record<string, number> = {};
