@@ -1,59 +1,177 @@
-// The RTP fast path of one capture process, in process, over many calls:
-// bench/replay's capture (C calls signalled by SIP, then RTP round-robin
-// over them, so flow cache, label cache and registry see C calls' worth of
-// slots) through the pipeline a capture process builds from its task
-// (sip + rtp), into a batch sink whose ring always has room. Several
-// passes over the file: the first includes JIT warm-up, the others are
-// the steady state of a long-running capture process. No other process
-// competes, unlike `otus replay` on a 2-vCPU machine.
+// The RTP fast path of capture processes, over many calls, without the
+// sender: bench/replay's capture (C calls signalled by SIP, then RTP
+// round-robin over them) through the pipeline a capture process builds from
+// its task (sip + rtp), into a batch sink whose ring always has room.
 //
-//   node dist/bench/rtp-calls.js [--calls C] [--packets N] [--passes P]
+// The calls' SIP is parsed first, into one flow registry shared by all
+// workers. The RTP frames are split by the symmetric flow hash, as kernel
+// fanout would, into one capture per worker; N worker processes (pinned to
+// CPUs where there are enough) each run P passes over theirs, reading only
+// the frames fanout would have given them: the first pass includes JIT
+// warm-up, the later ones are a long-running capture process's steady
+// state. Per pass: packets per CPU-second of each worker, and the aggregate
+// rate (all workers' packets over the slowest worker's wall time), so the
+// scaling from 1 to N workers of the capture side can be read off; unlike
+// `otus replay`, no sender competes for the CPUs.
+//
+//   node dist/bench/rtp-calls.js [--calls C] [--packets N] [--passes P] [--workers 1,2]
 
+import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { openCapture } from '../src/capture-file/open.js';
 import { parseTask } from '../src/config/task.js';
+import { Decoder } from '../src/decode/decoder.js';
+import { native } from '../src/native.js';
 import { BatchSink } from '../src/pipeline/batch-sink.js';
+import { symmetricFlowHash } from '../src/pipeline/flow-hash.js';
 import { instantiateTaskPlugins, pipelineForTask } from '../src/pipeline/from-task.js';
+import type { Pipeline } from '../src/pipeline/pipeline.js';
 import type { RecordSink } from '../src/pipeline/sink.js';
 import { createRegistry } from '../src/plugin/builtins.js';
 import { FlowRegistry } from '../src/shm/registry.js';
 import type { RtpParser } from '../plugins/parser/rtp/index.js';
+import { writePcap } from '../test/helpers/live.js';
 import { rtpCallsCapture } from './captures.js';
 
 const args = process.argv.slice(2);
-const opt = (k: string, d: number): number => (args.includes(k) ? Number(args[args.indexOf(k) + 1]) : d);
-const calls = opt('--calls', 1000);
-const packets = opt('--packets', 2_000_000);
-const passes = opt('--passes', 4);
+const opt = (k: string, d: string): string => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
+const TASK = parseTask('task:\n  id: bench-rtp\n  parsers:\n    - plugin: sip\n    - plugin: rtp\n  unmatched_policy: drop\n', 'bench');
 
-const dir = mkdtempSync(join(os.tmpdir(), 'otus-bench-rtp-'));
-const file = join(dir, 'calls.pcap');
-rtpCallsCapture(file, calls, packets);
-const task = parseTask('task:\n  id: bench-rtp\n  parsers:\n    - plugin: sip\n    - plugin: rtp\n  unmatched_policy: drop\n', 'bench');
-const flows = FlowRegistry.create(`benchrtp${process.pid}`, { capacity: 65536 });
-try {
-  const plugins = await instantiateTaskPlugins(await createRegistry([]), task, {}, 0, flows);
+interface Job {
+  /** This worker's frames. */
+  file: string;
+  registry: string;
+  index: number;
+  workers: number;
+  passes: number;
+}
+interface PassResult {
+  frames: number;
+  labelled: number;
+  cpuSec: number;
+  wallSec: number;
+}
+
+async function pipelineOn(flows: FlowRegistry): Promise<{ pl: Pipeline; rtp: RtpParser }> {
+  const plugins = await instantiateTaskPlugins(await createRegistry([]), TASK, {}, 0, flows);
   const ring: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
-  const batch = new BatchSink(ring, 256 * 1024);
-  const pl = pipelineForTask(task, plugins, batch, 'json');
-  console.log(`# ${os.cpus()[0].model}, ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}; ${calls} calls, ${packets} RTP packets`);
-  for (let pass = 1; pass <= passes; pass++) {
-    const r = openCapture(file);
+  return { pl: pipelineForTask(TASK, plugins, new BatchSink(ring, 256 * 1024), 'json'), rtp: plugins.parsers[1] as RtpParser };
+}
+
+/** A worker: its RTP frames (by flow hash), P timed passes, one result per pass. */
+async function worker(job: Job, send: (m: unknown) => void, go: Promise<void>): Promise<void> {
+  if (job.workers > 1 && os.cpus().length >= job.workers) native.setAffinity(job.index);
+  const flows = FlowRegistry.open(job.registry);
+  const { pl, rtp } = await pipelineOn(flows);
+  send({ ready: true });
+  await go;
+  for (let pass = 0; pass < job.passes; pass++) {
+    const r = openCapture(job.file);
     const f = r.frame;
-    const rtp = plugins.parsers[1] as RtpParser;
-    const corr0 = rtp.stats.correlated;
+    const before = rtp.stats.correlated;
+    const t0 = process.hrtime.bigint();
     const c0 = process.cpuUsage();
     while (r.next()) pl.processFrame(f);
     pl.flush();
     const c = process.cpuUsage(c0);
-    const cpu = (c.user + c.system) / 1e6;
-    const labelled = rtp.stats.correlated - corr0;
-    console.log(`pass ${pass}${pass === 1 ? ' (JIT warm-up)' : ''}: ${r.framesRead} frames, ${cpu.toFixed(2)} CPU-s, ${(r.framesRead / cpu / 1e6).toFixed(2)} M packets per CPU-second, ${labelled} RTP packets labelled with their call`);
-    if (labelled !== packets) console.log(`WARNING: ${labelled} of ${packets} RTP packets labelled`);
+    const res: PassResult = { frames: r.framesRead, labelled: rtp.stats.correlated - before, cpuSec: (c.user + c.system) / 1e6, wallSec: Number(process.hrtime.bigint() - t0) / 1e9 };
+    send({ pass: res });
   }
-} finally {
   flows.close();
-  rmSync(dir, { recursive: true, force: true });
 }
+
+/** Splits the RTP frames (after the signalling) by flow hash, one capture per worker. */
+function fanout(file: string, sipFrames: number, workers: number, dir: string): string[] {
+  const parts: Uint8Array[][] = Array.from({ length: workers }, () => []);
+  const decoder = new Decoder();
+  const r = openCapture(file);
+  for (let i = 0; r.next(); i++) {
+    if (i < sipFrames) continue;
+    const f = r.frame;
+    parts[symmetricFlowHash(decoder.decode(f)) % workers].push(f.buf.slice(f.off, f.off + f.caplen));
+  }
+  return parts.map((frames, w) => {
+    const out = join(dir, `worker-${workers}-${w}.pcap`);
+    writePcap(out, frames);
+    return out;
+  });
+}
+
+async function run(files: string[], passes: number, registry: string): Promise<PassResult[][]> {
+  const workers = files.length;
+  const here = fileURLToPath(import.meta.url);
+  const kids: ChildProcess[] = [];
+  const results: PassResult[][] = Array.from({ length: passes }, () => []);
+  let ready = 0;
+  let finished = 0;
+  await new Promise<void>((resolve, reject) => {
+    for (let index = 0; index < workers; index++) {
+      const job: Job = { file: files[index], registry, index, workers, passes };
+      const k = fork(here, ['--worker', JSON.stringify(job)], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      kids.push(k);
+      let pass = 0;
+      k.on('message', (m: { ready?: boolean; pass?: PassResult }) => {
+        if (m.ready && ++ready === workers) for (const c of kids) c.send('go');
+        if (m.pass) results[pass++].push(m.pass);
+      });
+      k.on('exit', (code) => {
+        if (code !== 0) reject(new Error(`worker ${index} exited with ${code}`));
+        else if (++finished === workers) resolve();
+      });
+    }
+  });
+  return results;
+}
+
+async function main(): Promise<void> {
+  const calls = Number(opt('--calls', '1000'));
+  const packets = Number(opt('--packets', '2000000'));
+  const passes = Number(opt('--passes', '4'));
+  const workerList = opt('--workers', '1,2').split(',').map(Number);
+  const dir = mkdtempSync(join(os.tmpdir(), 'otus-bench-rtp-'));
+  const file = join(dir, 'calls.pcap');
+  const name = `benchrtp${process.pid}`;
+  const flows = FlowRegistry.create(name, { capacity: 65536 });
+  try {
+    rtpCallsCapture(file, calls, packets);
+    // The signalling, once, into the shared registry (INVITE and 200 of every call come first).
+    const { pl } = await pipelineOn(flows);
+    const r = openCapture(file);
+    for (let i = 0; i < 2 * calls && r.next(); i++) pl.processFrame(r.frame);
+    console.log(`# ${os.cpus()[0].model}, ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}; ${calls} calls, ${packets} RTP packets`);
+    const aggregate: Record<number, number> = {};
+    for (const workers of workerList) {
+      const results = await run(fanout(file, 2 * calls, workers, dir), passes, name);
+      results.forEach((per, p) => {
+        const frames = per.reduce((a, x) => a + x.frames, 0);
+        const labelled = per.reduce((a, x) => a + x.labelled, 0);
+        const wall = Math.max(...per.map((x) => x.wallSec));
+        const rates = per.map((x) => `${(x.frames / x.cpuSec / 1e6).toFixed(2)} M`).join(', ');
+        const agg = frames / wall;
+        if (p > 0) aggregate[workers] = Math.max(aggregate[workers] ?? 0, agg);
+        console.log(`${workers} worker(s), pass ${p + 1}${p === 0 ? ' (JIT warm-up)' : ''}: packets per CPU-second ${rates}; aggregate ${(agg / 1e6).toFixed(2)} M packets per second`);
+        if (labelled !== packets) console.log(`WARNING: ${labelled} of ${packets} RTP packets labelled with their call`);
+      });
+    }
+    if (aggregate[1] && aggregate[2]) console.log(`2 workers / 1 worker, best steady pass: ${(aggregate[2] / aggregate[1]).toFixed(2)}x`);
+  } finally {
+    flows.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (args[0] === '--worker') {
+  let start: () => void = () => undefined;
+  const go = new Promise<void>((res) => (start = res));
+  process.on('message', (m) => m === 'go' && start());
+  worker(JSON.parse(args[1]) as Job, (m) => process.send!(m), go).then(
+    () => process.disconnect(),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+} else await main();
