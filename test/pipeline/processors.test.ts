@@ -171,6 +171,12 @@ test('label processor: node metadata injected, task labels win, parser labels ke
   rec.labels.set('team', 'from-parser');
   over.process(view);
   assert.deepEqual(rec.labels.toObject(), { team: 'voip' });
+  // No clash (the usual case): all of them at once, after the parser's.
+  rec.reset();
+  rec.labels.setUint('rtp.seq', 7);
+  label.process(view);
+  rec.labels.set('after', 'x');
+  assert.deepEqual(rec.labels.toObject(), { 'rtp.seq': '7', node: 'edge-bj-01', 'node-ip': '192.0.2.10', dc: 'lab-3', team: 'voip', after: 'x' });
   assert.equal(label.priority > (await r.instantiate('processor', 'filter', {}, ctx())).priority, true, 'filter runs before label by default');
 });
 
