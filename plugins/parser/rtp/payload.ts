@@ -20,24 +20,23 @@ import { wordView } from '../../../src/pipeline/wire.js';
 
 const COMPACT = 32;
 
-const K1 = ascii('{"version":2,"padding":');
-const K_EXT = ascii(',"extension":');
-const K_MARK = ascii(',"marker":');
-const K_PT = ascii(',"pt":');
+/** `{"version":2,"padding":…,"extension":…,"marker":…,"pt":` by padding << 2 | extension << 1 | marker. */
+const FLAGS_PREFIX = Array.from({ length: 8 }, (_, f) => ascii(`{"version":2,"padding":${(f & 4) !== 0},"extension":${(f & 2) !== 0},"marker":${(f & 1) !== 0},"pt":`));
 const K_SEQ = ascii(',"seq":');
 const K_TS = ascii(',"timestamp":');
 const K_SSRC = ascii(',"ssrc":');
 const K_CSRC = ascii(',"csrc":[');
 const K_EXTP = ascii('],"ext_profile":');
 const K_EXTL = ascii(',"ext_len":');
+const NO_EXT = ascii('],"ext_profile":null,"ext_len":null');
 const K_PLEN = ascii(',"payload_len":');
 const K_PAD = ascii(',"pad_len":');
 const K_EV = ascii(',"event":');
+const NO_EVENT = ascii(',"event":null}');
 const K_EV1 = ascii('{"event":');
 const K_END = ascii(',"end":');
 const K_VOL = ascii(',"volume":');
 const K_DUR = ascii(',"duration":');
-const NULL = ascii('null');
 const TRUE = ascii('true');
 const FALSE = ascii('false');
 
@@ -133,13 +132,8 @@ export class RtpPayload implements Payload {
 
   writeJson(buf: Uint8Array, off: number, end: number): number {
     if (end - off < 400 + 11 * this.cc) return -1;
-    off = writeBytes(buf, off, K1);
-    off = writeBytes(buf, off, this.padding ? TRUE : FALSE);
-    off = writeBytes(buf, off, K_EXT);
-    off = writeBytes(buf, off, this.extension ? TRUE : FALSE);
-    off = writeBytes(buf, off, K_MARK);
-    off = writeBytes(buf, off, this.marker ? TRUE : FALSE);
-    off = writeBytes(buf, off, K_PT);
+    // The three flags and the keys around them as one of eight ready prefixes (one copy instead of seven).
+    off = writeBytes(buf, off, FLAGS_PREFIX[(this.padding ? 4 : 0) | (this.extension ? 2 : 0) | (this.marker ? 1 : 0)]);
     off = writeUint(buf, off, this.pt);
     off = writeBytes(buf, off, K_SEQ);
     off = writeUint(buf, off, this.seq);
@@ -152,17 +146,20 @@ export class RtpPayload implements Payload {
       if (i > 0) buf[off++] = 44;
       off = writeUint(buf, off, this.csrc(i));
     }
-    off = writeBytes(buf, off, K_EXTP);
-    off = writeUintOrNull(buf, off, this.extProfile);
-    off = writeBytes(buf, off, K_EXTL);
-    off = writeUintOrNull(buf, off, this.extLen);
+    if (this.extProfile < 0 && this.extLen < 0) off = writeBytes(buf, off, NO_EXT);
+    else {
+      off = writeBytes(buf, off, K_EXTP);
+      off = writeUintOrNull(buf, off, this.extProfile);
+      off = writeBytes(buf, off, K_EXTL);
+      off = writeUintOrNull(buf, off, this.extLen);
+    }
     off = writeBytes(buf, off, K_PLEN);
     off = writeUint(buf, off, this.payloadLen);
     off = writeBytes(buf, off, K_PAD);
     off = writeUint(buf, off, this.padLen);
-    off = writeBytes(buf, off, K_EV);
-    if (this.event < 0) off = writeBytes(buf, off, NULL);
+    if (this.event < 0) off = writeBytes(buf, off, NO_EVENT);
     else {
+      off = writeBytes(buf, off, K_EV);
       off = writeBytes(buf, off, K_EV1);
       off = writeUint(buf, off, this.event);
       off = writeBytes(buf, off, K_END);
@@ -172,8 +169,8 @@ export class RtpPayload implements Payload {
       off = writeBytes(buf, off, K_DUR);
       off = writeUint(buf, off, this.duration);
       buf[off++] = 125;
+      buf[off++] = 125;
     }
-    buf[off++] = 125;
     return off;
   }
 
