@@ -48,6 +48,8 @@ const K_KEY = ascii(',"key":');
 const K_OSRC = ascii(',"outer_src":');
 const K_ODST = ascii(',"outer_dst":');
 const K_TTL = ascii(',"ttl":');
+/** The common case in one copy: no VLAN tags, no tunnel, up to the TTL's value. */
+const NO_VLANS_NO_TUNNEL_TTL = ascii(',"vlans":[],"tunnel":null,"ttl":');
 const K_LEN = ascii(',"len":');
 const K_CAPLEN = ascii(',"caplen":');
 const K_LABELS = ascii('},"labels":{');
@@ -72,6 +74,26 @@ function writeAddr(buf: Uint8Array, off: number, v: number, a: Uint8Array, ao: n
     return off;
   }
   return writeNull(buf, off);
+}
+
+/** The `tunnel` object of a record that has one. */
+function writeTunnel(w: WireRecord, buf: Uint8Array, off: number): number {
+  const t = w.tunnelType;
+  const b = w.buf;
+  off = writeBytes(buf, off, K_TTYPE);
+  off = writeBytes(buf, off, TUNNEL_TYPE_JSON[t]);
+  const usesVni = t === TunnelType.Vxlan || t === TunnelType.Geneve;
+  const usesKey = t === TunnelType.Gre || t === TunnelType.Erspan;
+  off = writeBytes(buf, off, K_VNI);
+  off = writeUintOrNull(buf, off, usesVni ? w.tunnelId : -1);
+  off = writeBytes(buf, off, K_KEY);
+  off = writeUintOrNull(buf, off, usesKey ? w.tunnelId : -1);
+  off = writeBytes(buf, off, K_OSRC);
+  off = writeAddr(buf, off, w.outerIpVersion, b, w.outerSrcOff);
+  off = writeBytes(buf, off, K_ODST);
+  off = writeAddr(buf, off, w.outerIpVersion, b, w.outerDstOff);
+  buf[off++] = 125;
+  return off;
 }
 
 /**
@@ -118,30 +140,18 @@ export function writeJsonRecord(w: WireRecord, compact: Payload | null, buf: Uin
     off = writeMac(buf, off, b, w.dstMacOff);
     buf[off++] = 34;
   } else off = writeNull(buf, off);
-  off = writeBytes(buf, off, K_VLANS);
-  for (let i = 0, o = w.vlansOff; i < w.vlanCount; i++, o += 2) {
-    if (i > 0) buf[off++] = 44;
-    off = writeUint(buf, off, b[o] | (b[o + 1] << 8));
-  }
-  off = writeBytes(buf, off, K_TUNNEL);
   const t = w.tunnelType;
-  if (t === TunnelType.None) off = writeNull(buf, off);
+  if (w.vlanCount === 0 && t === TunnelType.None) off = writeBytes(buf, off, NO_VLANS_NO_TUNNEL_TTL);
   else {
-    off = writeBytes(buf, off, K_TTYPE);
-    off = writeBytes(buf, off, TUNNEL_TYPE_JSON[t]);
-    const usesVni = t === TunnelType.Vxlan || t === TunnelType.Geneve;
-    const usesKey = t === TunnelType.Gre || t === TunnelType.Erspan;
-    off = writeBytes(buf, off, K_VNI);
-    off = writeUintOrNull(buf, off, usesVni ? w.tunnelId : -1);
-    off = writeBytes(buf, off, K_KEY);
-    off = writeUintOrNull(buf, off, usesKey ? w.tunnelId : -1);
-    off = writeBytes(buf, off, K_OSRC);
-    off = writeAddr(buf, off, w.outerIpVersion, b, w.outerSrcOff);
-    off = writeBytes(buf, off, K_ODST);
-    off = writeAddr(buf, off, w.outerIpVersion, b, w.outerDstOff);
-    buf[off++] = 125;
+    off = writeBytes(buf, off, K_VLANS);
+    for (let i = 0, o = w.vlansOff; i < w.vlanCount; i++, o += 2) {
+      if (i > 0) buf[off++] = 44;
+      off = writeUint(buf, off, b[o] | (b[o + 1] << 8));
+    }
+    off = writeBytes(buf, off, K_TUNNEL);
+    off = t === TunnelType.None ? writeNull(buf, off) : writeTunnel(w, buf, off);
+    off = writeBytes(buf, off, K_TTL);
   }
-  off = writeBytes(buf, off, K_TTL);
   off = writeUintOrNull(buf, off, w.ttl);
   off = writeBytes(buf, off, K_LEN);
   off = writeUint(buf, off, w.len);
