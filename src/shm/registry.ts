@@ -161,29 +161,18 @@ export function dottedQuadBytes(buf: Uint8Array, off: number, end: number): numb
   return v * 256 + part;
 }
 
-/** dottedQuadBytes over a string's UTF-16 code units. */
+const quadScratch = new Uint8Array(15);
+
+/** dottedQuadBytes over a string: its code units copied into a scratch (an address is at most 15 ASCII characters). */
 export function dottedQuad(text: string): number {
-  let v = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < text.length; i++) {
+  const n = text.length;
+  if (n > 15) return -1;
+  for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || dots === 3) return -1;
-      v = v * 256 + part;
-      part = 0;
-      digits = 0;
-      dots++;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && part === 0) return -1;
-      part = part * 10 + (c - 48);
-      if (part > 255) return -1;
-      digits++;
-    } else return -1;
+    if (c > 0x7f) return -1;
+    quadScratch[i] = c;
   }
-  if (digits === 0 || dots !== 3) return -1;
-  return v * 256 + part;
+  return dottedQuadBytes(quadScratch, 0, n);
 }
 
 /** Parses a textual IPv4/IPv6 address into 4 big-endian int32 words (IPv4: first word). */
