@@ -420,8 +420,10 @@ export class FlowRegistry {
   readonly capacity: number;
   /** Clock for expiry checks on lookup (ms, Date.now scale). Refresh it per batch with setNow(). */
   now: number;
-  /** seq of the slot the last successful lookup returned (see stillValid). */
+  /** seq of the slot the last successful lookup (or isCurrent) returned (see stillValid). */
   lastSeq = 0;
+  /** ... and its expiry time (ms), read under that seq. */
+  lastExpiry = 0;
   /** Replay's catch-up (setCatchUp), null live. */
   private catchUpHook: (() => void) | null = null;
   private readonly i32: Int32Array;
@@ -544,7 +546,7 @@ export class FlowRegistry {
           continue;
         }
         const st = i32[b + O_STATE];
-        const hit =
+        const same =
           st === LIVE &&
           i32[b + O_KIND] === kw &&
           i32[b + O_PORTS] === pw &&
@@ -555,11 +557,13 @@ export class FlowRegistry {
           i32[b + O_B] === b0 &&
           i32[b + O_B + 1] === b1 &&
           i32[b + O_B + 2] === b2 &&
-          i32[b + O_B + 3] === b3 &&
-          f64[(b >> 1) + O_EXP_F64] > now;
+          i32[b + O_B + 3] === b3;
+        const exp = f64[(b >> 1) + O_EXP_F64];
+        const live = same && exp > now;
         if (Atomics.load(i32, b + O_SEQ) !== s1) continue;
-        if (hit) {
+        if (live) {
           this.lastSeq = s1;
+          this.lastExpiry = exp;
           return i;
         }
         if (st === EMPTY) return -1;
@@ -594,21 +598,28 @@ export class FlowRegistry {
 
   /** Has the slot been rewritten since the lookup that returned it? Check after copying bytes out. */
   stillValid(slot: number): boolean {
-    return Atomics.load(this.i32, HEADER_BYTES / 4 + slot * W + O_SEQ) === this.lastSeq;
+    return this.unchanged(slot, this.lastSeq);
+  }
+
+  /** Is the slot's sequence number still `seq` (nothing written since a lookup that read it)? */
+  unchanged(slot: number, seq: number): boolean {
+    return Atomics.load(this.i32, HEADER_BYTES / 4 + slot * W + O_SEQ) === seq;
   }
 
   /**
    * Is the slot still as a lookup that read sequence number `seq` saw it:
    * unchanged since and not expired? Then the same lookup would return it
    * again (keys are unique), so a caller may remember (key → slot, seq)
-   * and skip the lookup. Sets lastSeq to `seq` when true.
+   * and skip the lookup. Sets lastSeq to `seq` (and lastExpiry) when true.
    */
   isCurrent(slot: number, seq: number): boolean {
     const b = HEADER_BYTES / 4 + slot * W;
-    if (Atomics.load(this.i32, b + O_SEQ) !== seq || this.f64[(b >> 1) + O_EXP_F64] <= this.now) return false;
-    // The expiry read above is only consistent if the slot did not change meanwhile.
     if (Atomics.load(this.i32, b + O_SEQ) !== seq) return false;
+    const exp = this.f64[(b >> 1) + O_EXP_F64];
+    // The expiry read above is only consistent if the slot did not change meanwhile.
+    if (exp <= this.now || Atomics.load(this.i32, b + O_SEQ) !== seq) return false;
     this.lastSeq = seq;
+    this.lastExpiry = exp;
     return true;
   }
 

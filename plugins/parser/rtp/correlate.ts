@@ -31,35 +31,41 @@ const CACHE = 8192;
 /**
  * Flows remembered with their slot (2^FLOW_BITS, 2 ways per set). A flow's
  * packets skip the destination and source lookups (two random reads of the
- * registry) while its slot is unchanged, for up to RECHECK_MS: then both
- * are looked up again, so a source registration that expired is learned
+ * registry), and for TRUST_MS (never past the slot's expiry) also the read
+ * of the slot's sequence number: with many calls that line is a cache miss
+ * per packet, so a change to the slot (a BYE's grace, an update) reaches a
+ * flow's packets up to TRUST_MS late. A new payload type is not late: its
+ * labels are encoded afresh, which checks the slot. Every RECHECK_MS both
+ * lookups are made again, so a source registration that expired is learned
  * again.
  */
 const FLOW_BITS = 14;
+const TRUST_MS = 100;
 const RECHECK_MS = 1000;
-// A label-cache entry, in one run of words (so a packet touches one or two
-// cache lines, not one per field): the slot, its sequence number and the
-// payload type it was encoded for, the entries' word count, label count,
-// codec kind, their three key ids, then the label entries: call-id, codec
-// and media at their registry maximum.
+// A label-cache entry, in one run of words starting on a 64-byte line (a
+// packet touches two lines for a typical call-id): the slot, its sequence
+// number and the payload type it was encoded for, the entries' word count,
+// label count | codec kind << 8, their three key ids, then the label
+// entries: call-id, codec and media at their registry maximum.
 const E_SLOT = 0;
 const E_SEQ = 1;
 const E_PT = 2;
 const E_WORDS = 3;
-const E_COUNT = 4;
-const E_CODEC = 5;
-const E_IDS = 6;
-const E_LABELS = 12;
-const ENTRY_WORDS = E_LABELS + 3 * 2 + ((CALL_ID_MAX + CODEC_MAX + LABELS_MAX + 9) >> 2);
+const E_META = 4;
+const E_IDS = 5;
+const E_LABELS = 8;
+const ENTRY_WORDS = (E_LABELS + 3 * 2 + ((CALL_ID_MAX + CODEC_MAX + LABELS_MAX + 9) >> 2) + 15) & ~15;
 // A flow-cache entry, 8 words (a set of two in one 64-byte line): source,
-// destination, ports, slot, sequence number, then (as a float64 at word 6)
-// when the lookups were made.
+// destination, ports, slot, sequence number, when the lookups were made
+// (ms since the correlator started, wrapping), then (a float64 at word 6)
+// until when the entry is trusted without reading the slot.
 const F_SRC = 0;
 const F_DST = 1;
 const F_PORTS = 2;
 const F_SLOT = 3;
 const F_SEQ = 4;
-const F_AT64 = 3; // float64 index within the entry
+const F_LOOKED = 5;
+const F_TRUST64 = 3; // float64 index within the entry
 const RACED = -2;
 export const CODEC_NONE = 0;
 export const CODEC_NAMED = 1;
@@ -68,28 +74,38 @@ const TE = [116, 101, 108, 101, 112, 104, 111, 110, 101, 45, 101, 118, 101, 110,
 
 export class MediaCorrelator {
   readonly stats = new CorrelateStats();
-  /** Slot of the last successful lookup, -1 none. */
+  /** Slot of the last successful lookup, -1 none, and the slot's sequence number it saw. */
   slot = -1;
+  private seq = 0;
+  /** The flow-cache entry of the last lookup, -1 none. */
+  private fe = -1;
   /** The packet of the last lookup (label() looks it up again after a race). */
   private pkt: DecodedPacket | null = null;
   private tick = 0;
   private readonly key = new FlowKey();
-  /** Label cache: CACHE entries of ENTRY_WORDS, 2 ways per set (by slot). */
-  private readonly cache = new Int32Array(CACHE * ENTRY_WORDS);
-  private readonly cache8 = new Uint8Array(this.cache.buffer);
+  /** Label cache: CACHE entries of ENTRY_WORDS, 2 ways per set (by slot), from word `c0` (a 64-byte boundary). */
+  private readonly cache: Int32Array;
+  private readonly cache8: Uint8Array;
+  private readonly c0: number;
   /** Per set (even index): the way the next miss replaces. */
   private readonly cNext = new Uint8Array(CACHE);
   /** Flow cache (IPv4): 2^FLOW_BITS entries of 8 words, 2 ways per set (by a hash of the four-tuple). */
   private readonly fc = new Int32Array(8 << FLOW_BITS);
   private readonly fc64 = new Float64Array(this.fc.buffer);
+  /** Time base of F_LOOKED. */
+  private readonly t0 = Date.now();
 
   constructor(
     readonly flows: FlowRegistry | null,
     private readonly learnNat: boolean,
     private readonly natTtlMs: number,
   ) {
-    for (let c = 0; c < CACHE; c++) this.cache[c * ENTRY_WORDS + E_SLOT] = -1;
-    this.fc64.fill(-Infinity); // every entry's time: never looked up
+    const C = new Int32Array(CACHE * ENTRY_WORDS + 16);
+    this.cache = C;
+    this.cache8 = new Uint8Array(C.buffer);
+    this.c0 = ((64 - (C.byteOffset & 63)) & 63) >> 2;
+    for (let c = 0; c < CACHE; c++) C[this.c0 + c * ENTRY_WORDS + E_SLOT] = -1;
+    this.fc64.fill(-Infinity); // trusted until: never
   }
 
   /** Finds the packet's media entry (destination endpoint, then source): slot or -1. */
@@ -101,6 +117,7 @@ export class MediaCorrelator {
     if ((++this.tick & 255) === 0) f.setNow(Date.now());
     // An IPv4 flow seen in the last second: its slot, if unchanged, without the two lookups.
     let h = -1;
+    this.fe = -1;
     if (p.ipVersion === 4) {
       const ports = (p.sport << 16) | p.dport;
       // Two ways per set: flows whose hashes collide do not evict each other.
@@ -108,10 +125,23 @@ export class MediaCorrelator {
       const fc = this.fc;
       for (let e = h; e < h + 2; e++) {
         const k = e * 8;
-        if (fc[k + F_SRC] === p.src4 && fc[k + F_DST] === p.dst4 && fc[k + F_PORTS] === ports && f.now - this.fc64[e * 4 + F_AT64] < RECHECK_MS && f.isCurrent(fc[k + F_SLOT], fc[k + F_SEQ])) {
+        if (fc[k + F_SRC] !== p.src4 || fc[k + F_DST] !== p.dst4 || fc[k + F_PORTS] !== ports) continue;
+        const slot = fc[k + F_SLOT];
+        const seq = fc[k + F_SEQ];
+        this.fe = e;
+        if (f.now < this.fc64[e * 4 + F_TRUST64]) {
           this.stats.hits++;
-          return (this.slot = fc[k + F_SLOT]);
+          this.seq = seq;
+          return (this.slot = slot);
         }
+        // Trust ran out: the slot says whether it is as the lookups saw it.
+        if (((f.now - this.t0 - fc[k + F_LOOKED]) | 0) < RECHECK_MS && f.isCurrent(slot, seq)) {
+          this.fc64[e * 4 + F_TRUST64] = Math.min(f.now + TRUST_MS, f.lastExpiry);
+          this.stats.hits++;
+          this.seq = seq;
+          return (this.slot = slot);
+        }
+        break;
       }
     }
     let s = this.find(f, p);
@@ -119,6 +149,7 @@ export class MediaCorrelator {
     if (s < 0 && p.ipVersion !== 0 && f.catchUp()) s = this.find(f, p);
     if (s >= 0) {
       this.stats.hits++;
+      this.seq = f.lastSeq;
       if (h >= 0) {
         // Into this flow's way if it has one, else the way looked up longer ago.
         const fc = this.fc;
@@ -126,14 +157,16 @@ export class MediaCorrelator {
         const k0 = h * 8;
         const mine = fc[k0 + F_SRC] === p.src4 && fc[k0 + F_DST] === p.dst4 && fc[k0 + F_PORTS] === ports;
         const other = fc[k0 + 8 + F_SRC] === p.src4 && fc[k0 + 8 + F_DST] === p.dst4 && fc[k0 + 8 + F_PORTS] === ports;
-        const e = mine || (!other && this.fc64[h * 4 + F_AT64] <= this.fc64[h * 4 + 4 + F_AT64]) ? h : h + 1;
+        const e = mine || (!other && ((fc[k0 + F_LOOKED] - fc[k0 + 8 + F_LOOKED]) | 0) <= 0) ? h : h + 1;
         const k = e * 8;
         fc[k + F_SRC] = p.src4;
         fc[k + F_DST] = p.dst4;
         fc[k + F_PORTS] = ports;
         fc[k + F_SLOT] = s;
         fc[k + F_SEQ] = f.lastSeq;
-        this.fc64[e * 4 + F_AT64] = f.now;
+        fc[k + F_LOOKED] = (f.now - this.t0) | 0;
+        this.fe = e;
+        this.fc64[e * 4 + F_TRUST64] = Math.min(f.now + TRUST_MS, f.lastExpiry);
       }
     } else this.stats.misses++;
     return (this.slot = s);
@@ -188,10 +221,14 @@ export class MediaCorrelator {
    */
   label(L: Labels, slot: number, pt: number): number {
     let r = this.labelOnce(L, slot, pt);
-    // The slot was rewritten while we read it (its call's BYE shortening it on
-    // another process, say): look the packet up again rather than lose its labels.
+    // The slot was rewritten since the lookup saw it (its call's BYE shortening
+    // it on another process, say): look the packet up again rather than lose
+    // its labels, and so will the flow's next packet.
+    if (r === RACED && this.fe >= 0) this.fc64[this.fe * 4 + F_TRUST64] = -Infinity;
     for (let tries = 0; r === RACED && tries < 8; tries++) {
-      const s = this.find(this.flows!, this.pkt!);
+      const f = this.flows!;
+      const s = this.find(f, this.pkt!);
+      this.seq = f.lastSeq;
       r = s >= 0 ? this.labelOnce(L, (this.slot = s), pt) : RACED;
     }
     if (r !== RACED) return r;
@@ -201,31 +238,31 @@ export class MediaCorrelator {
 
   /**
    * The slot's labels from the cache (valid while the slot's seqlock
-   * sequence, which the lookup just read, and the payload type are
-   * unchanged), else encoded afresh from the slot's bytes; RACED when the
-   * slot changed meanwhile.
+   * sequence, which the lookup saw, and the payload type are unchanged),
+   * else encoded afresh from the slot's bytes; RACED when the slot changed
+   * since the lookup.
    */
   private labelOnce(L: Labels, slot: number, pt: number): number {
-    const f = this.flows!;
     const C = this.cache;
-    const seq = f.lastSeq;
+    const seq = this.seq;
     // Two ways per set; a miss replaces them in turn.
     const set = slot & (CACHE - 2);
-    let e = set * ENTRY_WORDS;
+    let e = this.c0 + set * ENTRY_WORDS;
     if (C[e + E_SLOT] !== slot || C[e + E_SEQ] !== seq || C[e + E_PT] !== pt) {
       e += ENTRY_WORDS;
       if (C[e + E_SLOT] !== slot || C[e + E_SEQ] !== seq || C[e + E_PT] !== pt) {
-        e = (set + this.cNext[set]) * ENTRY_WORDS;
+        e = this.c0 + (set + this.cNext[set]) * ENTRY_WORDS;
         this.cNext[set] ^= 1;
-        if (!this.encode(f, slot, e, pt)) return RACED;
+        if (!this.encode(this.flows!, slot, seq, e, pt)) return RACED;
       }
     }
-    L.addShared(C, e + E_LABELS, C[e + E_WORDS], C, e + E_IDS, C[e + E_COUNT]);
-    return C[e + E_CODEC];
+    const meta = C[e + E_META];
+    L.addShared(C, e + E_LABELS, C[e + E_WORDS], C, e + E_IDS, meta & 255);
+    return meta >> 8;
   }
 
-  /** Encodes the slot's call labels into the cache entry at word e; false when the slot changed under us. */
-  private encode(f: FlowRegistry, slot: number, e: number, pt: number): boolean {
+  /** Encodes the slot's call labels into the cache entry at word e; false when the slot is no longer at `seq`. */
+  private encode(f: FlowRegistry, slot: number, seq: number, e: number, pt: number): boolean {
     const u8 = f.u8;
     let co = f.codecOffset(slot);
     let cl = f.codecLength(slot);
@@ -272,16 +309,15 @@ export class MediaCorrelator {
       if (te) codec = CODEC_EVENT;
     }
     // Read under the lookup's sequence number: if it moved, what we read may be torn.
-    if (!f.stillValid(slot) || w < 0) {
+    if (!f.unchanged(slot, seq) || w < 0) {
       C[e + E_SLOT] = -1;
       return false;
     }
     C[e + E_SLOT] = slot;
-    C[e + E_SEQ] = f.lastSeq;
+    C[e + E_SEQ] = seq;
     C[e + E_PT] = pt;
     C[e + E_WORDS] = w - w0;
-    C[e + E_COUNT] = n;
-    C[e + E_CODEC] = codec;
+    C[e + E_META] = n | (codec << 8);
     return true;
   }
 }

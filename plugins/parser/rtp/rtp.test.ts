@@ -141,7 +141,7 @@ test('NAT: media from an unannounced address of a known call is learned, so pack
   }
 });
 
-test('flow cache: a rewritten registry entry is seen by the next packet; a lost NAT registration is learned again after a second', async () => {
+test('flow cache: a rewritten registry entry is seen at once by a new payload type, by the rest within 100 ms; a lost NAT registration is learned again after a second', async () => {
   const { sink, flows, rtp, feed } = setup('otus-t-flowcache');
   try {
     feed(udpFrame(A, B, 5060, 5060, sipMsg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', sdp(A, 4000))));
@@ -149,25 +149,41 @@ test('flow cache: a rewritten registry entry is seen by the next packet; a lost 
     // A NATed source toward B's announced endpoint: learned once, then the flow is cached.
     for (let i = 0; i < 3; i++) feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, i, 0, 1)));
     assert.equal(rtp.corr.stats.natLearned, 1);
-    // B's endpoint rewritten (another call takes it over): the very next packet carries the new call.
+    // B's endpoint rewritten (another call takes it over). The cached flow is
+    // trusted for 100 ms without reading the slot: the same payload type keeps
+    // the old labels until then; a new one reads the slot, sees the change.
     flows.register(new FlowKey().endpoint(B, 6000), { callId: 'other-call', codec: 'G722' }, 60_000);
     feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 3, 0, 1)));
+    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(0, 4, 0, 1)));
+    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 5, 0, 1)));
     let recs = parse(sink);
-    assert.equal(recs.at(-1)!.labels['call-id'], 'other-call');
-    assert.equal(recs.at(-2)!.labels['call-id'], CALL);
+    assert.equal(recs.at(-3)!.labels['call-id'], CALL, 'within the trust window');
+    assert.equal(recs.at(-2)!.labels['call-id'], 'other-call', 'a new payload type checks the slot');
+    assert.equal(recs.at(-1)!.labels['call-id'], 'other-call', 'and the flow looks up again');
+    assert.equal(recs.at(-1)!.labels.codec, 'G722');
+    // A change that no payload type reveals: an expiry shortened (a BYE's grace), seen once trust runs out.
+    const before = rtp.corr.stats.hits;
+    flows.register(new FlowKey().endpoint(B, 6000), { callId: 'third-call', codec: 'G722' }, 60_000);
+    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 6, 0, 1)));
+    flows.setNow(flows.now + 101);
+    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 7, 0, 1)));
+    recs = parse(sink);
+    assert.equal(recs.at(-2)!.labels['call-id'], 'other-call', 'trusted');
+    assert.equal(recs.at(-1)!.labels['call-id'], 'third-call', 'after the trust window');
+    assert.equal(rtp.corr.stats.hits, before + 2);
     // The learned NAT entry disappears; within a second the cached flow does not look again...
     const nat = new FlowKey().endpoint('203.0.113.7', 30000);
     assert.ok(flows.unregister(nat));
-    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 4, 0, 1)));
+    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 8, 0, 1)));
     assert.equal(rtp.corr.stats.natLearned, 1, 'cached flow: no lookup within the second');
     assert.equal(flows.lookup(nat), -1);
     // ...after it, the next packets look up again (the registry clock is refreshed every 256 lookups) and learn it back.
     await new Promise((r) => setTimeout(r, 1100));
-    for (let i = 0; i < 300; i++) feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 6 + i, 0, 1)));
+    for (let i = 0; i < 300; i++) feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 9 + i, 0, 1)));
     assert.equal(rtp.corr.stats.natLearned, 2);
     assert.ok(flows.lookup(nat) >= 0);
     recs = parse(sink);
-    assert.ok(recs.slice(-300).every((r) => r.labels['call-id'] === 'other-call'));
+    assert.ok(recs.slice(-300).every((r) => r.labels['call-id'] === 'third-call'));
   } finally {
     flows.close();
   }
