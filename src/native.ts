@@ -15,7 +15,7 @@ export interface Native {
    * or open an existing one (size 0: whatever size it has). mirrorFrom > 0 (page-aligned)
    * maps [mirrorFrom, size) a second time right after the segment. Unmapped when collected.
    */
-  shmOpen(name: string, size: number, create: boolean, mirrorFrom: number): ArrayBuffer;
+  shmOpen(name: string, size: number, create: boolean, mirrorFrom: number, populate?: boolean): ArrayBuffer;
   /** shm_unlink; false if the segment did not exist. */
   shmUnlink(name: string): boolean;
   /** Names (with the leading '/') of the segments in /dev/shm starting with prefix. */

@@ -197,7 +197,7 @@ class RingMap {
 }
 
 function mapExisting(name: string): RingMap {
-  const buf = native.shmOpen(name, 0, false, RING_CTRL_BYTES);
+  const buf = native.shmOpen(name, 0, false, RING_CTRL_BYTES, true);
   const i32 = new Int32Array(buf, 0, 16);
   if (Atomics.load(i32, I_MAGIC) !== RING_MAGIC || i32[I_VERSION] !== RING_VERSION) {
     throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `${name}: not an Otus send ring of version ${RING_VERSION} (or not initialised yet)`);
@@ -433,7 +433,7 @@ export class RingConsumer {
     if (!(abandonMs >= 1 && forceMs >= abandonMs && forceMs < 2 ** 31)) badArg(`ring abandonMs ${abandonMs} forceAbandonMs ${forceMs}`);
     const name = ringSegmentName(task);
     removeStaleSegments(name, [RING_MAGIC]);
-    const buf = native.shmOpen(name, RING_CTRL_BYTES + dataBytes, true, RING_CTRL_BYTES);
+    const buf = native.shmOpen(name, RING_CTRL_BYTES + dataBytes, true, RING_CTRL_BYTES, true);
     writeOwner(buf);
     const i32 = new Int32Array(buf, 0, RING_CTRL_BYTES >> 2);
     i32[I_VERSION] = RING_VERSION;
