@@ -60,6 +60,11 @@ export class PcapReader {
     f.tsDigits = magic.nanos ? 9 : 6;
   }
 
+  /** The next next() reads the record at byte `pos` (an offset an earlier read reported in bytesRead). */
+  seek(pos: number): void {
+    this.bytesRead = pos;
+  }
+
   next(): boolean {
     if (this.done) return false;
     const pos = this.bytesRead;

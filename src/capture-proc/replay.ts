@@ -7,6 +7,7 @@
 // process never waits; there the ring drops and counts).
 
 import { openCapture } from '../capture-file/open.js';
+import { PcapReader } from '../capture-file/pcap.js';
 import { loadTaskFile } from '../config/task.js';
 import { DECODE_ERROR_NAMES } from '../decode/errors.js';
 import { BatchSink } from '../pipeline/batch-sink.js';
@@ -69,7 +70,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
 
   const half = producer.map.size / 2;
   const me = m.index;
-  let walked = 0;
+  let read = 0;
   let ringWaits = 0;
   let sincePace = 0;
   const c0 = process.cpuUsage();
@@ -77,17 +78,30 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
   let g = 0; // global frame index, across files
   // A registry miss waits for earlier frames on the other processes, then retries (replay-clock.ts).
   if (clock !== null && flows !== null) flows.setCatchUp(() => clock.waitTurn(me, g));
+  let base = 0; // frames in the files before this one (g counts from 1)
   for (let fi = 0; fi < m.files.length; fi++) {
     const reader = openCapture(m.files[fi]);
-    const owners = m.owners[fi];
+    const { index, offset, frames } = m.shares[fi];
+    // pcap: straight to its own records, as fanout hands a live process only its packets; pcapng, or all frames: walk.
+    const jump = offset !== null && index.length < frames && reader instanceof PcapReader ? reader : null;
     const f = reader.frame;
-    let i = 0;
-    while (reader.next()) {
-      g++;
-      if (owners[i++] !== me) {
-        clock?.at(me, g);
-        continue;
+    let i = -1; // walking: index of the frame in f
+    for (let j = 0; j < index.length; j++) {
+      const want = index[j];
+      if (jump !== null) {
+        jump.seek(offset![j]);
+        if (!jump.next()) break;
+        read++;
+      } else {
+        while (i < want && reader.next()) {
+          i++;
+          read++;
+          // Others' frames change nothing here: publishing every 64th is enough for a waiter.
+          if (i < want && ((base + i + 1) & 63) === 0) clock?.at(me, base + i + 1);
+        }
+        if (i < want) break;
       }
+      g = base + want + 1;
       clock?.at(me, g);
       pipeline.processFrame(f);
       if (++sincePace === PACE_EVERY) {
@@ -98,7 +112,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
         }
       }
     }
-    walked += i;
+    base += frames;
   }
   clock?.finish(me);
   pipeline.flush(); // end of input: stored TCP bytes are delivered, connections ended
@@ -111,7 +125,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
     type: 'done',
     index: me,
     pid: process.pid,
-    framesWalked: walked,
+    framesRead: read,
     counters: pipelineCounters(pipeline, plugins.parsers, batch),
     cpuSec: (c.user + c.system) / 1e6,
     wallSec,

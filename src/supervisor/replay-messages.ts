@@ -17,12 +17,22 @@ export interface ReplayPluginSetup {
   ordered?: boolean;
 }
 
+/** A capture process's frames in one file. */
+export interface FrameShare {
+  /** Frames in the file (all processes'). */
+  frames: number;
+  /** Its frames' indices in the file, ascending. */
+  index: Uint32Array;
+  /** Their records' byte offsets, when the reader can start at any record (pcap); null: walk the file (pcapng). */
+  offset: Float64Array | null;
+}
+
 export interface CaptureStart extends ReplayPluginSetup {
   type: 'start';
   index: number;
   files: string[];
-  /** Per file, per frame in file order: the index of the capture process that owns it. */
-  owners: Uint8Array[];
+  /** Per file, this process's frames. */
+  shares: FrameShare[];
   format: RecordFormat;
 }
 
@@ -60,8 +70,8 @@ export interface CaptureDone {
   type: 'done';
   index: number;
   pid: number;
-  /** Frames walked in the files (all capture processes walk all frames and skip others'). */
-  framesWalked: number;
+  /** Frames read from the files: its own, plus others' it walked past in pcapng files. */
+  framesRead: number;
   counters: PipelineCounters;
   /** CPU seconds (user + system, whole process) from the first frame to the last commit. */
   cpuSec: number;

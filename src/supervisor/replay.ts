@@ -23,7 +23,7 @@ import { FlowRegistry } from '../shm/registry.js';
 import { ReplayClock } from '../shm/replay-clock.js';
 import type { RecordFormat } from '../plugin/types.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
-import type { CaptureDone, CaptureStart, ChildError, SenderDone, SenderReady, SenderStart } from './replay-messages.js';
+import type { CaptureDone, CaptureStart, ChildError, FrameShare, SenderDone, SenderReady, SenderStart } from './replay-messages.js';
 
 export interface ReplayOptions {
   taskFile: string;
@@ -124,15 +124,27 @@ function awaitReady(child: ChildProcess): Promise<SenderReady> {
   });
 }
 
-/** Which capture process owns each frame of each file. */
-export function assignFrames(files: string[], workers: number): Uint8Array[] {
+/**
+ * Each capture process's share of each file ([file][process]), by the
+ * symmetric flow hash as kernel fanout would share the traffic out.
+ */
+export function assignFrames(files: string[], workers: number): FrameShare[][] {
   const decoder = new Decoder(defaultDecoderOptions());
   return files.map((file) => {
     const reader = openCapture(file);
-    const owners: number[] = [];
+    // pcap records need nothing from earlier ones, so a process can jump to its own (pcapng blocks can: walk those).
+    const seekable = reader.format === 'pcap';
+    const index: number[][] = Array.from({ length: workers }, () => []);
+    const offset: number[][] = Array.from({ length: workers }, () => []);
     const f = reader.frame;
-    while (reader.next()) owners.push(workers === 1 ? 0 : symmetricFlowHash(decoder.decode(f)) % workers);
-    return Uint8Array.from(owners);
+    let at = reader.bytesRead;
+    for (let i = 0; reader.next(); i++) {
+      const w = workers === 1 ? 0 : symmetricFlowHash(decoder.decode(f)) % workers;
+      index[w].push(i);
+      if (seekable) offset[w].push(at);
+      at = reader.bytesRead;
+    }
+    return index.map((ix, w) => ({ frames: reader.framesRead, index: Uint32Array.from(ix), offset: seekable ? Float64Array.from(offset[w]) : null }));
   });
 }
 
@@ -172,7 +184,7 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
     if (!filter.empty && r.next()) filter.program(r.frame.linkType);
   }
 
-  const owners = assignFrames(files, workers);
+  const shares = assignFrames(files, workers);
   const ringTask = `${task.id.slice(0, 40)}.replay${process.pid}`;
   // The task's flow registry (ADR-008): created here, opened by every capture process.
   const flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? 65536 }) : null;
@@ -205,7 +217,7 @@ export async function runReplay(o: ReplayOptions): Promise<ReplaySummary> {
       const c = fork(here('../capture-proc/replay.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       children.push(c);
       captures.push(awaitDone<CaptureDone>(c, `capture process ${i}`));
-      c.send({ type: 'start', ...setup, index: i, files, owners, format } satisfies CaptureStart);
+      c.send({ type: 'start', ...setup, index: i, files, shares: shares.map((s) => s[i]), format } satisfies CaptureStart);
     }
     const done = await Promise.all(captures);
     sender.send({ type: 'drain' });

@@ -164,8 +164,12 @@ test('the flow hash is symmetric and spreads flows; fragments of a datagram stay
   assert.equal(symmetricFlowHash(p), held);
 
   // The sample is one RTP flow (2006→2008) and one RTCP packet: the 229 RTP frames share an owner.
-  const owners = Array.from(assignFrames([SAMPLE], 4)[0]);
-  assert.equal(owners.length, 230);
-  const counts = [0, 1, 2, 3].map((w) => owners.filter((o) => o === w).length).sort((x, y) => y - x);
+  const shares = assignFrames([SAMPLE], 4)[0];
+  assert.ok(shares.every((s) => s.frames === 230));
+  // Every frame has exactly one owner, and a pcap share says where each of its records starts.
+  const all = shares.flatMap((s) => Array.from(s.index)).sort((x, y) => x - y);
+  assert.deepEqual(all, Array.from({ length: 230 }, (_, i) => i));
+  assert.ok(shares.every((s) => s.offset !== null && s.offset.length === s.index.length && (s.index[0] !== 0 || s.offset[0] === 24)));
+  const counts = shares.map((s) => s.index.length).sort((x, y) => y - x);
   assert.ok(counts[0] >= 229, `owners spread: ${counts}`);
 });
