@@ -40,6 +40,8 @@ export function rtpCallsCapture(file: string, calls: number, packets: number): n
     const seq = Math.floor(i / (2 * calls)) & 0xffff;
     frames.push((i & 1) === 0 ? udpFrame(a, b, pa, pb, rtpPacket(8, seq, seq * 160, 0x1000 + c, voice)) : udpFrame(b, a, pb, pa, rtpPacket(8, seq, seq * 160, 0x8000 + c, voice)));
   }
-  writePcap(file, frames);
+  // Stamped as such calls run: the signalling 1 ms apart, then every media flow a packet per 20 ms (G.711 at 20 ms ptime).
+  const sipFrames = 2 * calls;
+  writePcap(file, frames, (i) => (i < sipFrames ? i * 1000 : sipFrames * 1000 + ((i - sipFrames) * 20_000) / (2 * calls)));
   return frames.length;
 }

@@ -83,19 +83,25 @@ async function worker(job: Job, send: (m: unknown) => void, go: Promise<void>): 
   flows.close();
 }
 
-/** Splits the RTP frames (after the signalling) by flow hash, one capture per worker. */
+/** Splits the RTP frames (after the signalling) by flow hash, one capture per worker, their timestamps kept. */
 function fanout(file: string, sipFrames: number, workers: number, dir: string): string[] {
   const parts: Uint8Array[][] = Array.from({ length: workers }, () => []);
+  const times: number[][] = Array.from({ length: workers }, () => []);
   const decoder = new Decoder();
   const r = openCapture(file);
+  let t0 = -1;
   for (let i = 0; r.next(); i++) {
     if (i < sipFrames) continue;
     const f = r.frame;
-    parts[symmetricFlowHash(decoder.decode(f)) % workers].push(f.buf.slice(f.off, f.off + f.caplen));
+    const us = (f.tsSec * 1e9 + f.tsNsec) / 1000;
+    if (t0 < 0) t0 = us;
+    const w = symmetricFlowHash(decoder.decode(f)) % workers;
+    parts[w].push(f.buf.slice(f.off, f.off + f.caplen));
+    times[w].push(us - t0);
   }
   return parts.map((frames, w) => {
     const out = join(dir, `worker-${workers}-${w}.pcap`);
-    writePcap(out, frames);
+    writePcap(out, frames, (i) => times[w][i]);
     return out;
   });
 }

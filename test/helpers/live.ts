@@ -153,8 +153,8 @@ export function ipv6Frame(sport: number, dport: number, payloadLen: number, seed
   return b;
 }
 
-/** Classic little-endian microsecond pcap, LINKTYPE_ETHERNET. */
-export function writePcap(path: string, frames: Uint8Array[]): void {
+/** Classic little-endian microsecond pcap, LINKTYPE_ETHERNET; frame i at `usAt(i)` µs after the first (default: 1 ms apart). */
+export function writePcap(path: string, frames: Uint8Array[], usAt: (i: number) => number = (i) => i * 1000): void {
   const parts: Buffer[] = [];
   const gh = Buffer.alloc(24);
   gh.writeUInt32LE(0xa1b2c3d4, 0);
@@ -165,8 +165,9 @@ export function writePcap(path: string, frames: Uint8Array[]): void {
   parts.push(gh);
   frames.forEach((f, i) => {
     const h = Buffer.alloc(16);
-    h.writeUInt32LE(1_700_000_000 + Math.floor(i / 1000), 0);
-    h.writeUInt32LE((i % 1000) * 1000, 4);
+    const us = Math.round(usAt(i));
+    h.writeUInt32LE(1_700_000_000 + Math.floor(us / 1e6), 0);
+    h.writeUInt32LE(us % 1e6, 4);
     h.writeUInt32LE(f.length, 8);
     h.writeUInt32LE(f.length, 12);
     parts.push(h, Buffer.from(f));

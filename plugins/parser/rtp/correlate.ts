@@ -40,10 +40,12 @@ const CACHE = 32768;
  * registry), and for TRUST_MS (never past the slot's expiry) also the read
  * of the slot's sequence number: with many calls that line is a cache miss
  * per packet, so a change to the slot (a BYE's grace, an update) reaches a
- * flow's packets up to TRUST_MS late. A new payload type is not late: its
- * labels are encoded afresh, which checks the slot. Every RECHECK_MS both
- * lookups are made again, so a source registration that expired is learned
- * again.
+ * flow's packets up to TRUST_MS late. TRUST_MS of wall time and of capture
+ * time both: replay runs faster than real time, and a change must reach
+ * the packets captured 100 ms after it, not only those read 100 ms after
+ * it. A new payload type is not late: its labels are encoded afresh, which
+ * checks the slot. Every RECHECK_MS both lookups are made again, so a
+ * source registration that expired is learned again.
  */
 const FLOW_BITS = 14;
 const TRUST_MS = 100;
@@ -62,16 +64,18 @@ const E_IDS = 5;
 const E_LABELS = 8;
 const ENTRY_WORDS = (E_LABELS + 3 * 2 + ((CALL_ID_MAX + CODEC_MAX + LABELS_MAX + 9) >> 2) + 15) & ~15;
 // A flow-cache entry, 8 words (a set of two in one 64-byte line): source,
-// destination, ports, slot, sequence number, when the lookups were made
-// (ms since the correlator started, wrapping), then (a float64 at word 6)
-// until when the entry is trusted without reading the slot.
+// destination, ports, slot, sequence number, when the lookups were made,
+// until when the entry is trusted without reading the slot (both in ms
+// since the correlator started), and the capture time (ms, wrapping) of
+// the packet that started the trust.
 const F_SRC = 0;
 const F_DST = 1;
 const F_PORTS = 2;
 const F_SLOT = 3;
 const F_SEQ = 4;
 const F_LOOKED = 5;
-const F_TRUST64 = 3; // float64 index within the entry
+const F_TRUST = 6;
+const F_PT = 7;
 const RACED = -2;
 export const CODEC_NONE = 0;
 export const CODEC_NAMED = 1;
@@ -97,8 +101,7 @@ export class MediaCorrelator {
   private readonly cNext = new Uint8Array(CACHE);
   /** Flow cache (IPv4): 2^FLOW_BITS entries of 8 words, 2 ways per set (by a hash of the four-tuple). */
   private readonly fc = new Int32Array(8 << FLOW_BITS);
-  private readonly fc64 = new Float64Array(this.fc.buffer);
-  /** Time base of F_LOOKED. */
+  /** Time base of F_LOOKED and F_TRUST (ms; differences are taken wrapping, as int32). */
   private readonly t0 = Date.now();
 
   constructor(
@@ -110,7 +113,6 @@ export class MediaCorrelator {
     this.cache = C;
     this.cache8 = new Uint8Array(C.buffer);
     this.c0 = ((64 - (C.byteOffset & 63)) & 63) >> 2;
-    this.fc64.fill(-Infinity); // trusted until: never
   }
 
   /** Finds the packet's media entry (destination endpoint, then source): slot or -1. */
@@ -123,6 +125,8 @@ export class MediaCorrelator {
     // An IPv4 flow seen in the last second: its slot, if unchanged, without the two lookups.
     let h = -1;
     this.fe = -1;
+    const nowRel = (f.now - this.t0) | 0;
+    const pms = (Math.imul(p.tsSec, 1000) + ((p.tsNsec / 1e6) | 0)) | 0;
     if (p.ipVersion === 4) {
       const ports = (p.sport << 16) | p.dport;
       // Two ways per set: flows whose hashes collide do not evict each other.
@@ -134,14 +138,14 @@ export class MediaCorrelator {
         const slot = fc[k + F_SLOT];
         const seq = fc[k + F_SEQ];
         this.fe = e;
-        if (f.now < this.fc64[e * 4 + F_TRUST64]) {
+        if (((fc[k + F_TRUST] - nowRel) | 0) > 0 && (pms - fc[k + F_PT]) >>> 0 < TRUST_MS) {
           this.stats.hits++;
           this.seq = seq;
           return (this.slot = slot);
         }
         // Trust ran out: the slot says whether it is as the lookups saw it.
-        if (((f.now - this.t0 - fc[k + F_LOOKED]) | 0) < RECHECK_MS && f.isCurrent(slot, seq)) {
-          this.fc64[e * 4 + F_TRUST64] = Math.min(f.now + TRUST_MS, f.lastExpiry);
+        if (((nowRel - fc[k + F_LOOKED]) | 0) < RECHECK_MS && f.isCurrent(slot, seq)) {
+          this.trust(k, f, pms);
           this.stats.hits++;
           this.seq = seq;
           return (this.slot = slot);
@@ -169,12 +173,18 @@ export class MediaCorrelator {
         fc[k + F_PORTS] = ports;
         fc[k + F_SLOT] = s;
         fc[k + F_SEQ] = f.lastSeq;
-        fc[k + F_LOOKED] = (f.now - this.t0) | 0;
+        fc[k + F_LOOKED] = nowRel;
         this.fe = e;
-        this.fc64[e * 4 + F_TRUST64] = Math.min(f.now + TRUST_MS, f.lastExpiry);
+        this.trust(k, f, pms);
       }
     } else this.stats.misses++;
     return (this.slot = s);
+  }
+
+  /** Trusts the flow-cache entry at word k for TRUST_MS from now and from capture time `pms`, within the slot's expiry (f.lastExpiry). */
+  private trust(k: number, f: FlowRegistry, pms: number): void {
+    this.fc[k + F_TRUST] = (Math.min(f.now + TRUST_MS, f.lastExpiry) - this.t0) | 0;
+    this.fc[k + F_PT] = pms;
   }
 
   private find(f: FlowRegistry, p: DecodedPacket): number {
@@ -229,7 +239,7 @@ export class MediaCorrelator {
     // The slot was rewritten since the lookup saw it (its call's BYE shortening
     // it on another process, say): look the packet up again rather than lose
     // its labels, and so will the flow's next packet.
-    if (r === RACED && this.fe >= 0) this.fc64[this.fe * 4 + F_TRUST64] = -Infinity;
+    if (r === RACED && this.fe >= 0) this.fc[this.fe * 8 + F_TRUST] = (this.flows!.now - this.t0) | 0;
     for (let tries = 0; r === RACED && tries < 8; tries++) {
       const f = this.flows!;
       const s = this.find(f, this.pkt!);

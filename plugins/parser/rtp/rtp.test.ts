@@ -57,7 +57,8 @@ const sdp = (ip: string, port: number, rtcp?: number): string =>
 const sipMsg = (start: string, cseq: string, body = '', extra = ''): string =>
   `${start}\r\nVia: SIP/2.0/UDP ${A}:5060;branch=z9hG4bK776asdhds\r\nFrom: Alice <sip:alice@example.com>;tag=1928301774\r\nTo: Bob <sip:bob@example.com>${start.startsWith('SIP') ? ';tag=a6c85cf' : ''}\r\nCall-ID: ${CALL}\r\nCSeq: ${cseq}\r\n${extra}${body ? 'Content-Type: application/sdp\r\n' : ''}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 
-function setup(name: string, learnNat = true): { pl: Pipeline; sink: MemorySink; flows: FlowRegistry; sip: SipParser; rtp: RtpParser; rtcp: RtcpParser; feed: (f: Uint8Array) => void } {
+/** feed(frame) stamps frames a second apart; feed(frame, at) at `at` seconds (fractions allowed). */
+function setup(name: string, learnNat = true): { pl: Pipeline; sink: MemorySink; flows: FlowRegistry; sip: SipParser; rtp: RtpParser; rtcp: RtcpParser; feed: (f: Uint8Array, at?: number) => void } {
   const flows = FlowRegistry.create(`${name}${process.pid}`, { capacity: 1024 });
   const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
   const rtp = new RtpParser({ ports: [], heuristic: false, learn_nat: learnNat, nat_ttl: 60, event_payload_types: [101], raw: false }, new MediaCorrelator(flows, learnNat, 60_000));
@@ -65,7 +66,8 @@ function setup(name: string, learnNat = true): { pl: Pipeline; sink: MemorySink;
   const sink = new MemorySink();
   const pl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp, rtcp], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink });
   let t = 1_700_000_000;
-  const feed = (f: Uint8Array): void => pl.processBytes(f, new DataView(f.buffer, f.byteOffset, f.byteLength), 0, f.length, f.length, 1, t++, 0, true, 6);
+  const feed = (f: Uint8Array, at = t++): void =>
+    pl.processBytes(f, new DataView(f.buffer, f.byteOffset, f.byteLength), 0, f.length, f.length, 1, Math.floor(at), Math.round((at % 1) * 1e9), true, 6);
   return { pl, sink, flows, sip, rtp, rtcp, feed };
 }
 
@@ -141,49 +143,62 @@ test('NAT: media from an unannounced address of a known call is learned, so pack
   }
 });
 
-test('flow cache: a rewritten registry entry is seen at once by a new payload type, by the rest within 100 ms; a lost NAT registration is learned again after a second', async () => {
+test('flow cache: a rewritten registry entry is seen at once by a new payload type, by the rest within 100 ms of wall and capture time; a lost NAT registration is learned again after a second', async () => {
   const { sink, flows, rtp, feed } = setup('otus-t-flowcache');
   try {
     feed(udpFrame(A, B, 5060, 5060, sipMsg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', sdp(A, 4000))));
     feed(udpFrame(B, A, 5060, 5060, sipMsg('SIP/2.0 200 OK', '1 INVITE', sdp(B, 6000))));
     // A NATed source toward B's announced endpoint: learned once, then the flow is cached.
-    for (let i = 0; i < 3; i++) feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, i, 0, 1)));
+    const T = 1_800_000_000;
+    const media = (pt: number, seq: number, at: number): void => feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(pt, seq, 0, 1)), at);
+    for (let i = 0; i < 3; i++) media(8, i, T);
     assert.equal(rtp.corr.stats.natLearned, 1);
     // B's endpoint rewritten (another call takes it over). The cached flow is
     // trusted for 100 ms without reading the slot: the same payload type keeps
     // the old labels until then; a new one reads the slot, sees the change.
     flows.register(new FlowKey().endpoint(B, 6000), { callId: 'other-call', codec: 'G722' }, 60_000);
-    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 3, 0, 1)));
-    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(0, 4, 0, 1)));
-    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 5, 0, 1)));
+    media(8, 3, T);
+    media(0, 4, T);
+    media(8, 5, T);
     let recs = parse(sink);
     assert.equal(recs.at(-3)!.labels['call-id'], CALL, 'within the trust window');
     assert.equal(recs.at(-2)!.labels['call-id'], 'other-call', 'a new payload type checks the slot');
     assert.equal(recs.at(-1)!.labels['call-id'], 'other-call', 'and the flow looks up again');
     assert.equal(recs.at(-1)!.labels.codec, 'G722');
-    // A change that no payload type reveals: an expiry shortened (a BYE's grace), seen once trust runs out.
+    // A change that no payload type reveals (a new context, a BYE's grace) is seen once trust runs out:
+    // after 100 ms of capture time (replay runs faster than real time)...
     const before = rtp.corr.stats.hits;
     flows.register(new FlowKey().endpoint(B, 6000), { callId: 'third-call', codec: 'G722' }, 60_000);
-    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 6, 0, 1)));
-    flows.setNow(flows.now + 101);
-    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 7, 0, 1)));
+    media(8, 6, T + 0.05);
+    media(8, 7, T + 0.101);
     recs = parse(sink);
     assert.equal(recs.at(-2)!.labels['call-id'], 'other-call', 'trusted');
-    assert.equal(recs.at(-1)!.labels['call-id'], 'third-call', 'after the trust window');
+    assert.equal(recs.at(-1)!.labels['call-id'], 'third-call', 'after 100 ms of capture time');
     assert.equal(rtp.corr.stats.hits, before + 2);
+    // ...or of wall time; and capture time going backwards is no reason to trust.
+    flows.register(new FlowKey().endpoint(B, 6000), { callId: 'fourth-call', codec: 'G722' }, 60_000);
+    media(8, 8, T + 0.101);
+    flows.setNow(flows.now + 101);
+    media(8, 9, T + 0.101);
+    flows.register(new FlowKey().endpoint(B, 6000), { callId: 'fifth-call', codec: 'G722' }, 60_000);
+    media(8, 10, T + 0.05);
+    recs = parse(sink);
+    assert.equal(recs.at(-3)!.labels['call-id'], 'third-call', 'trusted');
+    assert.equal(recs.at(-2)!.labels['call-id'], 'fourth-call', 'after 100 ms of wall time');
+    assert.equal(recs.at(-1)!.labels['call-id'], 'fifth-call', 'capture time went back');
     // The learned NAT entry disappears; within a second the cached flow does not look again...
     const nat = new FlowKey().endpoint('203.0.113.7', 30000);
     assert.ok(flows.unregister(nat));
-    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 8, 0, 1)));
+    media(8, 11, T + 0.05);
     assert.equal(rtp.corr.stats.natLearned, 1, 'cached flow: no lookup within the second');
     assert.equal(flows.lookup(nat), -1);
-    // ...after it, the next packets look up again (the registry clock is refreshed every 256 lookups) and learn it back.
-    await new Promise((r) => setTimeout(r, 1100));
-    for (let i = 0; i < 300; i++) feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 9 + i, 0, 1)));
+    // ...after it (the registry clock, set 101 ms ahead above, is refreshed every 256 lookups), the next packets look up again and learn it back.
+    await new Promise((r) => setTimeout(r, 1300));
+    for (let i = 0; i < 300; i++) media(8, 12 + i, T + 1 + i / 1000);
     assert.equal(rtp.corr.stats.natLearned, 2);
     assert.ok(flows.lookup(nat) >= 0);
     recs = parse(sink);
-    assert.ok(recs.slice(-300).every((r) => r.labels['call-id'] === 'third-call'));
+    assert.ok(recs.slice(-300).every((r) => r.labels['call-id'] === 'fifth-call'));
   } finally {
     flows.close();
   }
