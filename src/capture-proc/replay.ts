@@ -82,12 +82,13 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
   for (let fi = 0; fi < m.files.length; fi++) {
     const reader = openCapture(m.files[fi]);
     const { index, offset, frames } = m.shares[fi];
-    // pcap: straight to its own records, as fanout hands a live process only its packets; pcapng, or all frames: walk.
-    const jump = offset !== null && index.length < frames && reader instanceof PcapReader ? reader : null;
+    // pcap: straight to its own records, as fanout hands a live process only its packets; pcapng, or every frame: walk.
+    const jump = offset !== null && index !== null && reader instanceof PcapReader ? reader : null;
     const f = reader.frame;
+    const n = index === null ? frames : index.length;
     let i = -1; // walking: index of the frame in f
-    for (let j = 0; j < index.length; j++) {
-      const want = index[j];
+    for (let j = 0; j < n; j++) {
+      const want = index === null ? j : index[j];
       if (jump !== null) {
         jump.seek(offset![j]);
         if (!jump.next()) break;

@@ -21,8 +21,8 @@ export interface ReplayPluginSetup {
 export interface FrameShare {
   /** Frames in the file (all processes'). */
   frames: number;
-  /** Its frames' indices in the file, ascending. */
-  index: Uint32Array;
+  /** Its frames' indices in the file, ascending; null: every frame (one capture process). */
+  index: Uint32Array | null;
   /** Their records' byte offsets, when the reader can start at any record (pcap); null: walk the file (pcapng). */
   offset: Float64Array | null;
 }

@@ -132,20 +132,36 @@ export function assignFrames(files: string[], workers: number): FrameShare[][] {
   const decoder = new Decoder(defaultDecoderOptions());
   return files.map((file) => {
     const reader = openCapture(file);
+    if (workers === 1) {
+      while (reader.next());
+      return [{ frames: reader.framesRead, index: null, offset: null }];
+    }
     // pcap records need nothing from earlier ones, so a process can jump to its own (pcapng blocks can: walk those).
     const seekable = reader.format === 'pcap';
-    const index: number[][] = Array.from({ length: workers }, () => []);
-    const offset: number[][] = Array.from({ length: workers }, () => []);
+    // Typed arrays that double as they fill: 12 bytes per frame (a number[] took 8 or more, twice while it grew).
+    const index = Array.from({ length: workers }, () => new Uint32Array(1024));
+    const offset = Array.from({ length: workers }, () => new Float64Array(seekable ? 1024 : 0));
+    const n = new Array<number>(workers).fill(0);
     const f = reader.frame;
     let at = reader.bytesRead;
     for (let i = 0; reader.next(); i++) {
-      const w = workers === 1 ? 0 : symmetricFlowHash(decoder.decode(f)) % workers;
-      index[w].push(i);
-      if (seekable) offset[w].push(at);
+      const w = symmetricFlowHash(decoder.decode(f)) % workers;
+      const k = n[w]++;
+      if (k === index[w].length) {
+        index[w] = grown(index[w], new Uint32Array(2 * k));
+        if (seekable) offset[w] = grown(offset[w], new Float64Array(2 * k));
+      }
+      index[w][k] = i;
+      if (seekable) offset[w][k] = at;
       at = reader.bytesRead;
     }
-    return index.map((ix, w) => ({ frames: reader.framesRead, index: Uint32Array.from(ix), offset: seekable ? Float64Array.from(offset[w]) : null }));
+    return index.map((ix, w) => ({ frames: reader.framesRead, index: ix.slice(0, n[w]), offset: seekable ? offset[w].slice(0, n[w]) : null }));
   });
+}
+
+function grown<T extends Uint32Array | Float64Array>(a: T, b: T): T {
+  b.set(a);
+  return b;
 }
 
 function reporterFor(o: ReplayOptions, task: TaskSpec): { name: string; config: Record<string, unknown>; where: string } {

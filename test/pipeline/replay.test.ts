@@ -12,7 +12,11 @@ import { join } from 'node:path';
 import { DecodedPacket } from '../../src/decode/packet.js';
 import { symmetricFlowHash } from '../../src/pipeline/flow-hash.js';
 import { assignFrames } from '../../src/supervisor/replay.js';
-import { OTUS, SAMPLE, allCaptures } from './helpers.js';
+import { openCapture } from '../../src/capture-file/open.js';
+import type { PcapReader } from '../../src/capture-file/pcap.js';
+import { writePcap } from '../helpers/live.js';
+import { udpFrame } from '../helpers/udp-frames.js';
+import { FIXTURES, OTUS, SAMPLE, allCaptures } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'otus-replay-'));
 const TASK = join(dir, 'task.yml');
@@ -166,10 +170,30 @@ test('the flow hash is symmetric and spreads flows; fragments of a datagram stay
   // The sample is one RTP flow (2006→2008) and one RTCP packet: the 229 RTP frames share an owner.
   const shares = assignFrames([SAMPLE], 4)[0];
   assert.ok(shares.every((s) => s.frames === 230));
-  // Every frame has exactly one owner, and a pcap share says where each of its records starts.
-  const all = shares.flatMap((s) => Array.from(s.index)).sort((x, y) => x - y);
-  assert.deepEqual(all, Array.from({ length: 230 }, (_, i) => i));
-  assert.ok(shares.every((s) => s.offset !== null && s.offset.length === s.index.length && (s.index[0] !== 0 || s.offset[0] === 24)));
-  const counts = shares.map((s) => s.index.length).sort((x, y) => y - x);
+  const counts = shares.map((s) => s.index!.length).sort((x, y) => y - x);
   assert.ok(counts[0] >= 229, `owners spread: ${counts}`);
+  // One process: every frame, no list.
+  assert.deepEqual(assignFrames([SAMPLE], 1)[0], [{ frames: 230, index: null, offset: null }]);
+});
+
+test('frame shares: every frame has one owner, and each pcap offset is where its record starts (lists past their first growth)', () => {
+  const file = join(dir, 'many-flows.pcap');
+  const frames = Array.from({ length: 5000 }, (_, i) => udpFrame(`10.0.${(i >> 8) & 255}.${i & 255}`, '10.9.0.1', 1024 + (i % 700), 5000, new Uint8Array(i % 50)));
+  writePcap(file, frames);
+  const shares = assignFrames([file, SAMPLE], 3);
+  const mine = shares[0];
+  assert.deepEqual(mine.flatMap((s) => Array.from(s.index!)).sort((x, y) => x - y), Array.from({ length: 5000 }, (_, i) => i));
+  assert.ok(mine.some((s) => s.index!.length > 1024), 'a share grew');
+  const r = openCapture(file) as PcapReader;
+  for (const s of mine) {
+    assert.equal(s.offset!.length, s.index!.length);
+    for (let j = 0; j < s.index!.length; j += 37) {
+      r.seek(s.offset![j]);
+      assert.ok(r.next());
+      assert.deepEqual(r.frame.buf.subarray(r.frame.off, r.frame.off + r.frame.caplen), frames[s.index![j]]);
+    }
+  }
+  // pcapng: walked, so no offsets.
+  const ng = readdirSync(FIXTURES).find((f) => f.endsWith('.pcapng'))!;
+  assert.ok(assignFrames([join(FIXTURES, ng)], 2)[0].every((s) => s.offset === null && s.index !== null));
 });
