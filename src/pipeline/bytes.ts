@@ -66,13 +66,15 @@ export function readI32LE(b: Uint8Array, o: number): number {
 
 /** Decimal digits of a non-negative integer (< 2^53). */
 export function decimalLength(v: number): number {
-  let n = 1;
-  while (v >= 10) {
-    v = Math.floor(v / 10);
-    n++;
-  }
+  if (v < 1e5) return v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : v < 10000 ? 4 : 5;
+  if (v < 1e10) return v < 1e6 ? 6 : v < 1e7 ? 7 : v < 1e8 ? 8 : v < 1e9 ? 9 : 10;
+  let n = 10;
+  for (let x = Math.floor(v / 1e10); x >= 1; x = Math.floor(x / 10)) n++;
   return n;
 }
+
+/** "00" to "99": numbers are written two digits at a time (the sender writes ~16 per RTP record). */
+const DIGIT_PAIRS = Uint8Array.from({ length: 200 }, (_, i) => 48 + (i & 1 ? (i >> 1) % 10 : ((i >> 1) / 10) | 0));
 
 /** Writes a non-negative integer (< 2^53) in decimal. */
 export function writeUint(buf: Uint8Array, off: number, v: number): number {
@@ -81,14 +83,22 @@ export function writeUint(buf: Uint8Array, off: number, v: number): number {
     return off + 1;
   }
   const n = decimalLength(v);
-  let p = off + n - 1;
   if (v < 0x80000000) {
+    let p = off + n;
     let x = v | 0;
-    while (x > 0) {
-      buf[p--] = 48 + (x % 10);
-      x = (x / 10) | 0;
+    while (x >= 100) {
+      const q = (x / 100) | 0;
+      const r = (x - q * 100) << 1;
+      buf[--p] = DIGIT_PAIRS[r + 1];
+      buf[--p] = DIGIT_PAIRS[r];
+      x = q;
     }
+    if (x >= 10) {
+      buf[--p] = DIGIT_PAIRS[(x << 1) + 1];
+      buf[--p] = DIGIT_PAIRS[x << 1];
+    } else buf[--p] = 48 + x;
   } else {
+    let p = off + n - 1;
     while (v > 0) {
       const q = Math.floor(v / 10);
       buf[p--] = 48 + (v - q * 10);
