@@ -102,7 +102,7 @@ export class MediaCorrelator {
   /** Flow cache (IPv4): 2^FLOW_BITS entries of 8 words, 2 ways per set (by a hash of the four-tuple). */
   private readonly fc = new Int32Array(8 << FLOW_BITS);
   /** Time base of F_LOOKED and F_TRUST (ms; differences are taken wrapping, as int32). */
-  private readonly t0 = Date.now();
+  private readonly t0: number;
 
   constructor(
     readonly flows: FlowRegistry | null,
@@ -113,6 +113,8 @@ export class MediaCorrelator {
     this.cache = C;
     this.cache8 = new Uint8Array(C.buffer);
     this.c0 = ((64 - (C.byteOffset & 63)) & 63) >> 2;
+    // Before the registry's clock, so an empty entry (trusted until 0) is never trusted.
+    this.t0 = Math.min(Date.now(), flows?.now ?? Infinity) - 1;
   }
 
   /** Finds the packet's media entry (destination endpoint, then source): slot or -1. */
