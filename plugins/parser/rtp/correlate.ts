@@ -27,13 +27,16 @@ const K_CALL_ID = labelKeyId('call-id');
 const K_CODEC = labelKeyId('codec');
 const K_MEDIA = labelKeyId('media');
 /**
- * Slots whose call labels were last encoded (2-way by slot): a call's media
- * reuses them per packet. Sixteen times as many sets as 1000 calls' media
- * slots, so few sets are asked for three (measured: at 8192 entries, label
- * encoding was 3% of the RTP path with 1000 calls, from such sets). Pages
- * of entries never used stay untouched (an entry is empty while zero).
+ * Slots whose call labels were last encoded: a call's media reuses them per
+ * packet. Two entries (payload types) per registry slot, up to CACHE_MAX
+ * (then slots share them): shared sets were asked for three entries and
+ * re-encoded labels on every packet (measured: 3% of the RTP path with
+ * 1000 calls at 8192 entries, half the rate with 10000 calls at 32768).
+ * Pages of entries never used stay untouched (an entry is empty while
+ * zero), so a large registry costs address space, not memory.
  */
-const CACHE = 32768;
+const CACHE_MIN = 8192;
+const CACHE_MAX = 1 << 18;
 /**
  * Flows remembered with their slot (2^FLOW_BITS, 2 ways per set). A flow's
  * packets skip the destination and source lookups (two random reads of the
@@ -47,7 +50,7 @@ const CACHE = 32768;
  * checks the slot. Every RECHECK_MS both lookups are made again, so a
  * source registration that expired is learned again.
  */
-const FLOW_BITS = 14;
+const FLOW_BITS = 16;
 const TRUST_MS = 100;
 const RECHECK_MS = 1000;
 // A label-cache entry, in one run of words starting on a 64-byte line (a
@@ -95,12 +98,13 @@ export class MediaCorrelator {
   /** Capture time (ms, wrapping) at the last clock refresh. */
   private clockPms = 0;
   private readonly key = new FlowKey();
-  /** Label cache: CACHE entries of ENTRY_WORDS, 2 ways per set (by slot), from word `c0` (a 64-byte boundary). */
+  /** Label cache: entries of ENTRY_WORDS, 2 ways per set (by slot), from word `c0` (a 64-byte boundary); setMask picks a set's first entry. */
   private readonly cache: Int32Array;
   private readonly cache8: Uint8Array;
   private readonly c0: number;
+  private readonly setMask: number;
   /** Per set (even index): the way the next miss replaces. */
-  private readonly cNext = new Uint8Array(CACHE);
+  private readonly cNext: Uint8Array;
   /** Flow cache (IPv4): 2^FLOW_BITS entries of 8 words, 2 ways per set (by a hash of the four-tuple). */
   private readonly fc = new Int32Array(8 << FLOW_BITS);
   /** Time base of F_LOOKED and F_TRUST (ms; differences are taken wrapping, as int32). */
@@ -111,7 +115,10 @@ export class MediaCorrelator {
     private readonly learnNat: boolean,
     private readonly natTtlMs: number,
   ) {
-    const C = new Int32Array(CACHE * ENTRY_WORDS + 16);
+    const entries = Math.min(CACHE_MAX, Math.max(CACHE_MIN, 2 * (flows?.capacity ?? 0)));
+    this.setMask = entries - 2;
+    this.cNext = new Uint8Array(entries);
+    const C = new Int32Array(entries * ENTRY_WORDS + 16);
     this.cache = C;
     this.cache8 = new Uint8Array(C.buffer);
     this.c0 = ((64 - (C.byteOffset & 63)) & 63) >> 2;
@@ -269,8 +276,8 @@ export class MediaCorrelator {
   private labelOnce(L: Labels, slot: number, pt: number): number {
     const C = this.cache;
     const seq = this.seq;
-    // Two ways per set; a miss replaces them in turn.
-    const set = slot & (CACHE - 2);
+    // Two ways per set, a set per slot (while they last); a miss replaces them in turn.
+    const set = (slot << 1) & this.setMask;
     let e = this.c0 + set * ENTRY_WORDS;
     if (C[e + E_SLOT] !== slot + 1 || C[e + E_SEQ] !== seq || C[e + E_PT] !== pt) {
       e += ENTRY_WORDS;
