@@ -70,7 +70,6 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
 
   const half = producer.map.size / 2;
   const me = m.index;
-  let read = 0;
   let ringWaits = 0;
   let sincePace = 0;
   const c0 = process.cpuUsage();
@@ -92,11 +91,9 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
       if (jump !== null) {
         jump.seek(offset![j]);
         if (!jump.next()) break;
-        read++;
       } else {
         while (i < want && reader.next()) {
           i++;
-          read++;
           // Others' frames change nothing here: publishing every 64th is enough for a waiter.
           if (i < want && ((base + i + 1) & 63) === 0) clock?.at(me, base + i + 1);
         }
@@ -126,7 +123,6 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
     type: 'done',
     index: me,
     pid: process.pid,
-    framesRead: read,
     counters: pipelineCounters(pipeline, plugins.parsers, batch),
     cpuSec: (c.user + c.system) / 1e6,
     wallSec,

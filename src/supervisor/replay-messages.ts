@@ -70,8 +70,6 @@ export interface CaptureDone {
   type: 'done';
   index: number;
   pid: number;
-  /** Frames read from the files: its own, plus others' it walked past in pcapng files. */
-  framesRead: number;
   counters: PipelineCounters;
   /** CPU seconds (user + system, whole process) from the first frame to the last commit. */
   cpuSec: number;

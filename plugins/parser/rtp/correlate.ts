@@ -78,7 +78,7 @@ const F_SLOT = 3;
 const F_SEQ = 4;
 const F_LOOKED = 5;
 const F_TRUST = 6;
-const F_PT = 7;
+const F_CAPTURED = 7;
 const RACED = -2;
 export const CODEC_NONE = 0;
 export const CODEC_NAMED = 1;
@@ -96,7 +96,7 @@ export class MediaCorrelator {
   private pkt: DecodedPacket | null = null;
   private tick = 0;
   /** Capture time (ms, wrapping) at the last clock refresh. */
-  private clockPms = 0;
+  private clockCaptureMs = 0;
   private readonly key = new FlowKey();
   /** Label cache: entries of ENTRY_WORDS, 2 ways per set (by slot), from word `c0` (a 64-byte boundary); setMask picks a set's first entry. */
   private readonly cache: Int32Array;
@@ -131,13 +131,13 @@ export class MediaCorrelator {
     const f = this.flows;
     if (f === null) return (this.slot = -1);
     this.pkt = p;
-    const pms = (Math.imul(p.tsSec, 1000) + ((p.tsNsec / 1e6) | 0)) | 0;
+    const captureMs = (Math.imul(p.tsSec, 1000) + ((p.tsNsec / 1e6) | 0)) | 0;
     // The registry's clock (expiry checks): refreshed every 256 lookups, and
     // when 100 ms of capture time have passed (a quiet link: 256 lookups can
     // take minutes). measured: Date.now() ~25 ns.
-    if ((++this.tick & 255) === 0 || (pms - this.clockPms) >>> 0 >= 100) {
+    if ((++this.tick & 255) === 0 || (captureMs - this.clockCaptureMs) >>> 0 >= 100) {
       f.setNow(Date.now());
-      this.clockPms = pms;
+      this.clockCaptureMs = captureMs;
     }
     // An IPv4 flow seen in the last second: its slot, if unchanged, without the two lookups.
     let h = -1;
@@ -154,19 +154,14 @@ export class MediaCorrelator {
         const slot = fc[k + F_SLOT];
         const seq = fc[k + F_SEQ];
         this.fe = e;
-        if (((fc[k + F_TRUST] - nowRel) | 0) > 0 && (pms - fc[k + F_PT]) >>> 0 < TRUST_MS) {
-          this.stats.hits++;
-          this.seq = seq;
-          return (this.slot = slot);
+        if (((fc[k + F_TRUST] - nowRel) | 0) <= 0 || (captureMs - fc[k + F_CAPTURED]) >>> 0 >= TRUST_MS) {
+          // Trust ran out: the slot says whether it is as the lookups saw it.
+          if (((nowRel - fc[k + F_LOOKED]) | 0) >= RECHECK_MS || !f.isCurrent(slot, seq)) break;
+          this.trust(k, f, captureMs);
         }
-        // Trust ran out: the slot says whether it is as the lookups saw it.
-        if (((nowRel - fc[k + F_LOOKED]) | 0) < RECHECK_MS && f.isCurrent(slot, seq)) {
-          this.trust(k, f, pms);
-          this.stats.hits++;
-          this.seq = seq;
-          return (this.slot = slot);
-        }
-        break;
+        this.stats.hits++;
+        this.seq = seq;
+        return (this.slot = slot);
       }
     }
     let s = this.find(f, p);
@@ -191,16 +186,16 @@ export class MediaCorrelator {
         fc[k + F_SEQ] = f.lastSeq;
         fc[k + F_LOOKED] = nowRel;
         this.fe = e;
-        this.trust(k, f, pms);
+        this.trust(k, f, captureMs);
       }
     } else this.stats.misses++;
     return (this.slot = s);
   }
 
-  /** Trusts the flow-cache entry at word k for TRUST_MS from now and from capture time `pms`, within the slot's expiry (f.lastExpiry). */
-  private trust(k: number, f: FlowRegistry, pms: number): void {
+  /** Trusts the flow-cache entry at word k for TRUST_MS from now and from capture time `captureMs`, within the slot's expiry (f.lastExpiry). */
+  private trust(k: number, f: FlowRegistry, captureMs: number): void {
     this.fc[k + F_TRUST] = (Math.min(f.now + TRUST_MS, f.lastExpiry) - this.t0) | 0;
-    this.fc[k + F_PT] = pms;
+    this.fc[k + F_CAPTURED] = captureMs;
   }
 
   private find(f: FlowRegistry, p: DecodedPacket): number {

@@ -204,6 +204,25 @@ test('flow cache: a rewritten registry entry is seen at once by a new payload ty
   }
 });
 
+test('a quiet link: the registry clock follows capture time, so an expired call stops labelling its media within 100 ms', async () => {
+  // No NAT learning: it would register the source with a TTL of its own.
+  const { sink, flows, rtp, feed } = setup('otus-t-quietclock', false);
+  try {
+    flows.register(new FlowKey().endpoint(B, 7000), { callId: 'short-lived', codec: 'PCMA' }, 150);
+    const T = 1_900_000_000;
+    feed(udpFrame(A, B, 7002, 7000, rtpPacket(8, 1, 0, 1)), T);
+    await new Promise((r) => setTimeout(r, 300));
+    // Two lookups in all, far from the 256 that also refresh the clock: capture time moving on must.
+    feed(udpFrame(A, B, 7002, 7000, rtpPacket(8, 2, 0, 1)), T + 0.3);
+    const recs = parse(sink);
+    assert.equal(recs.length, 1, `the packet after expiry is not taken as RTP of the call: ${JSON.stringify(recs.map((r) => [r.protocol, r.labels]))}`);
+    assert.equal(recs[0].labels['call-id'], 'short-lived');
+    assert.equal(rtp.corr.stats.hits, 1);
+  } finally {
+    flows.close();
+  }
+});
+
 /** Ethernet + IPv6 + UDP (the shared helper builds IPv4 only). */
 function udp6Frame(src: string, dst: string, sport: number, dport: number, payload: Uint8Array): Uint8Array {
   const f = new Uint8Array(14 + 40 + 8 + payload.length);
