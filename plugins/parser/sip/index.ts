@@ -34,6 +34,7 @@ import {
   TAG_FOUND,
   tagParam,
 } from './message.js';
+import { CallMedia, CallTable, EP_WORDS } from './calls.js';
 import { SipPayload, SipPayloadReader } from './payload.js';
 import { ADDR_NONE, ADDR_V4, parseSdp, PTMAP_CAP, SdpScanner, sdpOfBody, staticName, type SdpMedia } from './sdp.js';
 
@@ -87,10 +88,8 @@ export class SipParser implements StreamParser {
   private readonly udpPorts = new Uint8Array(65536);
   private readonly tmp = new Int32Array(4);
   private readonly key = new FlowKey();
-  /** callKey → the endpoints the call registered, for BYE/CANCEL/final errors. */
-  private readonly calls = new Map<string, CallMedia>();
-  /** Ended calls' CallMedia, reused. */
-  private readonly spare: CallMedia[] = [];
+  /** Call-ID → the endpoints the call registered, for BYE/CANCEL/final errors (bounded: the oldest are forgotten, their entries still expire by TTL). */
+  private readonly calls = new CallTable(100_000);
   private readonly sdp = new SdpScanner();
   /** SDP media go to the flow registry: a registry and track_media. */
   private readonly tracking: boolean;
@@ -242,11 +241,11 @@ export class SipParser implements StreamParser {
       const bye = ml === 3 && b[o] === 66 && b[o + 1] === 89 && b[o + 2] === 69;
       const cancel = ml === 6 && b[o] === 67 && b[o + 1] === 65 && b[o + 2] === 78;
       if (bye || cancel) {
-        this.endCall(callKey(m, ci));
+        this.endCall(m, ci);
         return;
       }
     } else if (m.status >= 300 && isInviteCseq) {
-      this.endCall(callKey(m, ci));
+      this.endCall(m, ci);
       return;
     }
     if (m.bodyLen === 0) return;
@@ -278,7 +277,7 @@ export class SipParser implements StreamParser {
 
   /** Registers the scanner's endpoints: contexts written from the message bytes. */
   private registerScanned(m: SipMessage, ci: number, n: number): void {
-    const call = this.callFor(callKey(m, ci));
+    const call = this.callFor(m, ci);
     const ttl = this.cfg.media_ttl * 1000;
     const now = Date.now(); // one clock read for the message's writes
     const held = this.flows!.holdWrites(); // one lock for them too (if busy, each write tries on its own, as before)
@@ -324,7 +323,7 @@ export class SipParser implements StreamParser {
   /** Registers parseSdp's endpoints (multipart bodies, bodies the scanner declined). */
   private registerParsed(m: SipMessage, ci: number, media: SdpMedia[]): void {
     const callId = m.valueString(ci);
-    const call = this.callFor(callKey(m, ci));
+    const call = this.callFor(m, ci);
     const ctx = this.flows!.builder;
     const ttl = this.cfg.media_ttl * 1000;
     const now = Date.now();
@@ -383,27 +382,21 @@ export class SipParser implements StreamParser {
     call.add(this.key.w);
   }
 
-  private callFor(key: string): CallMedia {
-    let call = this.calls.get(key);
-    if (call === undefined) {
-      call = this.spare.pop() ?? new CallMedia();
-      call.n = 0;
-      this.calls.set(key, call);
-      // Bounded: forget the oldest calls (their entries still expire by TTL).
-      if (this.calls.size > 100_000) {
-        const oldest = this.calls.keys().next().value as string;
-        this.recycle(this.calls.get(oldest)!);
-        this.calls.delete(oldest);
-      }
-    }
-    return call;
+  private callFor(m: SipMessage, ci: number): CallMedia {
+    if (m.hFolded[ci] === 0) return this.calls.getOrAdd(m.buf, m.hValOff[ci], m.hValLen[ci]);
+    const b = Buffer.from(m.valueString(ci)); // folded: rare
+    return this.calls.getOrAdd(b, 0, b.length);
   }
 
   /** BYE, CANCEL, final error to INVITE: the call's media entries live only `bye_grace` more seconds. */
-  private endCall(key: string): void {
-    const call = this.calls.get(key);
-    if (call === undefined) return;
-    this.calls.delete(key);
+  private endCall(m: SipMessage, ci: number): void {
+    let call: CallMedia | null;
+    if (m.hFolded[ci] === 0) call = this.calls.find(m.buf, m.hValOff[ci], m.hValLen[ci]);
+    else {
+      const b = Buffer.from(m.valueString(ci));
+      call = this.calls.find(b, 0, b.length);
+    }
+    if (call === null) return;
     this.stats.callsEnded++;
     const flows = this.flows!;
     const grace = Math.max(1, this.cfg.bye_grace * 1000);
@@ -419,11 +412,7 @@ export class SipParser implements StreamParser {
     } finally {
       if (held) flows.releaseWrites();
     }
-    this.recycle(call);
-  }
-
-  private recycle(call: CallMedia): void {
-    if (this.spare.length < 256) this.spare.push(call);
+    this.calls.remove(call);
   }
 
   /** Calls whose media this process registered and has not seen end (tests, stats). */
@@ -433,31 +422,6 @@ export class SipParser implements StreamParser {
 
   counters(): Record<string, unknown> {
     return this.stats.toJSON();
-  }
-}
-
-/** FlowKey words kept per endpoint: kind, ports, address (4 words; IPv4 uses the first). */
-const EP_WORDS = 6;
-
-/** A call's registered media endpoints, as FlowKey words (reused: see SipParser.spare). */
-class CallMedia {
-  n = 0;
-  w = new Int32Array(4 * EP_WORDS);
-
-  /** Adds the endpoint of key words `k` unless present. */
-  add(k: Int32Array): void {
-    const w = this.w;
-    for (let e = 0; e < this.n; e++) {
-      let j = 0;
-      while (j < EP_WORDS && w[e * EP_WORDS + j] === k[j]) j++;
-      if (j === EP_WORDS) return;
-    }
-    if ((this.n + 1) * EP_WORDS > w.length) {
-      this.w = new Int32Array(w.length * 2);
-      this.w.set(w);
-    }
-    for (let j = 0; j < EP_WORDS; j++) this.w[this.n * EP_WORDS + j] = k[j];
-    this.n++;
   }
 }
 
@@ -484,19 +448,6 @@ function ptmapCut(b: Uint8Array, off: number, len: number): number {
   if (len <= PTMAP_MAX) return len;
   for (let i = PTMAP_MAX; i >= 0; i--) if (b[off + i] === 32) return i;
   return PTMAP_MAX;
-}
-
-// Buffer's latin1Slice reads any Uint8Array: a key string without a Buffer object per message.
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }).latin1Slice;
-
-/**
- * The calls map's key for a message's Call-ID: its bytes as latin1 (one
- * string, no decoding); a folded value as valueString gives it (rare).
- */
-function callKey(m: SipMessage, ci: number): string {
-  if (m.hFolded[ci] !== 0) return m.valueString(ci);
-  const off = m.hValOff[ci];
-  return latin1Slice.call(m.buf, off, off + m.hValLen[ci]);
 }
 
 function isInvite(b: Uint8Array, o: number): boolean {
