@@ -94,6 +94,25 @@ Napi::Value SetAffinity(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// pageBuffer(bytes) -> zeroed anonymous memory on a page boundary, faulted
+// in on first touch, unmapped when collected. For tables laid out in cache
+// lines: a JS ArrayBuffer this large comes from malloc, 16 bytes past a page
+// boundary, so its 64-byte sets would straddle two lines.
+Napi::Value PageBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "pageBuffer(bytes): bytes must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double want = info[0].As<Napi::Number>().DoubleValue();
+  if (!(want > 0) || want > 1e11) return ThrowErrno(env, "pageBuffer", std::to_string(want), EINVAL);
+  size_t len = static_cast<size_t>(want);
+  void* addr = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (addr == MAP_FAILED) return ThrowErrno(env, "mmap", "pageBuffer", errno);
+  auto* m = new Mapping{addr, len};
+  return Napi::ArrayBuffer::New(env, addr, len, Unmap, m);
+}
+
 // threadCpuNs(): CPU time of the calling thread in nanoseconds, for benchmarks
 // that must not count the GC's helper threads or the sender.
 Napi::Value ThreadCpuNs(const Napi::CallbackInfo& info) {
@@ -105,6 +124,7 @@ Napi::Value ThreadCpuNs(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
   exports.Set("setAffinity", Napi::Function::New(env, SetAffinity, "setAffinity"));
+  exports.Set("pageBuffer", Napi::Function::New(env, PageBuffer, "pageBuffer"));
   exports.Set("threadCpuNs", Napi::Function::New(env, ThreadCpuNs, "threadCpuNs"));
   otus::RegisterAfPacket(env, exports);
   otus::RegisterShm(env, exports);

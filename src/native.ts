@@ -8,6 +8,8 @@ export interface Native {
   setAffinity(cpu: number): void;
   /** CPU time of the calling thread, in nanoseconds. */
   threadCpuNs(): number;
+  /** Zeroed anonymous memory starting on a page boundary (tables laid out in cache lines); unmapped when collected. */
+  pageBuffer(bytes: number): ArrayBuffer;
 
   // Shared memory and wakeups (native/shm.cc; src/shm/ lays the segments out).
   /**

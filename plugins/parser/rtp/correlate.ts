@@ -3,14 +3,15 @@
 // endpoint up; label the record with the slot's call-id, codec and media
 // type; optionally learn an unannounced (NATed) source endpoint of a known
 // call. The call labels are encoded as label entries once per slot version
-// (and payload type) into a local cache, which each packet's labels refer
-// to (Labels.addShared): no strings, no per-packet parsing or copying of the
-// slot. Allocates
-// nothing unless it learns (once per endpoint).
+// (and payload type), inline in the flow's flow-cache entry or else in a
+// label cache by slot, and each packet's labels refer to them
+// (Labels.addShared): no strings, no per-packet parsing or copying of the
+// slot. Allocates nothing unless it learns (once per endpoint).
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
 import { labelKeyId } from '../../../src/pipeline/label-keys.js';
 import { encodeBytesEntry, type Labels } from '../../../src/pipeline/labels.js';
+import { native } from '../../../src/native.js';
 import { CALL_ID_MAX, CODEC_MAX, FlowKey, LABELS_MAX, type FlowRegistry } from '../../../src/shm/registry.js';
 
 export class CorrelateStats {
@@ -56,21 +57,30 @@ const RECHECK_MS = 1000;
 // A label-cache entry, a multiple of 16 words (64 bytes; a packet reads
 // about two lines' worth for a typical call-id): the slot, its sequence
 // number and the payload type it was encoded for, the entries' word count,
-// label count | codec kind << 8, their three key ids, then the label
-// entries: call-id, codec and media at their registry maximum.
+// META (below), then the label entries: call-id, codec and media at their
+// registry maximum.
 const E_SLOT = 0; // slot + 1; 0 empty
 const E_SEQ = 1;
 const E_PT = 2;
 const E_WORDS = 3;
 const E_META = 4;
-const E_IDS = 5;
 const E_LABELS = 8;
+// META: label count | codec kind << 4 | which of codec (1) and media (2) follow call-id << 6.
+const IDS_ROW = 6;
+/** Key ids of the call labels by META >> IDS_ROW (rows of 3): call-id, then codec and media when present. */
+const IDS = Int32Array.from([K_CALL_ID, 0, 0, K_CALL_ID, K_CODEC, 0, K_CALL_ID, K_MEDIA, 0, K_CALL_ID, K_CODEC, K_MEDIA]);
 const ENTRY_WORDS = (E_LABELS + 3 * 2 + ((CALL_ID_MAX + CODEC_MAX + LABELS_MAX + 9) >> 2) + 15) & ~15;
-// A flow-cache entry, 8 words (a set of two is 64 bytes): source,
-// destination, ports, slot, sequence number, when the lookups were made,
-// until when the entry is trusted without reading the slot (both in ms
-// since the correlator started), and the capture time (ms, wrapping) of
-// the packet that started the trust.
+// A flow-cache entry, FLOW_WORDS words (128 bytes, on page-aligned memory:
+// a pair of lines): source, destination, ports, slot, sequence number, when
+// the lookups were made, until when the entry is trusted without reading
+// the slot (both in ms since the correlator started), and the capture time
+// (ms, wrapping) of the packet that started the trust; then the flow's call
+// labels inline, so a packet's labels come with its flow entry instead of
+// from a label-cache entry elsewhere (a second cache miss per packet with
+// many calls): the slot + 1 and sequence number they were encoded for, a
+// pack word (payload type | words << 8 | META << 16, NO_ROOM when they do
+// not fit and the label cache holds them), then the label entries.
+const FLOW_WORDS = 32;
 const F_SRC = 0;
 const F_DST = 1;
 const F_PORTS = 2;
@@ -79,6 +89,13 @@ const F_SEQ = 4;
 const F_LOOKED = 5;
 const F_TRUST = 6;
 const F_CAPTURED = 7;
+const F_LSLOT = 8;
+const F_LSEQ = 9;
+const F_LPACK = 10;
+const F_LABELS = 11;
+/** F_LPACK when the labels do not fit inline. */
+const NO_ROOM = 1 << 30;
+const NO_FIT = -1;
 const RACED = -2;
 export const CODEC_NONE = 0;
 export const CODEC_NAMED = 1;
@@ -99,19 +116,21 @@ export class MediaCorrelator {
   private clockCaptureMs = 0;
   private readonly key = new FlowKey();
   /**
-   * Label cache: entries of ENTRY_WORDS, 2 ways per set (by slot); setMask
-   * picks a set's first entry. A JS buffer this large starts 16 bytes past a
-   * page boundary, so entries and flow sets straddle lines; page-aligned
-   * native memory for both caches measured no gain (bench/rtp-calls, 1000
-   * and 10000 calls).
+   * Label cache (labels too long for a flow entry, IPv6): entries of
+   * ENTRY_WORDS, 2 ways per set (by slot); setMask picks a set's first
+   * entry. A JS buffer this large starts 16 bytes past a page boundary, so
+   * entries straddle lines; page-aligned memory for it measured no gain.
    */
   private readonly cache: Int32Array;
   private readonly cache8: Uint8Array;
   private readonly setMask: number;
   /** Per set (even index): the way the next miss replaces. */
   private readonly cNext: Uint8Array;
-  /** Flow cache (IPv4): 2^FLOW_BITS entries of 8 words, 2 ways per set (by a hash of the four-tuple). */
-  private readonly fc = new Int32Array(8 << FLOW_BITS);
+  /** Flow cache (IPv4): 2^FLOW_BITS entries of FLOW_WORDS, 2 ways per set (by a hash of the four-tuple). */
+  private readonly fc = new Int32Array(native.pageBuffer(4 * FLOW_WORDS << FLOW_BITS));
+  private readonly fc8 = new Uint8Array(this.fc.buffer);
+  /** encodeLabels' META. */
+  private meta = 0;
   /** Time base of F_LOOKED and F_TRUST (ms; differences are taken wrapping, as int32). */
   private readonly t0: number;
 
@@ -153,7 +172,7 @@ export class MediaCorrelator {
       h = (Math.imul(p.src4 ^ Math.imul(p.dst4 ^ ports, 0x9e3779b1), 0x85ebca6b) >>> (32 - FLOW_BITS)) & ~1;
       const fc = this.fc;
       for (let e = h; e < h + 2; e++) {
-        const k = e * 8;
+        const k = e * FLOW_WORDS;
         if (fc[k + F_SRC] !== p.src4 || fc[k + F_DST] !== p.dst4 || fc[k + F_PORTS] !== ports) continue;
         const slot = fc[k + F_SLOT];
         const seq = fc[k + F_SEQ];
@@ -178,11 +197,12 @@ export class MediaCorrelator {
         // Into this flow's way if it has one, else the way looked up longer ago.
         const fc = this.fc;
         const ports = (p.sport << 16) | p.dport;
-        const k0 = h * 8;
+        const k0 = h * FLOW_WORDS;
+        const k1 = k0 + FLOW_WORDS;
         const mine = fc[k0 + F_SRC] === p.src4 && fc[k0 + F_DST] === p.dst4 && fc[k0 + F_PORTS] === ports;
-        const other = fc[k0 + 8 + F_SRC] === p.src4 && fc[k0 + 8 + F_DST] === p.dst4 && fc[k0 + 8 + F_PORTS] === ports;
-        const e = mine || (!other && ((fc[k0 + F_LOOKED] - fc[k0 + 8 + F_LOOKED]) | 0) <= 0) ? h : h + 1;
-        const k = e * 8;
+        const other = fc[k1 + F_SRC] === p.src4 && fc[k1 + F_DST] === p.dst4 && fc[k1 + F_PORTS] === ports;
+        const e = mine || (!other && ((fc[k0 + F_LOOKED] - fc[k1 + F_LOOKED]) | 0) <= 0) ? h : h + 1;
+        const k = e * FLOW_WORDS;
         fc[k + F_SRC] = p.src4;
         fc[k + F_DST] = p.dst4;
         fc[k + F_PORTS] = ports;
@@ -250,11 +270,11 @@ export class MediaCorrelator {
    * slot kept changing and the packet got no call labels (counted).
    */
   label(L: Labels, slot: number, pt: number): number {
-    let r = this.labelOnce(L, slot, pt);
+    let r = this.fe >= 0 ? this.labelInline(L, slot, pt) : this.labelOnce(L, slot, pt);
     // The slot was rewritten since the lookup saw it (its call's BYE shortening
     // it on another process, say): look the packet up again rather than lose
     // its labels, and so will the flow's next packet.
-    if (r === RACED && this.fe >= 0) this.fc[this.fe * 8 + F_TRUST] = (this.flows!.now - this.t0) | 0;
+    if (r === RACED && this.fe >= 0) this.fc[this.fe * FLOW_WORDS + F_TRUST] = (this.flows!.now - this.t0) | 0;
     for (let tries = 0; r === RACED && tries < 8; tries++) {
       const f = this.flows!;
       const s = this.find(f, this.pkt!);
@@ -264,6 +284,28 @@ export class MediaCorrelator {
     if (r !== RACED) return r;
     this.stats.raced++;
     return -1;
+  }
+
+  /** The flow's labels inline in its flow-cache entry (valid for its slot, sequence number and payload type), else encoded there afresh; the label cache when they do not fit. */
+  private labelInline(L: Labels, slot: number, pt: number): number {
+    const fc = this.fc;
+    const k = this.fe * FLOW_WORDS;
+    let pack = fc[k + F_LPACK];
+    if (fc[k + F_LSLOT] !== slot + 1 || fc[k + F_LSEQ] !== this.seq || ((pack & 255) !== (pt & 255) && pack !== NO_ROOM)) {
+      const w = this.encodeLabels(this.flows!, slot, this.seq, pt, fc, this.fc8, k + F_LABELS, k + FLOW_WORDS);
+      if (w === RACED) {
+        fc[k + F_LSLOT] = 0;
+        return RACED;
+      }
+      pack = w === NO_FIT ? NO_ROOM : (pt & 255) | ((w - k - F_LABELS) << 8) | (this.meta << 16);
+      fc[k + F_LSLOT] = slot + 1;
+      fc[k + F_LSEQ] = this.seq;
+      fc[k + F_LPACK] = pack;
+    }
+    if (pack === NO_ROOM) return this.labelOnce(L, slot, pt);
+    const meta = pack >>> 16;
+    L.addShared(fc, k + F_LABELS, (pack >> 8) & 255, IDS, 3 * (meta >> IDS_ROW), meta & 15);
+    return (meta >> 4) & 3;
   }
 
   /**
@@ -283,16 +325,28 @@ export class MediaCorrelator {
       if (C[e + E_SLOT] !== slot + 1 || C[e + E_SEQ] !== seq || C[e + E_PT] !== pt) {
         e = (set + this.cNext[set]) * ENTRY_WORDS;
         this.cNext[set] ^= 1;
-        if (!this.encode(this.flows!, slot, seq, e, pt)) return RACED;
+        C[e + E_SLOT] = 0;
+        const w = this.encodeLabels(this.flows!, slot, seq, pt, C, this.cache8, e + E_LABELS, e + ENTRY_WORDS);
+        if (w < 0) return RACED; // an entry holds the registry's maxima: only a race fails it
+        C[e + E_SLOT] = slot + 1;
+        C[e + E_SEQ] = seq;
+        C[e + E_PT] = pt;
+        C[e + E_WORDS] = w - e - E_LABELS;
+        C[e + E_META] = this.meta;
       }
     }
     const meta = C[e + E_META];
-    L.addShared(C, e + E_LABELS, C[e + E_WORDS], C, e + E_IDS, meta & 255);
-    return meta >> 8;
+    L.addShared(C, e + E_LABELS, C[e + E_WORDS], IDS, 3 * (meta >> IDS_ROW), meta & 15);
+    return (meta >> 4) & 3;
   }
 
-  /** Encodes the slot's call labels into the cache entry at word e; false when the slot is no longer at `seq`. */
-  private encode(f: FlowRegistry, slot: number, seq: number, e: number, pt: number): boolean {
+  /**
+   * Encodes the slot's call labels as label entries into C from word w0
+   * (before word end; c8 is C's bytes): returns the word after them and
+   * sets this.meta, or NO_FIT when they do not fit, or RACED when the
+   * slot is no longer at `seq` (what was read may be torn).
+   */
+  private encodeLabels(f: FlowRegistry, slot: number, seq: number, pt: number, C: Int32Array, c8: Uint8Array, w0: number, end: number): number {
     const u8 = f.u8;
     let co = f.codecOffset(slot);
     let cl = f.codecLength(slot);
@@ -317,20 +371,18 @@ export class MediaCorrelator {
       }
       p = vo + vl;
     }
-    const C = this.cache;
-    const c8 = this.cache8;
-    const w0 = e + E_LABELS;
-    const end = e + ENTRY_WORDS;
     let w = encodeBytesEntry(C, c8, w0, end, K_CALL_ID, u8, f.callIdOffset(slot), f.callIdLength(slot));
-    C[e + E_IDS] = K_CALL_ID;
     let n = 1;
+    let row = 0;
     if (cl > 0 && w >= 0) {
       w = encodeBytesEntry(C, c8, w, end, K_CODEC, u8, co, cl);
-      C[e + E_IDS + n++] = K_CODEC;
+      n++;
+      row |= 1;
     }
     if (mo >= 0 && w >= 0) {
       w = encodeBytesEntry(C, c8, w, end, K_MEDIA, u8, mo, ml);
-      C[e + E_IDS + n++] = K_MEDIA;
+      n++;
+      row |= 2;
     }
     let codec = cl === 0 ? CODEC_NONE : CODEC_NAMED;
     if (cl === TE.length) {
@@ -339,16 +391,10 @@ export class MediaCorrelator {
       if (te) codec = CODEC_EVENT;
     }
     // Read under the lookup's sequence number: if it moved, what we read may be torn.
-    if (!f.unchanged(slot, seq) || w < 0) {
-      C[e + E_SLOT] = 0;
-      return false;
-    }
-    C[e + E_SLOT] = slot + 1;
-    C[e + E_SEQ] = seq;
-    C[e + E_PT] = pt;
-    C[e + E_WORDS] = w - w0;
-    C[e + E_META] = n | (codec << 8);
-    return true;
+    if (!f.unchanged(slot, seq)) return RACED;
+    if (w < 0) return NO_FIT;
+    this.meta = n | (codec << 4) | (row << IDS_ROW);
+    return w;
   }
 }
 

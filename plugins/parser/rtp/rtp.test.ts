@@ -54,8 +54,8 @@ const B = '198.51.100.20';
 const CALL = 'a84b4c76e66710@pc33.example.com';
 const sdp = (ip: string, port: number, rtcp?: number): string =>
   `v=0\r\no=- 1 1 IN IP4 ${ip}\r\ns=-\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 8 101\r\n${rtcp ? `a=rtcp:${rtcp}\r\n` : ''}a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n`;
-const sipMsg = (start: string, cseq: string, body = '', extra = ''): string =>
-  `${start}\r\nVia: SIP/2.0/UDP ${A}:5060;branch=z9hG4bK776asdhds\r\nFrom: Alice <sip:alice@example.com>;tag=1928301774\r\nTo: Bob <sip:bob@example.com>${start.startsWith('SIP') ? ';tag=a6c85cf' : ''}\r\nCall-ID: ${CALL}\r\nCSeq: ${cseq}\r\n${extra}${body ? 'Content-Type: application/sdp\r\n' : ''}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+const sipMsg = (start: string, cseq: string, body = '', extra = '', call = CALL): string =>
+  `${start}\r\nVia: SIP/2.0/UDP ${A}:5060;branch=z9hG4bK776asdhds\r\nFrom: Alice <sip:alice@example.com>;tag=1928301774\r\nTo: Bob <sip:bob@example.com>${start.startsWith('SIP') ? ';tag=a6c85cf' : ''}\r\nCall-ID: ${call}\r\nCSeq: ${cseq}\r\n${extra}${body ? 'Content-Type: application/sdp\r\n' : ''}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 
 /** feed(frame) stamps frames a second apart; feed(frame, at) at `at` seconds (fractions allowed). */
 function setup(name: string, learnNat = true): { pl: Pipeline; sink: MemorySink; flows: FlowRegistry; sip: SipParser; rtp: RtpParser; rtcp: RtcpParser; feed: (f: Uint8Array, at?: number) => void } {
@@ -118,6 +118,37 @@ test('an SDP-signalled call: RTP and RTCP of both directions carry call-id and c
     assert.ok(flows.lookup(new FlowKey().endpoint(A, 49170)) >= 0, 'still there within the grace');
     flows.setNow(Date.now() + 1500);
     assert.equal(flows.lookup(new FlowKey().endpoint(A, 49170)), -1, 'gone after the grace');
+  } finally {
+    flows.close();
+  }
+});
+
+test('call labels kept with the flow (short call-id) and in the label cache (too long to keep there) agree, as payload types alternate', () => {
+  const { sink, flows, sip, feed } = setup('otus-t-inline');
+  try {
+    const long = `${'x'.repeat(100)}@long.example.com`;
+    const calls = [
+      { id: CALL, a: 40000, b: 41000 },
+      { id: long, a: 42000, b: 43000 },
+    ];
+    for (const c of calls) {
+      feed(udpFrame(A, B, 5060, 5060, sipMsg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', sdp(A, c.a), '', c.id)));
+      feed(udpFrame(B, A, 5060, 5060, sipMsg('SIP/2.0 200 OK', '1 INVITE', sdp(B, c.b), '', c.id)));
+    }
+    assert.equal(sip.stats.endpointsRegistered, 8);
+    sink.clear();
+    const want: [string, string][] = [];
+    for (let i = 0; i < 12; i++) {
+      const pt = i % 3 === 2 ? 101 : 8; // a DTMF event every third packet
+      const body = pt === 101 ? Uint8Array.from([1, 0x0a, 0, 160]) : undefined;
+      for (const c of calls) {
+        feed(udpFrame(A, B, c.a, c.b, rtpPacket(pt, i, 160 * i, 0x1000, body)), 1_700_000_100 + i * 0.02);
+        feed(udpFrame(B, A, c.b, c.a, rtpPacket(pt, i, 160 * i, 0x2000, body)), 1_700_000_100 + i * 0.02);
+        want.push([c.id, pt === 101 ? 'telephone-event' : 'PCMA'], [c.id, pt === 101 ? 'telephone-event' : 'PCMA']);
+      }
+    }
+    const got = parse(sink).map((r) => [r.labels['call-id'], r.labels.codec]);
+    assert.deepEqual(got, want);
   } finally {
     flows.close();
   }
