@@ -303,9 +303,7 @@ export class MediaCorrelator {
       fc[k + F_LPACK] = pack;
     }
     if (pack === NO_ROOM) return this.labelOnce(L, slot, pt);
-    const meta = pack >>> 16;
-    L.addShared(fc, k + F_LABELS, (pack >> 8) & 255, IDS, 3 * (meta >> IDS_ROW), meta & 15);
-    return (meta >> 4) & 3;
+    return addCallLabels(L, fc, k + F_LABELS, (pack >> 8) & 255, pack >>> 16);
   }
 
   /**
@@ -335,9 +333,7 @@ export class MediaCorrelator {
         C[e + E_META] = this.meta;
       }
     }
-    const meta = C[e + E_META];
-    L.addShared(C, e + E_LABELS, C[e + E_WORDS], IDS, 3 * (meta >> IDS_ROW), meta & 15);
-    return (meta >> 4) & 3;
+    return addCallLabels(L, C, e + E_LABELS, C[e + E_WORDS], C[e + E_META]);
   }
 
   /**
@@ -396,6 +392,12 @@ export class MediaCorrelator {
     this.meta = n | (codec << 4) | (row << IDS_ROW);
     return w;
   }
+}
+
+/** Adds the call labels at E[w, w+words) described by `meta` to L; returns their codec kind. */
+function addCallLabels(L: Labels, E: Int32Array, w: number, words: number, meta: number): number {
+  L.addShared(E, w, words, IDS, 3 * (meta >> IDS_ROW), meta & 15);
+  return (meta >> 4) & 3;
 }
 
 function eq(u8: Uint8Array, o: number, k: number[]): boolean {

@@ -277,7 +277,7 @@ export class SipParser implements StreamParser {
 
   /** Registers the scanner's endpoints: contexts written from the message bytes. */
   private registerScanned(m: SipMessage, ci: number, n: number): void {
-    const call = this.callFor(m, ci);
+    const call = this.callOf(m, ci, true)!;
     const ttl = this.cfg.media_ttl * 1000;
     const now = Date.now(); // one clock read for the message's writes
     const held = this.flows!.holdWrites(); // one lock for them too (if busy, each write tries on its own, as before)
@@ -323,7 +323,7 @@ export class SipParser implements StreamParser {
   /** Registers parseSdp's endpoints (multipart bodies, bodies the scanner declined). */
   private registerParsed(m: SipMessage, ci: number, media: SdpMedia[]): void {
     const callId = m.valueString(ci);
-    const call = this.callFor(m, ci);
+    const call = this.callOf(m, ci, true)!;
     const ctx = this.flows!.builder;
     const ttl = this.cfg.media_ttl * 1000;
     const now = Date.now();
@@ -382,20 +382,22 @@ export class SipParser implements StreamParser {
     call.add(this.key.w);
   }
 
-  private callFor(m: SipMessage, ci: number): CallMedia {
-    if (m.hFolded[ci] === 0) return this.calls.getOrAdd(m.buf, m.hValOff[ci], m.hValLen[ci]);
-    const b = Buffer.from(m.valueString(ci)); // folded: rare
-    return this.calls.getOrAdd(b, 0, b.length);
+  /** The call of the message's Call-ID (Call-ID header `ci`), added when new if `add`, else null when unknown. */
+  private callOf(m: SipMessage, ci: number, add: boolean): CallMedia | null {
+    let b = m.buf;
+    let off = m.hValOff[ci];
+    let len = m.hValLen[ci];
+    if (m.hFolded[ci] !== 0) {
+      b = Buffer.from(m.valueString(ci)); // folded: rare
+      off = 0;
+      len = b.length;
+    }
+    return add ? this.calls.getOrAdd(b, off, len) : this.calls.find(b, off, len);
   }
 
   /** BYE, CANCEL, final error to INVITE: the call's media entries live only `bye_grace` more seconds. */
   private endCall(m: SipMessage, ci: number): void {
-    let call: CallMedia | null;
-    if (m.hFolded[ci] === 0) call = this.calls.find(m.buf, m.hValOff[ci], m.hValLen[ci]);
-    else {
-      const b = Buffer.from(m.valueString(ci));
-      call = this.calls.find(b, 0, b.length);
-    }
+    const call = this.callOf(m, ci, false);
     if (call === null) return;
     this.stats.callsEnded++;
     const flows = this.flows!;
