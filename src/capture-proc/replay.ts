@@ -9,52 +9,18 @@
 import { openCapture } from '../capture-file/open.js';
 import { PcapReader } from '../capture-file/pcap.js';
 import { loadTaskFile } from '../config/task.js';
-import { DECODE_ERROR_NAMES } from '../decode/errors.js';
 import { BatchSink } from '../pipeline/batch-sink.js';
 import { instantiateTaskPlugins, pipelineForTask } from '../pipeline/from-task.js';
-import type { Pipeline } from '../pipeline/pipeline.js';
 import { createRegistry } from '../plugin/builtins.js';
-import type { Parser } from '../plugin/types.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { ReplayClock } from '../shm/replay-clock.js';
 import { RingProducer } from '../shm/ring.js';
-import type { CaptureDone, CaptureStart, ChildError, PipelineCounters } from '../supervisor/replay-messages.js';
+import type { CaptureDone, CaptureStart, ChildError } from '../supervisor/replay-messages.js';
 import { OtusError } from '../util/errors.js';
+import { MAX_RECORD_BYTES, pipelineCounters } from './counters.js';
 
 const PACE_EVERY = 256;
-/** Largest wire record (a SIP or HTTP message with its headers, or a jumbo frame's raw bytes). */
-const MAX_RECORD_BYTES = 256 * 1024;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
-
-/** A pipeline's counters; with `batch`, records and ring drops are what its batches met in the ring. */
-export function pipelineCounters(pl: Pipeline, instances: readonly Parser[] = [], batch: BatchSink | null = null): PipelineCounters {
-  const st = pl.stats;
-  const parsers: PipelineCounters['parsers'] = {};
-  pl.parserNames.forEach((n, i) => (parsers[n] = { records: st.parserRecords[i], noOutput: st.parserNoOutput[i], own: instances[i]?.counters?.() }));
-  const processors: Record<string, number> = {};
-  pl.processorNames.forEach((n, i) => (processors[n] = st.processorDrops[i]));
-  const decodeErrors: Record<string, number> = {};
-  const errs = pl.decoder.stats.errors;
-  for (let i = 1; i < errs.length; i++) if (errs[i] > 0) decodeErrors[DECODE_ERROR_NAMES[i]] = errs[i];
-  return {
-    frames: st.frames,
-    decodeDrops: st.decodeDrops,
-    held: st.held,
-    filterDrops: st.filterDrops,
-    unmatchedForwarded: st.unmatchedForwarded,
-    unmatchedDrops: st.unmatchedDrops,
-    encodeDrops: st.encodeDrops,
-    ringDrops: batch ? batch.droppedRecords : st.ringDrops,
-    records: batch ? batch.records : st.records,
-    bytes: st.bytes,
-    parsers,
-    processors,
-    decodeErrors,
-    labelOverflows: pl.record.labels.overflows,
-    ipReassembly: { ...pl.decoder.reassembler.stats },
-    tcpReassembly: pl.reassembler ? { ...pl.reassembler.stats } : null,
-  };
-}
 
 async function run(m: CaptureStart): Promise<CaptureDone> {
   const task = loadTaskFile(m.taskFile);

@@ -3,6 +3,8 @@
 // in this process; N workers are N capture processes (src/capture-proc/),
 // each one fanout member pinned to its CPU, whose lines this process merges
 // and renumbers in arrival order.
+// `otus capture --task TASK.yml`: the task on live traffic, through capture
+// processes, the send ring and the sender (src/supervisor/live.ts).
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -17,6 +19,9 @@ import { type DecoderOptions, defaultDecoderOptions, parseTunnelList } from '../
 import { native } from '../native.js';
 import { FlowDispatcher } from '../capture/flowhash.js';
 import { OtusError } from '../util/errors.js';
+import { runLiveTask } from '../supervisor/live.js';
+import { formatSummary } from '../supervisor/task-run.js';
+import { writeFileSync } from 'node:fs';
 
 export interface CaptureCommandOptions {
   iface: string;
@@ -282,9 +287,13 @@ async function runWorkers(o: CaptureCommandOptions): Promise<void> {
 
 
 interface CaptureArgs {
-  interface: string;
-  driver: string;
-  workers: number;
+  interface?: string;
+  driver?: string;
+  workers?: number;
+  task?: string;
+  out?: string;
+  'stats-json'?: string;
+  'plugin-dir'?: string | string[];
   filter?: string;
   'filter-json'?: string;
   count: number;
@@ -308,12 +317,16 @@ interface CaptureArgs {
 export function captureCommand(fail: (err: unknown) => never): CommandModule<object, CaptureArgs> {
   return {
     command: 'capture',
-    describe: 'capture live from an interface and print NDJSON as `otus decode` does, then per-stream statistics',
+    describe: 'capture live from an interface and print NDJSON as `otus decode` does, then per-stream statistics; with --task, run a task on the live traffic',
     builder: (y) =>
       y
-        .option('interface', { alias: 'i', type: 'string', demandOption: true, describe: 'interface to capture on (with --driver file: a pcap/pcapng file)' })
-        .option('driver', { type: 'string', default: 'af_packet_v3', describe: 'af_packet_v3 | pcap | xdp | file (xdp takes the frames away from the host stack: mirror ports only; file replays a capture file)' })
-        .option('workers', { type: 'number', default: 1, describe: 'capture processes (fanout members), each pinned to a CPU' })
+        .option('interface', { alias: 'i', type: 'string', describe: 'interface to capture on (with --driver file: a pcap/pcapng file; with --task: default task.capture.interface)' })
+        .option('driver', { type: 'string', describe: 'af_packet_v3 (default) | pcap | xdp | file (xdp takes the frames away from the host stack: mirror ports only; file replays a capture file)' })
+        .option('workers', { type: 'number', describe: 'capture processes (fanout members), each pinned to a CPU (default 1; with --task: task.capture.workers)' })
+        .option('task', { type: 'string', describe: 'run this task (design §4.4.2 format): its filter, parsers, processors and reporter, through capture processes, the send ring and the sender' })
+        .option('out', { type: 'string', describe: '--task: write NDJSON records to FILE, or - for stdout (default: the task reporter)' })
+        .option('stats-json', { type: 'string', describe: '--task: also write the summary as JSON to FILE' })
+        .option('plugin-dir', { type: 'string', describe: '--task: load third-party plugins from DIR (repeatable)' })
         .option('filter', { type: 'string', describe: 'BPF filter text (libpcap syntax)' })
         .option('filter-json', { type: 'string', describe: 'structured task filter: {"src_ip":[..],"dst_ip":[..],"ports":[..],"port_range":"A-B","protocol":"udp|tcp|any"}' })
         .option('count', { alias: 'c', type: 'number', default: 0, describe: 'stop after N frames (0 = never)' })
@@ -348,9 +361,13 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
             throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--filter-json: not JSON: ${(e as Error).message}`);
           }
         }
+        if (argv.task === undefined && argv.interface === undefined) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '-i IFACE: required (or --task TASK.yml naming task.capture.interface)');
+        for (const k of ['out', 'stats-json', 'plugin-dir'] as const) {
+          if (argv.task === undefined && argv[k] !== undefined) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--${k}: only with --task`);
+        }
         const decoder = defaultDecoderOptions();
         decoder.tunnels = parseTunnelList(argv.tunnels);
-        const capture = defaultCaptureOptions(argv.interface);
+        const capture = defaultCaptureOptions(argv.interface ?? '');
         capture.snaplen = argv.snaplen;
         capture.promisc = argv.promisc;
         capture.fanoutMode = argv['fanout-mode'] as FanoutMode;
@@ -362,10 +379,33 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         capture.xdpMode = argv['xdp-mode'] as CaptureOptions['xdpMode'];
         capture.xdpZeroCopy = argv['xdp-zero-copy'];
         capture.realtime = argv.realtime;
+        if (argv.task !== undefined) {
+          if (filter !== null) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--filter with --task: the task file\'s filter section applies');
+          if (argv.count > 0) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--count with --task: stop with --duration or a signal');
+          const { iface: _i, streams: _s, filter: _f, fanout: _fo, ...rest } = capture;
+          const { summary, failure } = await runLiveTask({
+            taskFile: argv.task,
+            iface: argv.interface ?? null,
+            driver: argv.driver ?? null,
+            workers: argv.workers ?? null,
+            // yargs hands `--out -` over as an empty string.
+            out: argv.out === '' ? '-' : argv.out ?? null,
+            pluginDirs: ([] as string[]).concat(argv['plugin-dir'] ?? []),
+            duration: argv.duration,
+            signal: ac.signal,
+            cpus: parseCpus(argv.cpus),
+            capture: rest,
+            onCapturing: (what) => process.stderr.write(`otus capture: task ${argv.task}: ${what}: capturing\n`),
+          });
+          process.stderr.write(formatSummary(summary));
+          if (argv['stats-json'] !== undefined) writeFileSync(argv['stats-json'], JSON.stringify(summary, null, 2) + '\n');
+          if (failure) throw failure;
+          return;
+        }
         await runCapture({
-          iface: argv.interface,
-          driver: argv.driver,
-          workers: argv.workers,
+          iface: argv.interface!,
+          driver: argv.driver ?? 'af_packet_v3',
+          workers: argv.workers ?? 1,
           filter,
           count: argv.count,
           duration: argv.duration,

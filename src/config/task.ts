@@ -81,6 +81,9 @@ export interface TaskSpec {
   id: string;
   /** task.capture.workers; null when absent (0 means auto). */
   workers: number | null;
+  /** task.capture.driver and .interface (live runs); null when absent. */
+  driver: string | null;
+  interface: string | null;
   filter: TaskFilter;
   parsers: PluginRef[];
   processors: PluginRef[];
@@ -140,6 +143,8 @@ export function parseTask(text: string, file: string): TaskSpec {
     file,
     id: t.id as string,
     workers: (t.capture as { workers?: number } | undefined)?.workers ?? null,
+    driver: (t.capture as { driver?: string } | undefined)?.driver ?? null,
+    interface: (t.capture as { interface?: string } | undefined)?.interface ?? null,
     filter: (t.filter as TaskFilter | undefined) ?? {},
     parsers: refs('parsers'),
     processors: refs('processors'),

@@ -41,8 +41,12 @@ export async function instantiateTaskPlugins(
   };
 }
 
-/** A capture process's pipeline: wire records batched for the send ring, expanded to `format` by the sender. */
-export function pipelineForTask(task: TaskSpec, plugins: TaskPlugins, sink: BatchSink, format: RecordFormat): Pipeline {
+/**
+ * A capture process's pipeline: wire records batched for the send ring,
+ * expanded to `format` by the sender. The task's filter runs on each frame
+ * here unless `userFilter` is false: live, the kernel runs it on the socket.
+ */
+export function pipelineForTask(task: TaskSpec, plugins: TaskPlugins, sink: BatchSink, format: RecordFormat, o: { userFilter?: boolean } = {}): Pipeline {
   return new Pipeline({
     decoder: new Decoder(defaultDecoderOptions()),
     parsers: plugins.parsers,
@@ -52,6 +56,6 @@ export function pipelineForTask(task: TaskSpec, plugins: TaskPlugins, sink: Batc
     unmatched: task.unmatchedPolicy,
     encode: wireEncoder(format, sink.keys),
     sink,
-    filter: new CaptureFilter(task.filter, `${task.file}: task.filter`),
+    filter: o.userFilter === false ? null : new CaptureFilter(task.filter, `${task.file}: task.filter`),
   });
 }

@@ -32,6 +32,12 @@ const EXPAND_BYTES = 1 << 20;
 
 let draining = false;
 
+// The supervisor stops the run in order (capture processes first, then 'drain'), so a terminal's
+// SIGINT is left to it; a lost supervisor means drain what is in the ring and go.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
+process.on('disconnect', () => (draining = true));
+
 async function run(m: SenderStart): Promise<SenderDone> {
   const task = loadTaskFile(m.taskFile);
   const registry = await createRegistry(m.pluginDirs);
@@ -101,13 +107,14 @@ process.on('message', (m: SenderStart | { type: 'drain' }) => {
     return;
   }
   run(m).then(
-    (done) => process.send!(done, () => process.exit(0)),
+    (done) => (process.connected ? process.send!(done, () => process.exit(0)) : process.exit(0)),
     (e: unknown) => {
       const err: ChildError =
         e instanceof OtusError
           ? { type: 'error', code: e.code, message: e.message }
           : { type: 'error', code: 'OTUS_ERR_WORKER', message: `sender: ${e instanceof Error ? e.stack ?? e.message : String(e)}` };
-      process.send!(err, () => process.exit(2));
+      if (process.connected) process.send!(err, () => process.exit(2));
+      else process.exit(2);
     },
   );
 });

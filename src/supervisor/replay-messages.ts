@@ -1,8 +1,10 @@
-// Messages between `otus replay`'s supervisor (src/supervisor/replay.ts),
-// its capture processes (src/capture-proc/replay.ts) and its sender
+// Messages between a task's supervisor (`otus replay`: src/supervisor/replay.ts;
+// `otus capture --task`: src/supervisor/live.ts), its capture processes
+// (src/capture-proc/replay.ts, live.ts) and its sender
 // (src/sender-proc/replay.ts), over child_process IPC with advanced
 // serialization (typed arrays cross as they are).
 
+import type { CaptureOptions } from '../capture/capturer.js';
 import type { RecordFormat } from '../plugin/types.js';
 
 export interface ReplayPluginSetup {
@@ -34,6 +36,40 @@ export interface CaptureStart extends ReplayPluginSetup {
   /** Per file, this process's frames. */
   shares: FrameShare[];
   format: RecordFormat;
+}
+
+/** A live capture process: stream `index` of the driver, pinned to `cpu` (-1: not pinned). */
+export interface LiveCaptureStart extends ReplayPluginSetup {
+  type: 'start';
+  index: number;
+  cpu: number;
+  driver: string;
+  options: CaptureOptions;
+  format: RecordFormat;
+  /** Run the task's filter in the pipeline (the driver cannot filter in the kernel: xdp). */
+  userFilter: boolean;
+}
+
+export interface LiveCaptureReady {
+  type: 'ready';
+  index: number;
+  cpu: number;
+}
+
+export interface LiveCaptureDone {
+  type: 'done';
+  index: number;
+  pid: number;
+  cpu: number;
+  /** Why it stopped: `stopped` (asked), `supervisor gone`, `end of input`, `error: ...`. */
+  why: string;
+  /** The stream failed (socket error, interface gone), or null. */
+  failure: string | null;
+  counters: PipelineCounters;
+  /** The capture stream's counters (StreamStats): blocks walked, and the kernel's packets and drops. */
+  stream: { frames: number; blocks: number; kernelPackets: number; kernelDrops: number; freezes: number; ifDrops: number };
+  cpuSec: number;
+  wallSec: number;
 }
 
 export interface SenderStart extends ReplayPluginSetup {

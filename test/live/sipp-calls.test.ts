@@ -1,7 +1,8 @@
 // Real calls, made during the test by sipp between two network namespaces and
 // captured live on the veth between them (tcpdump writes the file; `otus capture`
 // runs beside it as a cross-check), then run through `otus replay` with the sip,
-// rtp and rtcp parsers on 1 and 2 capture processes:
+// rtp and rtcp parsers on 1 and 2 capture processes; and the same task run live
+// beside them (`otus capture --task`, 2 fanout members):
 //   udp         SIP over UDP; the caller plays samples/rtp-g711a.pcap (PCMA)
 //   tcp         SIP over TCP (-t t1), a 3 KB INVITE over several segments; caller plays
 //   fragmented  SIP over UDP, a 3 KB INVITE that leaves as IP fragments; the callee
@@ -14,7 +15,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeNetnsPair, type NetnsPair, readFrames, removeOrphanPairNamespaces, tempDir, waitFor } from '../helpers/live.js';
 import { OTUS, ROOT, type Rec, replay } from '../helpers/otus-replay.js';
@@ -188,6 +189,7 @@ describe('sipp calls between two namespaces, captured live, parsed and correlate
   let tmp: ReturnType<typeof tempDir>;
   let pcapFile = '';
   let otusCapture: Proc;
+  let liveTask: Proc;
   const uacs = new Map<string, Proc>();
   const uass = new Map<string, Proc>();
   const errFiles = new Map<Proc, string>();
@@ -208,9 +210,17 @@ describe('sipp calls between two namespaces, captured live, parsed and correlate
     // in the kernel ring, and SIGINT loses them (seen: the final BYEs missing from the file).
     const tcpdump = startIn(b.ns, 'tcpdump', 'tcpdump', ['-i', b.ifname, '-n', '--immediate-mode', '-U', '-s', '0', '-w', pcapFile]);
     otusCapture = startIn(b.ns, 'otus capture', process.execPath, [OTUS, 'capture', '-i', b.ifname, '--driver', 'af_packet_v3', '--no-defrag']);
+    // The task itself, live: two fanout members, so a call's SIP and its media can land on different capture processes.
+    const taskFile = join(tmp.dir, 'task.yml');
+    writeFileSync(taskFile, TASK);
+    liveTask = startIn(b.ns, 'otus capture --task', process.execPath, [
+      OTUS, 'capture', '--task', taskFile, '-i', b.ifname, '--workers', '2',
+      '--out', join(tmp.dir, 'live.ndjson'), '--stats-json', join(tmp.dir, 'live-stats.json'),
+    ]);
     assert.ok(await waitFor(() => /listening on/.test(tcpdump.err) || tcpdump.exited, 20000), `tcpdump: ${tcpdump.err}`);
     assert.ok(await waitFor(() => /capturing/.test(otusCapture.err) || otusCapture.exited, 20000), `otus capture: ${otusCapture.err}`);
-    assert.ok(!tcpdump.exited && !otusCapture.exited, `${tcpdump.err} ${otusCapture.err}`);
+    assert.ok(await waitFor(() => /capturing/.test(liveTask.err) || liveTask.exited, 20000), `otus capture --task: ${liveTask.err}`);
+    assert.ok(!tcpdump.exited && !otusCapture.exited && !liveTask.exited, `${tcpdump.err} ${otusCapture.err} ${liveTask.err}`);
 
     const t0 = Date.now();
     for (const s of SCENARIOS) {
@@ -252,7 +262,8 @@ describe('sipp calls between two namespaces, captured live, parsed and correlate
     await new Promise((r) => setTimeout(r, 700));
     tcpdump.child.kill('SIGINT');
     otusCapture.child.kill('SIGINT');
-    assert.ok(await waitFor(() => tcpdump.exited && otusCapture.exited, 15000), 'captures stopped');
+    liveTask.child.kill('SIGINT');
+    assert.ok(await waitFor(() => tcpdump.exited && otusCapture.exited && liveTask.exited, 15000), 'captures stopped');
     assert.ok(done, `sipp still running after 50 s: ${sipps.filter((p) => !p.exited).map((p) => sippReport(p, errFiles.get(p)!)).join('\n')}`);
     wire = wireFrames(pcapFile);
   });
@@ -324,71 +335,75 @@ describe('sipp calls between two namespaces, captured live, parsed and correlate
     assert.equal(i, -1, `otus capture ${a[i]} vs tcpdump ${b[i]}`);
   });
 
+  /** Every SIP message of every call parsed whole, every RTP/RTCP packet on the wire labelled with its call. */
+  function checkCalls(records: Rec[]): void {
+    const byProto = (p: string): Rec[] => records.filter((r) => r.protocol === p);
+
+    // ---- SIP: seven messages per call, labelled as sipp sent them.
+    const sip = byProto('sip');
+    assert.equal(sip.length, SCENARIOS.length * CALLS * CALL_MESSAGES.length, `SIP records: ${sip.length}`);
+    for (const s of SCENARIOS) {
+      const uacPid = uacs.get(s.name)!.child.pid!;
+      const uasPid = uass.get(s.name)!.child.pid!;
+      const recs = sip.filter((r) => r.flow.sport === s.port && r.flow.dport === s.port && r.flow.proto === (s.transport === 't1' ? 6 : 17));
+      const calls = new Map<string, Rec[]>();
+      for (const r of recs) calls.set(r.labels['sip.call-id']!, [...(calls.get(r.labels['sip.call-id']!) ?? []), r]);
+      // sipp's [call_id]: <call number>-<pid>@<local ip>
+      const want = Array.from({ length: CALLS }, (_, i) => `${i + 1}-${uacPid}@${UAC_IP}`);
+      assert.deepEqual([...calls.keys()].sort(), want.sort(), `${s.name}: call-ids`);
+      for (const [callId, msgs] of calls) {
+        const n = Number(callId.split('-')[0]);
+        const kinds = msgs.map((r) => `${r.labels['sip.method'] ?? r.labels['sip.status']} ${r.labels['sip.cseq']}`);
+        assert.deepEqual(kinds.sort(), [...CALL_MESSAGES].sort(), `${s.name} ${callId}`);
+        for (const r of msgs) {
+          assert.equal(r.labels['sip.from-tag'], `${uacPid}uac${n}`, `${s.name} ${callId} from-tag`);
+          assert.equal(r.labels['sip.from'], `sip:uac@${UAC_IP}:${s.port}`);
+          assert.equal(r.labels['sip.to'], `sip:otus@${UAS_IP}:${s.port}`);
+          if (r.labels['sip.status'] && r.labels['sip.status'] !== '100') assert.equal(r.labels['sip.to-tag'], `${uasPid}uas${n}`, `${s.name} ${callId} to-tag`);
+          assert.equal(r.payload.body_truncated, false);
+        }
+        // The INVITE whole: the pad header and, after it, the SDP offer with this call's port.
+        const invite = msgs.find((r) => r.labels['sip.method'] === 'INVITE')!;
+        assert.equal(invite.labels['sip.user-agent'], 'otus-sipp-uac');
+        const pad = (invite.payload.headers as [string, string][]).find(([k]) => k === 'X-Otus-Pad');
+        assert.equal(pad?.[1], s.pad ? 'x'.repeat(PAD) : 'none', `${s.name} ${callId}: X-Otus-Pad`);
+        assert.match(invite.payload.body, new RegExp(`\r\nm=audio ${s.uacMedia + 4 * (n - 1)} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n`));
+        const ok = msgs.find((r) => r.labels['sip.status'] === '200' && r.labels['sip.cseq'] === '1 INVITE')!;
+        assert.match(ok.payload.body, new RegExp(`\r\nm=audio ${s.uasMedia + 4 * (n - 1)} RTP/AVP 8\r\n`));
+        if (s.name === 'fragmented') assert.match(ok.payload.body, /\r\nc=IN IP4 0\.0\.0\.0\r\n/);
+      }
+    }
+
+    // ---- RTP and RTCP: every packet on the wire, with its call's call-id and codec.
+    const rtp = byProto('rtp');
+    const rtcp = byProto('rtcp');
+    const flows = mediaFlows();
+    assert.equal(rtp.length, flows.length * SAMPLE_RTP, `RTP records: ${rtp.length}`);
+    assert.equal(rtcp.length, flows.length * SAMPLE_RTCP, `RTCP records: ${rtcp.length}`);
+    for (const m of flows) {
+      const callId = `${m.call}-${uacs.get(m.scenario.name)!.child.pid}@${UAC_IP}`;
+      const what = `${m.scenario.name} call ${m.call}`;
+      const mine = rtp.filter((r) => r.flow.src === m.src && r.flow.dst === m.dst && r.flow.sport === m.sport && r.flow.dport === m.dport);
+      assert.equal(mine.length, SAMPLE_RTP, `${what}: RTP records`);
+      for (const r of mine) {
+        assert.equal(r.labels['call-id'], callId, `${what}: RTP seq ${r.labels['rtp.seq']}`);
+        assert.equal(r.labels.codec, 'PCMA', what);
+        assert.equal(r.labels['rtp.pt'], '8', what);
+        assert.equal(r.labels.media, 'audio', what);
+      }
+      const ctl = rtcp.filter((r) => r.flow.sport === m.sport + 1 && r.flow.dport === m.dport + 1 && r.flow.src === m.src);
+      assert.equal(ctl.length, SAMPLE_RTCP, `${what}: RTCP records`);
+      for (const r of ctl) {
+        assert.equal(r.labels['call-id'], callId, `${what}: RTCP`);
+        assert.equal(r.labels['rtcp.type'], 'SR');
+      }
+    }
+  }
+
   for (const workers of [1, 2]) {
     test(`otus replay, ${workers} capture process(es): every SIP message parsed whole, every RTP/RTCP packet with its call`, () => {
       const { records, stats } = replay(TASK, [pcapFile], workers);
-      const byProto = (p: string): Rec[] => records.filter((r) => r.protocol === p);
-
-      // ---- SIP: seven messages per call, labelled as sipp sent them.
-      const sip = byProto('sip');
-      assert.equal(sip.length, SCENARIOS.length * CALLS * CALL_MESSAGES.length, `SIP records: ${sip.length}`);
-      for (const s of SCENARIOS) {
-        const uacPid = uacs.get(s.name)!.child.pid!;
-        const uasPid = uass.get(s.name)!.child.pid!;
-        const recs = sip.filter((r) => r.flow.sport === s.port && r.flow.dport === s.port && r.flow.proto === (s.transport === 't1' ? 6 : 17));
-        const calls = new Map<string, Rec[]>();
-        for (const r of recs) calls.set(r.labels['sip.call-id']!, [...(calls.get(r.labels['sip.call-id']!) ?? []), r]);
-        // sipp's [call_id]: <call number>-<pid>@<local ip>
-        const want = Array.from({ length: CALLS }, (_, i) => `${i + 1}-${uacPid}@${UAC_IP}`);
-        assert.deepEqual([...calls.keys()].sort(), want.sort(), `${s.name}: call-ids`);
-        for (const [callId, msgs] of calls) {
-          const n = Number(callId.split('-')[0]);
-          const kinds = msgs.map((r) => `${r.labels['sip.method'] ?? r.labels['sip.status']} ${r.labels['sip.cseq']}`);
-          assert.deepEqual(kinds.sort(), [...CALL_MESSAGES].sort(), `${s.name} ${callId}`);
-          for (const r of msgs) {
-            assert.equal(r.labels['sip.from-tag'], `${uacPid}uac${n}`, `${s.name} ${callId} from-tag`);
-            assert.equal(r.labels['sip.from'], `sip:uac@${UAC_IP}:${s.port}`);
-            assert.equal(r.labels['sip.to'], `sip:otus@${UAS_IP}:${s.port}`);
-            if (r.labels['sip.status'] && r.labels['sip.status'] !== '100') assert.equal(r.labels['sip.to-tag'], `${uasPid}uas${n}`, `${s.name} ${callId} to-tag`);
-            assert.equal(r.payload.body_truncated, false);
-          }
-          // The INVITE whole: the pad header and, after it, the SDP offer with this call's port.
-          const invite = msgs.find((r) => r.labels['sip.method'] === 'INVITE')!;
-          assert.equal(invite.labels['sip.user-agent'], 'otus-sipp-uac');
-          const pad = (invite.payload.headers as [string, string][]).find(([k]) => k === 'X-Otus-Pad');
-          assert.equal(pad?.[1], s.pad ? 'x'.repeat(PAD) : 'none', `${s.name} ${callId}: X-Otus-Pad`);
-          assert.match(invite.payload.body, new RegExp(`\r\nm=audio ${s.uacMedia + 4 * (n - 1)} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n`));
-          const ok = msgs.find((r) => r.labels['sip.status'] === '200' && r.labels['sip.cseq'] === '1 INVITE')!;
-          assert.match(ok.payload.body, new RegExp(`\r\nm=audio ${s.uasMedia + 4 * (n - 1)} RTP/AVP 8\r\n`));
-          if (s.name === 'fragmented') assert.match(ok.payload.body, /\r\nc=IN IP4 0\.0\.0\.0\r\n/);
-        }
-      }
-
-      // ---- RTP and RTCP: every packet on the wire, with its call's call-id and codec.
-      const rtp = byProto('rtp');
-      const rtcp = byProto('rtcp');
-      const flows = mediaFlows();
-      assert.equal(rtp.length, flows.length * SAMPLE_RTP, `RTP records: ${rtp.length}`);
-      assert.equal(rtcp.length, flows.length * SAMPLE_RTCP, `RTCP records: ${rtcp.length}`);
-      for (const m of flows) {
-        const callId = `${m.call}-${uacs.get(m.scenario.name)!.child.pid}@${UAC_IP}`;
-        const what = `${m.scenario.name} call ${m.call}`;
-        const mine = rtp.filter((r) => r.flow.src === m.src && r.flow.dst === m.dst && r.flow.sport === m.sport && r.flow.dport === m.dport);
-        assert.equal(mine.length, SAMPLE_RTP, `${what}: RTP records`);
-        for (const r of mine) {
-          assert.equal(r.labels['call-id'], callId, `${what}: RTP seq ${r.labels['rtp.seq']}`);
-          assert.equal(r.labels.codec, 'PCMA', what);
-          assert.equal(r.labels['rtp.pt'], '8', what);
-          assert.equal(r.labels.media, 'audio', what);
-        }
-        const ctl = rtcp.filter((r) => r.flow.sport === m.sport + 1 && r.flow.dport === m.dport + 1 && r.flow.src === m.src);
-        assert.equal(ctl.length, SAMPLE_RTCP, `${what}: RTCP records`);
-        for (const r of ctl) {
-          assert.equal(r.labels['call-id'], callId, `${what}: RTCP`);
-          assert.equal(r.labels['rtcp.type'], 'SR');
-        }
-      }
-
+      checkCalls(records);
       // ---- Nothing lost on the way.
       assert.equal(stats.frames, wire.length);
       assert.deepEqual(stats.decode_errors, {});
@@ -401,4 +416,22 @@ describe('sipp calls between two namespaces, captured live, parsed and correlate
       }
     });
   }
+
+  test('otus capture --task, live on 2 fanout members: the same calls, parsed and labelled as they happen', () => {
+    assert.equal(liveTask.code, 0, liveTask.err);
+    assert.match(liveTask.err, /stopped: signal/);
+    const records = readFileSync(join(tmp.dir, 'live.ndjson'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec);
+    const stats = JSON.parse(readFileSync(join(tmp.dir, 'live-stats.json'), 'utf8'));
+    checkCalls(records);
+    // Fanout's defrag flag hands each fragmented INVITE over whole: one frame for its fragments.
+    const fragments = wire.filter((f) => f.fragment).length;
+    assert.equal(stats.frames, wire.length - fragments + CALLS, 'frames: the wire, fragmented datagrams as one');
+    assert.equal(stats.held_fragments, 0);
+    assert.deepEqual(stats.decode_errors, {});
+    for (const k of ['decode', 'filter', 'parser_no_output', 'encode', 'ring_tail', 'ring_head', 'ring_abandoned', 'sender_expand']) assert.equal(stats.drops[k], 0, `drops.${k}`);
+    const procs = stats.capture_processes as { frames: number; kernel_packets: number; kernel_drops: number }[];
+    assert.equal(procs.length, 2);
+    assert.ok(procs.every((p) => p.frames > 0 && p.kernel_drops === 0 && p.kernel_packets === p.frames), `per process: ${JSON.stringify(procs)}`);
+    assert.equal(stats.records, records.length);
+  });
 });

@@ -1,0 +1,115 @@
+// A capture process of a live task (`otus capture --task`, forked by
+// src/supervisor/live.ts): one stream of the capture driver (one
+// af_packet_v3 fanout member or XDP queue), pinned to its CPU, running the
+// task's pipeline over the frames of each ring block in place and
+// committing wire-record batches to the task's send ring (at the end of
+// every block, so a quiet link's records do not wait). It never waits for
+// the sender: a full ring drops the batch and counts it (design §5.4).
+// Controlled over IPC: start → ready; stop, or a lost parent → done, exit.
+
+import { createCapturer } from '../capture/index.js';
+import type { FrameSink } from '../capture/capturer.js';
+import { loadTaskFile } from '../config/task.js';
+import { native } from '../native.js';
+import { BatchSink } from '../pipeline/batch-sink.js';
+import { instantiateTaskPlugins, pipelineForTask } from '../pipeline/from-task.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import { createRegistry } from '../plugin/builtins.js';
+import { FlowRegistry } from '../shm/registry.js';
+import { RingProducer } from '../shm/ring.js';
+import type { ChildError, LiveCaptureDone, LiveCaptureStart } from '../supervisor/replay-messages.js';
+import { OtusError } from '../util/errors.js';
+import { MAX_RECORD_BYTES, pipelineCounters } from './counters.js';
+
+/** The capture driver's frames into the pipeline: nanosecond kernel timestamps; a batch to the ring per block. */
+class PipelineFeed implements FrameSink {
+  failure: string | null = null;
+  constructor(
+    private readonly pl: Pipeline,
+    private readonly onEnd: (why: string) => void,
+  ) {}
+
+  frame(buf: Uint8Array, view: DataView, off: number, caplen: number, len: number, linkType: number, sec: number, nsec: number): void {
+    this.pl.processBytes(buf, view, off, caplen, len, linkType, sec, nsec, true, 9);
+  }
+
+  batchEnd(): void {
+    this.pl.batchEnd();
+  }
+
+  error(_stream: number, message: string): void {
+    this.failure = message;
+    this.onEnd(`error: ${message}`);
+  }
+
+  end(): void {
+    this.onEnd('end of input');
+  }
+}
+
+process.on('SIGINT', () => {}); // the terminal's SIGINT is the supervisor's to act on: it stops us in order
+process.on('SIGTERM', () => {});
+
+async function run(m: LiveCaptureStart): Promise<void> {
+  if (m.cpu >= 0) native.setAffinity(m.cpu);
+  const task = loadTaskFile(m.taskFile);
+  const registry = await createRegistry(m.pluginDirs);
+  const flows = m.flows ? FlowRegistry.open(m.ringTask) : null;
+  const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows);
+  const producer = RingProducer.open(m.ringTask, m.index);
+  const batch = new BatchSink(producer, MAX_RECORD_BYTES);
+  // The kernel runs the task's filter (attached to the socket) unless the driver cannot (xdp): then the pipeline does.
+  const pipeline = pipelineForTask(task, plugins, batch, m.format, { userFilter: m.userFilter });
+  for (const p of [...plugins.parsers, ...plugins.processors]) await p.start?.();
+  const capturer = createCapturer(m.driver, m.options);
+  capturer.init();
+  const stream = capturer.capture(m.index);
+
+  let stopped = false;
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const stop = async (why: string): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    stream.stop();
+    pipeline.flush(); // stored TCP bytes delivered, connections ended, the last batch committed
+    const c = process.cpuUsage(c0);
+    const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
+    for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
+    const st = stream.stats();
+    const done: LiveCaptureDone = {
+      type: 'done',
+      index: m.index,
+      pid: process.pid,
+      cpu: m.cpu,
+      why,
+      failure: feed.failure,
+      counters: pipelineCounters(pipeline, plugins.parsers, batch),
+      stream: { frames: st.frames, blocks: st.batches, kernelPackets: st.kernelPackets, kernelDrops: st.kernelDrops, freezes: st.freezes, ifDrops: st.ifDrops },
+      cpuSec: (c.user + c.system) / 1e6,
+      wallSec,
+    };
+    producer.close();
+    flows?.close();
+    if (process.connected) process.send!(done, () => process.exit(0));
+    else process.exit(0);
+  };
+  const feed = new PipelineFeed(pipeline, (why) => void stop(why));
+  process.on('message', (msg: { type: string }) => {
+    if (msg.type === 'stop') void stop('stopped');
+  });
+  process.on('disconnect', () => void stop('supervisor gone'));
+  stream.start(feed);
+  process.send!({ type: 'ready', index: m.index, cpu: m.cpu });
+}
+
+process.once('message', (m: LiveCaptureStart) => {
+  run(m).catch((e: unknown) => {
+    const err: ChildError =
+      e instanceof OtusError
+        ? { type: 'error', code: e.code, message: e.message }
+        : { type: 'error', code: 'OTUS_ERR_WORKER', message: `capture process ${m.index}: ${e instanceof Error ? e.stack ?? e.message : String(e)}` };
+    if (process.connected) process.send!(err, () => process.exit(2));
+    else process.exit(2);
+  });
+});

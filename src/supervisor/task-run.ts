@@ -1,0 +1,280 @@
+// What `otus replay` (src/supervisor/replay.ts) and a live task
+// (src/supervisor/live.ts) share: checking the task, its plugins and its
+// reporter before anything is forked; forking the sender; waiting for
+// children; and the run's summary (counters summed over the processes).
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadTaskFile, type TaskSpec } from '../config/task.js';
+import { instantiateTaskPlugins } from '../pipeline/from-task.js';
+import { createRegistry } from '../plugin/builtins.js';
+import type { RecordFormat } from '../plugin/types.js';
+import { OtusError, type OtusErrorCode } from '../util/errors.js';
+import type { CaptureDone, ChildError, LiveCaptureDone, ReplayPluginSetup, SenderDone, SenderReady, SenderStart } from './replay-messages.js';
+
+export interface TaskSummary {
+  task: string;
+  workers: number;
+  /** Replay: the capture files. */
+  files?: string[];
+  /** Live: the interface, the driver and why the capture stopped. */
+  capture?: { interface: string; driver: string; stopped: string };
+  frames: number;
+  records: number;
+  drops: {
+    decode: number;
+    filter: number;
+    unmatched: number;
+    parser_no_output: number;
+    processors: Record<string, number>;
+    encode: number;
+    ring_tail: number;
+    ring_head: number;
+    /** Batches (ring records) a dead capture process left half-written. */
+    ring_abandoned: number;
+    /** Ring records the sender could not expand: malformed, or bigger than its output room. */
+    sender_expand: number;
+  };
+  held_fragments: number;
+  decode_errors: Record<string, number>;
+  /** Summed over capture processes (`pending`, `memoryBytes`, `active`, `bytesHeld` are what was left at the end). */
+  ip_reassembly: Record<string, number>;
+  tcp_reassembly: Record<string, number> | null;
+  /** The task's flow registry at the end (null without parsers). */
+  flow_registry: Record<string, number> | null;
+  /** `counters`: the parser's own counters (Parser.counters()), summed over capture processes. */
+  parsers: Record<string, { records: number; no_output: number; counters?: Record<string, unknown> }>;
+  unmatched_forwarded: number;
+  /** Replay: ring_waits (pauses while the ring was over half full). Live: the stream's blocks and the kernel's counters. */
+  capture_processes: ({ index: number; pid: number; frames: number; records: number; cpu_s: number; wall_s: number; pps_per_cpu_s: number } & Record<string, number>)[];
+  /** Frames over the summed CPU seconds of the capture processes. */
+  pps_per_capture_cpu_s: number;
+  /** Frames over the longest capture process's wall time (aggregate rate). */
+  pps_wall: number;
+  /** `payload_unread`: records whose compact payload no parser plugin could read (written with a null payload). */
+  sender: { records: number; bytes: number; cpu_s: number; payload_unread: number };
+  wall_s: number;
+  warnings: string[];
+}
+
+
+export const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
+
+export interface CheckedTask {
+  task: TaskSpec;
+  taskFile: string;
+  pluginDirs: string[];
+  reporter: { name: string; config: Record<string, unknown>; where: string };
+  format: RecordFormat;
+}
+
+/** Loads the task and fails, before anything is forked, on anything it, its plugins or its reporter get wrong. */
+export async function checkTask(taskFile: string, pluginDirs: string[], node: Record<string, string>, out: string | null): Promise<CheckedTask> {
+  const file = resolve(taskFile);
+  const task = loadTaskFile(file);
+  const dirs = pluginDirs.map((d) => resolve(d));
+  const registry = await createRegistry(dirs);
+  const plugins = await instantiateTaskPlugins(registry, task, node, -1);
+  for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
+  const rep = reporterFor(out, task);
+  const repPlugin = registry.require('reporter', rep.name, rep.where);
+  const config = registry.checkConfig(repPlugin, rep.config, rep.where) as Record<string, unknown>;
+  return { task, taskFile: file, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json' };
+}
+
+/** Forks the sender (which creates the send ring); resolves once the ring exists, with the promise of its final counters. */
+export async function startSender(
+  setup: ReplayPluginSetup,
+  t: CheckedTask,
+  ringBytes: number,
+  execArgv: string[],
+  children: ChildProcess[],
+): Promise<{ sender: ChildProcess; done: Promise<SenderDone> }> {
+  const sender = fork(here('../sender-proc/replay.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.push(sender);
+  const done = awaitDone<SenderDone>(sender, 'sender');
+  done.catch(() => undefined);
+  const ready = awaitReady<SenderReady>(sender, 'sender');
+  sender.send({ type: 'start', ...setup, reporter: t.reporter.name, reporterConfig: t.reporter.config, reporterWhere: t.reporter.where, ringBytes } satisfies SenderStart);
+  await Promise.race([ready, done]);
+  return { sender, done };
+}
+
+/** SIGKILL for every child still running (the end of a run, or its failure). */
+export function killAll(children: ChildProcess[]): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+
+function childError(e: ChildError): OtusError {
+  return new OtusError(e.code as OtusErrorCode, e.message);
+}
+
+/** Resolves with the child's first 'done' message; rejects on an error message or an exit without one. */
+export function awaitDone<T>(child: ChildProcess, what: string): Promise<T> {
+  return new Promise((res, rej) => {
+    let settled = false;
+    child.on('message', (m: { type: string }) => {
+      if (settled) return;
+      if (m.type === 'done') {
+        settled = true;
+        res(m as T);
+      } else if (m.type === 'error') {
+        settled = true;
+        rej(childError(m as ChildError));
+      }
+    });
+    child.on('exit', (code, sig) => {
+      if (settled) return;
+      settled = true;
+      rej(new OtusError('OTUS_ERR_WORKER', `${what} exited (${sig ?? `code ${code}`}) before reporting`));
+    });
+  });
+}
+
+/** Resolves with the child's 'ready' message; rejects on an error message or an exit before it. */
+export function awaitReady<T>(child: ChildProcess, what: string): Promise<T> {
+  return new Promise((res, rej) => {
+    const onMsg = (m: { type: string }): void => {
+      if (m.type === 'ready') {
+        child.off('message', onMsg);
+        res(m as T);
+      } else if (m.type === 'error') rej(childError(m as ChildError));
+    };
+    child.on('message', onMsg);
+    child.once('exit', (code, sig) => rej(new OtusError('OTUS_ERR_WORKER', `${what} exited (${sig ?? `code ${code}`}) before it was ready`)));
+  });
+}
+
+/** The reporter a run uses: `--out FILE` or `-` (NDJSON), else the task's, else NDJSON on stdout. */
+export function reporterFor(out: string | null, task: TaskSpec): { name: string; config: Record<string, unknown>; where: string } {
+  if (out === '-') return { name: 'console', config: {}, where: '--out -' };
+  if (out !== null) return { name: 'file', config: { path: resolve(out), format: 'json' }, where: `--out ${out}` };
+  if (task.reporter) return { name: task.reporter.plugin, config: task.reporter.config, where: task.reporter.where };
+  return { name: 'console', config: {}, where: 'default reporter' };
+}
+
+
+/** Sums parser counters: numbers add, objects merge recursively, anything else keeps the first value. */
+function addCounters(into: Record<string, unknown>, from: Record<string, unknown>): Record<string, unknown> {
+  for (const [k, v] of Object.entries(from)) {
+    const cur = into[k];
+    if (typeof v === 'number') into[k] = (typeof cur === 'number' ? cur : 0) + v;
+    else if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      into[k] = addCounters(cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>) : {}, v as Record<string, unknown>);
+    } else if (!(k in into)) into[k] = v;
+  }
+  return into;
+}
+
+/** The counters of every process of a run, summed up. `perProcess` adds a capture process's own fields. */
+export function summarize<D extends CaptureDone | LiveCaptureDone>(
+  task: TaskSpec,
+  workers: number,
+  done: D[],
+  perProcess: (d: D) => Record<string, number>,
+  s: SenderDone,
+  wallSec: number,
+  warnings: string[],
+  registry: Record<string, number> | null,
+): TaskSummary {
+  done.sort((a, b) => a.index - b.index);
+  const sum = (f: (d: D) => number): number => done.reduce((a, d) => a + f(d), 0);
+  const processors: Record<string, number> = {};
+  const parsers: TaskSummary['parsers'] = {};
+  const decodeErrors: Record<string, number> = {};
+  for (const d of done) {
+    for (const [k, v] of Object.entries(d.counters.processors)) processors[k] = (processors[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(d.counters.parsers)) {
+      const p = (parsers[k] ??= { records: 0, no_output: 0 });
+      p.records += v.records;
+      p.no_output += v.noOutput;
+      if (v.own) p.counters = addCounters(p.counters ?? {}, v.own);
+    }
+    for (const [k, v] of Object.entries(d.counters.decodeErrors)) decodeErrors[k] = (decodeErrors[k] ?? 0) + v;
+  }
+  const frames = sum((d) => d.counters.frames);
+  const cpu = sum((d) => d.cpuSec);
+  const maxWall = Math.max(...done.map((d) => d.wallSec));
+  return {
+    task: task.id,
+    workers,
+    frames,
+    records: s.records,
+    drops: {
+      decode: sum((d) => d.counters.decodeDrops),
+      filter: sum((d) => d.counters.filterDrops),
+      unmatched: sum((d) => d.counters.unmatchedDrops),
+      parser_no_output: sum((d) => Object.values(d.counters.parsers).reduce((a, p) => a + p.noOutput, 0)),
+      processors,
+      encode: sum((d) => d.counters.encodeDrops),
+      ring_tail: sum((d) => d.counters.ringDrops),
+      // The ring drops whole batches; in records that is what capture processes committed and the sender never saw.
+      ring_head: Math.max(0, sum((d) => d.counters.records) - (s.expand.records + s.expand.malformed + s.expand.tooBig)),
+      ring_abandoned: s.ring.abandoned,
+      sender_expand: s.expand.malformed + s.expand.tooBig,
+    },
+    held_fragments: sum((d) => d.counters.held),
+    decode_errors: decodeErrors,
+    ip_reassembly: sumRecords(done.map((d) => d.counters.ipReassembly)),
+    tcp_reassembly: done.some((d) => d.counters.tcpReassembly) ? sumRecords(done.map((d) => d.counters.tcpReassembly ?? {})) : null,
+    flow_registry: registry,
+    parsers,
+    unmatched_forwarded: sum((d) => d.counters.unmatchedForwarded),
+    capture_processes: done.map((d) => ({
+      index: d.index,
+      pid: d.pid,
+      frames: d.counters.frames,
+      records: d.counters.records,
+      cpu_s: d.cpuSec,
+      wall_s: d.wallSec,
+      pps_per_cpu_s: d.cpuSec > 0 ? d.counters.frames / d.cpuSec : 0,
+      ...perProcess(d),
+    })),
+    pps_per_capture_cpu_s: cpu > 0 ? frames / cpu : 0,
+    pps_wall: maxWall > 0 ? frames / maxWall : 0,
+    sender: { records: s.records, bytes: s.bytes, cpu_s: s.cpuSec, payload_unread: s.expand.payloadUnread + s.expand.payloadFormat },
+    wall_s: wallSec,
+    warnings,
+  };
+}
+
+function kv(r: Record<string, number>, keys: string[]): string {
+  return keys.map((k) => `${k}=${r[k] ?? 0}`).join(' ');
+}
+
+function sumRecords(rs: Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of rs) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+const M = (v: number): string => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFixed(1)} k`);
+
+export function formatSummary(s: TaskSummary): string {
+  const procs = Object.entries(s.drops.processors).map(([k, v]) => ` processor:${k}=${v}`).join('');
+  const errs = Object.entries(s.decode_errors).map(([k, v]) => `${k}=${v}`).join(' ');
+  const lines = [
+    s.capture
+      ? `otus capture: task ${s.task}: ${s.capture.interface} (${s.capture.driver}), ${s.workers} capture process(es), ${s.wall_s.toFixed(2)} s; stopped: ${s.capture.stopped}`
+      : `otus replay: task ${s.task}: ${s.files?.length ?? 0} file(s), ${s.workers} capture process(es), ${s.wall_s.toFixed(2)} s`,
+    `  frames ${s.frames}, records ${s.records} (unmatched forwarded ${s.unmatched_forwarded}), fragments held ${s.held_fragments}`,
+    `  drops: decode=${s.drops.decode} filter=${s.drops.filter} unmatched=${s.drops.unmatched} parser_no_output=${s.drops.parser_no_output}${procs}` +
+      ` encode=${s.drops.encode} ring_tail=${s.drops.ring_tail} ring_head=${s.drops.ring_head} ring_abandoned=${s.drops.ring_abandoned} sender_expand=${s.drops.sender_expand}`,
+    `  decode errors: ${errs || 'none'}`,
+    `  ip reassembly: ${kv(s.ip_reassembly, ['fragments', 'completed', 'duplicates', 'overlaps', 'discarded', 'timeouts', 'evicted', 'tooLarge', 'invalid'])}`,
+    ...(s.tcp_reassembly
+      ? [`  tcp reassembly: ${kv(s.tcp_reassembly, ['streams', 'segments', 'bytesDelivered', 'retransmissions', 'outOfOrder', 'gapsSkipped', 'bytesSkipped', 'evictedLru', 'evictedMemory', 'timedOut'])}`]
+      : []),
+    ...(s.flow_registry ? [`  flow registry: ${kv(s.flow_registry, ['live', 'inserts', 'updates', 'removes', 'evictions', 'expired', 'writesBusy'])}`] : []),
+    ...s.capture_processes.map(
+      (c) =>
+        `  capture process ${c.index}: ${c.frames} frames, ${c.records} records, ${c.cpu_s.toFixed(3)} CPU-s, ${M(c.pps_per_cpu_s)} packets per CPU-second` +
+        (c.kernel_packets !== undefined ? `; kernel_packets=${c.kernel_packets} kernel_drops=${c.kernel_drops} freezes=${c.freezes} blocks=${c.blocks}` : ''),
+    ),
+    `  packets per capture-process CPU-second: ${M(s.pps_per_capture_cpu_s)}; aggregate ${M(s.pps_wall)} packets per second`,
+    `  sender: ${s.sender.records} records, ${s.sender.bytes} bytes, ${s.sender.cpu_s.toFixed(3)} CPU-s, payloads unread ${s.sender.payload_unread}`,
+    ...s.warnings.map((w) => `  warning: ${w}`),
+  ];
+  return lines.join('\n') + '\n';
+}

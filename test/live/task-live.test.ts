@@ -1,0 +1,102 @@
+// `otus capture --task` when things go wrong: usage errors are coded and name
+// what to fix, before anything is forked; a capture process killed mid-run
+// stops the run with a failure naming it, while what the others captured
+// still reaches the reporter (the sender drains the ring) and the summary.
+// The happy path, real calls on two fanout members, is in sipp-calls.test.ts.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ipv4Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, tempDir, type VethHost, waitFor, writePcap } from '../helpers/live.js';
+
+const skip = liveSkipReason();
+const OTUS = fileURLToPath(new URL('../../src/cli/otus.js', import.meta.url));
+
+interface Run {
+  child: ChildProcess;
+  err: string;
+  code: number | null;
+  exited: boolean;
+}
+
+function start(args: string[]): Run {
+  const child = spawn(process.execPath, [OTUS, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const r: Run = { child, err: '', code: null, exited: false };
+  child.stderr!.on('data', (d: Buffer) => (r.err += d.toString()));
+  child.on('exit', (code) => {
+    r.code = code;
+    r.exited = true;
+  });
+  return r;
+}
+
+const TASK = 'task:\n  id: live-failures\n  parsers:\n    - plugin: rtp\n  unmatched_policy: forward\n';
+
+describe('otus capture --task: bad usage, a lost capture process', { skip: skip ?? false }, () => {
+  let host: VethHost;
+  let tmp: ReturnType<typeof tempDir>;
+  let task = '';
+  let file = '';
+  const N = 400;
+
+  before(() => {
+    removeStaleNamespaces();
+    host = makeVethHost();
+    tmp = tempDir();
+    task = join(tmp.dir, 'task.yml');
+    writeFileSync(task, TASK);
+    // Many flows, so the hash spreads them over both fanout members.
+    const frames = Array.from({ length: N }, (_, i) => ipv4Frame({ src: [10, 9, 0, 1], dst: [10, 9, 0, 2], sport: 10000 + (i % 64), dport: 20000 }, 64, i));
+    file = join(tmp.dir, 'frames.pcap');
+    writePcap(file, frames);
+  });
+
+  after(() => {
+    host?.destroy();
+    tmp?.cleanup();
+  });
+
+  test('usage errors are coded and name what to fix', () => {
+    const cases: [string[], RegExp][] = [
+      [['capture', '--task', task], /no interface: give -i IFACE or task\.capture\.interface \[OTUS_ERR_BAD_ARGUMENT\]/],
+      [['capture', '--task', task, '-i', host.capIf, '--driver', 'pcap', '--workers', '2'], /pcap driver has one stream.*\[OTUS_ERR_BAD_ARGUMENT\]/],
+      [['capture', '--task', task, '-i', host.capIf, '--filter', 'udp'], /task file's filter section applies \[OTUS_ERR_BAD_ARGUMENT\]/],
+      [['capture', '--task', task, '-i', 'otus-no-such-if0'], /otus-no-such-if0/],
+      [['capture', '--task', join(tmp.dir, 'missing.yml'), '-i', host.capIf], /missing\.yml.*\[OTUS_ERR_TASK\]/],
+      [['capture', '-i', host.capIf, '--out', 'x'], /--out: only with --task/],
+    ];
+    for (const [args, want] of cases) {
+      const r = spawnSync(process.execPath, [OTUS, ...args], { encoding: 'utf8', timeout: 30000 });
+      assert.notEqual(r.status, 0, args.join(' '));
+      assert.match(r.stderr, want, args.join(' '));
+    }
+  });
+
+  test('a capture process SIGKILLed mid-run: the run stops, names it, and keeps what the other captured', async () => {
+    const out = join(tmp.dir, 'out.ndjson');
+    const stats = join(tmp.dir, 'stats.json');
+    const run = start(['capture', '--task', task, '-i', host.capIf, '--workers', '2', '--out', out, '--stats-json', stats]);
+    assert.ok(await waitFor(() => /capturing/.test(run.err) || run.exited, 20000), run.err);
+    host.replay(file);
+    await new Promise((r) => setTimeout(r, 300)); // a block retires after 10 ms: every frame is in a record by now
+    // The supervisor's children: the sender first, then capture processes 0 and 1.
+    const kids = execFileSync('pgrep', ['-P', String(run.child.pid)], { encoding: 'utf8' }).trim().split('\n').map(Number);
+    assert.equal(kids.length, 3, `children: ${kids}`);
+    process.kill(kids[2]!, 'SIGKILL');
+    assert.ok(await waitFor(() => run.exited, 20000), 'the run stopped on its own');
+    assert.notEqual(run.code, 0);
+    assert.match(run.err, /stopped: capture process 1 lost/);
+    assert.match(run.err, /capture process 1 exited \(SIGKILL\) before reporting \[OTUS_ERR_WORKER\]/);
+    const summary = JSON.parse(readFileSync(stats, 'utf8'));
+    const p0 = summary.capture_processes as { index: number; frames: number }[];
+    assert.deepEqual(p0.map((p) => p.index), [0], 'only process 0 reported');
+    assert.ok(p0[0]!.frames > 0 && p0[0]!.frames < N, `process 0 got part of the flows: ${p0[0]!.frames}`);
+    // Process 1 committed its batch at the end of each block, before it was killed: the sender drained both.
+    const records = readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { flow: { sport: number } });
+    const ours = records.filter((r) => r.flow.sport >= 10000 && r.flow.sport < 10064);
+    assert.equal(ours.length, N, `records of the replayed frames: ${ours.length}`);
+  });
+});
