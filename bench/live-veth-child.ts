@@ -3,6 +3,12 @@
 //   walk    touch the frame (as the C baseline does)
 //   decode  the core decoder (what every capture process does)
 //   ndjson  decoder + the `otus capture` NDJSON line, written to /dev/null
+//   task    the pipeline of a sip + rtp task, as `otus capture --task` runs it:
+//           the sample's RTP flow announced first by an INVITE and a 200 with
+//           SDP, then every captured packet decoded, looked up in the flow
+//           registry, labelled with its call and written as a wire record
+//           into batches, committed to a ring that always has room (the
+//           sender's side is not this process's CPU)
 // Prints "ready" once the socket is bound; on SIGTERM prints one JSON line of
 // counts and the CPU time used since "ready", then exits.
 //
@@ -16,6 +22,14 @@ import { NdjsonSink } from '../src/capture-proc/sink.js';
 import { Decoder } from '../src/decode/decoder.js';
 import { defaultDecoderOptions } from '../src/decode/options.js';
 import { native } from '../src/native.js';
+import { parseTask } from '../src/config/task.js';
+import { BatchSink } from '../src/pipeline/batch-sink.js';
+import { instantiateTaskPlugins, pipelineForTask } from '../src/pipeline/from-task.js';
+import type { RecordSink } from '../src/pipeline/sink.js';
+import { createRegistry } from '../src/plugin/builtins.js';
+import { FlowRegistry } from '../src/shm/registry.js';
+import type { RtpParser } from '../plugins/parser/rtp/index.js';
+import { udpFrame } from '../test/helpers/udp-frames.js';
 
 const [iface = 'lo', mode = 'walk', bs = String(1 << 20), bn = '32', cpuArg = '-1'] = process.argv.slice(2);
 const cpu = Number(cpuArg);
@@ -44,7 +58,34 @@ const decode: FrameSink = {
 const devnull = openSync('/dev/null', 'w');
 const ndjson = new NdjsonSink(defaultDecoderOptions(), { write: (s: string) => (writeSync(devnull, s), true), once: () => undefined }, 0, () => {});
 
-const sink = mode === 'walk' ? walk : mode === 'decode' ? decode : ndjson;
+// task: samples/rtp-g711a.pcap's RTP goes from 10.1.6.18:2006 to 127.0.0.1:2008.
+const flows = mode === 'task' ? FlowRegistry.create(`benchlive${process.pid}`, { capacity: 65536 }) : null;
+process.on('exit', () => flows?.close());
+async function taskSink(): Promise<{ sink: FrameSink; labelled: () => number }> {
+  const task = parseTask('task:\n  id: bench-live\n  parsers:\n    - plugin: sip\n    - plugin: rtp\n  unmatched_policy: forward\n', 'bench');
+  const plugins = await instantiateTaskPlugins(await createRegistry([]), task, {}, 0, flows);
+  const ring: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
+  const pl = pipelineForTask(task, plugins, new BatchSink(ring, 256 * 1024), 'json', { userFilter: false });
+  const sdp = (ip: string, port: number): string => `v=0\r\no=- 1 1 IN IP4 ${ip}\r\ns=-\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n`;
+  const sip = (start: string, body: string): string =>
+    `${start}\r\nVia: SIP/2.0/UDP 10.1.6.18:5060;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: live-bench@otus\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  for (const f of [udpFrame('10.1.6.18', '127.0.0.1', 5060, 5060, sip('INVITE sip:b@x SIP/2.0', sdp('10.1.6.18', 2006))), udpFrame('127.0.0.1', '10.1.6.18', 5060, 5060, sip('SIP/2.0 200 OK', sdp('127.0.0.1', 2008)))]) {
+    pl.processBytes(f, new DataView(f.buffer), 0, f.length, f.length, 1, Date.now() / 1000, 0, true, 9);
+  }
+  const rtp = plugins.parsers[1] as RtpParser;
+  const base = rtp.stats.correlated;
+  const sink: FrameSink = {
+    frame(buf, view, off, caplen, len, linkType, sec, nsec) {
+      pl.processBytes(buf, view, off, caplen, len, linkType, sec, nsec, true, 9);
+      bytes += caplen;
+    },
+    batchEnd: () => pl.batchEnd(),
+  };
+  return { sink, labelled: () => rtp.stats.correlated - base };
+}
+const task = mode === 'task' ? await taskSink() : null;
+
+const sink = task !== null ? task.sink : mode === 'walk' ? walk : mode === 'decode' ? decode : ndjson;
 let gcs = 0;
 new PerformanceObserver((list) => void (gcs += list.getEntries().length)).observe({ entryTypes: ['gc'] });
 const c0 = process.cpuUsage();
@@ -69,6 +110,7 @@ process.on('SIGTERM', () => {
       main_thread_cpu_s: mainThread,
       gcs,
       touch,
+      ...(task !== null ? { labelled: task.labelled() } : {}),
     }) + '\n',
   );
   process.exit(0);

@@ -4,13 +4,15 @@
 //   c        bench/c/tpacket_v3_loop.c, the minimal C TPACKET_V3 loop (baseline)
 //   walk     Otus's af_packet_v3 driver, touching each frame as the C loop does
 //   decode   ... plus the core decoder (a capture process's work per frame)
+//   task     the pipeline of a sip + rtp task (`otus capture --task`): the
+//            sample's RTP labelled with its call, wire records into batches
 //   ndjson   ... plus the `otus capture` NDJSON line (to /dev/null)
 // Each trial is a fresh capture process pinned to one CPU, the sender pinned
 // to another. Reports offered and captured packets per second, kernel drops,
 // and the capture process's CPU-seconds per million packets (its own
 // getrusage / process.cpuUsage from "ready" to stop: user + system, all threads).
 //
-//   npm run build && node dist/bench/live-veth.js [--seconds 4] [--trials 3] [--pcap FILE]
+//   npm run build && node dist/bench/live-veth.js [--seconds 4] [--trials 3] [--pcap FILE] [--contenders c,walk,decode,task,ndjson]
 // Needs root, ip (iproute2) and cc.
 //
 // Recorded 2026-11-25, `node dist/bench/live-veth.js --seconds 4 --trials 5`,
@@ -96,6 +98,8 @@ interface Result {
   cpu_s: number;
   main_thread_cpu_s?: number;
   gcs?: number;
+  /** task: RTP packets labelled with their call. */
+  labelled?: number;
 }
 
 async function lines(child: ChildProcess, until: (s: string) => boolean): Promise<string> {
@@ -138,7 +142,7 @@ async function trial(contender: string): Promise<{ offered: number; sentSeconds:
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const contenders = ['c', 'walk', 'decode', 'ndjson'];
+const contenders = opt('contenders', 'c,walk,decode,task,ndjson').split(',');
 const results = new Map<string, { offeredPps: number[]; capturedPps: number[]; drops: number[]; loss: number[]; cpuPerM: number[]; mainPerM: number[] }>();
 for (const c of contenders) results.set(c, { offeredPps: [], capturedPps: [], drops: [], loss: [], cpuPerM: [], mainPerM: [] });
 
@@ -155,7 +159,7 @@ for (let t = 0; t < trials; t++) {
     m.loss.push(offered > 0 ? (offered - r.packets) / offered : 0);
     m.cpuPerM.push((r.cpu_s / Math.max(1, r.packets)) * 1e6);
     if (r.main_thread_cpu_s !== undefined) m.mainPerM.push((r.main_thread_cpu_s / Math.max(1, r.packets)) * 1e6);
-    process.stderr.write(`  trial ${t + 1} ${c}: offered ${offered}, captured ${r.packets}, drops ${r.kernel_drops}, cpu ${r.cpu_s.toFixed(3)} s${r.gcs !== undefined ? `, GCs ${r.gcs}` : ''}\n`);
+    process.stderr.write(`  trial ${t + 1} ${c}: offered ${offered}, captured ${r.packets}, drops ${r.kernel_drops}, cpu ${r.cpu_s.toFixed(3)} s${r.gcs !== undefined ? `, GCs ${r.gcs}` : ''}${r.labelled !== undefined ? `, labelled with their call ${r.labelled}` : ''}\n`);
   }
 }
 
