@@ -14,6 +14,7 @@ import { RecordExpander } from '../pipeline/expand.js';
 import { RingConsumer } from '../shm/ring.js';
 import type { ChildError, SenderDone, SenderReady, SenderStart } from '../supervisor/replay-messages.js';
 import { OtusError } from '../util/errors.js';
+import { LatencyHistogram } from './latency.js';
 
 class Rec implements EncodedRecord {
   buf: Uint8Array;
@@ -58,12 +59,15 @@ async function run(m: SenderStart): Promise<SenderDone> {
     const rec = new Rec(reporter.format, out);
     let records = 0;
     let bytes = 0;
+    const latency = m.latency ? new LatencyHistogram() : null;
     for (;;) {
       let n: number;
       while ((n = ring.next()) >= 0) {
         if (!batch.start(ring.u8, ring.off, n)) continue; // counted in batch.broken
+        if (latency !== null) latency.nowUs = (performance.timeOrigin + performance.now()) * 1000;
         let k: number;
         while ((k = batch.next()) >= 0) {
+          latency?.add(ring.u8, batch.off);
           const end = expander.expand(ring.u8, batch.off, k, batch.keys, out, 0, out.length);
           if (end < 0) continue; // counted in expander.stats
           rec.len = end;
@@ -95,6 +99,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
       },
       expand: { ...expander.stats, malformed: expander.stats.malformed + batch.broken },
       cpuSec: (c.user + c.system) / 1e6,
+      latency: latency?.summary() ?? null,
     };
   } finally {
     ring.close();

@@ -87,7 +87,7 @@ export async function runLiveTask(o: LiveTaskOptions): Promise<LiveTaskResult> {
   const allowed = allowedCpus();
   const cpuOf = (i: number): number => (o.cpus === 'off' ? -1 : o.cpus === 'auto' ? autoCpu(i, allowed) : o.cpus[i % o.cpus.length]!);
   try {
-    const { sender, done: senderDone } = await startSender(setup, t, o.ringBytes ?? 64 << 20, execArgv, children);
+    const { sender, done: senderDone } = await startSender(setup, t, o.ringBytes ?? 64 << 20, execArgv, children, true);
     const captures: ChildProcess[] = [];
     const dones: Promise<LiveCaptureDone>[] = [];
     const readies: Promise<LiveCaptureReady>[] = [];

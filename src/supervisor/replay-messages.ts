@@ -6,6 +6,7 @@
 
 import type { CaptureOptions } from '../capture/capturer.js';
 import type { RecordFormat } from '../plugin/types.js';
+import type { LatencySummary } from '../sender-proc/latency.js';
 
 export interface ReplayPluginSetup {
   taskFile: string;
@@ -79,6 +80,8 @@ export interface SenderStart extends ReplayPluginSetup {
   reporterConfig: Record<string, unknown>;
   reporterWhere: string;
   ringBytes: number;
+  /** Live: measure each record's capture → sender latency (its packet's kernel timestamp to the read of its batch). */
+  latency?: boolean;
 }
 
 export interface PipelineCounters {
@@ -127,6 +130,8 @@ export interface SenderDone {
   /** The sender's expansion of wire records (src/pipeline/expand.ts ExpandStats). */
   expand: { records: number; malformed: number; tooBig: number; payloadUnread: number; payloadFormat: number };
   cpuSec: number;
+  /** Capture → sender latency (live runs), else null. */
+  latency: LatencySummary | null;
 }
 
 export interface ChildError {

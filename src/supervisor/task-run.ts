@@ -10,6 +10,7 @@ import { loadTaskFile, type TaskSpec } from '../config/task.js';
 import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
 import type { RecordFormat } from '../plugin/types.js';
+import type { LatencySummary } from '../sender-proc/latency.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
 import type { CaptureDone, ChildError, LiveCaptureDone, ReplayPluginSetup, SenderDone, SenderReady, SenderStart } from './replay-messages.js';
 
@@ -53,7 +54,8 @@ export interface TaskSummary {
   /** Frames over the longest capture process's wall time (aggregate rate). */
   pps_wall: number;
   /** `payload_unread`: records whose compact payload no parser plugin could read (written with a null payload). */
-  sender: { records: number; bytes: number; cpu_s: number; payload_unread: number };
+  /** `latency`: live runs, capture → sender per record (µs). */
+  sender: { records: number; bytes: number; cpu_s: number; payload_unread: number; latency?: LatencySummary };
   wall_s: number;
   warnings: string[];
 }
@@ -90,13 +92,14 @@ export async function startSender(
   ringBytes: number,
   execArgv: string[],
   children: ChildProcess[],
+  latency = false,
 ): Promise<{ sender: ChildProcess; done: Promise<SenderDone> }> {
   const sender = fork(here('../sender-proc/replay.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.push(sender);
   const done = awaitDone<SenderDone>(sender, 'sender');
   done.catch(() => undefined);
   const ready = awaitReady<SenderReady>(sender, 'sender');
-  sender.send({ type: 'start', ...setup, reporter: t.reporter.name, reporterConfig: t.reporter.config, reporterWhere: t.reporter.where, ringBytes } satisfies SenderStart);
+  sender.send({ type: 'start', ...setup, reporter: t.reporter.name, reporterConfig: t.reporter.config, reporterWhere: t.reporter.where, ringBytes, latency } satisfies SenderStart);
   await Promise.race([ready, done]);
   return { sender, done };
 }
@@ -233,7 +236,7 @@ export function summarize<D extends CaptureDone | LiveCaptureDone>(
     })),
     pps_per_capture_cpu_s: cpu > 0 ? frames / cpu : 0,
     pps_wall: maxWall > 0 ? frames / maxWall : 0,
-    sender: { records: s.records, bytes: s.bytes, cpu_s: s.cpuSec, payload_unread: s.expand.payloadUnread + s.expand.payloadFormat },
+    sender: { records: s.records, bytes: s.bytes, cpu_s: s.cpuSec, payload_unread: s.expand.payloadUnread + s.expand.payloadFormat, ...(s.latency ? { latency: s.latency } : {}) },
     wall_s: wallSec,
     warnings,
   };
@@ -273,7 +276,8 @@ export function formatSummary(s: TaskSummary): string {
         (c.kernel_packets !== undefined ? `; kernel_packets=${c.kernel_packets} kernel_drops=${c.kernel_drops} freezes=${c.freezes} blocks=${c.blocks}` : ''),
     ),
     `  packets per capture-process CPU-second: ${M(s.pps_per_capture_cpu_s)}; aggregate ${M(s.pps_wall)} packets per second`,
-    `  sender: ${s.sender.records} records, ${s.sender.bytes} bytes, ${s.sender.cpu_s.toFixed(3)} CPU-s, payloads unread ${s.sender.payload_unread}`,
+    `  sender: ${s.sender.records} records, ${s.sender.bytes} bytes, ${s.sender.cpu_s.toFixed(3)} CPU-s, payloads unread ${s.sender.payload_unread}` +
+      (s.sender.latency ? `; capture → sender latency p50 ${s.sender.latency.p50_us} µs, p99 ${s.sender.latency.p99_us} µs, max ${s.sender.latency.max_us} µs` : ''),
     ...s.warnings.map((w) => `  warning: ${w}`),
   ];
   return lines.join('\n') + '\n';

@@ -11,6 +11,7 @@ export const OTUS = join(ROOT, 'dist/src/cli/otus.js');
 export const FIXTURES = join(ROOT, 'test/fixtures/captures');
 
 export interface Rec {
+  ts: string;
   protocol: string;
   flow: { src: string; dst: string; sport: number; dport: number; proto: number };
   labels: Record<string, string>;
