@@ -382,6 +382,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         if (argv.task !== undefined) {
           if (filter !== null) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--filter with --task: the task file\'s filter section applies');
           if (argv.count > 0) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--count with --task: stop with --duration or a signal');
+          if (argv.tunnels !== '') throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--tunnels with --task: a task decodes as `otus replay` does (tunnels off)');
           const { iface: _i, streams: _s, filter: _f, fanout: _fo, ...rest } = capture;
           const { summary, failure } = await runLiveTask({
             taskFile: argv.task,

@@ -67,6 +67,7 @@ describe('otus capture --task: bad usage, a lost capture process', { skip: skip 
       [['capture', '--task', task, '-i', 'otus-no-such-if0'], /otus-no-such-if0/],
       [['capture', '--task', join(tmp.dir, 'missing.yml'), '-i', host.capIf], /missing\.yml.*\[OTUS_ERR_TASK\]/],
       [['capture', '-i', host.capIf, '--out', 'x'], /--out: only with --task/],
+      [['capture', '--task', task, '-i', host.capIf, '--tunnels', 'vxlan'], /--tunnels with --task.*\[OTUS_ERR_BAD_ARGUMENT\]/],
     ];
     for (const [args, want] of cases) {
       const r = spawnSync(process.execPath, [OTUS, ...args], { encoding: 'utf8', timeout: 30000 });
