@@ -5,7 +5,7 @@ import { DECODE_ERROR_NAMES } from '../decode/errors.js';
 import type { BatchSink } from '../pipeline/batch-sink.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Parser } from '../plugin/types.js';
-import type { PipelineCounters } from '../supervisor/replay-messages.js';
+import type { PipelineCounters } from '../supervisor/messages.js';
 
 /** Largest wire record (a SIP or HTTP message with its headers, or a jumbo frame's raw bytes). */
 export const MAX_RECORD_BYTES = 256 * 1024;

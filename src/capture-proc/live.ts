@@ -17,7 +17,7 @@ import type { Pipeline } from '../pipeline/pipeline.js';
 import { createRegistry } from '../plugin/builtins.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { RingProducer } from '../shm/ring.js';
-import type { ChildError, LiveCaptureDone, LiveCaptureStart } from '../supervisor/replay-messages.js';
+import type { ChildError, LiveCaptureDone, LiveCaptureStart } from '../supervisor/messages.js';
 import { OtusError } from '../util/errors.js';
 import { MAX_RECORD_BYTES, pipelineCounters } from './counters.js';
 

@@ -15,7 +15,7 @@ import { createRegistry } from '../plugin/builtins.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { ReplayClock } from '../shm/replay-clock.js';
 import { RingProducer } from '../shm/ring.js';
-import type { CaptureDone, CaptureStart, ChildError } from '../supervisor/replay-messages.js';
+import type { CaptureDone, CaptureStart, ChildError } from '../supervisor/messages.js';
 import { OtusError } from '../util/errors.js';
 import { MAX_RECORD_BYTES, pipelineCounters } from './counters.js';
 

@@ -15,7 +15,7 @@ import { allowedCpus, autoCpu, type CaptureOptions, createCapturer, defaultCaptu
 import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { OtusError } from '../util/errors.js';
-import type { LiveCaptureDone, LiveCaptureReady, LiveCaptureStart } from './replay-messages.js';
+import type { LiveCaptureDone, LiveCaptureReady, LiveCaptureStart } from './messages.js';
 import { awaitDone, awaitReady, checkTask, here, killAll, startSender, summarize, type TaskSummary } from './task-run.js';
 
 export interface LiveTaskOptions {

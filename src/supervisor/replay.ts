@@ -18,7 +18,7 @@ import { symmetricFlowHash } from '../pipeline/flow-hash.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { ReplayClock } from '../shm/replay-clock.js';
 import { OtusError } from '../util/errors.js';
-import type { CaptureDone, CaptureStart, FrameShare } from './replay-messages.js';
+import type { CaptureDone, CaptureStart, FrameShare } from './messages.js';
 import { awaitDone, checkTask, here, killAll, startSender, summarize, type TaskSummary } from './task-run.js';
 
 export { formatSummary, type TaskSummary } from './task-run.js';

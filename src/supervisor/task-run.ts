@@ -12,7 +12,7 @@ import { createRegistry } from '../plugin/builtins.js';
 import type { RecordFormat } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
-import type { CaptureDone, ChildError, LiveCaptureDone, ReplayPluginSetup, SenderDone, SenderReady, SenderStart } from './replay-messages.js';
+import type { CaptureDone, ChildError, LiveCaptureDone, ReplayPluginSetup, SenderDone, SenderReady, SenderStart } from './messages.js';
 
 export interface TaskSummary {
   task: string;
@@ -94,7 +94,7 @@ export async function startSender(
   children: ChildProcess[],
   latency = false,
 ): Promise<{ sender: ChildProcess; done: Promise<SenderDone> }> {
-  const sender = fork(here('../sender-proc/replay.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const sender = fork(here('../sender-proc/main.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.push(sender);
   const done = awaitDone<SenderDone>(sender, 'sender');
   done.catch(() => undefined);

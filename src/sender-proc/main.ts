@@ -1,10 +1,11 @@
-// The sender process of `otus replay` (forked by src/supervisor/replay.ts):
-// creates the task's send ring (it is the one consumer), instantiates the
+// The sender process of a task (forked by src/supervisor/task-run.ts, for
+// `otus replay` and `otus capture --task`): creates the task's send ring (it is the one consumer), instantiates the
 // reporter, expands every wire record into the reporter's format
 // (src/pipeline/expand.ts: serialization happens here, not in the capture
 // processes) and hands it over, until the supervisor says the capture
 // processes are done and the ring is empty. Sleeps on the ring's futex when
-// idle instead of spinning.
+// idle instead of spinning. Live runs also measure each record's capture →
+// sender latency (latency.ts).
 
 import { loadTaskFile } from '../config/task.js';
 import { createRegistry } from '../plugin/builtins.js';
@@ -12,7 +13,7 @@ import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
 import { BatchReader } from '../pipeline/batch-sink.js';
 import { RecordExpander } from '../pipeline/expand.js';
 import { RingConsumer } from '../shm/ring.js';
-import type { ChildError, SenderDone, SenderReady, SenderStart } from '../supervisor/replay-messages.js';
+import type { ChildError, SenderDone, SenderReady, SenderStart } from '../supervisor/messages.js';
 import { OtusError } from '../util/errors.js';
 import { LatencyHistogram } from './latency.js';
 

@@ -1,7 +1,7 @@
 // Messages between a task's supervisor (`otus replay`: src/supervisor/replay.ts;
 // `otus capture --task`: src/supervisor/live.ts), its capture processes
 // (src/capture-proc/replay.ts, live.ts) and its sender
-// (src/sender-proc/replay.ts), over child_process IPC with advanced
+// (src/sender-proc/main.ts), over child_process IPC with advanced
 // serialization (typed arrays cross as they are).
 
 import type { CaptureOptions } from '../capture/capturer.js';
