@@ -41,10 +41,6 @@ class PipelineFeed implements FrameSink {
     this.failure = message;
     this.onEnd(`error: ${message}`);
   }
-
-  end(): void {
-    this.onEnd('end of input');
-  }
 }
 
 process.on('SIGINT', () => {}); // the terminal's SIGINT is the supervisor's to act on: it stops us in order

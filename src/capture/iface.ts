@@ -76,3 +76,13 @@ export function allowedCpus(): number[] {
 export function autoCpu(index: number, cpus: number[] = allowedCpus()): number {
   return cpus[index % cpus.length]!;
 }
+
+/** How `--cpus` pins: 'auto' (autoCpu), 'off', or a list of CPUs taken in turn. */
+export type CpuChoice = 'auto' | 'off' | number[];
+
+/** The CPU capture process `index` pins to under `choice`, -1 for none. */
+export function cpuFor(choice: CpuChoice, index: number, allowed: number[]): number {
+  if (choice === 'off') return -1;
+  if (choice === 'auto') return autoCpu(index, allowed);
+  return choice[index % choice.length]!;
+}

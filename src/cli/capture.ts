@@ -8,11 +8,12 @@
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { StatsMessage, ChildMessage, StartMessage } from '../capture-proc/main.js';
 import { NdjsonSink } from '../capture-proc/sink.js';
 import type { CommandModule } from 'yargs';
-import { type CaptureOptions, allowedCpus, autoCpu, createCapturer, defaultCaptureOptions, type FanoutMode } from '../capture/index.js';
+import { type CaptureOptions, allowedCpus, cpuFor, createCapturer, defaultCaptureOptions, type FanoutMode } from '../capture/index.js';
 import type { StructuredFilter } from '../capture/filter.js';
 import { DECODE_ERROR_NAMES } from '../decode/errors.js';
 import { type DecoderOptions, defaultDecoderOptions, parseTunnelList } from '../decode/options.js';
@@ -21,7 +22,6 @@ import { FlowDispatcher } from '../capture/flowhash.js';
 import { OtusError } from '../util/errors.js';
 import { runLiveTask } from '../supervisor/live.js';
 import { formatSummary } from '../supervisor/task-run.js';
-import { writeFileSync } from 'node:fs';
 
 export interface CaptureCommandOptions {
   iface: string;
@@ -51,12 +51,6 @@ export function parseCpus(s: string): 'auto' | 'off' | number[] {
     throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--cpus: expected auto, off or a list of CPU numbers, got "${s}"`);
   }
   return cpus;
-}
-
-function cpuFor(o: CaptureCommandOptions, i: number, allowed: number[]): number {
-  if (o.cpus === 'off') return -1;
-  if (o.cpus === 'auto') return autoCpu(i, allowed);
-  return o.cpus[i % o.cpus.length]!;
 }
 
 /** Resolves when any of: count reached, duration over, signal aborted. */
@@ -246,7 +240,7 @@ async function runWorkers(o: CaptureCommandOptions): Promise<void> {
         w.stop('worker failed');
       }
     });
-    const start: StartMessage = { type: 'start', driver: o.driver, options: opts, index: i, cpu: cpuFor(o, i, allowed), decoder: o.decoder };
+    const start: StartMessage = { type: 'start', driver: o.driver, options: opts, index: i, cpu: cpuFor(o.cpus, i, allowed), decoder: o.decoder };
     child.send(start);
   }
 

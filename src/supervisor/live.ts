@@ -11,7 +11,7 @@
 
 import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
-import { allowedCpus, autoCpu, type CaptureOptions, createCapturer, defaultCaptureOptions } from '../capture/index.js';
+import { allowedCpus, type CaptureOptions, type CpuChoice, cpuFor, createCapturer, defaultCaptureOptions } from '../capture/index.js';
 import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { OtusError } from '../util/errors.js';
@@ -34,7 +34,7 @@ export interface LiveTaskOptions {
   duration: number;
   signal?: AbortSignal;
   /** 'auto': stream index over the allowed CPUs; 'off'; or one CPU per capture process. */
-  cpus: 'auto' | 'off' | number[];
+  cpus: CpuChoice;
   /** Ring geometry, snaplen, fanout mode and the like (the interface, streams and filter come from the task). */
   capture?: Partial<CaptureOptions>;
   /** Called once every capture process is reading. */
@@ -85,7 +85,6 @@ export async function runLiveTask(o: LiveTaskOptions): Promise<LiveTaskResult> {
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
   const children: ChildProcess[] = [];
   const allowed = allowedCpus();
-  const cpuOf = (i: number): number => (o.cpus === 'off' ? -1 : o.cpus === 'auto' ? autoCpu(i, allowed) : o.cpus[i % o.cpus.length]!);
   try {
     const { sender, done: senderDone } = await startSender(setup, t, o.ringBytes ?? 64 << 20, execArgv, children, true);
     const captures: ChildProcess[] = [];
@@ -98,15 +97,18 @@ export async function runLiveTask(o: LiveTaskOptions): Promise<LiveTaskResult> {
       dones.push(awaitDone<LiveCaptureDone>(c, `capture process ${i}`));
       readies.push(awaitReady<LiveCaptureReady>(c, `capture process ${i}`));
       dones[i].catch(() => undefined);
-      c.send({ type: 'start', ...setup, index: i, cpu: cpuOf(i), driver, options: capture, format: t.format, userFilter } satisfies LiveCaptureStart);
+      c.send({ type: 'start', ...setup, index: i, cpu: cpuFor(o.cpus, i, allowed), driver, options: capture, format: t.format, userFilter } satisfies LiveCaptureStart);
     }
     await Promise.all(readies);
     o.onCapturing?.(`${iface} (${driver}, ${workers} stream(s)${driver === 'af_packet_v3' ? `, fanout ${capture.fanoutMode} group ${capture.fanoutGroup}` : ''})`);
 
     // Until the duration is over, the signal comes, or a capture process stops on its own.
+    // The timer and the listener go with it: a run that ends early must not keep the event loop alive.
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort = (): void => undefined;
     const why = await new Promise<string>((resolve) => {
-      const timer = o.duration > 0 ? setTimeout(() => resolve(`duration ${o.duration}s`), o.duration * 1000) : null;
-      const onAbort = (): void => resolve('signal');
+      if (o.duration > 0) timer = setTimeout(() => resolve(`duration ${o.duration}s`), o.duration * 1000);
+      onAbort = (): void => resolve('signal');
       o.signal?.addEventListener('abort', onAbort, { once: true });
       if (o.signal?.aborted) resolve('signal');
       dones.forEach((d, i) =>
@@ -116,6 +118,8 @@ export async function runLiveTask(o: LiveTaskOptions): Promise<LiveTaskResult> {
         ),
       );
     });
+    clearTimeout(timer);
+    o.signal?.removeEventListener('abort', onAbort);
     for (const c of captures) if (c.connected) c.send({ type: 'stop' }, () => undefined);
     const killer = setTimeout(() => killAll(captures), STOP_GRACE_MS);
     const settled = await Promise.allSettled(dones);

@@ -62,7 +62,7 @@ export interface LiveCaptureDone {
   index: number;
   pid: number;
   cpu: number;
-  /** Why it stopped: `stopped` (asked), `supervisor gone`, `end of input`, `error: ...`. */
+  /** Why it stopped: `stopped` (asked), `supervisor gone`, `error: ...`. */
   why: string;
   /** The stream failed (socket error, interface gone), or null. */
   failure: string | null;

@@ -53,13 +53,14 @@ export interface TaskSummary {
   pps_per_capture_cpu_s: number;
   /** Frames over the longest capture process's wall time (aggregate rate). */
   pps_wall: number;
-  /** `payload_unread`: records whose compact payload no parser plugin could read (written with a null payload). */
-  /** `latency`: live runs, capture → sender per record (µs). */
+  /**
+   * `payload_unread`: records whose compact payload no parser plugin could read (written with a null payload).
+   * `latency`: live runs, capture → sender per record (µs).
+   */
   sender: { records: number; bytes: number; cpu_s: number; payload_unread: number; latency?: LatencySummary };
   wall_s: number;
   warnings: string[];
 }
-
 
 export const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 
@@ -156,7 +157,6 @@ export function reporterFor(out: string | null, task: TaskSpec): { name: string;
   if (task.reporter) return { name: task.reporter.plugin, config: task.reporter.config, where: task.reporter.where };
   return { name: 'console', config: {}, where: 'default reporter' };
 }
-
 
 /** Sums parser counters: numbers add, objects merge recursively, anything else keeps the first value. */
 function addCounters(into: Record<string, unknown>, from: Record<string, unknown>): Record<string, unknown> {
