@@ -15,26 +15,35 @@ import { BatchSink } from '../pipeline/batch-sink.js';
 import { instantiateTaskPlugins, pipelineForTask } from '../pipeline/from-task.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { createRegistry } from '../plugin/builtins.js';
+import { CaptureClock } from '../shm/capture-clock.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { RingProducer } from '../shm/ring.js';
 import type { ChildError, LiveCaptureDone, LiveCaptureStart } from '../supervisor/messages.js';
 import { OtusError } from '../util/errors.js';
+import { LiveCatchUp } from './catch-up.js';
 import { MAX_RECORD_BYTES, pipelineCounters } from './counters.js';
 
 /** The capture driver's frames into the pipeline: nanosecond kernel timestamps; a batch to the ring per block. */
 class PipelineFeed implements FrameSink {
   failure: string | null = null;
+  /** Capture time of the last frame. */
+  private sec = 0;
+  private nsec = 0;
   constructor(
     private readonly pl: Pipeline,
+    private readonly catchUp: LiveCatchUp | null,
     private readonly onEnd: (why: string) => void,
   ) {}
 
   frame(buf: Uint8Array, view: DataView, off: number, caplen: number, len: number, linkType: number, sec: number, nsec: number): void {
+    this.sec = sec;
+    this.nsec = nsec;
     this.pl.processBytes(buf, view, off, caplen, len, linkType, sec, nsec, true, 9);
   }
 
   batchEnd(): void {
     this.pl.batchEnd();
+    this.catchUp?.handled(this.sec, this.nsec);
   }
 
   error(_stream: number, message: string): void {
@@ -51,6 +60,9 @@ async function run(m: LiveCaptureStart): Promise<void> {
   const task = loadTaskFile(m.taskFile);
   const registry = await createRegistry(m.pluginDirs);
   const flows = m.flows ? FlowRegistry.open(m.ringTask) : null;
+  // Several capture processes: a registry miss waits for the others' older frames (catch-up.ts).
+  const catchUp = flows !== null && m.clock !== null ? new LiveCatchUp(CaptureClock.open(m.ringTask), m.index, m.clock.baseMs, m.clock.windowMs) : null;
+  if (catchUp !== null) flows!.setCatchUp((sec, nsec) => catchUp.wait(sec, nsec));
   const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows);
   const producer = RingProducer.open(m.ringTask, m.index);
   const batch = new BatchSink(producer, MAX_RECORD_BYTES);
@@ -69,6 +81,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
     stopped = true;
     stream.stop();
     pipeline.flush(); // stored TCP bytes delivered, connections ended, the last batch committed
+    catchUp?.stop();
     const c = process.cpuUsage(c0);
     const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
     for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
@@ -82,6 +95,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
       failure: feed.failure,
       counters: pipelineCounters(pipeline, plugins.parsers, batch),
       stream: { frames: st.frames, blocks: st.batches, kernelPackets: st.kernelPackets, kernelDrops: st.kernelDrops, freezes: st.freezes, ifDrops: st.ifDrops },
+      catchUp: catchUp === null ? null : { ...catchUp.stats },
       cpuSec: (c.user + c.system) / 1e6,
       wallSec,
     };
@@ -90,12 +104,13 @@ async function run(m: LiveCaptureStart): Promise<void> {
     if (process.connected) process.send!(done, () => process.exit(0));
     else process.exit(0);
   };
-  const feed = new PipelineFeed(pipeline, (why) => void stop(why));
+  const feed = new PipelineFeed(pipeline, catchUp, (why) => void stop(why));
   process.on('message', (msg: { type: string }) => {
     if (msg.type === 'stop') void stop('stopped');
   });
   process.on('disconnect', () => void stop('supervisor gone'));
   stream.start(feed);
+  catchUp?.start();
   process.send!({ type: 'ready', index: m.index, cpu: m.cpu });
 }
 

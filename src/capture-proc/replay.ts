@@ -13,7 +13,7 @@ import { BatchSink } from '../pipeline/batch-sink.js';
 import { instantiateTaskPlugins, pipelineForTask } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
 import { FlowRegistry } from '../shm/registry.js';
-import { ReplayClock } from '../shm/replay-clock.js';
+import { CaptureClock } from '../shm/capture-clock.js';
 import { RingProducer } from '../shm/ring.js';
 import type { CaptureDone, CaptureStart, ChildError } from '../supervisor/messages.js';
 import { OtusError } from '../util/errors.js';
@@ -27,7 +27,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
   const registry = await createRegistry(m.pluginDirs);
   // The task's flow registry, created by the supervisor: SIP on one process labels RTP on another.
   const flows = m.flows ? FlowRegistry.open(m.ringTask) : null;
-  const clock = m.ordered ? ReplayClock.open(m.ringTask) : null;
+  const clock = m.ordered ? CaptureClock.open(m.ringTask) : null;
   const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows);
   const producer = RingProducer.open(m.ringTask, m.index);
   const batch = new BatchSink(producer, MAX_RECORD_BYTES);
@@ -41,8 +41,12 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   let g = 0; // global frame index, across files
-  // A registry miss waits for earlier frames on the other processes, then retries (replay-clock.ts).
-  if (clock !== null && flows !== null) flows.setCatchUp(() => clock.waitTurn(me, g));
+  // A registry miss waits for earlier frames on the other processes, then retries (capture-clock.ts).
+  if (clock !== null && flows !== null)
+    flows.setCatchUp(() => {
+      clock.waitTurn(me, g);
+      return true;
+    });
   let base = 0; // frames in the files before this one (g counts from 1)
   for (let fi = 0; fi < m.files.length; fi++) {
     const reader = openCapture(m.files[fi]);

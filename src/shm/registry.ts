@@ -424,8 +424,8 @@ export class FlowRegistry {
   lastSeq = 0;
   /** ... and its expiry time (ms), read under that seq. */
   lastExpiry = 0;
-  /** Replay's catch-up (setCatchUp), null live. */
-  private catchUpHook: (() => void) | null = null;
+  /** The capture process's catch-up (setCatchUp), null with one capture process. */
+  private catchUpHook: ((tsSec: number, tsNsec: number) => boolean) | null = null;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private readonly mask: number;
@@ -577,23 +577,23 @@ export class FlowRegistry {
   // ---- context accessors: offsets into u8 (no allocation), or decoded strings ----
 
   /**
-   * Replay only (src/shm/replay-clock.ts): `fn` returns once every capture
-   * process has handled all frames before the current one. Live, real time
-   * does this.
+   * Set by the capture process when the task has several
+   * (src/shm/capture-clock.ts): `fn(tsSec, tsNsec)` returns once the other
+   * capture processes have handed over their frames older than that
+   * capture time (replay: frames earlier in the files), or it is too late
+   * to wait; false when there is nothing to wait for.
    */
-  setCatchUp(fn: (() => void) | null): void {
+  setCatchUp(fn: ((tsSec: number, tsNsec: number) => boolean) | null): void {
     this.catchUpHook = fn;
   }
 
   /**
-   * After a miss: lets earlier frames on other capture processes (an SDP
-   * another process has not read yet) land. True in replay, where the
-   * lookup is then worth one retry; false live.
+   * After a miss on a packet captured at tsSec.tsNsec: lets earlier frames
+   * on other capture processes (an SDP another process has not read yet)
+   * land. True when the lookup is worth one retry.
    */
-  catchUp(): boolean {
-    if (this.catchUpHook === null) return false;
-    this.catchUpHook();
-    return true;
+  catchUp(tsSec: number, tsNsec: number): boolean {
+    return this.catchUpHook !== null && this.catchUpHook(tsSec, tsNsec);
   }
 
   /** Has the slot been rewritten since the lookup that returned it? Check after copying bytes out. */

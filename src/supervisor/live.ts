@@ -13,6 +13,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { allowedCpus, type CaptureOptions, type CpuChoice, cpuFor, createCapturer, defaultCaptureOptions } from '../capture/index.js';
 import { CaptureFilter } from '../pipeline/capture-filter.js';
+import { CATCH_UP_MARGIN_MS } from '../capture-proc/catch-up.js';
+import { CaptureClock } from '../shm/capture-clock.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { OtusError } from '../util/errors.js';
 import type { LiveCaptureDone, LiveCaptureReady, LiveCaptureStart } from './messages.js';
@@ -81,6 +83,9 @@ export async function runLiveTask(o: LiveTaskOptions): Promise<LiveTaskResult> {
 
   const ringTask = `${task.id.slice(0, 40)}.live${process.pid}`;
   const flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? 65536 }) : null;
+  // A registry miss waits for the other capture processes' older frames (src/capture-proc/catch-up.ts): up to the ring's retire time.
+  const clock = flows !== null && workers > 1 ? CaptureClock.create(ringTask, workers) : null;
+  const clockSetup = clock === null ? null : { baseMs: Date.now(), windowMs: (driver === 'af_packet_v3' ? capture.retireMs : 0) + CATCH_UP_MARGIN_MS };
   const setup = { taskFile: t.taskFile, pluginDirs: t.pluginDirs, node, ringTask, flows: flows !== null };
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
   const children: ChildProcess[] = [];
@@ -97,7 +102,7 @@ export async function runLiveTask(o: LiveTaskOptions): Promise<LiveTaskResult> {
       dones.push(awaitDone<LiveCaptureDone>(c, `capture process ${i}`));
       readies.push(awaitReady<LiveCaptureReady>(c, `capture process ${i}`));
       dones[i].catch(() => undefined);
-      c.send({ type: 'start', ...setup, index: i, cpu: cpuFor(o.cpus, i, allowed), driver, options: capture, format: t.format, userFilter } satisfies LiveCaptureStart);
+      c.send({ type: 'start', ...setup, index: i, cpu: cpuFor(o.cpus, i, allowed), driver, options: capture, format: t.format, userFilter, clock: clockSetup } satisfies LiveCaptureStart);
     }
     await Promise.all(readies);
     o.onCapturing?.(`${iface} (${driver}, ${workers} stream(s)${driver === 'af_packet_v3' ? `, fanout ${capture.fanoutMode} group ${capture.fanoutGroup}` : ''})`);
@@ -145,7 +150,14 @@ export async function runLiveTask(o: LiveTaskOptions): Promise<LiveTaskResult> {
       task,
       workers,
       done,
-      (d) => ({ cpu: d.cpu, blocks: d.stream.blocks, kernel_packets: d.stream.kernelPackets, kernel_drops: d.stream.kernelDrops, freezes: d.stream.freezes }),
+      (d) => ({
+        cpu: d.cpu,
+        blocks: d.stream.blocks,
+        kernel_packets: d.stream.kernelPackets,
+        kernel_drops: d.stream.kernelDrops,
+        freezes: d.stream.freezes,
+        ...(d.catchUp && { catchup_waits: d.catchUp.waits, catchup_waited_ms: Math.round(d.catchUp.waited_ms), catchup_deadlines: d.catchUp.deadlines }),
+      }),
       s,
       Number(process.hrtime.bigint() - t0) / 1e9,
       warnings,
@@ -155,5 +167,6 @@ export async function runLiveTask(o: LiveTaskOptions): Promise<LiveTaskResult> {
   } finally {
     killAll(children);
     flows?.close();
+    clock?.close();
   }
 }

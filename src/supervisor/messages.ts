@@ -4,6 +4,7 @@
 // (src/sender-proc/main.ts), over child_process IPC with advanced
 // serialization (typed arrays cross as they are).
 
+import type { CatchUpStats } from '../capture-proc/catch-up.js';
 import type { CaptureOptions } from '../capture/capturer.js';
 import type { RecordFormat } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
@@ -16,7 +17,7 @@ export interface ReplayPluginSetup {
   ringTask: string;
   /** The task has parsers: a flow registry /otus-<ringTask>-flows exists for them to open. */
   flows?: boolean;
-  /** Several capture processes keep capture order through /otus-<ringTask>-clock (src/shm/replay-clock.ts). */
+  /** Several capture processes keep capture order through /otus-<ringTask>-clock (src/shm/capture-clock.ts). */
   ordered?: boolean;
 }
 
@@ -49,6 +50,8 @@ export interface LiveCaptureStart extends ReplayPluginSetup {
   format: RecordFormat;
   /** Run the task's filter in the pipeline (the driver cannot filter in the kernel: xdp). */
   userFilter: boolean;
+  /** The task's capture clock (several capture processes sharing a flow registry): position 0 and the catch-up window, in ms. */
+  clock: { baseMs: number; windowMs: number } | null;
 }
 
 export interface LiveCaptureReady {
@@ -69,6 +72,8 @@ export interface LiveCaptureDone {
   counters: PipelineCounters;
   /** The capture stream's counters (StreamStats): blocks walked, and the kernel's packets and drops. */
   stream: { frames: number; blocks: number; kernelPackets: number; kernelDrops: number; freezes: number; ifDrops: number };
+  /** Registry misses that waited for the other capture processes (src/capture-proc/catch-up.ts), null without a clock. */
+  catchUp: CatchUpStats | null;
   cpuSec: number;
   wallSec: number;
 }

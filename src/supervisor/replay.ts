@@ -16,7 +16,7 @@ import { defaultDecoderOptions } from '../decode/options.js';
 import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { symmetricFlowHash } from '../pipeline/flow-hash.js';
 import { FlowRegistry } from '../shm/registry.js';
-import { ReplayClock } from '../shm/replay-clock.js';
+import { CaptureClock } from '../shm/capture-clock.js';
 import { OtusError } from '../util/errors.js';
 import type { CaptureDone, CaptureStart, FrameShare } from './messages.js';
 import { awaitDone, checkTask, here, killAll, startSender, summarize, type TaskSummary } from './task-run.js';
@@ -36,7 +36,7 @@ export interface ReplayOptions {
   ringBytes?: number;
   /** Flow registry slots (created when the task has parsers). */
   flowSlots?: number;
-  /** Keep capture order across capture processes (default true; see src/shm/replay-clock.ts). */
+  /** Keep capture order across capture processes (default true; see src/shm/capture-clock.ts). */
   ordered?: boolean;
 }
 
@@ -103,7 +103,7 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
   // The task's flow registry (ADR-008): created here, opened by every capture process.
   const flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? 65536 }) : null;
   // Capture order across processes matters once a parser correlates through the registry.
-  const clock = flows !== null && workers > 1 && o.ordered !== false ? ReplayClock.create(ringTask, workers) : null;
+  const clock = flows !== null && workers > 1 && o.ordered !== false ? CaptureClock.create(ringTask, workers) : null;
   const setup = { taskFile: t.taskFile, pluginDirs: t.pluginDirs, node, ringTask, flows: flows !== null, ordered: clock !== null };
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
   const children: ChildProcess[] = [];

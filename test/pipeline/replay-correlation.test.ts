@@ -1,7 +1,7 @@
 // Calls whose SIP and RTP the flow hash puts on different capture processes:
 // every RTP packet still carries its call's call-id and codec, with 1 and 2
 // processes, because replay keeps capture order across them
-// (src/shm/replay-clock.ts) and the flow registry is shared.
+// (src/shm/capture-clock.ts) and the flow registry is shared.
 // The capture is made here: SIP INVITE/200 with SDP, then G.711 RTP both ways.
 
 import assert from 'node:assert/strict';

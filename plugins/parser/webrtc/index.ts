@@ -182,8 +182,8 @@ export class WebrtcParser implements Parser {
     if (this.ports[p.sport] === 1 || this.ports[p.dport] === 1) return true;
     if (this.flows === null) return false;
     if (this.lookup(p) >= 0) return true;
-    // Replay: an SDP in an earlier frame on another process may register this flow.
-    return isWebrtcFirstByte(p.payloadBuf[p.payloadOff]) && this.flows.catchUp() && this.lookup(p) >= 0;
+    // An SDP in an earlier frame on another capture process may register this flow.
+    return isWebrtcFirstByte(p.payloadBuf[p.payloadOff]) && this.flows.catchUp(p.tsSec, p.tsNsec) && this.lookup(p) >= 0;
   }
 
   /** The registry slot of the packet's destination, else source endpoint; -1 when neither is registered. */
