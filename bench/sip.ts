@@ -44,7 +44,7 @@ const rtcp = new RtcpParser({ ports: [], heuristic: false, learn_nat: false, nat
 // The capture process's sink: records batched (BatchSink) into a "ring" that always has room.
 const ringMem: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
 const sink = new BatchSink(ringMem, 256 * 1024);
-const pl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp, rtcp], processors: [], unmatched: 'drop', encode: wireEncoder('json', sink.keys), sink });
+const pl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp, rtcp], processors: [], unmatched: 'drop', encode: wireEncoder('json', sink.keys), sink, fastPath: true });
 
 const A = '192.0.2.10';
 const B = '198.51.100.20';

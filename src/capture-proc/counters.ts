@@ -26,6 +26,7 @@ export function pipelineCounters(pl: Pipeline, instances: readonly Parser[] = []
     held: st.held,
     filterDrops: st.filterDrops,
     unmatchedForwarded: st.unmatchedForwarded,
+    fastRecords: st.fastRecords,
     unmatchedDrops: st.unmatchedDrops,
     encodeDrops: st.encodeDrops,
     ringDrops: batch ? batch.droppedRecords : st.ringDrops,

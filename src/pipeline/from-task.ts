@@ -57,5 +57,6 @@ export function pipelineForTask(task: TaskSpec, plugins: TaskPlugins, sink: Batc
     encode: wireEncoder(format, sink.keys),
     sink,
     filter: o.userFilter === false ? null : new CaptureFilter(task.filter, `${task.file}: task.filter`),
+    fastPath: true,
   });
 }

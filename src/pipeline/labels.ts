@@ -308,6 +308,13 @@ export function encodeBytesEntry(E: Int32Array, e: Uint8Array, w: number, end: n
   return w + words;
 }
 
+/** Encodes a number label entry at E[w, w+2) (the fast path writes labels straight into a record): returns the word after it. */
+export function encodeUintEntry(E: Int32Array, w: number, id: number, v: number): number {
+  E[w] = le(id | (LabelKind.Uint << 16));
+  E[w + 1] = le(v);
+  return w + 2;
+}
+
 /** Is `s` the canonical decimal form of `n` (no sign, no leading zeros)? Compares without making a string. */
 function isDecimal(s: string, n: number): boolean {
   if (s.length === 0 || s.length > 10 || (s.length > 1 && s.charCodeAt(0) === 48)) return false;

@@ -20,6 +20,7 @@ import { isStreamParser, type Parser, type Processor, type RecordEmitter, type S
 import { TcpReassembler, type TcpChunk, type TcpReassemblyOptions, type TcpStreamConsumer } from '../reassembly/tcp-stream.js';
 import type { CaptureFilter } from './capture-filter.js';
 import type { EncodeFn } from './codec.js';
+import { FastFrame } from './fast-path.js';
 import { OutputRecord, ProcessorView } from './record.js';
 import { isDirectSink, type DirectSink, type RecordSink } from './sink.js';
 import { fillUnmatched, L4Payload, type UnmatchedPolicy } from './unmatched.js';
@@ -40,6 +41,12 @@ export interface PipelineOptions {
   maxRecordBytes?: number;
   /** Limits of TCP reassembly (used only when a parser declares `tcp` ports). */
   tcp?: Partial<TcpReassemblyOptions>;
+  /**
+   * Offer frames to the first parser with a fast path (Parser.fastFrame).
+   * Only for wire records into a batch (BatchSink), and only when there are
+   * no processors (they see records through an OutputRecord).
+   */
+  fastPath?: boolean;
 }
 
 export class PipelineStats {
@@ -68,6 +75,8 @@ export class PipelineStats {
   /** Records committed to the ring, and their encoded bytes. */
   records = 0;
   bytes = 0;
+  /** Of the records, those a parser's fast path wrote (counted under the parser too). */
+  fastRecords = 0;
 
   constructor(parsers: number, processors: number) {
     this.parserRecords = new Float64Array(parsers);
@@ -103,6 +112,10 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   private readonly tcpOwner: Int16Array | null;
   /** The stream parser whose records emit() is counting, -1 outside handleStream. */
   private emitting = -1;
+  /** The parser whose fastFrame runs first (and its index), or null. */
+  private readonly fast: Parser | null = null;
+  private readonly fastIndex: number = -1;
+  private readonly fastFrame = new FastFrame();
 
   constructor(o: PipelineOptions) {
     this.decoder = o.decoder;
@@ -131,6 +144,10 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     });
     this.tcpOwner = owner;
     this.reassembler = owner === null ? null : new TcpReassembler(this, o.tcp);
+    if (o.fastPath === true && this.direct !== null && this.sink32 !== null && this.processors.length === 0) {
+      this.fastIndex = this.parsers.findIndex((p) => p.fastFrame !== undefined);
+      this.fast = this.fastIndex >= 0 ? this.parsers[this.fastIndex] : null;
+    }
   }
 
   /** One frame from a capture source. */
@@ -157,6 +174,7 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
       st.filterDrops++;
       return;
     }
+    if (this.fast !== null && linkType === 1 && this.fastFrame.parse(buf, view, off, caplen, len, tsSec, tsNsec, hasTs, tsDigits, this.decoder.udpTunnelPorts) && this.commitFast()) return;
     const p = this.decoder.decodeBytes(buf, view, off, caplen, len, linkType, tsSec, tsNsec, hasTs);
     if (p.error !== 0) {
       st.decodeDrops++;
@@ -277,6 +295,31 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     sink.commit(at);
     st.records++;
     st.bytes += n;
+    return true;
+  }
+
+  /** The fast path (fast-path.ts): the parser writes the frame's record in place in the batch; false leaves the frame to the decoder. */
+  private commitFast(): boolean {
+    const d = this.direct!;
+    const W = this.sink32!;
+    const f = this.fastFrame;
+    let at = d.open();
+    let end = this.fast!.fastFrame!(f, W, at >> 2, Math.min(d.limit, at + this.maxRecord) >> 2, d.keys);
+    if (end < 0 && d.pending > 0) {
+      d.flush();
+      at = d.open();
+      end = this.fast!.fastFrame!(f, W, at >> 2, Math.min(d.limit, at + this.maxRecord) >> 2, d.keys);
+    }
+    if (end <= 0) return false;
+    d.close(end << 2);
+    const st = this.stats;
+    st.parserRecords[this.fastIndex]++;
+    st.fastRecords++;
+    st.records++;
+    st.bytes += (end << 2) - at;
+    const ds = this.decoder.stats;
+    ds.frames++;
+    ds.bytes += f.caplen;
     return true;
   }
 

@@ -3,6 +3,8 @@
 // `u8` → commit) and is what capture processes use; MemorySink is the
 // in-process one for tests.
 
+import type { KeyTracker } from './label-keys.js';
+
 /** Producer side of a record ring: reserve → write in place → commit. */
 export interface RecordSink {
   /** Reserves `len` bytes for one record: an offset into `u8`, or -1 when full (the caller drops and counts). */
@@ -26,6 +28,8 @@ export interface DirectSink extends RecordSink {
   readonly pending: number;
   /** Publishes what is pending (makes room). */
   flush(): boolean;
+  /** The label keys the pending wire records use (the batch names them). */
+  readonly keys: KeyTracker;
 }
 
 export function isDirectSink(s: RecordSink): s is DirectSink {

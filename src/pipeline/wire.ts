@@ -43,6 +43,7 @@
 
 import { TunnelType } from '../decode/packet.js';
 import type { RecordFormat } from '../plugin/types.js';
+import type { FastFrame } from './fast-path.js';
 import { LOCAL_KEYS, type KeyResolver, type KeyTracker } from './label-keys.js';
 import { LabelKind, MAX_LABELS } from './labels.js';
 
@@ -247,6 +248,53 @@ export function encodeWire(
     o = copyBytes(buf, o + 4, r.rawBuf, r.rawOff, r.rawLen);
   }
   return o;
+}
+
+/** A protocol name as the words of a wire record (ASCII, zero-padded to 4 bytes), for wireEnvelopeUdp4. */
+export function protocolWords(name: string): Int32Array {
+  const b = new Uint8Array((name.length + 3) & ~3);
+  for (let i = 0; i < name.length; i++) b[i] = name.charCodeAt(i) & 0x7f;
+  return new Int32Array(b.buffer);
+}
+
+/**
+ * The fast path's envelope (fast-path.ts): what encodeWire writes for the
+ * same frame after the decoder and fillEnvelope, read straight from the
+ * frame. Writes from word k of W (the batch's words, little-endian);
+ * `proto` is the protocol name (protocolWords, `protoLen` bytes). Returns
+ * the word of the labels block's length: the caller writes the block,
+ * then the payload (wirePayload).
+ */
+export function wireEnvelopeUdp4(W: Int32Array, k: number, f: FastFrame, proto: Int32Array, protoLen: number, labelCount: number): number {
+  const flags = (f.hasTs ? WireFlag.Ts : 0) | WireFlag.SrcMac | WireFlag.DstMac | (f.tsDigits === 9 ? WireFlag.TsNanos : 0);
+  const sec = f.tsSec;
+  const hi = sec >= 0 && sec <= 0xffffffff ? 0 : Math.floor(sec / 4294967296);
+  W[k] = WIRE_VERSION | (flags << 8) | (4 << 16) | (protoLen << 24);
+  W[k + 1] = 17 | (f.ttl << 16);
+  W[k + 2] = (sec - hi * 4294967296) | 0;
+  W[k + 3] = hi;
+  W[k + 4] = f.tsNsec;
+  W[k + 5] = f.sport;
+  W[k + 6] = f.dport;
+  W[k + 7] = f.len;
+  W[k + 8] = f.caplen;
+  W[k + 9] = labelCount << 24;
+  W[k + 10] = -1;
+  W[k + 11] = f.mac0;
+  W[k + 12] = f.mac1;
+  W[k + 13] = f.mac2;
+  W[k + 14] = f.srcWord;
+  W[k + 15] = f.dstWord;
+  let j = k + 16;
+  for (let i = 0; i < proto.length; i++) W[j++] = proto[i];
+  return j;
+}
+
+/** After a fast-path record's labels block (ending at word j): the payload's kind and length words; returns the word its compact form starts at. */
+export function wireCompactPayload(W: Int32Array, j: number, bytes: number): number {
+  W[j] = PayloadKind.Compact;
+  W[j + 1] = bytes;
+  return j + 2;
 }
 
 /**

@@ -6,6 +6,8 @@
 // from directories (loader.ts) and validated the same way.
 
 import type { DecodedPacket } from '../decode/packet.js';
+import type { FastFrame } from '../pipeline/fast-path.js';
+import type { KeyTracker } from '../pipeline/label-keys.js';
 import type { OutputRecord, PayloadReader, ProcessorView } from '../pipeline/record.js';
 import type { TcpChunk } from '../reassembly/tcp-stream.js';
 import type { FlowRegistry } from '../shm/registry.js';
@@ -70,6 +72,20 @@ export interface Parser extends PluginInstance {
    * `otus replay` sums them over capture processes into its summary.
    */
   counters?(): Record<string, unknown>;
+  /**
+   * Optional fast path (src/pipeline/fast-path.ts; design §4.2.2): the wire
+   * record of a frame of a flow the parser already knows, written straight
+   * into the batch from the frame, with no DecodedPacket or OutputRecord.
+   * The pipeline offers it the frames of the simple shape (FastFrame:
+   * Ethernet, IPv4 without options or fragmentation, UDP) before decoding
+   * and before any canHandle, when the task has no processors. It must take
+   * only frames the generic path would give it (flows it has itself been
+   * given: no earlier parser wanted them), and write what encodeWire would.
+   * Writes from word k of W (the batch's words) before word `end`; returns
+   * the word after the record, 0 to leave the frame to the generic path
+   * (nothing counted or noted), or -1 when it needs more room.
+   */
+  fastFrame?(f: FastFrame, W: Int32Array, k: number, end: number, keys: KeyTracker): number;
 }
 
 /**

@@ -95,6 +95,8 @@ export interface PipelineCounters {
   held: number;
   filterDrops: number;
   unmatchedForwarded: number;
+  /** Records a parser's fast path wrote (src/pipeline/fast-path.ts). */
+  fastRecords: number;
   unmatchedDrops: number;
   encodeDrops: number;
   ringDrops: number;

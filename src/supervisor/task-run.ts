@@ -47,6 +47,8 @@ export interface TaskSummary {
   /** `counters`: the parser's own counters (Parser.counters()), summed over capture processes. */
   parsers: Record<string, { records: number; no_output: number; counters?: Record<string, unknown> }>;
   unmatched_forwarded: number;
+  /** Records written by a parser's fast path (src/pipeline/fast-path.ts). */
+  fast_path_records: number;
   /** Replay: ring_waits (pauses while the ring was over half full). Live: the stream's blocks and the kernel's counters. */
   capture_processes: ({ index: number; pid: number; frames: number; records: number; cpu_s: number; wall_s: number; pps_per_cpu_s: number } & Record<string, number>)[];
   /** Frames over the summed CPU seconds of the capture processes. */
@@ -224,6 +226,7 @@ export function summarize<D extends CaptureDone | LiveCaptureDone>(
     flow_registry: registry,
     parsers,
     unmatched_forwarded: sum((d) => d.counters.unmatchedForwarded),
+    fast_path_records: sum((d) => d.counters.fastRecords),
     capture_processes: done.map((d) => ({
       index: d.index,
       pid: d.pid,
@@ -261,7 +264,7 @@ export function formatSummary(s: TaskSummary): string {
     s.capture
       ? `otus capture: task ${s.task}: ${s.capture.interface} (${s.capture.driver}), ${s.workers} capture process(es), ${s.wall_s.toFixed(2)} s; stopped: ${s.capture.stopped}`
       : `otus replay: task ${s.task}: ${s.files?.length ?? 0} file(s), ${s.workers} capture process(es), ${s.wall_s.toFixed(2)} s`,
-    `  frames ${s.frames}, records ${s.records} (unmatched forwarded ${s.unmatched_forwarded}), fragments held ${s.held_fragments}`,
+    `  frames ${s.frames}, records ${s.records} (unmatched forwarded ${s.unmatched_forwarded}, by the fast path ${s.fast_path_records}), fragments held ${s.held_fragments}`,
     `  drops: decode=${s.drops.decode} filter=${s.drops.filter} unmatched=${s.drops.unmatched} parser_no_output=${s.drops.parser_no_output}${procs}` +
       ` encode=${s.drops.encode} ring_tail=${s.drops.ring_tail} ring_head=${s.drops.ring_head} ring_abandoned=${s.drops.ring_abandoned} sender_expand=${s.drops.sender_expand}`,
     `  decode errors: ${errs || 'none'}`,

@@ -418,6 +418,9 @@ describe('sipp calls between two namespaces, captured live, parsed and correlate
     test(`otus replay, ${workers} capture process(es): every SIP message parsed whole, every RTP/RTCP packet with its call`, () => {
       const { records, stats } = replay(TASK, [pcapFile], workers);
       checkCalls(records);
+      // Most RTP took the fast path (src/pipeline/fast-path.ts); checkCalls holds it to the same labels.
+      const rtp = mediaFlows().length * SAMPLE_RTP;
+      assert.ok(stats.fast_path_records > rtp / 2 && stats.fast_path_records <= rtp, `fast path: ${stats.fast_path_records} of ${rtp} RTP records`);
       // ---- Nothing lost on the way.
       assert.equal(stats.frames, wire.length);
       assert.deepEqual(stats.decode_errors, {});
@@ -444,6 +447,7 @@ describe('sipp calls between two namespaces, captured live, parsed and correlate
     // A call's first RTP packet can reach its capture process before the SDP, read by the other, is registered: it then waits for it.
     assert.ok(procs.every((p) => Number.isInteger(p.catchup_waits)), 'both processes run the catch-up');
     assert.ok(unlabelled <= deadlines, `every unlabelled RTP packet is one whose catch-up ran out (${unlabelled} > ${deadlines})`);
+    assert.ok(stats.fast_path_records > 0, 'the fast path ran live');
     // Fanout's defrag flag hands each fragmented INVITE over whole: one frame for its fragments.
     const fragments = wire.filter((f) => f.fragment).length;
     assert.equal(stats.frames, wire.length - fragments + CALLS, 'frames: the wire, fragmented datagrams as one');

@@ -14,13 +14,17 @@ import { ENCODERS, wireEncoder, type EncodeFn } from '../../src/pipeline/codec.j
 import { RecordExpander } from '../../src/pipeline/expand.js';
 import { labelKeyId, LOCAL_KEYS } from '../../src/pipeline/label-keys.js';
 import { Labels } from '../../src/pipeline/labels.js';
-import { Pipeline } from '../../src/pipeline/pipeline.js';
+import { Pipeline, type PipelineStats } from '../../src/pipeline/pipeline.js';
 import { MemorySink, type RecordSink } from '../../src/pipeline/sink.js';
 import { createRegistry } from '../../src/plugin/builtins.js';
 import type { Parser, RecordFormat } from '../../src/plugin/types.js';
 import { FlowRegistry } from '../../src/shm/registry.js';
 import { FIXTURES, SAMPLE, text } from './helpers.js';
 import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { writePcap } from '../helpers/live.js';
+import { rtpPacket, udpFrame } from '../helpers/udp-frames.js';
 
 const CAPTURES = [
   SAMPLE,
@@ -59,8 +63,8 @@ async function parsers(): Promise<{ list: Parser[]; flows: FlowRegistry }> {
   return { list, flows };
 }
 
-function pipeline(list: Parser[], encode: EncodeFn, sink: RecordSink): Pipeline {
-  return new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: list, processors: [], unmatched: 'forward', encode, sink });
+function pipeline(list: Parser[], encode: EncodeFn, sink: RecordSink, fastPath = false): Pipeline {
+  return new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: list, processors: [], unmatched: 'forward', encode, sink, fastPath });
 }
 
 /** Records of `file` as the in-process codec writes them. */
@@ -76,11 +80,15 @@ async function inProcess(file: string, format: RecordFormat): Promise<Uint8Array
 }
 
 /** Records of `file` the capture process's way: wire records in batches, then expanded as the sender does. */
-async function viaSender(file: string, format: RecordFormat): Promise<{ records: Uint8Array[]; wire: Uint8Array[]; expander: RecordExpander }> {
+async function viaSender(
+  file: string,
+  format: RecordFormat,
+  fastPath = false,
+): Promise<{ records: Uint8Array[]; wire: Uint8Array[]; expander: RecordExpander; stats: PipelineStats }> {
   const { list, flows } = await parsers();
   const ring = new MemorySink();
   const batch = new BatchSink(ring, 256 * 1024);
-  const pl = pipeline(list, wireEncoder(format, batch.keys), batch);
+  const pl = pipeline(list, wireEncoder(format, batch.keys), batch, fastPath);
   const r = openCapture(file);
   while (r.next()) pl.processFrame(r.frame);
   pl.flush();
@@ -100,7 +108,7 @@ async function viaSender(file: string, format: RecordFormat): Promise<{ records:
     }
   }
   assert.equal(reader.broken, 0);
-  return { records, wire, expander };
+  return { records, wire, expander, stats: pl.stats };
 }
 
 for (const format of ['json', 'protobuf'] as const) {
@@ -119,6 +127,64 @@ for (const format of ['json', 'protobuf'] as const) {
     assert.ok(compared > 400, `compared ${compared} records`);
   });
 }
+
+test("the fast path writes the records the generic path writes: every RTP shape, events, unknown flows, trust renewals, a call's end", async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'otus-fast-'));
+  const file = join(tmp, 'calls.pcap');
+  try {
+    const frames: Uint8Array[] = [];
+    const at: number[] = [];
+    const sdp = (ip: string, port: number): string =>
+      `v=0\r\no=- 1 1 IN IP4 ${ip}\r\ns=-\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n`;
+    const sip = (start: string, id: string, cseq: string, body: string): string =>
+      `${start}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK${id}\r\nFrom: <sip:a@x>;tag=a\r\nTo: <sip:b@x>;tag=b\r\nCall-ID: ${id}\r\nCSeq: ${cseq}\r\n` +
+      (body ? `Content-Type: application/sdp\r\n` : '') + `Content-Length: ${body.length}\r\n\r\n${body}`;
+    const push = (f: Uint8Array, us: number): void => {
+      frames.push(f);
+      at.push(us);
+    };
+    const calls = 3;
+    for (let c = 0; c < calls; c++) {
+      const a = `10.0.1.${c + 1}`;
+      const b = `10.0.2.${c + 1}`;
+      push(udpFrame(a, b, 5060, 5060, sip('INVITE sip:b@x SIP/2.0', `fast-${c}@x`, '1 INVITE', sdp(a, 20000 + 2 * c))), c * 1000);
+      push(udpFrame(b, a, 5060, 5060, sip('SIP/2.0 200 OK', `fast-${c}@x`, '1 INVITE', sdp(b, 40000 + 2 * c))), c * 1000 + 500);
+    }
+    const voice = new Uint8Array(160).fill(0xd5);
+    let t = 10_000;
+    for (let i = 0; i < 3000; i++) {
+      const c = i % calls;
+      const a = `10.0.1.${c + 1}`;
+      const b = `10.0.2.${c + 1}`;
+      const seq = i & 0xffff;
+      let rtp = rtpPacket(i % 50 === 7 ? 0 : 8, seq, seq * 160, 0x1000 + c, voice, i % 40 === 0);
+      if (i % 97 === 5) rtp = rtpPacket(101, seq, seq * 160, 0x1000 + c, Uint8Array.from([5, 0x80 | 10, 0, 160])); // RFC 4733 event
+      if (i % 89 === 3) (rtp = Uint8Array.from([...rtp.subarray(0, 12), 0, 0, 0, 9, ...voice]))[0] = 0x81; // one CSRC
+      if (i % 83 === 2) (rtp = Uint8Array.from([...rtp, 0, 0, 3]))[0] = 0xa0; // padding
+      if (i % 79 === 1) (rtp = Uint8Array.from([...rtp.subarray(0, 12), 0xbe, 0xde, 0, 0, ...voice]))[0] = 0x90; // header extension
+      const f = (i & 1) === 0 ? udpFrame(a, b, 20000 + 2 * c, 40000 + 2 * c, rtp) : udpFrame(b, a, 40000 + 2 * c, 20000 + 2 * c, rtp);
+      if (i % 71 === 4) f[22] = 7; // another TTL
+      push(f, t);
+      if (i % 61 === 9) push(udpFrame('10.9.9.9', '10.8.8.8', 30000, 30002, rtpPacket(8, seq, 0, 77, voice)), t); // a flow nobody signalled
+      // 20 ms per packet and call, with a second-long pause now and then (the flow cache's trust and recheck run out).
+      t += i % 1000 === 999 ? 1_500_000 : 20_000 / calls;
+    }
+    // Call 0 ends: its media are labelled until the BYE's grace has passed.
+    push(udpFrame('10.0.1.1', '10.0.2.1', 5060, 5060, sip('BYE sip:b@x SIP/2.0', 'fast-0@x', '2 BYE', '')), t);
+    for (let i = 0; i < 20; i++) push(udpFrame('10.0.1.1', '10.0.2.1', 20000, 40000, rtpPacket(8, 5000 + i, 0, 0x1000, voice)), t + 1000 + i * 400_000);
+    writePcap(file, frames, (i) => at[i]);
+
+    const generic = await viaSender(file, 'json');
+    const fast = await viaSender(file, 'json', true);
+    assert.equal(generic.stats.fastRecords, 0);
+    assert.equal(fast.records.length, generic.records.length);
+    for (let i = 0; i < generic.records.length; i++) assert.equal(text(fast.records[i]), text(generic.records[i]), `record ${i}`);
+    const rtp = generic.records.filter((r) => text(r).includes('"protocol":"rtp"')).length;
+    assert.ok(fast.stats.fastRecords > rtp * 0.85 && fast.stats.fastRecords < rtp, `fast path ${fast.stats.fastRecords} of ${rtp} RTP records`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
 
 test('compact payloads are what goes through the ring for sip and rtp', async () => {
   const { wire } = await viaSender(join(FIXTURES, 'suricata-verify--sip-sdp.pcap'), 'json');

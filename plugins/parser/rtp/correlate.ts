@@ -9,7 +9,7 @@
 // slot. Allocates nothing unless it learns (once per endpoint).
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
-import { labelKeyId } from '../../../src/pipeline/label-keys.js';
+import { labelKeyId, type KeyTracker } from '../../../src/pipeline/label-keys.js';
 import { encodeBytesEntry, type Labels } from '../../../src/pipeline/labels.js';
 import { native } from '../../../src/native.js';
 import { CALL_ID_MAX, CODEC_MAX, FlowKey, LABELS_MAX, type FlowRegistry } from '../../../src/shm/registry.js';
@@ -93,6 +93,8 @@ const F_LSLOT = 8;
 const F_LSEQ = 9;
 const F_LPACK = 10;
 const F_LABELS = 11;
+/** Words a flow entry has for its call labels inline. */
+export const FLOW_LABEL_WORDS = FLOW_WORDS - F_LABELS;
 /** F_LPACK when the labels do not fit inline. */
 const NO_ROOM = 1 << 30;
 const NO_FIT = -1;
@@ -155,13 +157,7 @@ export class MediaCorrelator {
     if (f === null) return (this.slot = -1);
     this.pkt = p;
     const captureMs = (Math.imul(p.tsSec, 1000) + ((p.tsNsec / 1e6) | 0)) | 0;
-    // The registry's clock (expiry checks): refreshed every 256 lookups, and
-    // when 100 ms of capture time have passed (a quiet link: 256 lookups can
-    // take minutes). measured: Date.now() ~25 ns.
-    if ((++this.tick & 255) === 0 || (captureMs - this.clockCaptureMs) >>> 0 >= 100) {
-      f.setNow(Date.now());
-      this.clockCaptureMs = captureMs;
-    }
+    this.refreshClock(f, captureMs);
     // An IPv4 flow seen in the last second: its slot, if unchanged, without the two lookups.
     let h = -1;
     this.fe = -1;
@@ -169,7 +165,7 @@ export class MediaCorrelator {
     if (p.ipVersion === 4) {
       const ports = (p.sport << 16) | p.dport;
       // Two ways per set: flows whose hashes collide do not evict each other.
-      h = (Math.imul(p.src4 ^ Math.imul(p.dst4 ^ ports, 0x9e3779b1), 0x85ebca6b) >>> (32 - FLOW_BITS)) & ~1;
+      h = flowSet(p.src4, p.dst4, ports);
       const fc = this.fc;
       for (let e = h; e < h + 2; e++) {
         const k = e * FLOW_WORDS;
@@ -214,6 +210,70 @@ export class MediaCorrelator {
       }
     } else this.stats.misses++;
     return (this.slot = s);
+  }
+
+  /**
+   * The fast path (RtpParser.fastFrame): the flow-cache entry (its first
+   * word) of an IPv4 flow looked up before, trusted now or found unchanged
+   * (as lookup() does), with its call labels inline for payload type `pt`
+   * and a codec other than telephone-event; else -1, and the packet goes
+   * the generic way (lookup and label).
+   */
+  trustedFlow(src4: number, dst4: number, sport: number, dport: number, tsSec: number, tsNsec: number, pt: number): number {
+    const f = this.flows;
+    if (f === null) return -1;
+    const captureMs = (Math.imul(tsSec, 1000) + ((tsNsec / 1e6) | 0)) | 0;
+    this.refreshClock(f, captureMs);
+    const ports = (sport << 16) | dport;
+    const h = flowSet(src4, dst4, ports);
+    const fc = this.fc;
+    for (let e = h; e < h + 2; e++) {
+      const k = e * FLOW_WORDS;
+      if (fc[k + F_SRC] !== src4 || fc[k + F_DST] !== dst4 || fc[k + F_PORTS] !== ports) continue;
+      const slot = fc[k + F_SLOT];
+      const seq = fc[k + F_SEQ];
+      const pack = fc[k + F_LPACK];
+      if (fc[k + F_LSLOT] !== slot + 1 || fc[k + F_LSEQ] !== seq || pack === NO_ROOM || (pack & 255) !== pt || ((pack >>> 20) & 3) === CODEC_EVENT) return -1;
+      const nowRel = (f.now - this.t0) | 0;
+      if (((fc[k + F_TRUST] - nowRel) | 0) <= 0 || (captureMs - fc[k + F_CAPTURED]) >>> 0 >= TRUST_MS) {
+        // As lookup(): the slot says whether it is as the lookups saw it.
+        if (((nowRel - fc[k + F_LOOKED]) | 0) >= RECHECK_MS || !f.isCurrent(slot, seq)) return -1;
+        this.trust(k, f, captureMs);
+      }
+      this.stats.hits++;
+      return k;
+    }
+    return -1;
+  }
+
+  /** How many call labels flow entry k (trustedFlow) holds. */
+  flowLabelCount(k: number): number {
+    return (this.fc[k + F_LPACK] >>> 16) & 15;
+  }
+
+  /** Copies flow entry k's call labels (trustedFlow) to W from word j, noting their keys; returns the word after them. */
+  writeFlowLabels(k: number, W: Int32Array, j: number, keys: KeyTracker): number {
+    const fc = this.fc;
+    const pack = fc[k + F_LPACK];
+    const words = (pack >> 8) & 255;
+    const w = k + F_LABELS;
+    for (let i = 0; i < words; i++) W[j + i] = fc[w + i];
+    const meta = pack >>> 16;
+    const row = 3 * (meta >> IDS_ROW);
+    for (let i = 0; i < (meta & 15); i++) keys.use(IDS[row + i]);
+    return j + words;
+  }
+
+  /**
+   * The registry's clock (expiry checks): refreshed every 256 lookups, and
+   * when 100 ms of capture time have passed (a quiet link: 256 lookups can
+   * take minutes). measured: Date.now() ~25 ns.
+   */
+  private refreshClock(f: FlowRegistry, captureMs: number): void {
+    if ((++this.tick & 255) === 0 || (captureMs - this.clockCaptureMs) >>> 0 >= 100) {
+      f.setNow(Date.now());
+      this.clockCaptureMs = captureMs;
+    }
   }
 
   /** Trusts the flow-cache entry at word k for TRUST_MS from now and from capture time `captureMs`, within the slot's expiry (f.lastExpiry). */
@@ -392,6 +452,11 @@ export class MediaCorrelator {
     this.meta = n | (codec << 4) | (row << IDS_ROW);
     return w;
   }
+}
+
+/** A flow's set in the flow cache (its first way), by a hash of the four-tuple. */
+function flowSet(src4: number, dst4: number, ports: number): number {
+  return (Math.imul(src4 ^ Math.imul(dst4 ^ ports, 0x9e3779b1), 0x85ebca6b) >>> (32 - FLOW_BITS)) & ~1;
 }
 
 /** Adds the call labels at E[w, w+words) described by `meta` to L; returns their codec kind. */

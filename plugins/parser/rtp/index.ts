@@ -11,12 +11,15 @@
 // payload that goes into the ring in its compact form.
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
-import { labelKeyId } from '../../../src/pipeline/label-keys.js';
+import type { FastFrame } from '../../../src/pipeline/fast-path.js';
+import { labelKeyId, type KeyTracker } from '../../../src/pipeline/label-keys.js';
+import { encodeUintEntry } from '../../../src/pipeline/labels.js';
+import { protocolWords, wireCompactPayload, wireEnvelopeUdp4 } from '../../../src/pipeline/wire.js';
 import type { OutputRecord } from '../../../src/pipeline/record.js';
 import type { Parser, PluginDefinition } from '../../../src/plugin/types.js';
 import { STATIC_PT } from '../sip/sdp.js';
-import { CODEC_EVENT, CODEC_NAMED, MediaCorrelator } from './correlate.js';
-import { RtpPayload, RtpPayloadReader } from './payload.js';
+import { CODEC_EVENT, CODEC_NAMED, FLOW_LABEL_WORDS, MediaCorrelator } from './correlate.js';
+import { PLAIN_COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payload.js';
 
 export interface RtpConfig {
   ports: number[];
@@ -42,6 +45,9 @@ const K_SEQ = labelKeyId('rtp.seq');
 const K_EVENT = labelKeyId('rtp.event');
 const K_EVENT_END = labelKeyId('rtp.event-end');
 const K_CODEC = labelKeyId('codec');
+const PROTO = protocolWords('rtp');
+/** The most words a fast-path record takes: envelope 17, labels block 1 + 6 + a flow entry's inline call labels, payload 10. */
+const FAST_WORDS = 17 + 7 + FLOW_LABEL_WORDS + 10;
 
 /** Names of the static payload types, made once (labels keep a reference). */
 const STATIC_NAMES: (string | null)[] = Array.from({ length: 128 }, (_, i) => STATIC_PT[i] ?? null);
@@ -157,6 +163,43 @@ export class RtpParser implements Parser {
     out.payload = pl;
     if (this.raw) out.attachRaw(p);
     return true;
+  }
+
+  /**
+   * The fast path (Parser.fastFrame): a packet of a flow canHandle looked up
+   * before, still trusted, in the common shape (no padding, extension, CSRCs
+   * or event; no raw frame), written as handle() and encodeWire would.
+   */
+  fastFrame(f: FastFrame, W: Int32Array, k: number, end: number, keys: KeyTracker): number {
+    const b = f.buf;
+    const o = f.payloadOff;
+    const len = f.payloadLen;
+    if (len < 12 || b[o] !== 0x80 || this.raw) return 0;
+    const b1 = b[o + 1];
+    const pt = b1 & 127;
+    if ((b1 >= 192 && b1 <= 223) || this.eventPt[pt] === 1) return 0; // RTCP (RFC 5761 §4), an event
+    if (end - k < FAST_WORDS) return -1;
+    const corr = this.corr;
+    const e = corr.trustedFlow(f.src4, f.dst4, f.sport, f.dport, f.tsSec, f.tsNsec, pt);
+    if (e < 0) return 0;
+    const seq = (b[o + 2] << 8) | b[o + 3];
+    const ssrc = (b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11];
+    let j = wireEnvelopeUdp4(W, k, f, PROTO, 3, 3 + corr.flowLabelCount(e));
+    const labelsAt = j++;
+    j = encodeUintEntry(W, j, K_SSRC, ssrc);
+    j = encodeUintEntry(W, j, K_PT, pt);
+    j = encodeUintEntry(W, j, K_SEQ, seq);
+    j = corr.writeFlowLabels(e, W, j, keys);
+    W[labelsAt] = (j - labelsAt - 1) << 2;
+    j = wireCompactPayload(W, j, PLAIN_COMPACT);
+    j = writePlainCompact(W, j, (b1 & 0x80) !== 0, pt, seq, (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7], ssrc, len - 12);
+    keys.use(K_SSRC);
+    keys.use(K_PT);
+    keys.use(K_SEQ);
+    const st = this.stats;
+    st.packets++;
+    st.correlated++;
+    return j;
   }
 
   counters(): Record<string, unknown> {
