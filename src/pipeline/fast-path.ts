@@ -6,9 +6,11 @@
 // three times; a parser with a fast path (Parser.fastFrame) writes the wire
 // record straight into the batch from the frame instead.
 //
-// FastFrame.parse checks the shape in the frame's bytes and keeps what the
-// envelope needs; anything else (VLAN tags, tunnels, IPv6, options,
-// fragments, a cut or padded datagram) is left to the decoder.
+// FastFrame.parse checks the shape in the frame's bytes and finds the UDP
+// payload; anything else (VLAN tags, tunnels, IPv6, options, fragments, a
+// cut or padded datagram) is left to the decoder. The parser looks at the
+// payload first and calls load() for the addresses, ports and MACs only
+// when it takes the frame: SIP and other UDP pay for the check alone.
 
 /** Ethernet II, then IPv4 with a 20-byte header (version 4, IHL 5), then UDP. */
 const ETH = 14;
@@ -17,6 +19,7 @@ const PAYLOAD = L4 + 8;
 
 export class FastFrame {
   buf: Uint8Array = new Uint8Array(0);
+  view: DataView = new DataView(new ArrayBuffer(0));
   /** The frame's first byte in buf. */
   off = 0;
   caplen = 0;
@@ -25,6 +28,7 @@ export class FastFrame {
   tsNsec = 0;
   hasTs = false;
   tsDigits = 6;
+  // Read by load():
   /** Addresses as big-endian reads (the decoder's src4/dst4) and as the little-endian words the wire record stores. */
   src4 = 0;
   dst4 = 0;
@@ -62,9 +66,9 @@ export class FastFrame {
     const total = view.getUint16(off + ETH + 2);
     // Not a fragment (MF clear, offset 0), the datagram within the frame (Ethernet padding may follow), and the UDP length exact.
     if ((view.getUint16(off + ETH + 6) & 0x3fff) !== 0 || total < 28 || ETH + total > caplen || view.getUint16(off + L4 + 4) !== total - 20) return false;
-    const dport = view.getUint16(off + L4 + 2);
-    if (tunnelPorts[dport] !== 0) return false;
+    if (tunnelPorts[view.getUint16(off + L4 + 2)] !== 0) return false;
     this.buf = buf;
+    this.view = view;
     this.off = off;
     this.caplen = caplen;
     this.len = len;
@@ -72,18 +76,25 @@ export class FastFrame {
     this.tsNsec = tsNsec;
     this.hasTs = hasTs;
     this.tsDigits = tsDigits;
+    this.payloadOff = off + PAYLOAD;
+    this.payloadLen = total - 28;
+    return true;
+  }
+
+  /** The frame's addresses, ports, TTL and MACs (after parse). */
+  load(): void {
+    const buf = this.buf;
+    const view = this.view;
+    const off = this.off;
     this.src4 = view.getInt32(off + ETH + 12);
     this.dst4 = view.getInt32(off + ETH + 16);
     this.srcWord = view.getInt32(off + ETH + 12, true);
     this.dstWord = view.getInt32(off + ETH + 16, true);
     this.sport = view.getUint16(off + L4);
-    this.dport = dport;
+    this.dport = view.getUint16(off + L4 + 2);
     this.ttl = buf[off + ETH + 8];
     this.mac0 = view.getInt32(off + 6, true);
     this.mac1 = buf[off + 10] | (buf[off + 11] << 8) | (buf[off] << 16) | (buf[off + 1] << 24);
     this.mac2 = view.getInt32(off + 2, true);
-    this.payloadOff = off + PAYLOAD;
-    this.payloadLen = total - 28;
-    return true;
   }
 }

@@ -78,7 +78,8 @@ export interface Parser extends PluginInstance {
    * into the batch from the frame, with no DecodedPacket or OutputRecord.
    * The pipeline offers it the frames of the simple shape (FastFrame:
    * Ethernet, IPv4 without options or fragmentation, UDP) before decoding
-   * and before any canHandle, when the task has no processors. It must take
+   * and before any canHandle, when the task has no processors; it reads
+   * the UDP payload, and f.load() for the rest when it takes the frame. It must take
    * only frames the generic path would give it (flows it has itself been
    * given: no earlier parser wanted them), and write what encodeWire would.
    * Writes from word k of W (the batch's words) before word `end`; returns

@@ -179,6 +179,7 @@ export class RtpParser implements Parser {
     const pt = b1 & 127;
     if ((b1 >= 192 && b1 <= 223) || this.eventPt[pt] === 1) return 0; // RTCP (RFC 5761 §4), an event
     if (end - k < FAST_WORDS) return -1;
+    f.load();
     const corr = this.corr;
     const e = corr.trustedFlow(f.src4, f.dst4, f.sport, f.dport, f.tsSec, f.tsNsec, pt);
     if (e < 0) return 0;
