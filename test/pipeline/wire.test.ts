@@ -143,6 +143,28 @@ test("the fast path writes the records the generic path writes: every RTP shape,
       frames.push(f);
       at.push(us);
     };
+    // Frames of known flows in shapes the fast path leaves to the decoder (their records must not change either).
+    const shape = (f: Uint8Array, i: number): Uint8Array => {
+      const v = (k: number): boolean => i % 37 === k;
+      if (v(11)) return Uint8Array.from([...f.subarray(0, 12), 0x81, 0, 0, 42, ...f.subarray(12)]); // 802.1Q tag
+      if (v(13)) return Uint8Array.from([...f, 0, 0, 0, 0]); // bytes after the IP datagram (Ethernet padding)
+      if (v(17)) {
+        // IPv4 options (a 24-byte header)
+        const g = Uint8Array.from([...f.subarray(0, 34), 1, 1, 1, 0, ...f.subarray(34)]);
+        g[14] = 0x46;
+        new DataView(g.buffer).setUint16(16, new DataView(f.buffer).getUint16(16) + 4);
+        return g;
+      }
+      if (v(19)) new DataView(f.buffer).setUint16(20, 0x4000); // DF: still not a fragment
+      if (v(23)) new DataView(f.buffer).setUint16(38, new DataView(f.buffer).getUint16(38) - 4); // UDP shorter than the IP datagram
+      if (v(29)) {
+        // IP and UDP lengths past the frame's end: malformed, dropped by the decoder
+        const d = new DataView(f.buffer);
+        d.setUint16(16, d.getUint16(16) + 8);
+        d.setUint16(38, d.getUint16(38) + 8);
+      }
+      return f;
+    };
     const calls = 3;
     for (let c = 0; c < calls; c++) {
       const a = `10.0.1.${c + 1}`;
@@ -164,7 +186,7 @@ test("the fast path writes the records the generic path writes: every RTP shape,
       if (i % 79 === 1) (rtp = Uint8Array.from([...rtp.subarray(0, 12), 0xbe, 0xde, 0, 0, ...voice]))[0] = 0x90; // header extension
       const f = (i & 1) === 0 ? udpFrame(a, b, 20000 + 2 * c, 40000 + 2 * c, rtp) : udpFrame(b, a, 40000 + 2 * c, 20000 + 2 * c, rtp);
       if (i % 71 === 4) f[22] = 7; // another TTL
-      push(f, t);
+      push(shape(f, i), t);
       if (i % 61 === 9) push(udpFrame('10.9.9.9', '10.8.8.8', 30000, 30002, rtpPacket(8, seq, 0, 77, voice)), t); // a flow nobody signalled
       // 20 ms per packet and call, with a second-long pause now and then (the flow cache's trust and recheck run out).
       t += i % 1000 === 999 ? 1_500_000 : 20_000 / calls;
@@ -180,7 +202,7 @@ test("the fast path writes the records the generic path writes: every RTP shape,
     assert.equal(fast.records.length, generic.records.length);
     for (let i = 0; i < generic.records.length; i++) assert.equal(text(fast.records[i]), text(generic.records[i]), `record ${i}`);
     const rtp = generic.records.filter((r) => text(r).includes('"protocol":"rtp"')).length;
-    assert.ok(fast.stats.fastRecords > rtp * 0.85 && fast.stats.fastRecords < rtp, `fast path ${fast.stats.fastRecords} of ${rtp} RTP records`);
+    assert.ok(fast.stats.fastRecords > rtp * 0.75 && fast.stats.fastRecords < rtp, `fast path ${fast.stats.fastRecords} of ${rtp} RTP records`);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
