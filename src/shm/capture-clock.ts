@@ -17,13 +17,14 @@
 //   own cache line (when all shared one, the line moved between CPUs on every
 //   frame: two processes each ran ~25% slower).
 // - Live (`caughtUp`, src/capture-proc/catch-up.ts): positions are capture
-//   times in milliseconds since the run's start; a process has handed over
+//   times in microseconds since the run's start; a process has handed over
 //   every frame before its position. Frames reach a process only when the
 //   kernel retires their ring block, so a miss waits, at most until the
 //   packet is older than the retire time plus a margin, for the others to
 //   pass its time.
 //
-// Positions compare modulo 2^32 (live: 24 days either side).
+// Positions compare modulo 2^32 (live: 35 minutes either side; an idle
+// process republishes its position every minute).
 //
 // Layout (Int32 words): 0 magic, 1 version, 4 owner pid and 6 owner start
 // time (segment.ts), 16 number of processes, 64 + 16 w: position of process

@@ -173,11 +173,7 @@ export class MediaCorrelator {
         const slot = fc[k + F_SLOT];
         const seq = fc[k + F_SEQ];
         this.fe = e;
-        if (((fc[k + F_TRUST] - nowRel) | 0) <= 0 || (captureMs - fc[k + F_CAPTURED]) >>> 0 >= TRUST_MS) {
-          // Trust ran out: the slot says whether it is as the lookups saw it.
-          if (((nowRel - fc[k + F_LOOKED]) | 0) >= RECHECK_MS || !f.isCurrent(slot, seq)) break;
-          this.trust(k, f, captureMs);
-        }
+        if (!this.stillTrusted(k, f, nowRel, captureMs)) break;
         this.stats.hits++;
         this.seq = seq;
         return (this.slot = slot);
@@ -234,12 +230,7 @@ export class MediaCorrelator {
       const seq = fc[k + F_SEQ];
       const pack = fc[k + F_LPACK];
       if (fc[k + F_LSLOT] !== slot + 1 || fc[k + F_LSEQ] !== seq || pack === NO_ROOM || (pack & 255) !== pt || ((pack >>> 20) & 3) === CODEC_EVENT) return -1;
-      const nowRel = (f.now - this.t0) | 0;
-      if (((fc[k + F_TRUST] - nowRel) | 0) <= 0 || (captureMs - fc[k + F_CAPTURED]) >>> 0 >= TRUST_MS) {
-        // As lookup(): the slot says whether it is as the lookups saw it.
-        if (((nowRel - fc[k + F_LOOKED]) | 0) >= RECHECK_MS || !f.isCurrent(slot, seq)) return -1;
-        this.trust(k, f, captureMs);
-      }
+      if (!this.stillTrusted(k, f, (f.now - this.t0) | 0, captureMs)) return -1;
       this.stats.hits++;
       return k;
     }
@@ -274,6 +265,19 @@ export class MediaCorrelator {
       f.setNow(Date.now());
       this.clockCaptureMs = captureMs;
     }
+  }
+
+  /**
+   * Is flow entry k trusted now, or, its trust run out, is its slot as the
+   * lookups saw it (then trusted again)? False when it is to be looked up
+   * again (changed, or RECHECK_MS since the lookups).
+   */
+  private stillTrusted(k: number, f: FlowRegistry, nowRel: number, captureMs: number): boolean {
+    const fc = this.fc;
+    if (((fc[k + F_TRUST] - nowRel) | 0) > 0 && (captureMs - fc[k + F_CAPTURED]) >>> 0 < TRUST_MS) return true;
+    if (((nowRel - fc[k + F_LOOKED]) | 0) >= RECHECK_MS || !f.isCurrent(fc[k + F_SLOT], fc[k + F_SEQ])) return false;
+    this.trust(k, f, captureMs);
+    return true;
   }
 
   /** Trusts the flow-cache entry at word k for TRUST_MS from now and from capture time `captureMs`, within the slot's expiry (f.lastExpiry). */
