@@ -260,7 +260,7 @@ export function protocolWords(name: string): Int32Array {
 /**
  * The fast path's envelope (fast-path.ts): what encodeWire writes for the
  * same frame after the decoder and fillEnvelope, read straight from the
- * frame. Writes from word k of W (the batch's words, little-endian);
+ * frame (IPv4, UDP, at most one VLAN id). Writes from word k of W (the batch's words, little-endian);
  * `proto` is the protocol name (protocolWords, `protoLen` bytes). Returns
  * the word of the labels block's length: the caller writes the block,
  * then the payload (wirePayload).
@@ -278,16 +278,23 @@ export function wireEnvelopeUdp4(W: Int32Array, k: number, f: FastFrame, proto: 
   W[k + 6] = f.dport;
   W[k + 7] = f.len;
   W[k + 8] = f.caplen;
-  W[k + 9] = labelCount << 24;
+  const vc = f.vlan >= 0 ? 1 : 0;
+  W[k + 9] = vc | (labelCount << 24);
   W[k + 10] = -1;
   W[k + 11] = f.mac0;
   W[k + 12] = f.mac1;
   W[k + 13] = f.mac2;
   W[k + 14] = f.srcWord;
   W[k + 15] = f.dstWord;
-  let j = k + 16;
-  for (let i = 0; i < proto.length; i++) W[j++] = proto[i];
-  return j;
+  // The protocol name, then the VLAN id (u16), padded to a word.
+  const j = k + 16;
+  const words = (protoLen + 2 * vc + 3) >> 2;
+  for (let i = 0; i < words; i++) W[j + i] = i < proto.length ? proto[i] : 0;
+  if (vc !== 0) {
+    W[j + (protoLen >> 2)] |= (f.vlan & 0xff) << (8 * (protoLen & 3));
+    W[j + ((protoLen + 1) >> 2)] |= (f.vlan >>> 8) << (8 * ((protoLen + 1) & 3));
+  }
+  return j + words;
 }
 
 /** After a fast-path record's labels block (ending at word j): the payload's kind and length words; returns the word its compact form starts at. */

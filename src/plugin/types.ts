@@ -77,11 +77,12 @@ export interface Parser extends PluginInstance {
    * record of a frame of a flow the parser already knows, written straight
    * into the batch from the frame, with no DecodedPacket or OutputRecord.
    * The pipeline offers it the frames of the simple shape (FastFrame:
-   * Ethernet, IPv4 without options or fragmentation, UDP) before decoding
-   * and before any canHandle, when the task has no processors; it reads
-   * the UDP payload, and f.load() for the rest when it takes the frame. It must take
-   * only frames the generic path would give it (flows it has itself been
-   * given: no earlier parser wanted them), and write what encodeWire would.
+   * Ethernet with at most one 802.1Q tag, IPv4 without options or
+   * fragmentation, UDP) before decoding and before any canHandle, when the
+   * task has no processors; it reads the UDP payload, and calls f.load()
+   * for the rest once it takes the frame. It must take only frames the
+   * generic path would give it (flows it has itself been given: no earlier
+   * parser wanted them), and write what encodeWire would.
    * Writes from word k of W (the batch's words) before word `end`; returns
    * the word after the record, 0 to leave the frame to the generic path
    * (nothing counted or noted), or -1 when it needs more room.

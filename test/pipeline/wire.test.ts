@@ -146,7 +146,7 @@ test("the fast path writes the records the generic path writes: every RTP shape,
     // Frames of known flows in shapes the fast path leaves to the decoder (their records must not change either).
     const shape = (f: Uint8Array, i: number): Uint8Array => {
       const v = (k: number): boolean => i % 37 === k;
-      if (v(11)) return Uint8Array.from([...f.subarray(0, 12), 0x81, 0, 0, 42, ...f.subarray(12)]); // 802.1Q tag
+      if (v(11)) return Uint8Array.from([...f.subarray(0, 12), 0x81, 0, 0x21, 0x23, ...f.subarray(12)]); // 802.1Q tag: priority 1, VLAN 291
       if (v(13)) return Uint8Array.from([...f, 0, 0, 0, 0]); // bytes after the IP datagram (Ethernet padding)
       if (v(17)) {
         // IPv4 options (a 24-byte header)

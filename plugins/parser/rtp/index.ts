@@ -46,8 +46,8 @@ const K_EVENT = labelKeyId('rtp.event');
 const K_EVENT_END = labelKeyId('rtp.event-end');
 const K_CODEC = labelKeyId('codec');
 const PROTO = protocolWords('rtp');
-/** The most words a fast-path record takes: envelope 17, labels block 1 + 6 + a flow entry's inline call labels, payload 10. */
-const FAST_WORDS = 17 + 7 + FLOW_LABEL_WORDS + 10;
+/** The most words a fast-path record takes: envelope 18 (with a VLAN id), labels block 1 + 6 + a flow entry's inline call labels, payload 10. */
+const FAST_WORDS = 18 + 7 + FLOW_LABEL_WORDS + 10;
 
 /** Names of the static payload types, made once (labels keep a reference). */
 const STATIC_NAMES: (string | null)[] = Array.from({ length: 128 }, (_, i) => STATIC_PT[i] ?? null);
