@@ -9,10 +9,12 @@
 // (by then every older frame has left the kernel's ring), and the lookup
 // is retried.
 //
-// Only misses wait, and each only until its own deadline: media of known
-// calls never do, and RTP-like packets of unknown flows make this process
-// lag real time by at most the window, without spinning (sleeps of 0.5 to
-// 1 ms, so a flood costs at most ~2000 wakeups a second).
+// Only misses wait, each only until its own deadline, and only the first
+// miss of a flow (symmetric flow hash) in QUIET_MS of capture time: the race
+// is at a call's start. Media of known calls never wait; a flow nobody
+// signalled costs one wait when it starts (and again after a silence), so
+// unsignalled RTP does not keep this process a window behind real time.
+// Waiting sleeps 0.5 to 1 ms at a time; it never spins.
 //
 // Positions are microseconds of capture time since the run's start, in a
 // 32-bit word that wraps after ~35 minutes, so an idle process republishes
@@ -23,12 +25,18 @@ import type { CaptureClock } from '../shm/capture-clock.js';
 /** Slack for the kernel's retire timer (one jiffy at HZ=250) and for waking the other process. */
 export const CATCH_UP_MARGIN_MS = 5;
 const REFRESH_MS = 60_000;
+/** A flow whose last miss is this recent (capture time) does not wait again. */
+export const QUIET_MS = 2000;
+/** Flows remembered (direct-mapped by hash; a collision costs at most an extra wait). */
+const FLOWS = 4096;
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
 export interface CatchUpStats {
   /** Misses that waited for another capture process. */
   waits: number;
+  /** Misses that did not wait: their flow had missed in the last QUIET_MS. */
+  quiet: number;
   /** Time spent waiting, in milliseconds. */
   waited_ms: number;
   /** Waits that ended at the deadline with another process still behind (normal for media of unknown calls while another process is idle). */
@@ -36,7 +44,9 @@ export interface CatchUpStats {
 }
 
 export class LiveCatchUp {
-  readonly stats: CatchUpStats = { waits: 0, waited_ms: 0, deadlines: 0 };
+  readonly stats: CatchUpStats = { waits: 0, quiet: 0, waited_ms: 0, deadlines: 0 };
+  /** Per flow hash slot: the hash, the position of its last miss, and 1 when in use. */
+  private readonly misses = new Int32Array(3 * FLOWS);
   private readonly baseUs: number;
   private readonly windowUs: number;
   private last = 0;
@@ -66,11 +76,23 @@ export class LiveCatchUp {
   }
 
   /**
-   * The registry's catch-up hook: a miss on a packet captured at sec.nsec.
-   * Returns once the lookup is worth retrying (always true).
+   * The registry's catch-up hook: a miss on a packet of `flow` captured at
+   * sec.nsec. Returns once the lookup is worth retrying (true), or false at
+   * once when the flow missed in the last QUIET_MS.
    */
-  wait(sec: number, nsec: number): boolean {
+  wait(sec: number, nsec: number, flow: number): boolean {
     const t = this.position(sec, nsec);
+    const m = this.misses;
+    const f = flow | 0; // as the table stores it
+    const e = 3 * (f & (FLOWS - 1));
+    const recent = m[e + 2] === 1 && m[e] === f && ((t - m[e + 1]) | 0) < QUIET_MS * 1000;
+    m[e] = f;
+    m[e + 1] = t;
+    m[e + 2] = 1;
+    if (recent) {
+      this.stats.quiet++;
+      return false;
+    }
     this.publish(t); // everything before this packet is handled
     const clock = this.clock;
     const me = this.me;

@@ -62,7 +62,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
   const flows = m.flows ? FlowRegistry.open(m.ringTask) : null;
   // Several capture processes: a registry miss waits for the others' older frames (catch-up.ts).
   const catchUp = flows !== null && m.clock !== null ? new LiveCatchUp(CaptureClock.open(m.ringTask), m.index, m.clock.baseMs, m.clock.windowMs) : null;
-  if (catchUp !== null) flows!.setCatchUp((sec, nsec) => catchUp.wait(sec, nsec));
+  if (catchUp !== null) flows!.setCatchUp((sec, nsec, flow) => catchUp.wait(sec, nsec, flow));
   const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows);
   const producer = RingProducer.open(m.ringTask, m.index);
   const batch = new BatchSink(producer, MAX_RECORD_BYTES);

@@ -425,7 +425,7 @@ export class FlowRegistry {
   /** ... and its expiry time (ms), read under that seq. */
   lastExpiry = 0;
   /** The capture process's catch-up (setCatchUp), null with one capture process. */
-  private catchUpHook: ((tsSec: number, tsNsec: number) => boolean) | null = null;
+  private catchUpHook: ((tsSec: number, tsNsec: number, flow: number) => boolean) | null = null;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private readonly mask: number;
@@ -578,22 +578,24 @@ export class FlowRegistry {
 
   /**
    * Set by the capture process when the task has several
-   * (src/shm/capture-clock.ts): `fn(tsSec, tsNsec)` returns once the other
-   * capture processes have handed over their frames older than that
+   * (src/shm/capture-clock.ts): `fn(tsSec, tsNsec, flow)` returns once the
+   * other capture processes have handed over their frames older than that
    * capture time (replay: frames earlier in the files), or it is too late
-   * to wait; false when there is nothing to wait for.
+   * to wait; false when there is nothing to wait for. `flow` is the
+   * packet's symmetric flow hash (live waits once per flow, not per packet).
    */
-  setCatchUp(fn: ((tsSec: number, tsNsec: number) => boolean) | null): void {
+  setCatchUp(fn: ((tsSec: number, tsNsec: number, flow: number) => boolean) | null): void {
     this.catchUpHook = fn;
   }
 
   /**
-   * After a miss on a packet captured at tsSec.tsNsec: lets earlier frames
-   * on other capture processes (an SDP another process has not read yet)
-   * land. True when the lookup is worth one retry.
+   * After a miss on a packet of `flow` (symmetricFlowHash) captured at
+   * tsSec.tsNsec: lets earlier frames on other capture processes (an SDP
+   * another process has not read yet) land. True when the lookup is worth
+   * one retry.
    */
-  catchUp(tsSec: number, tsNsec: number): boolean {
-    return this.catchUpHook !== null && this.catchUpHook(tsSec, tsNsec);
+  catchUp(tsSec: number, tsNsec: number, flow: number): boolean {
+    return this.catchUpHook !== null && this.catchUpHook(tsSec, tsNsec, flow);
   }
 
   /** Has the slot been rewritten since the lookup that returned it? Check after copying bytes out. */

@@ -156,7 +156,12 @@ export async function runLiveTask(o: LiveTaskOptions): Promise<LiveTaskResult> {
         kernel_packets: d.stream.kernelPackets,
         kernel_drops: d.stream.kernelDrops,
         freezes: d.stream.freezes,
-        ...(d.catchUp && { catchup_waits: d.catchUp.waits, catchup_waited_ms: Math.round(d.catchUp.waited_ms), catchup_deadlines: d.catchUp.deadlines }),
+        ...(d.catchUp && {
+          catchup_waits: d.catchUp.waits,
+          catchup_waited_ms: Math.round(d.catchUp.waited_ms),
+          catchup_deadlines: d.catchUp.deadlines,
+          catchup_quiet: d.catchUp.quiet,
+        }),
       }),
       s,
       Number(process.hrtime.bigint() - t0) / 1e9,

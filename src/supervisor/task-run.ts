@@ -277,7 +277,7 @@ export function formatSummary(s: TaskSummary): string {
       (c) =>
         `  capture process ${c.index}: ${c.frames} frames, ${c.records} records, ${c.cpu_s.toFixed(3)} CPU-s, ${M(c.pps_per_cpu_s)} packets per CPU-second` +
         (c.kernel_packets !== undefined ? `; kernel_packets=${c.kernel_packets} kernel_drops=${c.kernel_drops} freezes=${c.freezes} blocks=${c.blocks}` : '') +
-        (c.catchup_waits !== undefined ? `; catch-up waits=${c.catchup_waits} (${c.catchup_waited_ms} ms, ${c.catchup_deadlines} to the deadline)` : ''),
+        (c.catchup_waits !== undefined ? `; catch-up waits=${c.catchup_waits} (${c.catchup_waited_ms} ms, ${c.catchup_deadlines} to the deadline; ${c.catchup_quiet} more misses of those flows did not wait)` : ''),
     ),
     `  packets per capture-process CPU-second: ${M(s.pps_per_capture_cpu_s)}; aggregate ${M(s.pps_wall)} packets per second`,
     `  sender: ${s.sender.records} records, ${s.sender.bytes} bytes, ${s.sender.cpu_s.toFixed(3)} CPU-s, payloads unread ${s.sender.payload_unread}` +

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { LiveCatchUp } from '../../src/capture-proc/catch-up.js';
+import { LiveCatchUp, QUIET_MS } from '../../src/capture-proc/catch-up.js';
 import { CaptureClock } from '../../src/shm/capture-clock.js';
 import { FlowRegistry } from '../../src/shm/registry.js';
 
@@ -42,10 +42,11 @@ function other(task: string, base: number, mode: string, delayMs: number): Promi
   });
 }
 
-/** Misses on a packet captured now (ms since the epoch): the wait, timed. */
-function missNow(cu: LiveCatchUp, ms = Date.now()): number {
+let flows = 0;
+/** Misses on a packet of `flow` (a new one by default) captured at `ms` (since the epoch): the wait, timed. */
+function missNow(cu: LiveCatchUp, ms = Date.now(), flow = ++flows): number {
   const t0 = performance.now();
-  cu.wait(Math.floor(ms / 1000), (ms % 1000) * 1e6);
+  cu.wait(Math.floor(ms / 1000), (ms % 1000) * 1e6, flow);
   return performance.now() - t0;
 }
 
@@ -57,7 +58,7 @@ describe('live catch-up after a registry miss', () => {
     const ms = missNow(cu);
     assert.ok(reg.lookupEndpoint4(LATE, 40000) >= 0, 'registered by the other process while this one waited');
     assert.ok(ms >= 100 && ms < 1500, `woke when the other process passed the packet, not at the deadline: ${ms.toFixed(0)} ms`);
-    assert.deepEqual({ ...cu.stats, waited_ms: cu.stats.waited_ms > 100 }, { waits: 1, waited_ms: true, deadlines: 0 });
+    assert.deepEqual({ ...cu.stats, waited_ms: cu.stats.waited_ms > 100 }, { waits: 1, quiet: 0, waited_ms: true, deadlines: 0 });
   });
 
   it('gives up at the deadline when the other process publishes nothing', async () => {
@@ -75,6 +76,21 @@ describe('live catch-up after a registry miss', () => {
     clock.finish(1);
     assert.ok(missNow(cu) < 50, 'the other process finished');
     assert.equal(cu.stats.waits, 0);
+  });
+
+  it("waits once per flow: a flow that missed in the last two seconds of capture time does not wait again", async () => {
+    const { task, base, cu } = setup(300);
+    await other(task, base, 'idle', 0);
+    const now = Date.now();
+    assert.ok(missNow(cu, now, 7) >= 290, 'the first miss of flow 7 waits');
+    assert.ok(missNow(cu, now + 20, 7) < 50, 'its next packet does not');
+    assert.equal(cu.stats.quiet, 1);
+    // Flow hashes are unsigned 32-bit numbers (symmetricFlowHash).
+    assert.ok(missNow(cu, Date.now(), 0xf0000007) >= 290);
+    assert.ok(missNow(cu, Date.now(), 0xf0000007) < 50);
+    assert.ok(missNow(cu, Date.now(), 8) >= 290, 'another flow waits');
+    assert.ok(missNow(cu, now + 20 + QUIET_MS, 7) >= 100, 'flow 7 after a silence waits again');
+    assert.deepEqual([cu.stats.waits, cu.stats.quiet, cu.stats.deadlines], [4, 2, 4]);
   });
 
   it('compares positions across the 32-bit wrap', () => {

@@ -9,6 +9,7 @@
 // slot. Allocates nothing unless it learns (once per endpoint).
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
+import { symmetricFlowHash } from '../../../src/pipeline/flow-hash.js';
 import { labelKeyId, type KeyTracker } from '../../../src/pipeline/label-keys.js';
 import { encodeBytesEntry, type Labels } from '../../../src/pipeline/labels.js';
 import { native } from '../../../src/native.js';
@@ -181,7 +182,7 @@ export class MediaCorrelator {
     }
     let s = this.find(f, p);
     // The SDP may sit in an earlier frame another capture process has not handed over yet.
-    if (s < 0 && p.ipVersion !== 0 && f.catchUp(p.tsSec, p.tsNsec)) s = this.find(f, p);
+    if (s < 0 && p.ipVersion !== 0 && f.catchUp(p.tsSec, p.tsNsec, symmetricFlowHash(p))) s = this.find(f, p);
     if (s >= 0) {
       this.stats.hits++;
       this.seq = f.lastSeq;

@@ -16,6 +16,7 @@
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
+import { symmetricFlowHash } from '../../../src/pipeline/flow-hash.js';
 import type { OutputRecord, Payload } from '../../../src/pipeline/record.js';
 import type { Parser, PluginDefinition } from '../../../src/plugin/types.js';
 import type { FlowRegistry } from '../../../src/shm/registry.js';
@@ -183,7 +184,7 @@ export class WebrtcParser implements Parser {
     if (this.flows === null) return false;
     if (this.lookup(p) >= 0) return true;
     // An SDP in an earlier frame on another capture process may register this flow.
-    return isWebrtcFirstByte(p.payloadBuf[p.payloadOff]) && this.flows.catchUp(p.tsSec, p.tsNsec) && this.lookup(p) >= 0;
+    return isWebrtcFirstByte(p.payloadBuf[p.payloadOff]) && this.flows.catchUp(p.tsSec, p.tsNsec, symmetricFlowHash(p)) && this.lookup(p) >= 0;
   }
 
   /** The registry slot of the packet's destination, else source endpoint; -1 when neither is registered. */
