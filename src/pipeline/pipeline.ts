@@ -175,27 +175,6 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
       return;
     }
     if (this.fast !== null && linkType === 1 && this.fastFrame.parse(buf, view, off, caplen, len, tsSec, tsNsec, hasTs, tsDigits, this.decoder.udpTunnelPorts) && this.commitFast()) return;
-    this.processGeneric(buf, view, off, caplen, len, linkType, tsSec, tsNsec, hasTs, tsDigits);
-  }
-
-  /**
-   * Decoder, parsers, processors, encoder. A method of its own, apart from
-   * the fast path's branch: together in processBytes, SIP ran 2-4% slower
-   * with the fast path on than off (bench/sip); apart, within the noise.
-   */
-  private processGeneric(
-    buf: Uint8Array,
-    view: DataView,
-    off: number,
-    caplen: number,
-    len: number,
-    linkType: number,
-    tsSec: number,
-    tsNsec: number,
-    hasTs: boolean,
-    tsDigits: number,
-  ): void {
-    const st = this.stats;
     const p = this.decoder.decodeBytes(buf, view, off, caplen, len, linkType, tsSec, tsNsec, hasTs);
     if (p.error !== 0) {
       st.decodeDrops++;
