@@ -12,7 +12,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { openCapture } from '../../src/capture-file/open.js';
 import { Decoder } from '../../src/decode/decoder.js';
 import type { DecodedPacket } from '../../src/decode/packet.js';
@@ -25,6 +24,7 @@ import { createRegistry } from '../../src/plugin/builtins.js';
 import type { Parser } from '../../src/plugin/types.js';
 import type { RecordFormat } from '../../src/plugin/types.js';
 import { L4Payload } from '../../src/pipeline/unmatched.js';
+import { scavengesDuring, warmUp } from '../helpers/gc.js';
 import { SAMPLE } from './helpers.js';
 
 /** A ring that is always empty: every record lands at offset 0. */
@@ -85,18 +85,9 @@ async function gcsDuring(format: RecordFormat, parsers: Parser[], batched = fals
       if (++j === off.length) j = 0;
     }
   };
-  // Warm-up until a probe run is free of scavenges (at most five rounds): on
-  // a loaded machine the optimizing compiler, which runs concurrently, can
-  // finish after a fixed warm-up, and code not yet optimized boxes the
-  // timestamps (seen once in CI: 8 scavenges in the first tests of a
-  // process, none in its later ones). Allocation per packet in optimized
-  // code fails every probe, and then the measured run.
-  for (let round = 0; round < 5; round++) {
-    run(200_000);
-    if ((await scavengesDuring(format, () => run(200_000))) === 0) break;
-  }
+  await warmUp(() => run(200_000));
   const before = pl.stats.records;
-  const gcs = await scavengesDuring(format, () => {
+  const gcs = await scavengesDuring(() => {
     run(2_000_000);
     pl.flush();
   });
@@ -104,21 +95,6 @@ async function gcsDuring(format: RecordFormat, parsers: Parser[], batched = fals
   return { gcs, records: pl.stats.records - before };
 }
 
-/** Young-generation collections while fn runs. */
-async function scavengesDuring(format: RecordFormat, fn: () => void): Promise<number> {
-  let gcs = 0;
-  const obs = new PerformanceObserver((l) => {
-    for (const e of l.getEntries()) {
-      if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) gcs++;
-      if (process.env.OTUS_GC_DEBUG) console.log(format, (e as unknown as { detail?: unknown }).detail, e.duration);
-    }
-  });
-  obs.observe({ entryTypes: ['gc'] });
-  fn();
-  await new Promise((res) => setTimeout(res, 50));
-  obs.disconnect();
-  return gcs;
-}
 
 test('no garbage collection over 2M packets: the capture process path, wire records batched into the ring', async () => {
   for (const parsers of [[new FastRtp()], []]) {
