@@ -92,6 +92,51 @@ export function wordView(buf: Uint8Array): Int32Array | null {
   return words;
 }
 
+/** Timestamp flags: a timestamp at all, and nanosecond digits. */
+function tsFlags(hasTs: boolean, tsDigits: number): number {
+  return (hasTs ? WireFlag.Ts : 0) | (tsDigits === 9 ? WireFlag.TsNanos : 0);
+}
+
+/** The high 32 bits of a seconds count (0 for the years 1970 to 2106). */
+function secondsHigh(sec: number): number {
+  return sec >= 0 && sec <= 0xffffffff ? 0 : Math.floor(sec / 4294967296);
+}
+
+/** The fixed header (layout above) as fourteen word stores from W[k]; w0, w1 and w9 are its packed words. */
+function writeHeader(
+  W: Int32Array,
+  k: number,
+  w0: number,
+  w1: number,
+  sec: number,
+  nsec: number,
+  sport: number,
+  dport: number,
+  len: number,
+  caplen: number,
+  w9: number,
+  tunnelId: number,
+  mac0: number,
+  mac1: number,
+  mac2: number,
+): void {
+  const hi = secondsHigh(sec);
+  W[k] = w0;
+  W[k + 1] = w1;
+  W[k + 2] = (sec - hi * 4294967296) | 0;
+  W[k + 3] = hi;
+  W[k + 4] = nsec;
+  W[k + 5] = sport;
+  W[k + 6] = dport;
+  W[k + 7] = len;
+  W[k + 8] = caplen;
+  W[k + 9] = w9;
+  W[k + 10] = tunnelId;
+  W[k + 11] = mac0;
+  W[k + 12] = mac1;
+  W[k + 13] = mac2;
+}
+
 /**
  * Writes `r` as a wire record at buf[off..end). The payload goes in its
  * compact form when `compact` is set and the payload has one, otherwise
@@ -116,35 +161,19 @@ export function encodeWire(
   const vc = r.vlanCount;
   if (end - off < WIRE_HEADER + 3 * proto.length + 2 * al + 12 + 2 * vc + 2 * ol + 5 + 4) return -1;
   const L = r.labels;
-  let flags = 0;
-  if (r.hasTs) flags |= WireFlag.Ts;
+  let flags = tsFlags(r.hasTs, r.tsDigits);
   if (r.hasSrcMac) flags |= WireFlag.SrcMac;
   if (r.hasDstMac) flags |= WireFlag.DstMac;
   if (r.rawLen >= 0) flags |= WireFlag.Raw;
-  if (r.tsDigits === 9) flags |= WireFlag.TsNanos;
   const sec = r.tsSec;
-  const hi = sec >= 0 && sec <= 0xffffffff ? 0 : Math.floor(sec / 4294967296);
+  const hi = secondsHigh(sec);
   const lo = sec - hi * 4294967296;
   const w0 = WIRE_VERSION | (flags << 8) | (r.ipVersion << 16);
   const w1 = (r.proto & 0xffff) | (r.ttl << 16);
   const w9 = vc | (r.tunnelType << 8) | (r.outerIpVersion << 16) | (L.count << 24);
   const W = wordView(buf);
   if (W !== null && (off & 3) === 0) {
-    const k = off >> 2;
-    W[k] = w0;
-    W[k + 1] = w1;
-    W[k + 2] = lo | 0;
-    W[k + 3] = hi;
-    W[k + 4] = r.tsNsec;
-    W[k + 5] = r.sport;
-    W[k + 6] = r.dport;
-    W[k + 7] = r.len;
-    W[k + 8] = r.caplen;
-    W[k + 9] = w9;
-    W[k + 10] = r.tunnelId;
-    W[k + 11] = r.macW0;
-    W[k + 12] = r.macW1;
-    W[k + 13] = r.macW2;
+    writeHeader(W, off >> 2, w0, w1, sec, r.tsNsec, r.sport, r.dport, r.len, r.caplen, w9, r.tunnelId, r.macW0, r.macW1, r.macW2);
   } else {
     writeU32LE(buf, off, w0);
     writeU32LE(buf, off + 4, w1);
@@ -263,27 +292,13 @@ export function protocolWords(name: string): Int32Array {
  * frame (IPv4, UDP, at most one VLAN id). Writes from word k of W (the batch's words, little-endian);
  * `proto` is the protocol name (protocolWords, `protoLen` bytes). Returns
  * the word of the labels block's length: the caller writes the block,
- * then the payload (wirePayload).
+ * then the payload (wireCompactPayload).
  */
 export function wireEnvelopeUdp4(W: Int32Array, k: number, f: FastFrame, proto: Int32Array, protoLen: number, labelCount: number): number {
-  const flags = (f.hasTs ? WireFlag.Ts : 0) | WireFlag.SrcMac | WireFlag.DstMac | (f.tsDigits === 9 ? WireFlag.TsNanos : 0);
-  const sec = f.tsSec;
-  const hi = sec >= 0 && sec <= 0xffffffff ? 0 : Math.floor(sec / 4294967296);
-  W[k] = WIRE_VERSION | (flags << 8) | (4 << 16) | (protoLen << 24);
-  W[k + 1] = 17 | (f.ttl << 16);
-  W[k + 2] = (sec - hi * 4294967296) | 0;
-  W[k + 3] = hi;
-  W[k + 4] = f.tsNsec;
-  W[k + 5] = f.sport;
-  W[k + 6] = f.dport;
-  W[k + 7] = f.len;
-  W[k + 8] = f.caplen;
+  const flags = tsFlags(f.hasTs, f.tsDigits) | WireFlag.SrcMac | WireFlag.DstMac;
   const vc = f.vlan >= 0 ? 1 : 0;
-  W[k + 9] = vc | (labelCount << 24);
-  W[k + 10] = -1;
-  W[k + 11] = f.mac0;
-  W[k + 12] = f.mac1;
-  W[k + 13] = f.mac2;
+  const w0 = WIRE_VERSION | (flags << 8) | (4 << 16) | (protoLen << 24);
+  writeHeader(W, k, w0, 17 | (f.ttl << 16), f.tsSec, f.tsNsec, f.sport, f.dport, f.len, f.caplen, vc | (labelCount << 24), -1, f.mac0, f.mac1, f.mac2);
   W[k + 14] = f.srcWord;
   W[k + 15] = f.dstWord;
   // The protocol name, then the VLAN id (u16), padded to a word.
