@@ -48,9 +48,6 @@ const SIZE = 4 * (I_NEXT + STRIDE * MAX_WORKERS);
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
 export class CaptureClock {
-  /** Times a process found another one behind and had to wait. */
-  waits = 0;
-
   private constructor(
     readonly name: string,
     private readonly i32: Int32Array,
@@ -106,7 +103,6 @@ export class CaptureClock {
     const n = this.i32[I_WORKERS];
     for (let w = 0; w < n; w++) {
       if (w === me || !this.behind(w, g)) continue;
-      this.waits++;
       for (let spin = 0; this.behind(w, g); spin++) {
         // Spin briefly (the other process is usually a frame or two behind), then sleep 50 µs at a time.
         if (spin > 2000) Atomics.wait(sleepCell, 0, 0, 0.05);

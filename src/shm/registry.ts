@@ -598,6 +598,11 @@ export class FlowRegistry {
     return this.catchUpHook !== null && this.catchUpHook(tsSec, tsNsec, flow);
   }
 
+  /** Is there a catch-up to ask (several capture processes)? Lets a caller skip computing the flow hash when not. */
+  get catchesUp(): boolean {
+    return this.catchUpHook !== null;
+  }
+
   /** Has the slot been rewritten since the lookup that returned it? Check after copying bytes out. */
   stillValid(slot: number): boolean {
     return this.unchanged(slot, this.lastSeq);

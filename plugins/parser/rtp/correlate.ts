@@ -182,7 +182,7 @@ export class MediaCorrelator {
     }
     let s = this.find(f, p);
     // The SDP may sit in an earlier frame another capture process has not handed over yet.
-    if (s < 0 && p.ipVersion !== 0 && f.catchUp(p.tsSec, p.tsNsec, symmetricFlowHash(p))) s = this.find(f, p);
+    if (s < 0 && p.ipVersion !== 0 && f.catchesUp && f.catchUp(p.tsSec, p.tsNsec, symmetricFlowHash(p))) s = this.find(f, p);
     if (s >= 0) {
       this.stats.hits++;
       this.seq = f.lastSeq;

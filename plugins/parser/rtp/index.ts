@@ -19,7 +19,7 @@ import type { OutputRecord } from '../../../src/pipeline/record.js';
 import type { Parser, PluginDefinition } from '../../../src/plugin/types.js';
 import { STATIC_PT } from '../sip/sdp.js';
 import { CODEC_EVENT, CODEC_NAMED, FLOW_LABEL_WORDS, MediaCorrelator } from './correlate.js';
-import { PLAIN_COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payload.js';
+import { COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payload.js';
 
 export interface RtpConfig {
   ports: number[];
@@ -192,7 +192,7 @@ export class RtpParser implements Parser {
     j = encodeUintEntry(W, j, K_SEQ, seq);
     j = corr.writeFlowLabels(e, W, j, keys);
     W[labelsAt] = (j - labelsAt - 1) << 2;
-    j = wireCompactPayload(W, j, PLAIN_COMPACT);
+    j = wireCompactPayload(W, j, COMPACT);
     j = writePlainCompact(W, j, (b1 & 0x80) !== 0, pt, seq, (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7], ssrc, len - 12);
     keys.use(K_SSRC);
     keys.use(K_PT);

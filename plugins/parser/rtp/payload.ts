@@ -18,7 +18,8 @@ import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js
 import type { Payload, PayloadReader } from '../../../src/pipeline/record.js';
 import { wordView } from '../../../src/pipeline/wire.js';
 
-const COMPACT = 32;
+/** Bytes of the compact form without CSRCs. */
+export const COMPACT = 32;
 
 /** `{"version":2,"padding":…,"extension":…,"marker":…,"pt":` by padding << 2 | extension << 1 | marker. */
 const FLAGS_PREFIX = Array.from({ length: 8 }, (_, f) => ascii(`{"version":2,"padding":${(f & 4) !== 0},"extension":${(f & 2) !== 0},"marker":${(f & 1) !== 0},"pt":`));
@@ -56,9 +57,6 @@ export function writePlainCompact(W: Int32Array, k: number, marker: boolean, pt:
   W[k + 7] = 255; // event -1
   return k + 8;
 }
-
-/** Bytes of the compact form without CSRCs. */
-export const PLAIN_COMPACT = COMPACT;
 
 export class RtpPayload implements Payload {
   readonly type = 'rtp';

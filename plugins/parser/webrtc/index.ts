@@ -184,7 +184,7 @@ export class WebrtcParser implements Parser {
     if (this.flows === null) return false;
     if (this.lookup(p) >= 0) return true;
     // An SDP in an earlier frame on another capture process may register this flow.
-    return isWebrtcFirstByte(p.payloadBuf[p.payloadOff]) && this.flows.catchUp(p.tsSec, p.tsNsec, symmetricFlowHash(p)) && this.lookup(p) >= 0;
+    return isWebrtcFirstByte(p.payloadBuf[p.payloadOff]) && this.flows.catchesUp && this.flows.catchUp(p.tsSec, p.tsNsec, symmetricFlowHash(p)) && this.lookup(p) >= 0;
   }
 
   /** The registry slot of the packet's destination, else source endpoint; -1 when neither is registered. */
