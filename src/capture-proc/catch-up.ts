@@ -98,7 +98,7 @@ export class LiveCatchUp {
     const me = this.me;
     const deadline = t + this.windowUs;
     const t0 = this.nowMs();
-    let left = deadline - (t0 * 1000 - this.baseUs);
+    let left = deadline - this.wallPosition(t0);
     if (left <= 0 || clock.caughtUp(me, t + 1)) return true;
     const st = this.stats;
     st.waits++;
@@ -107,7 +107,7 @@ export class LiveCatchUp {
       Atomics.wait(sleepCell, 0, 0, Math.min(1, Math.max(0.5, left / 1000)));
       now = this.nowMs();
       if (clock.caughtUp(me, t + 1)) break;
-      left = deadline - (now * 1000 - this.baseUs);
+      left = deadline - this.wallPosition(now);
       if (left <= 0) {
         st.deadlines++;
         break;
@@ -117,9 +117,14 @@ export class LiveCatchUp {
     return true;
   }
 
+  /** Wall-clock time (ms since the epoch) → position. */
+  private wallPosition(ms: number): number {
+    return Math.floor(ms * 1000 - this.baseUs) | 0;
+  }
+
   /** Republishes the position every minute while idle, so it never looks a wrap ahead; stop() ends it. */
   start(): void {
-    this.timer = setInterval(() => this.publish(Math.floor(this.nowMs() * 1000 - this.baseUs - this.windowUs) | 0), REFRESH_MS);
+    this.timer = setInterval(() => this.publish((this.wallPosition(this.nowMs()) - this.windowUs) | 0), REFRESH_MS);
     this.timer.unref();
   }
 

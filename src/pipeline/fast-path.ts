@@ -12,24 +12,18 @@
 // payload first and calls load() for the addresses, ports and MACs only
 // when it takes the frame: SIP and other UDP pay for the check alone.
 
+import { Frame } from '../capture-file/frame.js';
+
 /** Ethernet II (+ an 802.1Q tag), then IPv4 with a 20-byte header (version 4, IHL 5), then UDP: from the IPv4 header. */
 const ETH = 14;
 const TAG = 4;
 const L4 = 20;
 const PAYLOAD = L4 + 8;
 
-export class FastFrame {
-  buf: Uint8Array = new Uint8Array(0);
-  view: DataView = new DataView(new ArrayBuffer(0));
-  /** The frame's first byte in buf, and its IPv4 header's. */
-  off = 0;
+/** An Ethernet frame (a Frame of link type 1) in the fast shape, with what its record's envelope needs. */
+export class FastFrame extends Frame {
+  /** Offset of the IPv4 header in buf. */
   l3 = 0;
-  caplen = 0;
-  len = 0;
-  tsSec = 0;
-  tsNsec = 0;
-  hasTs = false;
-  tsDigits = 6;
   // Read by load():
   /** Addresses as big-endian reads (the decoder's src4/dst4) and as the little-endian words the wire record stores. */
   src4 = 0;
@@ -80,6 +74,7 @@ export class FastFrame {
     this.buf = buf;
     this.view = view;
     this.off = off;
+    this.linkType = 1;
     this.l3 = l3;
     this.caplen = caplen;
     this.len = len;
