@@ -53,6 +53,32 @@ test('headerId: names found by length and first letter, as by comparing every na
   }
 });
 
+test("parse: each header line's name identified as by comparing every name (the automaton in the colon scan)", () => {
+  const r = rng(0x5e1);
+  const name = new Uint8Array(64);
+  const seeds = [...NAMES.map(([n]) => n), 'Max-Forwards', 'c', 'i', 'M', 'Call-ID  ', 'To\t'].map((n) => new Uint8Array(Buffer.from(n, 'latin1')));
+  const head = Buffer.from('OPTIONS sip:a@b SIP/2.0\r\n', 'latin1');
+  const tail = Buffer.from(': v\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n', 'latin1');
+  const buf = new Uint8Array(256);
+  const m = new SipMessage();
+  let checked = 0;
+  for (let i = 0; i < 200_000; i++) {
+    const n = i < seeds.length ? (name.set(seeds[i]), seeds[i].length) : Math.min(mutate(seeds[i % seeds.length], name, r), 40);
+    // A name is what a line holds before its colon: no colon, line end or leading blank in it.
+    if (n === 0 || name[0] === 32 || name[0] === 9 || name.subarray(0, n).some((c) => c === 58 || c === 10 || c === 13)) continue;
+    buf.set(head, 0);
+    buf.set(name.subarray(0, n), head.length);
+    buf.set(tail, head.length + n);
+    const len = head.length + n + tail.length;
+    assert.equal(m.parse(buf, 0, len, false), len);
+    let e = n;
+    while (e > 0 && (name[e - 1] === 32 || name[e - 1] === 9)) e--;
+    assert.equal(m.hId[0], headerIdBefore(name, 0, e), Buffer.from(name.subarray(0, n)).toString('latin1'));
+    checked++;
+  }
+  assert.ok(checked > 100_000, `${checked} names checked`);
+});
+
 /** tagParam as it was, over a fresh out array. */
 function tagBefore(b: Uint8Array, off: number, len: number): number[] | null {
   const end = off + len;

@@ -103,6 +103,31 @@ NAME_BYTES.forEach((n, k) => {
   BY_SHAPE[BY_SHAPE[at] < 0 ? at : at + 1] = k;
 });
 
+/**
+ * The header names as an automaton over their bytes, run by parse() while it
+ * scans a line for its colon, so a name is identified in the same pass that
+ * finds its end (comparing it after cost a quarter of parse, measured).
+ * State 0 is "no name of ours" (absorbing), 1 the start; NAME_STEP[s << 8 | c]
+ * is the next state, NAME_ID[s] the id of the name (or compact form) ending in s.
+ */
+const NAME_STATES = 2 + 26 + NAMES.reduce((n, [name]) => n + name.length, 0); // at most: a trie of the names, one-letter forms
+const NAME_STEP = new Uint8Array(NAME_STATES << 8);
+const NAME_ID = new Uint8Array(NAME_STATES);
+{
+  let next = 2;
+  const edge = (s: number, c: number): number => {
+    const at = (s << 8) | c;
+    if (NAME_STEP[at] === 0) {
+      NAME_STEP[at] = next;
+      if (c >= 97 && c <= 122) NAME_STEP[at - 32] = next; // upper case
+      next++;
+    }
+    return NAME_STEP[at];
+  };
+  for (const [name, id] of NAMES) NAME_ID[[...name].reduce((s, ch) => edge(s, ch.charCodeAt(0)), 1)] = id;
+  for (let c = 97; c <= 122; c++) if (COMPACT[c] !== H_OTHER) NAME_ID[edge(1, c)] = COMPACT[c];
+}
+
 export function headerId(buf: Uint8Array, off: number, len: number): number {
   const c = lower(buf[off]);
   if (len === 1) return c < 128 ? COMPACT[c] : H_OTHER;
@@ -267,13 +292,20 @@ export class SipMessage {
       }
       if (n === MAX_HEADERS) return this.fail(SipReject.TooManyHeaders);
       let colon = p;
-      while (colon < lineEnd && buf[colon] !== 58) colon++;
+      let s = 1;
+      for (; colon < lineEnd; colon++) {
+        const c = buf[colon];
+        if (c === 58) break;
+        s = NAME_STEP[(s << 8) | c];
+      }
       if (colon === lineEnd) {
         if (this.truncated) break;
         return this.fail(SipReject.BadHeader);
       }
       const nameEnd = trimEnd(buf, p, colon);
       if (nameEnd === p) return this.fail(SipReject.BadHeader);
+      // Spaces before the colon (legal, rare) took the automaton off its names.
+      const id = nameEnd === colon ? NAME_ID[s] : headerId(buf, p, nameEnd - p);
       let v = colon + 1;
       while (v < lineEnd && isSpace(buf[v])) v++;
       this.hNameOff[n] = p;
@@ -281,7 +313,6 @@ export class SipMessage {
       this.hValOff[n] = v;
       this.hValLen[n] = trimEnd(buf, v, lineEnd) - v;
       this.hFolded[n] = 0;
-      const id = headerId(buf, p, nameEnd - p);
       this.hId[n] = id;
       if (id !== H_OTHER && this.first[id] < 0) this.first[id] = n;
       n++;
