@@ -1,6 +1,7 @@
-// Labels against a plain Map model: random sets (strings, bytes, numbers,
-// shared blocks), replacements and deletes must read back the same through
-// get/equals/toObject and through a wire record the sender would read.
+// Labels against a plain Map model: random sets (strings, bytes, bytes by
+// words through a view, numbers, shared blocks), replacements and deletes
+// must read back the same through get/equals/toObject and through a wire
+// record the sender would read.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,6 +45,8 @@ test('labels: random sets, shared blocks, replaces and deletes read back as a Ma
   const L = r.labels;
   const block = new Int32Array(4096);
   const block8 = new Uint8Array(block.buffer);
+  const src = new Uint8Array(new ArrayBuffer(128), 3, 121);
+  const srcView = new DataView(src.buffer, src.byteOffset, src.length);
   for (let round = 0; round < 3000; round++) {
     r.reset();
     const model = new Map<string, string>();
@@ -65,9 +68,17 @@ test('labels: random sets, shared blocks, replaces and deletes read back as a Ma
         const n = Math.floor(next() * 2 ** 32);
         assert.ok(L.setUint(k, n));
         put(k, String(n));
-      } else if (op < 0.6) {
+      } else if (op < 0.52) {
         const b = enc.encode(pick(VALUES));
         assert.ok(L.setBytes(k, b, 0, b.length));
+        put(k, dec.decode(b));
+      } else if (op < 0.6) {
+        // By words through a view: the value anywhere in a buffer that is itself at an odd offset, also at its very end.
+        const b = enc.encode(pick(VALUES));
+        const at = next() < 0.3 ? src.length - b.length : Math.floor(next() * (src.length - b.length));
+        src.fill(0x5a);
+        src.set(b, at);
+        assert.ok(L.setBytesViewId(labelKeyId(k), src, srcView, at, b.length));
         put(k, dec.decode(b));
       } else if (op < 0.85) {
         // A shared block of 1-3 distinct keys, as the media correlator makes.

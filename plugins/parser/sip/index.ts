@@ -186,26 +186,26 @@ export class SipParser implements StreamParser {
     st.messages++;
     if (m.isRequest) {
       st.requests++;
-      L.setBytesId(K_METHOD, b, m.methodOff, m.methodLen);
+      this.label(L, K_METHOD, m.methodOff, m.methodLen);
     } else {
       st.responses++;
-      L.setBytesId(K_STATUS, b, m.statusOff, 3);
+      this.label(L, K_STATUS, m.statusOff, 3);
     }
     this.headerLabel(L, K_CALL_ID, m.header(H_CALL_ID));
     const from = m.header(H_FROM);
     if (from >= 0) {
       if (m.hFolded[from] === 0) {
         const f = addrAndTag(b, m.hValOff[from], m.hValLen[from], t);
-        if ((f & ADDR_FOUND) !== 0) L.setBytesId(K_FROM, b, t[0], t[1]);
-        if ((f & TAG_FOUND) !== 0) L.setBytesId(K_FROM_TAG, b, t[2], t[3]);
+        if ((f & ADDR_FOUND) !== 0) this.label(L, K_FROM, t[0], t[1]);
+        if ((f & TAG_FOUND) !== 0) this.label(L, K_FROM_TAG, t[2], t[3]);
       } else this.foldedAddr(L, K_FROM, K_FROM_TAG, m.valueString(from));
     }
     const to = m.header(H_TO);
     if (to >= 0) {
       if (m.hFolded[to] === 0) {
         const f = addrAndTag(b, m.hValOff[to], m.hValLen[to], t);
-        if ((f & ADDR_FOUND) !== 0) L.setBytesId(K_TO, b, t[0], t[1]);
-        if ((f & TAG_FOUND) !== 0) L.setBytesId(K_TO_TAG, b, t[2], t[3]);
+        if ((f & ADDR_FOUND) !== 0) this.label(L, K_TO, t[0], t[1]);
+        if ((f & TAG_FOUND) !== 0) this.label(L, K_TO_TAG, t[2], t[3]);
       } else this.foldedAddr(L, K_TO, K_TO_TAG, m.valueString(to));
     }
     this.headerLabel(L, K_CSEQ, m.header(H_CSEQ));
@@ -217,8 +217,15 @@ export class SipParser implements StreamParser {
   private headerLabel(L: OutputRecord['labels'], key: number, i: number): void {
     if (i < 0) return;
     const m = this.msg;
-    if (m.hFolded[i] === 0) L.setBytesId(key, m.buf, m.hValOff[i], m.hValLen[i]);
+    if (m.hFolded[i] === 0) this.label(L, key, m.hValOff[i], m.hValLen[i]);
     else L.setId(key, m.valueString(i));
+  }
+
+  /** The message's bytes [off, off+len) as label `key`: by words through the payload's view when there is one (datagrams). */
+  private label(L: OutputRecord['labels'], key: number, off: number, len: number): void {
+    const m = this.msg;
+    if (m.view !== null) L.setBytesViewId(key, m.buf, m.view, off, len);
+    else L.setBytesId(key, m.buf, off, len);
   }
 
   private foldedAddr(L: OutputRecord['labels'], key: number, tagKey: number, v: string): void {
