@@ -14,15 +14,18 @@
 // scaling from 1 to N workers of the capture side can be read off; unlike
 // `otus replay`, no sender competes for the CPUs.
 //
-//   node dist/bench/rtp-calls.js [--calls C] [--packets N] [--passes P] [--workers 1,2]
+//   node dist/bench/rtp-calls.js [--calls C] [--packets N] [--passes P] [--workers 1,2] [--task FILE]
+//
+// --task: a task file's parsers and processors instead of sip + rtp (e.g.
+// configs/task-voip.yml, whose filter rides the fast path).
 
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openCapture } from '../src/capture-file/open.js';
-import { parseTask } from '../src/config/task.js';
+import { parseTask, type TaskSpec } from '../src/config/task.js';
 import { Decoder } from '../src/decode/decoder.js';
 import { native } from '../src/native.js';
 import { BatchSink } from '../src/pipeline/batch-sink.js';
@@ -38,7 +41,9 @@ import { rtpCallsCapture } from './captures.js';
 
 const args = process.argv.slice(2);
 const opt = (k: string, d: string): string => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
-const TASK = parseTask('task:\n  id: bench-rtp\n  parsers:\n    - plugin: sip\n    - plugin: rtp\n  unmatched_policy: drop\n', 'bench');
+/** The task file given (--task), or sip + rtp. */
+const taskOf = (file: string): TaskSpec =>
+  file !== '' ? parseTask(readFileSync(file, 'utf8'), file) : parseTask('task:\n  id: bench-rtp\n  parsers:\n    - plugin: sip\n    - plugin: rtp\n  unmatched_policy: drop\n', 'bench');
 
 interface Job {
   /** This worker's frames. */
@@ -47,37 +52,43 @@ interface Job {
   index: number;
   workers: number;
   passes: number;
+  task: string;
 }
 interface PassResult {
   frames: number;
   labelled: number;
+  /** Of the frames, those the pipeline's fast path took. */
+  fast: number;
   cpuSec: number;
   wallSec: number;
 }
 
-async function pipelineOn(flows: FlowRegistry): Promise<{ pl: Pipeline; rtp: RtpParser }> {
-  const plugins = await instantiateTaskPlugins(await createRegistry([]), TASK, {}, 0, flows);
+async function pipelineOn(flows: FlowRegistry, taskFile: string): Promise<{ pl: Pipeline; rtp: RtpParser }> {
+  const task = taskOf(taskFile);
+  const plugins = await instantiateTaskPlugins(await createRegistry([]), task, {}, 0, flows);
   const ring: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
-  return { pl: pipelineForTask(TASK, plugins, new BatchSink(ring, 256 * 1024), 'json'), rtp: plugins.parsers[1] as RtpParser };
+  const rtp = plugins.parsers.find((p) => p.protocol === 'rtp') as RtpParser;
+  return { pl: pipelineForTask(task, plugins, new BatchSink(ring, 256 * 1024), 'json'), rtp };
 }
 
 /** A worker: its RTP frames (by flow hash), P timed passes, one result per pass. */
 async function worker(job: Job, send: (m: unknown) => void, go: Promise<void>): Promise<void> {
   if (job.workers > 1 && os.cpus().length >= job.workers) native.setAffinity(job.index);
   const flows = FlowRegistry.open(job.registry);
-  const { pl, rtp } = await pipelineOn(flows);
+  const { pl, rtp } = await pipelineOn(flows, job.task);
   send({ ready: true });
   await go;
   for (let pass = 0; pass < job.passes; pass++) {
     const r = openCapture(job.file);
     const f = r.frame;
     const before = rtp.stats.correlated;
+    const fast0 = pl.stats.fastRecords;
     const t0 = process.hrtime.bigint();
     const c0 = process.cpuUsage();
     while (r.next()) pl.processFrame(f);
     pl.flush();
     const c = process.cpuUsage(c0);
-    const res: PassResult = { frames: r.framesRead, labelled: rtp.stats.correlated - before, cpuSec: (c.user + c.system) / 1e6, wallSec: Number(process.hrtime.bigint() - t0) / 1e9 };
+    const res: PassResult = { frames: r.framesRead, labelled: rtp.stats.correlated - before, fast: pl.stats.fastRecords - fast0, cpuSec: (c.user + c.system) / 1e6, wallSec: Number(process.hrtime.bigint() - t0) / 1e9 };
     send({ pass: res });
   }
   flows.close();
@@ -106,7 +117,7 @@ function fanout(file: string, sipFrames: number, workers: number, dir: string): 
   });
 }
 
-async function run(files: string[], passes: number, registry: string): Promise<PassResult[][]> {
+async function run(files: string[], passes: number, registry: string, task: string): Promise<PassResult[][]> {
   const workers = files.length;
   const here = fileURLToPath(import.meta.url);
   const kids: ChildProcess[] = [];
@@ -115,7 +126,7 @@ async function run(files: string[], passes: number, registry: string): Promise<P
   let finished = 0;
   await new Promise<void>((resolve, reject) => {
     for (let index = 0; index < workers; index++) {
-      const job: Job = { file: files[index], registry, index, workers, passes };
+      const job: Job = { file: files[index], registry, index, workers, passes, task };
       const k = fork(here, ['--worker', JSON.stringify(job)], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       kids.push(k);
       let pass = 0;
@@ -136,6 +147,7 @@ async function main(): Promise<void> {
   const calls = Number(opt('--calls', '1000'));
   const packets = Number(opt('--packets', '2000000'));
   const passes = Number(opt('--passes', '4'));
+  const task = opt('--task', '');
   const workerList = opt('--workers', '1,2').split(',').map(Number);
   const dir = mkdtempSync(join(os.tmpdir(), 'otus-bench-rtp-'));
   const file = join(dir, 'calls.pcap');
@@ -144,21 +156,22 @@ async function main(): Promise<void> {
   try {
     rtpCallsCapture(file, calls, packets);
     // The signalling, once, into the shared registry (INVITE and 200 of every call come first).
-    const { pl } = await pipelineOn(flows);
+    const { pl } = await pipelineOn(flows, task);
     const r = openCapture(file);
     for (let i = 0; i < 2 * calls && r.next(); i++) pl.processFrame(r.frame);
     console.log(`# ${os.cpus()[0].model}, ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}; ${calls} calls, ${packets} RTP packets`);
     const aggregate: Record<number, number> = {};
     for (const workers of workerList) {
-      const results = await run(fanout(file, 2 * calls, workers, dir), passes, name);
+      const results = await run(fanout(file, 2 * calls, workers, dir), passes, name, task);
       results.forEach((per, p) => {
         const frames = per.reduce((a, x) => a + x.frames, 0);
         const labelled = per.reduce((a, x) => a + x.labelled, 0);
+        const fast = per.reduce((a, x) => a + x.fast, 0);
         const wall = Math.max(...per.map((x) => x.wallSec));
         const rates = per.map((x) => `${(x.frames / x.cpuSec / 1e6).toFixed(2)} M`).join(', ');
         const agg = frames / wall;
         if (p > 0) aggregate[workers] = Math.max(aggregate[workers] ?? 0, agg);
-        console.log(`${workers} worker(s), pass ${p + 1}${p === 0 ? ' (JIT warm-up)' : ''}: packets per CPU-second ${rates}; aggregate ${(agg / 1e6).toFixed(2)} M packets per second`);
+        console.log(`${workers} worker(s), pass ${p + 1}${p === 0 ? ' (JIT warm-up)' : ''}: packets per CPU-second ${rates}; aggregate ${(agg / 1e6).toFixed(2)} M packets per second; fast path ${((100 * fast) / frames).toFixed(1)}%`);
         if (labelled !== packets) console.log(`WARNING: ${labelled} of ${packets} RTP packets labelled with their call`);
       });
     }

@@ -20,7 +20,7 @@ import { isStreamParser, type Parser, type Processor, type RecordEmitter, type S
 import { TcpReassembler, type TcpChunk, type TcpReassemblyOptions, type TcpStreamConsumer } from '../reassembly/tcp-stream.js';
 import type { CaptureFilter } from './capture-filter.js';
 import type { EncodeFn } from './codec.js';
-import { FastFrame } from './fast-path.js';
+import { FastFrame, fastPlan } from './fast-path.js';
 import { OutputRecord, ProcessorView } from './record.js';
 import { isDirectSink, type DirectSink, type RecordSink } from './sink.js';
 import { fillUnmatched, L4Payload, type UnmatchedPolicy } from './unmatched.js';
@@ -43,8 +43,9 @@ export interface PipelineOptions {
   tcp?: Partial<TcpReassemblyOptions>;
   /**
    * Offer frames to the first parser with a fast path (Parser.fastFrame).
-   * Only for wire records into a batch (BatchSink), and only when there are
-   * no processors (they see records through an OutputRecord).
+   * Only for wire records into a batch (BatchSink), and only when the
+   * processors can give their verdict on its records without seeing them
+   * (fastPlan).
    */
   fastPath?: boolean;
 }
@@ -75,7 +76,7 @@ export class PipelineStats {
   /** Records committed to the ring, and their encoded bytes. */
   records = 0;
   bytes = 0;
-  /** Of the records, those a parser's fast path wrote (counted under the parser too). */
+  /** Parser records the fast path wrote (counted under the parser too; a processor may still have dropped them). */
   fastRecords = 0;
 
   constructor(parsers: number, processors: number) {
@@ -116,6 +117,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   private readonly fast: Parser | null = null;
   private readonly fastIndex: number = -1;
   private readonly fastFrame = new FastFrame();
+  /** The processor that drops every fast record (fastPlan), -1 none. */
+  private readonly fastDropBy: number = -1;
 
   constructor(o: PipelineOptions) {
     this.decoder = o.decoder;
@@ -144,9 +147,17 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     });
     this.tcpOwner = owner;
     this.reassembler = owner === null ? null : new TcpReassembler(this, o.tcp);
-    if (o.fastPath === true && this.direct !== null && this.sink32 !== null && this.processors.length === 0) {
-      this.fastIndex = this.parsers.findIndex((p) => p.fastFrame !== undefined);
-      this.fast = this.fastIndex >= 0 ? this.parsers[this.fastIndex] : null;
+    const fi = this.parsers.findIndex((p) => p.fastFrame !== undefined);
+    const plan = o.fastPath === true && this.direct !== null && this.sink32 !== null && fi >= 0 ? fastPlan(this.parsers[fi].fastKeys, this.processors) : null;
+    if (plan !== null) {
+      this.fastIndex = fi;
+      this.fast = this.parsers[fi];
+      this.fastDropBy = plan.dropBy;
+      const f = this.fastFrame;
+      f.extra = plan.adds;
+      f.extraWords = plan.adds.length;
+      f.extraIds = plan.ids;
+      f.extraCount = plan.ids.length;
     }
   }
 
@@ -311,15 +322,19 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
       end = this.fast!.fastFrame!(f, W, at >> 2, Math.min(d.limit, at + this.maxRecord) >> 2, d.keys);
     }
     if (end <= 0) return false;
-    d.close(end << 2);
     const st = this.stats;
     st.parserRecords[this.fastIndex]++;
     st.fastRecords++;
-    st.records++;
-    st.bytes += (end << 2) - at;
     const ds = this.decoder.stats;
     ds.frames++;
     ds.bytes += f.caplen;
+    if (this.fastDropBy >= 0) {
+      st.processorDrops[this.fastDropBy]++; // written, never closed: the batch's next record overwrites it
+      return true;
+    }
+    d.close(end << 2);
+    st.records++;
+    st.bytes += (end << 2) - at;
     return true;
   }
 

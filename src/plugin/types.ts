@@ -79,7 +79,8 @@ export interface Parser extends PluginInstance {
    * The pipeline offers it the frames of the simple shape (FastFrame:
    * Ethernet with at most one 802.1Q tag, IPv4 without options or
    * fragmentation, UDP) before decoding and before any canHandle, when the
-   * task has no processors; it reads the UDP payload, and calls f.load()
+   * task's processors allow it (fastPlan); it reads the UDP payload, writes
+   * the processors' labels after its own (f.writeExtra), and calls f.load()
    * for the rest once it takes the frame. It must take only frames the
    * generic path would give it (flows it has itself been given: no earlier
    * parser wanted them), and write what encodeWire would.
@@ -88,6 +89,12 @@ export interface Parser extends PluginInstance {
    * (nothing counted or noted), or -1 when it needs more room.
    */
   fastFrame?(f: FastFrame, W: Int32Array, k: number, end: number, keys: KeyTracker): number;
+  /**
+   * Every label key a fastFrame record can carry (with fastFrame). The
+   * pipeline runs a task's processors on the fast path only when none of
+   * them reads these keys (Processor.fastVerdict).
+   */
+  readonly fastKeys?: readonly string[];
 }
 
 /**
@@ -137,6 +144,29 @@ export function isStreamParser(p: Parser): p is StreamParser {
 export interface Processor extends PluginInstance {
   readonly priority: number;
   process(rec: ProcessorView): unknown;
+  /**
+   * What process() does to every record that has none of the label keys
+   * `reads`, whatever else it holds: drop it, or pass it with the labels
+   * `adds` appended. With this, records of the pipeline's fast path, whose
+   * keys are known (Parser.fastKeys), get the processor's verdict without
+   * being built for it. Absent or null: the processor must see each record,
+   * and the task has no fast path.
+   */
+  fastVerdict?(): FastVerdict | null;
+}
+
+export interface FastVerdict {
+  /** Label keys whose presence or value can change what the processor does. */
+  readonly reads: readonly string[];
+  readonly drop: boolean;
+  /** Labels added as they would be (labels.ts entries E[0, words), their key ids in order), or null. */
+  readonly adds: SharedLabels | null;
+}
+
+export interface SharedLabels {
+  readonly E: Int32Array;
+  readonly words: number;
+  readonly ids: Int32Array;
 }
 
 /** One encoded record as the sender hands it to a reporter. Valid only during report(). */

@@ -180,6 +180,37 @@ test('label processor: node metadata injected, task labels win, parser labels ke
   assert.equal(label.priority > (await r.instantiate('processor', 'filter', {}, ctx())).priority, true, 'filter runs before label by default');
 });
 
+test("fastVerdict: what filter and label do to any record without the keys they read, as process() does it", async () => {
+  const r = await createRegistry();
+  const configs: [string, object][] = [
+    ['filter', { rules: [{ label: 'sip.method', values: ['OPTIONS'], action: 'drop' }] }],
+    ['filter', { rules: [{ label: 'sip.method', values: ['INVITE'], action: 'pass' }, { label: 'dns.qr', values: ['1'], action: 'drop' }], default: 'drop' }],
+    ['label', { labels: { dc: 'lab-3', team: 'voip' } }],
+    ['label', { labels: { team: 'voip' }, node_metadata: false, overwrite: true }],
+    ['label', { node_metadata: false }],
+  ];
+  const others = ['rtp.seq', 'call-id', 'codec', 'media', 'x.y'];
+  for (const [name, config] of configs) {
+    const p = await r.instantiate('processor', name, config, ctx());
+    const v = p.fastVerdict?.();
+    assert.ok(v, `${name} gives a verdict`);
+    for (let n = 0; n <= others.length; n++) {
+      // The record as process() leaves it, against the verdict applied to the same labels.
+      const rec = new OutputRecord();
+      const want = new OutputRecord();
+      for (let i = 0; i < n; i++) {
+        rec.labels.set(others[i], `v${i}`);
+        want.labels.set(others[i], `v${i}`);
+      }
+      assert.ok(!v.reads.some((k) => others.slice(0, n).includes(k)));
+      const kept = Boolean(p.process(new ProcessorView(rec)));
+      assert.equal(kept, !v.drop, `${name} ${JSON.stringify(config)}: drop`);
+      if (v.adds) want.labels.addShared(v.adds.E, 0, v.adds.words, v.adds.ids, 0, v.adds.ids.length);
+      if (kept) assert.deepEqual(Object.entries(rec.labels.toObject()), Object.entries(want.labels.toObject()), `${name} ${JSON.stringify(config)}: labels`);
+    }
+  }
+});
+
 /** A test parser: takes UDP to port 2008 (the sample's RTP), labels it without allocating. */
 class TestRtpParser implements Parser {
   readonly protocol = 'rtp';

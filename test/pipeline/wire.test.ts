@@ -17,7 +17,7 @@ import { Labels } from '../../src/pipeline/labels.js';
 import { Pipeline, type PipelineStats } from '../../src/pipeline/pipeline.js';
 import { MemorySink, type RecordSink } from '../../src/pipeline/sink.js';
 import { createRegistry } from '../../src/plugin/builtins.js';
-import type { Parser, RecordFormat } from '../../src/plugin/types.js';
+import type { Parser, Processor, RecordFormat } from '../../src/plugin/types.js';
 import { FlowRegistry } from '../../src/shm/registry.js';
 import { FIXTURES, SAMPLE, text } from './helpers.js';
 import { join } from 'node:path';
@@ -63,8 +63,16 @@ async function parsers(): Promise<{ list: Parser[]; flows: FlowRegistry }> {
   return { list, flows };
 }
 
-function pipeline(list: Parser[], encode: EncodeFn, sink: RecordSink, fastPath = false): Pipeline {
-  return new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: list, processors: [], unmatched: 'forward', encode, sink, fastPath });
+function pipeline(list: Parser[], encode: EncodeFn, sink: RecordSink, fastPath = false, processors: Processor[] = []): Pipeline {
+  return new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: list, processors, unmatched: 'forward', encode, sink, fastPath });
+}
+
+/** Processors by plugin name and config, with node metadata for the label processor. */
+type ProcessorSpec = [name: string, config: object];
+async function processors(specs: readonly ProcessorSpec[]): Promise<Processor[]> {
+  const reg = await createRegistry();
+  const base = { node: { hostname: 'probe-1', ip: '192.0.2.99', dc: 'lab' }, taskId: 't', worker: 0, where: 'test' };
+  return Promise.all(specs.map(([name, config]) => reg.instantiate('processor', name, config, base)));
 }
 
 /** Records of `file` as the in-process codec writes them. */
@@ -84,11 +92,12 @@ async function viaSender(
   file: string,
   format: RecordFormat,
   fastPath = false,
+  procs: readonly ProcessorSpec[] = [],
 ): Promise<{ records: Uint8Array[]; wire: Uint8Array[]; expander: RecordExpander; stats: PipelineStats }> {
   const { list, flows } = await parsers();
   const ring = new MemorySink();
   const batch = new BatchSink(ring, 256 * 1024);
-  const pl = pipeline(list, wireEncoder(format, batch.keys), batch, fastPath);
+  const pl = pipeline(list, wireEncoder(format, batch.keys), batch, fastPath, await processors(procs));
   const r = openCapture(file);
   while (r.next()) pl.processFrame(r.frame);
   pl.flush();
@@ -196,13 +205,28 @@ test("the fast path writes the records the generic path writes: every RTP shape,
     for (let i = 0; i < 20; i++) push(udpFrame('10.0.1.1', '10.0.2.1', 20000, 40000, rtpPacket(8, 5000 + i, 0, 0x1000, voice)), t + 1000 + i * 400_000);
     writePcap(file, frames, (i) => at[i]);
 
-    const generic = await viaSender(file, 'json');
-    const fast = await viaSender(file, 'json', true);
-    assert.equal(generic.stats.fastRecords, 0);
-    assert.equal(fast.records.length, generic.records.length);
-    for (let i = 0; i < generic.records.length; i++) assert.equal(text(fast.records[i]), text(generic.records[i]), `record ${i}`);
-    const rtp = generic.records.filter((r) => text(r).includes('"protocol":"rtp"')).length;
-    assert.ok(fast.stats.fastRecords > rtp * 0.75 && fast.stats.fastRecords < rtp, `fast path ${fast.stats.fastRecords} of ${rtp} RTP records`);
+    // Processors ride the fast path when their verdict on its records is known without reading them (fastPlan).
+    const SHIPPED_FILTER: ProcessorSpec = ['filter', { rules: [{ label: 'sip.method', values: ['OPTIONS', 'REGISTER'], action: 'drop' }] }];
+    const cases: { name: string; procs: ProcessorSpec[]; fast: boolean }[] = [
+      { name: 'no processors', procs: [], fast: true },
+      { name: 'the shipped task filter and node labels', procs: [SHIPPED_FILTER, ['label', { labels: { site: 'lab-1', 'rack.row': 'grüße' } }]], fast: true },
+      { name: 'overwriting node labels', procs: [['label', { overwrite: true }]], fast: true },
+      { name: 'a filter whose default drops what no rule passes', procs: [['filter', { rules: [{ label: 'sip.method', values: ['INVITE'], action: 'pass' }], default: 'drop' }]], fast: true },
+      { name: 'a filter on a key fast records carry', procs: [['filter', { rules: [{ label: 'codec', values: ['PCMU'], action: 'drop' }] }]], fast: false },
+      { name: 'a filter on a label an earlier processor adds', procs: [['label', { labels: { site: 'lab-1' } }], ['filter', { rules: [{ label: 'site', values: ['lab-2'], action: 'drop' }], priority: 30 }]], fast: false },
+    ];
+    for (const c of cases) {
+      const generic = await viaSender(file, 'json', false, c.procs);
+      const fast = await viaSender(file, 'json', true, c.procs);
+      assert.equal(generic.stats.fastRecords, 0);
+      assert.equal(fast.records.length, generic.records.length, c.name);
+      for (let i = 0; i < generic.records.length; i++) assert.equal(text(fast.records[i]), text(generic.records[i]), `${c.name}: record ${i}`);
+      assert.deepEqual([...fast.stats.processorDrops], [...generic.stats.processorDrops], c.name);
+      assert.deepEqual([...fast.stats.parserRecords], [...generic.stats.parserRecords], c.name);
+      const rtp = generic.stats.parserRecords[1];
+      if (c.fast) assert.ok(fast.stats.fastRecords > rtp * 0.75 && fast.stats.fastRecords < rtp, `${c.name}: fast path ${fast.stats.fastRecords} of ${rtp} RTP records`);
+      else assert.equal(fast.stats.fastRecords, 0, c.name);
+    }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

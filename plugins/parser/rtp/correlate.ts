@@ -25,6 +25,8 @@ export class CorrelateStats {
 
 const MEDIA = [109, 101, 100, 105, 97]; // "media"
 const PT = [112, 116]; // "pt"
+/** The keys of a call's labels (label(), writeFlowLabels). */
+export const CALL_LABEL_KEYS = ['call-id', 'codec', 'media'] as const;
 const K_CALL_ID = labelKeyId('call-id');
 const K_CODEC = labelKeyId('codec');
 const K_MEDIA = labelKeyId('media');

@@ -18,7 +18,7 @@ import { protocolWords, wireCompactPayload, wireEnvelopeUdp4 } from '../../../sr
 import type { OutputRecord } from '../../../src/pipeline/record.js';
 import type { Parser, PluginDefinition } from '../../../src/plugin/types.js';
 import { STATIC_PT } from '../sip/sdp.js';
-import { CODEC_EVENT, CODEC_NAMED, FLOW_LABEL_WORDS, MediaCorrelator } from './correlate.js';
+import { CALL_LABEL_KEYS, CODEC_EVENT, CODEC_NAMED, FLOW_LABEL_WORDS, MediaCorrelator } from './correlate.js';
 import { COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payload.js';
 
 export interface RtpConfig {
@@ -69,6 +69,7 @@ export function looksLikeRtp(b: Uint8Array, o: number, len: number): boolean {
 
 export class RtpParser implements Parser {
   readonly protocol = 'rtp';
+  readonly fastKeys = ['rtp.ssrc', 'rtp.pt', 'rtp.seq', ...CALL_LABEL_KEYS];
   readonly stats = new RtpStats();
   readonly corr: MediaCorrelator;
   private readonly payload = new RtpPayload();
@@ -178,19 +179,20 @@ export class RtpParser implements Parser {
     const b1 = b[o + 1];
     const pt = b1 & 127;
     if ((b1 >= 192 && b1 <= 223) || this.eventPt[pt] === 1) return 0; // RTCP (RFC 5761 §4), an event
-    if (end - k < FAST_WORDS) return -1;
+    if (end - k < FAST_WORDS + f.extraWords) return -1;
     f.load();
     const corr = this.corr;
     const e = corr.trustedFlow(f.src4, f.dst4, f.sport, f.dport, f.tsSec, f.tsNsec, pt);
     if (e < 0) return 0;
     const seq = (b[o + 2] << 8) | b[o + 3];
     const ssrc = (b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11];
-    let j = wireEnvelopeUdp4(W, k, f, PROTO, 3, 3 + corr.flowLabelCount(e));
+    let j = wireEnvelopeUdp4(W, k, f, PROTO, 3, 3 + corr.flowLabelCount(e) + f.extraCount);
     const labelsAt = j++;
     j = encodeUintEntry(W, j, K_SSRC, ssrc);
     j = encodeUintEntry(W, j, K_PT, pt);
     j = encodeUintEntry(W, j, K_SEQ, seq);
     j = corr.writeFlowLabels(e, W, j, keys);
+    j = f.writeExtra(W, j, keys);
     W[labelsAt] = (j - labelsAt - 1) << 2;
     j = wireCompactPayload(W, j, COMPACT);
     j = writePlainCompact(W, j, (b1 & 0x80) !== 0, pt, seq, (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7], ssrc, len - 12);

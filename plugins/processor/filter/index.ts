@@ -4,7 +4,7 @@
 // `default` (pass unless configured). Reads labels only, allocates nothing:
 // values are compared in place (Labels.equals).
 
-import type { PluginDefinition, Processor } from '../../../src/plugin/types.js';
+import type { FastVerdict, PluginDefinition, Processor } from '../../../src/plugin/types.js';
 import type { ProcessorView } from '../../../src/pipeline/record.js';
 
 export interface FilterRule {
@@ -46,6 +46,11 @@ class FilterProcessor implements Processor {
       }
     }
     return this.dropByDefault ? null : rec;
+  }
+
+  /** A record without any rule's label matches no rule: it gets the default. */
+  fastVerdict(): FastVerdict {
+    return { reads: this.keys, drop: this.dropByDefault, adds: null };
   }
 }
 

@@ -9,7 +9,7 @@
 
 import { labelKeyId } from '../../../src/pipeline/label-keys.js';
 import { encodeBytesEntry } from '../../../src/pipeline/labels.js';
-import type { PluginDefinition, Processor } from '../../../src/plugin/types.js';
+import type { FastVerdict, PluginDefinition, Processor } from '../../../src/plugin/types.js';
 import type { ProcessorView } from '../../../src/pipeline/record.js';
 
 export interface LabelConfig {
@@ -30,7 +30,7 @@ class LabelProcessor implements Processor {
   private readonly block: Int32Array;
   private readonly words: number;
   constructor(
-    keys: string[],
+    private readonly keys: string[],
     private readonly values: string[],
     private readonly overwrite: boolean,
     priority: number,
@@ -54,6 +54,13 @@ class LabelProcessor implements Processor {
     if (this.words > 0 && !present) labels.addShared(this.block, 0, this.words, ids, 0, ids.length);
     else for (let i = 0; i < ids.length; i++) if (this.overwrite || labels.indexOfId(ids[i]) < 0) labels.setId(ids[i], this.values[i]);
     return rec;
+  }
+
+  /** A record without any of these keys gets the block (setId one by one would write the same entries); none without a block to give. */
+  fastVerdict(): FastVerdict | null {
+    if (this.ids.length === 0) return { reads: [], drop: false, adds: null };
+    if (this.words === 0) return null;
+    return { reads: this.keys, drop: false, adds: { E: this.block, words: this.words, ids: this.ids } };
   }
 }
 
