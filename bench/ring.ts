@@ -1,6 +1,6 @@
 // Send ring benchmark: records per second from 1 and 2 producer processes
 // into one consumer (this process), and producer-commit -> consumer-read
-// latency, with the consumer sleeping on the futex whenever the ring is empty.
+// latency, with the consumer sleeping (the ring's wakeup FIFO) whenever the ring is empty.
 //
 //   node --expose-gc dist/bench/ring.js [--records N] [--len BYTES]
 

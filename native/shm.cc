@@ -1,26 +1,25 @@
-// POSIX shared memory and futex wakeups for the send ring and the flow
-// registry (src/shm/). Syscalls only: the layouts live in TypeScript.
+// POSIX shared memory and the send ring's wakeup FIFO (src/shm/). Syscalls
+// only: the layouts live in TypeScript.
 //
 //   shmOpen(name, size, create, mirrorFrom[, populate]) -> ArrayBuffer over a MAP_SHARED mapping
 //   shmUnlink(name) -> boolean (false if it was already gone)
 //   shmList(prefix) -> names in /dev/shm starting with prefix (each with a leading '/')
-//   futexWait(buffer, byteOffset, expected, timeoutMs) -> Promise<number>
-//   futexWake(buffer, byteOffset, count) -> number of waiters woken
+//   fifoOpen(path, create) -> fd: create: a fresh FIFO (0600) opened read-write
+//     (it never sees end-of-file), else an existing one opened write-only;
+//     both non-blocking
+//   fdSignal(fd) -> false if the FIFO is full or has no reader
+//   fdDrain(fd) -> bytes read until it is empty (a short read ends it)
 #include "otus.h"
 
 #include <napi.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstdint>
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <string>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 namespace otus {
@@ -158,77 +157,41 @@ Napi::Value ShmList(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// The futex word must lie inside the buffer and be 4-byte aligned. Shared
-// (not FUTEX_PRIVATE) futexes: waiter and waker are different processes.
-int32_t* FutexWord(const Napi::CallbackInfo& info, Napi::Env env) {
-  if (info.Length() < 3 || !info[0].IsArrayBuffer() || !info[1].IsNumber() || !info[2].IsNumber()) {
-    Napi::TypeError::New(env, "futex(buffer, byteOffset, value, ...)").ThrowAsJavaScriptException();
-    return nullptr;
+Napi::Value FifoOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsBoolean()) {
+    Napi::TypeError::New(env, "fifoOpen(path, create)").ThrowAsJavaScriptException();
+    return env.Undefined();
   }
-  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
-  int64_t off = info[1].As<Napi::Number>().Int64Value();
-  if (off < 0 || off % 4 != 0 || static_cast<size_t>(off) + 4 > ab.ByteLength()) {
-    ThrowErrno(env, "futex", "offset " + std::to_string(off), EINVAL);
-    return nullptr;
+  std::string path = info[0].As<Napi::String>();
+  bool create = info[1].As<Napi::Boolean>();
+  if (create) {
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) return ThrowErrno(env, "unlink", path, errno);
+    if (mkfifo(path.c_str(), 0600) != 0) return ThrowErrno(env, "mkfifo", path, errno);
   }
-  return reinterpret_cast<int32_t*>(static_cast<char*>(ab.Data()) + off);
+  int fd = open(path.c_str(), (create ? O_RDWR : O_WRONLY) | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return ThrowErrno(env, "open", path, errno);
+  return Napi::Number::New(env, fd);
 }
 
-// Waits on a libuv worker thread; resolves 0 when woken or when the word no
-// longer holds `expected`, 1 on timeout. Holds a reference to the buffer so
-// the mapping outlives the wait.
-class FutexWaitWorker : public Napi::AsyncWorker {
- public:
-  FutexWaitWorker(Napi::Env env, Napi::ArrayBuffer ab, int32_t* word, int32_t expected, double timeoutMs)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), word_(word), expected_(expected),
-        timeoutMs_(timeoutMs) {
-    buffer_ = Napi::Persistent(ab);
-  }
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    struct timespec ts;
-    ts.tv_sec = static_cast<time_t>(timeoutMs_ / 1000);
-    ts.tv_nsec = static_cast<long>((timeoutMs_ - static_cast<double>(ts.tv_sec) * 1000) * 1e6);
-    long r = syscall(SYS_futex, word_, FUTEX_WAIT, expected_, &ts, nullptr, 0);
-    result_ = (r != 0 && errno == ETIMEDOUT) ? 1 : 0;  // EAGAIN (value changed) and EINTR count as woken
-  }
-  void OnOK() override {
-    buffer_.Reset();
-    deferred_.Resolve(Napi::Number::New(Env(), result_));
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Napi::Reference<Napi::ArrayBuffer> buffer_;
-  int32_t* word_;
-  int32_t expected_;
-  double timeoutMs_;
-  int result_ = 0;
-};
-
-Napi::Value FutexWait(const Napi::CallbackInfo& info) {
+Napi::Value FdSignal(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int32_t* word = FutexWord(info, env);
-  if (word == nullptr) return env.Undefined();
-  int32_t expected = info[2].As<Napi::Number>().Int32Value();
-  double timeoutMs = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : 1000;
-  if (!(timeoutMs >= 0) || timeoutMs > 3.6e6) timeoutMs = 1000;
-  auto* w = new FutexWaitWorker(env, info[0].As<Napi::ArrayBuffer>(), word, expected, timeoutMs);
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
+  const char one = 1;
+  ssize_t r = write(info[0].As<Napi::Number>().Int32Value(), &one, 1);
+  return Napi::Boolean::New(env, r == 1);  // EAGAIN: a wakeup is pending anyway; EPIPE: the reader is gone
 }
 
-Napi::Value FutexWake(const Napi::CallbackInfo& info) {
+Napi::Value FdDrain(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int32_t* word = FutexWord(info, env);
-  if (word == nullptr) return env.Undefined();
-  int count = info[2].As<Napi::Number>().Int32Value();
-  if (count <= 0) count = INT_MAX;
-  long r = syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0);
-  if (r < 0) return ThrowErrno(env, "futex_wake", "", errno);
-  return Napi::Number::New(env, static_cast<double>(r));
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  char buf[256];
+  double n = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf, sizeof buf);
+    if (r > 0) n += static_cast<double>(r);
+    if (r < static_cast<ssize_t>(sizeof buf)) break;  // short read: empty now (no second read to hear EAGAIN)
+  }
+  return Napi::Number::New(env, n);
 }
 
 }  // namespace
@@ -237,8 +200,9 @@ void RegisterShm(Napi::Env env, Napi::Object exports) {
   exports.Set("shmOpen", Napi::Function::New(env, ShmOpen, "shmOpen"));
   exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink, "shmUnlink"));
   exports.Set("shmList", Napi::Function::New(env, ShmList, "shmList"));
-  exports.Set("futexWait", Napi::Function::New(env, FutexWait, "futexWait"));
-  exports.Set("futexWake", Napi::Function::New(env, FutexWake, "futexWake"));
+  exports.Set("fifoOpen", Napi::Function::New(env, FifoOpen, "fifoOpen"));
+  exports.Set("fdSignal", Napi::Function::New(env, FdSignal, "fdSignal"));
+  exports.Set("fdDrain", Napi::Function::New(env, FdDrain, "fdDrain"));
 }
 
 }  // namespace otus

@@ -22,10 +22,12 @@ export interface Native {
   shmUnlink(name: string): boolean;
   /** Names (with the leading '/') of the segments in /dev/shm starting with prefix. */
   shmList(prefix: string): string[];
-  /** FUTEX_WAIT on the i32 at byteOffset while it equals expected, on a libuv worker: 0 woken or changed, 1 timed out. */
-  futexWait(buf: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): Promise<number>;
-  /** FUTEX_WAKE up to count waiters (count <= 0: all); returns how many were woken. */
-  futexWake(buf: ArrayBuffer, byteOffset: number, count: number): number;
+  /** A FIFO for wakeups: create (replacing any at `path`, 0600) and open it read-write, or open an existing one write-only; non-blocking. Returns the fd. */
+  fifoOpen(path: string, create: boolean): number;
+  /** Writes one byte; false when the FIFO is full (a wakeup is pending) or has no reader. */
+  fdSignal(fd: number): boolean;
+  /** Reads until empty; returns the bytes read. */
+  fdDrain(fd: number): number;
 
   // Live capture (native/afpacket.cc, native/pcap.cc; src/capture/ drives them).
   /**

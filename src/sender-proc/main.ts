@@ -3,7 +3,7 @@
 // reporter, expands every wire record into the reporter's format
 // (src/pipeline/expand.ts: serialization happens here, not in the capture
 // processes) and hands it over, until the supervisor says the capture
-// processes are done and the ring is empty. Sleeps on the ring's futex when
+// processes are done and the ring is empty. Sleeps on the ring's wakeup FIFO when
 // idle instead of spinning. Live runs also measure each record's capture →
 // sender latency (latency.ts).
 

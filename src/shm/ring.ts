@@ -27,7 +27,7 @@
 //   32    u32 high watermark bytes  36  u32 low watermark    40 u32 abandonMs  44 u32 forceAbandonMs
 //   64    u32 producer position (bytes, wraps at 2^32)            own cache line
 //   128   u32 consumer position                                   own cache line
-//   192   i32 consumer sleeping flag, the futex word               own cache line
+//   192   i32 consumer sleeping flag                               own cache line
 //   256   f64 consumer counters: records, bytes, drop-head records, drop-head bytes,
 //             abandoned records, abandoned bytes, discarded records, wakeups
 //   4096  producer slots, 64 bytes each:
@@ -37,8 +37,16 @@
 //   8192  data area, 2^k bytes, then the same pages again (the mirror)
 // Record: i32 length | BUSY (1<<31) | DISCARD (1<<30), i32 producer slot + 1, payload,
 // padded to 8 bytes.
+//
+// Wakeups: a consumer about to sleep sets the sleeping flag; a producer that
+// commits a record and finds it set clears it and writes a byte into the
+// ring's FIFO (/dev/shm/<segment>.wake), which the consumer's event loop
+// polls. Its main thread wakes directly: a futex wait needs a thread-pool
+// thread, and then a second wakeup to reach the main thread (measured at
+// 20 k records a second, one wakeup each: see docs/architecture.md).
 
-import { native } from '../native.js';
+import { closeSync, rmSync } from 'node:fs';
+import { native, type NativeHandle } from '../native.js';
 import { OtusError } from '../util/errors.js';
 import { isProcessAlive, processStartTime, removeStaleSegments, segmentName, writeOwner, type StaleSegment } from './segment.js';
 
@@ -127,9 +135,16 @@ export function ringSegmentName(task: string): string {
   return segmentName(task, 'ring');
 }
 
+/** The FIFO a ring's producers wake its consumer through. */
+function wakePath(segment: string): string {
+  return `/dev/shm${segment}.wake`;
+}
+
 /** Removes ring segments left by dead owners (all tasks, or one task). */
 export function removeStaleRings(task?: string): StaleSegment[] {
-  return removeStaleSegments(task === undefined ? '/otus-' : ringSegmentName(task), [RING_MAGIC]);
+  const removed = removeStaleSegments(task === undefined ? '/otus-' : ringSegmentName(task), [RING_MAGIC]);
+  for (const r of removed) rmSync(wakePath(r.name), { force: true });
+  return removed;
 }
 
 function badArg(msg: string): never {
@@ -224,11 +239,14 @@ export class RingProducer {
   private readonly slot: number; // i32 index of the slot
   private readonly fslot: number; // f64 index of the slot
   private readonly tag: number;
+  /** The consumer's wakeup FIFO, write end. */
+  private readonly wakeFd: number;
   private closed = false;
 
   private constructor(map: RingMap, index: number) {
     this.map = map;
     this.index = index;
+    this.wakeFd = native.fifoOpen(wakePath(map.name), false);
     this.u8 = map.u8;
     this.view = map.view;
     this.i32 = map.i32;
@@ -340,7 +358,7 @@ export class RingProducer {
   }
 
   private wake(): void {
-    if (Atomics.compareExchange(this.i32, I_SLEEP, 1, 0) === 1) native.futexWake(this.map.buf, I_SLEEP * 4, 1);
+    if (Atomics.compareExchange(this.i32, I_SLEEP, 1, 0) === 1) native.fdSignal(this.wakeFd);
   }
 
   private dropTail(len: number): number {
@@ -368,6 +386,7 @@ export class RingProducer {
     if (this.closed) return;
     this.closed = true;
     Atomics.compareExchange(this.i32, this.slot + S_PID, process.pid, 0);
+    closeSync(this.wakeFd);
   }
 }
 
@@ -400,8 +419,15 @@ export class RingConsumer {
   private stuck = false;
   private stuckSince = 0;
   private closed = false;
+  /** The wakeup FIFO (read end), its poll (from the first wait until close), the pending wait's resolve and timer. */
+  private readonly wakeFd: number;
+  private poll: NativeHandle | null = null;
+  private waiter: ((timedOut: boolean) => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private timerMs = 0;
 
-  private constructor(map: RingMap) {
+  private constructor(map: RingMap, wakeFd: number) {
+    this.wakeFd = wakeFd;
     this.map = map;
     this.u8 = map.u8;
     this.view = map.view;
@@ -432,7 +458,7 @@ export class RingConsumer {
     const forceMs = opts.forceAbandonMs ?? 10_000;
     if (!(abandonMs >= 1 && forceMs >= abandonMs && forceMs < 2 ** 31)) badArg(`ring abandonMs ${abandonMs} forceAbandonMs ${forceMs}`);
     const name = ringSegmentName(task);
-    removeStaleSegments(name, [RING_MAGIC]);
+    removeStaleRings(task);
     const buf = native.shmOpen(name, RING_CTRL_BYTES + dataBytes, true, RING_CTRL_BYTES, true);
     writeOwner(buf);
     const i32 = new Int32Array(buf, 0, RING_CTRL_BYTES >> 2);
@@ -444,8 +470,10 @@ export class RingConsumer {
     i32[I_LOW] = Math.floor(dataBytes * low);
     i32[I_ABANDON] = abandonMs;
     i32[I_FORCE] = forceMs;
+    // The FIFO before the magic: a producer that finds the ring finds its FIFO.
+    const wakeFd = native.fifoOpen(wakePath(name), true);
     Atomics.store(i32, I_MAGIC, RING_MAGIC);
-    return new RingConsumer(new RingMap(name, buf));
+    return new RingConsumer(new RingMap(name, buf), wakeFd);
   }
 
   get name(): string {
@@ -590,7 +618,7 @@ export class RingConsumer {
     this.release();
     const i32 = this.i32;
     if (spinUs > 0) {
-      // Bounded polling first: under steady traffic a futex round trip per
+      // Bounded polling first: under steady traffic a wakeup round trip per
       // record costs more than it saves (measured in bench/ring: see docs/architecture.md).
       const until = performance.now() + spinUs / 1000;
       while (performance.now() < until) if (this.ready()) return;
@@ -604,9 +632,38 @@ export class RingConsumer {
     }
     const busy = Atomics.load(i32, I_PROD) !== this.pos;
     const t = busy ? Math.min(timeoutMs, Math.max(1, i32[I_ABANDON] >> 2)) : timeoutMs;
-    const r = await native.futexWait(this.map.buf, I_SLEEP * 4, 1, t);
+    this.poll ??= native.pollStart(this.wakeFd, this.onWake);
+    // One timer, re-armed per wait (refresh: no allocation); a wakeup leaves it armed, and it finds no waiter when it fires.
+    if (this.timer !== null && this.timerMs === t) this.timer.refresh();
+    else {
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.timer = setTimeout(this.onTimeout, t);
+      this.timerMs = t;
+    }
+    const timedOut = await new Promise<boolean>(this.arm);
     Atomics.store(i32, I_SLEEP, 0);
-    if (r === 0) this.f64[F_WAKEUPS]++;
+    if (!timedOut) this.f64[F_WAKEUPS]++;
+  }
+
+  private readonly arm = (resolve: (timedOut: boolean) => void): void => {
+    this.waiter = resolve;
+  };
+
+  /** The FIFO is readable: a producer's wakeup (or a late one from an earlier wait: harmless, the caller looks and waits again). */
+  private readonly onWake = (): void => {
+    native.fdDrain(this.wakeFd);
+    this.settle(false);
+  };
+
+  private readonly onTimeout = (): void => {
+    this.settle(true);
+  };
+
+  private settle(timedOut: boolean): void {
+    const w = this.waiter;
+    if (w === null) return;
+    this.waiter = null;
+    w(timedOut);
   }
 
   stats(): RingStats {
@@ -617,7 +674,14 @@ export class RingConsumer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.poll !== null) native.pollStop(this.poll);
+    this.poll = null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.settle(true);
+    closeSync(this.wakeFd);
     native.shmUnlink(this.map.name);
+    rmSync(wakePath(this.map.name), { force: true });
   }
 }
 

@@ -279,13 +279,41 @@ describe('send ring', () => {
       [name],
     );
     assert.ok(!existsSync(`/dev/shm${name}`));
+    assert.ok(!existsSync(`/dev/shm${name}.wake`), 'and its wakeup FIFO');
     assert.ok(existsSync(`/dev/shm${ringSegmentName(live.task)}`), 'a live owner keeps its ring');
+    assert.ok(existsSync(`/dev/shm${ringSegmentName(live.task)}.wake`), 'and its FIFO');
     // create() also clears a stale ring of its own task
     const again = RingConsumer.create(task, { dataBytes: 1 << 16 });
     rings.push(again);
     assert.throws(() => RingConsumer.create(task, { dataBytes: 1 << 16 }), { code: 'OTUS_ERR_SYSCALL' });
     again.close();
     assert.ok(!existsSync(`/dev/shm${name}`), 'removed on stop');
+    assert.ok(!existsSync(`/dev/shm${name}.wake`), 'FIFO removed on stop');
+  });
+
+  it("wakes through the ring's FIFO; a producer whose consumer has gone is not killed by its wakeup (EPIPE), and the FIFO goes with the ring", async () => {
+    const { task, ring } = newRing({ dataBytes: 1 << 16 });
+    const p = RingProducer.open(task);
+    // Woken by a commit: long before the 5 s timeout, and counted.
+    const woken = ring.wait(5000);
+    const off = p.reserve(8);
+    assert.ok(off >= 0);
+    p.commit(off);
+    const t0 = performance.now();
+    await woken;
+    assert.ok(performance.now() - t0 < 1000, 'woken by the commit');
+    assert.equal(ring.stats().wakeups, 1);
+    assert.ok(ring.next() >= 0);
+    // The consumer goes away while it sleeps: the next commit's signal meets a FIFO without a reader (EPIPE, no SIGPIPE death).
+    const pending = ring.wait(5000);
+    ring.close();
+    const off2 = p.reserve(8);
+    assert.ok(off2 >= 0);
+    p.commit(off2);
+    await pending;
+    p.close();
+    assert.ok(!existsSync(`/dev/shm${ringSegmentName(task)}.wake`));
+    assert.throws(() => RingProducer.open(task), { code: 'OTUS_ERR_SYSCALL' });
   });
 
   it('rejects bad options with a coded error', () => {
