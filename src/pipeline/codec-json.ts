@@ -15,6 +15,7 @@ import { TUNNEL_NAMES, TunnelType } from '../decode/packet.js';
 import {
   ascii,
   copyBytes,
+  Literal,
   MAX_TS_SEC,
   writeBase64,
   writeBytes,
@@ -22,6 +23,7 @@ import {
   writeIpv6,
   writeIsoTimestamp,
   writeJsonStringBytes,
+  writeLiteral,
   writeMac,
   writeNull,
   writeUint,
@@ -30,31 +32,31 @@ import {
 import type { OutputRecord, Payload } from './record.js';
 import { LabelKind, PayloadKind, WIRE_SLACK, wireInProcess, type WireRecord } from './wire.js';
 
-const K_TS = ascii('{"ts":');
-const K_PROTOCOL = ascii(',"protocol":');
-const K_FLOW_SRC = ascii(',"flow":{"src":');
-const K_DST = ascii(',"dst":');
-const K_SPORT = ascii(',"sport":');
-const K_DPORT = ascii(',"dport":');
-const K_PROTO = ascii(',"proto":');
-const K_NET = ascii('},"network":{"ip_version":');
-const K_SRC_MAC = ascii(',"src_mac":');
-const K_DST_MAC = ascii(',"dst_mac":');
-const K_VLANS = ascii(',"vlans":[');
-const K_TUNNEL = ascii('],"tunnel":');
-const K_TTYPE = ascii('{"type":');
-const K_VNI = ascii(',"vni":');
-const K_KEY = ascii(',"key":');
-const K_OSRC = ascii(',"outer_src":');
-const K_ODST = ascii(',"outer_dst":');
-const K_TTL = ascii(',"ttl":');
+const K_TS = new Literal('{"ts":');
+const K_PROTOCOL = new Literal(',"protocol":');
+const K_FLOW_SRC = new Literal(',"flow":{"src":');
+const K_DST = new Literal(',"dst":');
+const K_SPORT = new Literal(',"sport":');
+const K_DPORT = new Literal(',"dport":');
+const K_PROTO = new Literal(',"proto":');
+const K_NET = new Literal('},"network":{"ip_version":');
+const K_SRC_MAC = new Literal(',"src_mac":');
+const K_DST_MAC = new Literal(',"dst_mac":');
+const K_VLANS = new Literal(',"vlans":[');
+const K_TUNNEL = new Literal('],"tunnel":');
+const K_TTYPE = new Literal('{"type":');
+const K_VNI = new Literal(',"vni":');
+const K_KEY = new Literal(',"key":');
+const K_OSRC = new Literal(',"outer_src":');
+const K_ODST = new Literal(',"outer_dst":');
+const K_TTL = new Literal(',"ttl":');
 /** The common case in one copy: no VLAN tags, no tunnel, up to the TTL's value. */
-const NO_VLANS_NO_TUNNEL_TTL = ascii(',"vlans":[],"tunnel":null,"ttl":');
-const K_LEN = ascii(',"len":');
-const K_CAPLEN = ascii(',"caplen":');
-const K_LABELS = ascii('},"labels":{');
-const K_PAYLOAD = ascii('},"payload":');
-const K_RAW = ascii(',"raw":"');
+const NO_VLANS_NO_TUNNEL_TTL = new Literal(',"vlans":[],"tunnel":null,"ttl":');
+const K_LEN = new Literal(',"len":');
+const K_CAPLEN = new Literal(',"caplen":');
+const K_LABELS = new Literal('},"labels":{');
+const K_PAYLOAD = new Literal('},"payload":');
+const K_RAW = new Literal(',"raw":"');
 const TUNNEL_TYPE_JSON = TUNNEL_NAMES.map((n) => ascii(n === null ? 'null' : `"${n}"`));
 
 /** Room the fixed parts of a record can take (addresses, numbers, keys). */
@@ -80,17 +82,17 @@ function writeAddr(buf: Uint8Array, off: number, v: number, a: Uint8Array, ao: n
 function writeTunnel(w: WireRecord, buf: Uint8Array, off: number): number {
   const t = w.tunnelType;
   const b = w.buf;
-  off = writeBytes(buf, off, K_TTYPE);
+  off = writeLiteral(buf, off, K_TTYPE);
   off = writeBytes(buf, off, TUNNEL_TYPE_JSON[t]);
   const usesVni = t === TunnelType.Vxlan || t === TunnelType.Geneve;
   const usesKey = t === TunnelType.Gre || t === TunnelType.Erspan;
-  off = writeBytes(buf, off, K_VNI);
+  off = writeLiteral(buf, off, K_VNI);
   off = writeUintOrNull(buf, off, usesVni ? w.tunnelId : -1);
-  off = writeBytes(buf, off, K_KEY);
+  off = writeLiteral(buf, off, K_KEY);
   off = writeUintOrNull(buf, off, usesKey ? w.tunnelId : -1);
-  off = writeBytes(buf, off, K_OSRC);
+  off = writeLiteral(buf, off, K_OSRC);
   off = writeAddr(buf, off, w.outerIpVersion, b, w.outerSrcOff);
-  off = writeBytes(buf, off, K_ODST);
+  off = writeLiteral(buf, off, K_ODST);
   off = writeAddr(buf, off, w.outerIpVersion, b, w.outerDstOff);
   buf[off++] = 125;
   return off;
@@ -105,60 +107,60 @@ function writeTunnel(w: WireRecord, buf: Uint8Array, off: number): number {
 export function writeJsonRecord(w: WireRecord, compact: Payload | null, buf: Uint8Array, off: number, end: number): number {
   const b = w.buf;
   if (end - off < FIXED_BOUND + 6 * w.protocolLen) return -1;
-  off = writeBytes(buf, off, K_TS);
+  off = writeLiteral(buf, off, K_TS);
   if (w.hasTs && Math.abs(w.tsSec) < MAX_TS_SEC) {
     buf[off++] = 34;
     off = writeIsoTimestamp(buf, off, w.tsSec, w.tsNsec, w.tsDigits);
     buf[off++] = 34;
   } else off = writeNull(buf, off);
-  off = writeBytes(buf, off, K_PROTOCOL);
+  off = writeLiteral(buf, off, K_PROTOCOL);
   off = writeJsonStringBytes(buf, off, b, w.protocolOff, w.protocolLen);
 
   const v = w.ipVersion;
-  off = writeBytes(buf, off, K_FLOW_SRC);
+  off = writeLiteral(buf, off, K_FLOW_SRC);
   off = writeAddr(buf, off, v, b, w.srcOff);
-  off = writeBytes(buf, off, K_DST);
+  off = writeLiteral(buf, off, K_DST);
   off = writeAddr(buf, off, v, b, w.dstOff);
-  off = writeBytes(buf, off, K_SPORT);
+  off = writeLiteral(buf, off, K_SPORT);
   off = writeUintOrNull(buf, off, w.sport);
-  off = writeBytes(buf, off, K_DPORT);
+  off = writeLiteral(buf, off, K_DPORT);
   off = writeUintOrNull(buf, off, w.dport);
-  off = writeBytes(buf, off, K_PROTO);
+  off = writeLiteral(buf, off, K_PROTO);
   off = writeUintOrNull(buf, off, w.proto);
 
-  off = writeBytes(buf, off, K_NET);
+  off = writeLiteral(buf, off, K_NET);
   off = writeUintOrNull(buf, off, v === 0 ? -1 : v);
-  off = writeBytes(buf, off, K_SRC_MAC);
+  off = writeLiteral(buf, off, K_SRC_MAC);
   if (w.srcMacOff >= 0) {
     buf[off++] = 34;
     off = writeMac(buf, off, b, w.srcMacOff);
     buf[off++] = 34;
   } else off = writeNull(buf, off);
-  off = writeBytes(buf, off, K_DST_MAC);
+  off = writeLiteral(buf, off, K_DST_MAC);
   if (w.dstMacOff >= 0) {
     buf[off++] = 34;
     off = writeMac(buf, off, b, w.dstMacOff);
     buf[off++] = 34;
   } else off = writeNull(buf, off);
   const t = w.tunnelType;
-  if (w.vlanCount === 0 && t === TunnelType.None) off = writeBytes(buf, off, NO_VLANS_NO_TUNNEL_TTL);
+  if (w.vlanCount === 0 && t === TunnelType.None) off = writeLiteral(buf, off, NO_VLANS_NO_TUNNEL_TTL);
   else {
-    off = writeBytes(buf, off, K_VLANS);
+    off = writeLiteral(buf, off, K_VLANS);
     for (let i = 0, o = w.vlansOff; i < w.vlanCount; i++, o += 2) {
       if (i > 0) buf[off++] = 44;
       off = writeUint(buf, off, b[o] | (b[o + 1] << 8));
     }
-    off = writeBytes(buf, off, K_TUNNEL);
+    off = writeLiteral(buf, off, K_TUNNEL);
     off = t === TunnelType.None ? writeNull(buf, off) : writeTunnel(w, buf, off);
-    off = writeBytes(buf, off, K_TTL);
+    off = writeLiteral(buf, off, K_TTL);
   }
   off = writeUintOrNull(buf, off, w.ttl);
-  off = writeBytes(buf, off, K_LEN);
+  off = writeLiteral(buf, off, K_LEN);
   off = writeUint(buf, off, w.len);
-  off = writeBytes(buf, off, K_CAPLEN);
+  off = writeLiteral(buf, off, K_CAPLEN);
   off = writeUint(buf, off, w.caplen);
 
-  off = writeBytes(buf, off, K_LABELS);
+  off = writeLiteral(buf, off, K_LABELS);
   for (let i = 0; i < w.labelCount; i++) {
     const kl = w.keyLen[i];
     const isNum = w.valKind[i] === LabelKind.Uint;
@@ -172,7 +174,7 @@ export function writeJsonRecord(w: WireRecord, compact: Payload | null, buf: Uin
       buf[off++] = 34;
     } else off = writeJsonStringBytes(buf, off, b, w.valOff[i], w.valLen[i]);
   }
-  off = writeBytes(buf, off, K_PAYLOAD);
+  off = writeLiteral(buf, off, K_PAYLOAD);
   const pk = w.payloadKind;
   if (pk === PayloadKind.Json) {
     if (end - off < FIXED_BOUND + w.payloadLen) return -1;
@@ -183,7 +185,7 @@ export function writeJsonRecord(w: WireRecord, compact: Payload | null, buf: Uin
   } else off = writeNull(buf, off);
   if (w.rawLen >= 0) {
     if (end - off < FIXED_BOUND + 4 * Math.ceil(w.rawLen / 3)) return -1;
-    off = writeBytes(buf, off, K_RAW);
+    off = writeLiteral(buf, off, K_RAW);
     off = writeBase64(buf, off, b, w.rawOff, w.rawLen);
     buf[off++] = 34;
   }

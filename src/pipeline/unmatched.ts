@@ -4,7 +4,7 @@
 // ({"payload_len": N} in JSON); under `drop` it is counted and dropped.
 
 import type { DecodedPacket } from '../decode/packet.js';
-import { ascii, writeBytes, writeUintOrNull } from './bytes.js';
+import { Literal, writeLiteral, writeUintOrNull } from './bytes.js';
 import { varintSize, writeVarint } from './codec-protobuf.js';
 import type { OutputRecord, Payload } from './record.js';
 
@@ -29,7 +29,7 @@ export function transportName(ipVersion: number, proto: number): string {
   }
 }
 
-const K_PAYLOAD_LEN = ascii('{"payload_len":');
+const K_PAYLOAD_LEN = new Literal('{"payload_len":');
 
 /** otus.v1.L4Payload; one instance per pipeline, overwritten per record. */
 export class L4Payload implements Payload {
@@ -38,7 +38,7 @@ export class L4Payload implements Payload {
 
   writeJson(buf: Uint8Array, off: number, end: number): number {
     if (end - off < 40) return -1;
-    off = writeBytes(buf, off, K_PAYLOAD_LEN);
+    off = writeLiteral(buf, off, K_PAYLOAD_LEN);
     off = writeUintOrNull(buf, off, this.payloadLen);
     buf[off++] = 125;
     return off;

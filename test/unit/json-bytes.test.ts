@@ -1,9 +1,10 @@
 // Bytes off the wire as JSON strings: well-formed UTF-8 kept, every other
-// byte escaped, always valid JSON, and the size function exact.
+// byte escaped, always valid JSON, and the size function exact; literals
+// written by words.
 
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { jsonStringBytesLength, writeJsonStringBytes } from '../../src/pipeline/bytes.js';
+import { jsonStringBytesLength, Literal, writeJsonStringBytes, writeLiteral } from '../../src/pipeline/bytes.js';
 
 function enc(bytes: number[]): string {
   const src = Uint8Array.from(bytes);
@@ -42,5 +43,22 @@ it('any byte string gives valid JSON of the exact announced size', () => {
       bytes.push(x >>> 24);
     }
     assert.doesNotThrow(() => JSON.parse(enc(bytes)), JSON.stringify(bytes));
+  }
+});
+
+it("writeLiteral writes the literal's bytes at any offset, into any of several buffers in turn, and nothing past them", () => {
+  const texts = ['', 'a', ',"', ',"x"', ',"ttl":', '},"network":{"ip_version":', ',"vlans":[],"tunnel":null,"ttl":'];
+  const lits = texts.map((t) => new Literal(t));
+  // Three buffers, one at an odd offset in its ArrayBuffer: the views kept for two of them must never write into the wrong one.
+  const bufs = [new Uint8Array(128), new Uint8Array(new ArrayBuffer(131), 3, 128), new Uint8Array(128)];
+  for (let round = 0; round < 2000; round++) {
+    const b = bufs[round % 3 === 0 ? 0 : round % 5 === 0 ? 2 : 1];
+    const k = round % lits.length;
+    const off = (round * 7) % 80;
+    b.fill(0xee);
+    const end = writeLiteral(b, off, lits[k]);
+    assert.equal(end, off + texts[k].length);
+    assert.equal(Buffer.from(b.subarray(off, end)).toString('latin1'), texts[k], `round ${round}`);
+    assert.ok(b.subarray(0, off).every((x) => x === 0xee) && b.subarray(end).every((x) => x === 0xee), `round ${round}: only its bytes`);
   }
 });

@@ -11,7 +11,7 @@
 // Protobuf: otus.rtcp.v1.RtcpPayload (rtcp.proto): per packet pt, count,
 // ssrc, report blocks, and the packet's bytes after its header.
 
-import { ascii, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, Literal, writeBytes, writeJsonStringBytes, writeLiteral, writeUint } from '../../../src/pipeline/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Payload } from '../../../src/pipeline/record.js';
 
@@ -22,34 +22,34 @@ export const RTCP_TYPE_NAMES: readonly string[] = Array.from({ length: 32 }, (_,
 });
 const NAME_BYTES = RTCP_TYPE_NAMES.map(ascii);
 
-const K_OPEN = ascii('{"packets":[');
-const K_TYPE = ascii('{"type":"');
-const K_PT = ascii('","pt":');
-const K_COUNT = ascii(',"count":');
-const K_SSRC = ascii(',"ssrc":');
-const K_NTP = ascii(',"ntp_sec":');
-const K_FRAC = ascii(',"ntp_frac":');
-const K_RTPTS = ascii(',"rtp_ts":');
-const K_PKTS = ascii(',"packet_count":');
-const K_OCT = ascii(',"octet_count":');
-const K_REPORTS = ascii(',"reports":[');
-const K_R_SSRC = ascii('{"ssrc":');
-const K_FL = ascii(',"fraction_lost":');
-const K_CL = ascii(',"cumulative_lost":');
-const K_HS = ascii(',"highest_seq":');
-const K_JIT = ascii(',"jitter":');
-const K_LSR = ascii(',"lsr":');
-const K_DLSR = ascii(',"dlsr":');
-const K_CHUNKS = ascii(',"chunks":[');
-const K_ITEMS = ascii(',"items":[');
-const K_ITYPE = ascii('{"type":');
-const K_TEXT = ascii(',"text":');
-const K_SOURCES = ascii(',"sources":[');
-const K_REASON = ascii('],"reason":');
-const K_NAME = ascii(',"name":');
-const K_DLEN = ascii(',"data_len":');
-const K_LEN = ascii(',"len":');
-const NULL = ascii('null');
+const K_OPEN = new Literal('{"packets":[');
+const K_TYPE = new Literal('{"type":"');
+const K_PT = new Literal('","pt":');
+const K_COUNT = new Literal(',"count":');
+const K_SSRC = new Literal(',"ssrc":');
+const K_NTP = new Literal(',"ntp_sec":');
+const K_FRAC = new Literal(',"ntp_frac":');
+const K_RTPTS = new Literal(',"rtp_ts":');
+const K_PKTS = new Literal(',"packet_count":');
+const K_OCT = new Literal(',"octet_count":');
+const K_REPORTS = new Literal(',"reports":[');
+const K_R_SSRC = new Literal('{"ssrc":');
+const K_FL = new Literal(',"fraction_lost":');
+const K_CL = new Literal(',"cumulative_lost":');
+const K_HS = new Literal(',"highest_seq":');
+const K_JIT = new Literal(',"jitter":');
+const K_LSR = new Literal(',"lsr":');
+const K_DLSR = new Literal(',"dlsr":');
+const K_CHUNKS = new Literal(',"chunks":[');
+const K_ITEMS = new Literal(',"items":[');
+const K_ITYPE = new Literal('{"type":');
+const K_TEXT = new Literal(',"text":');
+const K_SOURCES = new Literal(',"sources":[');
+const K_REASON = new Literal('],"reason":');
+const K_NAME = new Literal(',"name":');
+const K_DLEN = new Literal(',"data_len":');
+const K_LEN = new Literal(',"len":');
+const NULL = new Literal('null');
 
 function u32(b: Uint8Array, o: number): number {
   return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
@@ -82,66 +82,66 @@ export class RtcpPayload implements Payload {
     if (end - off < 20 * this.len + 256) return -1;
     const b = this.buf;
     const e = this.off + this.len;
-    off = writeBytes(buf, off, K_OPEN);
+    off = writeLiteral(buf, off, K_OPEN);
     for (let p = this.off; p + 4 <= e; ) {
       const pe = p + 4 + 4 * ((b[p + 2] << 8) | b[p + 3]);
       const pt = b[p + 1];
       const rc = b[p] & 31;
       if (p > this.off) buf[off++] = 44;
-      off = writeBytes(buf, off, K_TYPE);
+      off = writeLiteral(buf, off, K_TYPE);
       off = writeBytes(buf, off, NAME_BYTES[pt - 192]);
-      off = writeBytes(buf, off, K_PT);
+      off = writeLiteral(buf, off, K_PT);
       off = writeUint(buf, off, pt);
-      off = writeBytes(buf, off, K_COUNT);
+      off = writeLiteral(buf, off, K_COUNT);
       off = writeUint(buf, off, rc);
       if (pt === 200 || pt === 201) {
         let q = p + 4;
         if (q + 4 <= pe) {
-          off = writeBytes(buf, off, K_SSRC);
+          off = writeLiteral(buf, off, K_SSRC);
           off = writeUint(buf, off, u32(b, q));
         }
         q += 4;
         if (pt === 200 && q + 20 <= pe) {
-          off = writeBytes(buf, off, K_NTP);
+          off = writeLiteral(buf, off, K_NTP);
           off = writeUint(buf, off, u32(b, q));
-          off = writeBytes(buf, off, K_FRAC);
+          off = writeLiteral(buf, off, K_FRAC);
           off = writeUint(buf, off, u32(b, q + 4));
-          off = writeBytes(buf, off, K_RTPTS);
+          off = writeLiteral(buf, off, K_RTPTS);
           off = writeUint(buf, off, u32(b, q + 8));
-          off = writeBytes(buf, off, K_PKTS);
+          off = writeLiteral(buf, off, K_PKTS);
           off = writeUint(buf, off, u32(b, q + 12));
-          off = writeBytes(buf, off, K_OCT);
+          off = writeLiteral(buf, off, K_OCT);
           off = writeUint(buf, off, u32(b, q + 16));
           q += 20;
         }
-        off = writeBytes(buf, off, K_REPORTS);
+        off = writeLiteral(buf, off, K_REPORTS);
         for (let i = 0; i < rc && q + 24 <= pe; i++, q += 24) {
           if (i > 0) buf[off++] = 44;
-          off = writeBytes(buf, off, K_R_SSRC);
+          off = writeLiteral(buf, off, K_R_SSRC);
           off = writeUint(buf, off, u32(b, q));
-          off = writeBytes(buf, off, K_FL);
+          off = writeLiteral(buf, off, K_FL);
           off = writeUint(buf, off, b[q + 4]);
-          off = writeBytes(buf, off, K_CL);
+          off = writeLiteral(buf, off, K_CL);
           off = writeInt(buf, off, ((b[q + 5] << 24) | (b[q + 6] << 16) | (b[q + 7] << 8)) >> 8);
-          off = writeBytes(buf, off, K_HS);
+          off = writeLiteral(buf, off, K_HS);
           off = writeUint(buf, off, u32(b, q + 8));
-          off = writeBytes(buf, off, K_JIT);
+          off = writeLiteral(buf, off, K_JIT);
           off = writeUint(buf, off, u32(b, q + 12));
-          off = writeBytes(buf, off, K_LSR);
+          off = writeLiteral(buf, off, K_LSR);
           off = writeUint(buf, off, u32(b, q + 16));
-          off = writeBytes(buf, off, K_DLSR);
+          off = writeLiteral(buf, off, K_DLSR);
           off = writeUint(buf, off, u32(b, q + 20));
           buf[off++] = 125;
         }
         buf[off++] = 93;
       } else if (pt === 202) {
-        off = writeBytes(buf, off, K_CHUNKS);
+        off = writeLiteral(buf, off, K_CHUNKS);
         let q = p + 4;
         for (let c = 0; c < rc && q + 4 <= pe; c++) {
           if (c > 0) buf[off++] = 44;
-          off = writeBytes(buf, off, K_R_SSRC);
+          off = writeLiteral(buf, off, K_R_SSRC);
           off = writeUint(buf, off, u32(b, q));
-          off = writeBytes(buf, off, K_ITEMS);
+          off = writeLiteral(buf, off, K_ITEMS);
           q += 4;
           let first = true;
           while (q < pe && b[q] !== 0) {
@@ -153,9 +153,9 @@ export class RtcpPayload implements Payload {
             }
             if (!first) buf[off++] = 44;
             first = false;
-            off = writeBytes(buf, off, K_ITYPE);
+            off = writeLiteral(buf, off, K_ITYPE);
             off = writeUint(buf, off, it);
-            off = writeBytes(buf, off, K_TEXT);
+            off = writeLiteral(buf, off, K_TEXT);
             off = writeJsonStringBytes(buf, off, b, q + 2, il);
             buf[off++] = 125;
             q += 2 + il;
@@ -166,28 +166,28 @@ export class RtcpPayload implements Payload {
         }
         buf[off++] = 93;
       } else if (pt === 203) {
-        off = writeBytes(buf, off, K_SOURCES);
+        off = writeLiteral(buf, off, K_SOURCES);
         let q = p + 4;
         for (let i = 0; i < rc && q + 4 <= pe; i++, q += 4) {
           if (i > 0) buf[off++] = 44;
           off = writeUint(buf, off, u32(b, q));
         }
-        off = writeBytes(buf, off, K_REASON);
+        off = writeLiteral(buf, off, K_REASON);
         if (q < pe && q + 1 + b[q] <= pe) off = writeJsonStringBytes(buf, off, b, q + 1, b[q]);
-        else off = writeBytes(buf, off, NULL);
+        else off = writeLiteral(buf, off, NULL);
       } else if (pt === 204 && pe - p >= 12) {
-        off = writeBytes(buf, off, K_SSRC);
+        off = writeLiteral(buf, off, K_SSRC);
         off = writeUint(buf, off, u32(b, p + 4));
-        off = writeBytes(buf, off, K_NAME);
+        off = writeLiteral(buf, off, K_NAME);
         off = writeJsonStringBytes(buf, off, b, p + 8, 4);
-        off = writeBytes(buf, off, K_DLEN);
+        off = writeLiteral(buf, off, K_DLEN);
         off = writeUint(buf, off, pe - p - 12);
       } else {
         if (pe - p >= 8) {
-          off = writeBytes(buf, off, K_SSRC);
+          off = writeLiteral(buf, off, K_SSRC);
           off = writeUint(buf, off, u32(b, p + 4));
         }
-        off = writeBytes(buf, off, K_LEN);
+        off = writeLiteral(buf, off, K_LEN);
         off = writeUint(buf, off, pe - p);
       }
       buf[off++] = 125;

@@ -13,7 +13,7 @@
 //   20 i32 extension length, 24 u32 payload length, 28 u8 event,
 //   29 u8 volume, 30 u16 duration, 32 the CSRCs.
 
-import { ascii, readU16LE, readU32LE, writeBytes, writeU32LE, writeUint, writeUintOrNull } from '../../../src/pipeline/bytes.js';
+import { ascii, Literal, readU16LE, readU32LE, writeBytes, writeLiteral, writeU32LE, writeUint, writeUintOrNull } from '../../../src/pipeline/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Payload, PayloadReader } from '../../../src/pipeline/record.js';
 import { wordView } from '../../../src/pipeline/wire.js';
@@ -22,22 +22,22 @@ import { wordView } from '../../../src/pipeline/wire.js';
 export const COMPACT = 32;
 
 /** `{"version":2,"padding":…,"extension":…,"marker":…,"pt":` by padding << 2 | extension << 1 | marker. */
-const FLAGS_PREFIX = Array.from({ length: 8 }, (_, f) => ascii(`{"version":2,"padding":${(f & 4) !== 0},"extension":${(f & 2) !== 0},"marker":${(f & 1) !== 0},"pt":`));
-const K_SEQ = ascii(',"seq":');
-const K_TS = ascii(',"timestamp":');
-const K_SSRC = ascii(',"ssrc":');
-const K_CSRC = ascii(',"csrc":[');
-const K_EXTP = ascii('],"ext_profile":');
-const K_EXTL = ascii(',"ext_len":');
-const NO_EXT = ascii('],"ext_profile":null,"ext_len":null');
-const K_PLEN = ascii(',"payload_len":');
-const K_PAD = ascii(',"pad_len":');
-const K_EV = ascii(',"event":');
-const NO_EVENT = ascii(',"event":null}');
-const K_EV1 = ascii('{"event":');
-const K_END = ascii(',"end":');
-const K_VOL = ascii(',"volume":');
-const K_DUR = ascii(',"duration":');
+const FLAGS_PREFIX = Array.from({ length: 8 }, (_, f) => new Literal(`{"version":2,"padding":${(f & 4) !== 0},"extension":${(f & 2) !== 0},"marker":${(f & 1) !== 0},"pt":`));
+const K_SEQ = new Literal(',"seq":');
+const K_TS = new Literal(',"timestamp":');
+const K_SSRC = new Literal(',"ssrc":');
+const K_CSRC = new Literal(',"csrc":[');
+const K_EXTP = new Literal('],"ext_profile":');
+const K_EXTL = new Literal(',"ext_len":');
+const NO_EXT = new Literal('],"ext_profile":null,"ext_len":null');
+const K_PLEN = new Literal(',"payload_len":');
+const K_PAD = new Literal(',"pad_len":');
+const K_EV = new Literal(',"event":');
+const NO_EVENT = new Literal(',"event":null}');
+const K_EV1 = new Literal('{"event":');
+const K_END = new Literal(',"end":');
+const K_VOL = new Literal(',"volume":');
+const K_DUR = new Literal(',"duration":');
 const TRUE = ascii('true');
 const FALSE = ascii('false');
 
@@ -151,40 +151,40 @@ export class RtpPayload implements Payload {
   writeJson(buf: Uint8Array, off: number, end: number): number {
     if (end - off < 400 + 11 * this.cc) return -1;
     // The three flags and the keys around them as one of eight ready prefixes (one copy instead of seven).
-    off = writeBytes(buf, off, FLAGS_PREFIX[(this.padding ? 4 : 0) | (this.extension ? 2 : 0) | (this.marker ? 1 : 0)]);
+    off = writeLiteral(buf, off, FLAGS_PREFIX[(this.padding ? 4 : 0) | (this.extension ? 2 : 0) | (this.marker ? 1 : 0)]);
     off = writeUint(buf, off, this.pt);
-    off = writeBytes(buf, off, K_SEQ);
+    off = writeLiteral(buf, off, K_SEQ);
     off = writeUint(buf, off, this.seq);
-    off = writeBytes(buf, off, K_TS);
+    off = writeLiteral(buf, off, K_TS);
     off = writeUint(buf, off, this.ts);
-    off = writeBytes(buf, off, K_SSRC);
+    off = writeLiteral(buf, off, K_SSRC);
     off = writeUint(buf, off, this.ssrc);
-    off = writeBytes(buf, off, K_CSRC);
+    off = writeLiteral(buf, off, K_CSRC);
     for (let i = 0; i < this.cc; i++) {
       if (i > 0) buf[off++] = 44;
       off = writeUint(buf, off, this.csrc(i));
     }
-    if (this.extProfile < 0 && this.extLen < 0) off = writeBytes(buf, off, NO_EXT);
+    if (this.extProfile < 0 && this.extLen < 0) off = writeLiteral(buf, off, NO_EXT);
     else {
-      off = writeBytes(buf, off, K_EXTP);
+      off = writeLiteral(buf, off, K_EXTP);
       off = writeUintOrNull(buf, off, this.extProfile);
-      off = writeBytes(buf, off, K_EXTL);
+      off = writeLiteral(buf, off, K_EXTL);
       off = writeUintOrNull(buf, off, this.extLen);
     }
-    off = writeBytes(buf, off, K_PLEN);
+    off = writeLiteral(buf, off, K_PLEN);
     off = writeUint(buf, off, this.payloadLen);
-    off = writeBytes(buf, off, K_PAD);
+    off = writeLiteral(buf, off, K_PAD);
     off = writeUint(buf, off, this.padLen);
-    if (this.event < 0) off = writeBytes(buf, off, NO_EVENT);
+    if (this.event < 0) off = writeLiteral(buf, off, NO_EVENT);
     else {
-      off = writeBytes(buf, off, K_EV);
-      off = writeBytes(buf, off, K_EV1);
+      off = writeLiteral(buf, off, K_EV);
+      off = writeLiteral(buf, off, K_EV1);
       off = writeUint(buf, off, this.event);
-      off = writeBytes(buf, off, K_END);
+      off = writeLiteral(buf, off, K_END);
       off = writeBytes(buf, off, this.eventEnd ? TRUE : FALSE);
-      off = writeBytes(buf, off, K_VOL);
+      off = writeLiteral(buf, off, K_VOL);
       off = writeUint(buf, off, this.volume);
-      off = writeBytes(buf, off, K_DUR);
+      off = writeLiteral(buf, off, K_DUR);
       off = writeUint(buf, off, this.duration);
       buf[off++] = 125;
       buf[off++] = 125;

@@ -13,7 +13,7 @@
 //   13.. per header: name offset, name length, value offset, value length
 //   then the message's M bytes, from its start line (offsets count from there).
 
-import { ascii, jsonStringBytesLength, readU32LE, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, jsonStringBytesLength, Literal, readU32LE, writeBytes, writeJsonStringBytes, writeLiteral, writeUint } from '../../../src/pipeline/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Payload, PayloadReader } from '../../../src/pipeline/record.js';
 import { wordView } from '../../../src/pipeline/wire.js';
@@ -47,15 +47,15 @@ export interface SipFields {
 
 const FIXED_WORDS = 13;
 
-const K_START = ascii('{"start_line":');
-const K_METHOD = ascii(',"method":');
-const K_URI = ascii(',"uri":');
-const K_STATUS = ascii(',"status":');
-const K_REASON = ascii(',"reason":');
-const K_HEADERS = ascii(',"headers":[');
-const K_BODY = ascii('],"body":');
-const K_TRUNC = ascii(',"body_truncated":');
-const NULL = ascii('null');
+const K_START = new Literal('{"start_line":');
+const K_METHOD = new Literal(',"method":');
+const K_URI = new Literal(',"uri":');
+const K_STATUS = new Literal(',"status":');
+const K_REASON = new Literal(',"reason":');
+const K_HEADERS = new Literal(',"headers":[');
+const K_BODY = new Literal('],"body":');
+const K_TRUNC = new Literal(',"body_truncated":');
+const NULL = new Literal('null');
 const TRUE = ascii('true');
 const FALSE = ascii('false');
 
@@ -117,17 +117,17 @@ export class SipPayload implements Payload {
     let need = 160 + jsonLen(b, m.lineOff, m.lineLen) + jsonLen(b, m.methodOff, m.methodLen) + jsonLen(b, m.uriOff, m.uriLen) + jsonLen(b, m.reasonOff, m.reasonLen) + jsonLen(b, m.bodyOff, m.bodyLen);
     for (let i = 0; i < m.headerCount; i++) need += 4 + jsonLen(b, m.hNameOff[i], m.hNameLen[i]) + jsonLen(b, m.hValOff[i], m.hValLen[i]);
     if (end - off < need) return -1;
-    off = writeBytes(buf, off, K_START);
+    off = writeLiteral(buf, off, K_START);
     off = writeJsonStringBytes(buf, off, b, m.lineOff, m.lineLen);
-    off = writeBytes(buf, off, K_METHOD);
-    off = m.isRequest ? writeJsonStringBytes(buf, off, b, m.methodOff, m.methodLen) : writeBytes(buf, off, NULL);
-    off = writeBytes(buf, off, K_URI);
-    off = m.isRequest ? writeJsonStringBytes(buf, off, b, m.uriOff, m.uriLen) : writeBytes(buf, off, NULL);
-    off = writeBytes(buf, off, K_STATUS);
-    off = m.isRequest ? writeBytes(buf, off, NULL) : writeUint(buf, off, m.status);
-    off = writeBytes(buf, off, K_REASON);
-    off = m.isRequest ? writeBytes(buf, off, NULL) : writeJsonStringBytes(buf, off, b, m.reasonOff, m.reasonLen);
-    off = writeBytes(buf, off, K_HEADERS);
+    off = writeLiteral(buf, off, K_METHOD);
+    off = m.isRequest ? writeJsonStringBytes(buf, off, b, m.methodOff, m.methodLen) : writeLiteral(buf, off, NULL);
+    off = writeLiteral(buf, off, K_URI);
+    off = m.isRequest ? writeJsonStringBytes(buf, off, b, m.uriOff, m.uriLen) : writeLiteral(buf, off, NULL);
+    off = writeLiteral(buf, off, K_STATUS);
+    off = m.isRequest ? writeLiteral(buf, off, NULL) : writeUint(buf, off, m.status);
+    off = writeLiteral(buf, off, K_REASON);
+    off = m.isRequest ? writeLiteral(buf, off, NULL) : writeJsonStringBytes(buf, off, b, m.reasonOff, m.reasonLen);
+    off = writeLiteral(buf, off, K_HEADERS);
     for (let i = 0; i < m.headerCount; i++) {
       if (i > 0) buf[off++] = 44;
       buf[off++] = 91;
@@ -136,9 +136,9 @@ export class SipPayload implements Payload {
       off = writeJsonStringBytes(buf, off, b, m.hValOff[i], m.hValLen[i]);
       buf[off++] = 93;
     }
-    off = writeBytes(buf, off, K_BODY);
+    off = writeLiteral(buf, off, K_BODY);
     off = writeJsonStringBytes(buf, off, b, m.bodyOff, m.bodyLen);
-    off = writeBytes(buf, off, K_TRUNC);
+    off = writeLiteral(buf, off, K_TRUNC);
     off = writeBytes(buf, off, m.truncated ? TRUE : FALSE);
     buf[off++] = 125;
     return off;
