@@ -8,8 +8,10 @@
 //      registered in a real flow registry each call;
 //   2. the RTP fast path of such a call (registry hit, labels from the slot),
 //      with the sip and rtcp parsers loaded before and after rtp.
+// With --tcp, the call mix goes over TCP instead: one message per segment,
+// one connection per Call-ID template, through the TCP reassembler.
 //
-//   node --expose-gc dist/bench/sip.js [--calls N] [--rtp N]
+//   node --expose-gc dist/bench/sip.js [--calls N] [--rtp N] [--tcp]
 
 import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -27,6 +29,7 @@ import { SipParser } from '../plugins/parser/sip/index.js';
 import { RtpParser } from '../plugins/parser/rtp/index.js';
 import { RtcpParser } from '../plugins/parser/rtcp/index.js';
 import { MediaCorrelator } from '../plugins/parser/rtp/correlate.js';
+import { tcpFrame } from '../test/helpers/bytes.js';
 import { rtpPacket, udpFrame } from '../test/helpers/udp-frames.js';
 
 const args = process.argv.slice(2);
@@ -69,15 +72,36 @@ for (let t = 0; t < TEMPLATES; t++) {
     udpFrame(B, A, 5060, 5060, msg('SIP/2.0 200 OK', '2 BYE', id, true)),
   );
 }
+// Over TCP: the same messages in segments between a client port per template and 5060; each frame's
+// connection direction, and where its sequence number goes (advanced as the frames repeat, so no segment is a retransmission).
+const tcp = args.includes('--tcp');
+const TCP_SEQ = 14 + 20 + 4;
+const seqOf = new Uint32Array(2 * TEMPLATES);
+const streamOf: number[] = [];
+if (tcp) {
+  frames.forEach((f, k) => {
+    const t = Math.floor(k / 7);
+    const udp = new DataView(f.buffer, f.byteOffset + 14 + 20);
+    const toServer = f[14 + 12] === 192; // from A, the caller
+    const payload = f.subarray(14 + 20 + 8, 14 + 20 + udp.getUint16(4));
+    frames[k] = toServer ? tcpFrame(40000 + t, 5060, 0, 0x18, payload, 5060) : tcpFrame(5060, 40000 + t, 0, 0x18, payload, 5060);
+    streamOf[k] = 2 * t + (toServer ? 0 : 1);
+  });
+}
 const views = frames.map((f) => new DataView(f.buffer, f.byteOffset, f.byteLength));
 
-function run(label: string, n: number, frame: (i: number) => number, list: Uint8Array[], vs: DataView[]): void {
+function run(label: string, n: number, frame: (i: number) => number, list: Uint8Array[], vs: DataView[], segments = false): void {
   const g0 = gcs;
   const r0 = pl.stats.records;
   const c0 = process.cpuUsage();
   for (let i = 0; i < n; i++) {
     const k = frame(i);
     const f = list[k];
+    if (segments) {
+      const s = streamOf[k];
+      vs[k].setUint32(TCP_SEQ, seqOf[s]);
+      seqOf[s] += f.length - TCP_SEQ - 16;
+    }
     pl.processBytes(f, vs[k], 0, f.length, f.length, 1, 1_700_000_000 + (i >>> 10), 0, true, 6);
   }
   const c = process.cpuUsage(c0);
@@ -87,8 +111,8 @@ function run(label: string, n: number, frame: (i: number) => number, list: Uint8
 
 console.log(`# ${os.cpus()[0].model}, ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}`);
 const mix = calls * 7;
-run('warm-up', 50_000, (i) => i % frames.length, frames, views);
-run('SIP call mix (INVITE+SDP, 100, 180, 200+SDP, ACK, BYE, 200)', mix, (i) => i % frames.length, frames, views);
+run('warm-up', 50_000, (i) => i % frames.length, frames, views, tcp);
+run(`SIP call mix (INVITE+SDP, 100, 180, 200+SDP, ACK, BYE, 200)${tcp ? ' over TCP' : ''}`, mix, (i) => i % frames.length, frames, views, tcp);
 console.log(`  sip: ${JSON.stringify(sip.stats.toJSON())}`);
 
 // RTP: one call's media, both directions, registered by a last INVITE/200 (no BYE).

@@ -95,6 +95,8 @@ export class TcpChunk {
   buf: Uint8Array = new Uint8Array(0);
   off = 0;
   len = 0;
+  /** A DataView indexing the same bytes as buf (parsers scan four bytes at a time with it), or null. */
+  view: DataView | null = null;
   /** Bytes are missing before this chunk (hole skipped, parser's kept bytes dropped). */
   gap = false;
   /** For the record's envelope (fillEnvelope): the segment that made these bytes deliverable, or a packet built from the stream's addresses when flushing. Its direction is `dir`'s. */
@@ -133,6 +135,8 @@ class Direction {
   /** Capture time (ms) the oldest open hole was first seen; -1 none. */
   gapSince = -1;
   keep: Uint8Array = EMPTY;
+  /** keep's DataView, made when keep is (null while it is EMPTY). */
+  keepView: DataView | null = null;
   keepLen = 0;
   pendingGap = false;
 
@@ -371,6 +375,7 @@ export class TcpReassembler {
     d.pendingGap = false;
     if (d.keepLen === 0) {
       c.buf = buf;
+      c.view = buf === p.payloadBuf ? p.payloadView : null; // a segment delivered in place (an out-of-order one is a copy)
       c.off = off;
       c.len = len;
       const used = this.consume(s, c);
@@ -379,6 +384,7 @@ export class TcpReassembler {
       this.keep(d, buf, off, len);
       if (d.keepLen === 0) return; // overflowed and dropped
       c.buf = d.keep;
+      c.view = d.keepView;
       c.off = 0;
       c.len = d.keepLen;
       const used = this.consume(s, c);
@@ -413,6 +419,7 @@ export class TcpReassembler {
       const k = new Uint8Array(cap);
       k.set(d.keep.subarray(0, d.keepLen));
       d.keep = k;
+      d.keepView = new DataView(k.buffer);
     }
     for (let i = 0; i < len; i++) d.keep[d.keepLen + i] = buf[off + i];
     d.keepLen = need;
@@ -557,7 +564,10 @@ export class TcpReassembler {
       d.keepLen = 0;
       d.oooSeq.length = 0;
       d.oooData.length = 0;
-      if (d.keep.length > 64 * 1024) d.keep = EMPTY; // do not pool big buffers
+      if (d.keep.length > 64 * 1024) {
+        d.keep = EMPTY; // do not pool big buffers
+        d.keepView = null;
+      }
     }
     // unlink from bucket
     let b = this.buckets.get(s.hash) ?? null;
@@ -582,6 +592,7 @@ export class TcpReassembler {
     c.packet = this.envelope(s, 0, this.flushPkt);
     c.reverse = this.envelope(s, 1, this.flushPktRev);
     c.buf = EMPTY;
+    c.view = null;
     c.off = 0;
     c.len = 0;
     c.gap = false;

@@ -134,7 +134,7 @@ export class SipParser implements StreamParser {
       // Keep-alives (RFC 5626: CRLF) and blank lines between messages.
       while (at < end && (buf[at] === 13 || buf[at] === 10)) at++;
       if (at >= end) break;
-      const n = m.parse(buf, at, end, true);
+      const n = m.parse(buf, at, end, true, c.view);
       if (n === 0) {
         if (end - at > this.cfg.max_message) {
           this.stats.rejects[SipReject.TooLarge]++;
