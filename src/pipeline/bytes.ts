@@ -32,10 +32,8 @@ export function ascii(s: string): Uint8Array {
 export class Literal {
   readonly bytes: Uint8Array;
   readonly words: Int32Array;
-  readonly length: number;
   constructor(s: string) {
     this.bytes = ascii(s);
-    this.length = s.length;
     this.words = new Int32Array(s.length >> 2);
     const b = this.bytes;
     for (let i = 0; i < this.words.length; i++) this.words[i] = b[4 * i] | (b[4 * i + 1] << 8) | (b[4 * i + 2] << 16) | (b[4 * i + 3] << 24);

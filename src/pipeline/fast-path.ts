@@ -47,22 +47,19 @@ export class FastFrame extends Frame {
   payloadLen = 0;
   /**
    * Labels the task's processors add to every fast record (their
-   * fastVerdict), after the parser's: entries extra[0, extraWords), key ids
-   * extraIds. Set once by the pipeline.
+   * fastVerdict), after the parser's: their entries, and their key ids in
+   * order. Set once by the pipeline (fastPlan).
    */
   extra: Int32Array = new Int32Array(0);
-  extraWords = 0;
   extraIds: Int32Array = new Int32Array(0);
-  extraCount = 0;
 
   /** Writes the extra labels at W[j...], noting their keys; returns the word after them. */
   writeExtra(W: Int32Array, j: number, keys: KeyTracker): number {
     const E = this.extra;
-    const n = this.extraWords;
-    for (let i = 0; i < n; i++) W[j + i] = E[i];
+    for (let i = 0; i < E.length; i++) W[j + i] = E[i];
     const ids = this.extraIds;
-    for (let i = 0; i < this.extraCount; i++) keys.use(ids[i]);
-    return j + n;
+    for (let i = 0; i < ids.length; i++) keys.use(ids[i]);
+    return j + E.length;
   }
 
   /**

@@ -153,11 +153,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
       this.fastIndex = fi;
       this.fast = this.parsers[fi];
       this.fastDropBy = plan.dropBy;
-      const f = this.fastFrame;
-      f.extra = plan.adds;
-      f.extraWords = plan.adds.length;
-      f.extraIds = plan.ids;
-      f.extraCount = plan.ids.length;
+      this.fastFrame.extra = plan.adds;
+      this.fastFrame.extraIds = plan.ids;
     }
   }
 

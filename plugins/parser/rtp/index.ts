@@ -179,14 +179,14 @@ export class RtpParser implements Parser {
     const b1 = b[o + 1];
     const pt = b1 & 127;
     if ((b1 >= 192 && b1 <= 223) || this.eventPt[pt] === 1) return 0; // RTCP (RFC 5761 §4), an event
-    if (end - k < FAST_WORDS + f.extraWords) return -1;
+    if (end - k < FAST_WORDS + f.extra.length) return -1;
     f.load();
     const corr = this.corr;
     const e = corr.trustedFlow(f.src4, f.dst4, f.sport, f.dport, f.tsSec, f.tsNsec, pt);
     if (e < 0) return 0;
     const seq = (b[o + 2] << 8) | b[o + 3];
     const ssrc = (b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11];
-    let j = wireEnvelopeUdp4(W, k, f, PROTO, 3, 3 + corr.flowLabelCount(e) + f.extraCount);
+    let j = wireEnvelopeUdp4(W, k, f, PROTO, 3, 3 + corr.flowLabelCount(e) + f.extraIds.length);
     const labelsAt = j++;
     j = encodeUintEntry(W, j, K_SSRC, ssrc);
     j = encodeUintEntry(W, j, K_PT, pt);

@@ -37,6 +37,18 @@ test('fuzz: 1 M mutated SIP datagrams; every one a record or a counted rejection
   assert.ok(r.heapGrowthMb < 64, `heap grew ${r.heapGrowthMb} MB`);
 });
 
+/** A stream of 1 to `most` messages into `stream`, each a seed mutated (or, with `whole`, half of them as they are); returns its length. */
+function composeStream(seeds: Uint8Array[], stream: Uint8Array, msg: Uint8Array, rand: () => number, most: number, whole: boolean): number {
+  let len = 0;
+  for (let k = 1 + Math.floor(rand() * most); k > 0; k--) {
+    const seed = seeds[Math.floor(rand() * seeds.length)];
+    const n = whole && rand() < 0.5 ? (msg.set(seed), seed.length) : mutate(seed, msg, rand);
+    stream.set(msg.subarray(0, n), len);
+    len += n;
+  }
+  return len;
+}
+
 test('fuzz: mutated SIP over TCP in random cuts, through handleStream', { timeout: 600_000 }, () => {
   const seeds = payloadsOf(FILES, () => true);
   const parser = new SipParser(CFG, null);
@@ -57,13 +69,7 @@ test('fuzz: mutated SIP over TCP in random cuts, through handleStream', { timeou
   const msg = new Uint8Array(1 << 15);
   let bytes = 0;
   for (let s = 0; s < 30_000; s++) {
-    let len = 0;
-    const count = 1 + Math.floor(rand() * 4);
-    for (let k = 0; k < count; k++) {
-      const n = mutate(seeds[Math.floor(rand() * seeds.length)], msg, rand);
-      stream.set(msg.subarray(0, n), len);
-      len += n;
-    }
+    const len = composeStream(seeds, stream, msg, rand, 4, false);
     // Feed in random cuts, handing back what was not consumed (as the reassembler does).
     let start = 0;
     let end = 0;
@@ -106,13 +112,7 @@ test('over TCP, mutated streams give the same records whether the chunk comes wi
   const view = new DataView(stream.buffer);
   const msg = new Uint8Array(1 << 15);
   for (let s = 0; s < 4000; s++) {
-    let len = 0;
-    for (let k = 1 + Math.floor(rand() * 3); k > 0; k--) {
-      const seed = seeds[Math.floor(rand() * seeds.length)];
-      const n = rand() < 0.5 ? mutate(seed, msg, rand) : (msg.set(seed), seed.length);
-      stream.set(msg.subarray(0, n), len);
-      len += n;
-    }
+    const len = composeStream(seeds, stream, msg, rand, 3, true);
     let start = 0;
     let end = 0;
     while (end < len) {
