@@ -22,11 +22,23 @@ function run(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Deletes namespaces left by an earlier, killed run (their veth pairs go with them). */
+/** Deletes namespaces left by an earlier, killed test process (their veth pairs go with them); a live one's stay, so test runs may overlap. */
 export function removeStaleNamespaces(): void {
   for (const line of run('ip', ['netns', 'list']).split('\n')) {
-    const name = line.split(' ')[0];
-    if (name && name.startsWith('otus-t-')) spawnSync('ip', ['netns', 'del', name]);
+    const m = /^otus-t-(?:(\d+)-)?[0-9a-f]+\b/.exec(line);
+    if (m === null) continue;
+    const pid = Number(m[1] ?? 0);
+    if (pid > 0 && pidAlive(pid)) continue;
+    spawnSync('ip', ['netns', 'del', m[0]]);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -48,7 +60,7 @@ function noIpv6(procRoot: string, ifname: string): string {
 /** A veth pair, one end in a fresh namespace; IPv6 off on both so the kernels send nothing of their own. */
 export function makeVethHost(): VethHost {
   const id = randomBytes(3).toString('hex');
-  const ns = `otus-t-${id}`;
+  const ns = `otus-t-${process.pid}-${id}`;
   const capIf = `ot${id}a`;
   const sendIf = `ot${id}b`;
   run('ip', ['netns', 'add', ns]);
