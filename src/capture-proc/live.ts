@@ -5,11 +5,12 @@
 // committing wire-record batches to the task's send ring (at the end of
 // every block, so a quiet link's records do not wait). It never waits for
 // the sender: a full ring drops the batch and counts it (design §5.4).
-// Controlled over IPC: start → ready; stop, or a lost parent → done, exit.
+// Controlled over IPC: start → ready, then a beat with its counters every
+// heartbeatMs (the supervisor's watchdog); stop, or a lost parent → the
+// frames the kernel still holds are processed, done, exit.
 
 import { createCapturer } from '../capture/index.js';
 import type { FrameSink } from '../capture/capturer.js';
-import { loadTaskFile } from '../config/task.js';
 import { native } from '../native.js';
 import { BatchSink } from '../pipeline/batch-sink.js';
 import { instantiateTaskPlugins, pipelineForTask } from '../pipeline/from-task.js';
@@ -18,7 +19,7 @@ import { createRegistry } from '../plugin/builtins.js';
 import { CaptureClock } from '../shm/capture-clock.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { RingProducer } from '../shm/ring.js';
-import type { ChildError, LiveCaptureDone, LiveCaptureStart } from '../supervisor/messages.js';
+import type { Beat, ChildError, LiveCaptureDone, LiveCaptureStart } from '../supervisor/messages.js';
 import { OtusError } from '../util/errors.js';
 import { LiveCatchUp } from './catch-up.js';
 import { MAX_RECORD_BYTES, pipelineCounters } from './counters.js';
@@ -57,7 +58,7 @@ process.on('SIGTERM', () => {});
 
 async function run(m: LiveCaptureStart): Promise<void> {
   if (m.cpu >= 0) native.setAffinity(m.cpu);
-  const task = loadTaskFile(m.taskFile);
+  const task = m.task;
   const registry = await createRegistry(m.pluginDirs);
   const flows = m.flows ? FlowRegistry.open(m.ringTask) : null;
   // Several capture processes: a registry miss waits for the others' older frames (catch-up.ts).
@@ -76,17 +77,10 @@ async function run(m: LiveCaptureStart): Promise<void> {
   let stopped = false;
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  const stop = async (why: string): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    stream.stop();
-    pipeline.flush(); // stored TCP bytes delivered, connections ended, the last batch committed
-    catchUp?.stop();
+  const snapshot = (why: string): LiveCaptureDone => {
     const c = process.cpuUsage(c0);
-    const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
-    for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
     const st = stream.stats();
-    const done: LiveCaptureDone = {
+    return {
       type: 'done',
       index: m.index,
       pid: process.pid,
@@ -97,8 +91,21 @@ async function run(m: LiveCaptureStart): Promise<void> {
       stream: { frames: st.frames, blocks: st.batches, kernelPackets: st.kernelPackets, kernelDrops: st.kernelDrops, freezes: st.freezes, ifDrops: st.ifDrops },
       catchUp: catchUp === null ? null : { ...catchUp.stats },
       cpuSec: (c.user + c.system) / 1e6,
-      wallSec,
+      wallSec: Number(process.hrtime.bigint() - t0) / 1e9,
     };
+  };
+  let beat: NodeJS.Timeout | null = null;
+  const stop = async (why: string): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    if (beat) clearInterval(beat);
+    // What the kernel had queued when asked to stop is processed and counted, not lost.
+    await stream.finish?.();
+    stream.stop();
+    pipeline.flush(); // stored TCP bytes delivered, connections ended, the last batch committed
+    catchUp?.stop();
+    for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
+    const done = snapshot(why);
     producer.close();
     flows?.close();
     if (process.connected) process.send!(done, () => process.exit(0));
@@ -112,6 +119,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
   stream.start(feed);
   catchUp?.start();
   process.send!({ type: 'ready', index: m.index, cpu: m.cpu });
+  if (m.heartbeatMs > 0) beat = setInterval(() => process.send?.({ type: 'beat', snapshot: snapshot('running') } satisfies Beat<LiveCaptureDone>), m.heartbeatMs);
 }
 
 process.once('message', (m: LiveCaptureStart) => {

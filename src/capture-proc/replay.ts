@@ -8,7 +8,6 @@
 
 import { openCapture } from '../capture-file/open.js';
 import { PcapReader } from '../capture-file/pcap.js';
-import { loadTaskFile } from '../config/task.js';
 import { BatchSink } from '../pipeline/batch-sink.js';
 import { instantiateTaskPlugins, pipelineForTask } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
@@ -23,7 +22,7 @@ const PACE_EVERY = 256;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
 async function run(m: CaptureStart): Promise<CaptureDone> {
-  const task = loadTaskFile(m.taskFile);
+  const task = m.task;
   const registry = await createRegistry(m.pluginDirs);
   // The task's flow registry, created by the supervisor: SIP on one process labels RTP on another.
   const flows = m.flows ? FlowRegistry.open(m.ringTask) : null;

@@ -8,6 +8,7 @@ import { OtusError } from '../util/errors.js';
 import { runDecode } from './decode.js';
 import { captureCommand } from './capture.js';
 import { replayCommand } from './replay.js';
+import { daemonCommand } from './daemon.js';
 
 function fail(err: unknown): never {
   if (err instanceof OtusError) {
@@ -52,7 +53,8 @@ await yargs(hideBin(process.argv))
   )
   .command(captureCommand(fail))
   .command(replayCommand(fail))
-  .demandCommand(1, 'name a command: decode, capture, replay')
+  .command(daemonCommand(fail))
+  .demandCommand(1, 'name a command: decode, capture, replay, daemon, validate')
   .strict()
   .help()
   .parseAsync();

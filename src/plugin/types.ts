@@ -185,6 +185,13 @@ export interface Reporter extends PluginInstance {
   readonly format: RecordFormat;
   report(rec: EncodedRecord): void;
   flush(): Promise<void>;
+  /** True while the reporter holds all it will take: the sender stops reading the ring until writable() resolves. */
+  readonly blocked?: boolean;
+  writable?(): Promise<void>;
+  /** Records accepted by report() but given up (output failed, or abandon() at a stop deadline): counted as reporter drops. */
+  readonly dropped?: number;
+  /** Gives up what is still pending (a stop that reached its deadline); returns how many records were dropped. Returns promptly even if a write is stuck. */
+  abandon?(): number;
 }
 
 /** Capturer (design §4.2.1): the live drivers arrive with the capture-driver issue. */

@@ -1,19 +1,22 @@
-// The sender process of a task (forked by src/supervisor/task-run.ts, for
-// `otus replay` and `otus capture --task`): creates the task's send ring (it is the one consumer), instantiates the
-// reporter, expands every wire record into the reporter's format
-// (src/pipeline/expand.ts: serialization happens here, not in the capture
-// processes) and hands it over, until the supervisor says the capture
-// processes are done and the ring is empty. Sleeps on the ring's wakeup FIFO when
-// idle instead of spinning. Live runs also measure each record's capture →
+// The sender process of a task (forked by src/supervisor/task.ts for live
+// tasks and the daemon, and by src/supervisor/replay.ts): attaches to the
+// task's send ring, which the supervisor created (it is the one consumer,
+// and it resumes from the ring's consumer position, so a restarted sender
+// loses nothing the ring holds), instantiates the reporter, expands every
+// wire record into the reporter's format (src/pipeline/expand.ts:
+// serialization happens here, not in the capture processes) and hands it
+// over, until the supervisor says the capture processes are done and the
+// ring is empty. Sleeps on the ring's wakeup FIFO when idle; stops reading
+// the ring while the reporter is blocked (the ring then drops, counted);
+// beats with its counters. Live runs also measure each record's capture →
 // sender latency (latency.ts).
 
-import { loadTaskFile } from '../config/task.js';
 import { createRegistry } from '../plugin/builtins.js';
 import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
 import { BatchReader } from '../pipeline/batch-sink.js';
 import { RecordExpander } from '../pipeline/expand.js';
 import { RingConsumer } from '../shm/ring.js';
-import type { ChildError, SenderDone, SenderReady, SenderStart } from '../supervisor/messages.js';
+import type { Beat, ChildError, SenderDone, SenderReady, SenderStart } from '../supervisor/messages.js';
 import { OtusError } from '../util/errors.js';
 import { LatencyHistogram } from './latency.js';
 
@@ -33,6 +36,9 @@ class Rec implements EncodedRecord {
 const EXPAND_BYTES = 1 << 20;
 
 let draining = false;
+/** Set by the supervisor's 'abandon' (its stop deadline passed): give up what the reporter still holds and finish. */
+let abandoning = false;
+let wakeAbandon: (() => void) | null = null;
 
 // The supervisor stops the run in order (capture processes first, then 'drain'), so a terminal's
 // SIGINT is left to it; a lost supervisor means drain what is in the ring and go.
@@ -41,26 +47,46 @@ process.on('SIGTERM', () => {});
 process.on('disconnect', () => (draining = true));
 
 async function run(m: SenderStart): Promise<SenderDone> {
-  const task = loadTaskFile(m.taskFile);
   const registry = await createRegistry(m.pluginDirs);
   const reporter = await registry.instantiate('reporter', m.reporter, m.reporterConfig, {
     node: m.node,
-    taskId: task.id,
+    taskId: m.task.id,
     worker: -1,
     where: m.reporterWhere,
   });
   await reporter.start?.();
-  const ring = RingConsumer.create(m.ringTask, { dataBytes: m.ringBytes });
+  const ring = RingConsumer.open(m.ringTask);
+  const c0 = process.cpuUsage();
+  const batch = new BatchReader();
+  const expander = new RecordExpander(reporter.format, registry.payloadReaders());
+  const out = new Uint8Array(EXPAND_BYTES);
+  const rec = new Rec(reporter.format, out);
+  let records = 0;
+  let bytes = 0;
+  const latency = m.latency ? new LatencyHistogram() : null;
+  const snapshot = (): SenderDone => {
+    const st = ring.stats();
+    const c = process.cpuUsage(c0);
+    return {
+      type: 'done',
+      records,
+      bytes,
+      ring: {
+        dropHead: st.dropHead,
+        abandoned: st.abandoned,
+        discarded: st.discarded,
+        dropTail: st.producers.reduce((a, p) => a + p.dropTail, 0),
+        records: st.records,
+      },
+      expand: { ...expander.stats, malformed: expander.stats.malformed + batch.broken },
+      reporterDropped: reporter.dropped ?? 0,
+      cpuSec: (c.user + c.system) / 1e6,
+      latency: latency?.summary() ?? null,
+    };
+  };
+  const beat = m.heartbeatMs ? setInterval(() => process.send?.({ type: 'beat', snapshot: snapshot() } satisfies Beat<SenderDone>), m.heartbeatMs) : null;
   try {
     process.send!({ type: 'ready', ringName: ring.name } satisfies SenderReady);
-    const c0 = process.cpuUsage();
-    const batch = new BatchReader();
-    const expander = new RecordExpander(reporter.format, registry.payloadReaders());
-    const out = new Uint8Array(EXPAND_BYTES);
-    const rec = new Rec(reporter.format, out);
-    let records = 0;
-    let bytes = 0;
-    const latency = m.latency ? new LatencyHistogram() : null;
     for (;;) {
       let n: number;
       while ((n = ring.next()) >= 0) {
@@ -76,40 +102,45 @@ async function run(m: SenderStart): Promise<SenderDone> {
           records++;
           bytes += end;
         }
+        // A reporter that holds all it will take: stop reading; the ring holds, then drops (counted).
+        if (reporter.blocked && reporter.writable) await untilAbandoned(reporter.writable());
+        if (abandoning) break;
       }
+      if (abandoning) break;
       if (draining) {
         ring.release();
         if (ring.backlog === 0) break;
       }
       await ring.wait(20);
     }
-    await reporter.flush();
+    if (abandoning) reporter.abandon?.();
+    else await untilAbandoned(reporter.flush());
+    if (abandoning) reporter.abandon?.();
     await reporter.stop?.();
-    const st = ring.stats();
-    const c = process.cpuUsage(c0);
-    return {
-      type: 'done',
-      records,
-      bytes,
-      ring: {
-        dropHead: st.dropHead,
-        abandoned: st.abandoned,
-        discarded: st.discarded,
-        dropTail: st.producers.reduce((a, p) => a + p.dropTail, 0),
-        records: st.records,
-      },
-      expand: { ...expander.stats, malformed: expander.stats.malformed + batch.broken },
-      cpuSec: (c.user + c.system) / 1e6,
-      latency: latency?.summary() ?? null,
-    };
+    return snapshot();
   } finally {
+    if (beat) clearInterval(beat);
     ring.close();
   }
 }
 
-process.on('message', (m: SenderStart | { type: 'drain' }) => {
+/** Waits for `p`, or until the supervisor says to abandon. */
+function untilAbandoned(p: Promise<void>): Promise<void> {
+  if (abandoning) return Promise.resolve();
+  return new Promise((res) => {
+    wakeAbandon = res;
+    p.then(res, res);
+  });
+}
+
+process.on('message', (m: SenderStart | { type: 'drain' } | { type: 'abandon' }) => {
   if (m.type === 'drain') {
     draining = true;
+    return;
+  }
+  if (m.type === 'abandon') {
+    draining = abandoning = true;
+    wakeAbandon?.();
     return;
   }
   run(m).then(

@@ -6,11 +6,13 @@
 
 import type { CatchUpStats } from '../capture-proc/catch-up.js';
 import type { CaptureOptions } from '../capture/capturer.js';
+import type { TaskSpec } from '../config/task.js';
 import type { RecordFormat } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
 
 export interface ReplayPluginSetup {
-  taskFile: string;
+  /** The task, validated once by the supervisor (children do not parse it again). */
+  task: TaskSpec;
   pluginDirs: string[];
   node: Record<string, string>;
   /** Ring name token (the ring is /otus-<ringTask>-ring). */
@@ -52,6 +54,14 @@ export interface LiveCaptureStart extends ReplayPluginSetup {
   userFilter: boolean;
   /** The task's capture clock (several capture processes sharing a flow registry): position 0 and the catch-up window, in ms. */
   clock: { baseMs: number; windowMs: number } | null;
+  /** Send a `beat` with the process's counters this often (0: never). */
+  heartbeatMs: number;
+}
+
+/** A live child is alive and its event loop turns: its counters so far (the supervisor's watchdog and status read them). */
+export interface Beat<T> {
+  type: 'beat';
+  snapshot: T;
 }
 
 export interface LiveCaptureReady {
@@ -87,6 +97,8 @@ export interface SenderStart extends ReplayPluginSetup {
   ringBytes: number;
   /** Live: measure each record's capture → sender latency (its packet's kernel timestamp to the read of its batch). */
   latency?: boolean;
+  /** Send a `beat` with the sender's counters this often (0: never). */
+  heartbeatMs?: number;
 }
 
 export interface PipelineCounters {
@@ -136,6 +148,8 @@ export interface SenderDone {
   ring: { dropHead: number; abandoned: number; discarded: number; dropTail: number; records: number };
   /** The sender's expansion of wire records (src/pipeline/expand.ts ExpandStats). */
   expand: { records: number; malformed: number; tooBig: number; payloadUnread: number; payloadFormat: number };
+  /** Records the reporter accepted and then gave up (output failed, or abandoned at a stop deadline). */
+  reporterDropped: number;
   cpuSec: number;
   /** Capture → sender latency (live runs), else null. */
   latency: LatencySummary | null;

@@ -16,6 +16,7 @@ import { defaultDecoderOptions } from '../decode/options.js';
 import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { symmetricFlowHash } from '../pipeline/flow-hash.js';
 import { FlowRegistry } from '../shm/registry.js';
+import type { RingSegment } from '../shm/ring.js';
 import { CaptureClock } from '../shm/capture-clock.js';
 import { OtusError } from '../util/errors.js';
 import type { CaptureDone, CaptureStart, FrameShare } from './messages.js';
@@ -104,11 +105,14 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
   const flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? 65536 }) : null;
   // Capture order across processes matters once a parser correlates through the registry.
   const clock = flows !== null && workers > 1 && o.ordered !== false ? CaptureClock.create(ringTask, workers) : null;
-  const setup = { taskFile: t.taskFile, pluginDirs: t.pluginDirs, node, ringTask, flows: flows !== null, ordered: clock !== null };
+  const setup = { task: t.task, pluginDirs: t.pluginDirs, node, ringTask, flows: flows !== null, ordered: clock !== null };
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
   const children: ChildProcess[] = [];
+  let ring: RingSegment | null = null;
   try {
-    const { sender, done: senderDone } = await startSender(setup, t, o.ringBytes ?? 64 << 20, execArgv, children);
+    const started = await startSender(setup, t, o.ringBytes ?? 64 << 20, execArgv, children);
+    const { sender, done: senderDone } = started;
+    ring = started.ring;
     const captures: Promise<CaptureDone>[] = [];
     for (let i = 0; i < workers; i++) {
       const c = fork(here('../capture-proc/replay.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -126,5 +130,6 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     killAll(children);
     flows?.close();
     clock?.close();
+    ring?.close();
   }
 }

@@ -1,12 +1,14 @@
-// What `otus replay` (src/supervisor/replay.ts) and a live task
-// (src/supervisor/live.ts) share: checking the task, its plugins and its
-// reporter before anything is forked; forking the sender; waiting for
-// children; and the run's summary (counters summed over the processes).
+// What `otus replay` (src/supervisor/replay.ts) and live tasks
+// (src/supervisor/task.ts, for `otus capture --task` and the daemon) share:
+// checking the task, its plugins and its reporter before anything is
+// forked; forking replay's sender; waiting for children; and the run's
+// summary (counters summed over the processes).
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTaskFile, type TaskSpec } from '../config/task.js';
+import { createRing, type RingSegment } from '../shm/ring.js';
 import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
 import type { RecordFormat } from '../plugin/types.js';
@@ -68,27 +70,35 @@ export const here = (p: string): string => fileURLToPath(new URL(p, import.meta.
 
 export interface CheckedTask {
   task: TaskSpec;
-  taskFile: string;
   pluginDirs: string[];
-  reporter: { name: string; config: Record<string, unknown>; where: string };
+  reporter: ReporterChoice;
   format: RecordFormat;
 }
 
-/** Loads the task and fails, before anything is forked, on anything it, its plugins or its reporter get wrong. */
+export interface ReporterChoice {
+  name: string;
+  config: Record<string, unknown>;
+  where: string;
+}
+
+/** Loads a task file and checks it (checkTaskSpec) before anything is forked. */
 export async function checkTask(taskFile: string, pluginDirs: string[], node: Record<string, string>, out: string | null): Promise<CheckedTask> {
-  const file = resolve(taskFile);
-  const task = loadTaskFile(file);
+  const task = loadTaskFile(resolve(taskFile));
+  return checkTaskSpec(task, pluginDirs, node, reporterFor(out, task));
+}
+
+/** Fails, before anything is forked, on anything the task, its plugins or its reporter get wrong. */
+export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: Record<string, string>, rep: ReporterChoice): Promise<CheckedTask> {
   const dirs = pluginDirs.map((d) => resolve(d));
   const registry = await createRegistry(dirs);
   const plugins = await instantiateTaskPlugins(registry, task, node, -1);
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
-  const rep = reporterFor(out, task);
   const repPlugin = registry.require('reporter', rep.name, rep.where);
   const config = registry.checkConfig(repPlugin, rep.config, rep.where) as Record<string, unknown>;
-  return { task, taskFile: file, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json' };
+  return { task, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json' };
 }
 
-/** Forks the sender (which creates the send ring); resolves once the ring exists, with the promise of its final counters. */
+/** Creates the send ring, then forks the sender (which attaches to it); resolves once it is reading, with the promise of its final counters. */
 export async function startSender(
   setup: ReplayPluginSetup,
   t: CheckedTask,
@@ -96,15 +106,21 @@ export async function startSender(
   execArgv: string[],
   children: ChildProcess[],
   latency = false,
-): Promise<{ sender: ChildProcess; done: Promise<SenderDone> }> {
-  const sender = fork(here('../sender-proc/main.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.push(sender);
-  const done = awaitDone<SenderDone>(sender, 'sender');
-  done.catch(() => undefined);
-  const ready = awaitReady<SenderReady>(sender, 'sender');
-  sender.send({ type: 'start', ...setup, reporter: t.reporter.name, reporterConfig: t.reporter.config, reporterWhere: t.reporter.where, ringBytes, latency } satisfies SenderStart);
-  await Promise.race([ready, done]);
-  return { sender, done };
+): Promise<{ sender: ChildProcess; done: Promise<SenderDone>; ring: RingSegment }> {
+  const ring = createRing(setup.ringTask, { dataBytes: ringBytes });
+  try {
+    const sender = fork(here('../sender-proc/main.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    children.push(sender);
+    const done = awaitDone<SenderDone>(sender, 'sender');
+    done.catch(() => undefined);
+    const ready = awaitReady<SenderReady>(sender, 'sender');
+    sender.send({ type: 'start', ...setup, reporter: t.reporter.name, reporterConfig: t.reporter.config, reporterWhere: t.reporter.where, ringBytes, latency } satisfies SenderStart);
+    await Promise.race([ready, done]);
+    return { sender, done, ring };
+  } catch (e) {
+    ring.close();
+    throw e;
+  }
 }
 
 /** SIGKILL for every child still running (the end of a run, or its failure). */
@@ -153,7 +169,7 @@ export function awaitReady<T>(child: ChildProcess, what: string): Promise<T> {
 }
 
 /** The reporter a run uses: `--out FILE` or `-` (NDJSON), else the task's, else NDJSON on stdout. */
-export function reporterFor(out: string | null, task: TaskSpec): { name: string; config: Record<string, unknown>; where: string } {
+export function reporterFor(out: string | null, task: TaskSpec): ReporterChoice {
   if (out === '-') return { name: 'console', config: {}, where: '--out -' };
   if (out !== null) return { name: 'file', config: { path: resolve(out), format: 'json' }, where: `--out ${out}` };
   if (task.reporter) return { name: task.reporter.plugin, config: task.reporter.config, where: task.reporter.where };
@@ -161,7 +177,7 @@ export function reporterFor(out: string | null, task: TaskSpec): { name: string;
 }
 
 /** Sums parser counters: numbers add, objects merge recursively, anything else keeps the first value. */
-function addCounters(into: Record<string, unknown>, from: Record<string, unknown>): Record<string, unknown> {
+export function addCounters(into: Record<string, unknown>, from: Record<string, unknown>): Record<string, unknown> {
   for (const [k, v] of Object.entries(from)) {
     const cur = into[k];
     if (typeof v === 'number') into[k] = (typeof cur === 'number' ? cur : 0) + v;

@@ -1,0 +1,192 @@
+// `otus daemon`: the long-running service. Loads the global configuration
+// (docs/config.md), clears shared memory left by dead runs, serves the
+// control socket (docs/control.md), starts the boot tasks, and tells systemd
+// (sd_notify) when it is ready, reloading, stopping, and that it is alive
+// (the watchdog, only while every child beats). SIGHUP or `reload` re-reads
+// the configuration; SIGTERM or SIGINT stops every task in order and exits.
+// The daemon never touches packets.
+
+import { readFileSync } from 'node:fs';
+import { pino, type Logger } from 'pino';
+import { type GlobalConfig, loadGlobalConfig, parseGlobalConfig } from '../config/global.js';
+import { parseTask, taskFromObject } from '../config/task.js';
+import { removeAllStaleSegments } from '../shm/segment.js';
+import { ControlServer, RpcError } from './control.js';
+import { SdNotify } from './notify.js';
+import { TaskManager } from './tasks.js';
+
+export interface DaemonOptions {
+  /** null: built-in defaults. */
+  configFile: string | null;
+  pluginDirs: string[];
+  /** Overrides control.socket (tests, a second daemon by hand). */
+  socket?: string;
+  /** Resolves the daemon's stop when aborted (besides SIGTERM/SIGINT). */
+  signal?: AbortSignal;
+}
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Where a change to each part of the configuration takes effect (by the key's path in `otus:`). */
+const LIVE = [/^log\.level$/, /^control\.allowed_(uids|gids)$/, /^resources\./, /^supervisor\./, /^reporters\b/, /^node\./];
+
+function load(file: string | null, socket?: string): GlobalConfig {
+  const cfg = loadGlobalConfig(file);
+  if (socket) cfg.control.socket = socket;
+  return cfg;
+}
+
+/** The leaf paths (two levels deep) where two effective configurations differ. */
+function changed(a: Record<string, unknown>, b: Record<string, unknown>, prefix = '', depth = 0): string[] {
+  const out: string[] = [];
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const x = a[k];
+    const y = b[k];
+    if (JSON.stringify(x) === JSON.stringify(y)) continue;
+    const path = prefix ? `${prefix}.${k}` : k;
+    const objects = x && y && typeof x === 'object' && typeof y === 'object' && !Array.isArray(x) && !Array.isArray(y);
+    if (objects && depth < 1) out.push(...changed(x as Record<string, unknown>, y as Record<string, unknown>, path, depth + 1));
+    else out.push(path);
+  }
+  return out;
+}
+
+export async function runDaemon(o: DaemonOptions): Promise<void> {
+  let cfg = load(o.configFile, o.socket);
+  const log: Logger = pino({ level: cfg.log.level, base: { component: 'supervisor', node: cfg.node.id, pid: process.pid } });
+  const notify = SdNotify.fromEnv();
+  const startedAt = new Date();
+  let loadedAt = new Date();
+
+  const stale = removeAllStaleSegments();
+  if (stale.length) log.info({ removed: stale.map((s) => s.name) }, 'removed shared memory of dead runs');
+
+  const tasks = new TaskManager(cfg, o.pluginDirs, log);
+  const statusLine = (): string => {
+    const c = tasks.counts();
+    const b = tasks.budget();
+    const parts = Object.entries(c).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`);
+    return `${parts.length ? parts.join(', ') : 'no tasks'}; workers ${b.used}/${b.max}`;
+  };
+
+  let reloading: Promise<{ applied: string[]; needs_restart: string[] }> | null = null;
+  const reload = (): Promise<{ applied: string[]; needs_restart: string[] }> => {
+    reloading ??= (async () => {
+      notify.reloading();
+      try {
+        const next = load(cfg.file, o.socket);
+        const diff = changed(cfg.effective, next.effective);
+        const applied = diff.filter((p) => LIVE.some((r) => r.test(p)));
+        const needsRestart = diff.filter((p) => !applied.includes(p)).map((p) => `${p}: takes effect when the daemon restarts`);
+        const running = tasks.ids();
+        if (running.length) {
+          for (const p of applied.filter((x) => /^(reporters|node|supervisor|resources)\b/.test(x))) {
+            needsRestart.push(`${p}: applies to tasks created from now on; running tasks (${running.join(', ')}) keep theirs until re-created`);
+          }
+        }
+        cfg = next;
+        loadedAt = new Date();
+        log.level = cfg.log.level;
+        control.setAccess(cfg.control);
+        tasks.setConfig(cfg);
+        log.info({ applied, needs_restart: needsRestart }, 'configuration reloaded');
+        return { applied, needs_restart: needsRestart };
+      } catch (e) {
+        log.error({ err: e instanceof Error ? e.message : String(e) }, 'reload refused: the configuration in use stays');
+        throw e;
+      } finally {
+        notify.ready(statusLine());
+        reloading = null;
+      }
+    })();
+    return reloading;
+  };
+
+  const control: ControlServer = new ControlServer(
+    cfg.control,
+    {
+      status: (): Record<string, unknown> => {
+        const b = tasks.budget();
+        return {
+          version: VERSION,
+          pid: process.pid,
+          node: { id: cfg.node.id, hostname: cfg.node.hostname },
+          started_at: startedAt.toISOString(),
+          uptime_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
+          config: { file: cfg.file, loaded_at: loadedAt.toISOString() },
+          socket: cfg.control.socket,
+          tasks: tasks.counts(),
+          workers: { used: b.used, max: b.max },
+          command_channel: { state: 'disabled' },
+          control: { ...control.stats },
+          notify: { enabled: notify.enabled, failures: notify.failures },
+        };
+      },
+      stats: () => ({ tasks: tasks.stats() }),
+      reload: () => reload(),
+      'task.create': async (p) => {
+        if (p.task === undefined) throw new RpcError(-32602, 'invalid params: task.create needs {task: {...}}');
+        const spec = taskFromObject(p.task, 'task.create');
+        return tasks.create(spec);
+      },
+      'task.stop': async (p) => {
+        const id = idParam(p);
+        return { id, state: 'stopped', counters: await tasks.stop(id) };
+      },
+      'task.list': () => ({ tasks: tasks.list() }),
+      'task.status': (p) => tasks.status(idParam(p)),
+      'config.validate': (p) => {
+        const out: Record<string, unknown> = {};
+        if (typeof p.config === 'string') out.config = parseGlobalConfig(p.config, 'config.validate: config').effective;
+        if (p.task !== undefined) out.task = typeof p.task === 'string' ? parseTask(p.task, 'config.validate: task') : taskFromObject(p.task, 'config.validate: task');
+        if (!('config' in out) && !('task' in out)) throw new RpcError(-32602, 'invalid params: give config (YAML text) and/or task');
+        return { effective: out };
+      },
+    },
+    log,
+  );
+  await control.listen();
+
+  let stopping = false;
+  let stop!: (why: string) => void;
+  const stopped = new Promise<string>((res) => (stop = res));
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (sig === 'SIGHUP') void reload().catch(() => undefined);
+    else if (!stopping) {
+      stopping = true;
+      stop(sig);
+    }
+  };
+  process.on('SIGHUP', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  o.signal?.addEventListener('abort', () => onSignal('SIGTERM'), { once: true });
+
+  for (const spec of cfg.tasks) {
+    try {
+      await tasks.create(spec);
+    } catch (e) {
+      log.error({ task: spec.id, err: e instanceof Error ? e.message : String(e) }, 'boot task not started');
+    }
+  }
+  tasks.onChange = () => notify.status(statusLine());
+  notify.ready(statusLine());
+  const stopWatchdog = notify.startWatchdog(() => tasks.healthy());
+  log.info({ socket: cfg.control.socket, config: cfg.file, tasks: tasks.ids() }, 'otus daemon ready');
+
+  const why = await stopped;
+  log.info({ why }, 'stopping');
+  notify.stopping();
+  stopWatchdog();
+  await control.close();
+  await tasks.stopAll();
+  process.off('SIGHUP', onSignal);
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  log.info('stopped');
+}
+
+function idParam(p: Record<string, unknown>): string {
+  if (typeof p.id !== 'string' || p.id === '') throw new RpcError(-32602, 'invalid params: expected {id: "<task id>"}');
+  return p.id;
+}

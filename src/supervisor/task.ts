@@ -1,0 +1,499 @@
+// One live task under supervision: its shared memory (send ring, flow
+// registry, capture clock, all owned by this process so they outlive any
+// child), its sender and one capture process per stream. The daemon runs
+// many (src/supervisor/tasks.ts); `otus capture --task` runs one in the
+// foreground (src/supervisor/live.ts).
+//
+// Children beat every heartbeatMs with their counters; one silent for
+// watchdogMs (a hung event loop, a stopped process) is killed. A child that
+// dies is restarted alone, into the same ring slot, fanout group and CPU,
+// with backoff (restart.ts); past its restart budget the task fails and its
+// other processes are stopped in order. Foreground runs restart nothing: a
+// child that dies ends the run. Stop: capture processes first (each hands
+// over what its kernel ring holds and commits its last batch), then the
+// sender drains the ring; TERM, then KILL after stopTimeoutMs.
+
+import { type ChildProcess, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { CaptureOptions } from '../capture/capturer.js';
+import { CATCH_UP_MARGIN_MS } from '../capture-proc/catch-up.js';
+import { CaptureClock } from '../shm/capture-clock.js';
+import { FlowRegistry } from '../shm/registry.js';
+import { createRing, type RingSegment } from '../shm/ring.js';
+import { runScope } from '../shm/segment.js';
+import { OtusError, type OtusErrorCode } from '../util/errors.js';
+import type { Beat, ChildError, LiveCaptureDone, LiveCaptureStart, SenderDone, SenderStart } from './messages.js';
+import { RestartPolicy, type RestartSettings } from './restart.js';
+import { addCounters, type CheckedTask, here, summarize, type TaskSummary } from './task-run.js';
+
+export type TaskState = 'starting' | 'running' | 'degraded' | 'failed' | 'stopping' | 'stopped';
+export type ProcessState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
+
+export interface TaskSettings {
+  heartbeatMs: number;
+  watchdogMs: number;
+  stopTimeoutMs: number;
+  /** null: a child that dies ends the task (foreground runs). */
+  restart: RestartSettings | null;
+}
+
+/** Everything decided before anything is forked (src/supervisor/live.ts planLiveTask). */
+export interface LiveTaskPlan {
+  checked: CheckedTask;
+  node: Record<string, string>;
+  iface: string;
+  driver: string;
+  workers: number;
+  capture: CaptureOptions;
+  /** The pipeline runs the task's filter (xdp cannot filter in the kernel). */
+  userFilter: boolean;
+  /** Per capture process: its CPU, or -1. */
+  cpus: number[];
+  ringBytes: number;
+  flowSlots: number;
+  settings: TaskSettings;
+}
+
+export interface ProcessStatus {
+  role: 'capture' | 'sender';
+  index: number;
+  pid: number | null;
+  cpu: number;
+  state: ProcessState;
+  rss_bytes: number;
+  cpu_s: number;
+  restarts: number;
+  last_exit: string | null;
+  started_at: string | null;
+}
+
+export interface TaskBrief {
+  id: string;
+  state: TaskState;
+  interface: string;
+  driver: string;
+  workers: number;
+  started_at: string;
+  restarts: number;
+}
+
+export interface TaskStatus extends TaskBrief {
+  reason: string | null;
+  processes: ProcessStatus[];
+  counters: TaskSummary;
+}
+
+const EMPTY_SENDER: SenderDone = {
+  type: 'done',
+  records: 0,
+  bytes: 0,
+  ring: { dropHead: 0, abandoned: 0, discarded: 0, dropTail: 0, records: 0 },
+  expand: { records: 0, malformed: 0, tooBig: 0, payloadUnread: 0, payloadFormat: 0 },
+  reporterDropped: 0,
+  cpuSec: 0,
+  latency: null,
+};
+
+/** One child of the task: the process of the moment and what its earlier incarnations counted. */
+class Slot<S> {
+  proc: ChildProcess | null = null;
+  state: ProcessState = 'starting';
+  restarts = 0;
+  lastExit: string | null = null;
+  startedAt = 0;
+  lastBeat = 0;
+  /** The current incarnation's counters: its last beat, or its done message. */
+  current: S | null = null;
+  /** The last counters of each incarnation that ended. */
+  readonly earlier: S[] = [];
+  /** Why the current incarnation is ending, when known before its exit (its error message, the watchdog). */
+  ending: string | null = null;
+  exited: Promise<void> = Promise.resolve();
+  restartTimer: NodeJS.Timeout | null = null;
+  readonly policy: RestartPolicy | null;
+
+  constructor(
+    readonly role: 'capture' | 'sender',
+    readonly index: number,
+    readonly cpu: number,
+    restart: RestartSettings | null,
+  ) {
+    this.policy = restart ? new RestartPolicy(restart) : null;
+  }
+
+  get name(): string {
+    return this.role === 'sender' ? 'sender' : `capture process ${this.index}`;
+  }
+
+  all(): S[] {
+    return this.current === null ? [...this.earlier] : [...this.earlier, this.current];
+  }
+}
+
+const CLK_TCK = 100; // USER_HZ: fixed at 100 on Linux for /proc times
+const PAGE = 4096;
+
+/** RSS bytes and CPU seconds of a process from /proc, or zeros when it is gone. */
+function usage(pid: number | null): { rss: number; cpu: number } {
+  if (pid === null) return { rss: 0, cpu: 0 };
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const rss = Number(readFileSync(`/proc/${pid}/statm`, 'latin1').split(' ')[1]) * PAGE;
+    return { rss, cpu: (Number(f[11]) + Number(f[12])) / CLK_TCK };
+  } catch {
+    return { rss: 0, cpu: 0 };
+  }
+}
+
+function exitText(code: number | null, sig: NodeJS.Signals | null): string {
+  return sig ? `killed by ${sig}` : `exit code ${code}`;
+}
+
+/** A capture process's incarnations as one: counters added, identity from the latest. */
+function mergeCapture(list: LiveCaptureDone[]): LiveCaptureDone {
+  const last = list[list.length - 1]!;
+  if (list.length === 1) return last;
+  const add = <T>(f: (d: LiveCaptureDone) => T): T => list.reduce((a, d) => addCounters(a, f(d) as Record<string, unknown>), {} as Record<string, unknown>) as T;
+  const withCatchUp = list.filter((d) => d.catchUp !== null);
+  return {
+    ...last,
+    counters: add((d) => d.counters),
+    stream: add((d) => d.stream),
+    catchUp: withCatchUp.length ? withCatchUp.reduce((a, d) => addCounters(a, { ...d.catchUp }), {} as Record<string, unknown>) as unknown as LiveCaptureDone['catchUp'] : null,
+    cpuSec: list.reduce((a, d) => a + d.cpuSec, 0),
+    wallSec: list.reduce((a, d) => a + d.wallSec, 0),
+  };
+}
+
+/** The sender's incarnations as one: its own counters added; the ring's live in the segment and carry over. */
+function mergeSender(list: SenderDone[]): SenderDone {
+  if (list.length === 0) return EMPTY_SENDER;
+  const last = list[list.length - 1]!;
+  return {
+    ...last,
+    records: list.reduce((a, d) => a + d.records, 0),
+    bytes: list.reduce((a, d) => a + d.bytes, 0),
+    expand: list.reduce((a, d) => addCounters(a, { ...d.expand }), {} as Record<string, unknown>) as SenderDone['expand'],
+    reporterDropped: list.reduce((a, d) => a + d.reporterDropped, 0),
+    cpuSec: list.reduce((a, d) => a + d.cpuSec, 0),
+  };
+}
+
+export class SupervisedTask {
+  state: TaskState = 'starting';
+  reason: string | null = null;
+  /** Set with a failure: the code a foreground run exits with. */
+  failureCode: OtusErrorCode = 'OTUS_ERR_WORKER';
+  readonly id: string;
+  readonly startedAt = new Date();
+  /** Called on every change of state. */
+  onState: ((t: SupervisedTask) => void) | null = null;
+  /** Resolves with the reason when the task fails on its own. */
+  readonly failed: Promise<string>;
+  private resolveFailed!: (why: string) => void;
+  private readonly t0 = process.hrtime.bigint();
+  private readonly scope: string;
+  private readonly captures: Slot<LiveCaptureDone>[];
+  private readonly sender: Slot<SenderDone>;
+  private flows: FlowRegistry | null = null;
+  private clock: CaptureClock | null = null;
+  private ring: RingSegment | null = null;
+  private clockSetup: LiveCaptureStart['clock'] = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private stopping: Promise<TaskSummary> | null = null;
+  private readonly execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
+
+  constructor(
+    readonly plan: LiveTaskPlan,
+    private readonly log: Logger,
+  ) {
+    this.id = plan.checked.task.id;
+    this.scope = runScope(this.id);
+    const r = plan.settings.restart;
+    this.captures = Array.from({ length: plan.workers }, (_, i) => new Slot<LiveCaptureDone>('capture', i, plan.cpus[i] ?? -1, r));
+    this.sender = new Slot<SenderDone>('sender', -1, -1, r);
+    this.failed = new Promise((res) => (this.resolveFailed = res));
+  }
+
+  /** Creates the shared memory, forks the sender and the capture processes; resolves once every one is capturing. */
+  async start(): Promise<void> {
+    const p = this.plan;
+    try {
+      this.flows = p.checked.task.parsers.length > 0 ? FlowRegistry.create(this.scope, { capacity: p.flowSlots }) : null;
+      // A registry miss waits for the other capture processes' older frames (src/capture-proc/catch-up.ts): up to the ring's retire time.
+      if (this.flows !== null && p.workers > 1) {
+        this.clock = CaptureClock.create(this.scope, p.workers);
+        this.clockSetup = { baseMs: Date.now(), windowMs: (p.driver === 'af_packet_v3' ? p.capture.retireMs : 0) + CATCH_UP_MARGIN_MS };
+      }
+      this.ring = createRing(this.scope, { dataBytes: p.ringBytes });
+      await this.spawn(this.sender);
+      await Promise.all(this.captures.map((s) => this.spawn(s)));
+    } catch (e) {
+      for (const s of this.slots()) if (s.proc) s.proc.kill('SIGKILL');
+      await Promise.all(this.slots().map((s) => s.exited));
+      this.release();
+      this.setState('failed', e instanceof Error ? e.message : String(e));
+      throw e;
+    }
+    if (p.settings.watchdogMs > 0) {
+      this.watchdog = setInterval(() => this.checkBeats(), Math.max(50, Math.min(p.settings.heartbeatMs, p.settings.watchdogMs / 2)));
+    }
+    this.setState('running');
+    this.log.info({ task: this.id, scope: this.scope, workers: p.workers, iface: p.iface, driver: p.driver }, 'task running');
+  }
+
+  /** Stops the task in order (idempotent); resolves with its counters once every process is gone and the memory released. */
+  stop(why = 'stopped'): Promise<TaskSummary> {
+    this.stopping ??= this.shutdown(why);
+    return this.stopping;
+  }
+
+  /** Every child beat within the watchdog's time, and none is down. */
+  healthy(): boolean {
+    const now = Date.now();
+    return this.slots().every((s) => s.state === 'running' && (this.plan.settings.watchdogMs <= 0 || now - s.lastBeat <= this.plan.settings.watchdogMs));
+  }
+
+  brief(): TaskBrief {
+    return {
+      id: this.id,
+      state: this.state,
+      interface: this.plan.iface,
+      driver: this.plan.driver,
+      workers: this.plan.workers,
+      started_at: this.startedAt.toISOString(),
+      restarts: this.slots().reduce((a, s) => a + s.restarts, 0),
+    };
+  }
+
+  status(): TaskStatus {
+    return {
+      ...this.brief(),
+      reason: this.reason,
+      processes: this.slots().map((s) => {
+        const u = usage(s.proc?.pid ?? null);
+        return {
+          role: s.role,
+          index: s.index,
+          pid: s.proc?.pid ?? null,
+          cpu: s.cpu,
+          state: s.state,
+          rss_bytes: u.rss,
+          cpu_s: u.cpu,
+          restarts: s.restarts,
+          last_exit: s.lastExit,
+          started_at: s.startedAt ? new Date(s.startedAt).toISOString() : null,
+        };
+      }),
+      counters: this.counters(),
+    };
+  }
+
+  /** The task's counters so far: every incarnation of every process, summed (a process's last second may be missing until it reports). */
+  counters(warnings: string[] = []): TaskSummary {
+    const done = this.captures.filter((s) => s.all().length > 0).map((s) => mergeCapture(s.all()));
+    const summary = summarize(
+      this.plan.checked.task,
+      this.plan.workers,
+      done,
+      (d) => ({
+        cpu: d.cpu,
+        blocks: d.stream.blocks,
+        kernel_packets: d.stream.kernelPackets,
+        kernel_drops: d.stream.kernelDrops,
+        freezes: d.stream.freezes,
+        restarts: this.captures[d.index]?.restarts ?? 0,
+        ...(d.catchUp && {
+          catchup_waits: d.catchUp.waits,
+          catchup_waited_ms: Math.round(d.catchUp.waited_ms),
+          catchup_deadlines: d.catchUp.deadlines,
+          catchup_quiet: d.catchUp.quiet,
+        }),
+      }),
+      mergeSender(this.sender.all()),
+      Number(process.hrtime.bigint() - this.t0) / 1e9,
+      warnings,
+      this.flows ? { ...this.flows.stats() } : null,
+    );
+    return { ...summary, capture: { interface: this.plan.iface, driver: this.plan.driver, stopped: this.reason ?? this.state } };
+  }
+
+  private slots(): Slot<LiveCaptureDone | SenderDone>[] {
+    return [this.sender, ...this.captures] as Slot<LiveCaptureDone | SenderDone>[];
+  }
+
+  private setState(state: TaskState, reason?: string): void {
+    if (reason !== undefined) this.reason = reason;
+    if (this.state === state) return;
+    this.state = state;
+    this.onState?.(this);
+  }
+
+  private startMessage(s: Slot<unknown>): LiveCaptureStart | SenderStart {
+    const p = this.plan;
+    const setup = { task: p.checked.task, pluginDirs: p.checked.pluginDirs, node: p.node, ringTask: this.scope, flows: this.flows !== null };
+    if (s.role === 'sender') {
+      const r = p.checked.reporter;
+      return { type: 'start', ...setup, reporter: r.name, reporterConfig: r.config, reporterWhere: r.where, ringBytes: p.ringBytes, latency: true, heartbeatMs: p.settings.heartbeatMs };
+    }
+    return {
+      type: 'start',
+      ...setup,
+      index: s.index,
+      cpu: s.cpu,
+      driver: p.driver,
+      options: p.capture,
+      format: p.checked.format,
+      userFilter: p.userFilter,
+      clock: this.clockSetup,
+      heartbeatMs: p.settings.heartbeatMs,
+    };
+  }
+
+  /** Forks the slot's process; resolves when it is ready, rejects when it fails or exits first. */
+  private spawn<S>(s: Slot<S>): Promise<void> {
+    const mod = here(s.role === 'sender' ? '../sender-proc/main.js' : '../capture-proc/live.js');
+    const proc = fork(mod, [], { serialization: 'advanced', execArgv: this.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    s.proc = proc;
+    s.state = 'starting';
+    s.startedAt = s.lastBeat = Date.now();
+    s.current = null;
+    s.ending = null;
+    let exitDone!: () => void;
+    s.exited = new Promise((res) => (exitDone = res));
+    const ready = new Promise<void>((resolve, reject) => {
+      proc.on('message', (m: { type: string }) => {
+        if (s.proc !== proc) return;
+        if (m.type === 'beat') {
+          s.current = (m as Beat<S>).snapshot;
+          s.lastBeat = Date.now();
+        } else if (m.type === 'ready') {
+          s.state = 'running';
+          s.lastBeat = Date.now();
+          resolve();
+        } else if (m.type === 'done') {
+          s.current = m as S;
+          const d = m as unknown as { why?: string; failure?: string | null };
+          if (d.failure) s.ending = `stream failed: ${d.failure}`;
+          else if (d.why && d.why !== 'stopped') s.ending = d.why;
+        } else if (m.type === 'error') {
+          const e = m as ChildError;
+          s.ending = `error: ${e.message}`;
+          reject(new OtusError(e.code as OtusErrorCode, `${this.id}: ${s.name}: ${e.message}`));
+        }
+      });
+      proc.on('exit', (code, sig) => {
+        exitDone();
+        if (s.proc !== proc) return;
+        const why = s.ending ?? exitText(code, sig);
+        reject(new OtusError('OTUS_ERR_WORKER', `${this.id}: ${s.name} ${why} before it was ready`));
+        this.exited(s, why);
+      });
+    });
+    ready.catch(() => undefined);
+    proc.send(this.startMessage(s));
+    return ready;
+  }
+
+  private exited<S>(s: Slot<S>, why: string): void {
+    s.proc = null;
+    s.lastExit = why;
+    if (s.current !== null) s.earlier.push(s.current);
+    s.current = null;
+    if (this.stopping !== null) {
+      s.state = 'stopped';
+      return;
+    }
+    if (this.state === 'starting') {
+      s.state = 'failed';
+      return; // start() fails and cleans up
+    }
+    this.log.warn({ task: this.id, process: s.name, why }, 'child exited');
+    const delay = s.policy?.next(s.startedAt, Date.now()) ?? null;
+    if (delay === null) {
+      s.state = 'failed';
+      this.failureCode = why.startsWith('stream failed') ? 'OTUS_ERR_CAPTURE_IO' : 'OTUS_ERR_WORKER';
+      const reason = s.policy ? `${s.name}: restarted ${s.restarts} times, still failing (last: ${why})` : `${s.name}: ${why}`;
+      this.setState('failed', reason);
+      this.log.error({ task: this.id, reason }, 'task failed');
+      this.resolveFailed(reason);
+      void this.stop(reason);
+      return;
+    }
+    s.state = 'restarting';
+    this.setState('degraded', `${s.name}: ${why}; restarting in ${delay} ms`);
+    s.restartTimer = setTimeout(() => {
+      s.restartTimer = null;
+      if (this.stopping !== null) return;
+      s.restarts++;
+      this.spawn(s).then(
+        () => {
+          this.log.info({ task: this.id, process: s.name, pid: s.proc?.pid, restarts: s.restarts }, 'child restarted');
+          if (this.slots().every((x) => x.state === 'running')) this.setState('running', '');
+        },
+        () => undefined, // its exit is handled like any other
+      );
+    }, delay);
+  }
+
+  /** Kills a child that has not beaten for watchdogMs: its exit then restarts it like a crash. */
+  private checkBeats(): void {
+    const now = Date.now();
+    for (const s of this.slots()) {
+      if (s.proc === null || s.state !== 'running' || s.ending !== null) continue;
+      const silent = now - s.lastBeat;
+      if (silent > this.plan.settings.watchdogMs) {
+        s.ending = `no heartbeat for ${silent} ms (watchdog)`;
+        s.proc.kill('SIGKILL');
+      }
+    }
+  }
+
+  private async shutdown(why: string): Promise<TaskSummary> {
+    if (this.state !== 'failed') this.setState('stopping', why);
+    if (this.watchdog) clearInterval(this.watchdog);
+    for (const s of this.slots()) if (s.restartTimer) clearTimeout(s.restartTimer);
+    await Promise.all(this.captures.map((s) => this.end(s, 'stop')));
+    await this.end(this.sender, 'drain');
+    const warnings = this.slots().flatMap((s) => (s.lastExit && !/^exit code 0$/.test(s.lastExit) ? [`${s.name}: ${s.lastExit}`] : []));
+    const summary = this.counters(warnings);
+    this.release();
+    if (this.state !== 'failed') this.setState('stopped', why);
+    this.log.info({ task: this.id, why, frames: summary.frames, records: summary.records }, 'task stopped');
+    return summary;
+  }
+
+  /** Asks a child to finish; the sender is told to abandon what it holds at the deadline; KILL after it. */
+  private async end<S>(s: Slot<S>, msg: 'stop' | 'drain'): Promise<void> {
+    const proc = s.proc;
+    if (proc === null) return;
+    const timeout = this.plan.settings.stopTimeoutMs;
+    const within = (ms: number): Promise<boolean> =>
+      new Promise((res) => {
+        const t = setTimeout(() => res(false), ms);
+        s.exited.then(() => {
+          clearTimeout(t);
+          res(true);
+        });
+      });
+    if (proc.connected) proc.send({ type: msg }, () => undefined);
+    if (await within(timeout)) return;
+    if (msg === 'drain' && proc.connected) {
+      proc.send({ type: 'abandon' }, () => undefined);
+      if (await within(Math.min(1000, timeout))) return;
+    }
+    s.ending = `did not stop within ${timeout} ms: killed`;
+    proc.kill('SIGKILL');
+    await s.exited;
+  }
+
+  private release(): void {
+    this.flows?.close();
+    this.clock?.close();
+    this.ring?.close();
+    this.flows = this.clock = null;
+    this.ring = null;
+  }
+}

@@ -1,0 +1,136 @@
+// The daemon's tasks: created and stopped at run time (control socket, boot
+// tasks, later the Kafka command channel), each a SupervisedTask with its own
+// fanout group, shared memory and sender. Checks before anything is forked:
+// the id is new, the reporter is one the global config defines, the task and
+// its plugins validate, the interface and driver work, and its capture
+// processes fit the worker budget (resources.max_workers, summed over tasks).
+
+import type { Logger } from 'pino';
+import { allowedCpus } from '../capture/index.js';
+import { type GlobalConfig, reporterConfigFor } from '../config/global.js';
+import type { TaskSpec } from '../config/task.js';
+import { OtusError } from '../util/errors.js';
+import { planLiveTask } from './live.js';
+import { type TaskBrief, type TaskStatus, SupervisedTask } from './task.js';
+import { checkTaskSpec, type TaskSummary } from './task-run.js';
+
+export class TaskManager {
+  private readonly tasks = new Map<string, SupervisedTask>();
+  /** Ids being created: a second create of one id is refused while the first is checked and forked. */
+  private readonly pending = new Set<string>();
+  /** Called whenever a task changes state or comes and goes. */
+  onChange: (() => void) | null = null;
+
+  constructor(
+    private cfg: GlobalConfig,
+    private readonly pluginDirs: string[],
+    private readonly log: Logger,
+  ) {}
+
+  /** A reloaded configuration: applies to tasks created from now on. */
+  setConfig(cfg: GlobalConfig): void {
+    this.cfg = cfg;
+  }
+
+  /** The CPUs capture processes may use, and how many of them at most (all tasks together). */
+  budget(): { allowed: number[]; max: number; used: number } {
+    const allowed = this.cfg.resources.cpus.length > 0 ? this.cfg.resources.cpus : allowedCpus();
+    const max = this.cfg.resources.maxWorkers > 0 ? this.cfg.resources.maxWorkers : allowed.length;
+    let used = 0;
+    for (const t of this.tasks.values()) if (t.state !== 'failed' && t.state !== 'stopped') used += t.plan.workers;
+    return { allowed, max, used };
+  }
+
+  async create(spec: TaskSpec): Promise<TaskBrief> {
+    if (this.tasks.has(spec.id) || this.pending.has(spec.id)) {
+      throw new OtusError('OTUS_ERR_TASK', `task ${spec.id}: a task with this id exists (${this.tasks.get(spec.id)?.state ?? 'starting'}); stop it first`);
+    }
+    this.pending.add(spec.id);
+    try {
+      const cfg = this.cfg;
+      const node = { id: cfg.node.id, hostname: cfg.node.hostname, ...(cfg.node.ip ? { ip: cfg.node.ip } : {}), ...cfg.node.labels };
+      const checked = await checkTaskSpec(spec, this.pluginDirs, node, reporterConfigFor(cfg, spec));
+      const b = this.budget();
+      const plan = planLiveTask(checked, {
+        iface: null,
+        driver: null,
+        workers: null,
+        maxWorkers: b.max - b.used,
+        allowed: b.allowed,
+        cpus: 'auto',
+        ringBytes: cfg.resources.ringBytes,
+        flowSlots: cfg.resources.flowRegistrySlots,
+        node,
+        settings: cfg.supervisor,
+      });
+      if (plan.workers > b.max - b.used) {
+        throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `task ${spec.id}: ${plan.workers} capture processes, but only ${b.max - b.used} of ${b.max} workers are free`);
+      }
+      const task = new SupervisedTask(plan, this.log.child({ task: spec.id }));
+      task.onState = () => this.onChange?.();
+      this.tasks.set(spec.id, task);
+      try {
+        await task.start();
+      } catch (e) {
+        this.tasks.delete(spec.id);
+        throw e;
+      }
+      this.onChange?.();
+      return task.brief();
+    } finally {
+      this.pending.delete(spec.id);
+      this.onChange?.();
+    }
+  }
+
+  /** Stops a task in order and forgets it; resolves with its counters. */
+  async stop(id: string): Promise<TaskSummary> {
+    const task = this.get(id);
+    const summary = await task.stop('stopped by request');
+    this.tasks.delete(id);
+    this.onChange?.();
+    return summary;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.tasks.keys()].map((id) => this.stop(id).catch(() => undefined)));
+  }
+
+  list(): TaskBrief[] {
+    return [...this.tasks.values()].map((t) => t.brief());
+  }
+
+  status(id: string): TaskStatus {
+    return this.get(id).status();
+  }
+
+  stats(): Record<string, TaskSummary> {
+    const out: Record<string, TaskSummary> = {};
+    for (const [id, t] of this.tasks) out[id] = t.counters();
+    return out;
+  }
+
+  /** Every task's every child beats (the daemon's systemd watchdog pings only then). */
+  healthy(): boolean {
+    for (const t of this.tasks.values()) if (t.state !== 'failed' && !t.healthy()) return false;
+    return true;
+  }
+
+  /** Tasks by state, for `status` and the systemd status line. */
+  counts(): Record<'starting' | 'running' | 'degraded' | 'failed' | 'stopping', number> {
+    const c = { starting: this.pending.size, running: 0, degraded: 0, failed: 0, stopping: 0 };
+    for (const t of this.tasks.values()) if (t.state in c) c[t.state as keyof typeof c]++;
+    return c;
+  }
+
+  /** Running tasks whose settings came from `section` of the old configuration. */
+  ids(): string[] {
+    return [...this.tasks.keys()];
+  }
+
+  private get(id: string): SupervisedTask {
+    const t = this.tasks.get(id);
+    if (!t) throw new OtusError('OTUS_ERR_TASK', `no task ${JSON.stringify(id)}${this.tasks.size ? ` (tasks: ${[...this.tasks.keys()].join(', ')})` : ' (no tasks are running)'}`);
+    return t;
+  }
+}
