@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "otus_native",
-      "sources": ["otus.cc", "afpacket.cc", "pcap.cc", "xdp.cc", "shm.cc"],
+      "sources": ["otus.cc", "afpacket.cc", "pcap.cc", "xdp.cc", "shm.cc", "sys.cc"],
       "conditions": [
         ["have_xdp==1", { "defines": ["OTUS_HAVE_XDP"], "libraries": ["-lxdp", "-lbpf"] }]
       ],

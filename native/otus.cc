@@ -128,6 +128,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threadCpuNs", Napi::Function::New(env, ThreadCpuNs, "threadCpuNs"));
   otus::RegisterAfPacket(env, exports);
   otus::RegisterShm(env, exports);
+  otus::RegisterSys(env, exports);
   return exports;
 }
 

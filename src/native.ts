@@ -29,6 +29,16 @@ export interface Native {
   /** Reads until empty; returns the bytes read. */
   fdDrain(fd: number): number;
 
+  // The daemon (native/sys.cc; src/supervisor/peer.ts, src/supervisor/notify.ts).
+  /** getsockopt(SO_PEERCRED) on a connected Unix stream socket: the peer's [pid, uid, gid] when it connected. Throws OTUS_ERR_SYSCALL. */
+  peerCred(fd: number): [pid: number, uid: number, gid: number];
+  /**
+   * One datagram to a service manager's notification socket (sd_notify(3)) on a fresh
+   * SOCK_DGRAM socket, closed afterwards. `path`: absolute, or '@name' for an abstract
+   * address. Never throws: false when it could not be sent.
+   */
+  notifySend(path: string, text: string): boolean;
+
   // Live capture (native/afpacket.cc, native/pcap.cc; src/capture/ drives them).
   /**
    * AF_PACKET TPACKET_V3 socket bound to `ifindex`, filter attached before bind.
