@@ -45,6 +45,8 @@ export interface PluginContext<C = unknown> {
    * task). Parsers that correlate (SIP → RTP) register and look up here.
    */
   readonly flows?: FlowRegistry | null;
+  /** A reporter continuing one whose process died (a restarted sender): its output carries on (a file is appended to, not truncated). */
+  readonly resumed?: boolean;
 }
 
 /** Lifecycle hooks every instance may have (design §4.1). */

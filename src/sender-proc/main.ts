@@ -53,6 +53,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
     taskId: m.task.id,
     worker: -1,
     where: m.reporterWhere,
+    resumed: m.resumed === true,
   });
   await reporter.start?.();
   const ring = RingConsumer.open(m.ringTask);

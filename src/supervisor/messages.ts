@@ -99,6 +99,8 @@ export interface SenderStart extends ReplayPluginSetup {
   latency?: boolean;
   /** Send a `beat` with the sender's counters this often (0: never). */
   heartbeatMs?: number;
+  /** A restarted sender: the reporter continues the output of the one that died. */
+  resumed?: boolean;
 }
 
 export interface PipelineCounters {

@@ -336,7 +336,7 @@ export class SupervisedTask {
     const setup = { task: p.checked.task, pluginDirs: p.checked.pluginDirs, node: p.node, ringTask: this.scope, flows: this.flows !== null };
     if (s.role === 'sender') {
       const r = p.checked.reporter;
-      return { type: 'start', ...setup, reporter: r.name, reporterConfig: r.config, reporterWhere: r.where, ringBytes: p.ringBytes, latency: true, heartbeatMs: p.settings.heartbeatMs };
+      return { type: 'start', ...setup, reporter: r.name, reporterConfig: r.config, reporterWhere: r.where, ringBytes: p.ringBytes, latency: true, heartbeatMs: p.settings.heartbeatMs, resumed: s.restarts > 0 };
     }
     return {
       type: 'start',

@@ -1,0 +1,273 @@
+// `otus daemon` as an operator runs it: a real daemon process on a temporary
+// socket and configuration, systemd's notify socket played by a receiver,
+// tasks created with otusctl on veth pairs in network namespaces, traffic
+// replayed into them; then capture processes and the sender killed, hung
+// and made to crash, a reload, a stop, the daemon stopped and SIGKILLed.
+
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ctl, type Daemon, startDaemon } from '../helpers/daemon.js';
+import { ipv4Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, tempDir, type VethHost, waitFor, writePcap } from '../helpers/live.js';
+import { notifySkip, Receiver } from '../helpers/notify-receiver.js';
+
+const skip = liveSkipReason() ?? (notifySkip || null);
+
+async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+const lines = (file: string): string[] => {
+  try {
+    return readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+};
+
+/** Records of our replayed frames in a reporter's NDJSON (by their UDP source ports). */
+function ours(file: string, base: number): number {
+  let n = 0;
+  for (const l of lines(file)) {
+    const r = JSON.parse(l) as { flow?: { sport?: number } };
+    const p = r.flow?.sport ?? -1;
+    if (p >= base && p < base + 64) n++;
+  }
+  return n;
+}
+
+function shmEntries(): string[] {
+  return readdirSync('/dev/shm').filter((e) => e.startsWith('otus-'));
+}
+
+interface Proc {
+  role: string;
+  index: number;
+  pid: number;
+  state: string;
+  restarts: number;
+  last_exit: string | null;
+}
+
+describe('otus daemon', { skip: skip ?? false }, () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let hostA: VethHost;
+  let hostB: VethHost;
+  let hostC: VethHost;
+  let rx: Receiver;
+  let d: Daemon;
+  let socket = '';
+  let config = '';
+  const N = 300;
+  const pcapA = (): string => join(tmp.dir, 'a.pcap');
+  const pcapB = (): string => join(tmp.dir, 'b.pcap');
+
+  const taskYaml = (id: string, iface: string, out: string, workers: number): string =>
+    `task:\n  id: ${id}\n  capture:\n    interface: ${iface}\n    workers: ${workers}\n  parsers:\n    - plugin: rtp\n  reporter:\n    type: file\n    config:\n      path: ${out}\n  unmatched_policy: forward\n`;
+
+  const status = async (id: string): Promise<{ state: string; reason: string | null; processes: Proc[]; counters: { frames: number } }> => {
+    const r = await ctl(socket, ['task', 'status', '--id', id]);
+    assert.equal(r.status, 0, r.stderr);
+    return r.json;
+  };
+
+  before(async () => {
+    removeStaleNamespaces();
+    tmp = tempDir();
+    hostA = makeVethHost();
+    hostB = makeVethHost();
+    hostC = makeVethHost();
+    const frames = (base: number): Uint8Array[] =>
+      Array.from({ length: N }, (_, i) => ipv4Frame({ src: [10, 9, 0, 1], dst: [10, 9, 0, 2], sport: base + (i % 64), dport: 20000 }, 64, i));
+    writePcap(pcapA(), frames(10000));
+    writePcap(pcapB(), frames(30000));
+    socket = join(tmp.dir, 'otus.sock');
+    config =
+      `otus:\n  node:\n    id: test-node\n  control:\n    socket: ${socket}\n  log:\n    level: info\n` +
+      `  supervisor:\n    heartbeat_ms: 200\n    watchdog_ms: 2000\n    stop_timeout_ms: 5000\n    restart:\n      initial_ms: 100\n      max_ms: 800\n      healthy_ms: 60000\n      budget: 4\n      window_ms: 60000\n` +
+      `  reporters:\n    file: {}\n    console: {}\n`;
+    rx = await Receiver.start(join(tmp.dir, 'notify.sock'));
+    d = await startDaemon(tmp.dir, config, { NOTIFY_SOCKET: join(tmp.dir, 'notify.sock'), WATCHDOG_USEC: '1000000' });
+  });
+
+  after(async () => {
+    await d?.stop();
+    rx?.stop();
+    for (const h of [hostA, hostB, hostC]) h?.destroy();
+    tmp?.cleanup();
+  });
+
+  test('READY once the socket is up; status answers', async () => {
+    assert.ok(await waitFor(() => rx.got.some((g) => g.data.startsWith('READY=1\nSTATUS=no tasks')), 10_000), rx.got.map((g) => g.data).join(' | '));
+    const s = await ctl(socket, ['status']);
+    assert.equal(s.status, 0, s.stderr);
+    assert.equal(s.json.node.id, 'test-node');
+    assert.equal(s.json.pid, d.proc.pid);
+  });
+
+  test('two tasks at once, each on its own veth, records in their file reporters', async () => {
+    const outA = join(tmp.dir, 'a.ndjson');
+    const outB = join(tmp.dir, 'b.ndjson');
+    writeFileSync(join(tmp.dir, 'a.yml'), taskYaml('ta', hostA.capIf, outA, 2));
+    writeFileSync(join(tmp.dir, 'b.yml'), taskYaml('tb', hostB.capIf, outB, 1));
+    const a = await ctl(socket, ['task', 'create', '--file', join(tmp.dir, 'a.yml')]);
+    assert.equal(a.status, 0, a.stderr + a.stdout);
+    assert.equal(a.json.state, 'running');
+    const b = await ctl(socket, ['task', 'create', '--file', join(tmp.dir, 'b.yml')]);
+    assert.equal(b.status, 0, b.stderr + b.stdout);
+    const dup = await ctl(socket, ['task', 'create', '--file', join(tmp.dir, 'a.yml')]);
+    assert.equal(dup.status, 1, 'a second task with the same id is refused');
+    assert.match(dup.stderr, /exists.*\[OTUS_ERR_TASK\]/);
+
+    hostA.replay(pcapA());
+    hostB.replay(pcapB());
+    assert.ok(await waitFor(() => ours(outA, 10000) === N && ours(outB, 30000) === N, 20_000), `records: ${ours(outA, 10000)} ${ours(outB, 30000)}`);
+    assert.equal(ours(outA, 30000), 0, 'task A saw none of task B traffic');
+
+    const list = await ctl(socket, ['task', 'list']);
+    assert.deepEqual(list.json.tasks.map((t: { id: string; state: string }) => [t.id, t.state]).sort(), [['ta', 'running'], ['tb', 'running']]);
+    const st = await status('ta');
+    assert.deepEqual(st.processes.map((p) => [p.role, p.state]), [['sender', 'running'], ['capture', 'running'], ['capture', 'running']]);
+    assert.ok(await until(async () => (await status('ta')).counters.frames >= N, 10_000), 'the status counters come from the children beats');
+
+    // Every segment and FIFO of a task is private to its owner.
+    const entries = shmEntries();
+    assert.ok(entries.length >= 4, `shared memory: ${entries}`);
+    for (const e of entries) assert.equal(statSync(join('/dev/shm', e)).mode & 0o777, 0o600, e);
+  });
+
+  test('kill -9 of a capture process: it alone is restarted, the other keeps counting, records resume', async () => {
+    const outA = join(tmp.dir, 'a.ndjson');
+    const before = await status('ta');
+    const victim = before.processes.find((p) => p.role === 'capture' && p.index === 1)!;
+    const other = before.processes.find((p) => p.role === 'capture' && p.index === 0)!;
+    const killedAt = Date.now();
+    process.kill(victim.pid, 'SIGKILL');
+    let back = 0;
+    assert.ok(
+      await until(async () => {
+        const s = await status('ta');
+        const p = s.processes.find((x) => x.role === 'capture' && x.index === 1)!;
+        if (p.state === 'running' && p.pid !== victim.pid) back = Date.now() - killedAt;
+        return back > 0;
+      }, 20_000),
+      'capture process 1 is back',
+    );
+    const after = await status('ta');
+    const p1 = after.processes.find((x) => x.role === 'capture' && x.index === 1)!;
+    assert.equal(p1.restarts, 1);
+    assert.match(p1.last_exit ?? '', /SIGKILL/);
+    assert.equal(after.processes.find((x) => x.role === 'capture' && x.index === 0)!.pid, other.pid, 'process 0 was left alone');
+    assert.equal(after.state, 'running');
+    process.stderr.write(`# capture process back ${back} ms after kill -9\n`);
+
+    hostA.replay(pcapA());
+    assert.ok(await waitFor(() => ours(outA, 10000) === 2 * N, 20_000), `records after the restart: ${ours(outA, 10000)}`);
+  });
+
+  test('kill -9 of the sender: restarted, and what the ring held still reaches the reporter', async () => {
+    const outA = join(tmp.dir, 'a.ndjson');
+    const sender = (await status('ta')).processes.find((p) => p.role === 'sender')!;
+    // Stop the sender so the capture processes commit into the ring while nobody reads it, then kill it.
+    process.kill(sender.pid, 'SIGSTOP');
+    hostA.replay(pcapA());
+    const s = await status('ta');
+    assert.ok(s.processes.every((p) => p.role === 'sender' || p.state === 'running'));
+    await new Promise((r) => setTimeout(r, 300)); // blocks retire after 10 ms: every frame is in the ring
+    assert.equal(ours(outA, 10000), 2 * N, 'nothing new was written while the sender was stopped');
+    process.kill(sender.pid, 'SIGKILL');
+    assert.ok(await waitFor(() => ours(outA, 10000) === 3 * N, 20_000), `records: ${ours(outA, 10000)} (want ${3 * N})`);
+    const p = (await status('ta')).processes.find((x) => x.role === 'sender')!;
+    assert.notEqual(p.pid, sender.pid);
+    assert.equal(p.restarts, 1);
+  });
+
+  test('a hung capture process is killed by the watchdog and restarted; systemd pings stop meanwhile', async () => {
+    const victim = (await status('tb')).processes.find((p) => p.role === 'capture')!;
+    const pings = (): number => rx.got.filter((g) => g.data === 'WATCHDOG=1').length;
+    assert.ok(await waitFor(() => pings() > 0, 5000), 'WATCHDOG=1 while every child beats');
+    process.kill(victim.pid, 'SIGSTOP');
+    // Once the child is 2 s late the daemon stops pinging; it kills the child, restarts it, and pings again.
+    assert.ok(
+      await until(async () => {
+        const p = (await status('tb')).processes.find((x) => x.role === 'capture')!;
+        return p.pid !== victim.pid && p.state === 'running';
+      }, 20_000),
+      'restarted after the watchdog',
+    );
+    const p = (await status('tb')).processes.find((x) => x.role === 'capture')!;
+    assert.match(p.last_exit ?? '', /no heartbeat/);
+    const gaps = rx.got.filter((g) => g.data === 'WATCHDOG=1').map((g) => g.monoUs);
+    let longest = 0;
+    for (let i = 1; i < gaps.length; i++) longest = Math.max(longest, gaps[i]! - gaps[i - 1]!);
+    assert.ok(longest > 1_500_000, `the pings paused while the child hung (longest gap ${longest} µs)`);
+  });
+
+  test('a capture process that fails on every start: backoff, then the task is failed and the daemon serves on', async () => {
+    const outC = join(tmp.dir, 'c.ndjson');
+    writeFileSync(join(tmp.dir, 'c.yml'), taskYaml('tc', hostC.capIf, outC, 1));
+    const c = await ctl(socket, ['task', 'create', '--file', join(tmp.dir, 'c.yml')]);
+    assert.equal(c.status, 0, c.stderr);
+    hostC.destroy(); // the interface is gone: the capture process ends, and every restart fails to open it
+    assert.ok(await until(async () => (await status('tc')).state === 'failed', 30_000), 'task tc failed');
+    const s = await status('tc');
+    assert.match(s.reason ?? '', /capture process 0: restarted 4 times, still failing/);
+    assert.equal((await ctl(socket, ['status'])).status, 0);
+    assert.equal((await status('ta')).state, 'running', 'the other tasks run on');
+    const stop = await ctl(socket, ['task', 'stop', '--id', 'tc']);
+    assert.equal(stop.status, 0, stop.stderr);
+  });
+
+  test('reload: a valid config is applied, an invalid one refused whole', async () => {
+    writeFileSync(d.proc.spawnargs[d.proc.spawnargs.length - 1]!, config.replace('level: info', 'level: debug'));
+    const ok = await ctl(socket, ['reload']);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.deepEqual(ok.json.applied, ['log.level']);
+    writeFileSync(d.proc.spawnargs[d.proc.spawnargs.length - 1]!, config.replace('level: info', 'level: loud'));
+    const bad = await ctl(socket, ['reload']);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /log\.level.*\[OTUS_ERR_CONFIG\]/);
+    assert.equal((await ctl(socket, ['status'])).status, 0, 'still serving on the old configuration');
+    const seq = rx.got.map((g) => g.data.split('\n')[0]);
+    assert.ok(seq.lastIndexOf('RELOADING=1') > seq.indexOf('READY=1') && seq.lastIndexOf('READY=1') > seq.lastIndexOf('RELOADING=1'), seq.join(' '));
+  });
+
+  test('task stop drains and releases; SIGTERM stops the daemon in order; a SIGKILLed daemon leaves nothing behind for the next', async () => {
+    const stop = await ctl(socket, ['task', 'stop', '--id', 'tb']);
+    assert.equal(stop.status, 0, stop.stderr);
+    assert.equal(stop.json.state, 'stopped');
+    assert.ok(stop.json.counters.frames >= N);
+    await d.stop();
+    assert.equal(d.code, 0, d.err);
+    assert.equal(rx.got[rx.got.length - 1]!.data, 'STOPPING=1');
+    assert.deepEqual(shmEntries(), [], 'every segment and FIFO is gone after the daemon exits');
+
+    // Killed outright: its segments stay until the next daemon starts.
+    writeFileSync(join(tmp.dir, 'a.yml'), taskYaml('ta', hostA.capIf, join(tmp.dir, 'a2.ndjson'), 1));
+    d = await startDaemon(tmp.dir, config);
+    assert.equal((await ctl(socket, ['task', 'create', '--file', join(tmp.dir, 'a.yml')])).status, 0);
+    const kids = (await status('ta')).processes.map((p) => p.pid);
+    d.proc.kill('SIGKILL');
+    assert.ok(await waitFor(() => d.exited, 10_000));
+    // Its children see the supervisor gone and end by themselves.
+    assert.ok(await waitFor(() => kids.every((pid) => !alive(pid)), 20_000), 'children of a killed daemon end');
+    assert.ok(shmEntries().length > 0, 'a killed daemon leaves its segments');
+    d = await startDaemon(tmp.dir, config);
+    assert.deepEqual(shmEntries(), [], 'the next daemon cleared them');
+  });
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
