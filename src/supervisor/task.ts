@@ -24,6 +24,7 @@ import { createRing, type RingSegment } from '../shm/ring.js';
 import { runScope } from '../shm/segment.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
 import type { Beat, ChildError, LiveCaptureDone, LiveCaptureStart, SenderDone, SenderStart } from './messages.js';
+import { SdNotify } from './notify.js';
 import { RestartPolicy, type RestartSettings } from './restart.js';
 import { addCounters, type CheckedTask, here, summarize, type TaskSummary } from './task-run.js';
 
@@ -204,6 +205,8 @@ export class SupervisedTask {
   private watchdog: NodeJS.Timeout | null = null;
   private stopping: Promise<TaskSummary> | null = null;
   private readonly execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
+  /** Children talk to the supervisor, never to systemd. */
+  private readonly env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SdNotify.envKeys.includes(k)));
 
   constructor(
     readonly plan: LiveTaskPlan,
@@ -355,7 +358,7 @@ export class SupervisedTask {
   /** Forks the slot's process; resolves when it is ready, rejects when it fails or exits first. */
   private spawn<S>(s: Slot<S>): Promise<void> {
     const mod = here(s.role === 'sender' ? '../sender-proc/main.js' : '../capture-proc/live.js');
-    const proc = fork(mod, [], { serialization: 'advanced', execArgv: this.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const proc = fork(mod, [], { serialization: 'advanced', execArgv: this.execArgv, env: this.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     s.proc = proc;
     s.state = 'starting';
     s.startedAt = s.lastBeat = Date.now();
