@@ -91,8 +91,8 @@ export interface Column {
 
 const GAP = 2;
 
-/** Columns as wide as their widest cell, shrinkable ones cut (widest first) until the table fits `width`. */
-export function table(cols: Column[], rows: string[][], width: number): string {
+/** Each column's width: as wide as its widest cell, shrinkable ones cut (widest first) until the table fits `width`. */
+export function columnWidths(cols: Column[], rows: string[][], width: number): number[] {
   const w = cols.map((c, i) => Math.max(c.header.length, ...rows.map((r) => (r[i] ?? '').length)));
   const floor = cols.map((c) => c.header.length);
   let total = w.reduce((a, b) => a + b, 0) + GAP * (cols.length - 1);
@@ -105,6 +105,12 @@ export function table(cols: Column[], rows: string[][], width: number): string {
     w[widest]--;
     total--;
   }
+  return w;
+}
+
+/** The table, its cells cut with … to the widths of columnWidths. */
+export function table(cols: Column[], rows: string[][], width: number): string {
+  const w = columnWidths(cols, rows, width);
   const line = (cells: string[]): string =>
     cols
       .map((c, i) => {
@@ -240,19 +246,14 @@ export function formatTaskList(r: TaskListResult, o: FormatOptions = {}): string
   );
 }
 
-/** How a process last ended: "-", "code 1", "SIGKILL" (its reason is printed under the table). */
+/** How a process last ended: "-", the daemon's text ("SIGKILL", "exit code 1", ...), or code/signal and reason. */
 export function lastExit(v: unknown): string {
   if (v === null || v === undefined) return '-';
   if (typeof v !== 'object') return text(v);
-  const e = v as { code?: unknown; signal?: unknown };
-  if (typeof e.signal === 'string' && e.signal !== '') return text(e.signal);
-  if (typeof e.code === 'number') return `code ${e.code}`;
-  return '?';
-}
-
-function exitReason(v: unknown): string | null {
-  const r = v !== null && typeof v === 'object' ? (v as { reason?: unknown }).reason : null;
-  return typeof r === 'string' && r !== '' ? text(r) : null;
+  const e = v as { code?: unknown; signal?: unknown; reason?: unknown };
+  const how = typeof e.signal === 'string' && e.signal !== '' ? e.signal : typeof e.code === 'number' ? `code ${e.code}` : '';
+  const why = typeof e.reason === 'string' ? e.reason : '';
+  return text(how && why ? `${how}: ${why}` : how || why || v);
 }
 
 function processRow(p: ProcessStatus): string[] {
@@ -278,32 +279,27 @@ export function formatTaskStatus(r: TaskStatus, o: FormatOptions = {}): string {
     `  ${text(r.interface)} (${text(r.driver)}), ${text(r.workers)} workers, up ${uptime(r.started_at, now)} since ${text(r.started_at)}, ${restarts}`,
   ];
   const procs = r.processes ?? [];
-  const procTable =
-    procs.length === 0
-      ? 'no processes\n'
-      : table(
-          [
-            { header: 'ROLE' },
-            { header: 'INDEX', right: true },
-            { header: 'PID', right: true },
-            { header: 'CPU', right: true },
-            { header: 'STATE' },
-            { header: 'RSS', right: true },
-            { header: 'CPU-S', right: true },
-            { header: 'RESTARTS', right: true },
-            { header: 'LAST EXIT', shrink: true },
-          ],
-          procs.map(processRow),
-          width,
-        );
-  // Exit reasons are long (a coded message): whole, under the table, not cut in a column.
-  const reasons = procs
-    .map((p) => [p, exitReason(p.last_exit)] as const)
-    .filter(([, why]) => why !== null)
-    .map(([p, why]) => wrap(`${text(p.role)} ${text(p.index)} last exit (${lastExit(p.last_exit)}):`, why!.split(' '), width))
+  const cols: Column[] = [
+    { header: 'ROLE' },
+    { header: 'INDEX', right: true },
+    { header: 'PID', right: true },
+    { header: 'CPU', right: true },
+    { header: 'STATE' },
+    { header: 'RSS', right: true },
+    { header: 'CPU-S', right: true },
+    { header: 'RESTARTS', right: true },
+    { header: 'LAST EXIT', shrink: true },
+  ];
+  const rows = procs.map(processRow);
+  const procTable = procs.length === 0 ? 'no processes\n' : table(cols, rows, width);
+  // A last exit cut to fit its column is printed whole, wrapped, under the table.
+  const exitWidth = columnWidths(cols, rows, width)[8];
+  const exits = rows
+    .filter((row) => row[8].length > exitWidth)
+    .map((row) => wrap(`${row[0]} ${row[1]} last exit:`, row[8].split(' '), width))
     .join('');
   const why = r.reason ? wrap('  reason:', text(r.reason).split(' '), width) : '';
-  return head.map((l) => truncate(l, width) + '\n').join('') + why + '\n' + procTable + reasons + '\n' + counterLines(r.counters, width);
+  return head.map((l) => truncate(l, width) + '\n').join('') + why + '\n' + procTable + exits + '\n' + counterLines(r.counters, width);
 }
 
 /** `task create`: the task and its state. */

@@ -61,7 +61,7 @@ export interface ProcessStatus {
   rss_bytes: number | null;
   cpu_s: number | null;
   restarts: number;
-  /** How it last ended: null if never, else a string or `{code, signal, reason}`. */
+  /** How it last ended: null if never, else the daemon's text ("SIGKILL", "exit code 1: ...") or `{code, signal, reason}`. */
   last_exit: unknown;
   started_at: string | null;
 }

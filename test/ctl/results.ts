@@ -67,8 +67,8 @@ export const taskStatus: TaskStatus = {
   reason: 'capture process 1 is restarting (exited with code 1)',
   processes: [
     { role: 'capture', index: 0, pid: 4101, cpu: 0, state: 'running', rss_bytes: 88_290_000, cpu_s: 12.5, restarts: 0, last_exit: null, started_at: '2025-03-01T08:55:00Z' },
-    { role: 'capture', index: 1, pid: null, cpu: 1, state: 'restarting', rss_bytes: null, cpu_s: null, restarts: 1, last_exit: { code: 1, signal: null, reason: 'OTUS_ERR_SYSCALL: recvfrom on eth0 failed' }, started_at: null },
-    { role: 'sender', index: 0, pid: 4100, cpu: null, state: 'running', rss_bytes: 150_000_000, cpu_s: 30.2, restarts: 0, last_exit: null, started_at: '2025-03-01T08:55:00Z' },
+    { role: 'capture', index: 1, pid: null, cpu: 1, state: 'restarting', rss_bytes: null, cpu_s: null, restarts: 1, last_exit: 'exit code 1: stream failed: recvfrom on eth0: ENETDOWN (network is down)', started_at: null },
+    { role: 'sender', index: 0, pid: 4100, cpu: null, state: 'running', rss_bytes: 150_000_000, cpu_s: 30.2, restarts: 1, last_exit: 'SIGKILL', started_at: '2025-03-01T08:56:00Z' },
   ],
   counters: counters(),
 };
