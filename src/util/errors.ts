@@ -27,7 +27,11 @@ export type OtusErrorCode =
   /** A task file: unreadable, not YAML, or a key that fails the task schema (message: FILE:LINE: key path). */
   | 'OTUS_ERR_TASK'
   /** A capture or sender process of `otus replay` failed. */
-  | 'OTUS_ERR_WORKER';
+  | 'OTUS_ERR_WORKER'
+  /** otusctl cannot talk to the daemon: no socket, not allowed, nothing listening, closed or silent mid-call, a bad response. */
+  | 'OTUS_ERR_CTL_UNREACHABLE'
+  /** The daemon answered an otusctl request with a JSON-RPC error (the daemon's own code is in `otusCode`). */
+  | 'OTUS_ERR_CTL_REFUSED';
 
 export class OtusError extends Error {
   readonly code: OtusErrorCode;

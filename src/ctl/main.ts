@@ -1,0 +1,244 @@
+#!/usr/bin/env node
+// `otusctl`: the operator's client of the daemon's control socket
+// (docs/control.md). Exit status: 0 done; 1 the daemon refused; 2 usage (bad
+// flags, an unreadable or oversized file); 3 the daemon cannot be reached.
+
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { LineCounter, parseDocument } from 'yaml';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { OtusError } from '../util/errors.js';
+import { ControlClient, CtlRefused, CtlUnreachable, DEFAULT_TIMEOUT_MS } from './client.js';
+import * as fmt from './format.js';
+import type * as rpc from './protocol.js';
+
+const DEFAULT_SOCKET = '/run/otus/otus.sock';
+/** task create waits until every process captures, task stop until the sender has drained, reload for both. */
+const LONG_TIMEOUT_MS = 60_000;
+/** Task and configuration files are small; a larger one is a mistake (and the daemon takes 1 MiB per request). */
+const MAX_FILE_BYTES = 1024 * 1024;
+
+const EXIT_REFUSED = 1;
+const EXIT_USAGE = 2;
+const EXIT_UNREACHABLE = 3;
+/** setTimeout's longest delay; a longer one would fire at once. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+interface Globals {
+  socket: string;
+  json: boolean;
+  timeout?: number;
+}
+
+function usage(message: string): OtusError {
+  return new OtusError('OTUS_ERR_BAD_ARGUMENT', message);
+}
+
+/** Prints an error the way every otusctl error is printed, and sets the exit status. */
+function report(err: unknown): void {
+  if (err instanceof CtlRefused) {
+    process.stderr.write(`otusctl: ${err.message} [${err.otusCode ?? `JSON-RPC ${err.rpcCode}`}]\n`);
+    process.exitCode = EXIT_REFUSED;
+  } else if (err instanceof CtlUnreachable) {
+    process.stderr.write(`otusctl: ${err.message}\n`);
+    process.exitCode = EXIT_UNREACHABLE;
+  } else if (err instanceof OtusError) {
+    process.stderr.write(`otusctl: ${err.message} [${err.code}]\n`);
+    process.exitCode = EXIT_USAGE;
+  } else {
+    // A bug of otusctl's own: still one line, no stack.
+    process.stderr.write(`otusctl: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = EXIT_REFUSED;
+  }
+}
+
+/** One string flag: yargs makes an array of a repeated flag, and `-` arrives as ''. */
+function oneString(v: unknown, flag: string, allowStdin = false): string {
+  if (Array.isArray(v)) throw usage(`${flag}: give it once`);
+  if (typeof v !== 'string' && typeof v !== 'number') throw usage(`${flag}: a value is required`);
+  const s = String(v);
+  if (s === '' && allowStdin) return '-';
+  if (s === '') throw usage(`${flag}: a value is required`);
+  return s;
+}
+
+/** Reads FILE (or stdin for `-`), refusing more than 1 MiB. */
+async function readInput(file: string, flag: string): Promise<string> {
+  const where = file === '-' ? 'stdin' : file;
+  const stream: Readable = file === '-' ? process.stdin : createReadStream(file);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of stream) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_FILE_BYTES) {
+        stream.destroy();
+        throw usage(`${flag} ${where}: larger than 1 MiB, refused`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch (e) {
+    if (e instanceof OtusError) throw e;
+    throw usage(`${flag} ${where}: cannot read (${(e as Error).message})`);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The task file's YAML as an object (the daemon validates it; here only "is it YAML"). */
+function parseTaskYaml(text: string, where: string): Record<string, unknown> {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    throw usage(`${where}:${lc.linePos(e.pos[0]).line}: not valid YAML: ${e.message.split('\n')[0]}`);
+  }
+  let v: unknown;
+  try {
+    v = doc.toJS();
+  } catch (e) {
+    throw usage(`${where}: ${(e as Error).message}`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw usage(`${where}: not a task (expected a mapping with task: {...})`);
+  return v as Record<string, unknown>;
+}
+
+function terminalWidth(): number {
+  return process.stdout.isTTY && process.stdout.columns ? process.stdout.columns : 80;
+}
+
+/** Connects, makes one call, prints its result (as JSON with --json), and sets the exit status on failure. */
+async function run<T>(argv: Globals, method: string, params: () => Promise<object | undefined>, human: (r: T, o: fmt.FormatOptions) => string, long = false): Promise<void> {
+  try {
+    if (argv.timeout !== undefined && (!Number.isInteger(argv.timeout) || argv.timeout <= 0 || argv.timeout > MAX_TIMEOUT_MS)) {
+      throw usage(`--timeout: expected a positive number of milliseconds, got ${argv.timeout}`);
+    }
+    const socket = oneString(argv.socket, '--socket');
+    const p = await params();
+    const client = await ControlClient.connect(socket, { timeoutMs: argv.timeout ?? (long ? LONG_TIMEOUT_MS : DEFAULT_TIMEOUT_MS) });
+    let result: T;
+    try {
+      result = await client.call<T>(method, p);
+    } finally {
+      client.close();
+    }
+    process.stdout.write(argv.json ? JSON.stringify(result, null, 2) + '\n' : human(result, { width: terminalWidth() }));
+  } catch (err) {
+    report(err);
+  }
+}
+
+const none = async (): Promise<undefined> => undefined;
+
+// `otusctl status | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  report(err);
+  process.exit();
+});
+
+function taskCommands(y: Argv<Globals>): Argv<Globals> {
+  return y
+    .command(
+      'create',
+      'start a task from a task YAML file (waits until it captures)',
+      (c) => c.option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'task YAML file, or - for stdin' }),
+      (a) =>
+        run<rpc.TaskCreateResult>(
+          a,
+          'task.create',
+          async () => {
+            const file = oneString(a.file, '--file', true);
+            return { task: parseTaskYaml(await readInput(file, '--file'), file === '-' ? 'stdin' : file) };
+          },
+          fmt.formatTaskCreate,
+          true,
+        ),
+    )
+    .command('list', 'list the tasks', (c) => c, (a) => run<rpc.TaskListResult>(a, 'task.list', none, fmt.formatTaskList))
+    .command(
+      'stop',
+      'stop a task (waits until its records are sent) and print its final counters',
+      (c) => c.option('id', { type: 'string', demandOption: true, describe: 'task id' }),
+      (a) => run<rpc.TaskStopResult>(a, 'task.stop', async () => ({ id: oneString(a.id, '--id') }), fmt.formatTaskStop, true),
+    )
+    .command(
+      'status',
+      "a task's state, processes and counters",
+      (c) => c.option('id', { type: 'string', demandOption: true, describe: 'task id' }),
+      (a) => run<rpc.TaskStatus>(a, 'task.status', async () => ({ id: oneString(a.id, '--id') }), fmt.formatTaskStatus),
+    )
+    .demandCommand(1, 'name a task command: create, list, stop, status');
+}
+
+/** yargs reads a lone `-` as a positional argument: `--file -` becomes `--file=-`. */
+function stdinDash(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (['--file', '-f', '--config', '--task'].includes(args[i]) && args[i + 1] === '-') out.push(`${args[i++]}=-`);
+    else out.push(args[i]);
+  }
+  return out;
+}
+
+await yargs(stdinDash(hideBin(process.argv)))
+  .scriptName('otusctl')
+  .usage('$0 <command> [options]: control a running `otus daemon` over its socket')
+  .option('socket', {
+    type: 'string',
+    default: process.env.OTUS_SOCKET || DEFAULT_SOCKET,
+    defaultDescription: `$OTUS_SOCKET, else ${DEFAULT_SOCKET}`,
+    describe: "the daemon's control socket",
+    global: true,
+  })
+  .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON (for scripts)', global: true })
+  .option('timeout', {
+    type: 'number',
+    defaultDescription: `${DEFAULT_TIMEOUT_MS}; task create, task stop, reload: ${LONG_TIMEOUT_MS}`,
+    describe: 'give up after MS milliseconds without an answer',
+    global: true,
+  })
+  .command('status', "the daemon's version, uptime, tasks and workers", (y) => y, (a) => run<rpc.StatusResult>(a, 'status', none, fmt.formatStatus))
+  .command('stats', "every task's frames, records and drops", (y) => y, (a) => run<rpc.StatsResult>(a, 'stats', none, fmt.formatStats))
+  .command('reload', 're-read the configuration file; print what was applied and what needs a restart', (y) => y, (a) =>
+    run<rpc.ReloadResult>(a, 'reload', none, fmt.formatReload, true),
+  )
+  .command('task', 'create, list, stop and inspect tasks', taskCommands as (y: Argv) => Argv<Globals>)
+  .command(
+    'validate',
+    'check a configuration or task file with the daemon; print the effective configuration',
+    (y) =>
+      y
+        .option('config', { type: 'string', describe: 'global configuration YAML file, or -' })
+        .option('task', { type: 'string', describe: 'task YAML file, or -' })
+        .conflicts('config', 'task')
+        .check((a) => {
+          if (a.config === undefined && a.task === undefined) throw new Error('give --config FILE or --task FILE');
+          return true;
+        }),
+    (a) =>
+      run<rpc.ValidateResult>(
+        a,
+        'config.validate',
+        async () => {
+          const flag = a.config !== undefined ? '--config' : '--task';
+          const file = oneString(a.config ?? a.task, flag, true);
+          return { [flag.slice(2)]: await readInput(file, flag) };
+        },
+        fmt.formatValidate,
+      ),
+  )
+  .completion('completion', 'print a bash completion script (append it to ~/.bashrc)')
+  .demandCommand(1, 'name a command: status, stats, reload, task, validate, completion')
+  .recommendCommands()
+  .strict()
+  .help()
+  .alias('help', 'h')
+  .version(false)
+  .wrap(Math.min(100, terminalWidth()))
+  .fail((msg, err) => {
+    // Usage errors from yargs (unknown command or flag, a missing --id): one line, status 2.
+    process.stderr.write(`otusctl: ${msg || err?.message || 'bad usage'} (otusctl --help)\n`);
+    process.exit(EXIT_USAGE);
+  })
+  .parseAsync();
