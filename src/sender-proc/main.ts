@@ -1,5 +1,5 @@
 // The sender process of a task (forked by src/supervisor/task-run.ts, for
-// `otus replay` and `otus capture --task`): creates the task's send ring (it is the one consumer), instantiates the
+// `otus replay` and `otus capture --task`): attaches to the task's send ring, which the supervisor created (it is the one consumer), instantiates the
 // reporter, expands every wire record into the reporter's format
 // (src/pipeline/expand.ts: serialization happens here, not in the capture
 // processes) and hands it over, until the supervisor says the capture
@@ -50,7 +50,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
     where: m.reporterWhere,
   });
   await reporter.start?.();
-  const ring = RingConsumer.create(m.ringTask, { dataBytes: m.ringBytes });
+  const ring = RingConsumer.open(m.ringTask);
   try {
     process.send!({ type: 'ready', ringName: ring.name } satisfies SenderReady);
     const c0 = process.cpuUsage();

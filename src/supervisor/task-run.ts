@@ -11,6 +11,7 @@ import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
 import type { RecordFormat } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
+import { createRing, type RingSegment } from '../shm/ring.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
 import type { CaptureDone, ChildError, LiveCaptureDone, ReplayPluginSetup, SenderDone, SenderReady, SenderStart } from './messages.js';
 
@@ -88,16 +89,24 @@ export async function checkTask(taskFile: string, pluginDirs: string[], node: Re
   return { task, taskFile: file, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json' };
 }
 
-/** Forks the sender (which creates the send ring); resolves once the ring exists, with the promise of its final counters. */
+/**
+ * Forks the sender, which attaches to the send ring the caller created
+ * (createRing: the supervisor owns it, so it outlives a sender); resolves once
+ * the sender is reading, with the promise of its final counters. Given a size
+ * instead of a ring, creates the ring here and removes it when the sender exits.
+ */
 export async function startSender(
   setup: ReplayPluginSetup,
   t: CheckedTask,
-  ringBytes: number,
+  ring: RingSegment | number,
   execArgv: string[],
   children: ChildProcess[],
   latency = false,
 ): Promise<{ sender: ChildProcess; done: Promise<SenderDone> }> {
+  const own = typeof ring === 'number' ? createRing(setup.ringTask, { dataBytes: ring }) : null;
+  const ringBytes = own?.stats().dataBytes ?? (ring as RingSegment).stats().dataBytes;
   const sender = fork(here('../sender-proc/main.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  if (own !== null) sender.once('exit', () => own.close());
   children.push(sender);
   const done = awaitDone<SenderDone>(sender, 'sender');
   done.catch(() => undefined);

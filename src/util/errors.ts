@@ -27,7 +27,11 @@ export type OtusErrorCode =
   /** A task file: unreadable, not YAML, or a key that fails the task schema (message: FILE:LINE: key path). */
   | 'OTUS_ERR_TASK'
   /** A capture or sender process of `otus replay` failed. */
-  | 'OTUS_ERR_WORKER';
+  | 'OTUS_ERR_WORKER'
+  /** A shared-memory segment name is already taken (another process created it). */
+  | 'OTUS_ERR_SHM_EXISTS'
+  /** A run was stopped by SIGTERM or SIGINT before it finished (`otus replay` exits 128 + the signal's number). */
+  | 'OTUS_ERR_INTERRUPTED';
 
 export class OtusError extends Error {
   readonly code: OtusErrorCode;
