@@ -179,12 +179,26 @@ export interface EncodedRecord {
 
 export type RecordFormat = 'json' | 'protobuf';
 
-/** Reporter (design §4.2.4): runs in the sender process, reads everything. */
+/**
+ * Reporter (design §4.2.4): runs in the sender process, reads everything.
+ * report() must never block the event loop (the sender would stop hearing
+ * stop and signals): hold a bounded amount, say so with `blocked`, count what
+ * is given up in `dropped`; never throw an output error out of report().
+ */
 export interface Reporter extends PluginInstance {
   /** The record encoding this reporter wants the capture processes to produce. */
   readonly format: RecordFormat;
+  /** Valid only during the call: copy what is kept. */
   report(rec: EncodedRecord): void;
+  /** Resolves when everything accepted is written, or given up on an output error (counted in `dropped`). */
   flush(): Promise<void>;
+  /** True while the reporter holds all it will take: the sender stops reading the ring until writable() resolves. */
+  readonly blocked?: boolean;
+  writable?(): Promise<void>;
+  /** Records accepted by report() but given up (output failed, or abandon() at a stop deadline): counted as reporter drops. */
+  readonly dropped?: number;
+  /** Give up what is still pending now (a stop that reached its deadline); returns how many records were dropped. Must return promptly even if a write is stuck. */
+  abandon?(): number;
 }
 
 /** Capturer (design §4.2.1): the live drivers arrive with the capture-driver issue. */

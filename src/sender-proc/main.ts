@@ -75,6 +75,8 @@ async function run(m: SenderStart): Promise<SenderDone> {
           reporter.report(rec);
           records++;
           bytes += end;
+          // The reporter holds all it will take: stop reading the ring until it has written some (it never blocks the loop).
+          if (reporter.blocked === true) await reporter.writable!();
         }
       }
       if (draining) {
