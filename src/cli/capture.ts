@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { StatsMessage, ChildMessage, StartMessage } from '../capture-proc/main.js';
 import { NdjsonSink } from '../capture-proc/sink.js';
 import type { CommandModule } from 'yargs';
-import { type CaptureOptions, allowedCpus, cpuFor, createCapturer, defaultCaptureOptions, type FanoutMode } from '../capture/index.js';
+import { type CaptureOptions, allowedCpus, checkWorkers, cpuFor, createCapturer, defaultCaptureOptions, type FanoutMode } from '../capture/index.js';
 import type { StructuredFilter } from '../capture/filter.js';
 import { DECODE_ERROR_NAMES } from '../decode/errors.js';
 import { type DecoderOptions, defaultDecoderOptions, parseTunnelList } from '../decode/options.js';
@@ -75,6 +75,8 @@ function validate(o: CaptureCommandOptions): void {
   if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 1024) {
     throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--workers: expected an integer in 1..1024, got ${o.workers}`);
   }
+  // Forking drivers: one pinned capture process per worker (pcap and file feed N pipelines in this process).
+  if (o.workers > 1 && o.driver !== 'pcap' && o.driver !== 'file') checkWorkers(o.workers);
   if (!Number.isInteger(o.count) || o.count < 0) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--count: expected a non-negative integer, got ${o.count}`);
   if (!(o.duration >= 0)) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--duration: expected a non-negative number of seconds, got ${o.duration}`);
 }
@@ -377,6 +379,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
           if (filter !== null) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--filter with --task: the task file\'s filter section applies');
           if (argv.count > 0) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--count with --task: stop with --duration or a signal');
           if (argv.tunnels !== '') throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--tunnels with --task: a task decodes as `otus replay` does (tunnels off)');
+          if (argv.workers !== undefined && argv.workers > 1) checkWorkers(argv.workers);
           const { iface: _i, streams: _s, filter: _f, fanout: _fo, ...rest } = capture;
           const { summary, failure } = await runLiveTask({
             taskFile: argv.task,
