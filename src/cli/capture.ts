@@ -20,6 +20,7 @@ import { type DecoderOptions, defaultDecoderOptions, parseTunnelList } from '../
 import { native } from '../native.js';
 import { FlowDispatcher } from '../capture/flowhash.js';
 import { OtusError } from '../util/errors.js';
+import { removeAllStaleSegments } from '../shm/segment.js';
 import { runLiveTask } from '../supervisor/live.js';
 import { formatSummary } from '../supervisor/task-run.js';
 
@@ -110,6 +111,7 @@ async function runInProcess(o: CaptureCommandOptions): Promise<void> {
   o.err.write(`otus capture: ${o.iface} (${capturer.name}, 1 stream): capturing\n`);
   const why = await w.promise;
   w.dispose();
+  await stream.drain(); // frames the kernel already took are walked (or counted) before the socket closes
   stream.stop();
   sink.flush();
   const st = stream.stats();
@@ -154,6 +156,7 @@ async function runSingleStreamPipelines(o: CaptureCommandOptions): Promise<void>
   o.err.write(`otus capture: ${o.iface} (${o.driver}, 1 stream, ${o.workers} pipelines by flow hash): capturing\n`);
   const why = await w.promise;
   w.dispose();
+  await stream.drain();
   stream.stop();
   for (const s of sinks) s.flush();
   const st = stream.stats();
@@ -380,6 +383,8 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
           if (argv.count > 0) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--count with --task: stop with --duration or a signal');
           if (argv.tunnels !== '') throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--tunnels with --task: a task decodes as `otus replay` does (tunnels off)');
           if (argv.workers !== undefined && argv.workers > 1) checkWorkers(argv.workers);
+          // Segments of runs that died without cleaning up (killed, crashed).
+          removeAllStaleSegments();
           const { iface: _i, streams: _s, filter: _f, fanout: _fo, ...rest } = capture;
           const { summary, failure } = await runLiveTask({
             taskFile: argv.task,
