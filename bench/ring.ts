@@ -8,7 +8,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { RingConsumer } from '../src/shm/ring.js';
+import { RingConsumer, createRing } from '../src/shm/ring.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : dflt);
@@ -32,7 +32,8 @@ interface Result {
 
 async function trial(producers: number, perProducer: number, paceUs: number, spinUs = 0): Promise<Result> {
   const task = `bench${process.pid}-${producers}-${paceUs}`;
-  const ring = RingConsumer.create(task, { dataBytes: 1 << 22, highWatermark: 1 });
+  const seg = createRing(task, { dataBytes: 1 << 22, highWatermark: 1 });
+  const ring = RingConsumer.open(task);
   const kids: ChildProcess[] = [];
   const done: Promise<{ failures: number; cpuUs: number }>[] = [];
   for (let i = 0; i < producers; i++) {
@@ -61,6 +62,7 @@ async function trial(producers: number, perProducer: number, paceUs: number, spi
   const c = process.cpuUsage(c0);
   const res = await Promise.all(done);
   ring.close();
+  seg.close();
   lat.sort((a, b) => a - b);
   return {
     rate: total / wall,

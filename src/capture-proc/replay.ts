@@ -4,7 +4,10 @@
 // `index`, and runs its pipeline over the frames the supervisor's symmetric
 // flow hash gave it, in file order. Replay is lossless by pacing: when the
 // ring is over half full the process sleeps 1 ms at a time (a live capture
-// process never waits; there the ring drops and counts).
+// process never waits; there the ring drops and counts). Waiting has an end:
+// a sender that is gone (the ring's consumer pid dead) ends the process with
+// OTUS_ERR_WORKER, and a lost supervisor (our parent changed) ends it at once,
+// so no capture process outlives its run.
 
 import { openCapture } from '../capture-file/open.js';
 import { PcapReader } from '../capture-file/pcap.js';
@@ -19,7 +22,15 @@ import { OtusError } from '../util/errors.js';
 import { MAX_RECORD_BYTES, pipelineCounters } from './counters.js';
 
 const PACE_EVERY = 256;
+/** While pacing, the sender's liveness is checked this often (1 ms waits). */
+const LIVENESS_EVERY = 100;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+const parent = process.ppid;
+
+/** The supervisor is gone (we were re-parented): nobody will read our counters; stop now. */
+function checkParent(): void {
+  if (process.ppid !== parent) process.exit(3);
+}
 
 async function run(m: CaptureStart): Promise<CaptureDone> {
   const task = m.task;
@@ -73,9 +84,17 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
       pipeline.processFrame(f);
       if (++sincePace === PACE_EVERY) {
         sincePace = 0;
-        while (producer.map.used() > half) {
+        checkParent();
+        for (let w = 1; producer.map.used() > half; w++) {
           ringWaits++;
           Atomics.wait(sleepCell, 0, 0, 1);
+          if (w % LIVENESS_EVERY === 0) {
+            checkParent();
+            if (!producer.map.consumerAlive()) {
+              const pid = producer.map.consumerPid();
+              throw new OtusError('OTUS_ERR_WORKER', `capture process ${me}: the sender${pid !== 0 ? ` (pid ${pid})` : ''} is gone; stopped at frame ${g} with ${producer.map.used()} bytes unread in the send ring`);
+            }
+          }
         }
       }
     }
@@ -101,13 +120,14 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
 
 process.once('message', (m: CaptureStart) => {
   run(m).then(
-    (done) => process.send!(done, () => process.exit(0)),
+    (done) => (process.connected ? process.send!(done, () => process.exit(0)) : process.exit(0)),
     (e: unknown) => {
       const err: ChildError =
         e instanceof OtusError
           ? { type: 'error', code: e.code, message: e.message }
           : { type: 'error', code: 'OTUS_ERR_WORKER', message: `capture process ${m.index}: ${e instanceof Error ? e.stack ?? e.message : String(e)}` };
-      process.send!(err, () => process.exit(2));
+      if (process.connected) process.send!(err, () => process.exit(2));
+      else process.exit(2);
     },
   );
 });

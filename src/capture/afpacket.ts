@@ -44,6 +44,18 @@ const PACKET_OUTGOING = 4;
 
 const isPow2 = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 
+/** `ret #0`: a classic BPF program that takes no frame (struct sock_filter, host order). */
+const DROP_ALL = ((): Buffer => {
+  const b = Buffer.alloc(8);
+  new Uint16Array(b.buffer, b.byteOffset, 1)[0] = 0x06; // BPF_RET | BPF_K, k = 0
+  return b;
+})();
+/** drain(): a frame that passed the old filter on another CPU lands within this (µs in practice). */
+const DRAIN_SETTLE_MS = 2;
+/** drain(): beyond the kernel's worst case (two retire periods), give up waiting for the last block. */
+const DRAIN_MARGIN_MS = 50;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 /** Validates ring and fanout options; throws OTUS_ERR_BAD_ARGUMENT naming the option. */
 export function validateAfPacketOptions(o: CaptureOptions): void {
   const bad = (what: string, why: string): never => {
@@ -77,6 +89,7 @@ export class AfPacketStream extends PolledStream {
   private readonly u16: Uint16Array;
   private readonly blockSize: number;
   private readonly blockCount: number;
+  private readonly retireMs: number;
   private readonly snaplen: number;
   /** On lo every frame passes twice (out, then in); keep the incoming copy, as libpcap does. */
   private readonly skipOutgoing: boolean;
@@ -92,6 +105,7 @@ export class AfPacketStream extends PolledStream {
     this.linkType = iface.linkType;
     this.blockSize = o.blockSize;
     this.blockCount = o.blockCount;
+    this.retireMs = o.retireMs;
     this.snaplen = o.snaplen;
     const join = o.fanout || o.streams > 1;
     const flags = o.fanoutDefrag ? PACKET_FANOUT_FLAG_DEFRAG : 0;
@@ -189,6 +203,39 @@ export class AfPacketStream extends PolledStream {
 
   setFilter(program: Buffer | null): void {
     if (this.handle) native.afpSetFilter(this.handle, program);
+  }
+
+  /**
+   * Closes the door, then empties the ring. A frame the kernel had queued when
+   * the stream stopped used to be neither walked nor counted: the block it sat
+   * in was retired after close. Now a `ret #0` filter stops new frames from
+   * entering (a frame the filter rejects is not counted by the kernel either);
+   * the block the kernel is filling is handed over when its retire timer
+   * fires (within two retire periods: the timer retires a block it found
+   * active at its previous tick), and every block handed over is walked as
+   * usual. The wait ends when the block after the last walked one is the
+   * kernel's and empty (its packet count is reset when the kernel opens it).
+   */
+  override async drain(): Promise<void> {
+    if (this.stopped || this.handle === null) return;
+    native.afpSetFilter(this.handle, DROP_ALL);
+    const t0 = performance.now();
+    const deadline = t0 + 2 * this.retireMs + DRAIN_MARGIN_MS;
+    for (;;) {
+      this.walkReady();
+      if (this.stopped) return;
+      const now = performance.now();
+      if ((now - t0 >= DRAIN_SETTLE_MS && this.kernelBlockEmpty()) || now > deadline) break;
+      await sleep(1);
+    }
+    this.walkReady();
+    this.stats();
+  }
+
+  /** The block after the last one walked is the kernel's, holding no frame. */
+  private kernelBlockEmpty(): boolean {
+    const b = this.cur * this.blockSize;
+    return (Atomics.load(this.status, (b + BLK_STATUS) >>> 2) & TP_STATUS_USER) === 0 && this.status[(b + BLK_NUM_PKTS) >>> 2] === 0;
   }
 
   stats(): StreamStats {

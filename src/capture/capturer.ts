@@ -43,7 +43,17 @@ export interface CaptureStream {
   pause(): void;
   resume(): void;
   /** Walks whatever is ready now; returns frames delivered. Called by the poll; exposed for tests. */
-  drain(): number;
+  walkReady(): number;
+  /**
+   * The first half of a stop that loses nothing uncounted: takes no new frames
+   * (af_packet_v3: a drop-everything filter, so nothing new enters the ring and
+   * the kernel counts nothing more), waits until the kernel has handed over its
+   * partly filled block, walks every frame still in the ring through the sink
+   * as usual (batchEnd per block), reads the kernel's counters, and resolves.
+   * Afterwards frames delivered + kernel drops = kernel packets. stop() then
+   * closes. Resolves at once on a stopped stream.
+   */
+  drain(): Promise<void>;
   /** Replaces the stream's kernel filter (compiled BPF, null = none). */
   setFilter(program: Buffer | null): void;
   /** Reads and accumulates the kernel counters. Safe after stop() (returns the last totals). */

@@ -54,7 +54,10 @@ export class FileStream implements CaptureStream {
   }
 
   /** Delivers up to one batch (in realtime mode: the frames that are due). */
-  drain(): number {
+  /** A capture file has nothing in flight: a stop loses no frame. */
+  async drain(): Promise<void> {}
+
+  walkReady(): number {
     const sink = this.sink;
     if (!sink || this.stopped || this.inCall) return 0;
     this.inCall = true;
@@ -118,7 +121,7 @@ export class FileStream implements CaptureStream {
   private schedule(ms: number): void {
     this.cancel();
     // setImmediate between batches lets I/O (the output) and signals through.
-    this.timer = ms > 0 ? setTimeout(() => this.drain(), ms) : setImmediate(() => this.drain());
+    this.timer = ms > 0 ? setTimeout(() => this.walkReady(), ms) : setImmediate(() => this.walkReady());
   }
 
   private cancel(): void {

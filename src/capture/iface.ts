@@ -77,6 +77,32 @@ export function autoCpu(index: number, cpus: number[] = allowedCpus()): number {
   return cpus[index % cpus.length]!;
 }
 
+/**
+ * Capture processes are one per CPU at most: each is pinned to one, and more
+ * than the CPUs this process may run on only contend (and hundreds of forks
+ * exhaust the machine). Throws OTUS_ERR_BAD_ARGUMENT naming the limit.
+ */
+export function checkWorkers(workers: number, what = '--workers', cpus: number[] = allowedCpus()): void {
+  if (workers > cpus.length) {
+    throw new OtusError(
+      'OTUS_ERR_BAD_ARGUMENT',
+      `${what} ${workers}: at most ${cpus.length}, one capture process per CPU this process may run on (CPUs ${cpuList(cpus)}; Cpus_allowed_list in /proc/self/status)`,
+    );
+  }
+}
+
+/** 0-3,6 */
+function cpuList(cpus: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < cpus.length; ) {
+    let j = i;
+    while (j + 1 < cpus.length && cpus[j + 1] === cpus[j]! + 1) j++;
+    parts.push(j > i ? `${cpus[i]}-${cpus[j]}` : `${cpus[i]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
 /** How `--cpus` pins: 'auto' (autoCpu), 'off', or a list of CPUs taken in turn. */
 export type CpuChoice = 'auto' | 'off' | number[];
 

@@ -19,14 +19,14 @@ export abstract class PolledStream implements CaptureStream {
   protected closing = false;
   protected readonly st = new StreamStats();
   private poll: NativeHandle | null = null;
-  private draining = false;
+  private walking = false;
   stopped = false;
   /** Why the stream stopped reading on its own, or null. */
   failure: string | null = null;
 
   private readonly onReadable = (status: number): void => {
     if (status >= 0) {
-      this.drain();
+      this.walkReady();
       return;
     }
     // The socket failed (the interface went away, ...): stop reading and say so once.
@@ -56,25 +56,35 @@ export abstract class PolledStream implements CaptureStream {
   resume(): void {
     if (this.poll || this.stopped || !this.sink) return;
     this.poll = native.pollStart(this.fd, this.onReadable);
-    this.drain(); // frames that arrived before the poll was armed
+    this.walkReady(); // frames that arrived before the poll was armed
   }
 
-  drain(): number {
+  walkReady(): number {
     const sink = this.sink;
-    if (!sink || this.stopped || this.draining) return 0;
-    this.draining = true;
+    if (!sink || this.stopped || this.walking) return 0;
+    this.walking = true;
     const n = this.walk(sink);
     this.st.frames += n;
-    this.draining = false;
+    this.walking = false;
     if (n > 0 && sink.batchEnd && !this.closing) sink.batchEnd();
     if (this.closing) this.close();
     return n;
   }
 
+  /**
+   * Drivers that cannot close the door on new frames (pcap, xdp): walks what
+   * is ready until a walk finds nothing, then reads the counters. af_packet_v3
+   * does more (afpacket.ts).
+   */
+  async drain(): Promise<void> {
+    for (let i = 0; i < 8 && this.walkReady() > 0; i++); // bounded: frames keep coming
+    this.stats();
+  }
+
   stop(): void {
     if (this.stopped) return;
     this.closing = true;
-    if (!this.draining) this.close();
+    if (!this.walking) this.close();
   }
 
   private close(): void {

@@ -7,6 +7,8 @@
 // Copy-mode AF_XDP has no kernel timestamp: frames carry the batch's wall time.
 // Frames redirected to AF_XDP do not reach the host's network stack: this
 // driver is for mirror/SPAN ports, not for an interface the host talks on.
+// No filter can close the door before a stop: drain() walks what is ready and
+// reads the counters (PolledStream); frames arriving after it are not ours.
 
 import { native, type NativeHandle } from '../native.js';
 import { OtusError } from '../util/errors.js';

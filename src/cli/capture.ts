@@ -13,13 +13,14 @@ import { fileURLToPath } from 'node:url';
 import type { StatsMessage, ChildMessage, StartMessage } from '../capture-proc/main.js';
 import { NdjsonSink } from '../capture-proc/sink.js';
 import type { CommandModule } from 'yargs';
-import { type CaptureOptions, allowedCpus, cpuFor, createCapturer, defaultCaptureOptions, type FanoutMode } from '../capture/index.js';
+import { type CaptureOptions, allowedCpus, checkWorkers, cpuFor, createCapturer, defaultCaptureOptions, type FanoutMode } from '../capture/index.js';
 import type { StructuredFilter } from '../capture/filter.js';
 import { DECODE_ERROR_NAMES } from '../decode/errors.js';
 import { type DecoderOptions, defaultDecoderOptions, parseTunnelList } from '../decode/options.js';
 import { native } from '../native.js';
 import { FlowDispatcher } from '../capture/flowhash.js';
 import { OtusError } from '../util/errors.js';
+import { removeAllStaleSegments } from '../shm/segment.js';
 import { runLiveTask } from '../supervisor/live.js';
 import { formatSummary } from '../supervisor/task-run.js';
 
@@ -75,6 +76,8 @@ function validate(o: CaptureCommandOptions): void {
   if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 1024) {
     throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--workers: expected an integer in 1..1024, got ${o.workers}`);
   }
+  // Forking drivers: one pinned capture process per worker (pcap and file feed N pipelines in this process).
+  if (o.workers > 1 && o.driver !== 'pcap' && o.driver !== 'file') checkWorkers(o.workers);
   if (!Number.isInteger(o.count) || o.count < 0) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--count: expected a non-negative integer, got ${o.count}`);
   if (!(o.duration >= 0)) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--duration: expected a non-negative number of seconds, got ${o.duration}`);
 }
@@ -108,6 +111,7 @@ async function runInProcess(o: CaptureCommandOptions): Promise<void> {
   o.err.write(`otus capture: ${o.iface} (${capturer.name}, 1 stream): capturing\n`);
   const why = await w.promise;
   w.dispose();
+  await stream.drain(); // frames the kernel already took are walked (or counted) before the socket closes
   stream.stop();
   sink.flush();
   const st = stream.stats();
@@ -152,6 +156,7 @@ async function runSingleStreamPipelines(o: CaptureCommandOptions): Promise<void>
   o.err.write(`otus capture: ${o.iface} (${o.driver}, 1 stream, ${o.workers} pipelines by flow hash): capturing\n`);
   const why = await w.promise;
   w.dispose();
+  await stream.drain();
   stream.stop();
   for (const s of sinks) s.flush();
   const st = stream.stats();
@@ -377,6 +382,9 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
           if (filter !== null) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--filter with --task: the task file\'s filter section applies');
           if (argv.count > 0) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--count with --task: stop with --duration or a signal');
           if (argv.tunnels !== '') throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--tunnels with --task: a task decodes as `otus replay` does (tunnels off)');
+          if (argv.workers !== undefined && argv.workers > 1) checkWorkers(argv.workers);
+          // Segments of runs that died without cleaning up (killed, crashed).
+          removeAllStaleSegments();
           const { iface: _i, streams: _s, filter: _f, fanout: _fo, ...rest } = capture;
           const { summary, failure } = await runLiveTask({
             taskFile: argv.task,

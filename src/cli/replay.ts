@@ -2,11 +2,17 @@
 // a task over recorded traffic through the real multi-process path
 // (src/supervisor/replay.ts). Records go to --out (NDJSON) or the task's
 // reporter; the summary goes to stderr, and as JSON to --stats-json.
+// SIGTERM or SIGINT stops the run: the children are stopped, the shared
+// memory removed, and the command exits 128 + the signal's number (143, 130)
+// with OTUS_ERR_INTERRUPTED on stderr.
 
 import { writeFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { formatSummary, runReplay } from '../supervisor/replay.js';
 import { OtusError } from '../util/errors.js';
+
+/** Exit status after a stop by signal: 128 + its number, as a shell reports a process the signal killed. */
+export const SIGNAL_EXIT: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
 
 interface ReplayArgs {
   task: string;
@@ -21,7 +27,9 @@ interface ReplayArgs {
 export function replayCommand(fail: (err: unknown) => never): CommandModule<object, ReplayArgs> {
   return {
     command: 'replay <captures..>',
-    describe: 'run a task (YAML) over pcap/pcapng files through capture processes, the send ring and a sender',
+    describe:
+      'run a task (YAML) over pcap/pcapng files through capture processes, the send ring and a sender. ' +
+      'Exit status: 0 done, 2 error (coded message on stderr), 130/143 stopped by SIGINT/SIGTERM (children stopped, shared memory removed)',
     builder: (y) =>
       y
         .positional('captures', { type: 'string', array: true, demandOption: true, describe: 'capture files' })
@@ -33,6 +41,10 @@ export function replayCommand(fail: (err: unknown) => never): CommandModule<obje
         // Not `array: true`: that would swallow the capture files after it. Repeating the flag gives an array.
         .option('plugin-dir', { type: 'string', describe: 'load third-party plugins from DIR (repeatable)' }) as never,
     handler: async (argv) => {
+      const ac = new AbortController();
+      const onSignal = (sig: NodeJS.Signals): void => ac.abort(sig);
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       try {
         if (argv.workers !== undefined && (!Number.isInteger(argv.workers) || argv.workers < 1)) {
           throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--workers: expected a positive integer, got ${argv.workers}`);
@@ -45,11 +57,19 @@ export function replayCommand(fail: (err: unknown) => never): CommandModule<obje
           out: argv.out === '' ? '-' : argv.out ?? null,
           pluginDirs: ([] as string[]).concat(argv['plugin-dir'] ?? []),
           ordered: argv.ordered,
+          signal: ac.signal,
         });
         process.stderr.write(formatSummary(summary));
         if (argv['stats-json'] !== undefined) writeFileSync(argv['stats-json'], JSON.stringify(summary, null, 2) + '\n');
       } catch (err) {
+        if (err instanceof OtusError && err.code === 'OTUS_ERR_INTERRUPTED') {
+          process.stderr.write(`otus: ${err.message} [${err.code}]\n`);
+          process.exit(SIGNAL_EXIT[String(ac.signal.reason)] ?? 130);
+        }
         fail(err);
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
       }
     },
   };

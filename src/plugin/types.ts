@@ -181,11 +181,18 @@ export interface EncodedRecord {
 
 export type RecordFormat = 'json' | 'protobuf';
 
-/** Reporter (design §4.2.4): runs in the sender process, reads everything. */
+/**
+ * Reporter (design §4.2.4): runs in the sender process, reads everything.
+ * report() must never block the event loop (the sender would stop hearing
+ * stop and signals): hold a bounded amount, say so with `blocked`, count what
+ * is given up in `dropped`; never throw an output error out of report().
+ */
 export interface Reporter extends PluginInstance {
   /** The record encoding this reporter wants the capture processes to produce. */
   readonly format: RecordFormat;
+  /** Valid only during the call: copy what is kept. */
   report(rec: EncodedRecord): void;
+  /** Resolves when everything accepted is written, or given up on an output error (counted in `dropped`). */
   flush(): Promise<void>;
   /** True while the reporter holds all it will take: the sender stops reading the ring until writable() resolves. */
   readonly blocked?: boolean;

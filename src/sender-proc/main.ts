@@ -102,9 +102,10 @@ async function run(m: SenderStart): Promise<SenderDone> {
           reporter.report(rec);
           records++;
           bytes += end;
+          // The reporter holds all it will take: stop reading until it has written some (the ring holds, then drops, counted).
+          if (reporter.blocked === true) await untilAbandoned(reporter.writable!());
+          if (abandoning) break;
         }
-        // A reporter that holds all it will take: stop reading; the ring holds, then drops (counted).
-        if (reporter.blocked && reporter.writable) await untilAbandoned(reporter.writable());
         if (abandoning) break;
       }
       if (abandoning) break;

@@ -1,115 +1,433 @@
 // Built-in reporters (design §4.2.4), run by the sender process: `file`
-// (records to a file: NDJSON, or length-delimited protobuf — a varint length
-// before each otus.v1.Record, as protobufjs' decodeDelimited reads) and
-// `console` (NDJSON on stdout). Both batch into one buffer and write it
-// with a synchronous write when full or on flush: the sender does nothing
-// else meanwhile, and a slow disk slows the sender, never the capture side.
+// (records to a file or FIFO: NDJSON, or length-delimited protobuf — a varint
+// length before each otus.v1.Record, as protobufjs' decodeDelimited reads) and
+// `console` (NDJSON on stdout).
+//
+// Neither ever blocks the sender's event loop: a stuck output (a FIFO nobody
+// reads, a full pipe, a hung disk) must not keep the sender from hearing stop
+// and signals. Records are copied into 1 MiB chunks; each chunk goes out with
+// one fs.write in libuv's thread pool, one at a time, in order. Why the thread
+// pool rather than non-blocking writes retried on a timer: O_NONBLOCK means
+// nothing to a regular file (a slow disk would still stall the loop), and it
+// cannot be set on an inherited stdout without changing it for every process
+// sharing it (the terminal, the shell). A write that returns EAGAIN (a FIFO we
+// opened non-blocking, a pipe some other process made non-blocking) is retried
+// on a timer, 1 ms doubling to 50 ms. At most PENDING_MAX bytes are held:
+// there `blocked` turns true and the sender stops reading the ring until
+// writable() resolves (the ring then buffers, and drops per its policy);
+// records offered beyond that are dropped and counted. An output error
+// (EPIPE, ENOSPC, ...) drops the chunk's records, counted, and never throws
+// out of report(). abandon() gives up everything pending at once, even while
+// a write is stuck in the kernel.
+//
+// A FIFO is opened with O_NONBLOCK (open() would otherwise wait for a reader).
+// With no reader yet (ENXIO), or after its reader left (EPIPE), the reporter
+// keeps what it holds and tries again every 100 ms: like `cat > fifo`, the
+// output waits for its reader, and the sender waits with it through
+// `blocked`; a stop still ends the run (abandon). Chosen over an error so a
+// daemon's task survives the consumer on the other end restarting.
 
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, statSync, write } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { writeVarint } from '../pipeline/codec-protobuf.js';
 import type { EncodedRecord, PluginDefinition, RecordFormat, Reporter } from '../plugin/types.js';
+import { OtusError } from '../util/errors.js';
 
-const BATCH = 1 << 20;
-const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+/** Bytes per write. */
+const CHUNK = 1 << 20;
+/** Bytes held (written to no output yet) at which `blocked` turns true. */
+export const PENDING_MAX = 4 << 20;
+/** writable() resolves once the held bytes are down to this. */
+const PENDING_LOW = PENDING_MAX >> 1;
+/** Offered records are dropped only beyond this: room for one more chunk-sized record after `blocked`. */
+const PENDING_HARD = PENDING_MAX + CHUNK + 16;
+const REOPEN_MS = 100;
+const RETRY_MIN_MS = 1;
+const RETRY_MAX_MS = 50;
 
-/** writeSync all of buf[0, n), retrying EAGAIN (stdout may be a non-blocking pipe). */
-export function writeAllSync(fd: number, buf: Uint8Array, n: number): void {
-  let off = 0;
-  while (off < n) {
+class Chunk {
+  used = 0;
+  records = 0;
+  constructor(readonly buf: Uint8Array) {}
+}
+
+export interface FdOutput {
+  /** The open fd, or -1 while a FIFO waits for a reader. */
+  fd: number;
+  /** Reopens the output (a FIFO whose reader left, or that had none): the fd, -1 for "not yet", or throws. Absent: cannot be reopened. */
+  reopen?: () => number;
+  /** Close the fd when stopped (not stdout). */
+  close: boolean;
+}
+
+export class FdReporter implements Reporter {
+  /** Records accepted by report(). */
+  records = 0;
+  /** Bytes of the records accepted. */
+  bytes = 0;
+  /** Records written out. */
+  written = 0;
+  /** Records accepted and given up (output failed, or abandon()), plus those offered beyond the bound. */
+  dropped = 0;
+  /** The last output error (`EPIPE: ...`), or null. */
+  lastError: string | null = null;
+  private fd: number;
+  private readonly reopenFn: (() => number) | undefined;
+  private readonly closeOnStop: boolean;
+  private cur: Chunk;
+  private readonly queue: Chunk[] = [];
+  private readonly spare: Chunk[] = [];
+  /** The chunk being written, and how much of it is out. */
+  private inFlight: Chunk | null = null;
+  private inFlightOff = 0;
+  private held = 0;
+  private isBlocked = false;
+  /** Bumped by abandon(): a write that completes afterwards belongs to nothing. */
+  private gen = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryMs = RETRY_MIN_MS;
+  private kickQueued = false;
+  private stopped = false;
+  private closePending = false;
+  private waiters: (() => void)[] = [];
+  private flushers: (() => void)[] = [];
+
+  constructor(
+    out: FdOutput,
+    readonly format: RecordFormat,
+  ) {
+    this.fd = out.fd;
+    this.reopenFn = out.reopen;
+    this.closeOnStop = out.close;
+    this.cur = new Chunk(new Uint8Array(CHUNK));
+    if (this.fd < 0) this.scheduleReopen();
+  }
+
+  /** Bytes accepted and not yet written. */
+  get pendingBytes(): number {
+    return this.held;
+  }
+
+  /** Set at PENDING_MAX held, cleared at PENDING_LOW: the sender reads the ring again in steps of megabytes, not records. */
+  get blocked(): boolean {
+    return this.isBlocked;
+  }
+
+  writable(): Promise<void> {
+    if (!this.isBlocked) return Promise.resolve();
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  report(rec: EncodedRecord): void {
+    const need = rec.len + 10;
+    if (this.stopped || this.held + need > PENDING_HARD) {
+      this.dropped++;
+      return;
+    }
+    let c = this.cur;
+    if (c.used + need > c.buf.length) {
+      if (c.used > 0) this.queue.push(c);
+      c = this.cur = need > CHUNK ? new Chunk(new Uint8Array(need)) : this.spare.pop() ?? new Chunk(new Uint8Array(CHUNK));
+    }
+    let o = c.used;
+    if (this.format === 'protobuf') o = writeVarint(c.buf, o, rec.len);
+    c.buf.set(rec.buf.subarray(rec.off, rec.off + rec.len), o);
+    o += rec.len;
+    this.held += o - c.used;
+    c.used = o;
+    c.records++;
+    this.records++;
+    this.bytes += rec.len;
+    if (this.held >= PENDING_MAX) this.isBlocked = true;
+    // Written once the sender yields to its event loop: one write per turn of the loop at most.
+    if (!this.kickQueued && this.inFlight === null) {
+      this.kickQueued = true;
+      setImmediate(this.kick);
+    }
+  }
+
+  /** Resolves when nothing is held: all written, or given up (counted in `dropped`; see lastError). Never rejects. */
+  flush(): Promise<void> {
+    if (this.held === 0) return Promise.resolve();
+    this.kick();
+    if (this.held === 0) return Promise.resolve();
+    return new Promise((r) => this.flushers.push(r));
+  }
+
+  abandon(): number {
+    let n = this.cur.records;
+    for (const c of this.queue) n += c.records;
+    if (this.inFlight !== null) n += this.inFlight.records;
+    this.queue.length = 0;
+    this.cur.used = 0;
+    this.cur.records = 0;
+    // A write stuck in the thread pool keeps its buffer: the chunk is not reused.
+    if (this.inFlight !== null) this.gen++;
+    this.inFlight = null;
+    this.held = 0;
+    this.dropped += n;
+    this.settle();
+    return n;
+  }
+
+  /** Waits until everything held is written (abandon() first to stop at a deadline), then closes the output. */
+  async stop(): Promise<void> {
+    await this.flush();
+    this.stopped = true;
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.settle();
+    if (!this.closeOnStop || this.fd < 0) return;
+    // A write still in the thread pool (abandoned) may yet run on this fd number: close after it.
+    if (this.writing) this.closePending = true;
+    else this.closeFd();
+  }
+
+  /** A write has been issued and its callback has not run (possibly abandoned). */
+  private writing = false;
+
+  private closeFd(): void {
+    if (this.fd < 0) return;
     try {
-      off += writeSync(fd, buf, off, n - off);
+      closeSync(this.fd);
+    } catch {
+      // already gone
+    }
+    this.fd = -1;
+  }
+
+  private readonly kick = (): void => {
+    this.kickQueued = false;
+    if (this.inFlight !== null || this.writing || this.retryTimer !== null || this.fd < 0) return;
+    const c = this.queue.shift() ?? (this.cur.used > 0 ? this.takeCur() : null);
+    if (c === null) {
+      this.settle();
+      return;
+    }
+    this.inFlight = c;
+    this.inFlightOff = 0;
+    this.issue();
+  };
+
+  private takeCur(): Chunk {
+    const c = this.cur;
+    this.cur = this.spare.pop() ?? new Chunk(new Uint8Array(CHUNK));
+    return c;
+  }
+
+  private issue(): void {
+    const c = this.inFlight!;
+    const gen = this.gen;
+    this.writing = true;
+    write(this.fd, c.buf, this.inFlightOff, c.used - this.inFlightOff, null, (err, n) => this.written_(gen, c, err, n));
+  }
+
+  private written_(gen: number, c: Chunk, err: NodeJS.ErrnoException | null, n: number): void {
+    this.writing = false;
+    if (gen !== this.gen || this.inFlight !== c) {
+      // Abandoned while in the kernel: nothing of it is ours any more.
+      if (this.closePending) {
+        this.closePending = false;
+        this.closeFd();
+      }
+      if (!this.stopped) this.kick();
+      return;
+    }
+    if (err !== null) {
+      if (err.code === 'EAGAIN') {
+        this.retryTimer = setTimeout(this.retry, this.retryMs);
+        this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+        return;
+      }
+      // The chunk is lost, counted (records of it written before a short write are counted too).
+      this.lastError = `${err.code ?? 'error'}: ${err.message}`;
+      this.dropped += c.records;
+      this.held -= c.used - this.inFlightOff;
+      this.inFlight = null;
+      this.recycle(c);
+      if (err.code === 'EPIPE' && this.reopenFn !== undefined) {
+        // A FIFO's reader left: keep the rest for the next one.
+        this.closeFd();
+        this.scheduleReopen();
+      }
+      this.settle();
+      this.kick();
+      return;
+    }
+    this.retryMs = RETRY_MIN_MS;
+    this.inFlightOff += n;
+    this.held -= n;
+    if (this.inFlightOff < c.used) {
+      this.issue();
+      return;
+    }
+    this.written += c.records;
+    this.inFlight = null;
+    this.recycle(c);
+    this.settle();
+    this.kick();
+  }
+
+  private readonly retry = (): void => {
+    this.retryTimer = null;
+    if (this.inFlight !== null && this.fd >= 0) this.issue();
+    else this.kick();
+  };
+
+  private scheduleReopen(): void {
+    if (this.stopped || this.reopenFn === undefined) return;
+    this.retryTimer = setTimeout(this.reopen, REOPEN_MS);
+  }
+
+  private readonly reopen = (): void => {
+    this.retryTimer = null;
+    try {
+      this.fd = this.reopenFn!();
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-      Atomics.wait(sleepCell, 0, 0, 1);
+      // Gone for good (removed, replaced by something we refuse): give up what is held, and what comes.
+      this.lastError = e instanceof Error ? e.message : String(e);
+      this.abandon();
+      this.stopped = true;
+      return;
+    }
+    if (this.fd < 0) this.scheduleReopen();
+    else this.kick();
+  };
+
+  private recycle(c: Chunk): void {
+    c.used = 0;
+    c.records = 0;
+    if (c.buf.length === CHUNK && this.spare.length < 2) this.spare.push(c);
+  }
+
+  /** Wakes writable() and flush() waiters whose condition holds. */
+  private settle(): void {
+    if (this.isBlocked && (this.held <= PENDING_LOW || this.stopped)) this.isBlocked = false;
+    if (this.waiters.length > 0 && !this.isBlocked) {
+      const w = this.waiters;
+      this.waiters = [];
+      for (const r of w) r();
+    }
+    if (this.flushers.length > 0 && this.held === 0) {
+      const f = this.flushers;
+      this.flushers = [];
+      for (const r of f) r();
     }
   }
 }
 
-export class FdReporter implements Reporter {
-  private readonly batch = new Uint8Array(BATCH);
-  private used = 0;
-  records = 0;
-  bytes = 0;
+const ENXIO = 'ENXIO';
 
-  constructor(
-    private readonly fd: number,
-    readonly format: RecordFormat,
-    private readonly closeOnStop: boolean,
-  ) {}
+function configError(path: string, why: string): OtusError {
+  return new OtusError('OTUS_ERR_CONFIG', `reporter file: path ${path}: ${why}`);
+}
 
-  report(rec: EncodedRecord): void {
-    const need = rec.len + 10;
-    if (this.used + need > BATCH) this.drain();
-    if (need > BATCH) {
-      // A record larger than the batch: write it alone.
-      const tmp = new Uint8Array(need);
-      let o = this.format === 'protobuf' ? writeVarint(tmp, 0, rec.len) : 0;
-      tmp.set(rec.buf.subarray(rec.off, rec.off + rec.len), o);
-      o += rec.len;
-      writeAllSync(this.fd, tmp, o);
-    } else {
-      let o = this.used;
-      if (this.format === 'protobuf') o = writeVarint(this.batch, o, rec.len);
-      this.batch.set(rec.buf.subarray(rec.off, rec.off + rec.len), o);
-      this.used = o + rec.len;
+/**
+ * Refuses an output path another local user could redirect: its directory
+ * world-writable without the sticky bit (anyone may replace the file), or the
+ * path itself a symbolic link. Run by the supervisor before forking, and again
+ * (with O_NOFOLLOW) by the open itself.
+ */
+export function checkOutputPath(path: string): void {
+  const abs = resolve(path);
+  const dir = dirname(abs);
+  let st;
+  try {
+    st = statSync(dir);
+  } catch (e) {
+    throw configError(abs, `directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  if (!st.isDirectory()) throw configError(abs, `${dir} is not a directory`);
+  if ((st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0) {
+    throw configError(abs, `directory ${dir} is writable by every user and not sticky (mode ${(st.mode & 0o7777).toString(8)}): another user could replace the file; choose another directory`);
+  }
+  try {
+    if (lstatSync(abs).isSymbolicLink()) throw configError(abs, 'is a symbolic link: refused (give the real path; for standard output, --out -)');
+  } catch (e) {
+    if (e instanceof OtusError) throw e;
+    // absent: it will be created
+  }
+}
+
+/** Parses a `mode` config value ("0640"). */
+export function parseMode(mode: string): number {
+  if (!/^0?[0-7]{3}$/.test(mode)) throw new OtusError('OTUS_ERR_CONFIG', `reporter file: mode ${JSON.stringify(mode)}: an octal mode such as "0640"`);
+  return parseInt(mode, 8);
+}
+
+/**
+ * Opens the file reporter's output: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+ * O_NONBLOCK with `mode`, after checkOutputPath. A regular file is then given
+ * exactly `mode` (whatever the umask, or an older file's mode). A FIFO without
+ * a reader yet opens as fd -1, with reopen() to try again.
+ */
+export function openOutput(path: string, mode: number): FdOutput {
+  const abs = resolve(path);
+  checkOutputPath(abs);
+  const flags = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  const open = (create: boolean): number => {
+    try {
+      const fd = openSync(abs, create ? flags | constants.O_CREAT | constants.O_TRUNC : flags, mode);
+      const st = fstatSync(fd);
+      if (st.isFile()) fchmodSync(fd, mode);
+      else if (!st.isFIFO() && !st.isCharacterDevice() && !st.isSocket()) {
+        closeSync(fd);
+        throw configError(abs, 'not a regular file, FIFO or character device');
+      }
+      return fd;
+    } catch (e) {
+      if (e instanceof OtusError) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === ENXIO) return -1; // a FIFO nobody reads yet
+      if (code === 'ELOOP') throw configError(abs, 'is a symbolic link: refused (give the real path; for standard output, --out -)');
+      throw configError(abs, `cannot open: ${(e as Error).message}`);
     }
-    this.records++;
-    this.bytes += rec.len;
-  }
-
-  private drain(): void {
-    if (this.used > 0) writeAllSync(this.fd, this.batch, this.used);
-    this.used = 0;
-  }
-
-  async flush(): Promise<void> {
-    this.drain();
-  }
-
-  stop(): void {
-    this.drain();
-    if (this.closeOnStop) closeSync(this.fd);
-  }
+  };
+  const fd = open(true);
+  // Reopened only to find a FIFO's next reader: no O_CREAT (a FIFO removed meanwhile must not become a file).
+  return { fd, reopen: () => open(false), close: true };
 }
 
 export interface FileReporterConfig {
   path: string;
   format: RecordFormat;
+  /** Octal file mode, default "0640". */
+  mode: string;
 }
 
 export const fileReporter: PluginDefinition<'reporter', FileReporterConfig> = {
   meta: {
     name: 'file',
-    version: '0.1.0',
+    version: '0.2.0',
     kind: 'reporter',
     labels: [],
-    description: 'Writes records to a file: NDJSON, or length-delimited otus.v1.Record protobuf.',
+    description: 'Writes records to a file or FIFO: NDJSON, or length-delimited otus.v1.Record protobuf.',
     configSchema: {
       type: 'object',
       required: ['path'],
       properties: {
         path: { type: 'string', minLength: 1 },
         format: { enum: ['json', 'protobuf'], default: 'json' },
+        mode: { type: 'string', pattern: '^0?[0-7]{3}$', default: '0640' },
       },
       additionalProperties: false,
     },
   },
   init(ctx) {
-    const fd = openSync(ctx.config.path, 'w');
-    return new FdReporter(fd, ctx.config.format, true);
+    return new FdReporter(openOutput(ctx.config.path, parseMode(ctx.config.mode ?? '0640')), ctx.config.format);
   },
 };
 
 export const stdoutReporter: PluginDefinition<'reporter', Record<string, never>> = {
   meta: {
     name: 'console',
-    version: '0.1.0',
+    version: '0.2.0',
     kind: 'reporter',
     labels: [],
     description: 'Writes NDJSON records to standard output.',
     configSchema: { type: 'object', properties: {}, additionalProperties: false },
   },
   init() {
-    return new FdReporter(1, 'json', false);
+    return new FdReporter({ fd: 1, close: false }, 'json');
   },
 };

@@ -32,9 +32,8 @@
 
 import { native } from '../native.js';
 import { OtusError } from '../util/errors.js';
-import { removeStaleSegments, segmentName, unlinkSegment, writeOwner } from './segment.js';
+import { CLOCK_MAGIC as MAGIC, createSegment, segmentName, unlinkSegment, writeOwner } from './segment.js';
 
-const MAGIC = 0x4f54434b; // 'OTCK'
 const VERSION = 3;
 const I_MAGIC = 0;
 const I_VERSION = 1;
@@ -54,14 +53,13 @@ export class CaptureClock {
     private readonly owner: boolean,
   ) {}
 
-  /** The supervisor creates the clock before forking; every position starts at 0. */
+  /** The supervisor creates the clock before forking (and owns it); every position starts at 0. */
   static create(task: string, workers: number): CaptureClock {
     if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
       throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `capture clock: 1 to ${MAX_WORKERS} capture processes, got ${workers}`);
     }
     const name = segmentName(task, 'clock');
-    removeStaleSegments(name, [MAGIC]);
-    const buf = native.shmOpen(name, SIZE, true, 0);
+    const buf = createSegment(name, SIZE);
     writeOwner(buf);
     const i32 = new Int32Array(buf);
     i32[I_VERSION] = VERSION;

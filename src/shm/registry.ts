@@ -35,9 +35,9 @@ import { isIPv6 } from 'node:net';
 import { native } from '../native.js';
 import { utf8Length, writeUtf8 } from '../pipeline/bytes.js';
 import { OtusError } from '../util/errors.js';
-import { isProcessAlive, removeStaleSegments, segmentName, writeOwner, type StaleSegment } from './segment.js';
+import { REGISTRY_MAGIC, createSegment, isProcessAlive, segmentName, writeOwner } from './segment.js';
 
-export const REGISTRY_MAGIC = 0x5246544f; // 'OTFR'
+export { REGISTRY_MAGIC };
 export const REGISTRY_VERSION = 1;
 export const SLOT_BYTES = 320;
 const HEADER_BYTES = 256;
@@ -108,10 +108,6 @@ export interface RegistryStats {
 
 export function registrySegmentName(task: string): string {
   return segmentName(task, 'flows');
-}
-
-export function removeStaleRegistries(task?: string): StaleSegment[] {
-  return removeStaleSegments(task === undefined ? '/otus-' : registrySegmentName(task), [REGISTRY_MAGIC]);
 }
 
 function badArg(msg: string): never {
@@ -451,7 +447,7 @@ export class FlowRegistry {
     this.now = Date.now();
   }
 
-  /** Creates the task's registry (the supervisor does, once per task). Removes a stale one first. */
+  /** Creates the task's registry (the supervisor does, once per run; it owns it). A name that exists is OTUS_ERR_SHM_EXISTS. */
   static create(task: string, opts: RegistryOptions): FlowRegistry {
     if (!Number.isInteger(opts.capacity) || opts.capacity < 16 || opts.capacity > 1 << 24) {
       badArg(`registry capacity ${opts.capacity}: an integer from 16 to 16777216`);
@@ -460,9 +456,8 @@ export class FlowRegistry {
     const window = opts.window ?? 16;
     if (!Number.isInteger(window) || window < 1 || window > capacity) badArg(`registry window ${window}: 1 to capacity`);
     const name = registrySegmentName(task);
-    removeStaleSegments(name, [REGISTRY_MAGIC]);
     const size = Math.ceil((HEADER_BYTES + capacity * SLOT_BYTES) / 4096) * 4096;
-    const buf = native.shmOpen(name, size, true, 0);
+    const buf = createSegment(name, size);
     writeOwner(buf);
     const i32 = new Int32Array(buf, 0, 64);
     i32[I_VERSION] = REGISTRY_VERSION;

@@ -1,6 +1,9 @@
 // The send ring: one POSIX shared-memory segment per task, written by every
 // capture process of the task (producers) and read by its sender (the one
-// consumer). Modelled on the Linux BPF ring buffer (cilium/ebpf ringbuf):
+// consumer). The supervisor creates it (createRing) and owns it, so a sender
+// that dies or is restarted leaves the ring, and what it holds, in place: the
+// next sender attaches (RingConsumer.open) and resumes at the published
+// consumer position. Modelled on the Linux BPF ring buffer (cilium/ebpf ringbuf):
 // power-of-two data area mapped twice back to back so no record is split,
 // 8-byte record headers with busy/discard bits, producers reserve by moving
 // the producer position, write in place and commit; the consumer reads in
@@ -25,6 +28,8 @@
 //   0     u32 magic 'OTRG'          4   u32 version          8  u32 data bytes (2^k)
 //   12    u32 producer slots (64)   16  i32 owner pid        24 f64 owner start time
 //   32    u32 high watermark bytes  36  u32 low watermark    40 u32 abandonMs  44 u32 forceAbandonMs
+//   48    i32 consumer pid (0: none attached)  52 u32 position a release is zeroing up to
+//   56    f64 consumer start time
 //   64    u32 producer position (bytes, wraps at 2^32)            own cache line
 //   128   u32 consumer position                                   own cache line
 //   192   i32 consumer sleeping flag                               own cache line
@@ -41,17 +46,18 @@
 // Wakeups: a consumer about to sleep sets the sleeping flag; a producer that
 // commits a record and finds it set clears it and writes a byte into the
 // ring's FIFO (/dev/shm/<segment>.wake), which the consumer's event loop
-// polls. Its main thread wakes directly: a futex wait needs a thread-pool
+// polls. The creator keeps a read end of the FIFO open for the ring's life,
+// so producers can open it and signal while no consumer is attached. Its main thread wakes directly: a futex wait needs a thread-pool
 // thread, and then a second wakeup to reach the main thread (measured at
 // 20 k records a second, one wakeup each: see docs/architecture.md).
 
-import { closeSync, rmSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, rmSync } from 'node:fs';
 import { native, type NativeHandle } from '../native.js';
 import { OtusError } from '../util/errors.js';
-import { isProcessAlive, processStartTime, removeStaleSegments, segmentName, writeOwner, type StaleSegment } from './segment.js';
+import { RING_MAGIC, createSegment, isProcessAlive, processStartTime, segmentName, wakePath, writeOwner } from './segment.js';
 
-export const RING_MAGIC = 0x4752544f; // 'OTRG'
-export const RING_VERSION = 1;
+export { RING_MAGIC };
+export const RING_VERSION = 2;
 export const RING_CTRL_BYTES = 8192;
 export const RING_MAX_PRODUCERS = 64;
 const SLOT_BYTES = 64;
@@ -66,6 +72,8 @@ const I_HIGH = 8;
 const I_LOW = 9;
 const I_ABANDON = 10;
 const I_FORCE = 11;
+const I_CONS_PID = 12;
+const I_RELEASING = 13;
 const I_PROD = 16;
 const I_CONS = 32;
 const I_SLEEP = 48;
@@ -78,6 +86,7 @@ const F_ABANDONED = 36;
 const F_ABANDONED_BYTES = 37;
 const F_DISCARDED = 38;
 const F_WAKEUPS = 39;
+const F_CONS_START = 7;
 // producer slot: i32 offsets and f64 offsets from the slot's start
 const S_PID = 0;
 const S_PEND_POS = 1;
@@ -135,18 +144,6 @@ export function ringSegmentName(task: string): string {
   return segmentName(task, 'ring');
 }
 
-/** The FIFO a ring's producers wake its consumer through. */
-function wakePath(segment: string): string {
-  return `/dev/shm${segment}.wake`;
-}
-
-/** Removes ring segments left by dead owners (all tasks, or one task). */
-export function removeStaleRings(task?: string): StaleSegment[] {
-  const removed = removeStaleSegments(task === undefined ? '/otus-' : ringSegmentName(task), [RING_MAGIC]);
-  for (const r of removed) rmSync(wakePath(r.name), { force: true });
-  return removed;
-}
-
 function badArg(msg: string): never {
   throw new OtusError('OTUS_ERR_BAD_ARGUMENT', msg);
 }
@@ -176,6 +173,17 @@ class RingMap {
   /** Bytes written and not yet consumed (no allocation: replay paces on it). */
   used(): number {
     return (Atomics.load(this.i32, I_PROD) - Atomics.load(this.i32, I_CONS)) >>> 0;
+  }
+
+  /** Pid of the attached consumer, 0 when none is. */
+  consumerPid(): number {
+    return Atomics.load(this.i32, I_CONS_PID);
+  }
+
+  /** Is a consumer attached and its process alive? (A killed one leaves its pid behind.) */
+  consumerAlive(): boolean {
+    const pid = this.consumerPid();
+    return pid !== 0 && isProcessAlive(pid, this.f64[F_CONS_START]);
   }
 
   stats(): RingStats {
@@ -391,7 +399,7 @@ export class RingProducer {
 }
 
 /**
- * The consumer: the task's sender process. Creates the segment and owns it.
+ * The consumer: the task's sender process; attaches to the ring its supervisor created.
  * next() returns the length of the next record (its payload at `off` in
  * `u8`/`view`), or -1 when none is ready; the record stays valid until the
  * next call to next() or release(). Allocates nothing per record.
@@ -442,38 +450,34 @@ export class RingConsumer {
   }
 
   /**
-   * Creates the task's ring (exclusively) and returns its consumer. Stale
-   * rings of the task from a dead owner are removed first; a live one is an
-   * error (two senders for one task).
+   * Attaches to the task's ring (created by the supervisor: createRing) as its
+   * one consumer. Resumes at the consumer position published in the ring, so
+   * a restarted sender reads every record committed and not yet released by
+   * the one before it; finishes a release the previous consumer died in.
    */
-  static create(task: string, opts: RingOptions): RingConsumer {
-    const { dataBytes } = opts;
-    if (!Number.isInteger(dataBytes) || dataBytes < 65536 || dataBytes > 1 << 28 || (dataBytes & (dataBytes - 1)) !== 0) {
-      badArg(`ring dataBytes ${dataBytes}: a power of two from 65536 to 268435456`);
+  static open(scope: string): RingConsumer {
+    const map = mapExisting(ringSegmentName(scope));
+    const i32 = map.i32;
+    const holder = Atomics.load(i32, I_CONS_PID);
+    if (holder !== 0 && holder !== process.pid && isProcessAlive(holder, map.f64[F_CONS_START])) {
+      throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `${map.name}: already has a consumer (process ${holder}); a ring has one sender`);
     }
-    const high = opts.highWatermark ?? 0.8;
-    const low = opts.lowWatermark ?? 0.3;
-    if (!(high > 0 && high <= 1 && low >= 0 && low < high)) badArg(`ring watermarks high ${high} low ${low}: need 0 <= low < high <= 1`);
-    const abandonMs = opts.abandonMs ?? 200;
-    const forceMs = opts.forceAbandonMs ?? 10_000;
-    if (!(abandonMs >= 1 && forceMs >= abandonMs && forceMs < 2 ** 31)) badArg(`ring abandonMs ${abandonMs} forceAbandonMs ${forceMs}`);
-    const name = ringSegmentName(task);
-    removeStaleRings(task);
-    const buf = native.shmOpen(name, RING_CTRL_BYTES + dataBytes, true, RING_CTRL_BYTES, true);
-    writeOwner(buf);
-    const i32 = new Int32Array(buf, 0, RING_CTRL_BYTES >> 2);
-    i32[I_VERSION] = RING_VERSION;
-    i32[I_DATA] = dataBytes;
-    i32[I_SLOTS] = RING_MAX_PRODUCERS;
-    // high = 1 disables drop-head (backlog can never exceed the data area)
-    i32[I_HIGH] = high >= 1 ? dataBytes + 1 : Math.floor(dataBytes * high);
-    i32[I_LOW] = Math.floor(dataBytes * low);
-    i32[I_ABANDON] = abandonMs;
-    i32[I_FORCE] = forceMs;
-    // The FIFO before the magic: a producer that finds the ring finds its FIFO.
-    const wakeFd = native.fifoOpen(wakePath(name), true);
-    Atomics.store(i32, I_MAGIC, RING_MAGIC);
-    return new RingConsumer(new RingMap(name, buf), wakeFd);
+    const wakeFd = openWakeFifo(map.name);
+    map.f64[F_CONS_START] = processStartTime(process.pid);
+    Atomics.store(i32, I_CONS_PID, process.pid);
+    // A consumer killed inside release(): its space is zeroed up to I_RELEASING at most; finish it.
+    const cons = Atomics.load(i32, I_CONS);
+    const releasing = Atomics.load(i32, I_RELEASING);
+    const n = (releasing - cons) >>> 0;
+    if (n !== 0 && n <= ((Atomics.load(i32, I_PROD) - cons) >>> 0)) {
+      const start = RING_CTRL_BYTES + (cons & map.mask);
+      map.u8.fill(0, start, start + n);
+      Atomics.store(i32, I_CONS, releasing);
+    }
+    Atomics.store(i32, I_RELEASING, Atomics.load(i32, I_CONS));
+    // The previous consumer may have died asleep: producers would keep waking nobody.
+    Atomics.store(i32, I_SLEEP, 0);
+    return new RingConsumer(map, wakeFd);
   }
 
   get name(): string {
@@ -530,6 +534,8 @@ export class RingConsumer {
     const n = (this.pos - from) >>> 0;
     if (n === 0) return;
     const start = RING_CTRL_BYTES + (from & this.mask);
+    // Announced first: a consumer opened after this one died mid-fill finishes the release.
+    Atomics.store(this.i32, I_RELEASING, this.pos);
     this.u8.fill(0, start, start + n); // contiguous thanks to the mirror
     Atomics.store(this.i32, I_CONS, this.pos);
     this.released = this.pos;
@@ -670,19 +676,117 @@ export class RingConsumer {
     return this.map.stats();
   }
 
-  /** Removes the segment name (mapped processes keep their mapping). */
+  /** Detaches: releases what was read, closes its end of the FIFO; the ring stays (its creator removes it). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.release();
     if (this.poll !== null) native.pollStop(this.poll);
     this.poll = null;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.settle(true);
     closeSync(this.wakeFd);
-    native.shmUnlink(this.map.name);
-    rmSync(wakePath(this.map.name), { force: true });
+    Atomics.compareExchange(this.i32, I_CONS_PID, process.pid, 0);
   }
+}
+
+/** The consumer's end of the ring's FIFO: read-write (never end-of-file), non-blocking, and a FIFO (not a file put in its place). */
+function openWakeFifo(segment: string): number {
+  const path = wakePath(segment);
+  const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  if (!fstatSync(fd).isFIFO()) {
+    closeSync(fd);
+    throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `${path}: not a FIFO`);
+  }
+  return fd;
+}
+
+/**
+ * A task's ring as its creator holds it (the supervisor): the segment, owned
+ * by this process, and a read end of the wakeup FIFO, kept open so that
+ * producers can signal while no consumer is attached. close() removes both.
+ */
+export class RingSegment {
+  readonly name: string;
+  readonly scope: string;
+  private readonly map: RingMap;
+  private wakeFd: number;
+
+  constructor(scope: string, map: RingMap, wakeFd: number) {
+    this.scope = scope;
+    this.name = map.name;
+    this.map = map;
+    this.wakeFd = wakeFd;
+  }
+
+  /** Bytes committed or reserved and not yet released by a consumer. */
+  used(): number {
+    return this.map.used();
+  }
+
+  /** Pid of the attached consumer (0: none). */
+  consumerPid(): number {
+    return this.map.consumerPid();
+  }
+
+  consumerAlive(): boolean {
+    return this.map.consumerAlive();
+  }
+
+  stats(): RingStats {
+    return this.map.stats();
+  }
+
+  /** Unlinks the segment and its FIFO (mapped processes keep their mapping). Idempotent. */
+  close(): void {
+    if (this.wakeFd < 0) return;
+    closeSync(this.wakeFd);
+    this.wakeFd = -1;
+    native.shmUnlink(this.name);
+    rmSync(wakePath(this.name), { force: true });
+  }
+}
+
+/**
+ * Creates a task's ring exclusively (segment and FIFO 0600, owned by this
+ * process). A name that exists is OTUS_ERR_SHM_EXISTS.
+ */
+export function createRing(scope: string, opts: RingOptions): RingSegment {
+  const { dataBytes } = opts;
+  if (!Number.isInteger(dataBytes) || dataBytes < 65536 || dataBytes > 1 << 28 || (dataBytes & (dataBytes - 1)) !== 0) {
+    badArg(`ring dataBytes ${dataBytes}: a power of two from 65536 to 268435456`);
+  }
+  const high = opts.highWatermark ?? 0.8;
+  const low = opts.lowWatermark ?? 0.3;
+  if (!(high > 0 && high <= 1 && low >= 0 && low < high)) badArg(`ring watermarks high ${high} low ${low}: need 0 <= low < high <= 1`);
+  const abandonMs = opts.abandonMs ?? 200;
+  const forceMs = opts.forceAbandonMs ?? 10_000;
+  if (!(abandonMs >= 1 && forceMs >= abandonMs && forceMs < 2 ** 31)) badArg(`ring abandonMs ${abandonMs} forceAbandonMs ${forceMs}`);
+  const name = ringSegmentName(scope);
+  const buf = createSegment(name, RING_CTRL_BYTES + dataBytes, RING_CTRL_BYTES, true);
+  let wakeFd = -1;
+  try {
+    writeOwner(buf);
+    const i32 = new Int32Array(buf, 0, RING_CTRL_BYTES >> 2);
+    i32[I_VERSION] = RING_VERSION;
+    i32[I_DATA] = dataBytes;
+    i32[I_SLOTS] = RING_MAX_PRODUCERS;
+    // high = 1 disables drop-head (backlog can never exceed the data area)
+    i32[I_HIGH] = high >= 1 ? dataBytes + 1 : Math.floor(dataBytes * high);
+    i32[I_LOW] = Math.floor(dataBytes * low);
+    i32[I_ABANDON] = abandonMs;
+    i32[I_FORCE] = forceMs;
+    // The FIFO before the magic: a producer or consumer that finds the ring finds its FIFO.
+    wakeFd = native.fifoOpen(wakePath(name), true);
+    Atomics.store(i32, I_MAGIC, RING_MAGIC);
+  } catch (e) {
+    if (wakeFd >= 0) closeSync(wakeFd);
+    native.shmUnlink(name);
+    rmSync(wakePath(name), { force: true });
+    throw e;
+  }
+  return new RingSegment(scope, new RingMap(name, buf), wakeFd);
 }
 
 /** Maps an existing ring read-only-in-spirit, for stats (otusctl, tests). */

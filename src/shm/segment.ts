@@ -10,11 +10,18 @@
 //   24 f64 owner start time (/proc/<pid>/stat field 22), so a recycled pid is not
 //      mistaken for the owner
 
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { native } from '../native.js';
 import { OtusError } from '../util/errors.js';
 
 export const SEGMENT_PREFIX = '/otus-';
+/** Magic numbers of the segment kinds (the first word of each). */
+export const RING_MAGIC = 0x4752544f; // 'OTRG' (ring.ts)
+export const REGISTRY_MAGIC = 0x5246544f; // 'OTFR' (registry.ts)
+export const CLOCK_MAGIC = 0x4f54434b; // 'OTCK' (capture-clock.ts)
+const KNOWN_MAGICS = [RING_MAGIC, REGISTRY_MAGIC, CLOCK_MAGIC] as const;
+const EEXIST = 17;
 export const OFF_MAGIC = 0;
 export const OFF_VERSION = 4;
 export const OFF_OWNER_PID = 16;
@@ -28,6 +35,53 @@ export function segmentName(task: string, kind: string): string {
     throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `task id ${JSON.stringify(task)}: use 1-64 characters of A-Z a-z 0-9 _ . -`);
   }
   return `${SEGMENT_PREFIX}${task}-${kind}`;
+}
+
+/**
+ * The name token of one run of one task: the task id (cut to fit, other
+ * characters replaced by `_`), the creating process's pid and 8 random hex
+ * digits, so no other local user can guess a run's names in advance and
+ * pre-create one to stop it.
+ */
+export function runScope(taskId: string): string {
+  const suffix = `.${process.pid}.${randomBytes(4).toString('hex')}`;
+  const task = taskId.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64 - suffix.length) || 'task';
+  return task + suffix;
+}
+
+/** The FIFO through which a ring's producers wake its consumer. */
+export function wakePath(segment: string): string {
+  return `/dev/shm${segment}.wake`;
+}
+
+/**
+ * Creates a segment exclusively (mode 0600). A name that exists is a coded
+ * error naming it, not a syscall trace: another process holds it (a live run,
+ * or someone who created it first; removeAllStaleSegments clears a dead
+ * owner's).
+ */
+export function createSegment(name: string, size: number, mirrorFrom = 0, populate = false): ArrayBuffer {
+  try {
+    return native.shmOpen(name, size, true, mirrorFrom, populate);
+  } catch (e) {
+    if ((e as { errno?: number }).errno !== EEXIST) throw e;
+    const owner = segmentOwner(name);
+    const who = owner === null ? 'another process' : `process ${owner.pid}${isProcessAlive(owner.pid, owner.start) ? '' : ' (dead)'}`;
+    throw new OtusError('OTUS_ERR_SHM_EXISTS', `shared memory /dev/shm${name} exists: ${who} holds that name; nothing was started`);
+  }
+}
+
+/** The owner recorded in a segment's header, or null (unreadable, not ours, not written yet). */
+export function segmentOwner(name: string): { pid: number; start: number } | null {
+  try {
+    const buf = native.shmOpen(name, 0, false, 0);
+    if (buf.byteLength < 32) return null;
+    const dv = new DataView(buf);
+    const pid = dv.getInt32(OFF_OWNER_PID, true);
+    return pid > 0 ? { pid, start: dv.getFloat64(OFF_OWNER_START, true) } : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Start time of a process in clock ticks since boot, or -1 if it does not exist. */
@@ -94,6 +148,37 @@ export function removeStaleSegments(prefix: string, magics: readonly number[]): 
     if (!known && !unfinished) continue;
     if (isProcessAlive(pid, start)) continue;
     out.push({ name, ownerPid: pid, removed: native.shmUnlink(name) });
+  }
+  return out;
+}
+
+/**
+ * Every supervisor calls this at start: removes each /otus-* segment of a
+ * known kind (ring, flow registry, capture clock) whose owner is dead, the
+ * wakeup FIFO of each ring removed, and any wakeup FIFO whose ring is gone
+ * (its owner died between the two unlinks, or before this existed). Segments
+ * of live owners, and files of other users it cannot open, are left alone.
+ */
+export function removeAllStaleSegments(): StaleSegment[] {
+  const out = removeStaleSegments(SEGMENT_PREFIX, KNOWN_MAGICS);
+  for (const r of out) rmSync(wakePath(r.name), { force: true });
+  let entries: string[];
+  try {
+    entries = readdirSync('/dev/shm');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!e.startsWith(SEGMENT_PREFIX.slice(1)) || !e.endsWith('.wake')) continue;
+    const path = `/dev/shm/${e}`;
+    try {
+      // Looked at now, not in the listing: a ring's segment exists before its FIFO and is unlinked before it.
+      if (existsSync(`/dev/shm/${e.slice(0, -5)}`) || !lstatSync(path).isFIFO()) continue;
+      rmSync(path, { force: true });
+      out.push({ name: `/${e}`, ownerPid: 0, removed: true });
+    } catch {
+      // another user's, or gone already
+    }
   }
   return out;
 }

@@ -54,7 +54,7 @@ function changed(a: Record<string, unknown>, b: Record<string, unknown>, prefix 
 export async function runDaemon(o: DaemonOptions): Promise<void> {
   let cfg = load(o.configFile, o.socket);
   // Logs go to stderr (the journal under systemd): stdout is the console reporter's.
-  const log: Logger = pino({ level: cfg.log.level, base: { component: 'supervisor', node: cfg.node.id, pid: process.pid } }, pino.destination(2));
+  const log: Logger = pino({ level: cfg.log.level, base: { component: 'supervisor', node: cfg.node.id, pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
   const notify = SdNotify.fromEnv();
   const startedAt = new Date();
   let loadedAt = new Date();

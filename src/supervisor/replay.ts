@@ -2,10 +2,16 @@
 // path (design §5.1). The supervisor validates the task and its plugins
 // (failing before anything is forked), hashes every frame with the
 // symmetric flow hash to the capture process the kernel's fanout would have
-// given it, forks the sender (which creates the task's send ring) and N
-// capture processes (each running the task's pipeline into the ring), waits
-// for them, then lets the sender drain and collects everyone's counters
-// into one summary.
+// given it, removes the segments of dead runs, creates this run's send ring,
+// flow registry and capture clock (it owns them, under names no one can
+// guess), forks the sender (which attaches to the ring) and N capture
+// processes (each running the task's pipeline into the ring), waits for them,
+// then lets the sender drain and collects everyone's counters into one
+// summary. It never returns with a child still running: on a signal it stops
+// them (capture processes by SIGTERM, the sender drains and flushes; SIGKILL
+// for whoever is left after STOP_GRACE_MS) and throws OTUS_ERR_INTERRUPTED; a
+// sender that dies mid-run stops the run with OTUS_ERR_WORKER saying what was
+// lost.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
@@ -15,11 +21,13 @@ import { Decoder } from '../decode/decoder.js';
 import { defaultDecoderOptions } from '../decode/options.js';
 import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { symmetricFlowHash } from '../pipeline/flow-hash.js';
+import { checkOutputPath } from '../sender-proc/reporters.js';
 import { FlowRegistry } from '../shm/registry.js';
-import type { RingSegment } from '../shm/ring.js';
 import { CaptureClock } from '../shm/capture-clock.js';
+import { createRing, type RingSegment } from '../shm/ring.js';
+import { removeAllStaleSegments, runScope } from '../shm/segment.js';
 import { OtusError } from '../util/errors.js';
-import type { CaptureDone, CaptureStart, FrameShare } from './messages.js';
+import type { CaptureDone, CaptureStart, FrameShare, SenderDone } from './messages.js';
 import { awaitDone, checkTask, here, killAll, startSender, summarize, type TaskSummary } from './task-run.js';
 
 export { formatSummary, type TaskSummary } from './task-run.js';
@@ -39,6 +47,8 @@ export interface ReplayOptions {
   flowSlots?: number;
   /** Keep capture order across capture processes (default true; see src/shm/capture-clock.ts). */
   ordered?: boolean;
+  /** Aborting (the CLI's SIGTERM and SIGINT, reason: the signal's name) stops the run: OTUS_ERR_INTERRUPTED. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -81,6 +91,47 @@ function grown<T extends Uint32Array | Float64Array>(a: T, b: T): T {
   return b;
 }
 
+/** Children get this long to exit after SIGTERM (the sender: to drain the ring and flush) before SIGKILL. */
+export const STOP_GRACE_MS = 5000;
+
+/** Why a run ended early: a signal (SIGTERM, SIGINT), or null. */
+function abortReason(signal: AbortSignal | undefined): string | null {
+  if (!signal?.aborted) return null;
+  return typeof signal.reason === 'string' ? signal.reason : 'a signal';
+}
+
+function interrupted(reason: string, t0: bigint): OtusError {
+  const s = (Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1);
+  return new OtusError('OTUS_ERR_INTERRUPTED', `replay stopped by ${reason} after ${s} s: children stopped, shared memory removed; the output holds the records written until then`);
+}
+
+const alive = (c: ChildProcess): boolean => c.exitCode === null && c.signalCode === null;
+const exited = (c: ChildProcess): Promise<void> => (alive(c) ? new Promise((r) => c.once('exit', () => r())) : Promise.resolve());
+
+/** SIGTERM to every child still running, SIGKILL to those left after `graceMs`; resolves when all have exited. */
+export async function stopChildren(children: ChildProcess[], graceMs: number, term = true): Promise<void> {
+  if (term) for (const c of children) if (alive(c)) c.kill('SIGTERM');
+  const all = Promise.all(children.map(exited));
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((r) => (timer = setTimeout(r, graceMs)));
+  await Promise.race([all, late]);
+  clearTimeout(timer);
+  killAll(children);
+  await all;
+}
+
+/** What a sender that died mid-run took with it, from the ring's counters. */
+function senderLoss(sender: ChildProcess, how: string, ring: RingSegment): OtusError {
+  const st = ring.stats();
+  const committed = st.producers.reduce((a, p) => a + p.records, 0);
+  const unread = Math.max(0, committed - st.records - st.dropHead - st.abandoned);
+  return new OtusError(
+    'OTUS_ERR_WORKER',
+    `sender (pid ${sender.pid}) ${how} mid-run; lost: ${unread} batches (${st.used} bytes) committed to the send ring and never read, ` +
+      `whatever it had read and not yet written, and the frames the capture processes had not reached; the run was stopped (the output ends where the sender stopped)`,
+  );
+}
+
 export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
   const t0 = process.hrtime.bigint();
   const node = o.node ?? { hostname: os.hostname() };
@@ -91,6 +142,7 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--workers: expected 1 to 64, got ${workers}`);
   }
   if (o.files.length === 0) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', 'name at least one capture file');
+  if (t.reporter.name === 'file') checkOutputPath(String(t.reporter.config.path)); // OTUS_ERR_CONFIG now, not in the sender
   const files = o.files.map((f) => resolve(f));
   const filter = new CaptureFilter(task.filter, `${task.file}: task.filter`);
   // OTUS_ERR_CAPTURE_IO / _NOT_A_CAPTURE now, not in a child; and a filter libpcap cannot compile for a file's link type.
@@ -100,34 +152,81 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
   }
 
   const shares = assignFrames(files, workers);
-  const ringTask = `${task.id.slice(0, 40)}.replay${process.pid}`;
-  // The task's flow registry (ADR-008): created here, opened by every capture process.
-  const flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? 65536 }) : null;
-  // Capture order across processes matters once a parser correlates through the registry.
-  const clock = flows !== null && workers > 1 && o.ordered !== false ? CaptureClock.create(ringTask, workers) : null;
-  const setup = { task: t.task, pluginDirs: t.pluginDirs, node, ringTask, flows: flows !== null, ordered: clock !== null };
+  let why = abortReason(o.signal);
+  if (why !== null) throw interrupted(why, t0);
+  // Segments of runs that died without cleaning up (killed, crashed) go first; this run's names are its own and unguessable.
+  removeAllStaleSegments();
+  const ringTask = runScope(task.id);
+  const ring = createRing(ringTask, { dataBytes: o.ringBytes ?? 64 << 20 });
+  let flows: FlowRegistry | null = null;
+  let clock: CaptureClock | null = null;
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
   const children: ChildProcess[] = [];
-  let ring: RingSegment | null = null;
+  const aborted = new Promise<'signal'>((r) => {
+    if (o.signal?.aborted) r('signal');
+    o.signal?.addEventListener('abort', () => r('signal'), { once: true });
+  });
   try {
-    const started = await startSender(setup, t, o.ringBytes ?? 64 << 20, execArgv, children);
-    const { sender, done: senderDone } = started;
-    ring = started.ring;
+    // The task's flow registry (ADR-008): created here, opened by every capture process.
+    flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? 65536 }) : null;
+    // Capture order across processes matters once a parser correlates through the registry.
+    clock = flows !== null && workers > 1 && o.ordered !== false ? CaptureClock.create(ringTask, workers) : null;
+    const setup = { task: t.task, pluginDirs: t.pluginDirs, node, ringTask, flows: flows !== null, ordered: clock !== null };
+    const started = startSender(setup, t, ring, execArgv, children);
+    started.catch(() => undefined);
+    if ((await Promise.race([started, aborted])) === 'signal') {
+      await stopChildren(children, STOP_GRACE_MS);
+      throw interrupted(abortReason(o.signal)!, t0);
+    }
+    const { sender, done: senderDone } = await started;
+    let senderExit: string | null = null;
+    sender.once('exit', (code, sig) => (senderExit = sig !== null ? `was killed by ${sig}` : `exited with code ${code}`));
+    const senderLost = new Promise<'sender'>((r) => sender.once('exit', () => r('sender')));
+    const captureProcs: ChildProcess[] = [];
     const captures: Promise<CaptureDone>[] = [];
     for (let i = 0; i < workers; i++) {
       const c = fork(here('../capture-proc/replay.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       children.push(c);
+      captureProcs.push(c);
       captures.push(awaitDone<CaptureDone>(c, `capture process ${i}`));
       c.send({ type: 'start', ...setup, index: i, files, shares: shares.map((s) => s[i]), format: t.format } satisfies CaptureStart);
     }
-    const done = await Promise.all(captures);
-    sender.send({ type: 'drain' });
-    const s = await senderDone;
+    const all = Promise.all(captures);
+    all.catch(() => undefined);
+    const outcome = await Promise.race([all.then(() => 'done' as const, () => 'capture' as const), senderLost, aborted]);
+    if (outcome === 'signal') {
+      // The sender drains what the ring holds and flushes, within the grace time; capture processes die on SIGTERM.
+      if (sender.connected) sender.send({ type: 'drain' }, () => undefined);
+      await stopChildren(captureProcs, STOP_GRACE_MS);
+      await stopChildren([sender], STOP_GRACE_MS, false);
+      throw interrupted(abortReason(o.signal)!, t0);
+    }
+    if (outcome !== 'done') {
+      await stopChildren(captureProcs, STOP_GRACE_MS);
+      // A capture process that failed because the sender had gone: the sender is the news.
+      if (senderExit !== null) throw senderLoss(sender, senderExit, ring);
+      await all; // throws the capture process's error
+    }
+    const done = await all;
+    if (sender.connected) sender.send({ type: 'drain' }, () => undefined);
+    const last = await Promise.race([senderDone.then((d) => d, () => 'sender' as const), aborted]);
+    if (last === 'signal') {
+      await stopChildren([sender], STOP_GRACE_MS, false);
+      throw interrupted(abortReason(o.signal)!, t0);
+    }
+    if (last === 'sender') {
+      await exited(sender);
+      if (senderExit !== null && sender.signalCode !== null) throw senderLoss(sender, senderExit, ring);
+      await senderDone; // its own error
+    }
+    const s = last as SenderDone;
     const registry = flows ? { ...flows.stats() } : null;
     const summary = summarize(task, workers, done, (d) => ({ ring_waits: d.ringWaits }), s, Number(process.hrtime.bigint() - t0) / 1e9, [], registry);
     return { ...summary, files };
   } finally {
     killAll(children);
+    await Promise.all(children.map(exited));
+    ring.close();
     flows?.close();
     clock?.close();
     ring?.close();

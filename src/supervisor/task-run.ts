@@ -8,11 +8,11 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTaskFile, type TaskSpec } from '../config/task.js';
-import { createRing, type RingSegment } from '../shm/ring.js';
 import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
 import type { RecordFormat } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
+import { createRing, type RingSegment } from '../shm/ring.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
 import type { CaptureDone, ChildError, LiveCaptureDone, ReplayPluginSetup, SenderDone, SenderReady, SenderStart } from './messages.js';
 
@@ -98,29 +98,31 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
   return { task, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json' };
 }
 
-/** Creates the send ring, then forks the sender (which attaches to it); resolves once it is reading, with the promise of its final counters. */
+/**
+ * Forks the sender, which attaches to the send ring the caller created
+ * (createRing: the supervisor owns it, so it outlives a sender); resolves once
+ * the sender is reading, with the promise of its final counters. Given a size
+ * instead of a ring, creates the ring here and removes it when the sender exits.
+ */
 export async function startSender(
   setup: ReplayPluginSetup,
   t: CheckedTask,
-  ringBytes: number,
+  ring: RingSegment | number,
   execArgv: string[],
   children: ChildProcess[],
   latency = false,
-): Promise<{ sender: ChildProcess; done: Promise<SenderDone>; ring: RingSegment }> {
-  const ring = createRing(setup.ringTask, { dataBytes: ringBytes });
-  try {
-    const sender = fork(here('../sender-proc/main.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    children.push(sender);
-    const done = awaitDone<SenderDone>(sender, 'sender');
-    done.catch(() => undefined);
-    const ready = awaitReady<SenderReady>(sender, 'sender');
-    sender.send({ type: 'start', ...setup, reporter: t.reporter.name, reporterConfig: t.reporter.config, reporterWhere: t.reporter.where, ringBytes, latency } satisfies SenderStart);
-    await Promise.race([ready, done]);
-    return { sender, done, ring };
-  } catch (e) {
-    ring.close();
-    throw e;
-  }
+): Promise<{ sender: ChildProcess; done: Promise<SenderDone> }> {
+  const own = typeof ring === 'number' ? createRing(setup.ringTask, { dataBytes: ring }) : null;
+  const ringBytes = own?.stats().dataBytes ?? (ring as RingSegment).stats().dataBytes;
+  const sender = fork(here('../sender-proc/main.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  if (own !== null) sender.once('exit', () => own.close());
+  children.push(sender);
+  const done = awaitDone<SenderDone>(sender, 'sender');
+  done.catch(() => undefined);
+  const ready = awaitReady<SenderReady>(sender, 'sender');
+  sender.send({ type: 'start', ...setup, reporter: t.reporter.name, reporterConfig: t.reporter.config, reporterWhere: t.reporter.where, ringBytes, latency } satisfies SenderStart);
+  await Promise.race([ready, done]);
+  return { sender, done };
 }
 
 /** SIGKILL for every child still running (the end of a run, or its failure). */

@@ -31,7 +31,11 @@ export type OtusErrorCode =
   /** otusctl cannot talk to the daemon: no socket, not allowed, nothing listening, closed or silent mid-call, a bad response. */
   | 'OTUS_ERR_CTL_UNREACHABLE'
   /** The daemon answered an otusctl request with a JSON-RPC error (the daemon's own code is in `otusCode`). */
-  | 'OTUS_ERR_CTL_REFUSED';
+  | 'OTUS_ERR_CTL_REFUSED'
+  /** A shared-memory segment name is already taken (another process created it). */
+  | 'OTUS_ERR_SHM_EXISTS'
+  /** A run was stopped by SIGTERM or SIGINT before it finished (`otus replay` exits 128 + the signal's number). */
+  | 'OTUS_ERR_INTERRUPTED';
 
 export class OtusError extends Error {
   readonly code: OtusErrorCode;

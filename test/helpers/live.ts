@@ -2,7 +2,7 @@
 // end the test captures on, while traffic is replayed (tcpreplay) onto the
 // end inside the namespace. Also synthetic frames and a pcap writer/reader.
 
-import { execFileSync, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,6 +50,8 @@ export interface VethHost {
   sendIf: string;
   /** Replays a pcap onto sendIf as fast as it can; resolves when tcpreplay is done. */
   replay(file: string, extra?: string[]): void;
+  /** Starts tcpreplay onto sendIf in the background (`extra`: e.g. --pps N instead of top speed); the caller waits for or kills it. */
+  startReplay(file: string, extra: string[]): ChildProcess;
   destroy(): void;
 }
 
@@ -84,6 +86,9 @@ export function makeVethHost(): VethHost {
     sendIf,
     replay(file: string, extra: string[] = []): void {
       run('ip', ['netns', 'exec', ns, 'tcpreplay', '-q', '-i', sendIf, '--topspeed', ...extra, file]);
+    },
+    startReplay(file: string, extra: string[]): ChildProcess {
+      return spawn('ip', ['netns', 'exec', ns, 'tcpreplay', '-q', '-i', sendIf, ...extra, file], { stdio: 'ignore' });
     },
     destroy(): void {
       spawnSync('ip', ['netns', 'del', ns]);

@@ -5,23 +5,29 @@ import { fork, spawn as spawnProcess, type ChildProcess } from 'node:child_proce
 import { existsSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { RingConsumer, RingProducer, removeStaleRings, ringSegmentName, type RingOptions } from '../../src/shm/ring.js';
+import { RingConsumer, RingProducer, createRing, ringSegmentName, type RingOptions, type RingSegment } from '../../src/shm/ring.js';
+import { removeAllStaleSegments } from '../../src/shm/segment.js';
 import { checkRecord, readTime, recordLen, writeRecord } from './records.js';
 
 const CHILD = fileURLToPath(new URL('./ring-child.js', import.meta.url));
 const children: ChildProcess[] = [];
 const rings: RingConsumer[] = [];
+const segments: RingSegment[] = [];
 after(() => {
   for (const ch of children) if (ch.exitCode === null && ch.signalCode === null) ch.kill('SIGKILL');
   for (const r of rings) r.close();
+  for (const s of segments) s.close();
 });
 
 let taskSeq = 0;
-function newRing(opts: RingOptions): { task: string; ring: RingConsumer } {
+/** A ring created here (as a supervisor does) with this process attached as its consumer (as a sender does). */
+function newRing(opts: RingOptions): { task: string; ring: RingConsumer; seg: RingSegment } {
   const task = `test${process.pid}-${taskSeq++}`;
-  const ring = RingConsumer.create(task, opts);
+  const seg = createRing(task, opts);
+  segments.push(seg);
+  const ring = RingConsumer.open(task);
   rings.push(ring);
-  return { task, ring };
+  return { task, ring, seg };
 }
 
 interface Msg {
@@ -267,13 +273,13 @@ describe('send ring', () => {
     const task = `test${process.pid}-stale`;
     const name = ringSegmentName(task);
     // a child creates the ring and dies without cleaning up
-    const script = `import('${new URL('../../src/shm/ring.js', import.meta.url).href}').then((m) => { m.RingConsumer.create('${task}', { dataBytes: 65536 }); process.exit(0); });`;
+    const script = `import('${new URL('../../src/shm/ring.js', import.meta.url).href}').then((m) => { m.createRing('${task}', { dataBytes: 65536 }); process.exit(0); });`;
     const ch = spawnProcess(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
     await exited(ch);
     assert.equal(ch.exitCode, 0);
     assert.ok(existsSync(`/dev/shm${name}`), 'left behind');
     const live = newRing({ dataBytes: 1 << 16 });
-    const removed = removeStaleRings();
+    const removed = removeAllStaleSegments();
     assert.deepEqual(
       removed.filter((r) => r.name.includes(`test${process.pid}-`)).map((r) => r.name),
       [name],
@@ -282,17 +288,16 @@ describe('send ring', () => {
     assert.ok(!existsSync(`/dev/shm${name}.wake`), 'and its wakeup FIFO');
     assert.ok(existsSync(`/dev/shm${ringSegmentName(live.task)}`), 'a live owner keeps its ring');
     assert.ok(existsSync(`/dev/shm${ringSegmentName(live.task)}.wake`), 'and its FIFO');
-    // create() also clears a stale ring of its own task
-    const again = RingConsumer.create(task, { dataBytes: 1 << 16 });
-    rings.push(again);
-    assert.throws(() => RingConsumer.create(task, { dataBytes: 1 << 16 }), { code: 'OTUS_ERR_SYSCALL' });
+    const again = createRing(task, { dataBytes: 1 << 16 });
+    segments.push(again);
+    assert.throws(() => createRing(task, { dataBytes: 1 << 16 }), { code: 'OTUS_ERR_SHM_EXISTS' });
     again.close();
     assert.ok(!existsSync(`/dev/shm${name}`), 'removed on stop');
     assert.ok(!existsSync(`/dev/shm${name}.wake`), 'FIFO removed on stop');
   });
 
-  it("wakes through the ring's FIFO; a producer whose consumer has gone is not killed by its wakeup (EPIPE), and the FIFO goes with the ring", async () => {
-    const { task, ring } = newRing({ dataBytes: 1 << 16 });
+  it("wakes through the ring's FIFO; a producer's wakeup while no consumer is attached is harmless, and the FIFO goes with the ring", async () => {
+    const { task, ring, seg } = newRing({ dataBytes: 1 << 16 });
     const p = RingProducer.open(task);
     // Woken by a commit: long before the 5 s timeout, and counted.
     const woken = ring.wait(5000);
@@ -304,21 +309,30 @@ describe('send ring', () => {
     assert.ok(performance.now() - t0 < 1000, 'woken by the commit');
     assert.equal(ring.stats().wakeups, 1);
     assert.ok(ring.next() >= 0);
-    // The consumer goes away while it sleeps: the next commit's signal meets a FIFO without a reader (EPIPE, no SIGPIPE death).
+    // The consumer goes away while it sleeps: the next commit's signal lands in the FIFO its creator holds open.
     const pending = ring.wait(5000);
     ring.close();
+    assert.equal(seg.consumerPid(), 0, 'detached');
     const off2 = p.reserve(8);
     assert.ok(off2 >= 0);
     p.commit(off2);
     await pending;
+    // A consumer attached afterwards reads what was committed meanwhile.
+    const again = RingConsumer.open(task);
+    rings.push(again);
+    assert.equal(seg.consumerPid(), process.pid);
+    assert.equal(again.next(), 8);
+    assert.equal(again.next(), -1);
+    again.close();
+    seg.close();
     p.close();
     assert.ok(!existsSync(`/dev/shm${ringSegmentName(task)}.wake`));
     assert.throws(() => RingProducer.open(task), { code: 'OTUS_ERR_SYSCALL' });
   });
 
   it('rejects bad options with a coded error', () => {
-    assert.throws(() => RingConsumer.create('x', { dataBytes: 100_000 }), { code: 'OTUS_ERR_BAD_ARGUMENT' });
-    assert.throws(() => RingConsumer.create('bad/name', { dataBytes: 65536 }), { code: 'OTUS_ERR_BAD_ARGUMENT' });
-    assert.throws(() => RingConsumer.create('x', { dataBytes: 65536, highWatermark: 0.2, lowWatermark: 0.3 }), { code: 'OTUS_ERR_BAD_ARGUMENT' });
+    assert.throws(() => createRing('x', { dataBytes: 100_000 }), { code: 'OTUS_ERR_BAD_ARGUMENT' });
+    assert.throws(() => createRing('bad/name', { dataBytes: 65536 }), { code: 'OTUS_ERR_BAD_ARGUMENT' });
+    assert.throws(() => createRing('x', { dataBytes: 65536, highWatermark: 0.2, lowWatermark: 0.3 }), { code: 'OTUS_ERR_BAD_ARGUMENT' });
   });
 });
