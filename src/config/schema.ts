@@ -35,7 +35,13 @@ export function describeAjvError(base: string, errors: ErrorObject[] | null | un
   let path = base + pointerToPath(e.instancePath);
   let msg = e.message ?? 'invalid';
   const p = e.params as Record<string, unknown>;
-  if (e.keyword === 'required') {
+  if (e.propertyName !== undefined) {
+    // A key's name fails `propertyNames`: name the key, say it is the name that is wrong.
+    path += pointerToPath(`/${e.propertyName.replace(/~/g, '~0').replace(/\//g, '~1')}`);
+    msg = `the key's name ${msg}`;
+  } else if (e.keyword === 'type' && Array.isArray(p.type)) {
+    msg = `must be ${(p.type as string[]).join(' or ')}`;
+  } else if (e.keyword === 'required') {
     path += `.${String(p.missingProperty)}`;
     msg = 'is required';
   } else if (e.keyword === 'additionalProperties') {
@@ -48,3 +54,8 @@ export function describeAjvError(base: string, errors: ErrorObject[] | null | un
 }
 
 export type { ValidateFunction };
+
+/** The first error as `path.to.key: message` from the document's root (`top level: message` for the root itself). */
+export function rootAjvError(errors: ErrorObject[] | null | undefined): string {
+  return describeAjvError('', errors).replace(/^\./, '').replace(/^:/, 'top level:');
+}

@@ -1,0 +1,184 @@
+// Reading YAML configuration safely, shared by task files and the global
+// configuration: a size limit before parsing, an alias limit when the
+// document becomes values (so an alias bomb is a coded error, not a
+// ReferenceError or an exhausted heap), no YAML 1.1 tags (!!binary and the
+// like), and a line number for any key path, so each error can say
+// `FILE:LINE: key.path: what was expected`.
+
+import { closeSync, openSync, readSync } from 'node:fs';
+import { type Document, isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { OtusError, type OtusErrorCode } from '../util/errors.js';
+import { rootAjvError, type ValidateFunction } from './schema.js';
+
+/** The largest file read by default (task files and the global configuration). */
+export const MAX_FILE_BYTES = 1 << 20;
+/** yaml's maxAliasCount: how many nodes aliases may expand to, all together. */
+export const MAX_ALIAS_COUNT = 100;
+/** The most of an offending value an error message quotes. */
+export const QUOTE_BYTES = 200;
+
+export type KeyPath = readonly (string | number)[];
+
+/** `s`, cut to about `max` bytes with an ellipsis: values quoted in messages stay short. */
+export function clip(s: string, max = QUOTE_BYTES): string {
+  if (Buffer.byteLength(s) <= max) return s;
+  let out = s.slice(0, max);
+  while (Buffer.byteLength(out) > max) out = out.slice(0, -1);
+  return `${out}…`;
+}
+
+/** `otus.tasks[1].parsers[0]` from its segments. */
+export function keyPath(segs: KeyPath): string {
+  let out = '';
+  for (const s of segs) out += typeof s === 'number' ? `[${s}]` : /^[A-Za-z_][\w-]*$/.test(s) ? (out ? `.${s}` : s) : `[${JSON.stringify(s)}]`;
+  return out;
+}
+
+/** Reads at most `maxBytes` of a file; bigger is an error before anything is parsed. */
+export function readLimited(file: string, code: OtusErrorCode, what: string, maxBytes = MAX_FILE_BYTES): string {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw new OtusError(code, `${file}: cannot read ${what} (${(e as Error).message})`);
+  }
+  try {
+    // One byte more than allowed tells "too big" apart from "exactly the limit", for pipes too.
+    const buf = Buffer.alloc(maxBytes + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > maxBytes) throw tooBig(file, code, what, maxBytes);
+    }
+    return buf.toString('utf8', 0, n);
+  } catch (e) {
+    if (e instanceof OtusError) throw e;
+    throw new OtusError(code, `${file}: cannot read ${what} (${(e as Error).message})`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function tooBig(file: string, code: OtusErrorCode, what: string, maxBytes: number): OtusError {
+  return new OtusError(code, `${file}: the ${what} is larger than ${maxBytes} bytes, the most that is read`);
+}
+
+/** A parsed YAML file: its values, and the line of any key path for error messages. */
+export class YamlSource {
+  constructor(
+    readonly file: string,
+    readonly code: OtusErrorCode,
+    readonly doc: Document,
+    private readonly lc: LineCounter,
+  ) {}
+
+  /**
+   * The line of the deepest part of `segs` found in the document: a map key's
+   * own line (where its name is written), a sequence item's first line.
+   * With `inside`, the last step's value instead (where a missing key would go).
+   * Aliases are not followed: their own line is as far as it goes.
+   */
+  lineOf(segs: KeyPath, inside = false): number | undefined {
+    const lineAt = (n: unknown): number | undefined => (isNode(n) && n.range ? this.lc.linePos(n.range[0]).line : undefined);
+    let node: unknown = this.doc.contents;
+    let line = lineAt(node);
+    for (const [i, seg] of segs.entries()) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : p.key) === String(seg));
+        if (!pair) break;
+        node = pair.value;
+        line = (inside && i === segs.length - 1 ? lineAt(node) : undefined) ?? lineAt(pair.key) ?? line;
+      } else if (isSeq(node) && typeof seg === 'number') {
+        node = node.items[seg];
+        line = lineAt(node) ?? line;
+      } else break;
+      if (isAlias(node)) break;
+    }
+    return line;
+  }
+
+  /** `FILE:LINE` (or `FILE` when the line is unknown). */
+  at(segs: KeyPath, inside = false): string {
+    const line = this.lineOf(segs, inside);
+    return line ? `${this.file}:${line}` : this.file;
+  }
+
+  /** The coded error `FILE:LINE: key.path: message`. */
+  error(segs: KeyPath, message: string): OtusError {
+    return new OtusError(this.code, `${this.at(segs)}: ${segs.length ? keyPath(segs) : 'top level'}: ${message}`);
+  }
+
+  /** The first error of a failed ajv validation, located in this file. */
+  schemaError(validate: ValidateFunction): OtusError {
+    const segs = ajvErrorSegments(validate);
+    const missing = validate.errors?.[0]?.keyword === 'required';
+    return new OtusError(this.code, `${this.at(segs, missing)}: ${rootAjvError(validate.errors)}`);
+  }
+}
+
+/** The key path of ajv's first error; for an unknown key, the key itself. */
+export function ajvErrorSegments(validate: ValidateFunction): (string | number)[] {
+  const err = validate.errors?.[0];
+  if (!err) return [];
+  const segs: (string | number)[] = err.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  if (err.keyword === 'additionalProperties') segs.push(String(err.params.additionalProperty));
+  if (err.propertyName !== undefined) segs.push(err.propertyName);
+  return segs;
+}
+
+/**
+ * Parses one YAML document (refused over `maxBytes`) into plain values.
+ * Every problem is an OtusError with `code` naming the file and its line.
+ */
+export function parseYaml(text: string, file: string, code: OtusErrorCode, what: string, maxBytes = MAX_FILE_BYTES): { src: YamlSource; data: unknown } {
+  if (Buffer.byteLength(text) > maxBytes) throw tooBig(file, code, what, maxBytes);
+  const lc = new LineCounter();
+  // resolveKnownTags: false: YAML 1.1 tags (!!binary, !!set, !!timestamp...) are refused below, not turned into Buffers and Sets.
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, resolveKnownTags: false });
+  const bad = doc.errors[0] ?? doc.warnings[0];
+  if (bad) {
+    const line = lc.linePos(bad.pos[0]).line;
+    throw new OtusError(code, `${file}${line ? `:${line}` : ''}: not valid YAML: ${clip(bad.message.split('\n')[0])}`);
+  }
+  const src = new YamlSource(file, code, doc, lc);
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (e) {
+    if (e instanceof ReferenceError) {
+      // yaml's own words: an alias bomb, or an alias to an anchor not defined before it.
+      throw new OtusError(code, `${file}: aliases refused: ${clip(e.message)} (aliases may expand to at most ${MAX_ALIAS_COUNT} nodes)`);
+    }
+    throw e;
+  }
+  return { src, data };
+}
+
+/**
+ * Where a schema says `type: "object"`, a YAML null becomes `{}`: a section
+ * whose keys are all commented out (`metrics:` alone) reads as an empty
+ * section, so its defaults apply, instead of "must be object".
+ */
+export function nullSectionsToEmpty(schema: unknown, data: unknown): unknown {
+  const s = schema as { type?: unknown; properties?: Record<string, unknown>; additionalProperties?: unknown; items?: unknown } | undefined;
+  if (!s || typeof s !== 'object') return data;
+  if (data === null && s.type === 'object') return {};
+  if (Array.isArray(data)) {
+    if (s.items && typeof s.items === 'object') for (let i = 0; i < data.length; i++) data[i] = nullSectionsToEmpty(s.items, data[i]);
+    return data;
+  }
+  if (data !== null && typeof data === 'object') {
+    const o = data as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      const sub = s.properties?.[k] ?? (typeof s.additionalProperties === 'object' ? s.additionalProperties : undefined);
+      if (sub !== undefined) o[k] = nullSectionsToEmpty(sub, o[k]);
+    }
+  }
+  return data;
+}
