@@ -59,3 +59,18 @@ export type { ValidateFunction };
 export function rootAjvError(errors: ErrorObject[] | null | undefined): string {
   return describeAjvError('', errors).replace(/^\./, '').replace(/^:/, 'top level:');
 }
+
+/** A copy of `data` with object keys in the order the schema lists them (then any others): effective configs print in the documented order. */
+export function inSchemaOrder(schema: unknown, data: unknown): unknown {
+  const s = schema as { properties?: Record<string, unknown>; items?: unknown; additionalProperties?: unknown } | undefined;
+  if (Array.isArray(data)) return data.map((v) => inSchemaOrder(s?.items, v));
+  if (data === null || typeof data !== 'object') return data;
+  const o = data as Record<string, unknown>;
+  const keys = [...Object.keys(s?.properties ?? {}).filter((k) => Object.hasOwn(o, k)), ...Object.keys(o).filter((k) => !Object.hasOwn(s?.properties ?? {}, k))];
+  const out: Record<string, unknown> = {};
+  for (const k of keys) {
+    const sub = s?.properties?.[k] ?? (typeof s?.additionalProperties === 'object' ? s.additionalProperties : undefined);
+    Object.defineProperty(out, k, { value: inSchemaOrder(sub, o[k]), enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}

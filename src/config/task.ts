@@ -9,8 +9,8 @@
 import type { TaskFilter } from '../pipeline/capture-filter.js';
 import type { UnmatchedPolicy } from '../pipeline/unmatched.js';
 import { OtusError } from '../util/errors.js';
-import { makeAjv, rootAjvError } from './schema.js';
-import { clip, nullSectionsToEmpty, parseYaml, readLimited } from './yaml.js';
+import { inSchemaOrder, makeAjv, rootAjvError } from './schema.js';
+import { clip, type KeyPath, nullSectionsToEmpty, parseYaml, readLimited } from './yaml.js';
 
 const PLUGIN_REF = {
   type: 'object',
@@ -74,7 +74,7 @@ export const TASK_SCHEMA = {
 export interface PluginRef {
   plugin: string;
   config: Record<string, unknown>;
-  /** `FILE: task.processors[0].config`, for error messages. */
+  /** `FILE:LINE: task.processors[0].config` (no line for a task given as values), for error messages. */
   where: string;
 }
 
@@ -115,7 +115,7 @@ export function parseTask(text: string, file: string, opts: TaskReadOptions = {}
   const { src, data } = parseYaml(text, file, 'OTUS_ERR_TASK', 'task file', opts.maxBytes);
   const d = nullSectionsToEmpty(TASK_SCHEMA, data);
   if (!validateTask(d)) throw src.schemaError(validateTask);
-  return taskSpec((d as { task: Record<string, unknown> }).task, file, 'task');
+  return taskSpec((d as { task: Record<string, unknown> }).task, file, 'task', (sub) => src.at(['task', ...sub]));
 }
 
 /**
@@ -134,14 +134,17 @@ export function taskFromObject(data: unknown, where: string): TaskSpec {
   return taskSpec((wrapped as { task: Record<string, unknown> }).task, where, 'task');
 }
 
-/** A TaskSpec from a body that passed TASK_BODY_SCHEMA (defaults filled); `path` names the body in messages. */
-export function taskSpec(t: Record<string, unknown>, file: string, path: string): TaskSpec {
-  const effective = structuredClone(t);
+/**
+ * A TaskSpec from a body that passed TASK_BODY_SCHEMA (defaults filled); `path`
+ * names the body in messages, and `at` gives `FILE:LINE` for a key under it.
+ */
+export function taskSpec(t: Record<string, unknown>, file: string, path: string, at: (sub: KeyPath) => string = () => file): TaskSpec {
+  const effective = inSchemaOrder(TASK_BODY_SCHEMA, t) as Record<string, unknown>;
   const refs = (key: 'parsers' | 'processors'): PluginRef[] =>
     ((t[key] as { plugin: string; enabled: boolean; config?: Record<string, unknown> }[] | undefined) ?? [])
       .map((r, i) => ({ r, i }))
       .filter(({ r }) => r.enabled)
-      .map(({ r, i }) => ({ plugin: r.plugin, config: r.config ?? {}, where: `${file}: ${path}.${key}[${i}].config` }));
+      .map(({ r, i }) => ({ plugin: r.plugin, config: r.config ?? {}, where: `${at([key, i, 'config'])}: ${path}.${key}[${i}].config` }));
   const rep = t.reporter as { type: string; config?: Record<string, unknown> } | undefined;
   const capture = t.capture as { workers?: number; driver?: string; interface?: string } | undefined;
   return {
@@ -154,7 +157,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string)
     filter: (t.filter as TaskFilter | undefined) ?? {},
     parsers: refs('parsers'),
     processors: refs('processors'),
-    reporter: rep ? { plugin: rep.type, config: rep.config ?? {}, where: `${file}: ${path}.reporter.config` } : null,
+    reporter: rep ? { plugin: rep.type, config: rep.config ?? {}, where: `${at(['reporter', 'config'])}: ${path}.reporter.config` } : null,
     unmatchedPolicy: t.unmatched_policy as UnmatchedPolicy,
     effective,
   };

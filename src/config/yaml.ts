@@ -6,7 +6,7 @@
 // `FILE:LINE: key.path: what was expected`.
 
 import { closeSync, openSync, readSync } from 'node:fs';
-import { type Document, isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { type Document, isAlias, isMap, isNode, isScalar, isSeq, LineCounter, type Pair, parseDocument, type YAMLMap } from 'yaml';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
 import { rootAjvError, type ValidateFunction } from './schema.js';
 
@@ -86,7 +86,7 @@ export class YamlSource {
     let line = lineAt(node);
     for (const [i, seg] of segs.entries()) {
       if (isMap(node)) {
-        const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : p.key) === String(seg));
+        const pair = pairFor(node, seg);
         if (!pair) break;
         node = pair.value;
         line = (inside && i === segs.length - 1 ? lineAt(node) : undefined) ?? lineAt(pair.key) ?? line;
@@ -97,6 +97,19 @@ export class YamlSource {
       if (isAlias(node)) break;
     }
     return line;
+  }
+
+  /** Whether the value at `segs` is a plain (unquoted) scalar; aliases followed. */
+  isPlain(segs: KeyPath): boolean {
+    let node: unknown = this.doc.contents;
+    for (const seg of segs) {
+      if (isAlias(node)) node = node.resolve(this.doc);
+      if (isMap(node)) node = pairFor(node, seg)?.value;
+      else if (isSeq(node) && typeof seg === 'number') node = node.items[seg];
+      else return false;
+    }
+    if (isAlias(node)) node = node.resolve(this.doc);
+    return isScalar(node) && node.type === 'PLAIN';
   }
 
   /** `FILE:LINE` (or `FILE` when the line is unknown). */
@@ -116,6 +129,10 @@ export class YamlSource {
     const missing = validate.errors?.[0]?.keyword === 'required';
     return new OtusError(this.code, `${this.at(segs, missing)}: ${rootAjvError(validate.errors)}`);
   }
+}
+
+function pairFor(map: YAMLMap, seg: string | number): Pair | undefined {
+  return map.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
 }
 
 /** The key path of ajv's first error; for an unknown key, the key itself. */
