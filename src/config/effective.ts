@@ -25,7 +25,7 @@ type Ref = { plugin: string; enabled: boolean; config?: Record<string, unknown> 
 
 /** Checks a task as the daemon would start it under `global`; throws the plugin's or the task's coded error. */
 export async function effectiveTask(registry: PluginRegistry, global: GlobalConfig, task: TaskSpec): Promise<EffectiveTask> {
-  new CaptureFilter(task.filter, `${task.file}: ${task.path}.filter`);
+  new CaptureFilter(task.filter, task.filterWhere);
   const plugins = await instantiateTaskPlugins(registry, task, nodeContext(global), -1);
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
   const effective = structuredClone(task.effective);

@@ -36,7 +36,7 @@ export function expandString(s: string, env: NodeJS.ProcessEnv, fail: (message: 
     const v = env[m[1]];
     let val: string;
     if (m[2] !== undefined) val = v === undefined || v === '' ? m[2] : v;
-    else if (v === undefined) fail(`environment variable ${m[1]} is not set (write \${${m[1]}:-default} to give a default)`);
+    else if (v === undefined) fail(`environment variable ${clip(m[1])} is not set (write \${${clip(m[1])}:-default} to give a default)`);
     else val = v;
     out += s.slice(i, at) + val;
     i = end + 1;

@@ -218,8 +218,8 @@ export function nodeContext(g: GlobalConfig): Record<string, string> {
 export function reporterConfigFor(g: GlobalConfig, task: TaskSpec): { name: string; config: Record<string, unknown>; where: string } {
   const name = task.reporter?.plugin ?? 'console';
   const base = Object.hasOwn(g.reporters, name) ? g.reporters[name] : undefined;
-  const at = `${task.file}: ${task.path}.reporter${task.reporter ? '.type' : ''}`;
   if (base === undefined) {
+    const at = task.reporter ? `${task.reporter.at}: ${task.path}.reporter.type` : `${task.file}: ${task.path}`;
     const defined = Object.keys(g.reporters);
     throw new OtusError(
       'OTUS_ERR_TASK',
@@ -227,7 +227,9 @@ export function reporterConfigFor(g: GlobalConfig, task: TaskSpec): { name: stri
         `(${g.file ?? 'built-in defaults'}) does not define under otus.reporters (defined: ${defined.length ? defined.join(', ') : 'none'})`,
     );
   }
-  const where = `${task.file}: ${task.path}.reporter.config, over otus.reporters.${name} of ${g.file ?? 'built-in defaults'}`;
+  // Ends in a key path: a reporter's schema error appends its own (`...reporter.config.path: is required`).
+  const globalAt = `${g.file ?? 'built-in defaults'}: otus.reporters.${name}`;
+  const where = task.reporter ? `${globalAt} merged under ${task.reporter.where}` : globalAt;
   return { name, config: mergeConfig(base, task.reporter?.config ?? {}), where };
 }
 

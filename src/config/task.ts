@@ -76,6 +76,8 @@ export interface PluginRef {
   config: Record<string, unknown>;
   /** `FILE:LINE: task.processors[0].config` (no line for a task given as values), for error messages. */
   where: string;
+  /** `FILE:LINE` of the reference itself (its `plugin:`, or the reporter's `type:`), for messages about the choice of plugin. */
+  at: string;
 }
 
 export interface TaskSpec {
@@ -90,6 +92,8 @@ export interface TaskSpec {
   driver: string | null;
   interface: string | null;
   filter: TaskFilter;
+  /** `FILE:LINE: task.filter`, for CaptureFilter's messages. */
+  filterWhere: string;
   parsers: PluginRef[];
   processors: PluginRef[];
   reporter: PluginRef | null;
@@ -144,7 +148,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     ((t[key] as { plugin: string; enabled: boolean; config?: Record<string, unknown> }[] | undefined) ?? [])
       .map((r, i) => ({ r, i }))
       .filter(({ r }) => r.enabled)
-      .map(({ r, i }) => ({ plugin: r.plugin, config: r.config ?? {}, where: `${at([key, i, 'config'])}: ${path}.${key}[${i}].config` }));
+      .map(({ r, i }) => ({ plugin: r.plugin, config: r.config ?? {}, where: `${at([key, i, 'config'])}: ${path}.${key}[${i}].config`, at: at([key, i, 'plugin']) }));
   const rep = t.reporter as { type: string; config?: Record<string, unknown> } | undefined;
   const capture = t.capture as { workers?: number; driver?: string; interface?: string } | undefined;
   return {
@@ -155,9 +159,10 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     driver: capture?.driver ?? null,
     interface: capture?.interface ?? null,
     filter: (t.filter as TaskFilter | undefined) ?? {},
+    filterWhere: `${at(['filter'])}: ${path}.filter`,
     parsers: refs('parsers'),
     processors: refs('processors'),
-    reporter: rep ? { plugin: rep.type, config: rep.config ?? {}, where: `${at(['reporter', 'config'])}: ${path}.reporter.config` } : null,
+    reporter: rep ? { plugin: rep.type, config: rep.config ?? {}, where: `${at(['reporter', 'config'])}: ${path}.reporter.config`, at: at(['reporter', 'type']) } : null,
     unmatchedPolicy: t.unmatched_policy as UnmatchedPolicy,
     effective,
   };

@@ -168,10 +168,11 @@ export function parseYaml(text: string, file: string, code: OtusErrorCode, what:
   try {
     data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (e) {
-    if (e instanceof ReferenceError) {
-      // yaml's own words: an alias bomb, or an alias to an anchor not defined before it.
-      throw new OtusError(code, `${file}: aliases refused: ${clip(e.message)} (aliases may expand to at most ${MAX_ALIAS_COUNT} nodes)`);
+    // yaml throws ReferenceError for an alias bomb, and for an alias to an anchor not defined before it.
+    if (e instanceof ReferenceError && /excessive alias/i.test(e.message)) {
+      throw new OtusError(code, `${file}: aliases refused: they expand to more than ${MAX_ALIAS_COUNT} nodes (an alias bomb?)`);
     }
+    if (e instanceof ReferenceError) throw new OtusError(code, `${file}: not valid YAML: ${clip(e.message)}`);
     throw e;
   }
   return { src, data };
@@ -183,9 +184,10 @@ export function parseYaml(text: string, file: string, code: OtusErrorCode, what:
  * section, so its defaults apply, instead of "must be object".
  */
 export function nullSectionsToEmpty(schema: unknown, data: unknown): unknown {
-  const s = schema as { type?: unknown; properties?: Record<string, unknown>; additionalProperties?: unknown; items?: unknown } | undefined;
+  const s = schema as { type?: unknown; default?: unknown; properties?: Record<string, unknown>; additionalProperties?: unknown; items?: unknown } | undefined;
   if (!s || typeof s !== 'object') return data;
-  if (data === null && s.type === 'object') return {};
+  // With a default of its own, an empty section is as good as absent (`reporters:` alone is `{console: {}}`).
+  if (data === null && s.type === 'object') return 'default' in s ? undefined : {};
   if (Array.isArray(data)) {
     if (s.items && typeof s.items === 'object') for (let i = 0; i < data.length; i++) data[i] = nullSectionsToEmpty(s.items, data[i]);
     return data;
@@ -194,7 +196,10 @@ export function nullSectionsToEmpty(schema: unknown, data: unknown): unknown {
     const o = data as Record<string, unknown>;
     for (const k of Object.keys(o)) {
       const sub = s.properties?.[k] ?? (typeof s.additionalProperties === 'object' ? s.additionalProperties : undefined);
-      if (sub !== undefined) o[k] = nullSectionsToEmpty(sub, o[k]);
+      if (sub === undefined) continue;
+      const v = nullSectionsToEmpty(sub, o[k]);
+      if (v === undefined) delete o[k];
+      else o[k] = v;
     }
   }
   return data;
