@@ -14,7 +14,7 @@ import { expandEnv } from './env.js';
 import { GLOBAL_CONFIG_SCHEMA } from './global-schema.js';
 import { inSchemaOrder, makeAjv } from './schema.js';
 import { loadTaskFile, taskSpec, type TaskSpec } from './task.js';
-import { clip, keyPath, type KeyPath, nullSectionsToEmpty, parseYaml, readLimited, type YamlSource } from './yaml.js';
+import { clip, keyPath, type KeyPath, nullsAsAbsent, parseYaml, readLimited, type YamlSource } from './yaml.js';
 
 export interface GlobalConfig {
   /** The file read (absolute when loaded by loadGlobalConfig); null: built-in defaults. */
@@ -82,7 +82,7 @@ function build(data: unknown, file: string | null, src: YamlSource | null, opts:
     throw src ? src.error(segs, msg) : new OtusError('OTUS_ERR_CONFIG', `built-in defaults: ${keyPath(segs)}: ${msg}`);
   };
   // An empty file, or `otus:` with everything under it commented out: the defaults.
-  const root = nullSectionsToEmpty(GLOBAL_CONFIG_SCHEMA, data ?? {});
+  const root = nullsAsAbsent(GLOBAL_CONFIG_SCHEMA, data ?? {});
   const mode = (root as { otus?: { control?: { mode?: unknown } } } | null)?.otus?.control?.mode;
   if (typeof mode === 'number') fail(['otus', 'control', 'mode'], `must be a quoted octal string such as "0660" (unquoted, YAML reads it as the number ${mode})`);
   if (!validateGlobal(root)) {

@@ -10,7 +10,7 @@ import type { TaskFilter } from '../pipeline/capture-filter.js';
 import type { UnmatchedPolicy } from '../pipeline/unmatched.js';
 import { OtusError } from '../util/errors.js';
 import { inSchemaOrder, makeAjv, rootAjvError } from './schema.js';
-import { clip, type KeyPath, nullSectionsToEmpty, parseYaml, readLimited } from './yaml.js';
+import { clip, type KeyPath, nullsAsAbsent, parseYaml, readLimited } from './yaml.js';
 
 const PLUGIN_REF = {
   type: 'object',
@@ -117,7 +117,7 @@ export function loadTaskFile(file: string, opts: TaskReadOptions = {}): TaskSpec
 /** Validates task YAML text; `file` names it in errors. */
 export function parseTask(text: string, file: string, opts: TaskReadOptions = {}): TaskSpec {
   const { src, data } = parseYaml(text, file, 'OTUS_ERR_TASK', 'task file', opts.maxBytes);
-  const d = nullSectionsToEmpty(TASK_SCHEMA, data);
+  const d = nullsAsAbsent(TASK_SCHEMA, data);
   if (!validateTask(d)) throw src.schemaError(validateTask);
   return taskSpec((d as { task: Record<string, unknown> }).task, file, 'task', (sub) => src.at(['task', ...sub]));
 }
@@ -133,7 +133,7 @@ export function taskFromObject(data: unknown, where: string): TaskSpec {
   } catch (e) {
     throw new OtusError('OTUS_ERR_TASK', `${where}: a task must be plain data (${clip((e as Error).message)})`);
   }
-  const wrapped = nullSectionsToEmpty(TASK_SCHEMA, copy !== null && typeof copy === 'object' && !Array.isArray(copy) && 'task' in copy ? copy : { task: copy });
+  const wrapped = nullsAsAbsent(TASK_SCHEMA, copy !== null && typeof copy === 'object' && !Array.isArray(copy) && 'task' in copy ? copy : { task: copy });
   if (!validateTask(wrapped)) throw new OtusError('OTUS_ERR_TASK', `${where}: ${rootAjvError(validateTask.errors)}`);
   return taskSpec((wrapped as { task: Record<string, unknown> }).task, where, 'task');
 }

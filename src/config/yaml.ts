@@ -179,28 +179,36 @@ export function parseYaml(text: string, file: string, code: OtusErrorCode, what:
 }
 
 /**
- * Where a schema says `type: "object"`, a YAML null becomes `{}`: a section
- * whose keys are all commented out (`metrics:` alone) reads as an empty
- * section, so its defaults apply, instead of "must be object".
+ * YAML's empty values, read as people write them: a key with nothing after
+ * it (`metrics:` alone, its keys commented out) is as good as absent, so its
+ * default applies, unless the schema allows null there; a map entry or list
+ * item with nothing, where a map is expected (`console:` under `reporters:`),
+ * is an empty map. Modifies `data` in place.
  */
-export function nullSectionsToEmpty(schema: unknown, data: unknown): unknown {
-  const s = schema as { type?: unknown; default?: unknown; properties?: Record<string, unknown>; additionalProperties?: unknown; items?: unknown } | undefined;
-  if (!s || typeof s !== 'object') return data;
-  // With a default of its own, an empty section is as good as absent (`reporters:` alone is `{console: {}}`).
-  if (data === null && s.type === 'object') return 'default' in s ? undefined : {};
+export function nullsAsAbsent(schema: unknown, data: unknown): unknown {
+  const s = schema as Sub | undefined;
+  if (!s || typeof s !== 'object' || data === null || typeof data !== 'object') return data;
   if (Array.isArray(data)) {
-    if (s.items && typeof s.items === 'object') for (let i = 0; i < data.length; i++) data[i] = nullSectionsToEmpty(s.items, data[i]);
+    for (let i = 0; i < data.length; i++) data[i] = data[i] === null && s.items?.type === 'object' ? {} : nullsAsAbsent(s.items, data[i]);
     return data;
   }
-  if (data !== null && typeof data === 'object') {
-    const o = data as Record<string, unknown>;
-    for (const k of Object.keys(o)) {
-      const sub = s.properties?.[k] ?? (typeof s.additionalProperties === 'object' ? s.additionalProperties : undefined);
-      if (sub === undefined) continue;
-      const v = nullSectionsToEmpty(sub, o[k]);
-      if (v === undefined) delete o[k];
-      else o[k] = v;
-    }
+  const o = data as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    const named = s.properties?.[k];
+    const sub = named ?? (typeof s.additionalProperties === 'object' ? (s.additionalProperties as Sub | null) : undefined);
+    if (!sub) continue;
+    if (o[k] !== null || sub.type === 'null' || (Array.isArray(sub.type) && sub.type.includes('null'))) nullsAsAbsent(sub, o[k]);
+    // A required map (`task:`) stays, empty, so the error names what it lacks.
+    else if (sub.type === 'object' && (!named || s.required?.includes(k))) o[k] = {};
+    else if (named) delete o[k];
   }
   return data;
+}
+
+interface Sub {
+  type?: unknown;
+  required?: readonly string[];
+  properties?: Record<string, Sub>;
+  additionalProperties?: unknown;
+  items?: Sub;
 }

@@ -59,8 +59,14 @@ test('defaults: built in, from an empty file, from `otus:` alone, and from secti
     assert.equal(g.file, F);
     assert.deepEqual(g.effective, d.effective, JSON.stringify(text));
   }
-  // A reporter written with nothing under it is one with no settings.
+  // A key with nothing after it is absent (its default applies) unless null is allowed there;
+  // a reporter written with nothing under it is one with no settings.
+  const empty = parseGlobalConfig('otus:\n  node:\n    id:\n    ip:\n  tasks:\n  tasks_dir:\n  resources:\n    cpus:\n    max_workers:\n', F);
+  assert.deepEqual(empty.effective, d.effective);
   assert.deepEqual(parseGlobalConfig('otus:\n  reporters:\n    console:\n    file:\n', F).reporters, { console: {}, file: {} });
+  configError('otus:\n  node:\n    labels:\n      dc:\n', [`${F}:4: otus.node.labels.dc: must be string`]);
+  configError('otus:\n  tasks:\n    -\n', [`${F}:3: otus.tasks[0].id: is required`]);
+  assert.throws(() => parseTask('task:\n', 't.yml'), /^OtusError: t\.yml:1: task\.id: is required$/);
 });
 
 const FULL = `otus:
@@ -255,7 +261,7 @@ test('taskFromObject: {task: {...}} or the body, defaults filled, the caller\'s 
   assert.deepEqual(t.parsers, [{ plugin: 'sip', config: {}, where: 'task.create: task.parsers[0].config', at: 'task.create' }]);
   assert.equal(t.filterWhere, 'task.create: task.filter');
   assert.equal(t.unmatchedPolicy, 'forward');
-  assert.deepEqual(t.effective, { id: 't1', capture: {}, parsers: [{ plugin: 'sip', enabled: true }, { plugin: 'rtp', enabled: false }], unmatched_policy: 'forward' });
+  assert.deepEqual(t.effective, { id: 't1', parsers: [{ plugin: 'sip', enabled: true }, { plugin: 'rtp', enabled: false }], unmatched_policy: 'forward' });
   assert.deepEqual(taskFromObject({ task: body }, 'w').effective, t.effective);
   const bad = (data: unknown, msg: string): void =>
     assert.throws(
