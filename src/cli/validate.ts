@@ -37,7 +37,7 @@ export function validateCommand(fail: (err: unknown) => never): CommandModule<ob
         }
         const global = loadGlobalConfig(argv.config ?? null);
         const registry = await createRegistry(([] as string[]).concat(argv['plugin-dir'] ?? []));
-        const out: Record<string, unknown> = argv.config !== undefined ? await effectiveConfig(registry, global) : {};
+        const out: Record<string, unknown> = argv.config !== undefined ? { otus: await effectiveConfig(registry, global) } : {};
         if (argv.task !== undefined) out.task = (await effectiveTask(registry, global, loadTaskFile(argv.task))).effective;
         process.stdout.write(argv.json ? `${JSON.stringify(out, null, 2)}\n` : stringify(out, { lineWidth: 0 }));
       } catch (err) {

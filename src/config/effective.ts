@@ -54,7 +54,7 @@ export async function effectiveTask(registry: PluginRegistry, global: GlobalConf
  */
 export async function effectiveConfig(registry: PluginRegistry, global: GlobalConfig): Promise<Record<string, unknown>> {
   const out = structuredClone(global.effective);
-  const tasks = (out.otus as { tasks: unknown[] }).tasks;
+  const tasks = out.tasks as unknown[];
   for (const t of global.tasks) {
     const e = await effectiveTask(registry, global, t);
     const m = /^otus\.tasks\[(\d+)\]$/.exec(t.path);

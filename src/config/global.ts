@@ -36,7 +36,10 @@ export interface GlobalConfig {
   commandChannel: Record<string, unknown>;
   metrics: { enabled: boolean; listen: string; path: string };
   log: { level: string; format: string; outputs: Record<string, unknown> };
-  /** The effective configuration as a plain object in the file's own snake_case shape, defaults filled (what `otus validate` prints). */
+  /**
+   * The effective configuration: what the file has under `otus:`, in its own snake_case shape, every default
+   * filled (`otus validate` prints it under `otus:`). Key paths into it are those of docs/config.md (`log.level`).
+   */
   effective: Record<string, unknown>;
 }
 
@@ -152,7 +155,7 @@ function build(data: unknown, file: string | null, src: YamlSource | null, opts:
     }
   }
 
-  const effective = inSchemaOrder(GLOBAL_CONFIG_SCHEMA, root) as Obj;
+  const effective = inSchemaOrder(GLOBAL_CONFIG_SCHEMA.properties.otus, o) as Obj;
   return {
     file,
     node: { id: node.id as string, hostname: node.hostname as string, ip: node.ip as string | null, labels: { ...(node.labels as Record<string, string>) } },

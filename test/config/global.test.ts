@@ -49,7 +49,7 @@ test('defaults: built in, from an empty file, from `otus:` alone, and from secti
   });
   assert.deepEqual(d.metrics, { enabled: true, listen: '127.0.0.1:9469', path: '/metrics' });
   assert.deepEqual(d.log, { level: 'info', format: 'json', outputs: {} });
-  const eff = d.effective.otus as Record<string, Record<string, unknown>>;
+  const eff = d.effective as Record<string, Record<string, unknown>>;
   assert.equal(eff.control.mode, '0660');
   assert.equal(eff.tasks_dir, null);
   assert.deepEqual(Object.keys(eff), ['node', 'control', 'resources', 'supervisor', 'reporters', 'tasks', 'tasks_dir', 'command_channel', 'metrics', 'log']);
@@ -127,9 +127,9 @@ test('a file setting every key', () => {
   assert.deepEqual(g.log, { level: 'debug', format: 'text', outputs: { stderr: {} } });
   assert.deepEqual(nodeContext(g), { dc: 'cn-north', env: 'prod', hostname: 'edge-01.example.net', ip: '2001:db8::10' });
   // The effective form is a configuration file too: read again, it gives the same.
-  const again = parseGlobalConfig(JSON.stringify(g.effective), F, { env: {} });
+  const again = parseGlobalConfig(JSON.stringify({ otus: g.effective }), F, { env: {} });
   assert.deepEqual(again.effective, g.effective);
-  assert.equal((g.effective.otus as { control: { mode: string } }).control.mode, '0600');
+  assert.equal((g.effective as { control: { mode: string } }).control.mode, '0600');
 });
 
 test('errors name the file, the line and the key path', () => {
@@ -191,8 +191,8 @@ test('tasks_dir: every *.yml and *.yaml by name, relative to the config file; a 
     ['a', join(td, 'a.yml'), 'task'],
     ['b', join(td, 'b.yaml'), 'task'],
   ]);
-  assert.equal((g.effective.otus as { tasks_dir: string }).tasks_dir, td);
-  assert.deepEqual((g.effective.otus as { tasks: unknown[] }).tasks, [{ id: 'inline', unmatched_policy: 'forward' }]);
+  assert.equal(g.effective.tasks_dir, td);
+  assert.deepEqual(g.effective.tasks, [{ id: 'inline', unmatched_policy: 'forward' }]);
 
   writeFileSync(join(td, 'c.yml'), 'task:\n  id: c\n  capture:\n    workers: -2\n');
   assert.throws(
