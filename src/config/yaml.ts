@@ -8,7 +8,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { type Document, isAlias, isMap, isNode, isScalar, isSeq, LineCounter, type Pair, parseDocument, type YAMLMap } from 'yaml';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
-import { rootAjvError, type ValidateFunction } from './schema.js';
+import { pointerToPath, rootAjvError, type ValidateFunction } from './schema.js';
 
 /** The largest file read by default (task files and the global configuration). */
 export const MAX_FILE_BYTES = 1 << 20;
@@ -29,9 +29,7 @@ export function clip(s: string, max = QUOTE_BYTES): string {
 
 /** `otus.tasks[1].parsers[0]` from its segments. */
 export function keyPath(segs: KeyPath): string {
-  let out = '';
-  for (const s of segs) out += typeof s === 'number' ? `[${s}]` : /^[A-Za-z_][\w-]*$/.test(s) ? (out ? `.${s}` : s) : `[${JSON.stringify(s)}]`;
-  return out;
+  return pointerToPath(segs.map((s) => `/${String(s).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('')).replace(/^\./, '');
 }
 
 /** Reads at most `maxBytes` of a file; bigger is an error before anything is parsed. */
