@@ -51,6 +51,7 @@ export interface GlobalConfigOptions {
 }
 
 const validateGlobal = makeAjv().compile(GLOBAL_CONFIG_SCHEMA);
+const NODE_ID = new RegExp(GLOBAL_CONFIG_SCHEMA.properties.otus.properties.node.properties.id.pattern);
 
 /** The configuration with nothing set: every default. */
 export function defaultGlobalConfig(): GlobalConfig {
@@ -106,7 +107,7 @@ function build(data: unknown, file: string | null, src: YamlSource | null, opts:
   node.hostname ??= os.hostname();
   if (node.id === undefined) {
     node.id = node.hostname;
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(node.id as string)) {
+    if (!NODE_ID.test(node.id as string)) {
       fail(['otus', 'node', 'id'], `the default, the hostname "${clip(node.id as string)}", is not a node id (1 to 64 of A-Z a-z 0-9 _ . -, not starting with _ . -): set otus.node.id`);
     }
   }
