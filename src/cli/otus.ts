@@ -9,6 +9,7 @@ import { runDecode } from './decode.js';
 import { captureCommand } from './capture.js';
 import { replayCommand } from './replay.js';
 import { daemonCommand } from './daemon.js';
+import { validateCommand } from './validate.js';
 
 function fail(err: unknown): never {
   if (err instanceof OtusError) {
@@ -54,6 +55,7 @@ await yargs(hideBin(process.argv))
   .command(captureCommand(fail))
   .command(replayCommand(fail))
   .command(daemonCommand(fail))
+  .command(validateCommand(fail))
   .demandCommand(1, 'name a command: decode, capture, replay, daemon, validate')
   .strict()
   .help()

@@ -3,14 +3,14 @@
 // OTUS_ERR_TASK naming the file, the key path and its line
 // (`task.yml:12: task.processors[0].plugin: is required`). Plugin configs
 // are validated later against each plugin's own schema, with `where`
-// naming the same file and path.
+// naming the same file and path. Files over 1 MiB and alias bombs are
+// refused (src/config/yaml.ts).
 
-import { readFileSync } from 'node:fs';
-import { isNode, LineCounter, parseDocument } from 'yaml';
 import type { TaskFilter } from '../pipeline/capture-filter.js';
 import type { UnmatchedPolicy } from '../pipeline/unmatched.js';
 import { OtusError } from '../util/errors.js';
-import { describeAjvError, makeAjv } from './schema.js';
+import { inSchemaOrder, makeAjv, rootAjvError } from './schema.js';
+import { clip, type KeyPath, nullsAsAbsent, parseYaml, readLimited } from './yaml.js';
 
 const PLUGIN_REF = {
   type: 'object',
@@ -23,61 +23,68 @@ const PLUGIN_REF = {
   additionalProperties: false,
 } as const;
 
+/** What a task file has under `task:` (and each of the global configuration's `otus.tasks`). */
+export const TASK_BODY_SCHEMA = {
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: {
+    // At most 64 bytes: the id names the task's shared-memory segments.
+    id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' },
+    capture: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        driver: { enum: ['af_packet_v3', 'xdp', 'pcap'] },
+        interface: { type: 'string' },
+        workers: { type: 'integer', minimum: 0, maximum: 256 },
+      },
+    },
+    filter: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        src_ip: { type: 'array', items: { type: 'string' } },
+        dst_ip: { type: 'array', items: { type: 'string' } },
+        ports: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 65535 } },
+        port_range: { type: 'string' },
+        protocol: { enum: ['udp', 'tcp', 'any'] },
+        bpf: { type: 'string' },
+      },
+    },
+    parsers: { type: 'array', items: PLUGIN_REF },
+    processors: { type: 'array', items: PLUGIN_REF },
+    reporter: {
+      type: 'object',
+      required: ['type'],
+      additionalProperties: false,
+      properties: { type: { type: 'string', minLength: 1 }, config: { type: 'object' } },
+    },
+    unmatched_policy: { enum: ['forward', 'drop'], default: 'forward' },
+  },
+} as const;
+
 export const TASK_SCHEMA = {
   type: 'object',
   required: ['task'],
   additionalProperties: false,
-  properties: {
-    task: {
-      type: 'object',
-      required: ['id'],
-      additionalProperties: false,
-      properties: {
-        id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' },
-        capture: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            driver: { enum: ['af_packet_v3', 'xdp', 'pcap'] },
-            interface: { type: 'string' },
-            workers: { type: 'integer', minimum: 0, maximum: 256 },
-          },
-        },
-        filter: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            src_ip: { type: 'array', items: { type: 'string' } },
-            dst_ip: { type: 'array', items: { type: 'string' } },
-            ports: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 65535 } },
-            port_range: { type: 'string' },
-            protocol: { enum: ['udp', 'tcp', 'any'] },
-            bpf: { type: 'string' },
-          },
-        },
-        parsers: { type: 'array', items: PLUGIN_REF },
-        processors: { type: 'array', items: PLUGIN_REF },
-        reporter: {
-          type: 'object',
-          required: ['type'],
-          additionalProperties: false,
-          properties: { type: { type: 'string', minLength: 1 }, config: { type: 'object' } },
-        },
-        unmatched_policy: { enum: ['forward', 'drop'], default: 'forward' },
-      },
-    },
-  },
+  properties: { task: TASK_BODY_SCHEMA },
 } as const;
 
 export interface PluginRef {
   plugin: string;
   config: Record<string, unknown>;
-  /** `FILE: task.processors[0].config`, for error messages. */
+  /** `FILE:LINE: task.processors[0].config` (no line for a task given as values), for error messages. */
   where: string;
+  /** `FILE:LINE` of the reference itself (its `plugin:`, or the reporter's `type:`), for messages about the choice of plugin. */
+  at: string;
 }
 
 export interface TaskSpec {
+  /** The task file, or what the task came from (the global configuration file, `task.create`...). */
   file: string;
+  /** The key path of the task's body in messages: `task`, or `otus.tasks[1]` for a boot task. */
+  path: string;
   id: string;
   /** task.capture.workers; null when absent (0 means auto). */
   workers: number | null;
@@ -85,70 +92,78 @@ export interface TaskSpec {
   driver: string | null;
   interface: string | null;
   filter: TaskFilter;
+  /** `FILE:LINE: task.filter`, for CaptureFilter's messages. */
+  filterWhere: string;
   parsers: PluginRef[];
   processors: PluginRef[];
   reporter: PluginRef | null;
   unmatchedPolicy: UnmatchedPolicy;
+  /** The body as validated (what a task file has under `task:`), schema defaults filled; plugin configs as written. */
+  effective: Record<string, unknown>;
+}
+
+export interface TaskReadOptions {
+  /** Refuse files larger than this (default MAX_FILE_BYTES, 1 MiB). */
+  maxBytes?: number;
 }
 
 const validateTask = makeAjv().compile(TASK_SCHEMA);
 
 /** Reads and validates a task file. */
-export function loadTaskFile(file: string): TaskSpec {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new OtusError('OTUS_ERR_TASK', `${file}: cannot read task file (${(e as Error).message})`);
-  }
-  return parseTask(text, file);
-}
-
-interface AjvLikeError {
-  instancePath: string;
-  keyword: string;
-  params: Record<string, unknown>;
+export function loadTaskFile(file: string, opts: TaskReadOptions = {}): TaskSpec {
+  return parseTask(readLimited(file, 'OTUS_ERR_TASK', 'task file', opts.maxBytes), file, opts);
 }
 
 /** Validates task YAML text; `file` names it in errors. */
-export function parseTask(text: string, file: string): TaskSpec {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0];
-    const line = lc.linePos(e.pos[0]).line;
-    throw new OtusError('OTUS_ERR_TASK', `${file}${line ? `:${line}` : ''}: not valid YAML: ${e.message.split('\n')[0]}`);
+export function parseTask(text: string, file: string, opts: TaskReadOptions = {}): TaskSpec {
+  const { src, data } = parseYaml(text, file, 'OTUS_ERR_TASK', 'task file', opts.maxBytes);
+  const d = nullsAsAbsent(TASK_SCHEMA, data);
+  if (!validateTask(d)) throw src.schemaError(validateTask);
+  return taskSpec((d as { task: Record<string, unknown> }).task, file, 'task', (sub) => src.at(['task', ...sub]));
+}
+
+/**
+ * A task given as values (`task.create` over the control socket): `{task: {...}}`
+ * or the body alone. Not modified. Errors are OTUS_ERR_TASK naming `where` and the key path.
+ */
+export function taskFromObject(data: unknown, where: string): TaskSpec {
+  let copy: unknown;
+  try {
+    copy = structuredClone(data);
+  } catch (e) {
+    throw new OtusError('OTUS_ERR_TASK', `${where}: a task must be plain data (${clip((e as Error).message)})`);
   }
-  const data: unknown = doc.toJS();
-  if (!validateTask(data)) {
-    const err = validateTask.errors?.[0] as AjvLikeError | undefined;
-    const segs: (string | number)[] = err ? err.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s)) : [];
-    // An unknown key: point at the key itself.
-    if (err?.keyword === 'additionalProperties') segs.push(String(err.params.additionalProperty));
-    let line: number | undefined;
-    for (let n = segs.length; n >= 0 && line === undefined; n--) {
-      const node = n === 0 ? doc.contents : doc.getIn(segs.slice(0, n), true);
-      if (isNode(node) && node.range) line = lc.linePos(node.range[0]).line;
-    }
-    throw new OtusError('OTUS_ERR_TASK', `${file}${line ? `:${line}` : ''}: ${describeAjvError('', validateTask.errors).replace(/^\./, '').replace(/^:/, 'top level:')}`);
-  }
-  const t = (data as { task: Record<string, unknown> }).task;
+  const wrapped = nullsAsAbsent(TASK_SCHEMA, copy !== null && typeof copy === 'object' && !Array.isArray(copy) && 'task' in copy ? copy : { task: copy });
+  if (!validateTask(wrapped)) throw new OtusError('OTUS_ERR_TASK', `${where}: ${rootAjvError(validateTask.errors)}`);
+  return taskSpec((wrapped as { task: Record<string, unknown> }).task, where, 'task');
+}
+
+/**
+ * A TaskSpec from a body that passed TASK_BODY_SCHEMA (defaults filled); `path`
+ * names the body in messages, and `at` gives `FILE:LINE` for a key under it.
+ */
+export function taskSpec(t: Record<string, unknown>, file: string, path: string, at: (sub: KeyPath) => string = () => file): TaskSpec {
+  const effective = inSchemaOrder(TASK_BODY_SCHEMA, t) as Record<string, unknown>;
   const refs = (key: 'parsers' | 'processors'): PluginRef[] =>
     ((t[key] as { plugin: string; enabled: boolean; config?: Record<string, unknown> }[] | undefined) ?? [])
       .map((r, i) => ({ r, i }))
       .filter(({ r }) => r.enabled)
-      .map(({ r, i }) => ({ plugin: r.plugin, config: r.config ?? {}, where: `${file}: task.${key}[${i}].config` }));
+      .map(({ r, i }) => ({ plugin: r.plugin, config: r.config ?? {}, where: `${at([key, i, 'config'])}: ${path}.${key}[${i}].config`, at: at([key, i, 'plugin']) }));
   const rep = t.reporter as { type: string; config?: Record<string, unknown> } | undefined;
+  const capture = t.capture as { workers?: number; driver?: string; interface?: string } | undefined;
   return {
     file,
+    path,
     id: t.id as string,
-    workers: (t.capture as { workers?: number } | undefined)?.workers ?? null,
-    driver: (t.capture as { driver?: string } | undefined)?.driver ?? null,
-    interface: (t.capture as { interface?: string } | undefined)?.interface ?? null,
+    workers: capture?.workers ?? null,
+    driver: capture?.driver ?? null,
+    interface: capture?.interface ?? null,
     filter: (t.filter as TaskFilter | undefined) ?? {},
+    filterWhere: `${at(['filter'])}: ${path}.filter`,
     parsers: refs('parsers'),
     processors: refs('processors'),
-    reporter: rep ? { plugin: rep.type, config: rep.config ?? {}, where: `${file}: task.reporter.config` } : null,
+    reporter: rep ? { plugin: rep.type, config: rep.config ?? {}, where: `${at(['reporter', 'config'])}: ${path}.reporter.config`, at: at(['reporter', 'type']) } : null,
     unmatchedPolicy: t.unmatched_policy as UnmatchedPolicy,
+    effective,
   };
 }

@@ -116,7 +116,7 @@ test('errors are coded and happen before forking: bad plugin config, unknown plu
   writeFileSync(bad, 'task:\n  id: bad\n  processors:\n    - plugin: filter\n      config: {default: maybe}\n');
   let r = replay(['--task', bad, '--out', join(dir, 'x'), SAMPLE]);
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /bad.yml: task.processors\[0\].config.default: must be one of "drop", "pass" \[OTUS_ERR_PLUGIN_CONFIG\]/);
+  assert.match(r.stderr, /bad.yml:5: task.processors\[0\].config.default: must be one of "drop", "pass" \[OTUS_ERR_PLUGIN_CONFIG\]/);
 
   writeFileSync(bad, 'task:\n  id: bad\n  reporter: {type: kafka}\n');
   r = replay(['--task', bad, SAMPLE]);

@@ -66,7 +66,7 @@ test("the design's task example loads; disabled plugins are left out; defaults a
   assert.equal(t.id, 'voip-monitor-01');
   assert.equal(t.workers, 4);
   assert.deepEqual(t.parsers.map((p) => p.plugin), ['sip', 'rtp']);
-  assert.deepEqual(t.processors.map((p) => [p.plugin, p.where]), [['filter', 'd.yml: task.processors[0].config']]);
+  assert.deepEqual(t.processors.map((p) => [p.plugin, p.where]), [['filter', 'd.yml:20: task.processors[0].config']]);
   assert.equal(t.reporter?.plugin, 'kafka');
   assert.equal(t.unmatchedPolicy, 'drop');
   assert.equal(parseTask('task: {id: a}', 'x').unmatchedPolicy, 'forward');
@@ -93,13 +93,13 @@ test('plugin config errors name the task file and key path', async () => {
   await assert.rejects(instantiateTaskPlugins(r, loadTaskFile(file), {}, 0), (e: unknown) => {
     assert.ok(e instanceof OtusError);
     assert.equal(e.code, 'OTUS_ERR_PLUGIN_CONFIG');
-    assert.ok(e.message.includes(`${file}: task.processors[1].config.rules[0].action: must be one of "drop", "pass"`), e.message);
+    assert.ok(e.message.includes(`${file}:6: task.processors[1].config.rules[0].action: must be one of "drop", "pass"`), e.message);
     return true;
   });
   writeFileSync(file, 'task:\n  id: x\n  parsers:\n    - plugin: h323\n'); // no such parser (sip now is one)
   await assert.rejects(instantiateTaskPlugins(r, loadTaskFile(file), {}, 0), (e: unknown) => {
     assert.ok(e instanceof OtusError && e.code === 'OTUS_ERR_PLUGIN_NOT_FOUND', String(e));
-    assert.ok(e.message.includes(`${file}: task.parsers[0].config: no parser plugin named "h323"`), e.message);
+    assert.ok(e.message.includes(`${file}:4: task.parsers[0].config: no parser plugin named "h323"`), e.message);
     return true;
   });
 });
