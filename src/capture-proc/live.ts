@@ -100,7 +100,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
     stopped = true;
     if (beat) clearInterval(beat);
     // What the kernel had queued when asked to stop is processed and counted, not lost.
-    await stream.finish?.();
+    await stream.drain();
     stream.stop();
     pipeline.flush(); // stored TCP bytes delivered, connections ended, the last batch committed
     catchUp?.stop();

@@ -60,8 +60,6 @@ export interface CaptureStream {
   stats(): StreamStats;
   /** Releases the socket and its memory. Idempotent; safe inside sink.frame(). */
   stop(): void;
-  /** Takes no new frames, hands what the kernel already holds to the sink, then resolves (before stop()). */
-  finish?(): Promise<void>;
   readonly stopped: boolean;
   /** Why the stream stopped reading on its own (socket error), or null. */
   readonly failure: string | null;

@@ -7,8 +7,10 @@
 // The daemon never touches packets.
 
 import { readFileSync } from 'node:fs';
-import { pino, type Logger } from 'pino';
+import { destination, pino, type Logger } from 'pino';
+import { effectiveConfig, effectiveTask } from '../config/effective.js';
 import { type GlobalConfig, loadGlobalConfig, parseGlobalConfig } from '../config/global.js';
+import { createRegistry } from '../plugin/builtins.js';
 import { parseTask, taskFromObject } from '../config/task.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
 import { ControlServer, RpcError } from './control.js';
@@ -54,7 +56,7 @@ function changed(a: Record<string, unknown>, b: Record<string, unknown>, prefix 
 export async function runDaemon(o: DaemonOptions): Promise<void> {
   let cfg = load(o.configFile, o.socket);
   // Logs go to stderr (the journal under systemd): stdout is the console reporter's.
-  const log: Logger = pino({ level: cfg.log.level, base: { component: 'supervisor', node: cfg.node.id, pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+  const log: Logger = pino({ level: cfg.log.level, base: { component: 'supervisor', node: cfg.node.id, pid: process.pid } }, destination({ fd: 2, sync: true }));
   const notify = SdNotify.fromEnv();
   const startedAt = new Date();
   let loadedAt = new Date();
@@ -136,11 +138,17 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
       },
       'task.list': () => ({ tasks: tasks.list() }),
       'task.status': (p) => tasks.status(idParam(p)),
-      'config.validate': (p) => {
+      'config.validate': async (p) => {
+        if (typeof p.config !== 'string' && p.task === undefined) throw new RpcError(-32602, 'invalid params: give config (YAML text) and/or task');
+        const registry = await createRegistry(o.pluginDirs);
         const out: Record<string, unknown> = {};
-        if (typeof p.config === 'string') out.config = parseGlobalConfig(p.config, 'config.validate: config').effective;
-        if (p.task !== undefined) out.task = typeof p.task === 'string' ? parseTask(p.task, 'config.validate: task') : taskFromObject(p.task, 'config.validate: task');
-        if (!('config' in out) && !('task' in out)) throw new RpcError(-32602, 'invalid params: give config (YAML text) and/or task');
+        // A task is checked against the configuration given with it, else the one in use.
+        const g = typeof p.config === 'string' ? parseGlobalConfig(p.config, 'config.validate: config') : cfg;
+        if (typeof p.config === 'string') out.config = await effectiveConfig(registry, g);
+        if (p.task !== undefined) {
+          const spec = typeof p.task === 'string' ? parseTask(p.task, 'config.validate: task') : taskFromObject(p.task, 'config.validate: task');
+          out.task = (await effectiveTask(registry, g, spec)).effective;
+        }
         return { effective: out };
       },
     },

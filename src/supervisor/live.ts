@@ -85,7 +85,7 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
   }
   if (driver === 'pcap' && workers > 1) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--workers ${workers}: the pcap driver has one stream; use af_packet_v3 (fanout) or xdp (queues)`);
   // The task's filter runs in the kernel (attached to each socket); xdp cannot, so there the pipeline runs it.
-  const filterText = new CaptureFilter(task.filter, `${task.file}: task.filter`).text;
+  const filterText = new CaptureFilter(task.filter, task.filterWhere).text;
   const userFilter = driver === 'xdp' && filterText !== '';
   const capture: CaptureOptions = {
     ...defaultCaptureOptions(iface),

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { loadTaskFile, type TaskSpec } from '../config/task.js';
 import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
+import { checkOutputPath } from '../sender-proc/reporters.js';
 import type { RecordFormat } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
 import { createRing, type RingSegment } from '../shm/ring.js';
@@ -95,6 +96,8 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
   const repPlugin = registry.require('reporter', rep.name, rep.where);
   const config = registry.checkConfig(repPlugin, rep.config, rep.where) as Record<string, unknown>;
+  // A file the sender would open: refused now, with the reason, rather than in the sender.
+  if (rep.name === 'file') checkOutputPath(config.path as string);
   return { task, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json' };
 }
 

@@ -7,7 +7,7 @@
 
 import type { Logger } from 'pino';
 import { allowedCpus } from '../capture/index.js';
-import { type GlobalConfig, reporterConfigFor } from '../config/global.js';
+import { type GlobalConfig, nodeContext, reporterConfigFor } from '../config/global.js';
 import type { TaskSpec } from '../config/task.js';
 import { OtusError } from '../util/errors.js';
 import { planLiveTask } from './live.js';
@@ -48,7 +48,7 @@ export class TaskManager {
     this.pending.add(spec.id);
     try {
       const cfg = this.cfg;
-      const node = { id: cfg.node.id, hostname: cfg.node.hostname, ...(cfg.node.ip ? { ip: cfg.node.ip } : {}), ...cfg.node.labels };
+      const node = nodeContext(cfg);
       const checked = await checkTaskSpec(spec, this.pluginDirs, node, reporterConfigFor(cfg, spec));
       const b = this.budget();
       const plan = planLiveTask(checked, {
