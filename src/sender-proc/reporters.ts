@@ -357,17 +357,19 @@ export function parseMode(mode: string): number {
 
 /**
  * Opens the file reporter's output: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
- * O_NONBLOCK with `mode`, after checkOutputPath. A regular file is then given
+ * O_NONBLOCK with `mode`, after checkOutputPath (`append`, for a sender that
+ * continues one that died: O_APPEND instead of O_TRUNC). A regular file is then given
  * exactly `mode` (whatever the umask, or an older file's mode). A FIFO without
  * a reader yet opens as fd -1, with reopen() to try again.
  */
-export function openOutput(path: string, mode: number): FdOutput {
+export function openOutput(path: string, mode: number, append = false): FdOutput {
   const abs = resolve(path);
   checkOutputPath(abs);
   const flags = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  const start = append ? constants.O_APPEND : constants.O_TRUNC;
   const open = (create: boolean): number => {
     try {
-      const fd = openSync(abs, create ? flags | constants.O_CREAT | constants.O_TRUNC : flags, mode);
+      const fd = openSync(abs, create ? flags | constants.O_CREAT | start : flags, mode);
       const st = fstatSync(fd);
       if (st.isFile()) fchmodSync(fd, mode);
       else if (!st.isFIFO() && !st.isCharacterDevice() && !st.isSocket()) {
@@ -414,7 +416,7 @@ export const fileReporter: PluginDefinition<'reporter', FileReporterConfig> = {
     },
   },
   init(ctx) {
-    return new FdReporter(openOutput(ctx.config.path, parseMode(ctx.config.mode ?? '0640')), ctx.config.format);
+    return new FdReporter(openOutput(ctx.config.path, parseMode(ctx.config.mode ?? '0640'), ctx.resumed === true), ctx.config.format);
   },
 };
 

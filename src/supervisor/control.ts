@@ -14,7 +14,8 @@ import { peerCredentials } from './peer.js';
 export const MAX_REQUEST_BYTES = 1 << 20;
 const MAX_PENDING_OUTPUT = 16 << 20;
 const IDLE_MS = 60_000;
-const MAX_CONNECTIONS = 64;
+/** Beyond this many connections, a new one closes the one idle longest: silent clients cannot lock others out. */
+const MAX_CONNECTIONS = 256;
 
 export interface ControlAccess {
   socket: string;
@@ -59,7 +60,8 @@ function groupsOf(pid: number): number[] {
 
 export class ControlServer {
   private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
+  /** Open connections and when each last sent a byte. */
+  private readonly sockets = new Map<Socket, number>();
   /** Requests served and refused, for status. */
   readonly stats = { connections: 0, refusedPeers: 0, requests: 0, errors: 0 };
 
@@ -79,7 +81,6 @@ export class ControlServer {
     mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
     await removeStaleSocket(path);
     const server = createServer((s) => this.accept(s));
-    server.maxConnections = MAX_CONNECTIONS;
     // No one but us may connect between bind and chmod.
     const mask = process.umask(0o177);
     try {
@@ -105,7 +106,7 @@ export class ControlServer {
     const s = this.server;
     this.server = null;
     if (!s) return;
-    for (const c of this.sockets) c.destroy();
+    for (const c of this.sockets.keys()) c.destroy();
     await new Promise<void>((res) => s.close(() => res()));
     rmSync(this.access.socket, { force: true });
   }
@@ -133,13 +134,15 @@ export class ControlServer {
       sock.end(reply(null, { code: -32001, message: `permission denied: uid ${peer.uid} is not allowed on this socket` }));
       return;
     }
-    this.sockets.add(sock);
+    if (this.sockets.size >= MAX_CONNECTIONS) this.evictIdlest();
+    this.sockets.set(sock, Date.now());
     sock.on('close', () => this.sockets.delete(sock));
     sock.setTimeout(IDLE_MS, () => sock.destroy());
     let chunks: Buffer[] = [];
     let held = 0;
     let chain: Promise<void> = Promise.resolve();
     sock.on('data', (d: Buffer) => {
+      this.sockets.set(sock, Date.now());
       let from = 0;
       for (let nl = d.indexOf(10, from); nl >= 0; nl = d.indexOf(10, from)) {
         chunks.push(d.subarray(from, nl));
@@ -157,6 +160,13 @@ export class ControlServer {
         if (held > MAX_REQUEST_BYTES) this.tooLarge(sock);
       }
     });
+  }
+
+  private evictIdlest(): void {
+    let oldest: Socket | null = null;
+    let at = Infinity;
+    for (const [s, t] of this.sockets) if (t < at) [oldest, at] = [s, t];
+    oldest?.destroy();
   }
 
   private tooLarge(sock: Socket): void {

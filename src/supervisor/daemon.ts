@@ -72,37 +72,33 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     return `${parts.length ? parts.join(', ') : 'no tasks'}; workers ${b.used}/${b.max}`;
   };
 
-  let reloading: Promise<{ applied: string[]; needs_restart: string[] }> | null = null;
-  const reload = (): Promise<{ applied: string[]; needs_restart: string[] }> => {
-    reloading ??= (async () => {
-      notify.reloading();
-      try {
-        const next = load(cfg.file, o.socket);
-        const diff = changed(cfg.effective, next.effective);
-        const applied = diff.filter((p) => LIVE.some((r) => r.test(p)));
-        const needsRestart = diff.filter((p) => !applied.includes(p)).map((p) => `${p}: takes effect when the daemon restarts`);
-        const running = tasks.ids();
-        if (running.length) {
-          for (const p of applied.filter((x) => /^(reporters|node|supervisor|resources)\b/.test(x))) {
-            needsRestart.push(`${p}: applies to tasks created from now on; running tasks (${running.join(', ')}) keep theirs until re-created`);
-          }
+  // Synchronous from start to end: two reloads never interleave.
+  const reload = (): { applied: string[]; needs_restart: string[] } => {
+    notify.reloading();
+    try {
+      const next = load(cfg.file, o.socket);
+      const diff = changed(cfg.effective, next.effective);
+      const applied = diff.filter((p) => LIVE.some((r) => r.test(p)));
+      const needsRestart = diff.filter((p) => !applied.includes(p)).map((p) => `${p}: takes effect when the daemon restarts`);
+      const running = tasks.ids();
+      if (running.length) {
+        for (const p of applied.filter((x) => /^(reporters|node|supervisor|resources)\b/.test(x))) {
+          needsRestart.push(`${p}: applies to tasks created from now on; running tasks (${running.join(', ')}) keep theirs until re-created`);
         }
-        cfg = next;
-        loadedAt = new Date();
-        log.level = cfg.log.level;
-        control.setAccess(cfg.control);
-        tasks.setConfig(cfg);
-        log.info({ applied, needs_restart: needsRestart }, 'configuration reloaded');
-        return { applied, needs_restart: needsRestart };
-      } catch (e) {
-        log.error({ err: e instanceof Error ? e.message : String(e) }, 'reload refused: the configuration in use stays');
-        throw e;
-      } finally {
-        notify.ready(statusLine());
-        reloading = null;
       }
-    })();
-    return reloading;
+      cfg = next;
+      loadedAt = new Date();
+      log.level = cfg.log.level;
+      control.setAccess(cfg.control);
+      tasks.setConfig(cfg);
+      log.info({ applied, needs_restart: needsRestart }, 'configuration reloaded');
+      return { applied, needs_restart: needsRestart };
+    } catch (e) {
+      log.error({ err: e instanceof Error ? e.message : String(e) }, 'reload refused: the configuration in use stays');
+      throw e;
+    } finally {
+      notify.ready(statusLine());
+    }
   };
 
   const control: ControlServer = new ControlServer(
@@ -160,7 +156,13 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   let stop!: (why: string) => void;
   const stopped = new Promise<string>((res) => (stop = res));
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (sig === 'SIGHUP') void reload().catch(() => undefined);
+    if (sig === 'SIGHUP') {
+      try {
+        reload();
+      } catch {
+        // logged; the configuration in use stays
+      }
+    }
     else if (!stopping) {
       stopping = true;
       stop(sig);
@@ -187,6 +189,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   log.info({ why }, 'stopping');
   notify.stopping();
   stopWatchdog();
+  tasks.onChange = null; // STOPPING=1 is the last word systemd hears
   await control.close();
   await tasks.stopAll();
   process.off('SIGHUP', onSignal);

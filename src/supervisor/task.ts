@@ -253,10 +253,11 @@ export class SupervisedTask {
     return this.stopping;
   }
 
-  /** Every child beat within the watchdog's time, and none is down. */
+  /** Every child is up and has beaten within its last three heartbeats (well before the watchdog would kill it). */
   healthy(): boolean {
     const now = Date.now();
-    return this.slots().every((s) => s.state === 'running' && (this.plan.settings.watchdogMs <= 0 || now - s.lastBeat <= this.plan.settings.watchdogMs));
+    const late = 3 * this.plan.settings.heartbeatMs;
+    return this.slots().every((s) => s.state === 'running' && (late <= 0 || now - s.lastBeat <= late));
   }
 
   brief(): TaskBrief {
