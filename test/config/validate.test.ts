@@ -64,7 +64,7 @@ test('boot tasks and --task print with plugin defaults filled and the reporter m
     {
       id: 'boot',
       processors: [{ plugin: 'filter', enabled: true, config: { rules: [], default: 'pass', priority: 10 } }],
-      reporter: { type: 'file', config: { format: 'json', path: '/tmp/otus-boot.ndjson' } },
+      reporter: { type: 'file', config: { format: 'json', path: '/tmp/otus-boot.ndjson', mode: '0640' } },
       unmatched_policy: 'forward',
     },
   ]);

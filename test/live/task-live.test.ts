@@ -1,7 +1,8 @@
 // `otus capture --task` when things go wrong: usage errors are coded and name
-// what to fix, before anything is forked; a capture process killed mid-run
-// stops the run with a failure naming it, while what the others captured
-// still reaches the reporter (the sender drains the ring) and the summary.
+// what to fix, before anything is forked; a capture process or the sender
+// killed mid-run stops the run at once with a failure naming it, while what
+// the others captured still reaches the reporter (the sender drains the
+// ring) and the summary.
 // The happy path, real calls on two fanout members, is in sipp-calls.test.ts.
 
 import { after, before, describe, test } from 'node:test';
@@ -89,15 +90,35 @@ describe('otus capture --task: bad usage, a lost capture process', { skip: skip 
     process.kill(kids[2]!, 'SIGKILL');
     assert.ok(await waitFor(() => run.exited, 20000), 'the run stopped on its own');
     assert.notEqual(run.code, 0);
-    assert.match(run.err, /stopped: capture process 1 lost/);
-    assert.match(run.err, /capture process 1 exited \(SIGKILL\) before reporting \[OTUS_ERR_WORKER\]/);
+    assert.match(run.err, /stopped: capture process 1: killed by SIGKILL/);
+    assert.match(run.err, /capture process 1: killed by SIGKILL \[OTUS_ERR_WORKER\]/);
     const summary = JSON.parse(readFileSync(stats, 'utf8'));
-    const p0 = summary.capture_processes as { index: number; frames: number }[];
-    assert.deepEqual(p0.map((p) => p.index), [0], 'only process 0 reported');
-    assert.ok(p0[0]!.frames > 0 && p0[0]!.frames < N, `process 0 got part of the flows: ${p0[0]!.frames}`);
+    // Process 1's counters are those of its last heartbeat, if it beat before it was killed: at most what it had.
+    const procs = summary.capture_processes as { index: number; frames: number }[];
+    assert.equal(procs[0]!.index, 0);
+    assert.ok(procs[0]!.frames > 0 && procs[0]!.frames < N, `process 0 got part of the flows: ${procs[0]!.frames}`);
+    assert.ok(summary.frames <= N);
     // Process 1 committed its batch at the end of each block, before it was killed: the sender drained both.
     const records = readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { flow: { sport: number } });
     const ours = records.filter((r) => r.flow.sport >= 10000 && r.flow.sport < 10064);
     assert.equal(ours.length, N, `records of the replayed frames: ${ours.length}`);
+  });
+
+  test('the sender SIGKILLed mid-run: noticed at once, the run stops with the summary and its --stats-json', async () => {
+    const out = join(tmp.dir, 'out2.ndjson');
+    const stats = join(tmp.dir, 'stats2.json');
+    const run = start(['capture', '--task', task, '-i', host.capIf, '--workers', '1', '--out', out, '--stats-json', stats]);
+    assert.ok(await waitFor(() => /capturing/.test(run.err) || run.exited, 20000), run.err);
+    host.replay(file);
+    assert.ok(await waitFor(() => readFileSync(out, 'utf8').split('\n').filter(Boolean).length >= N, 20000), 'records before the kill');
+    const kids = execFileSync('pgrep', ['-P', String(run.child.pid)], { encoding: 'utf8' }).trim().split('\n').map(Number);
+    process.kill(kids[0]!, 'SIGKILL');
+    assert.ok(await waitFor(() => run.exited, 20000), 'the run stopped on its own');
+    assert.equal(run.code, 2);
+    assert.match(run.err, /stopped: sender: killed by SIGKILL/);
+    const summary = JSON.parse(readFileSync(stats, 'utf8'));
+    assert.equal(summary.frames, N);
+    // The sender's counters are those of its last heartbeat: at most what it wrote.
+    assert.ok(summary.sender.records <= N, `sender records ${summary.sender.records}`);
   });
 });
