@@ -208,6 +208,7 @@ export class SupervisedTask {
   /** Children talk to the supervisor, never to systemd. */
   private readonly env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SdNotify.envKeys.includes(k)));
 
+  /** `log`: the task's logger (its lines carry the task id). */
   constructor(
     readonly plan: LiveTaskPlan,
     private readonly log: Logger,
@@ -244,7 +245,7 @@ export class SupervisedTask {
       this.watchdog = setInterval(() => this.checkBeats(), Math.max(50, Math.min(p.settings.heartbeatMs, p.settings.watchdogMs / 2)));
     }
     this.setState('running');
-    this.log.info({ task: this.id, scope: this.scope, workers: p.workers, iface: p.iface, driver: p.driver }, 'task running');
+    this.log.info({ scope: this.scope, workers: p.workers, iface: p.iface, driver: p.driver }, 'task running');
   }
 
   /** Stops the task in order (idempotent); resolves with its counters once every process is gone and the memory released. */
@@ -414,14 +415,14 @@ export class SupervisedTask {
       s.state = 'failed';
       return; // start() fails and cleans up
     }
-    this.log.warn({ task: this.id, process: s.name, why }, 'child exited');
+    this.log.warn({ process: s.name, why }, 'child exited');
     const delay = s.policy?.next(s.startedAt, Date.now()) ?? null;
     if (delay === null) {
       s.state = 'failed';
       this.failureCode = why.startsWith('stream failed') ? 'OTUS_ERR_CAPTURE_IO' : 'OTUS_ERR_WORKER';
       const reason = s.policy ? `${s.name}: restarted ${s.restarts} times, still failing (last: ${why})` : `${s.name}: ${why}`;
       this.setState('failed', reason);
-      this.log.error({ task: this.id, reason }, 'task failed');
+      this.log.error({ reason }, 'task failed');
       this.resolveFailed(reason);
       void this.stop(reason);
       return;
@@ -434,7 +435,7 @@ export class SupervisedTask {
       s.restarts++;
       this.spawn(s).then(
         () => {
-          this.log.info({ task: this.id, process: s.name, pid: s.proc?.pid, restarts: s.restarts }, 'child restarted');
+          this.log.info({ process: s.name, pid: s.proc?.pid, restarts: s.restarts }, 'child restarted');
           if (this.slots().every((x) => x.state === 'running')) this.setState('running', '');
         },
         () => undefined, // its exit is handled like any other
@@ -465,7 +466,7 @@ export class SupervisedTask {
     const summary = this.counters(warnings);
     this.release();
     if (this.state !== 'failed') this.setState('stopped', why);
-    this.log.info({ task: this.id, why, frames: summary.frames, records: summary.records }, 'task stopped');
+    this.log.info({ why, frames: summary.frames, records: summary.records }, 'task stopped');
     return summary;
   }
 
