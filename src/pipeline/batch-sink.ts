@@ -89,7 +89,7 @@ export class BatchSink implements DirectSink {
     this.count = 0;
     k.reset();
     const ring = this.ring;
-    const at = ring.reserve(n);
+    const at = ring.reserve(n, count);
     if (at < 0) {
       this.droppedRecords += count;
       this.droppedBatches++;

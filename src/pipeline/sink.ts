@@ -7,8 +7,12 @@ import type { KeyTracker } from './label-keys.js';
 
 /** Producer side of a record ring: reserve → write in place → commit. */
 export interface RecordSink {
-  /** Reserves `len` bytes for one record: an offset into `u8`, or -1 when full (the caller drops and counts). */
-  reserve(len: number): number;
+  /**
+   * Reserves `len` bytes for one record: an offset into `u8`, or -1 when full
+   * (the caller drops and counts). `weight`: what the record stands for (a
+   * batch: its records), for a ring that counts what it drops later.
+   */
+  reserve(len: number, weight?: number): number;
   /** The memory reserve()'s offsets point into. Read it after each reserve: it may change between calls. */
   readonly u8: Uint8Array;
   /** Publishes the record reserved at `off`. */

@@ -34,14 +34,17 @@
 //   128   u32 consumer position                                   own cache line
 //   192   i32 consumer sleeping flag                               own cache line
 //   256   f64 consumer counters: records, bytes, drop-head records, drop-head bytes,
-//             abandoned records, abandoned bytes, discarded records, wakeups
+//             abandoned records, abandoned bytes, discarded records, wakeups,
+//             drop-head weight, abandoned weight
 //   4096  producer slots, 64 bytes each:
 //         +0 i32 pid  +4 u32 announced reservation position  +8 u32 announced length (0: none)
-//         +16 f64 start time  +24 f64 records  +32 f64 bytes  +40 f64 drop-tail records
+//         +12 u32 announced weight  +16 f64 start time  +24 f64 records  +32 f64 bytes  +40 f64 drop-tail records
 //         +48 f64 drop-tail bytes  +56 f64 abandoned records (written by the consumer)
 //   8192  data area, 2^k bytes, then the same pages again (the mirror)
-// Record: i32 length | BUSY (1<<31) | DISCARD (1<<30), i32 producer slot + 1, payload,
-// padded to 8 bytes.
+// Record: i32 length | BUSY (1<<31) | DISCARD (1<<30), i32 producer slot + 1 | weight << 8,
+// payload, padded to 8 bytes. The weight is what the record stands for to its
+// producer (a batch: its wire records), so records the ring drops or skips are
+// counted in the producer's units too.
 //
 // Wakeups: a consumer about to sleep sets the sleeping flag; a producer that
 // commits a record and finds it set clears it and writes a byte into the
@@ -57,7 +60,7 @@ import { OtusError } from '../util/errors.js';
 import { RING_MAGIC, createSegment, isProcessAlive, processStartTime, segmentName, wakePath, writeOwner } from './segment.js';
 
 export { RING_MAGIC };
-export const RING_VERSION = 2;
+export const RING_VERSION = 3;
 export const RING_CTRL_BYTES = 8192;
 export const RING_MAX_PRODUCERS = 64;
 const SLOT_BYTES = 64;
@@ -86,11 +89,14 @@ const F_ABANDONED = 36;
 const F_ABANDONED_BYTES = 37;
 const F_DISCARDED = 38;
 const F_WAKEUPS = 39;
+const F_DROP_HEAD_WEIGHT = 40;
+const F_ABANDONED_WEIGHT = 41;
 const F_CONS_START = 7;
 // producer slot: i32 offsets and f64 offsets from the slot's start
 const S_PID = 0;
 const S_PEND_POS = 1;
 const S_PEND_LEN = 2;
+const S_PEND_WEIGHT = 3;
 const SF_START = 2;
 const SF_RECORDS = 3;
 const SF_BYTES = 4;
@@ -102,6 +108,9 @@ const BUSY = 1 << 31;
 const DISCARD = 1 << 30;
 const LEN_MASK = DISCARD - 1;
 const HDR = 8;
+const TAG_MASK = 0xff;
+/** Largest weight of one record (the tag's upper 24 bits). */
+export const RING_MAX_WEIGHT = (1 << 24) - 1;
 
 export interface RingOptions {
   /** Data area in bytes: a power of two, 64 KiB to 256 MiB. */
@@ -137,6 +146,9 @@ export interface RingStats {
   abandonedBytes: number;
   discarded: number;
   wakeups: number;
+  /** Drop-head and abandoned records in their producers' units (the weights they were reserved with). */
+  dropHeadWeight: number;
+  abandonedWeight: number;
   producers: RingProducerStats[];
 }
 
@@ -214,6 +226,8 @@ class RingMap {
       abandonedBytes: f[F_ABANDONED_BYTES],
       discarded: f[F_DISCARDED],
       wakeups: f[F_WAKEUPS],
+      dropHeadWeight: f[F_DROP_HEAD_WEIGHT],
+      abandonedWeight: f[F_ABANDONED_WEIGHT],
       producers,
     };
   }
@@ -300,8 +314,10 @@ export class RingProducer {
   /**
    * Reserves `len` payload bytes. Returns the offset of the payload in `u8`,
    * or -1: no room (drop-tail) or too large; both counted as drop-tail.
+   * `weight` (0 to RING_MAX_WEIGHT): what the record stands for, counted if
+   * the consumer drops or skips it (a batch: its number of wire records).
    */
-  reserve(len: number): number {
+  reserve(len: number, weight = 0): number {
     const i32 = this.i32;
     if (len > this.maxLen || len < 0) return this.dropTail(len);
     const need = (len + HDR + 7) & ~7;
@@ -319,10 +335,11 @@ export class RingProducer {
       // the compare-and-swap below orders them (x86 TSO, and V8 does not move
       // memory operations across Atomics).
       i32[s + S_PEND_POS] = p;
+      i32[s + S_PEND_WEIGHT] = weight;
       i32[s + S_PEND_LEN] = need;
       if (Atomics.compareExchange(i32, I_PROD, p, (p + need) | 0) === p) {
         const h = (RING_CTRL_BYTES + (p & this.mask)) >> 2;
-        i32[h + 1] = this.tag;
+        i32[h + 1] = this.tag | (weight << 8);
         Atomics.store(i32, h, len | BUSY);
         i32[s + S_PEND_LEN] = 0;
         return (h << 2) + HDR;
@@ -517,7 +534,7 @@ export class RingConsumer {
       }
       this.off = (h << 2) + HDR;
       this.len = len;
-      this.producer = i32[h + 1] - 1;
+      this.producer = (i32[h + 1] & TAG_MASK) - 1;
       this.f64[F_RECORDS]++;
       this.f64[F_BYTES] += len;
       return len;
@@ -555,6 +572,7 @@ export class RingConsumer {
       else {
         f[F_DROP_HEAD]++;
         f[F_DROP_HEAD_BYTES] += len;
+        f[F_DROP_HEAD_WEIGHT] += i32[h + 1] >>> 8;
       }
     }
     this.pos = c;
@@ -578,15 +596,19 @@ export class RingConsumer {
     if (waited < i32[I_ABANDON]) return false;
     let need = 0;
     let owner = -1;
+    let weight = 0;
     if (w !== 0) {
       need = ((w & LEN_MASK) + HDR + 7) & ~7;
-      owner = i32[((RING_CTRL_BYTES + (c & this.mask)) >> 2) + 1] - 1;
+      const tag = i32[((RING_CTRL_BYTES + (c & this.mask)) >> 2) + 1];
+      owner = (tag & TAG_MASK) - 1;
+      weight = tag >>> 8;
     } else {
       // Died between the compare-and-swap and the header: its announcement says how long.
       for (let i = 0; i < RING_MAX_PRODUCERS; i++) {
         const s = (SLOTS_OFF + i * SLOT_BYTES) >> 2;
         if (i32[s + S_PEND_LEN] !== 0 && i32[s + S_PEND_POS] === c) {
           need = i32[s + S_PEND_LEN];
+          weight = i32[s + S_PEND_WEIGHT];
           owner = i;
           break;
         }
@@ -604,6 +626,7 @@ export class RingConsumer {
     if (w === 0) i32[s + S_PEND_LEN] = 0;
     this.f64[F_ABANDONED]++;
     this.f64[F_ABANDONED_BYTES] += need;
+    this.f64[F_ABANDONED_WEIGHT] += weight;
     this.f64[fs + SF_ABANDONED]++;
     return true;
   }
