@@ -5,9 +5,11 @@
 // committing wire-record batches to the task's send ring (at the end of
 // every block, so a quiet link's records do not wait). It never waits for
 // the sender: a full ring drops the batch and counts it (design §5.4).
-// Controlled over IPC: start → ready, then a beat with its counters every
-// heartbeatMs (the supervisor's watchdog); stop, or a lost parent → the
-// frames the kernel still holds are processed, done, exit.
+// Controlled over IPC: start → ready, then a beat every heartbeatMs (the
+// supervisor's watchdog); stop, or a lost parent → the frames the kernel
+// still holds are processed, done, exit. Its counters live in its slot of the
+// task's stats segment (src/shm/stats.ts): the pipeline's by layer copied at
+// the end of every ring block, everything at each heartbeat and at the end.
 
 import { createCapturer } from '../capture/index.js';
 import type { FrameSink } from '../capture/capturer.js';
@@ -19,10 +21,12 @@ import { createRegistry } from '../plugin/builtins.js';
 import { CaptureClock } from '../shm/capture-clock.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { RingProducer } from '../shm/ring.js';
+import { captureSlot, StatsWriter } from '../shm/stats.js';
 import type { Beat, ChildError, LiveCaptureDone, LiveCaptureStart } from '../supervisor/messages.js';
 import { OtusError } from '../util/errors.js';
+import { NodeProcessStats } from '../util/node-stats.js';
 import { LiveCatchUp } from './catch-up.js';
-import { MAX_RECORD_BYTES, pipelineCounters } from './counters.js';
+import { CaptureStats, MAX_RECORD_BYTES, pipelineCounters } from './counters.js';
 
 /** The capture driver's frames into the pipeline: nanosecond kernel timestamps; a batch to the ring per block. */
 class PipelineFeed implements FrameSink {
@@ -33,6 +37,7 @@ class PipelineFeed implements FrameSink {
   constructor(
     private readonly pl: Pipeline,
     private readonly catchUp: LiveCatchUp | null,
+    private readonly stats: CaptureStats | null,
     private readonly onEnd: (why: string) => void,
   ) {}
 
@@ -45,6 +50,7 @@ class PipelineFeed implements FrameSink {
   batchEnd(): void {
     this.pl.batchEnd();
     this.catchUp?.handled(this.sec, this.nsec);
+    this.stats?.block();
   }
 
   error(_stream: number, message: string): void {
@@ -73,6 +79,8 @@ async function run(m: LiveCaptureStart): Promise<void> {
   const capturer = createCapturer(m.driver, m.options);
   capturer.init();
   const stream = capturer.capture(m.index);
+  const stats = m.stats ? new CaptureStats(StatsWriter.open(m.ringTask, captureSlot(m.index)), pipeline, batch) : null;
+  const node = stats !== null ? new NodeProcessStats() : null;
 
   let stopped = false;
   const c0 = process.cpuUsage();
@@ -99,6 +107,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
     if (stopped) return;
     stopped = true;
     if (beat) clearInterval(beat);
+    node?.stop();
     // What the kernel had queued when asked to stop is processed and counted, not lost.
     await stream.drain();
     stream.stop();
@@ -106,12 +115,13 @@ async function run(m: LiveCaptureStart): Promise<void> {
     catchUp?.stop();
     for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
     const done = snapshot(why);
+    if (stats !== null) stats.publish(done, node!.sample());
     producer.close();
     flows?.close();
     if (process.connected) process.send!(done, () => process.exit(0));
     else process.exit(0);
   };
-  const feed = new PipelineFeed(pipeline, catchUp, (why) => void stop(why));
+  const feed = new PipelineFeed(pipeline, catchUp, stats, (why) => void stop(why));
   process.on('message', (msg: { type: string }) => {
     if (msg.type === 'stop') void stop('stopped');
   });
@@ -119,7 +129,12 @@ async function run(m: LiveCaptureStart): Promise<void> {
   stream.start(feed);
   catchUp?.start();
   process.send!({ type: 'ready', index: m.index, cpu: m.cpu });
-  if (m.heartbeatMs > 0) beat = setInterval(() => process.send?.({ type: 'beat', snapshot: snapshot('running') } satisfies Beat<LiveCaptureDone>), m.heartbeatMs);
+  if (m.heartbeatMs > 0) {
+    beat = setInterval(() => {
+      if (stats !== null) stats.publish(snapshot('running'), node!.sample());
+      process.send?.({ type: 'beat' } satisfies Beat);
+    }, m.heartbeatMs);
+  }
 }
 
 process.once('message', (m: LiveCaptureStart) => {

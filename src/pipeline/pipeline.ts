@@ -59,6 +59,8 @@ export class PipelineStats {
   held = 0;
   /** TCP segments taken by stream reassembly (their records, 0 to many each, count under the parser). */
   streamSegments = 0;
+  /** Records stream parsers made from reassembled TCP bytes (counted under the parser too). */
+  streamRecords = 0;
   /** Dropped by the task's filter section. */
   filterDrops = 0;
   /** Records produced by each parser, and handle() calls that produced none. */
@@ -229,7 +231,10 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
 
   /** Stream parsers' emit (RecordEmitter): the current record through processors, encode and ring. */
   emit(): boolean {
-    if (this.emitting >= 0) this.stats.parserRecords[this.emitting]++;
+    if (this.emitting >= 0) {
+      this.stats.parserRecords[this.emitting]++;
+      this.stats.streamRecords++;
+    }
     return this.finish();
   }
 

@@ -8,16 +8,20 @@
 // over, until the supervisor says the capture processes are done and the
 // ring is empty. Sleeps on the ring's wakeup FIFO when idle; stops reading
 // the ring while the reporter is blocked (the ring then drops, counted);
-// beats with its counters. Live runs also measure each record's capture →
-// sender latency (latency.ts).
+// beats, and keeps its counters in slot 0 of the task's stats segment
+// (src/shm/stats.ts) at heartbeat rate and at the end. Live runs also measure
+// each record's capture → sender latency (latency.ts).
 
 import { createRegistry } from '../plugin/builtins.js';
 import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
 import { BatchReader } from '../pipeline/batch-sink.js';
 import { RecordExpander } from '../pipeline/expand.js';
 import { RingConsumer } from '../shm/ring.js';
-import type { Beat, ChildError, SenderDone, SenderReady, SenderStart } from '../supervisor/messages.js';
+import { SENDER_SLOT, StatsWriter } from '../shm/stats.js';
+import type { Beat, ChildError, ReporterDrops, SenderDone, SenderReady, SenderStart } from '../supervisor/messages.js';
 import { OtusError } from '../util/errors.js';
+import { NodeProcessStats } from '../util/node-stats.js';
+import type { Reporter } from '../plugin/types.js';
 import { LatencyHistogram } from './latency.js';
 
 class Rec implements EncodedRecord {
@@ -30,6 +34,29 @@ class Rec implements EncodedRecord {
   ) {
     this.buf = buf;
   }
+}
+
+/**
+ * What a reporter may tell beyond the Reporter interface's `dropped`
+ * (FdReporter, kafka): delivery counters, how full its buffer is (0–1), and
+ * whether its output works.
+ */
+interface ReporterExtras {
+  counters?(): { acked: number; timeout: number; errors: Record<string, number>; queued: number };
+  readonly usage?: number;
+  readonly healthy?: boolean;
+}
+
+/** The reporter's drops by cause, and what it delivered; `handed`: records given to report(). */
+function reporterFigures(r: Reporter & ReporterExtras, handed: number): { drops: ReporterDrops; acked: number; queued: number } {
+  const dropped = r.dropped ?? 0;
+  const c = r.counters?.();
+  if (c === undefined) return { drops: { buffer: 0, timeout: 0, error: dropped }, acked: Math.max(0, handed - dropped), queued: 0 };
+  const buffer = c.errors.queue_full ?? 0;
+  const timeout = c.timeout + (c.errors.abandoned ?? 0);
+  let error = 0;
+  for (const k in c.errors) if (k !== 'queue_full' && k !== 'abandoned') error += c.errors[k]!;
+  return { drops: { buffer, timeout, error: Math.max(error, dropped - buffer - timeout) }, acked: c.acked, queued: c.queued };
 }
 
 /** Largest expanded record: a ring record (≤ 256 KiB) printed as JSON, base64 raw frame included. */
@@ -65,9 +92,13 @@ async function run(m: SenderStart): Promise<SenderDone> {
   let records = 0;
   let bytes = 0;
   const latency = m.latency ? new LatencyHistogram() : null;
+  const extras = reporter as Reporter & ReporterExtras;
+  let acked = 0;
   const snapshot = (): SenderDone => {
     const st = ring.stats();
     const c = process.cpuUsage(c0);
+    const rf = reporterFigures(extras, records);
+    acked = Math.max(acked, rf.acked); // kept monotonic for a reporter that can only tell handed minus dropped
     return {
       type: 'done',
       records,
@@ -78,14 +109,59 @@ async function run(m: SenderStart): Promise<SenderDone> {
         discarded: st.discarded,
         dropTail: st.producers.reduce((a, p) => a + p.dropTail, 0),
         records: st.records,
+        dropHeadRecords: st.dropHeadWeight,
+        abandonedRecords: st.abandonedWeight,
       },
       expand: { ...expander.stats, malformed: expander.stats.malformed + batch.broken },
       reporterDropped: reporter.dropped ?? 0,
+      reporterDrops: rf.drops,
+      reporterAcked: acked,
       cpuSec: (c.user + c.system) / 1e6,
       latency: latency?.summary() ?? null,
     };
   };
-  const beat = m.heartbeatMs ? setInterval(() => process.send?.({ type: 'beat', snapshot: snapshot() } satisfies Beat<SenderDone>), m.heartbeatMs) : null;
+  const stats = m.stats ? StatsWriter.open(m.ringTask, SENDER_SLOT) : null;
+  const node = stats !== null ? new NodeProcessStats() : null;
+  const publish = (): SenderDone => {
+    const d = snapshot();
+    if (stats === null || node === null) return d;
+    const n = node.sample();
+    const counters: Record<string, number> = {
+      records: d.records,
+      bytes: d.bytes,
+      cpuSec: d.cpuSec,
+      'reporter.dropped': d.reporterDropped,
+      'reporter.acked': d.reporterAcked,
+      ...n.counters,
+    };
+    for (const [k, v] of Object.entries(d.expand)) counters[`expand.${k}`] = v;
+    for (const [k, v] of Object.entries(d.reporterDrops)) counters[`reporter.drops.${k}`] = v;
+    const gauges: Record<string, number> = {
+      'reporter.queued': reporterFigures(extras, records).queued,
+      'reporter.usage': extras.usage ?? (reporter.blocked === true ? 1 : 0),
+      'reporter.healthy': extras.healthy === false ? 0 : 1,
+      ...n.gauges,
+    };
+    if (latency !== null) {
+      const b = latency.counts;
+      let count = 0;
+      for (let i = 0; i < b.length; i++) {
+        count += b[i]!;
+        if (b[i]! > 0) counters[`latency.b.${i}`] = b[i]!;
+      }
+      counters['latency.count'] = count;
+      counters['latency.sumUs'] = latency.sumUs;
+      gauges['latency.maxUs'] = latency.max;
+    }
+    stats.publish(counters, gauges);
+    return d;
+  };
+  const beat = m.heartbeatMs
+    ? setInterval(() => {
+        publish();
+        process.send?.({ type: 'beat' } satisfies Beat);
+      }, m.heartbeatMs)
+    : null;
   try {
     process.send!({ type: 'ready', ringName: ring.name } satisfies SenderReady);
     for (;;) {
@@ -119,9 +195,10 @@ async function run(m: SenderStart): Promise<SenderDone> {
     else await untilAbandoned(reporter.flush());
     if (abandoning) reporter.abandon?.();
     await reporter.stop?.();
-    return snapshot();
+    return publish();
   } finally {
     if (beat) clearInterval(beat);
+    node?.stop();
     ring.close();
   }
 }

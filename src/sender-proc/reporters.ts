@@ -71,6 +71,12 @@ export class FdReporter implements Reporter {
   dropped = 0;
   /** The last output error (`EPIPE: ...`), or null. */
   lastError: string | null = null;
+  /** `dropped` by cause: offered beyond the bound, given up at a stop deadline, lost to an output error (by its code). */
+  private overflow = 0;
+  private abandoned = 0;
+  private readonly failed: Record<string, number> = {};
+  /** The last write failed and nothing has been written since. */
+  private failing = false;
   private fd: number;
   private readonly reopenFn: (() => number) | undefined;
   private readonly closeOnStop: boolean;
@@ -108,6 +114,31 @@ export class FdReporter implements Reporter {
     return this.held;
   }
 
+  /** How full the reporter's buffer is: bytes held over PENDING_MAX (1 = the sender stops reading the ring). */
+  get usage(): number {
+    return this.held / PENDING_MAX;
+  }
+
+  /** False while the output fails (its last write failed, or it is gone). */
+  get healthy(): boolean {
+    return !this.failing;
+  }
+
+  /**
+   * Delivery counters: records written (acked), given up at a stop deadline
+   * (errors.abandoned), offered beyond the bound (errors.queue_full), lost to
+   * output errors by code; and records held now (queued).
+   */
+  counters(): { acked: number; timeout: number; errors: Record<string, number>; queued: number } {
+    let queued = this.cur.records;
+    for (const c of this.queue) queued += c.records;
+    if (this.inFlight !== null) queued += this.inFlight.records;
+    const errors: Record<string, number> = { ...this.failed };
+    if (this.overflow > 0) errors.queue_full = this.overflow;
+    if (this.abandoned > 0) errors.abandoned = this.abandoned;
+    return { acked: this.written, timeout: 0, errors, queued };
+  }
+
   /** Set at PENDING_MAX held, cleared at PENDING_LOW: the sender reads the ring again in steps of megabytes, not records. */
   get blocked(): boolean {
     return this.isBlocked;
@@ -122,6 +153,7 @@ export class FdReporter implements Reporter {
     const need = rec.len + 10;
     if (this.stopped || this.held + need > PENDING_HARD) {
       this.dropped++;
+      this.overflow++;
       return;
     }
     let c = this.cur;
@@ -166,6 +198,7 @@ export class FdReporter implements Reporter {
     this.inFlight = null;
     this.held = 0;
     this.dropped += n;
+    this.abandoned += n;
     this.settle();
     return n;
   }
@@ -241,7 +274,9 @@ export class FdReporter implements Reporter {
       }
       // The chunk is lost, counted (records of it written before a short write are counted too).
       this.lastError = `${err.code ?? 'error'}: ${err.message}`;
+      this.failing = true;
       this.dropped += c.records;
+      this.failed[err.code ?? 'error'] = (this.failed[err.code ?? 'error'] ?? 0) + c.records;
       this.held -= c.used - this.inFlightOff;
       this.inFlight = null;
       this.recycle(c);
@@ -255,6 +290,7 @@ export class FdReporter implements Reporter {
       return;
     }
     this.retryMs = RETRY_MIN_MS;
+    this.failing = false;
     this.inFlightOff += n;
     this.held -= n;
     if (this.inFlightOff < c.used) {
@@ -286,7 +322,10 @@ export class FdReporter implements Reporter {
     } catch (e) {
       // Gone for good (removed, replaced by something we refuse): give up what is held, and what comes.
       this.lastError = e instanceof Error ? e.message : String(e);
-      this.abandon();
+      this.failing = true;
+      const n = this.abandon();
+      this.abandoned -= n;
+      this.failed.gone = (this.failed.gone ?? 0) + n;
       this.stopped = true;
       return;
     }

@@ -20,7 +20,8 @@ export const SEGMENT_PREFIX = '/otus-';
 export const RING_MAGIC = 0x4752544f; // 'OTRG' (ring.ts)
 export const REGISTRY_MAGIC = 0x5246544f; // 'OTFR' (registry.ts)
 export const CLOCK_MAGIC = 0x4f54434b; // 'OTCK' (capture-clock.ts)
-const KNOWN_MAGICS = [RING_MAGIC, REGISTRY_MAGIC, CLOCK_MAGIC] as const;
+export const STATS_MAGIC = 0x5453544f; // 'OTST' (stats.ts)
+const KNOWN_MAGICS = [RING_MAGIC, REGISTRY_MAGIC, CLOCK_MAGIC, STATS_MAGIC] as const;
 const EEXIST = 17;
 export const OFF_MAGIC = 0;
 export const OFF_VERSION = 4;
@@ -154,7 +155,7 @@ export function removeStaleSegments(prefix: string, magics: readonly number[]): 
 
 /**
  * Every supervisor calls this at start: removes each /otus-* segment of a
- * known kind (ring, flow registry, capture clock) whose owner is dead, the
+ * known kind (ring, flow registry, capture clock, counters) whose owner is dead, the
  * wakeup FIFO of each ring removed, and any wakeup FIFO whose ring is gone
  * (its owner died between the two unlinks, or before this existed). Segments
  * of live owners, and files of other users it cannot open, are left alone.

@@ -54,14 +54,15 @@ export interface LiveCaptureStart extends ReplayPluginSetup {
   userFilter: boolean;
   /** The task's capture clock (several capture processes sharing a flow registry): position 0 and the catch-up window, in ms. */
   clock: { baseMs: number; windowMs: number } | null;
-  /** Send a `beat` with the process's counters this often (0: never). */
+  /** Send a `beat` this often, and publish everything in the stats slot (0: never). */
   heartbeatMs: number;
+  /** The task has a stats segment (/otus-<ringTask>-stats): the process keeps its counters in slot 1 + index. */
+  stats: boolean;
 }
 
-/** A live child is alive and its event loop turns: its counters so far (the supervisor's watchdog and status read them). */
-export interface Beat<T> {
+/** A live child is alive and its event loop turns (the supervisor's watchdog); its counters are in its stats slot. */
+export interface Beat {
   type: 'beat';
-  snapshot: T;
 }
 
 export interface LiveCaptureReady {
@@ -97,8 +98,10 @@ export interface SenderStart extends ReplayPluginSetup {
   ringBytes: number;
   /** Live: measure each record's capture → sender latency (its packet's kernel timestamp to the read of its batch). */
   latency?: boolean;
-  /** Send a `beat` with the sender's counters this often (0: never). */
+  /** Send a `beat` this often, and publish the counters in the stats slot (0: never). */
   heartbeatMs?: number;
+  /** The task has a stats segment: the sender keeps its counters in slot 0. */
+  stats?: boolean;
   /** A restarted sender: the reporter continues the output of the one that died. */
   resumed?: boolean;
 }
@@ -147,14 +150,25 @@ export interface SenderDone {
   type: 'done';
   records: number;
   bytes: number;
-  ring: { dropHead: number; abandoned: number; discarded: number; dropTail: number; records: number };
+  /** In ring records (batches), except dropHeadRecords and abandonedRecords: the wire records in them. */
+  ring: { dropHead: number; abandoned: number; discarded: number; dropTail: number; records: number; dropHeadRecords: number; abandonedRecords: number };
   /** The sender's expansion of wire records (src/pipeline/expand.ts ExpandStats). */
   expand: { records: number; malformed: number; tooBig: number; payloadUnread: number; payloadFormat: number };
   /** Records the reporter accepted and then gave up (output failed, or abandoned at a stop deadline). */
   reporterDropped: number;
+  /** reporterDropped by cause: its buffer was full, a timeout (or the stop deadline), an output error. */
+  reporterDrops: ReporterDrops;
+  /** Records the reporter delivered (written, acknowledged). */
+  reporterAcked: number;
   cpuSec: number;
   /** Capture → sender latency (live runs), else null. */
   latency: LatencySummary | null;
+}
+
+export interface ReporterDrops {
+  buffer: number;
+  timeout: number;
+  error: number;
 }
 
 export interface ChildError {

@@ -235,8 +235,8 @@ export function summarize<D extends CaptureDone | LiveCaptureDone>(
       processors,
       encode: sum((d) => d.counters.encodeDrops),
       ring_tail: sum((d) => d.counters.ringDrops),
-      // The ring drops whole batches; in records that is what capture processes committed and the sender never saw.
-      ring_head: Math.max(0, sum((d) => d.counters.records) - (s.expand.records + s.expand.malformed + s.expand.tooBig)),
+      // The ring drops whole batches; each carries its count of records (its weight in the ring).
+      ring_head: s.ring.dropHeadRecords,
       ring_abandoned: s.ring.abandoned,
       sender_expand: s.expand.malformed + s.expand.tooBig,
     },

@@ -4,8 +4,10 @@
 // many (src/supervisor/tasks.ts); `otus capture --task` runs one in the
 // foreground (src/supervisor/live.ts).
 //
-// Children beat every heartbeatMs with their counters; one silent for
-// watchdogMs (a hung event loop, a stopped process) is killed. A child that
+// Children beat every heartbeatMs; one silent for watchdogMs (a hung event
+// loop, a stopped process) is killed. Their counters are in the task's stats
+// segment (src/shm/stats.ts, one slot per process, carried over a restart),
+// read here for status, stats, the summary and the metrics. A child that
 // dies is restarted alone, into the same ring slot, fanout group and CPU,
 // with backoff (restart.ts); past its restart budget the task fails and its
 // other processes are stopped in order. Foreground runs restart nothing: a
@@ -18,15 +20,18 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { CaptureOptions } from '../capture/capturer.js';
 import { CATCH_UP_MARGIN_MS } from '../capture-proc/catch-up.js';
+import { captureFromSlot } from '../capture-proc/counters.js';
+import { latencySummary, LATENCY_BUCKETS } from '../sender-proc/latency.js';
 import { CaptureClock } from '../shm/capture-clock.js';
-import { FlowRegistry } from '../shm/registry.js';
-import { createRing, type RingSegment } from '../shm/ring.js';
+import { FlowRegistry, type RegistryStats } from '../shm/registry.js';
+import { createRing, type RingSegment, type RingStats } from '../shm/ring.js';
 import { runScope } from '../shm/segment.js';
+import { captureSlot, SENDER_SLOT, type SlotValues, StatsSegment, type StatsView, under } from '../shm/stats.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
-import type { Beat, ChildError, LiveCaptureDone, LiveCaptureStart, SenderDone, SenderStart } from './messages.js';
+import type { ChildError, LiveCaptureStart, SenderDone, SenderStart } from './messages.js';
 import { SdNotify } from './notify.js';
 import { RestartPolicy, type RestartSettings } from './restart.js';
-import { addCounters, type CheckedTask, here, summarize, type TaskSummary } from './task-run.js';
+import { type CheckedTask, here, summarize, type TaskSummary } from './task-run.js';
 
 export type TaskState = 'starting' | 'running' | 'degraded' | 'failed' | 'stopping' | 'stopped';
 export type ProcessState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
@@ -85,29 +90,14 @@ export interface TaskStatus extends TaskBrief {
   counters: TaskSummary;
 }
 
-const EMPTY_SENDER: SenderDone = {
-  type: 'done',
-  records: 0,
-  bytes: 0,
-  ring: { dropHead: 0, abandoned: 0, discarded: 0, dropTail: 0, records: 0 },
-  expand: { records: 0, malformed: 0, tooBig: 0, payloadUnread: 0, payloadFormat: 0 },
-  reporterDropped: 0,
-  cpuSec: 0,
-  latency: null,
-};
-
-/** One child of the task: the process of the moment and what its earlier incarnations counted. */
-class Slot<S> {
+/** One child of the task: the process of the moment (its counters are in its stats slot). */
+class Slot {
   proc: ChildProcess | null = null;
   state: ProcessState = 'starting';
   restarts = 0;
   lastExit: string | null = null;
   startedAt = 0;
   lastBeat = 0;
-  /** The current incarnation's counters: its last beat, or its done message. */
-  current: S | null = null;
-  /** The last counters of each incarnation that ended. */
-  readonly earlier: S[] = [];
   /** Why the current incarnation is ending, when known before its exit (its error message, the watchdog). */
   ending: string | null = null;
   exited: Promise<void> = Promise.resolve();
@@ -127,8 +117,9 @@ class Slot<S> {
     return this.role === 'sender' ? 'sender' : `capture process ${this.index}`;
   }
 
-  all(): S[] {
-    return this.current === null ? [...this.earlier] : [...this.earlier, this.current];
+  /** Its slot in the task's stats segment. */
+  get statsSlot(): number {
+    return this.role === 'sender' ? SENDER_SLOT : captureSlot(this.index);
   }
 }
 
@@ -152,33 +143,42 @@ function exitText(code: number | null, sig: NodeJS.Signals | null): string {
   return sig ? `killed by ${sig}` : `exit code ${code}`;
 }
 
-/** A capture process's incarnations as one: counters added, identity from the latest. */
-function mergeCapture(list: LiveCaptureDone[]): LiveCaptureDone {
-  const last = list[list.length - 1]!;
-  if (list.length === 1) return last;
-  const add = <T>(f: (d: LiveCaptureDone) => T): T => list.reduce((a, d) => addCounters(a, f(d) as Record<string, unknown>), {} as Record<string, unknown>) as T;
-  const withCatchUp = list.filter((d) => d.catchUp !== null);
-  return {
-    ...last,
-    counters: add((d) => d.counters),
-    stream: add((d) => d.stream),
-    catchUp: withCatchUp.length ? withCatchUp.reduce((a, d) => addCounters(a, { ...d.catchUp }), {} as Record<string, unknown>) as unknown as LiveCaptureDone['catchUp'] : null,
-    cpuSec: list.reduce((a, d) => a + d.cpuSec, 0),
-    wallSec: list.reduce((a, d) => a + d.wallSec, 0),
-  };
+/** What the metrics read of a task (src/supervisor/metrics.ts): live, or as it was when it stopped. */
+export interface TaskMetricsView {
+  id: string;
+  state: TaskState;
+  reporter: string;
+  processes: { name: string; role: 'capture' | 'sender'; index: number; state: ProcessState; restarts: number; slot: SlotValues | null }[];
+  ring: RingStats | null;
+  registry: RegistryStats | null;
 }
 
-/** The sender's incarnations as one: its own counters added; the ring's live in the segment and carry over. */
-function mergeSender(list: SenderDone[]): SenderDone {
-  if (list.length === 0) return EMPTY_SENDER;
-  const last = list[list.length - 1]!;
+/** The sender's counters as its slot holds them, with the ring's (read from the ring itself), in the shape of its done message. */
+function senderFromSlot(s: SlotValues | null, ring: RingStats | null): SenderDone {
+  const v = s?.values ?? new Map<string, number>();
+  const n = (k: string): number => v.get(k) ?? 0;
+  const buckets = under(v, 'latency.b.');
+  const counts = new Float64Array(LATENCY_BUCKETS);
+  for (const [i, c] of Object.entries(buckets)) counts[Number(i)] = c;
   return {
-    ...last,
-    records: list.reduce((a, d) => a + d.records, 0),
-    bytes: list.reduce((a, d) => a + d.bytes, 0),
-    expand: list.reduce((a, d) => addCounters(a, { ...d.expand }), {} as Record<string, unknown>) as SenderDone['expand'],
-    reporterDropped: list.reduce((a, d) => a + d.reporterDropped, 0),
-    cpuSec: list.reduce((a, d) => a + d.cpuSec, 0),
+    type: 'done',
+    records: n('records'),
+    bytes: n('bytes'),
+    ring: {
+      dropHead: ring?.dropHead ?? 0,
+      abandoned: ring?.abandoned ?? 0,
+      discarded: ring?.discarded ?? 0,
+      dropTail: ring?.producers.reduce((a, p) => a + p.dropTail, 0) ?? 0,
+      records: ring?.records ?? 0,
+      dropHeadRecords: ring?.dropHeadWeight ?? 0,
+      abandonedRecords: ring?.abandonedWeight ?? 0,
+    },
+    expand: { records: n('expand.records'), malformed: n('expand.malformed'), tooBig: n('expand.tooBig'), payloadUnread: n('expand.payloadUnread'), payloadFormat: n('expand.payloadFormat') },
+    reporterDropped: n('reporter.dropped'),
+    reporterDrops: { buffer: n('reporter.drops.buffer'), timeout: n('reporter.drops.timeout'), error: n('reporter.drops.error') },
+    reporterAcked: n('reporter.acked'),
+    cpuSec: n('cpuSec'),
+    latency: v.has('latency.count') ? latencySummary(counts, n('latency.maxUs')) : null,
   };
 }
 
@@ -196,11 +196,14 @@ export class SupervisedTask {
   private resolveFailed!: (why: string) => void;
   private readonly t0 = process.hrtime.bigint();
   private readonly scope: string;
-  private readonly captures: Slot<LiveCaptureDone>[];
-  private readonly sender: Slot<SenderDone>;
+  private readonly captures: Slot[];
+  private readonly sender: Slot;
   private flows: FlowRegistry | null = null;
   private clock: CaptureClock | null = null;
   private ring: RingSegment | null = null;
+  private stats: StatsSegment | null = null;
+  /** Once stopped: the counters as they were at the end (the segments are gone). */
+  private final: { stats: StatsView; ring: RingStats | null; registry: RegistryStats | null } | null = null;
   private clockSetup: LiveCaptureStart['clock'] = null;
   private watchdog: NodeJS.Timeout | null = null;
   private stopping: Promise<TaskSummary> | null = null;
@@ -216,8 +219,8 @@ export class SupervisedTask {
     this.id = plan.checked.task.id;
     this.scope = runScope(this.id);
     const r = plan.settings.restart;
-    this.captures = Array.from({ length: plan.workers }, (_, i) => new Slot<LiveCaptureDone>('capture', i, plan.cpus[i] ?? -1, r));
-    this.sender = new Slot<SenderDone>('sender', -1, -1, r);
+    this.captures = Array.from({ length: plan.workers }, (_, i) => new Slot('capture', i, plan.cpus[i] ?? -1, r));
+    this.sender = new Slot('sender', -1, -1, r);
     this.failed = new Promise((res) => (this.resolveFailed = res));
   }
 
@@ -232,6 +235,7 @@ export class SupervisedTask {
         this.clockSetup = { baseMs: Date.now(), windowMs: (p.driver === 'af_packet_v3' ? p.capture.retireMs : 0) + CATCH_UP_MARGIN_MS };
       }
       this.ring = createRing(this.scope, { dataBytes: p.ringBytes });
+      this.stats = StatsSegment.create(this.scope, 1 + p.workers);
       await this.spawn(this.sender);
       await Promise.all(this.captures.map((s) => this.spawn(s)));
     } catch (e) {
@@ -259,6 +263,20 @@ export class SupervisedTask {
     const now = Date.now();
     const late = 3 * this.plan.settings.heartbeatMs;
     return this.slots().every((s) => s.state === 'running' && (late <= 0 || now - s.lastBeat <= late));
+  }
+
+  /** Why the task is not ready (/readyz), or nothing: it runs and every child is up and has beaten within three heartbeats. */
+  problems(): string[] {
+    if (this.state === 'failed') return [`failed: ${this.reason}`];
+    if (this.state !== 'running' && this.state !== 'degraded') return [this.state];
+    const now = Date.now();
+    const late = 3 * this.plan.settings.heartbeatMs;
+    const out: string[] = [];
+    for (const s of this.slots()) {
+      if (s.state !== 'running') out.push(`${s.name} is ${s.state}${s.lastExit ? ` (last exit: ${s.lastExit})` : ''}`);
+      else if (late > 0 && now - s.lastBeat > late) out.push(`${s.name}: no heartbeat for ${now - s.lastBeat} ms`);
+    }
+    return out;
   }
 
   brief(): TaskBrief {
@@ -296,11 +314,14 @@ export class SupervisedTask {
     };
   }
 
-  /** The task's counters so far: every incarnation of every process, summed (a process's last second may be missing until it reports). */
+  /** The task's counters so far: every incarnation of every process, summed in their stats slots (a process killed loses what it had not copied there: at most a ring block, or a heartbeat of the rest). */
   counters(warnings: string[] = []): TaskSummary {
-    const done = this.captures.filter((s) => s.all().length > 0).map((s) => mergeCapture(s.all()));
+    const view = this.final?.stats ?? this.stats?.view ?? null;
+    const ring = this.final?.ring ?? this.ring?.stats() ?? null;
+    const task = this.plan.checked.task;
+    const done = view === null ? [] : this.captures.map((s) => ({ s, v: view.read(s.statsSlot) })).filter((x) => x.v.incarnations > 0).map((x) => captureFromSlot(x.v, x.s.index, x.s.cpu));
     const summary = summarize(
-      this.plan.checked.task,
+      task,
       this.plan.workers,
       done,
       (d) => ({
@@ -317,16 +338,32 @@ export class SupervisedTask {
           catchup_quiet: d.catchUp.quiet,
         }),
       }),
-      mergeSender(this.sender.all()),
+      senderFromSlot(view === null ? null : view.read(SENDER_SLOT), ring),
       Number(process.hrtime.bigint() - this.t0) / 1e9,
       warnings,
-      this.flows ? { ...this.flows.stats() } : null,
+      this.final ? (this.final.registry ? { ...this.final.registry } : null) : this.flows ? { ...this.flows.stats() } : null,
     );
     return { ...summary, capture: { interface: this.plan.iface, driver: this.plan.driver, stopped: this.reason ?? this.state } };
   }
 
-  private slots(): Slot<LiveCaptureDone | SenderDone>[] {
-    return [this.sender, ...this.captures] as Slot<LiveCaptureDone | SenderDone>[];
+  /** What the metrics read: every process's slot, the ring and the registry (live, or as they were at the stop). */
+  metrics(): TaskMetricsView {
+    const view = this.final?.stats ?? this.stats?.view ?? null;
+    return {
+      id: this.id,
+      state: this.state,
+      reporter: this.plan.checked.reporter.name,
+      processes: this.slots().map((s) => {
+        const slot = view === null ? null : view.read(s.statsSlot);
+        return { name: s.role === 'sender' ? 'sender' : `capture-${s.index}`, role: s.role, index: s.index, state: s.state, restarts: s.restarts, slot: slot !== null && slot.incarnations > 0 ? slot : null };
+      }),
+      ring: this.final?.ring ?? this.ring?.stats() ?? null,
+      registry: this.final?.registry ?? this.flows?.stats() ?? null,
+    };
+  }
+
+  private slots(): Slot[] {
+    return [this.sender, ...this.captures];
   }
 
   private setState(state: TaskState, reason?: string): void {
@@ -336,12 +373,12 @@ export class SupervisedTask {
     this.onState?.(this);
   }
 
-  private startMessage(s: Slot<unknown>): LiveCaptureStart | SenderStart {
+  private startMessage(s: Slot): LiveCaptureStart | SenderStart {
     const p = this.plan;
     const setup = { task: p.checked.task, pluginDirs: p.checked.pluginDirs, node: p.node, ringTask: this.scope, flows: this.flows !== null };
     if (s.role === 'sender') {
       const r = p.checked.reporter;
-      return { type: 'start', ...setup, reporter: r.name, reporterConfig: r.config, reporterWhere: r.where, ringBytes: p.ringBytes, latency: true, heartbeatMs: p.settings.heartbeatMs, resumed: s.restarts > 0 };
+      return { type: 'start', ...setup, reporter: r.name, reporterConfig: r.config, reporterWhere: r.where, ringBytes: p.ringBytes, latency: true, heartbeatMs: p.settings.heartbeatMs, stats: true, resumed: s.restarts > 0 };
     }
     return {
       type: 'start',
@@ -354,17 +391,17 @@ export class SupervisedTask {
       userFilter: p.userFilter,
       clock: this.clockSetup,
       heartbeatMs: p.settings.heartbeatMs,
+      stats: true,
     };
   }
 
   /** Forks the slot's process; resolves when it is ready, rejects when it fails or exits first. */
-  private spawn<S>(s: Slot<S>): Promise<void> {
+  private spawn(s: Slot): Promise<void> {
     const mod = here(s.role === 'sender' ? '../sender-proc/main.js' : '../capture-proc/live.js');
     const proc = fork(mod, [], { serialization: 'advanced', execArgv: this.execArgv, env: this.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     s.proc = proc;
     s.state = 'starting';
     s.startedAt = s.lastBeat = Date.now();
-    s.current = null;
     s.ending = null;
     let exitDone!: () => void;
     s.exited = new Promise((res) => (exitDone = res));
@@ -372,14 +409,12 @@ export class SupervisedTask {
       proc.on('message', (m: { type: string }) => {
         if (s.proc !== proc) return;
         if (m.type === 'beat') {
-          s.current = (m as Beat<S>).snapshot;
           s.lastBeat = Date.now();
         } else if (m.type === 'ready') {
           s.state = 'running';
           s.lastBeat = Date.now();
           resolve();
         } else if (m.type === 'done') {
-          s.current = m as S;
           const d = m as unknown as { why?: string; failure?: string | null };
           if (d.failure) s.ending = `stream failed: ${d.failure}`;
           else if (d.why && d.why !== 'stopped') s.ending = d.why;
@@ -402,11 +437,9 @@ export class SupervisedTask {
     return ready;
   }
 
-  private exited<S>(s: Slot<S>, why: string): void {
+  private exited(s: Slot, why: string): void {
     s.proc = null;
     s.lastExit = why;
-    if (s.current !== null) s.earlier.push(s.current);
-    s.current = null;
     if (this.stopping !== null) {
       s.state = 'stopped';
       return;
@@ -463,6 +496,8 @@ export class SupervisedTask {
     await Promise.all(this.captures.map((s) => this.end(s, 'stop')));
     await this.end(this.sender, 'drain');
     const warnings = this.slots().flatMap((s) => (s.lastExit && !/^exit code 0$/.test(s.lastExit) ? [`${s.name}: ${s.lastExit}`] : []));
+    // The counters as the segments hold them at the end, kept for status and the metrics once they are gone.
+    this.final = { stats: this.stats!.view.copy(), ring: this.ring?.stats() ?? null, registry: this.flows?.stats() ?? null };
     const summary = this.counters(warnings);
     this.release();
     if (this.state !== 'failed') this.setState('stopped', why);
@@ -471,7 +506,7 @@ export class SupervisedTask {
   }
 
   /** Asks a child to finish; the sender is told to abandon what it holds at the deadline; KILL after it. */
-  private async end<S>(s: Slot<S>, msg: 'stop' | 'drain'): Promise<void> {
+  private async end(s: Slot, msg: 'stop' | 'drain'): Promise<void> {
     const proc = s.proc;
     if (proc === null) return;
     const timeout = this.plan.settings.stopTimeoutMs;
@@ -498,7 +533,9 @@ export class SupervisedTask {
     this.flows?.close();
     this.clock?.close();
     this.ring?.close();
+    this.stats?.close();
     this.flows = this.clock = null;
     this.ring = null;
+    this.stats = null;
   }
 }
