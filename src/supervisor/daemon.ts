@@ -2,7 +2,8 @@
 // (docs/config.md), clears shared memory left by dead runs, serves the
 // control socket (docs/control.md), starts the boot tasks, and tells systemd
 // (sd_notify) when it is ready, reloading, stopping, and that it is alive
-// (the watchdog, only while every child beats). SIGHUP or `reload` re-reads
+// (the watchdog, only while every child beats). Serves Prometheus metrics,
+// /healthz and /readyz on `metrics.listen` (metrics.ts). SIGHUP or `reload` re-reads
 // the configuration; SIGTERM or SIGINT stops every task in order and exits.
 // The daemon never touches packets.
 
@@ -14,6 +15,7 @@ import { createRegistry } from '../plugin/builtins.js';
 import { parseTask, taskFromObject } from '../config/task.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
 import { ControlServer, RpcError } from './control.js';
+import { Metrics, MetricsServer } from './metrics.js';
 import { SdNotify } from './notify.js';
 import { TaskManager } from './tasks.js';
 
@@ -65,6 +67,22 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   if (stale.length) log.info({ removed: stale.map((s) => s.name) }, 'removed shared memory of dead runs');
 
   const tasks = new TaskManager(cfg, o.pluginDirs, log);
+  // Metrics never stop the daemon: an address in use is logged and shown by `status`, and capture goes on.
+  const metricsAt = { listen: cfg.metrics.listen, path: cfg.metrics.path };
+  let metricsState = cfg.metrics.enabled ? 'starting' : 'disabled';
+  let metrics: MetricsServer | null = null;
+  if (cfg.metrics.enabled) {
+    const m = new MetricsServer(cfg.metrics.listen, cfg.metrics.path, new Metrics(() => tasks.metrics()), () => tasks.readiness(), log);
+    try {
+      await m.start();
+      metrics = m;
+      metricsState = 'serving';
+      log.info({ listen: cfg.metrics.listen, path: cfg.metrics.path }, 'metrics served');
+    } catch (e) {
+      metricsState = `failed: ${e instanceof Error ? e.message : String(e)}`;
+      log.error({ err: metricsState }, 'metrics not served');
+    }
+  }
   const statusLine = (): string => {
     const c = tasks.counts();
     const b = tasks.budget();
@@ -117,6 +135,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
           tasks: tasks.counts(),
           workers: { used: b.used, max: b.max },
           command_channel: { state: 'disabled' },
+          metrics: { state: metricsState, ...metricsAt, scrapes: metrics?.stats.scrapes ?? 0 },
           control: { ...control.stats },
           notify: { enabled: notify.enabled, failures: notify.failures },
         };
@@ -192,6 +211,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   tasks.onChange = null; // STOPPING=1 is the last word systemd hears
   await control.close();
   await tasks.stopAll();
+  await metrics?.close();
   process.off('SIGHUP', onSignal);
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);

@@ -11,11 +11,17 @@ import { type GlobalConfig, nodeContext, reporterConfigFor } from '../config/glo
 import type { TaskSpec } from '../config/task.js';
 import { OtusError } from '../util/errors.js';
 import { planLiveTask } from './live.js';
-import { type TaskBrief, type TaskStatus, SupervisedTask } from './task.js';
+import type { Readiness } from './metrics.js';
+import { type TaskBrief, type TaskMetricsView, type TaskStatus, SupervisedTask } from './task.js';
 import { checkTaskSpec, type TaskSummary } from './task-run.js';
+
+/** Stopped tasks whose final counters the metrics keep. */
+const KEEP_STOPPED = 16;
 
 export class TaskManager {
   private readonly tasks = new Map<string, SupervisedTask>();
+  /** Tasks stopped, newest last: the metrics keep their final counters until the id is created again (at most KEEP_STOPPED). */
+  private readonly stopped = new Map<string, SupervisedTask>();
   /** Ids being created: a second create of one id is refused while the first is checked and forked. */
   private readonly pending = new Set<string>();
   /** Called whenever a task changes state or comes and goes. */
@@ -67,6 +73,7 @@ export class TaskManager {
         throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `task ${spec.id}: ${plan.workers} capture processes, but only ${b.max - b.used} of ${b.max} workers are free`);
       }
       const task = new SupervisedTask(plan, this.log.child({ task: spec.id }));
+      this.stopped.delete(spec.id);
       task.onState = () => this.onChange?.();
       this.tasks.set(spec.id, task);
       try {
@@ -88,6 +95,12 @@ export class TaskManager {
     const task = this.get(id);
     const summary = await task.stop('stopped by request');
     this.tasks.delete(id);
+    this.stopped.delete(id);
+    this.stopped.set(id, task);
+    for (const old of this.stopped.keys()) {
+      if (this.stopped.size <= KEEP_STOPPED) break;
+      this.stopped.delete(old);
+    }
     this.onChange?.();
     return summary;
   }
@@ -108,6 +121,24 @@ export class TaskManager {
     const out: Record<string, TaskSummary> = {};
     for (const [id, t] of this.tasks) out[id] = t.counters();
     return out;
+  }
+
+  /** What the metrics read: the tasks running, then those stopped whose final counters are kept. */
+  metrics(): TaskMetricsView[] {
+    return [...[...this.tasks.values()].map((t) => t.metrics()), ...[...this.stopped.values()].map((t) => t.metrics())];
+  }
+
+  /** /readyz: ready when every task runs with every child up and beating (a failed task is not ready until it is stopped). */
+  readiness(): Readiness {
+    const tasks: Readiness['tasks'] = {};
+    const problems: string[] = [];
+    for (const [id, t] of this.tasks) {
+      const p = t.problems();
+      tasks[id] = { state: t.state, problems: p };
+      for (const x of p) problems.push(`task ${id}: ${x}`);
+    }
+    if (this.pending.size > 0) problems.push(`starting: ${[...this.pending].join(', ')}`);
+    return { ready: problems.length === 0, problems, tasks };
   }
 
   /** Every task's every child beats (the daemon's systemd watchdog pings only then). */
