@@ -91,6 +91,8 @@ async function run(m: SenderStart): Promise<SenderDone> {
   const rec = new Rec(reporter.format, out);
   let records = 0;
   let bytes = 0;
+  /** Records left in the ring when the stop deadline passed. */
+  let leftInRing = 0;
   const latency = m.latency ? new LatencyHistogram() : null;
   const extras = reporter as Reporter & ReporterExtras;
   let acked = 0;
@@ -115,6 +117,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
       expand: { ...expander.stats, malformed: expander.stats.malformed + batch.broken },
       reporterDropped: reporter.dropped ?? 0,
       reporterDrops: rf.drops,
+      stopAbandoned: leftInRing,
       reporterAcked: acked,
       cpuSec: (c.user + c.system) / 1e6,
       latency: latency?.summary() ?? null,
@@ -132,6 +135,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
       cpuSec: d.cpuSec,
       'reporter.dropped': d.reporterDropped,
       'reporter.acked': d.reporterAcked,
+      stopAbandoned: d.stopAbandoned,
       ...n.counters,
     };
     for (const [k, v] of Object.entries(d.expand)) counters[`expand.${k}`] = v;
@@ -191,8 +195,12 @@ async function run(m: SenderStart): Promise<SenderDone> {
       }
       await ring.wait(20);
     }
-    if (abandoning) reporter.abandon?.();
-    else await untilAbandoned(reporter.flush());
+    if (abandoning) {
+      reporter.abandon?.();
+      // What the ring still holds is given up too: counted (in records), not left uncounted in a ring about to go.
+      while (ring.next() >= 0) leftInRing += ring.weight;
+      ring.release();
+    } else await untilAbandoned(reporter.flush());
     if (abandoning) reporter.abandon?.();
     await reporter.stop?.();
     return publish();

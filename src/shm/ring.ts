@@ -429,8 +429,9 @@ export class RingConsumer {
   off = 0;
   /** Payload length of the record last returned by next(). */
   len = 0;
-  /** Producer slot index of the record last returned by next(). */
+  /** Producer slot index of the record last returned by next(), and the weight it was reserved with. */
   producer = 0;
+  weight = 0;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private readonly size: number;
@@ -534,7 +535,9 @@ export class RingConsumer {
       }
       this.off = (h << 2) + HDR;
       this.len = len;
-      this.producer = (i32[h + 1] & TAG_MASK) - 1;
+      const tag = i32[h + 1];
+      this.producer = (tag & TAG_MASK) - 1;
+      this.weight = tag >>> 8;
       this.f64[F_RECORDS]++;
       this.f64[F_BYTES] += len;
       return len;

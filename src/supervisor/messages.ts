@@ -160,6 +160,8 @@ export interface SenderDone {
   reporterDrops: ReporterDrops;
   /** Records the reporter delivered (written, acknowledged). */
   reporterAcked: number;
+  /** Records still in the ring when the sender gave up at the stop deadline (abandon). */
+  stopAbandoned: number;
   cpuSec: number;
   /** Capture → sender latency (live runs), else null. */
   latency: LatencySummary | null;

@@ -103,7 +103,7 @@ export class Metrics {
     // The path of a packet, and where it was dropped.
     c('otus_packets_captured_total', 'Frames the capture process handed to its pipeline (after the kernel filter).');
     c('otus_bytes_captured_total', 'Bytes of the frames the pipeline decoded.');
-    c('otus_packets_dropped_total', 'Packets (records, past the parser) dropped, by layer: decode, filter, unmatched, parser, processor, encode, ring_full (capture side); ring_head, ring_abandoned, sender_expand, reporter (sender side).');
+    c('otus_packets_dropped_total', 'Packets (records, past the parser) dropped, by layer: decode, filter, unmatched, parser, processor, encode, ring_full (capture side); ring_head, ring_abandoned, sender_expand, stop_deadline, reporter (sender side).');
     c('otus_packets_filtered_total', 'The part of otus_packets_dropped_total dropped by configuration: the task filter, unmatched_policy drop, processors.');
     c('otus_packets_reassembled_total', 'Frames taken by reassembly (reason ip_fragment: held until their datagram completes; tcp_segment: into a TCP stream), whose data reaches a later record.');
     c('otus_stream_records_total', 'Records stream parsers made from reassembled TCP streams.');
@@ -297,6 +297,7 @@ export class Metrics {
     const reporter = t.reporter;
     const r = { task, reporter };
     f.otus_packets_dropped_total!.add({ ...l, layer: 'sender_expand' }, n('expand.malformed') + n('expand.tooBig'));
+    f.otus_packets_dropped_total!.add({ ...l, layer: 'stop_deadline' }, n('stopAbandoned'));
     for (const reason of ['buffer', 'timeout', 'error']) f.otus_packets_dropped_total!.add({ ...l, layer: 'reporter', reporter, reason }, n(`reporter.drops.${reason}`));
     f.otus_sender_buffer_drops_total!.add({ task, reason: 'reporter_buffer' }, n('reporter.drops.buffer'));
     f.otus_reporter_timeout_drops_total!.add(r, n('reporter.drops.timeout'));

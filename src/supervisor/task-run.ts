@@ -35,10 +35,16 @@ export interface TaskSummary {
     encode: number;
     ring_tail: number;
     ring_head: number;
-    /** Batches (ring records) a dead capture process left half-written. */
+    /** Records in batches a dead capture process left half-written in the ring. */
     ring_abandoned: number;
     /** Ring records the sender could not expand: malformed, or bigger than its output room. */
     sender_expand: number;
+    /** Records the reporter gave up: its buffer was full, a timeout or the stop deadline, an output error. */
+    reporter_queue: number;
+    reporter_timeout: number;
+    reporter_error: number;
+    /** Records still in the ring when the sender gave up at the stop deadline. */
+    stop_deadline: number;
   };
   held_fragments: number;
   decode_errors: Record<string, number>;
@@ -237,8 +243,12 @@ export function summarize<D extends CaptureDone | LiveCaptureDone>(
       ring_tail: sum((d) => d.counters.ringDrops),
       // The ring drops whole batches; each carries its count of records (its weight in the ring).
       ring_head: s.ring.dropHeadRecords,
-      ring_abandoned: s.ring.abandoned,
+      ring_abandoned: s.ring.abandonedRecords,
       sender_expand: s.expand.malformed + s.expand.tooBig,
+      reporter_queue: s.reporterDrops.buffer,
+      reporter_timeout: s.reporterDrops.timeout,
+      reporter_error: s.reporterDrops.error,
+      stop_deadline: s.stopAbandoned,
     },
     held_fragments: sum((d) => d.counters.held),
     decode_errors: decodeErrors,
@@ -287,7 +297,8 @@ export function formatSummary(s: TaskSummary): string {
       : `otus replay: task ${s.task}: ${s.files?.length ?? 0} file(s), ${s.workers} capture process(es), ${s.wall_s.toFixed(2)} s`,
     `  frames ${s.frames}, records ${s.records} (unmatched forwarded ${s.unmatched_forwarded}, by the fast path ${s.fast_path_records}), fragments held ${s.held_fragments}`,
     `  drops: decode=${s.drops.decode} filter=${s.drops.filter} unmatched=${s.drops.unmatched} parser_no_output=${s.drops.parser_no_output}${procs}` +
-      ` encode=${s.drops.encode} ring_tail=${s.drops.ring_tail} ring_head=${s.drops.ring_head} ring_abandoned=${s.drops.ring_abandoned} sender_expand=${s.drops.sender_expand}`,
+      ` encode=${s.drops.encode} ring_tail=${s.drops.ring_tail} ring_head=${s.drops.ring_head} ring_abandoned=${s.drops.ring_abandoned} sender_expand=${s.drops.sender_expand}` +
+      ` reporter_queue=${s.drops.reporter_queue} reporter_timeout=${s.drops.reporter_timeout} reporter_error=${s.drops.reporter_error} stop_deadline=${s.drops.stop_deadline}`,
     `  decode errors: ${errs || 'none'}`,
     `  ip reassembly: ${kv(s.ip_reassembly, ['fragments', 'completed', 'duplicates', 'overlaps', 'discarded', 'timeouts', 'evicted', 'tooLarge', 'invalid'])}`,
     ...(s.tcp_reassembly

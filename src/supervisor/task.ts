@@ -177,6 +177,7 @@ function senderFromSlot(s: SlotValues | null, ring: RingStats | null): SenderDon
     reporterDropped: n('reporter.dropped'),
     reporterDrops: { buffer: n('reporter.drops.buffer'), timeout: n('reporter.drops.timeout'), error: n('reporter.drops.error') },
     reporterAcked: n('reporter.acked'),
+    stopAbandoned: n('stopAbandoned'),
     cpuSec: n('cpuSec'),
     latency: v.has('latency.count') ? latencySummary(counts, n('latency.maxUs')) : null,
   };
