@@ -961,13 +961,23 @@ export class FlowRegistry {
     return i;
   }
 
+  /** The counters, and the live entries counted by walking every slot (about 0.7 ms at 65536 slots). */
   stats(): RegistryStats {
-    const f = this.f64;
     let live = 0;
     for (let i = 0; i < this.capacity; i++) if (this.i32[HEADER_BYTES / 4 + i * W + O_STATE] === LIVE) live++;
+    return { ...this.counters(), live };
+  }
+
+  /**
+   * The counters without walking the slots (what a scrape reads): live
+   * entries derived from them, since every insert takes an empty, removed,
+   * expired or evicted slot and each of those is counted.
+   */
+  counters(): RegistryStats {
+    const f = this.f64;
     return {
       capacity: this.capacity,
-      live,
+      live: Math.max(0, f[F_INSERTS] - f[F_EVICTIONS] - f[F_REMOVES] - f[F_EXPIRED]),
       inserts: f[F_INSERTS],
       updates: f[F_UPDATES],
       removes: f[F_REMOVES],

@@ -359,7 +359,7 @@ export class SupervisedTask {
         return { name: s.role === 'sender' ? 'sender' : `capture-${s.index}`, role: s.role, index: s.index, state: s.state, restarts: s.restarts, slot: slot !== null && slot.incarnations > 0 ? slot : null };
       }),
       ring: this.final?.ring ?? this.ring?.stats() ?? null,
-      registry: this.final?.registry ?? this.flows?.stats() ?? null,
+      registry: this.final?.registry ?? this.flows?.counters() ?? null,
     };
   }
 

@@ -119,6 +119,8 @@ describe('flow registry', () => {
     assert.ok(reused);
     assert.equal(w.stats().expired, 1);
     assert.equal(w.stats().evictions, 0);
+    // What a metrics scrape reads (no walk) agrees with the walk, after expiry, reuse and sweep.
+    for (const r of [reg, w]) assert.equal(r.counters().live, r.stats().live);
   });
 
   it('evicts the entry nearest expiry in the probe window when full, counted', () => {
@@ -136,6 +138,10 @@ describe('flow registry', () => {
     reg.register(k.endpoint4(ip4(10, 9, 0, 3), 2000), { callId: 'c3b', codec: '' }, 100_000);
     assert.equal(reg.stats().evictions, 1);
     assert.equal(reg.stats().updates, 1);
+    assert.equal(reg.counters().live, reg.stats().live, 'live entries derived from the counters, after an eviction and an update');
+    assert.ok(reg.unregister(k.endpoint4(ip4(10, 9, 0, 3), 2000)));
+    assert.equal(reg.counters().live, 15);
+    assert.equal(reg.stats().live, 15);
   });
 
   it('recovers from a writer killed while holding the lock mid-write', async () => {
