@@ -8,7 +8,9 @@
 //           SDP, then every captured packet decoded, looked up in the flow
 //           registry, labelled with its call and written as a wire record
 //           into batches, committed to a ring that always has room (the
-//           sender's side is not this process's CPU)
+//           sender's side is not this process's CPU); its counters kept in a
+//           stats segment as a capture process keeps them (the pipeline's at
+//           the end of each block, everything once a second)
 // Prints "ready" once the socket is bound; on SIGTERM prints one JSON line of
 // counts and the CPU time used since "ready", then exits.
 //
@@ -28,6 +30,9 @@ import { instantiateTaskPlugins, pipelineForTask } from '../src/pipeline/from-ta
 import type { RecordSink } from '../src/pipeline/sink.js';
 import { createRegistry } from '../src/plugin/builtins.js';
 import { FlowRegistry } from '../src/shm/registry.js';
+import { captureSlot, StatsSegment, StatsWriter } from '../src/shm/stats.js';
+import { CaptureStats, pipelineCounters } from '../src/capture-proc/counters.js';
+import { NodeProcessStats } from '../src/util/node-stats.js';
 import type { RtpParser } from '../plugins/parser/rtp/index.js';
 import { udpFrame } from '../test/helpers/udp-frames.js';
 
@@ -60,12 +65,38 @@ const ndjson = new NdjsonSink(defaultDecoderOptions(), { write: (s: string) => (
 
 // task: samples/rtp-g711a.pcap's RTP goes from 10.1.6.18:2006 to 127.0.0.1:2008.
 const flows = mode === 'task' ? FlowRegistry.create(`benchlive${process.pid}`, { capacity: 65536 }) : null;
-process.on('exit', () => flows?.close());
+const statsSeg = mode === 'task' ? StatsSegment.create(`benchlive${process.pid}`, 2) : null;
+process.on('exit', () => {
+  flows?.close();
+  statsSeg?.close();
+});
 async function taskSink(): Promise<{ sink: FrameSink; labelled: () => number }> {
   const task = parseTask('task:\n  id: bench-live\n  parsers:\n    - plugin: sip\n    - plugin: rtp\n  unmatched_policy: forward\n', 'bench');
   const plugins = await instantiateTaskPlugins(await createRegistry([]), task, {}, 0, flows);
   const ring: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
-  const pl = pipelineForTask(task, plugins, new BatchSink(ring, 256 * 1024), 'json', { userFilter: false });
+  const batch = new BatchSink(ring, 256 * 1024);
+  const pl = pipelineForTask(task, plugins, batch, 'json', { userFilter: false });
+  const stats = new CaptureStats(StatsWriter.open(`benchlive${process.pid}`, captureSlot(0)), pl, batch);
+  const node = new NodeProcessStats();
+  const t0 = process.hrtime.bigint();
+  setInterval(() => {
+    const st = stream.stats();
+    const c = process.cpuUsage();
+    const d = {
+      type: 'done' as const,
+      index: 0,
+      pid: process.pid,
+      cpu,
+      why: 'running',
+      failure: null,
+      counters: pipelineCounters(pl, plugins.parsers, batch),
+      stream: { frames: st.frames, blocks: st.batches, kernelPackets: st.kernelPackets, kernelDrops: st.kernelDrops, freezes: st.freezes, ifDrops: st.ifDrops },
+      catchUp: null,
+      cpuSec: (c.user + c.system) / 1e6,
+      wallSec: Number(process.hrtime.bigint() - t0) / 1e9,
+    };
+    stats.publish(d, node.sample());
+  }, 1000).unref();
   const sdp = (ip: string, port: number): string => `v=0\r\no=- 1 1 IN IP4 ${ip}\r\ns=-\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n`;
   const sip = (start: string, body: string): string =>
     `${start}\r\nVia: SIP/2.0/UDP 10.1.6.18:5060;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: live-bench@otus\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
@@ -79,7 +110,10 @@ async function taskSink(): Promise<{ sink: FrameSink; labelled: () => number }> 
       pl.processBytes(buf, view, off, caplen, len, linkType, sec, nsec, true, 9);
       bytes += caplen;
     },
-    batchEnd: () => pl.batchEnd(),
+    batchEnd: () => {
+      pl.batchEnd();
+      stats.block();
+    },
   };
   return { sink, labelled: () => rtp.stats.correlated - base };
 }

@@ -1,13 +1,15 @@
 // A child process's own Node.js figures, for its slot of the task's stats
 // segment (src/shm/stats.ts): memory, CPU, event-loop delay and garbage
 // collections. Read at heartbeat rate; nothing here runs per packet. The
-// event-loop delay comes from perf_hooks' sampling timer (a libuv timer every
-// RESOLUTION_MS, as prom-client's own default metrics use), GC from a
-// PerformanceObserver (one entry per collection).
+// event-loop delay comes from perf_hooks' sampling timer (as prom-client's own
+// default metrics use; every 50 ms rather than its 10, so an idle capture
+// process wakes 20 times a second for it: a blocked loop still shows in full,
+// in the firing it delays), GC from a PerformanceObserver (one entry per
+// collection).
 
 import { constants, monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
 
-const RESOLUTION_MS = 20;
+const RESOLUTION_MS = 50;
 
 const GC_KINDS: Record<number, string> = {
   [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
