@@ -48,9 +48,9 @@ export function pipelineCounters(pl: Pipeline, instances: readonly Parser[] = []
 /**
  * A capture process's counters in its slot of the task's stats segment
  * (src/shm/stats.ts). block(): the pipeline's counters by layer, copied at the
- * end of every ring block with plain stores (no allocation), so the slot is
- * never more than a block behind and a process killed loses at most the
- * block it was in; publish(): everything, at heartbeat rate and at the end
+ * end of every ring block and before each batch enters the ring, with plain
+ * stores (no allocation), so the slot is never more than a block behind and
+ * a process killed loses at most the block it was in; publish(): everything, at heartbeat rate and at the end
  * (parsers' own counters, decode errors, reassembly, the kernel's counters,
  * catch-up, the process's own figures).
  */
@@ -98,13 +98,16 @@ export class CaptureStats {
     this.parserRecords = Int32Array.from(pl.parserNames, (n) => w.id(`parsers.${n}.records`));
     this.parserNoOutput = Int32Array.from(pl.parserNames, (n) => w.id(`parsers.${n}.noOutput`));
     this.processorDrops = Int32Array.from(pl.processorNames, (n) => w.id(`processors.${n}`));
+    // Copied before each batch goes into the ring too: the sender can count no record whose frame the slot does not count yet.
+    batch.onFlush = this.block;
   }
 
-  /** The pipeline's counters by layer into the slot: plain stores, at the end of each ring block. */
-  block(): void {
+  /** The pipeline's counters by layer into the slot, as one moment's: plain stores, at the end of each ring block and before each batch enters the ring. */
+  readonly block = (): void => {
     const st = this.pl.stats;
     const w = this.writer;
     const b = this.batch;
+    w.begin();
     w.count(this.frames, st.frames);
     w.count(this.decodeDrops, st.decodeDrops);
     w.count(this.held, st.held);
@@ -125,7 +128,8 @@ export class CaptureStats {
       w.count(this.parserNoOutput[i]!, st.parserNoOutput[i]!);
     }
     for (let i = 0; i < this.processorDrops.length; i++) w.count(this.processorDrops[i]!, st.processorDrops[i]!);
-  }
+    w.end();
+  };
 
   /** Everything the summary has (heartbeat rate and at the end; allocates). `d`: the process's snapshot. */
   publish(d: LiveCaptureDone, node: { counters: Record<string, number>; gauges: Record<string, number> }): void {

@@ -41,6 +41,8 @@ export class BatchSink implements DirectSink {
   /** Records (and their batches) dropped because the ring was full. */
   droppedRecords = 0;
   droppedBatches = 0;
+  /** Called before a batch goes to the ring (a live capture process copies its counters then: src/capture-proc/counters.ts). */
+  onFlush: (() => void) | null = null;
 
   constructor(
     private readonly ring: RecordSink,
@@ -68,6 +70,7 @@ export class BatchSink implements DirectSink {
   /** Moves the batch into the ring. False when the ring had no room (the batch is dropped and counted). */
   flush(): boolean {
     if (this.count === 0) return true;
+    this.onFlush?.();
     const b = this.u8;
     const k = this.keys;
     let n = this.used;

@@ -14,9 +14,11 @@
 // error code), never removed or reordered, so a value's index is fixed once
 // named; the writer stores the value first, then the name, then bumps the
 // generation, and a reader retries when the generation moved while it read.
-// One value is one aligned 8-byte store: a reader never sees half of it.
-// Values of different names may be from different moments (a scrape between
-// two stores): each counter on its own only grows.
+// One value is one aligned 8-byte store: a reader never sees half of it. A
+// copy of several values is bracketed by a sequence number (odd while
+// writing, as a seqlock), so a reader that wants one moment's values (the
+// accounting of a task: frames against drops) retries until it has them; the
+// writer never waits.
 //
 // Layout (little-endian, byte offsets):
 //   0  u32 magic 'OTST'   4 u32 version   8 u32 slots   12 u32 slot bytes
@@ -27,6 +29,7 @@
 //     +8  u32 bytes of names
 //     +12 u32 names given up (no room left)
 //     +16 f64 holder's start time   +24 f64 incarnations (times a process took the slot)
+//     +32 u32 sequence number (odd while a copy is being written)
 //     +64 names, NAMES_BYTES
 //     +VALUES_OFF values, f64 × MAX_VALUES
 
@@ -54,6 +57,16 @@ const S_PID = 0;
 const S_GEN = 1;
 const S_NAMES_LEN = 2;
 const S_GIVEN_UP = 3;
+const S_SEQ = 8;
+/**
+ * A reader retries for a moment's values while the writer copies: a copy
+ * takes about a microsecond, unless the writer is descheduled in it. Past
+ * 1 ms it looks whether the writer is alive (one killed mid-copy leaves its
+ * sequence odd: then the values are taken as they are), and past 100 ms it
+ * takes them anyway.
+ */
+const CHECK_WRITER_MS = 1;
+const GIVE_UP_MS = 100;
 // f64 indices relative to the slot
 const SF_START = 2;
 const SF_INCARNATIONS = 3;
@@ -85,6 +98,7 @@ export class StatsView {
   private readonly u8: Uint8Array;
   private readonly cache: ({ gen: number; len: number; names: string[]; kinds: StatKind[] } | null)[];
   private readonly decoder = new TextDecoder();
+  private readonly scratch = new Float64Array(MAX_VALUES);
 
   constructor(readonly buf: ArrayBuffer) {
     this.i32 = new Int32Array(buf);
@@ -94,33 +108,54 @@ export class StatsView {
     this.cache = Array.from({ length: this.slots }, () => null);
   }
 
-  /** Slot `s`: its names and values; retried while its writer appends names (at most a few times: names change rarely). */
+  /**
+   * Slot `s`: its names and values, one moment's: the values are copied out
+   * (a few hundred ns) between two reads of the sequence number, and again
+   * while the writer is mid-copy or appending names.
+   */
   read(s: number): SlotValues {
     const base = HEADER_BYTES + s * SLOT_BYTES;
     const bi = base >> 2;
     const bf = base >> 3;
+    const v0 = (base + VALUES_OFF) >> 3;
+    let c = this.cache[s]!;
+    const vals = this.scratch;
+    const t0 = performance.now();
+    let settle = false; // take the values as they are
     for (let attempt = 0; ; attempt++) {
+      if (!settle && (attempt & 63) === 63) settle = this.waitedEnough(bi, performance.now() - t0);
+      const seq = Atomics.load(this.i32, bi + S_SEQ);
+      if ((seq & 1) !== 0 && !settle) continue;
       const gen = Atomics.load(this.i32, bi + S_GEN);
       const len = Math.min(this.i32[bi + S_NAMES_LEN]!, NAMES_BYTES);
-      let c = this.cache[s];
-      if (c === null || c!.gen !== gen || c!.len !== len) {
+      if (c === null || c.gen !== gen || c.len !== len) {
         const text = this.decoder.decode(this.u8.subarray(base + NAMES_OFF, base + NAMES_OFF + len));
         const lines = text === '' ? [] : text.split('\n');
         if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
         c = { gen, len, names: lines.map((l) => l.slice(1)), kinds: lines.map((l) => l[0] as StatKind) };
+        continue; // names took long to read: take the values afresh
       }
-      const values = new Map<string, number>();
-      const kinds = new Map<string, StatKind>();
-      const v0 = (base + VALUES_OFF) >> 3;
-      for (let i = 0; i < c.names.length && i < MAX_VALUES; i++) {
-        values.set(c.names[i]!, this.f64[v0 + i]!);
-        kinds.set(c.names[i]!, c.kinds[i]!);
-      }
-      if (Atomics.load(this.i32, bi + S_GEN) === gen || attempt >= 3) {
+      const n = Math.min(c.names.length, MAX_VALUES);
+      vals.set(this.f64.subarray(v0, v0 + n));
+      if ((Atomics.load(this.i32, bi + S_GEN) === gen && Atomics.load(this.i32, bi + S_SEQ) === seq) || settle) {
         this.cache[s] = c;
+        const values = new Map<string, number>();
+        const kinds = new Map<string, StatKind>();
+        for (let i = 0; i < n; i++) {
+          values.set(c.names[i]!, vals[i]!);
+          kinds.set(c.names[i]!, c.kinds[i]!);
+        }
         return { pid: this.i32[bi + S_PID]!, incarnations: this.f64[bf + SF_INCARNATIONS]!, values, kinds };
       }
     }
+  }
+
+  /** Whether to stop waiting for a slot's writer to finish its copy. */
+  private waitedEnough(bi: number, ms: number): boolean {
+    if (ms >= GIVE_UP_MS) return true;
+    if (ms < CHECK_WRITER_MS) return false;
+    const pid = this.i32[bi + S_PID]!;
+    return pid === 0 || !isProcessAlive(pid);
   }
 
   /** A copy of the whole segment, to read after it is gone. */
@@ -233,6 +268,8 @@ export class StatsWriter {
     }
     f64[sf + SF_START] = processStartTime(process.pid);
     f64[sf + SF_INCARNATIONS]!++;
+    // A predecessor killed mid-copy left its sequence odd.
+    Atomics.store(all, si + S_SEQ, (Atomics.load(all, si + S_SEQ) + 1) & ~1);
     return new StatsWriter(name, slot, buf);
   }
 
@@ -256,6 +293,15 @@ export class StatsWriter {
     return n;
   }
 
+  /** Before a copy of several values: readers wait for end() to take them as one moment's. */
+  begin(): void {
+    Atomics.add(this.i32, this.slotI + S_SEQ, 1);
+  }
+
+  end(): void {
+    Atomics.add(this.i32, this.slotI + S_SEQ, 1);
+  }
+
   /** A counter: what this process counted, added to what earlier incarnations left. */
   count(i: number, v: number): void {
     if (i >= 0) this.values[i] = this.base[i]! + v;
@@ -268,8 +314,10 @@ export class StatsWriter {
 
   /** Publishes named values (control-plane rate): counters added to the base, gauges as they are. */
   publish(counters: Record<string, number>, gauges: Record<string, number> = {}): void {
+    this.begin();
     for (const k in counters) this.count(this.id(k, 'c'), counters[k]!);
     for (const k in gauges) this.gauge(this.id(k, 'g'), gauges[k]!);
+    this.end();
   }
 
   /** Lets the slot go (its values stay for the supervisor and the next incarnation). */

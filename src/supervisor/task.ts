@@ -318,7 +318,9 @@ export class SupervisedTask {
   /** The task's counters so far: every incarnation of every process, summed in their stats slots (a process killed loses what it had not copied there: at most a ring block, or a heartbeat of the rest). */
   counters(warnings: string[] = []): TaskSummary {
     const view = this.final?.stats ?? this.stats?.view ?? null;
+    // Downstream first (ring, sender, then capture processes): nothing the sender counted is missing upstream.
     const ring = this.final?.ring ?? this.ring?.stats() ?? null;
+    const sender = view === null ? null : view.read(SENDER_SLOT);
     const task = this.plan.checked.task;
     const done = view === null ? [] : this.captures.map((s) => ({ s, v: view.read(s.statsSlot) })).filter((x) => x.v.incarnations > 0).map((x) => captureFromSlot(x.v, x.s.index, x.s.cpu));
     const summary = summarize(
@@ -339,7 +341,7 @@ export class SupervisedTask {
           catchup_quiet: d.catchUp.quiet,
         }),
       }),
-      senderFromSlot(view === null ? null : view.read(SENDER_SLOT), ring),
+      senderFromSlot(sender, ring),
       Number(process.hrtime.bigint() - this.t0) / 1e9,
       warnings,
       this.final ? (this.final.registry ? { ...this.final.registry } : null) : this.flows ? { ...this.flows.stats() } : null,
@@ -350,17 +352,13 @@ export class SupervisedTask {
   /** What the metrics read: every process's slot, the ring and the registry (live, or as they were at the stop). */
   metrics(): TaskMetricsView {
     const view = this.final?.stats ?? this.stats?.view ?? null;
-    return {
-      id: this.id,
-      state: this.state,
-      reporter: this.plan.checked.reporter.name,
-      processes: this.slots().map((s) => {
-        const slot = view === null ? null : view.read(s.statsSlot);
-        return { name: s.role === 'sender' ? 'sender' : `capture-${s.index}`, role: s.role, index: s.index, state: s.state, restarts: s.restarts, slot: slot !== null && slot.incarnations > 0 ? slot : null };
-      }),
-      ring: this.final?.ring ?? this.ring?.stats() ?? null,
-      registry: this.final?.registry ?? this.flows?.counters() ?? null,
-    };
+    // Downstream first (ring, then the sender, then capture processes), so a scrape never counts a record the sender has and its frame not.
+    const ring = this.final?.ring ?? this.ring?.stats() ?? null;
+    const processes = this.slots().map((s) => {
+      const slot = view === null ? null : view.read(s.statsSlot);
+      return { name: s.role === 'sender' ? 'sender' : `capture-${s.index}`, role: s.role, index: s.index, state: s.state, restarts: s.restarts, slot: slot !== null && slot.incarnations > 0 ? slot : null };
+    });
+    return { id: this.id, state: this.state, reporter: this.plan.checked.reporter.name, processes, ring, registry: this.final?.registry ?? this.flows?.counters() ?? null };
   }
 
   private slots(): Slot[] {

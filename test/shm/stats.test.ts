@@ -18,7 +18,7 @@ after(() => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-function child(scope: string, slot: number, mode: 'create' | 'write'): { proc: ChildProcess; next: () => Promise<any> } {
+function child(scope: string, slot: number, mode: 'create' | 'write' | 'spin'): { proc: ChildProcess; next: () => Promise<any> } {
   const proc = fork(CHILD, [scope, String(slot), mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.push(proc);
   const queue: unknown[] = [];
@@ -68,6 +68,30 @@ describe('stats segment', () => {
       seg.close();
       assert.equal(existsSync(`/dev/shm${seg.name}`), false, 'closed: unlinked');
       assert.equal(copy.read(1).values.get('frames'), 107, 'a copy reads the same after the segment is gone');
+    } finally {
+      seg.close();
+    }
+  });
+
+  it('a reader gets one moment of a copy: counters copied one after the other never read apart', async () => {
+    const scope = runScope('stats-seq');
+    const seg = StatsSegment.create(scope, 2);
+    try {
+      const c = child(scope, 1, 'spin');
+      await c.next();
+      let reads = 0;
+      let last = 0;
+      const end = Date.now() + 500;
+      while (Date.now() < end) {
+        const v = [...seg.view.read(1).values.values()];
+        const a = v[0] ?? 0;
+        assert.equal(v.length === 0 ? 0 : v[v.length - 1], a, `read ${reads}: first ${a}, last ${v[v.length - 1]}`);
+        assert.ok(a >= last, 'never backwards');
+        last = a;
+        reads++;
+      }
+      assert.ok(last > 0 && reads > 100, `reads ${reads}, last ${last}`);
+      await killed(c.proc);
     } finally {
       seg.close();
     }
