@@ -6,6 +6,12 @@
 // same span measured without scrapes first). Needs root (capture sockets).
 //
 //   node dist/bench/metrics.js [--scrapes 500] [--tasks 2] [--workers 2]
+//
+// Recorded `node dist/bench/metrics.js --scrapes 500`, 2 x AMD EPYC (KVM),
+// Node 20.20.2, load average ~6 (machine shared): exposition 60 KB, 604-613
+// samples; wall per scrape p50 2.1 ms, p99 12-16 ms; supervisor CPU per
+// scrape 2.2-2.3 ms. Before the registry's live entries were derived from its
+// counters, the walk of its 65536 slots per task made it 3.8-4.0 ms.
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
