@@ -72,7 +72,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   let metricsState = cfg.metrics.enabled ? 'starting' : 'disabled';
   let metrics: MetricsServer | null = null;
   if (cfg.metrics.enabled) {
-    const m = new MetricsServer(cfg.metrics.listen, cfg.metrics.path, new Metrics(() => tasks.metrics()), () => tasks.readiness(), log);
+    const m = new MetricsServer(cfg.metrics.listen, cfg.metrics.path, new Metrics(() => tasks.metrics(), () => tasks.readiness().ready), () => tasks.readiness(), log);
     try {
       await m.start();
       metrics = m;

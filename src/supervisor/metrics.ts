@@ -97,7 +97,11 @@ export class Metrics {
   private readonly families: Family[] = [];
   private readonly f: Record<string, Family> = {};
 
-  constructor(private readonly source: () => TaskMetricsView[]) {
+  /** `source`: the tasks as they are now; `ready`: what /readyz says. */
+  constructor(
+    private readonly source: () => TaskMetricsView[],
+    private readonly ready: () => boolean,
+  ) {
     const c = (name: string, help: string): void => this.family(name, help, 'counter');
     const g = (name: string, help: string): void => this.family(name, help, 'gauge');
     // The path of a packet, and where it was dropped.
@@ -115,8 +119,8 @@ export class Metrics {
     c('otus_capture_kernel_drops_total', 'Frames the kernel dropped because the capture ring was full (before the pipeline: not in otus_packets_captured_total).');
     c('otus_capture_kernel_freezes_total', 'Times the kernel froze the capture ring queue because it was full (af_packet_v3).');
     c('otus_capture_blocks_total', 'Capture ring blocks (af_packet_v3) or batches the capture process walked.');
-    c('otus_pipeline_channel_drops_total', 'Records a capture process dropped because the send ring was full (otus_packets_dropped_total layer ring_full).');
-    c('otus_sender_buffer_drops_total', 'Records dropped because a sender-side buffer was full: reason ring_head (the sender dropped the oldest in the ring) or reporter_buffer (the reporter held all it could).');
+    c('otus_pipeline_channel_drops_total', 'Records dropped at the send ring between the capture processes and the sender (otus_packets_dropped_total layers ring_full, ring_head, ring_abandoned), by reason.');
+    c('otus_sender_buffer_drops_total', 'Records offered to a reporter whose buffer was full (otus_packets_dropped_total layer reporter, reason buffer).');
     c('otus_reporter_timeout_drops_total', 'Records the reporter gave up on a timeout, or held at a stop deadline.');
     c('otus_reporter_error_drops_total', 'Records the reporter lost to an output error.');
     c('otus_sender_payload_unread_total', 'Records written with a null payload: no parser plugin could read their compact payload.');
@@ -148,7 +152,8 @@ export class Metrics {
     // Tasks, processes, plugins.
     g('otus_task_state', 'The task\'s state (1 for the current one).');
     g('otus_process_up', 'The process runs (1), or is restarting, failed or stopped (0).');
-    c('otus_process_restarts_total', 'Times the supervisor restarted the process.');
+    c('otus_child_restarts_total', 'Times the supervisor restarted the process.');
+    g('otus_ready', 'The daemon is ready (1) as /readyz says: every task runs with every child up and beating.');
     g('otus_plugin_loaded', 'The task runs the plugin.');
     g('otus_plugin_health', 'The plugin works: its processes run (and, for the reporter, its output does not fail).');
     g('otus_cpu_usage_ratio', 'CPU time per second of the process over its last heartbeat (1 = one core).');
@@ -187,6 +192,7 @@ export class Metrics {
   /** Rebuilds every family's samples from the tasks as they are now. */
   collect(): void {
     for (const fam of this.families) fam.reset();
+    this.f.otus_ready!.add({}, this.ready() ? 1 : 0);
     for (const t of this.source()) this.task(t);
   }
 
@@ -201,7 +207,7 @@ export class Metrics {
       const process = p.name;
       const l = { task, process };
       f.otus_process_up!.add(l, p.state === 'running' ? 1 : 0);
-      f.otus_process_restarts_total!.add(l, p.restarts);
+      f.otus_child_restarts_total!.add(l, p.restarts);
       if (p.role === 'capture' && p.state !== 'running') captureUp = false;
       const v = p.slot?.values;
       if (v === undefined) continue;
@@ -231,7 +237,7 @@ export class Metrics {
         drop('ring_full', n('ringDrops'));
         f.otus_packets_filtered_total!.add({ ...l, reason: 'filter' }, n('filterDrops'));
         f.otus_packets_filtered_total!.add({ ...l, reason: 'unmatched' }, n('unmatchedDrops'));
-        f.otus_pipeline_channel_drops_total!.add(l, n('ringDrops'));
+        f.otus_pipeline_channel_drops_total!.add({ ...l, reason: 'ring_full' }, n('ringDrops'));
         f.otus_packets_reassembled_total!.add({ ...l, reason: 'ip_fragment' }, n('held'));
         f.otus_packets_reassembled_total!.add({ ...l, reason: 'tcp_segment' }, n('streamSegments'));
         f.otus_stream_records_total!.add(l, n('streamRecords'));
@@ -270,7 +276,8 @@ export class Metrics {
       const l = { task, process: 'sender' };
       f.otus_packets_dropped_total!.add({ ...l, layer: 'ring_head' }, ring.dropHeadWeight);
       f.otus_packets_dropped_total!.add({ ...l, layer: 'ring_abandoned' }, ring.abandonedWeight);
-      f.otus_sender_buffer_drops_total!.add({ task, reason: 'ring_head' }, ring.dropHeadWeight);
+      f.otus_pipeline_channel_drops_total!.add({ ...l, reason: 'ring_head' }, ring.dropHeadWeight);
+      f.otus_pipeline_channel_drops_total!.add({ ...l, reason: 'ring_abandoned' }, ring.abandonedWeight);
       f.otus_pipeline_channel_usage_ratio!.add({ task }, ring.dataBytes > 0 ? ring.used / ring.dataBytes : 0);
     }
     const reg = t.registry;
@@ -299,7 +306,7 @@ export class Metrics {
     f.otus_packets_dropped_total!.add({ ...l, layer: 'sender_expand' }, n('expand.malformed') + n('expand.tooBig'));
     f.otus_packets_dropped_total!.add({ ...l, layer: 'stop_deadline' }, n('stopAbandoned'));
     for (const reason of ['buffer', 'timeout', 'error']) f.otus_packets_dropped_total!.add({ ...l, layer: 'reporter', reporter, reason }, n(`reporter.drops.${reason}`));
-    f.otus_sender_buffer_drops_total!.add({ task, reason: 'reporter_buffer' }, n('reporter.drops.buffer'));
+    f.otus_sender_buffer_drops_total!.add(r, n('reporter.drops.buffer'));
     f.otus_reporter_timeout_drops_total!.add(r, n('reporter.drops.timeout'));
     f.otus_reporter_error_drops_total!.add(r, n('reporter.drops.error'));
     f.otus_sender_records_total!.add({ task }, n('records'));

@@ -172,6 +172,7 @@ describe('otus daemon: metrics, health', { skip: skip ?? false }, () => {
     assert.ok(await until(async () => sum(await checked(), 'otus_packets_captured_total', { task: 'tb' }) === N, 10_000), 'the scrape counts every frame');
     const series: Sample[][] = [await checked()];
     assert.equal((await get(port, '/readyz')).status, 200);
+    assert.equal(sum(series[0]!, 'otus_ready'), 1);
 
     const victim = (await status('tb')).processes.find((p: any) => p.role === 'capture' && p.index === 1);
     const framesBefore = sum(series[0]!, 'otus_packets_captured_total', { task: 'tb', process: 'capture-1' });
@@ -187,6 +188,7 @@ describe('otus daemon: metrics, health', { skip: skip ?? false }, () => {
       '/readyz turns 503',
     );
     assert.equal(down.ready, false);
+    assert.equal(sum(await checked(), 'otus_ready'), 0, 'otus_ready says so too');
     assert.ok(down.problems.some((p: string) => /^task tb: capture process 1 is restarting \(last exit: killed by SIGKILL\)$/.test(p)), JSON.stringify(down));
     assert.deepEqual(down.tasks.tb.state, 'degraded');
     series.push(await checked()); // while it is down
@@ -210,7 +212,7 @@ describe('otus daemon: metrics, health', { skip: skip ?? false }, () => {
     }
     const last = series[series.length - 1]!;
     assert.ok(sum(last, 'otus_packets_captured_total', { task: 'tb', process: 'capture-1' }) >= framesBefore, 'the restarted process continued its counters');
-    assert.equal(sum(last, 'otus_process_restarts_total', { task: 'tb', process: 'capture-1' }), 1);
+    assert.equal(sum(last, 'otus_child_restarts_total', { task: 'tb', process: 'capture-1' }), 1);
     assert.equal((await ctl(socket, ['task', 'stop', '--id', 'tb'])).status, 0);
   });
 

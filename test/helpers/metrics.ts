@@ -76,12 +76,13 @@ export function pairs(samples: Sample[], task: string, c: any): [string, number,
     ['drops.parser_no_output', c.drops.parser_no_output, drop('parser')],
     ['drops.encode', c.drops.encode, drop('encode')],
     ['drops.ring_tail', c.drops.ring_tail, drop('ring_full')],
-    ['drops.ring_tail (channel)', c.drops.ring_tail, sum(samples, 'otus_pipeline_channel_drops_total', t)],
+    ['drops.ring_tail (channel)', c.drops.ring_tail, sum(samples, 'otus_pipeline_channel_drops_total', { ...t, reason: 'ring_full' })],
     ['drops.ring_head', c.drops.ring_head, drop('ring_head')],
-    ['drops.ring_head (sender buffer)', c.drops.ring_head, sum(samples, 'otus_sender_buffer_drops_total', { ...t, reason: 'ring_head' })],
+    ['drops.ring_head (channel)', c.drops.ring_head, sum(samples, 'otus_pipeline_channel_drops_total', { ...t, reason: 'ring_head' })],
     ['drops.ring_abandoned', c.drops.ring_abandoned, drop('ring_abandoned')],
     ['drops.sender_expand', c.drops.sender_expand, drop('sender_expand')],
     ['drops.reporter_queue', c.drops.reporter_queue, drop('reporter', { reason: 'buffer' })],
+    ['drops.reporter_queue (sender buffer)', c.drops.reporter_queue, sum(samples, 'otus_sender_buffer_drops_total', t)],
     ['drops.reporter_timeout', c.drops.reporter_timeout, drop('reporter', { reason: 'timeout' })],
     ['drops.reporter_timeout (reporter)', c.drops.reporter_timeout, sum(samples, 'otus_reporter_timeout_drops_total', t)],
     ['drops.reporter_error', c.drops.reporter_error, drop('reporter', { reason: 'error' })],
@@ -108,7 +109,7 @@ export function pairs(samples: Sample[], task: string, c: any): [string, number,
     out.push([`capture ${p.index} kernel_drops`, p.kernel_drops!, sum(samples, 'otus_capture_kernel_drops_total', l)]);
     out.push([`capture ${p.index} freezes`, p.freezes!, sum(samples, 'otus_capture_kernel_freezes_total', l)]);
     out.push([`capture ${p.index} blocks`, p.blocks!, sum(samples, 'otus_capture_blocks_total', l)]);
-    out.push([`capture ${p.index} restarts`, p.restarts!, sum(samples, 'otus_process_restarts_total', l)]);
+    out.push([`capture ${p.index} restarts`, p.restarts!, sum(samples, 'otus_child_restarts_total', l)]);
   }
   if (c.sender.latency) out.push(['sender.latency.records', c.sender.latency.records, sum(samples, 'otus_processing_latency_seconds_count', t)]);
   return out;
