@@ -4,7 +4,7 @@
 // line, unknown method or bad parameter gets a JSON-RPC error, never a
 // crash; an idle or slow client is dropped without holding up the others.
 
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -60,6 +60,8 @@ function groupsOf(pid: number): number[] {
 
 export class ControlServer {
   private server: Server | null = null;
+  /** The socket file's group: its members may connect by its mode, so they are served. */
+  private socketGid = -1;
   /** Open connections and when each last sent a byte. */
   private readonly sockets = new Map<Socket, number>();
   /** Requests served and refused, for status. */
@@ -98,6 +100,7 @@ export class ControlServer {
     }
     if (this.access.group !== null) chownSync(path, -1, gidOf(this.access.group));
     chmodSync(path, this.access.mode);
+    this.socketGid = statSync(path).gid;
     server.on('error', (e) => this.log.error({ err: e.message }, 'control socket error'));
     this.server = server;
   }
@@ -114,8 +117,8 @@ export class ControlServer {
   private allowed(uid: number, gid: number, pid: number): boolean {
     const a = this.access;
     if (uid === 0 || uid === process.getuid?.() || a.allowedUids.includes(uid)) return true;
-    if (a.allowedGids.length === 0) return false;
-    return a.allowedGids.includes(gid) || groupsOf(pid).some((g) => a.allowedGids.includes(g));
+    const gids = [this.socketGid, ...a.allowedGids];
+    return gids.includes(gid) || groupsOf(pid).some((g) => gids.includes(g));
   }
 
   private accept(sock: Socket): void {
