@@ -6,6 +6,7 @@
 // from directories (loader.ts) and validated the same way.
 
 import type { DecodedPacket } from '../decode/packet.js';
+import type { RecordMeta } from '../pipeline/expand.js';
 import type { FastFrame } from '../pipeline/fast-path.js';
 import type { KeyTracker } from '../pipeline/label-keys.js';
 import type { OutputRecord, PayloadReader, ProcessorView } from '../pipeline/record.js';
@@ -175,6 +176,8 @@ export interface EncodedRecord {
   readonly buf: Uint8Array;
   readonly off: number;
   readonly len: number;
+  /** The record's labels and flow as the sender read them (Kafka keys and headers); absent outside the sender. */
+  readonly meta?: RecordMeta;
 }
 
 export type RecordFormat = 'json' | 'protobuf';
@@ -184,7 +187,27 @@ export interface Reporter extends PluginInstance {
   /** The record encoding this reporter wants the capture processes to produce. */
   readonly format: RecordFormat;
   report(rec: EncodedRecord): void;
+  /** Waits until what was reported is delivered or given up (bounded by the reporter's own timeout). */
   flush(): Promise<void>;
+  /** The client's queue is full: the sender stops reading the ring until writable() resolves. */
+  readonly blocked?: boolean;
+  writable?(): Promise<void>;
+  /** Records accepted but given up (queue full, timed out, failed, abandoned). */
+  readonly dropped?: number;
+  /** Gives up what is pending now (the stop deadline); returns how many records. */
+  abandon?(): number;
+  /**
+   * Delivery counters: acknowledged, timed out, failed by reason (`queue_full`,
+   * `abandoned`, the client's error names), in flight now.
+   */
+  counters?(): ReporterCounters;
+}
+
+export interface ReporterCounters {
+  acked: number;
+  timeout: number;
+  errors: Record<string, number>;
+  queued: number;
 }
 
 /** Capturer (design §4.2.1): the live drivers arrive with the capture-driver issue. */

@@ -11,7 +11,7 @@ import { loadTaskFile } from '../config/task.js';
 import { createRegistry } from '../plugin/builtins.js';
 import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
 import { BatchReader } from '../pipeline/batch-sink.js';
-import { RecordExpander } from '../pipeline/expand.js';
+import { RecordExpander, type RecordMeta } from '../pipeline/expand.js';
 import { RingConsumer } from '../shm/ring.js';
 import type { ChildError, SenderDone, SenderReady, SenderStart } from '../supervisor/messages.js';
 import { OtusError } from '../util/errors.js';
@@ -24,6 +24,7 @@ class Rec implements EncodedRecord {
   constructor(
     readonly format: RecordFormat,
     buf: Uint8Array,
+    readonly meta: RecordMeta,
   ) {
     this.buf = buf;
   }
@@ -57,7 +58,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
     const batch = new BatchReader();
     const expander = new RecordExpander(reporter.format, registry.payloadReaders());
     const out = new Uint8Array(EXPAND_BYTES);
-    const rec = new Rec(reporter.format, out);
+    const rec = new Rec(reporter.format, out, expander.meta);
     let records = 0;
     let bytes = 0;
     const latency = m.latency ? new LatencyHistogram() : null;
@@ -75,6 +76,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
           reporter.report(rec);
           records++;
           bytes += end;
+          if (reporter.blocked === true) await reporter.writable!(); // the client's queue is full: leave the rest in the ring
         }
       }
       if (draining) {
@@ -85,6 +87,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
     }
     await reporter.flush();
     await reporter.stop?.();
+    const delivery = reporter.counters?.() ?? null;
     const st = ring.stats();
     const c = process.cpuUsage(c0);
     return {
@@ -101,6 +104,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
       expand: { ...expander.stats, malformed: expander.stats.malformed + batch.broken },
       cpuSec: (c.user + c.system) / 1e6,
       latency: latency?.summary() ?? null,
+      reporter: delivery,
     };
   } finally {
     ring.close();
