@@ -418,7 +418,7 @@ class RdkafkaClient implements KafkaClient {
     const p = this.producer;
     if (p === null) return;
     const t0 = Date.now();
-    if (this.blocked) await Promise.race([this.writable(), sleep(ms)]);
+    if (this.blocked) await within(this.writable(), ms);
     const left = Math.max(0, ms - (Date.now() - t0));
     const ok = await new Promise<boolean>((res) => p.flush(left, (err) => res(!err)));
     // The failures' delivery reports reach JS through the event loop after flush's callback may have: let them in.
@@ -487,6 +487,13 @@ function keep(m: Msg): Msg {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((res) => setTimeout(res, ms));
+}
+
+/** p, or after ms whichever comes first; the timer does not outlive it. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((res) => (timer = setTimeout(res, ms)))]);
+  clearTimeout(timer);
 }
 
 // ------------------------------------------------------------------- kafkajs
@@ -693,7 +700,7 @@ class KafkajsClient implements KafkaClient {
   async flush(ms: number): Promise<void> {
     for (const b of [...this.open.values()]) this.close(b);
     if (this.inFlight() === 0) return;
-    await Promise.race([new Promise<void>((res) => this.idle.push(res)), sleep(ms)]);
+    await within(new Promise<void>((res) => this.idle.push(res)), ms);
   }
 
   abandon(): number {

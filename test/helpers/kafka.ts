@@ -3,7 +3,7 @@
 // test file in its own state directory, and both client libraries'
 // consumers to read topics back.
 
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -144,7 +144,9 @@ async function consumeKafkajs(bootstrap: string, topics: string[], count: number
         if (out.length >= count) done();
       },
     });
-    await Promise.race([all, new Promise((res) => setTimeout(res, timeoutMs))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((res) => (timer = setTimeout(res, timeoutMs)))]);
+    clearTimeout(timer);
   } finally {
     await c.disconnect();
   }
@@ -165,18 +167,29 @@ export async function topicSize(bootstrap: string, topic: string): Promise<numbe
   }
 }
 
-/** Runs `otus replay --task` (its own reporter) over files; the --stats-json summary when it exits 0. */
-export function runTask(taskYaml: string, files: string[], timeoutMs = 300000): { status: number | null; stats: any; stderr: string; wallMs: number } {
+export interface TaskRun {
+  status: number | null;
+  /** The --stats-json summary when it exited 0, else null. */
+  stats: any;
+  stderr: string;
+  wallMs: number;
+}
+
+/** Starts `otus replay --task` (the task's own reporter) over files; resolves when it exits. */
+export function runTask(taskYaml: string, files: string[]): Promise<TaskRun> {
   const dir = mkdtempSync(join(tmpdir(), 'otus-kafka-task-'));
-  try {
-    const task = join(dir, 'task.yml');
-    writeFileSync(task, taskYaml);
-    const st = join(dir, 'stats.json');
-    const t0 = Date.now();
-    const r = spawnSync(process.execPath, [OTUS, 'replay', '--task', task, '--stats-json', st, ...files], { encoding: 'utf8', timeout: timeoutMs });
-    const wallMs = Date.now() - t0;
-    return { status: r.status, stats: r.status === 0 ? JSON.parse(readFileSync(st, 'utf8')) : null, stderr: r.stderr, wallMs };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const task = join(dir, 'task.yml');
+  writeFileSync(task, taskYaml);
+  const st = join(dir, 'stats.json');
+  const t0 = Date.now();
+  const child = spawn(process.execPath, [OTUS, 'replay', '--task', task, '--stats-json', st, ...files], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((res) =>
+    child.on('close', (status) => {
+      const stats = status === 0 ? JSON.parse(readFileSync(st, 'utf8')) : null;
+      rmSync(dir, { recursive: true, force: true });
+      res({ status, stats, stderr, wallMs: Date.now() - t0 });
+    }),
+  );
 }

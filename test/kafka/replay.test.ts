@@ -99,14 +99,14 @@ for (const client of ['librdkafka', 'kafkajs'] as ClientName[]) {
   for (const format of ['json', 'protobuf']) {
     test(`${client}, ${format}: the topics hold the file reporter's records, keyed by call or flow, labels as headers`, { skip: skip ?? false, timeout: 180000 }, async () => {
       const out = join(dir, `${client}-${format}.out`);
-      const file = runTask(task(`kf-${client}-${format}`, `    type: file\n    config: { path: ${out}, format: ${format} }`), FILES);
+      const file = await runTask(task(`kf-${client}-${format}`, `    type: file\n    config: { path: ${out}, format: ${format} }`), FILES);
       assert.equal(file.status, 0, file.stderr);
       const expected = fileRecords(out, format);
       assert.ok(expected.length > 400, `${expected.length} records`);
 
       const prefix = `t-${client}-${format}`;
       const cfg = `    type: kafka\n    config: { brokers: ["${broker!.bootstrap}"], client: ${client}, topic_prefix: ${prefix}, format: ${format} }`;
-      const run = runTask(task(`kk-${client}-${format}`, cfg), FILES);
+      const run = await runTask(task(`kk-${client}-${format}`, cfg), FILES);
       assert.equal(run.status, 0, run.stderr);
       const st = run.stats;
       assert.equal(st.sender.records, expected.length);
