@@ -786,12 +786,17 @@ export const kafkaReporter: PluginDefinition<'reporter', KafkaReporterConfig> = 
         client_id: { type: 'string', minLength: 1, default: DEFAULTS.client_id },
         headers: { type: 'boolean', default: DEFAULTS.headers },
       },
-      oneOf: [{ required: ['topic'] }, { required: ['topic_prefix'] }],
+      // One of topic and topic_prefix (both: refused by init, which can say so plainly).
+      if: { not: { required: ['topic'] } },
+      then: { required: ['topic_prefix'] },
       additionalProperties: false,
     },
   },
   async init(ctx) {
     const c = ctx.config;
+    if (c.topic !== undefined && c.topic_prefix !== undefined) {
+      throw new OtusError('OTUS_ERR_PLUGIN_CONFIG', `${ctx.where}: topic (one topic for every record) or topic_prefix (one per protocol), not both`);
+    }
     if (c.idempotence && c.acks !== 'all') {
       throw new OtusError('OTUS_ERR_PLUGIN_CONFIG', `${ctx.where}.acks: idempotence needs acks: all (or set idempotence: false)`);
     }
