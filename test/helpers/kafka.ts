@@ -155,9 +155,11 @@ async function consumeKafkajs(bootstrap: string, topics: string[], count: number
 
 /** Messages in a topic now (sum of its partitions' high watermarks); 0 while it does not exist. */
 export async function topicSize(bootstrap: string, topic: string): Promise<number> {
-  const admin = new Kafka({ brokers: [bootstrap], logLevel: logLevel.NOTHING }).admin();
+  // No retries: a missing topic answers 0 at once, not after kafkajs' backoff.
+  const admin = new Kafka({ brokers: [bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 0 } }).admin();
   await admin.connect();
   try {
+    if (!(await admin.listTopics()).includes(topic)) return 0;
     const offs = await admin.fetchTopicOffsets(topic);
     return offs.reduce((a, p) => a + Number(p.high), 0);
   } catch {
