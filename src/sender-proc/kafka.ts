@@ -9,13 +9,12 @@
 //
 // Two clients behind one interface (KafkaClient below):
 // - librdkafka (`@confluentinc/kafka-javascript`, the default): rdkafka-style
-//   Producer.produce() with delivery reports for failures only. Measured on
-//   the issue's 2-core VM: ~590 k records/s at 2.2 CPU-s per million; a
-//   report per message cost 3×. librdkafka queues, batches, compresses,
+//   Producer.produce() with delivery reports for failures only (a report per
+//   message cost 3× the CPU). librdkafka queues, batches, compresses,
 //   retries and times messages out on its own threads.
 // - kafkajs: pure JavaScript, batches built here and sent with sendBatch;
-//   ~100 k records/s at 11-12 CPU-s per million. For machines where the
-//   native client cannot be built.
+//   about ten times librdkafka's CPU per record (docs/reporters.md). For
+//   machines where the native client cannot be built.
 //
 // Accounting: every record handed to report() ends as acknowledged, timed
 // out (not delivered within delivery_timeout_ms), failed (counted by
