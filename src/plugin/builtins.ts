@@ -10,10 +10,11 @@ import dns from '../../plugins/parser/dns/index.js';
 import webrtc from '../../plugins/parser/webrtc/index.js';
 import http from '../../plugins/parser/http/index.js';
 import { fileReporter, stdoutReporter } from '../sender-proc/reporters.js';
+import { kafkaReporter } from '../sender-proc/kafka.js';
 import { PluginRegistry } from './registry.js';
 import { loadPluginDirectories } from './loader.js';
 
-export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, sip, rtp, rtcp, dns, webrtc, http] as const;
+export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, kafkaReporter, sip, rtp, rtcp, dns, webrtc, http] as const;
 
 /** A registry with the built-ins, then the plugins of `dirs` (third-party, validated the same way). */
 export async function createRegistry(dirs: readonly string[] = []): Promise<PluginRegistry> {

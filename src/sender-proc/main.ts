@@ -14,7 +14,7 @@
 import { createRegistry } from '../plugin/builtins.js';
 import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
 import { BatchReader } from '../pipeline/batch-sink.js';
-import { RecordExpander } from '../pipeline/expand.js';
+import { RecordExpander, type RecordMeta } from '../pipeline/expand.js';
 import { RingConsumer } from '../shm/ring.js';
 import type { Beat, ChildError, SenderDone, SenderReady, SenderStart } from '../supervisor/messages.js';
 import { OtusError } from '../util/errors.js';
@@ -27,6 +27,7 @@ class Rec implements EncodedRecord {
   constructor(
     readonly format: RecordFormat,
     buf: Uint8Array,
+    readonly meta: RecordMeta,
   ) {
     this.buf = buf;
   }
@@ -61,7 +62,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
   const batch = new BatchReader();
   const expander = new RecordExpander(reporter.format, registry.payloadReaders());
   const out = new Uint8Array(EXPAND_BYTES);
-  const rec = new Rec(reporter.format, out);
+  const rec = new Rec(reporter.format, out, expander.meta);
   let records = 0;
   let bytes = 0;
   const latency = m.latency ? new LatencyHistogram() : null;
@@ -83,6 +84,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
       reporterDropped: reporter.dropped ?? 0,
       cpuSec: (c.user + c.system) / 1e6,
       latency: latency?.summary() ?? null,
+      reporter: reporter.counters?.() ?? null,
     };
   };
   const beat = m.heartbeatMs ? setInterval(() => process.send?.({ type: 'beat', snapshot: snapshot() } satisfies Beat<SenderDone>), m.heartbeatMs) : null;

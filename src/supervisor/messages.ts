@@ -7,7 +7,7 @@
 import type { CatchUpStats } from '../capture-proc/catch-up.js';
 import type { CaptureOptions } from '../capture/capturer.js';
 import type { TaskSpec } from '../config/task.js';
-import type { RecordFormat } from '../plugin/types.js';
+import type { RecordFormat, ReporterCounters } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
 
 export interface ReplayPluginSetup {
@@ -155,6 +155,8 @@ export interface SenderDone {
   cpuSec: number;
   /** Capture → sender latency (live runs), else null. */
   latency: LatencySummary | null;
+  /** The reporter's delivery counters (Reporter.counters: kafka), else null. */
+  reporter: ReporterCounters | null;
 }
 
 export interface ChildError {

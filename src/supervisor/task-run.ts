@@ -11,7 +11,7 @@ import { loadTaskFile, type TaskSpec } from '../config/task.js';
 import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
 import { checkOutputPath } from '../sender-proc/reporters.js';
-import type { RecordFormat } from '../plugin/types.js';
+import type { RecordFormat, ReporterCounters } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
 import { createRing, type RingSegment } from '../shm/ring.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
@@ -39,6 +39,10 @@ export interface TaskSummary {
     ring_abandoned: number;
     /** Ring records the sender could not expand: malformed, or bigger than its output room. */
     sender_expand: number;
+    /** Records the reporter gave up (kafka): its queue was full, not delivered in time, failed (or abandoned at the stop). */
+    reporter_queue: number;
+    reporter_timeout: number;
+    reporter_error: number;
   };
   held_fragments: number;
   decode_errors: Record<string, number>;
@@ -63,6 +67,8 @@ export interface TaskSummary {
    * `latency`: live runs, capture → sender per record (µs).
    */
   sender: { records: number; bytes: number; cpu_s: number; payload_unread: number; latency?: LatencySummary };
+  /** The reporter's delivery (kafka): acknowledged, timed out, failed by reason, still in flight at the end. */
+  reporter: ReporterCounters | null;
   wall_s: number;
   warnings: string[];
 }
@@ -239,6 +245,10 @@ export function summarize<D extends CaptureDone | LiveCaptureDone>(
       ring_head: Math.max(0, sum((d) => d.counters.records) - (s.expand.records + s.expand.malformed + s.expand.tooBig)),
       ring_abandoned: s.ring.abandoned,
       sender_expand: s.expand.malformed + s.expand.tooBig,
+      reporter_queue: s.reporter?.errors.queue_full ?? 0,
+      reporter_timeout: s.reporter?.timeout ?? 0,
+      // A reporter without delivery counters (file, console): what it gave up (output errors, abandoned at a stop).
+      reporter_error: s.reporter ? Object.entries(s.reporter.errors).reduce((a, [k, v]) => a + (k === 'queue_full' ? 0 : v), 0) : s.reporterDropped,
     },
     held_fragments: sum((d) => d.counters.held),
     decode_errors: decodeErrors,
@@ -261,6 +271,7 @@ export function summarize<D extends CaptureDone | LiveCaptureDone>(
     pps_per_capture_cpu_s: cpu > 0 ? frames / cpu : 0,
     pps_wall: maxWall > 0 ? frames / maxWall : 0,
     sender: { records: s.records, bytes: s.bytes, cpu_s: s.cpuSec, payload_unread: s.expand.payloadUnread + s.expand.payloadFormat, ...(s.latency ? { latency: s.latency } : {}) },
+    reporter: s.reporter,
     wall_s: wallSec,
     warnings,
   };
@@ -287,7 +298,8 @@ export function formatSummary(s: TaskSummary): string {
       : `otus replay: task ${s.task}: ${s.files?.length ?? 0} file(s), ${s.workers} capture process(es), ${s.wall_s.toFixed(2)} s`,
     `  frames ${s.frames}, records ${s.records} (unmatched forwarded ${s.unmatched_forwarded}, by the fast path ${s.fast_path_records}), fragments held ${s.held_fragments}`,
     `  drops: decode=${s.drops.decode} filter=${s.drops.filter} unmatched=${s.drops.unmatched} parser_no_output=${s.drops.parser_no_output}${procs}` +
-      ` encode=${s.drops.encode} ring_tail=${s.drops.ring_tail} ring_head=${s.drops.ring_head} ring_abandoned=${s.drops.ring_abandoned} sender_expand=${s.drops.sender_expand}`,
+      ` encode=${s.drops.encode} ring_tail=${s.drops.ring_tail} ring_head=${s.drops.ring_head} ring_abandoned=${s.drops.ring_abandoned} sender_expand=${s.drops.sender_expand}` +
+      (s.reporter ? ` reporter_queue=${s.drops.reporter_queue} reporter_timeout=${s.drops.reporter_timeout} reporter_error=${s.drops.reporter_error}` : s.drops.reporter_error ? ` reporter_error=${s.drops.reporter_error}` : ''),
     `  decode errors: ${errs || 'none'}`,
     `  ip reassembly: ${kv(s.ip_reassembly, ['fragments', 'completed', 'duplicates', 'overlaps', 'discarded', 'timeouts', 'evicted', 'tooLarge', 'invalid'])}`,
     ...(s.tcp_reassembly
@@ -303,6 +315,9 @@ export function formatSummary(s: TaskSummary): string {
     `  packets per capture-process CPU-second: ${M(s.pps_per_capture_cpu_s)}; aggregate ${M(s.pps_wall)} packets per second`,
     `  sender: ${s.sender.records} records, ${s.sender.bytes} bytes, ${s.sender.cpu_s.toFixed(3)} CPU-s, payloads unread ${s.sender.payload_unread}` +
       (s.sender.latency ? `; capture → sender latency p50 ${s.sender.latency.p50_us} µs, p99 ${s.sender.latency.p99_us} µs, max ${s.sender.latency.max_us} µs` : ''),
+    ...(s.reporter
+      ? [`  reporter: acked ${s.reporter.acked}, timed out ${s.reporter.timeout}, in flight ${s.reporter.queued}, failed: ${Object.entries(s.reporter.errors).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'}`]
+      : []),
     ...s.warnings.map((w) => `  warning: ${w}`),
   ];
   return lines.join('\n') + '\n';

@@ -94,6 +94,7 @@ const EMPTY_SENDER: SenderDone = {
   reporterDropped: 0,
   cpuSec: 0,
   latency: null,
+  reporter: null,
 };
 
 /** One child of the task: the process of the moment and what its earlier incarnations counted. */
@@ -179,6 +180,11 @@ function mergeSender(list: SenderDone[]): SenderDone {
     expand: list.reduce((a, d) => addCounters(a, { ...d.expand }), {} as Record<string, unknown>) as SenderDone['expand'],
     reporterDropped: list.reduce((a, d) => a + d.reporterDropped, 0),
     cpuSec: list.reduce((a, d) => a + d.cpuSec, 0),
+    // Delivery counters add up over incarnations; what is in flight is the latest's.
+    reporter: last.reporter && {
+      ...(list.reduce((a, d) => (d.reporter ? addCounters(a, { acked: d.reporter.acked, timeout: d.reporter.timeout, errors: { ...d.reporter.errors } }) : a), {} as Record<string, unknown>) as { acked: number; timeout: number; errors: Record<string, number> }),
+      queued: last.reporter.queued,
+    },
   };
 }
 
