@@ -37,7 +37,7 @@ export interface ProcRow {
   state: string;
   /** Capture: frames/s; sender: records/s. null until there are two samples. */
   pps: number | null;
-  /** Capture: kernel drops/s; sender: ring drop-head and expansion drops/s. */
+  /** Capture: kernel drops/s; sender: records it could not expand, per second. */
   dropsPs: number | null;
   /** Capture: frames; sender: records. */
   total: number;
@@ -73,6 +73,14 @@ export interface TopView {
 }
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+/**
+ * While a task runs, its `ring_head` is what the capture processes committed
+ * by their last beats less what the sender had read by its last: records in
+ * flight, up and down with the beats, not a count of drops. Left out of
+ * the rates (it is exact in a stopped task's counters).
+ */
+const NOT_A_RATE = new Set(['ring_head']);
 
 /** A counter's growth (never negative: a task re-created under its id starts again). */
 const grew = (now: number, then: number): number => Math.max(0, now - then);
@@ -114,7 +122,7 @@ export class TopModel {
     const rate = (a: number, b: number): number | null => (prev && dt > 0 ? grew(a, b) / dt : null);
     const c = t.counters;
     const pc = prev?.t.counters;
-    const layersNow = dropsByLayer(c);
+    const layersNow = dropsByLayer(c).filter(([k]) => !NOT_A_RATE.has(k));
     const layersThen = new Map(dropsByLayer(pc));
     const layerRates: [string, number][] = prev && dt > 0 ? layersNow.map(([k, v]) => [k, grew(v, layersThen.get(k) ?? 0) / dt]) : [];
     const dropsPs = prev && dt > 0 ? layerRates.reduce((a, [, v]) => a + v, 0) : null;
@@ -127,7 +135,7 @@ export class TopModel {
       const cpuPct = old && old.pid === p.pid && dt > 0 && typeof p.cpu_s === 'number' && typeof old.cpu_s === 'number' ? (grew(p.cpu_s, old.cpu_s) / dt) * 100 : null;
       const base = { name: p.role === 'sender' ? 'sender' : `capture ${p.index}`, role: p.role, index: p.index, pid: p.pid, state: p.state, cpuPct, rss: p.rss_bytes, restarts: num(p.restarts) };
       if (p.role === 'sender') {
-        const lost = (x: TaskCounters | null | undefined): number => num(x?.drops?.ring_head) + num(x?.drops?.sender_expand);
+        const lost = (x: TaskCounters | null | undefined): number => num(x?.drops?.sender_expand);
         return { ...base, pps: rate(num(c?.sender?.records), num(pc?.sender?.records)), dropsPs: rate(lost(c), lost(pc)), total: num(c?.sender?.records) };
       }
       const cp = captureOf(c, p.index);

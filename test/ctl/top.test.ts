@@ -15,7 +15,7 @@ interface Cap {
 }
 
 /** A task.status result: capture processes' counters as of their last beat (frames, wall_s), the sender's records. */
-function task(id: string, o: { caps: Cap[]; records: number; filter?: number; pids?: number[]; cpu?: number[]; startedAt?: string; ringUsed?: number; live?: number }): TaskStatus {
+function task(id: string, o: { caps: Cap[]; records: number; filter?: number; ringHead?: number; pids?: number[]; cpu?: number[]; startedAt?: string; ringUsed?: number; live?: number }): TaskStatus {
   const frames = o.caps.reduce((a, c) => a + c.frames, 0);
   const pids = o.pids ?? [100, ...o.caps.map((_, i) => 101 + i)];
   const cpu = o.cpu ?? pids.map(() => 1);
@@ -35,7 +35,7 @@ function task(id: string, o: { caps: Cap[]; records: number; filter?: number; pi
     counters: {
       frames,
       records: o.records,
-      drops: { decode: 0, filter: o.filter ?? 0, unmatched: 0, parser_no_output: 0, processors: {}, encode: 0, ring_tail: 0, ring_head: 0, ring_abandoned: 0, sender_expand: 0 },
+      drops: { decode: 0, filter: o.filter ?? 0, unmatched: 0, parser_no_output: 0, processors: {}, encode: 0, ring_tail: 0, ring_head: o.ringHead ?? 0, ring_abandoned: 0, sender_expand: 0 },
       capture_processes: o.caps.map((c, i) => ({ index: i, frames: c.frames, records: c.frames, wall_s: c.wall, kernel_drops: c.kernelDrops ?? 0 })),
       sender: { records: o.records, bytes: o.records * 100 },
       flow_registry: { capacity: 65536, live: o.live ?? 0 },
@@ -54,13 +54,13 @@ describe('otusctl top', () => {
     assert.equal(first.tasks[0]!.pps, null, 'one sample: no rate yet');
     assert.equal(first.tasks[0]!.procs[1]!.pps, null);
     // One second later; process 0 beat 0.5 s after its last one, process 1 not at all since.
-    m.add({ at: 1000, status, tasks: [task('voip', { caps: [{ frames: 800, wall: 10.5, kernelDrops: 8 }, { frames: 0, wall: 10 }], records: 700, filter: 100, cpu: [1.25, 1.5, 1] })] });
+    m.add({ at: 1000, status, tasks: [task('voip', { caps: [{ frames: 800, wall: 10.5, kernelDrops: 8 }, { frames: 0, wall: 10 }], records: 700, filter: 100, ringHead: 100, cpu: [1.25, 1.5, 1] })] });
     const v = m.view();
     const t = v.tasks[0]!;
     assert.equal(v.windowS, 1);
     assert.equal(t.pps, 800);
     assert.equal(t.recordsPs, 700);
-    assert.deepEqual(t.dropsByLayer, [['filter', 100], ['kernel', 8]]);
+    assert.deepEqual(t.dropsByLayer, [['filter', 100], ['kernel', 8]], 'ring_head, records in flight while the task runs, is no rate');
     assert.equal(t.dropsPs, 108);
     const [sender, c0, c1] = t.procs;
     assert.deepEqual([sender!.name, sender!.pps, sender!.total], ['sender', 700, 700]);
