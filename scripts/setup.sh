@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Otus needs on Debian/Ubuntu, then builds it (C++ addon + TypeScript).
 #   scripts/setup.sh          build and run dependencies
-#   scripts/setup.sh --test   also what the test suite uses (tshark, tcpreplay, sipp, iproute2, systemd-analyze)
+#   scripts/setup.sh --test   also what the test suite uses (tshark, tcpreplay, sipp, iproute2, systemd-analyze,
+#                             tmux for otusctl top, promtool from Debian's prometheus package for deploy/)
 # Run as root (or with sudo): it calls apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ want_tests=false
 [ "${1:-}" = "--test" ] && want_tests=true
 
 packages=(build-essential python3 libpcap-dev libxdp-dev libbpf-dev pkg-config ca-certificates)
-$want_tests && packages+=(tshark tcpreplay sip-tester tcpdump iproute2 iputils-ping systemd)
+$want_tests && packages+=(tshark tcpreplay sip-tester tcpdump iproute2 iputils-ping systemd tmux prometheus)
 
 if command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
