@@ -339,7 +339,7 @@ export function childLogger(setup: ChildLogSetup | undefined, component: LogComp
       if (process.connected) process.send!({ type: 'log', line: line.endsWith('\n') ? line.slice(0, -1) : line } satisfies LogLine, () => undefined);
     },
   };
-  const log = pino({ level: setup.level, base: { component, node: setup.node, task: setup.task, pid: process.pid, ...bindings } }, ipc);
+  const log = pino({ level: setup.level, base: { node: setup.node, pid: process.pid, component, task: setup.task, ...bindings } }, ipc);
   process.on('message', (m: { type?: string; level?: unknown }) => {
     if (m.type === 'log-level' && isLogLevel(m.level)) log.level = m.level;
   });
