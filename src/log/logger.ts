@@ -207,6 +207,11 @@ class FileOutput implements Output {
         symlink: true,
         mode: LOG_FILE_MODE,
       });
+      // The file is opened asynchronously: a failure is the configuration's, now, not a counter later.
+      await new Promise<void>((res, rej) => {
+        dest.once('ready', res);
+        dest.once('error', rej);
+      });
       return new FileOutput(dest, s, text);
     } catch (e) {
       throw new OtusError('OTUS_ERR_CONFIG', `log.outputs.file.path ${s.path}: cannot open (${(e as Error).message})`);

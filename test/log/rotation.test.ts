@@ -4,11 +4,12 @@
 // the files kept. Text format and the JSON → text line.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { LogHub, type LogSettings, rolledFiles, textLine } from '../../src/log/logger.js';
+import { OtusError } from '../../src/util/errors.js';
 import { waitFor } from '../helpers/live.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'otus-log-'));
@@ -73,6 +74,22 @@ test('files roll at size_bytes, count rolled files are kept besides the current 
   assert.ok(await waitFor(() => rolled(path).length === count + 1 && rolled(path).at(-1)!.n >= last + 2, 5000), `files after the restart: ${rolled(path).map((f) => f.n)} (last before: ${last})`);
   const again = rolled(path);
   assert.deepEqual(again.map((f) => f.n), again.map((_, k) => again[0]!.n + k));
+});
+
+test('a file that cannot be opened is a configuration error naming the key and the path', async () => {
+  const refused = async (path: string, why: RegExp): Promise<void> => {
+    await assert.rejects(LogHub.open(fileSettings(path, 4096, 2), 'n1'), (e: unknown) => {
+      assert.ok(e instanceof OtusError);
+      assert.equal(e.code, 'OTUS_ERR_CONFIG');
+      assert.equal(e.message.startsWith(`log.outputs.file.path ${path}: cannot open (`), true, e.message);
+      assert.match(e.message, why);
+      return true;
+    });
+  };
+  await refused('/proc/version/otus.log', /EEXIST/); // its directory is a file
+  // The directory is there; the file to open is a directory.
+  mkdirSync(join(dir, 'c', 'otus.1.log'), { recursive: true });
+  await refused(join(dir, 'c', 'otus.log'), /EISDIR/);
 });
 
 test('text format: one readable line per entry; JSON lines as they are otherwise', async () => {
