@@ -100,14 +100,18 @@ export function textLine(line: string): string {
   } catch {
     return line.endsWith('\n') ? line : line + '\n';
   }
-  if (o === null || typeof o !== 'object') return line;
-  const time = typeof o.time === 'number' ? new Date(o.time).toISOString() : String(o.time ?? '-');
-  const level = (LEVEL_NAMES[o.level as number] ?? String(o.level)).padEnd(5);
-  const who = [o.component ?? '-', ...(o.task !== undefined ? [`task=${String(o.task)}`] : []), `pid=${String(o.pid ?? '-')}`].join(' ');
+  if (o === null || typeof o !== 'object') return line.endsWith('\n') ? line : line + '\n';
+  // Control characters stay escaped, as JSON has them: a line must not move a terminal's cursor.
+  const ctl = /[\u0000-\u001f\u007f-\u009f]/;
+  const word = (v: unknown): string => (typeof v === 'string' && !/[\s"=]/.test(v) && !ctl.test(v) ? v : JSON.stringify(v));
+  const time = typeof o.time === 'number' ? new Date(o.time).toISOString() : word(o.time ?? '-');
+  const level = (LEVEL_NAMES[o.level as number] ?? word(o.level)).padEnd(5);
+  const who = [word(o.component ?? '-'), ...(o.task !== undefined ? [`task=${word(o.task)}`] : []), `pid=${word(o.pid ?? '-')}`].join(' ');
+  const msg = String(o.msg ?? '');
   const rest = Object.entries(o)
     .filter(([k]) => !FIXED.has(k))
-    .map(([k, v]) => `${k}=${typeof v === 'string' && !/[\s"=]/.test(v) ? v : JSON.stringify(v)}`);
-  return `${time} ${level} ${who}: ${String(o.msg ?? '')}${rest.length ? ' ' + rest.join(' ') : ''}\n`;
+    .map(([k, v]) => `${k}=${word(v)}`);
+  return `${time} ${level} ${who}: ${ctl.test(msg) ? JSON.stringify(msg).slice(1, -1) : msg}${rest.length ? ' ' + rest.join(' ') : ''}\n`;
 }
 
 /** stderr or stdout, synchronous (the journal under systemd; stdout is also where the console reporter writes). */

@@ -102,4 +102,5 @@ test('text format: one readable line per entry; JSON lines as they are otherwise
   assert.match(text[0]!, /^\d{4}-\d\d-\d\dT[\d:.]+Z WARN  supervisor task=voip pid=\d+: child exited why="exit code 1" restarts=2$/);
   assert.equal(text[1], '1970-01-01T00:00:00.000Z INFO  capture task=voip pid=7: capture process started index=1');
   assert.equal(textLine('not json'), 'not json\n');
+  assert.equal(textLine('{"level":50,"time":0,"component":"sender","pid":1,"msg":"a\\u001b[2Jb","err":"x\\u0007"}'), '1970-01-01T00:00:00.000Z ERROR sender pid=1: a\\u001b[2Jb err="x\\u0007"\n', 'control characters stay escaped');
 });
