@@ -9,8 +9,12 @@
 // ring is empty. Sleeps on the ring's wakeup FIFO when idle; stops reading
 // the ring while the reporter is blocked (the ring then drops, counted);
 // beats with its counters. Live runs also measure each record's capture →
-// sender latency (latency.ts).
+// sender latency (latency.ts). Logs through the supervisor
+// (src/log/logger.ts); what its reporter gave up and what the ring dropped
+// are checked at each beat and warned about rate-limited.
 
+import { childLogger } from '../log/logger.js';
+import { RateLimitedLog } from '../log/rate-limit.js';
 import { createRegistry } from '../plugin/builtins.js';
 import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
 import { BatchReader } from '../pipeline/batch-sink.js';
@@ -47,7 +51,19 @@ process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
 process.on('disconnect', () => (draining = true));
 
+/** Warns (rate-limited) about what grew since the last beat: records the reporter gave up, batches the ring dropped. */
+function watch(d: SenderDone, seen: { reporter: number; head: number }, warn: RateLimitedLog, lastError: () => string | null): void {
+  const rep = d.reporterDropped - seen.reporter;
+  const head = d.ring.dropHead - seen.head;
+  if (rep > 0) warn.warn('reporter_dropped', rep, { reporter_dropped: d.reporterDropped, last_error: lastError() }, 'the reporter gave up records');
+  if (head > 0) warn.warn('ring_drop_head', head, { drop_head: d.ring.dropHead }, 'send ring over its high watermark: the oldest batches dropped');
+  seen.reporter = d.reporterDropped;
+  seen.head = d.ring.dropHead;
+}
+
 async function run(m: SenderStart): Promise<SenderDone> {
+  const log = childLogger(m.log, 'sender');
+  const warn = new RateLimitedLog(log, m.log?.rateLimitMs);
   const registry = await createRegistry(m.pluginDirs);
   const reporter = await registry.instantiate('reporter', m.reporter, m.reporterConfig, {
     node: m.node,
@@ -87,9 +103,18 @@ async function run(m: SenderStart): Promise<SenderDone> {
       reporter: reporter.counters?.() ?? null,
     };
   };
-  const beat = m.heartbeatMs ? setInterval(() => process.send?.({ type: 'beat', snapshot: snapshot() } satisfies Beat<SenderDone>), m.heartbeatMs) : null;
+  const lastError = (): string | null => (reporter as { lastError?: string | null }).lastError ?? null;
+  const seen = { reporter: 0, head: 0 };
+  const beat = m.heartbeatMs
+    ? setInterval(() => {
+        const s = snapshot();
+        process.send?.({ type: 'beat', snapshot: s } satisfies Beat<SenderDone>);
+        watch(s, seen, warn, lastError);
+      }, m.heartbeatMs)
+    : null;
   try {
     process.send!({ type: 'ready', ringName: ring.name } satisfies SenderReady);
+    log.info({ reporter: m.reporter, resumed: m.resumed === true }, 'sender started');
     for (;;) {
       let n: number;
       while ((n = ring.next()) >= 0) {
@@ -121,7 +146,11 @@ async function run(m: SenderStart): Promise<SenderDone> {
     else await untilAbandoned(reporter.flush());
     if (abandoning) reporter.abandon?.();
     await reporter.stop?.();
-    return snapshot();
+    const done = snapshot();
+    watch(done, seen, warn, lastError);
+    warn.flush();
+    log.info({ records: done.records, abandoned: abandoning, reporter_dropped: done.reporterDropped }, 'sender stopped');
+    return done;
   } finally {
     if (beat) clearInterval(beat);
     ring.close();

@@ -155,7 +155,7 @@ export class ControlServer {
         held = 0;
         from = nl + 1;
         if (line === null) return this.tooLarge(sock);
-        chain = chain.then(() => this.serve(sock, line));
+        chain = chain.then(() => this.serve(sock, line, peer));
       }
       if (from < d.length) {
         chunks.push(d.subarray(from));
@@ -178,10 +178,16 @@ export class ControlServer {
     sock.end(reply(null, { code: -32600, message: `request larger than ${MAX_REQUEST_BYTES} bytes` }), () => sock.destroy());
   }
 
-  private async serve(sock: Socket, line: string): Promise<void> {
+  private async serve(sock: Socket, line: string, peer: { pid: number; uid: number }): Promise<void> {
     if (line.trim() === '') return;
     this.stats.requests++;
     const out = await this.answer(line);
+    if (this.log.isLevelEnabled('debug')) {
+      // The method only: params may carry a configuration and its secrets.
+      const method = /"method"\s*:\s*"([^"\\]{1,64})"/.exec(line)?.[1] ?? null;
+      const error = (JSON.parse(out) as { error?: { code: number } }).error?.code ?? null;
+      this.log.debug({ method, uid: peer.uid, peer_pid: peer.pid, error }, 'control request');
+    }
     if (sock.destroyed) return;
     // A client that does not read its answers is dropped before it costs us memory.
     if (sock.writableLength > MAX_PENDING_OUTPUT) return void sock.destroy();

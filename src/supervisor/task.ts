@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { CaptureOptions } from '../capture/capturer.js';
 import { CATCH_UP_MARGIN_MS } from '../capture-proc/catch-up.js';
+import type { ChildLogSetup, LogLevel, LogLevelMessage, LogLine } from '../log/logger.js';
 import { CaptureClock } from '../shm/capture-clock.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { createRing, type RingSegment } from '../shm/ring.js';
@@ -69,6 +70,14 @@ export interface ProcessStatus {
   started_at: string | null;
 }
 
+/** Where a task's children log (src/log/logger.ts): their lines go to `sink` (the supervisor's LogHub.write). */
+export interface ChildLogging {
+  sink(line: string): void;
+  level: LogLevel;
+  node: string;
+  rateLimitMs: number;
+}
+
 export interface TaskBrief {
   id: string;
   state: TaskState;
@@ -83,6 +92,8 @@ export interface TaskStatus extends TaskBrief {
   reason: string | null;
   processes: ProcessStatus[];
   counters: TaskSummary;
+  /** The send ring: its data bytes and how many hold records not yet read by the sender (null once released). */
+  ring: { data_bytes: number; used_bytes: number } | null;
 }
 
 const EMPTY_SENDER: SenderDone = {
@@ -214,10 +225,11 @@ export class SupervisedTask {
   /** Children talk to the supervisor, never to systemd. */
   private readonly env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SdNotify.envKeys.includes(k)));
 
-  /** `log`: the task's logger (its lines carry the task id). */
+  /** `log`: the task's logger (its lines carry the task id); `childLog`: where its children log (null: they do not). */
   constructor(
     readonly plan: LiveTaskPlan,
     private readonly log: Logger,
+    private readonly childLog: ChildLogging | null = null,
   ) {
     this.id = plan.checked.task.id;
     this.scope = runScope(this.id);
@@ -279,7 +291,15 @@ export class SupervisedTask {
     };
   }
 
+  /** The children's new level: sent to those running, given to those started later. */
+  setLogLevel(level: LogLevel): void {
+    if (this.childLog === null) return;
+    this.childLog.level = level;
+    for (const s of this.slots()) if (s.proc?.connected) s.proc.send({ type: 'log-level', level } satisfies LogLevelMessage, () => undefined);
+  }
+
   status(): TaskStatus {
+    const ring = this.ring?.stats();
     return {
       ...this.brief(),
       reason: this.reason,
@@ -299,6 +319,7 @@ export class SupervisedTask {
         };
       }),
       counters: this.counters(),
+      ring: ring ? { data_bytes: ring.dataBytes, used_bytes: ring.used } : null,
     };
   }
 
@@ -344,7 +365,9 @@ export class SupervisedTask {
 
   private startMessage(s: Slot<unknown>): LiveCaptureStart | SenderStart {
     const p = this.plan;
-    const setup = { task: p.checked.task, pluginDirs: p.checked.pluginDirs, node: p.node, ringTask: this.scope, flows: this.flows !== null };
+    const c = this.childLog;
+    const log: ChildLogSetup | undefined = c ? { level: c.level, node: c.node, task: this.id, rateLimitMs: c.rateLimitMs } : undefined;
+    const setup = { task: p.checked.task, pluginDirs: p.checked.pluginDirs, node: p.node, ringTask: this.scope, flows: this.flows !== null, log };
     if (s.role === 'sender') {
       const r = p.checked.reporter;
       return { type: 'start', ...setup, reporter: r.name, reporterConfig: r.config, reporterWhere: r.where, ringBytes: p.ringBytes, latency: true, heartbeatMs: p.settings.heartbeatMs, resumed: s.restarts > 0 };
@@ -376,6 +399,8 @@ export class SupervisedTask {
     s.exited = new Promise((res) => (exitDone = res));
     const ready = new Promise<void>((resolve, reject) => {
       proc.on('message', (m: { type: string }) => {
+        // A line of any incarnation, even one being replaced.
+        if (m.type === 'log') return this.childLog?.sink((m as LogLine).line);
         if (s.proc !== proc) return;
         if (m.type === 'beat') {
           s.current = (m as Beat<S>).snapshot;
