@@ -491,11 +491,15 @@ export class SupervisedTask {
     if (this.state !== 'failed') this.setState('stopping', why);
     if (this.watchdog) clearInterval(this.watchdog);
     for (const s of this.slots()) if (s.restartTimer) clearTimeout(s.restartTimer);
-    await Promise.all(this.captures.map((s) => this.end(s, 'stop')));
-    await this.end(this.sender, 'drain');
-    const warnings = this.slots().flatMap((s) => (s.lastExit && !/^exit code 0$/.test(s.lastExit) ? [`${s.name}: ${s.lastExit}`] : []));
-    const summary = this.counters(warnings);
-    this.release();
+    let summary: TaskSummary;
+    try {
+      await Promise.all(this.captures.map((s) => this.end(s, 'stop')));
+      await this.end(this.sender, 'drain');
+      const warnings = this.slots().flatMap((s) => (s.lastExit && !/^exit code 0$/.test(s.lastExit) ? [`${s.name}: ${s.lastExit}`] : []));
+      summary = this.counters(warnings);
+    } finally {
+      this.release(); // whatever happened above, the task's shared memory goes with it
+    }
     if (this.state !== 'failed') this.setState('stopped', why);
     this.log.info({ why, frames: summary.frames, records: summary.records }, 'task stopped');
     return summary;

@@ -40,6 +40,8 @@ test('the stream is the configured labels plus the node id; every line arrives w
   // A child's line, as it comes over IPC.
   hub.write(JSON.stringify({ level: 40, time: Date.now(), node: 'edge-01', pid: 4242, component: 'capture', task: 'voip', msg: 'from a child' }));
   assert.ok(await waitFor(() => rx.lines().length === 501, 10_000), `${rx.lines().length} lines arrived`);
+  // The receiver has a push's lines before the hub has its answer: wait for the hub to count it.
+  assert.ok(await waitFor(() => lokiStats(hub).pushed_lines === 501, 10_000), `pushed_lines ${lokiStats(hub).pushed_lines}`);
   for (const p of rx.pushes) {
     assert.equal(p.body.streams.length, 1);
     assert.deepEqual(p.body.streams[0]!.stream, { job: 'otus', env: 'test', node: 'edge-01' });
