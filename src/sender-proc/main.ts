@@ -11,7 +11,7 @@
 // beats with its counters. Live runs also measure each record's capture →
 // sender latency (latency.ts).
 
-import { createRegistry } from '../plugin/builtins.js';
+import { createRegistry, loadTaskParsers } from '../plugin/builtins.js';
 import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
 import { BatchReader } from '../pipeline/batch-sink.js';
 import { RecordExpander } from '../pipeline/expand.js';
@@ -48,6 +48,7 @@ process.on('disconnect', () => (draining = true));
 
 async function run(m: SenderStart): Promise<SenderDone> {
   const registry = await createRegistry(m.pluginDirs);
+  await loadTaskParsers(registry, m.task); // their payload readers
   const reporter = await registry.instantiate('reporter', m.reporter, m.reporterConfig, {
     node: m.node,
     taskId: m.task.id,

@@ -55,6 +55,7 @@ function changed(a: Record<string, unknown>, b: Record<string, unknown>, prefix 
 
 export async function runDaemon(o: DaemonOptions): Promise<void> {
   let cfg = load(o.configFile, o.socket);
+  await createRegistry(o.pluginDirs); // an unsafe plugin directory is refused before anything starts
   // Logs go to stderr (the journal under systemd): stdout is the console reporter's.
   const log: Logger = pino({ level: cfg.log.level, base: { component: 'supervisor', node: cfg.node.id, pid: process.pid } }, destination({ fd: 2, sync: true }));
   const notify = SdNotify.fromEnv();
