@@ -1,4 +1,4 @@
-// Media correlation through the task's flow registry (ADR-008), shared by
+// Media correlation through the task's flow registry (src/shm/registry.ts), shared by
 // the rtp and rtcp parsers: look the packet's destination, then source,
 // endpoint up; label the record with the slot's call-id, codec and media
 // type. A packet between an endpoint the SDP announced and one it did not

@@ -1,4 +1,4 @@
-// rtp parser (RFC 3550, RFC 4733 events; design §4.2.2 fast path, §5.5.6):
+// rtp parser (RFC 3550, RFC 4733 events; README.md: the fast path, NAT):
 // media the sip parser announced in SDP is found in the task's flow
 // registry (destination endpoint, then source) on whichever capture process
 // it lands; the record gets rtp.ssrc, rtp.pt, rtp.seq and the call's
