@@ -15,7 +15,7 @@
 
 import { childLogger } from '../log/logger.js';
 import { RateLimitedLog } from '../log/rate-limit.js';
-import { createRegistry } from '../plugin/builtins.js';
+import { createRegistry, loadTaskParsers } from '../plugin/builtins.js';
 import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
 import { BatchReader } from '../pipeline/batch-sink.js';
 import { RecordExpander, type RecordMeta } from '../pipeline/expand.js';
@@ -65,6 +65,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
   const log = childLogger(m.log, 'sender');
   const warn = new RateLimitedLog(log, m.log?.rateLimitMs);
   const registry = await createRegistry(m.pluginDirs);
+  await loadTaskParsers(registry, m.task); // their payload readers
   const reporter = await registry.instantiate('reporter', m.reporter, m.reporterConfig, {
     node: m.node,
     taskId: m.task.id,

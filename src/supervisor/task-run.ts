@@ -100,7 +100,7 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
   const registry = await createRegistry(dirs);
   const plugins = await instantiateTaskPlugins(registry, task, node, -1);
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
-  const repPlugin = registry.require('reporter', rep.name, rep.where);
+  const repPlugin = await registry.load('reporter', rep.name, rep.where);
   const config = registry.checkConfig(repPlugin, rep.config, rep.where) as Record<string, unknown>;
   // A file the sender would open: refused now, with the reason, rather than in the sender.
   if (rep.name === 'file') checkOutputPath(config.path as string);
