@@ -57,7 +57,7 @@ function changed(a: Record<string, unknown>, b: Record<string, unknown>, prefix 
 }
 
 export async function runDaemon(o: DaemonOptions): Promise<void> {
-  let cfg = load(o.configFile, o.socket);
+  const cfg = load(o.configFile, o.socket);
   await createRegistry(o.pluginDirs); // an unsafe plugin directory is refused before anything starts
   // Outputs open once: a reload changes only the level (the node id in every line stays too).
   const logs = await LogHub.open(cfg.log, cfg.node.id);
