@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   // healthy_ms short, so every kill meets the first backoff step (100 ms) rather than a grown one.
   writeFileSync(
     join(dir, 'otus.yml'),
-    `otus:\n  control:\n    socket: ${socket}\n  supervisor:\n    heartbeat_ms: 1000\n    watchdog_ms: 5000\n    restart:\n      initial_ms: 100\n      healthy_ms: 300\n      budget: ${KILLS + 5}\n      window_ms: 60000\n`,
+    `otus:\n  log:\n    level: warn\n  control:\n    socket: ${socket}\n  supervisor:\n    heartbeat_ms: 1000\n    watchdog_ms: 5000\n    restart:\n      initial_ms: 100\n      healthy_ms: 300\n      budget: ${KILLS + 5}\n      window_ms: 60000\n`,
   );
   const d = spawn(process.execPath, [OTUS, 'daemon', '--config', join(dir, 'otus.yml')], { stdio: ['ignore', 'ignore', 'inherit'] });
   try {

@@ -42,8 +42,8 @@ new PerformanceObserver((l) => (gcs += l.getEntries().length)).observe({ entryTy
 
 const flows = FlowRegistry.create(`benchsip${process.pid}`, { capacity: 1 << 18 });
 const sip = new SipParser({ ports: [5060], heuristic: true, track_media: process.env.NO_MEDIA ? false : true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
-const rtp = new RtpParser({ ports: [], heuristic: false, learn_nat: true, nat_ttl: 60, event_payload_types: [101], raw: false }, new MediaCorrelator(flows, true, 60_000));
-const rtcp = new RtcpParser({ ports: [], heuristic: false, learn_nat: false, nat_ttl: 60 }, new MediaCorrelator(flows, false, 60_000));
+const rtp = new RtpParser({ ports: [], heuristic: false, learn_nat: true, nat_ttl: 60, event_payload_types: [101], raw: false }, new MediaCorrelator(flows, true));
+const rtcp = new RtcpParser({ ports: [], heuristic: false, learn_nat: false, nat_ttl: 60 }, new MediaCorrelator(flows, false));
 // The capture process's sink: records batched (BatchSink) into a "ring" that always has room.
 const ringMem: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
 const sink = new BatchSink(ringMem, 256 * 1024);

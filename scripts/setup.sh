@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Otus needs on Debian/Ubuntu, then builds it (C++ addon + TypeScript).
 #   scripts/setup.sh          build and run dependencies
-#   scripts/setup.sh --test   also what the test suite uses (tshark, tcpreplay, sipp, iproute2, systemd-analyze, promtool)
+#   scripts/setup.sh --test   also what the test suite uses (tshark, tcpreplay, sipp, iproute2, systemd-analyze;
+#                             Java and Maven for the Kafka broker of scripts/kafka.sh, tmux for
+#                             otusctl top, promtool from Debian's prometheus package for deploy/ and the metrics tests)
 # Run as root (or with sudo): it calls apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +11,10 @@ cd "$(dirname "$0")/.."
 want_tests=false
 [ "${1:-}" = "--test" ] && want_tests=true
 
-packages=(build-essential python3 libpcap-dev libxdp-dev libbpf-dev pkg-config ca-certificates)
-# prometheus: for promtool (the metrics tests check every scrape with `promtool check metrics`).
-$want_tests && packages+=(tshark tcpreplay sip-tester tcpdump iproute2 iputils-ping systemd prometheus)
+# The Kafka reporter's client builds librdkafka from source (npm install, below), linked with these.
+packages=(build-essential python3 libpcap-dev libxdp-dev libbpf-dev pkg-config ca-certificates
+  libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev libsasl2-dev liblz4-dev)
+$want_tests && packages+=(tshark tcpreplay sip-tester tcpdump iproute2 iputils-ping systemd default-jre-headless maven tmux prometheus)
 
 if command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
@@ -32,4 +35,8 @@ fi
 
 # node-gyp builds against the installed headers instead of downloading them.
 [ -f /usr/include/node/node_api.h ] && export npm_config_nodedir=/usr
+# @confluentinc/kafka-javascript builds its bundled librdkafka; its default static
+# build downloads the compression and TLS libraries, so link the system's instead.
+# (Debian 12's own librdkafka, 2.0, lacks APIs the binding calls.)
+export CKJS_LINKING=dynamic
 npm install --no-audit --no-fund

@@ -10,9 +10,14 @@
 // still holds are processed, done, exit. Its counters live in its slot of the
 // task's stats segment (src/shm/stats.ts): the pipeline's by layer copied at
 // the end of every ring block, everything at each heartbeat and at the end.
+// Logs through the supervisor (src/log/logger.ts); drops and malformed
+// packets are checked at each beat, never per packet, and warned about
+// rate-limited.
 
 import { createCapturer } from '../capture/index.js';
 import type { FrameSink } from '../capture/capturer.js';
+import { childLogger } from '../log/logger.js';
+import { RateLimitedLog } from '../log/rate-limit.js';
 import { native } from '../native.js';
 import { BatchSink } from '../pipeline/batch-sink.js';
 import { instantiateTaskPlugins, pipelineForTask } from '../pipeline/from-task.js';
@@ -62,7 +67,30 @@ class PipelineFeed implements FrameSink {
 process.on('SIGINT', () => {}); // the terminal's SIGINT is the supervisor's to act on: it stops us in order
 process.on('SIGTERM', () => {});
 
+/** What the last beat had seen, so a warning says what is new. */
+interface Seen {
+  kernelDrops: number;
+  ringDrops: number;
+  malformed: number;
+}
+
+/** Warns (rate-limited) about what grew since the last beat: kernel drops, ring-full drops, malformed packets. */
+function watch(d: LiveCaptureDone, seen: Seen, warn: RateLimitedLog): void {
+  const malformed = Object.values(d.counters.decodeErrors).reduce((a, n) => a + n, 0);
+  const kernel = d.stream.kernelDrops - seen.kernelDrops;
+  const ring = d.counters.ringDrops - seen.ringDrops;
+  const bad = malformed - seen.malformed;
+  if (kernel > 0) warn.warn('kernel_drops', kernel, { kernel_drops: d.stream.kernelDrops }, 'the kernel dropped packets: this capture process is not keeping up');
+  if (ring > 0) warn.warn('ring_full', ring, { ring_tail: d.counters.ringDrops }, 'send ring full: records dropped (the sender is not keeping up)');
+  if (bad > 0) warn.warn('malformed', bad, { decode_errors: d.counters.decodeErrors }, 'malformed packets (counted in decode_errors)');
+  seen.kernelDrops = d.stream.kernelDrops;
+  seen.ringDrops = d.counters.ringDrops;
+  seen.malformed = malformed;
+}
+
 async function run(m: LiveCaptureStart): Promise<void> {
+  const log = childLogger(m.log, 'capture', { index: m.index });
+  const warn = new RateLimitedLog(log, m.log?.rateLimitMs);
   if (m.cpu >= 0) native.setAffinity(m.cpu);
   const task = m.task;
   const registry = await createRegistry(m.pluginDirs);
@@ -83,6 +111,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
   const node = stats !== null ? new NodeProcessStats() : null;
 
   let stopped = false;
+  const seen: Seen = { kernelDrops: 0, ringDrops: 0, malformed: 0 };
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const snapshot = (why: string): LiveCaptureDone => {
@@ -116,6 +145,10 @@ async function run(m: LiveCaptureStart): Promise<void> {
     for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
     const done = snapshot(why);
     if (stats !== null) stats.publish(done, node!.sample());
+    watch(done, seen, warn);
+    warn.flush();
+    if (feed.failure !== null) log.error({ failure: feed.failure }, 'capture stream failed');
+    log.info({ why, frames: done.counters.frames, records: done.counters.records, kernel_drops: done.stream.kernelDrops }, 'capture process stopped');
     producer.close();
     flows?.close();
     if (process.connected) process.send!(done, () => process.exit(0));
@@ -129,10 +162,13 @@ async function run(m: LiveCaptureStart): Promise<void> {
   stream.start(feed);
   catchUp?.start();
   process.send!({ type: 'ready', index: m.index, cpu: m.cpu });
+  log.info({ cpu: m.cpu, driver: m.driver, interface: m.options.iface }, 'capture process started');
   if (m.heartbeatMs > 0) {
     beat = setInterval(() => {
-      if (stats !== null) stats.publish(snapshot('running'), node!.sample());
+      const s = snapshot('running');
+      if (stats !== null) stats.publish(s, node!.sample());
       process.send?.({ type: 'beat' } satisfies Beat);
+      watch(s, seen, warn);
     }, m.heartbeatMs);
   }
 }

@@ -42,7 +42,7 @@ export async function effectiveTask(registry: PluginRegistry, global: GlobalConf
     });
   }
   const rep = reporterConfigFor(global, task);
-  const config = registry.checkConfig(registry.require('reporter', rep.name, rep.where), rep.config, rep.where) as Record<string, unknown>;
+  const config = registry.checkConfig(await registry.load('reporter', rep.name, rep.where), rep.config, rep.where) as Record<string, unknown>;
   effective.reporter = { type: rep.name, config };
   return { effective: inSchemaOrder(TASK_BODY_SCHEMA, effective) as Record<string, unknown>, reporter: { ...rep, config } };
 }

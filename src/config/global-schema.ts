@@ -131,9 +131,51 @@ export const GLOBAL_CONFIG_SCHEMA = {
           additionalProperties: false,
           properties: {
             level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info' },
+            // Of the stderr, stdout and file outputs; Loki always gets JSON.
             format: { enum: ['json', 'text'], default: 'json' },
-            // Named outputs with their settings: free-form until logging is built.
-            outputs: { type: 'object', additionalProperties: { type: 'object' }, default: {} },
+            rate_limit_ms: { ...MS, minimum: 100, default: 60000 },
+            // At most one of each; the ones listed are written (src/log/logger.ts).
+            outputs: {
+              type: 'object',
+              default: { stderr: {} },
+              minProperties: 1,
+              additionalProperties: false,
+              properties: {
+                stderr: { type: 'object', additionalProperties: false, properties: {} },
+                stdout: { type: 'object', additionalProperties: false, properties: {} },
+                file: {
+                  type: 'object',
+                  additionalProperties: false,
+                  required: ['path'],
+                  properties: {
+                    path: { type: 'string', pattern: '^/', maxLength: 4096 },
+                    size_bytes: { type: 'integer', minimum: 1024, maximum: 68_719_476_736, default: 104_857_600 },
+                    interval_ms: { type: ['integer', 'null'], minimum: 1000, maximum: 2_678_400_000, default: null },
+                    count: { type: 'integer', minimum: 1, maximum: 10000, default: 10 },
+                  },
+                },
+                loki: {
+                  type: 'object',
+                  additionalProperties: false,
+                  required: ['endpoint'],
+                  properties: {
+                    endpoint: { type: 'string', pattern: '^https?://[^\\s]+$' },
+                    // Stream labels (the node id is added as `node`): few and fixed, as Loki indexes them.
+                    labels: {
+                      type: 'object',
+                      default: { job: 'otus' },
+                      propertyNames: { pattern: '^(?!node$)[A-Za-z_][A-Za-z0-9_]*$' },
+                      additionalProperties: { type: 'string' },
+                    },
+                    headers: { type: 'object', default: {}, additionalProperties: { type: 'string' } },
+                    batch_size: { type: 'integer', minimum: 1, maximum: 100_000, default: 1000 },
+                    batch_timeout_ms: { ...MS, default: 1000 },
+                    max_buffer_bytes: { type: 'integer', minimum: 65536, maximum: 1_073_741_824, default: 16_777_216 },
+                    timeout_ms: { ...MS, default: 10000 },
+                  },
+                },
+              },
+            },
           },
         },
       },

@@ -9,6 +9,7 @@ import { readdirSync } from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import type { LogSettings } from '../log/logger.js';
 import { OtusError } from '../util/errors.js';
 import { expandEnv } from './env.js';
 import { GLOBAL_CONFIG_SCHEMA } from './global-schema.js';
@@ -35,7 +36,7 @@ export interface GlobalConfig {
   /** `otus.command_channel` as in the file (snake_case), defaults filled. */
   commandChannel: Record<string, unknown>;
   metrics: { enabled: boolean; listen: string; path: string };
-  log: { level: string; format: string; outputs: Record<string, unknown> };
+  log: LogSettings;
   /**
    * The effective configuration: what the file has under `otus:`, in its own snake_case shape, every default
    * filled (`otus validate` prints it under `otus:`). Key paths into it are those of docs/config.md (`log.level`).
@@ -101,7 +102,7 @@ function build(data: unknown, file: string | null, src: YamlSource | null, opts:
   const restart = sup.restart as Obj;
   const cc = o.command_channel as { enabled: boolean; type: string; kafka: Obj };
   const metrics = o.metrics as GlobalConfig['metrics'];
-  const log = o.log as GlobalConfig['log'];
+  const log = o.log as { level: LogSettings['level']; format: LogSettings['format']; rate_limit_ms: number; outputs: Obj };
 
   // Defaults that depend on the machine.
   node.hostname ??= os.hostname();
@@ -190,8 +191,36 @@ function build(data: unknown, file: string | null, src: YamlSource | null, opts:
     tasks,
     commandChannel: structuredClone(cc),
     metrics: { ...metrics },
-    log: { level: log.level, format: log.format, outputs: structuredClone(log.outputs) },
+    log: logSettings(log),
     effective,
+  };
+}
+
+/** `otus.log` (snake_case, defaults filled) as the log module takes it. */
+function logSettings(log: { level: LogSettings['level']; format: LogSettings['format']; rate_limit_ms: number; outputs: Obj }): LogSettings {
+  const out = log.outputs as { stderr?: Obj; stdout?: Obj; file?: Obj; loki?: Obj };
+  const f = out.file;
+  const l = out.loki;
+  return {
+    level: log.level,
+    format: log.format,
+    rateLimitMs: log.rate_limit_ms,
+    outputs: {
+      ...(out.stderr && { stderr: {} }),
+      ...(out.stdout && { stdout: {} }),
+      ...(f && { file: { path: f.path as string, sizeBytes: f.size_bytes as number, intervalMs: f.interval_ms as number | null, count: f.count as number } }),
+      ...(l && {
+        loki: {
+          endpoint: l.endpoint as string,
+          labels: { ...(l.labels as Record<string, string>) },
+          headers: { ...(l.headers as Record<string, string>) },
+          batchSize: l.batch_size as number,
+          batchTimeoutMs: l.batch_timeout_ms as number,
+          maxBufferBytes: l.max_buffer_bytes as number,
+          timeoutMs: l.timeout_ms as number,
+        },
+      }),
+    },
   };
 }
 

@@ -5,6 +5,7 @@
 
 import { stringify } from 'yaml';
 import type {
+  LogLevelResult,
   ProcessStatus,
   ReloadResult,
   StatsResult,
@@ -199,7 +200,30 @@ export function formatStatus(r: StatusResult, o: FormatOptions = {}): string {
     `workers:  ${text(r.workers?.used)} of ${text(r.workers?.max)} used`,
     `command channel: ${text(r.command_channel?.state)}`,
   ];
-  return lines.map((l) => truncate(l, width)).join('\n') + '\n';
+  const head = lines.map((l) => truncate(l, width)).join('\n') + '\n';
+  if (!r.log) return head;
+  const outputs = Object.entries(r.log.outputs ?? {}).map(([name, o]) => logOutput(name, o, width)).join('');
+  return head + truncate(`log:      ${text(r.log.level)}`, width) + '\n' + outputs;
+}
+
+/** A log output, one line, and what went wrong with it wrapped under: "  loki http://...: 2 failed pushes, 120 lines dropped, 64 KiB held, last error: ...". */
+function logOutput(name: string, o: Record<string, unknown>, width: number): string {
+  const where = typeof o.endpoint === 'string' ? o.endpoint : typeof o.path === 'string' ? o.path : '';
+  const n = (k: string): number => (typeof o[k] === 'number' ? (o[k] as number) : 0);
+  const trouble: string[] = [];
+  if (n('errors') > 0) trouble.push(`${humanCount(n('errors'))} write errors`);
+  if (n('failed_pushes') > 0) trouble.push(`${humanCount(n('failed_pushes'))} failed pushes`);
+  if (n('dropped_lines') > 0) trouble.push(`${humanCount(n('dropped_lines'))} lines dropped`);
+  if (n('buffered_bytes') > 0) trouble.push(`${humanBytes(n('buffered_bytes'))} held`);
+  const label = `  ${text(name)}${where ? ' ' + text(where) : ''}`;
+  if (trouble.length === 0) return truncate(label, width) + '\n';
+  const last = o.last_error ? ['last', 'error:', ...text(o.last_error).split(' ')] : [];
+  return wrap(label + ':', [...trouble.map((t, i) => (i < trouble.length - 1 || last.length ? t + ',' : t)).flatMap((t) => t.split(' ')), ...last], width);
+}
+
+/** `log-level`: the new level and the one before. */
+export function formatLogLevel(r: LogLevelResult, o: FormatOptions = {}): string {
+  return truncate(`log level: ${text(r.level)} (was ${text(r.previous)})`, opts(o).width) + '\n';
 }
 
 /** `stats`: one row per task. */

@@ -11,6 +11,7 @@ import { hideBin } from 'yargs/helpers';
 import { OtusError } from '../util/errors.js';
 import { ControlClient, CtlRefused, CtlUnreachable, DEFAULT_TIMEOUT_MS } from './client.js';
 import * as fmt from './format.js';
+import { topLoop } from './top.js';
 import type * as rpc from './protocol.js';
 
 const DEFAULT_SOCKET = '/run/otus/otus.sock';
@@ -130,6 +131,25 @@ async function run<T>(argv: Globals, method: string, params: () => Promise<objec
 
 const none = async (): Promise<undefined> => undefined;
 
+/** `otusctl top`: one connection for the whole view; the daemon going away ends it with status 3. */
+async function runTop(argv: Globals & { interval: number; iterations: number }): Promise<void> {
+  try {
+    if (!Number.isInteger(argv.interval) || argv.interval < 100 || argv.interval > 3_600_000) throw usage(`--interval: expected 100 to 3600000 milliseconds, got ${argv.interval}`);
+    if (!Number.isInteger(argv.iterations) || argv.iterations < 0) throw usage(`--iterations: expected a whole number (0: until q), got ${argv.iterations}`);
+    if (argv.json) throw usage('--json: top is a terminal view; for JSON, poll `otusctl --json task status --id ID`');
+    const client = await ControlClient.connect(oneString(argv.socket, '--socket'), { timeoutMs: argv.timeout ?? DEFAULT_TIMEOUT_MS });
+    try {
+      await topLoop(client, { intervalMs: argv.interval, iterations: argv.iterations });
+    } finally {
+      client.close();
+    }
+  } catch (err) {
+    report(err);
+  }
+  // stdin was read raw: nothing else may keep the process.
+  process.exit();
+}
+
 // `otusctl status | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(0);
@@ -203,6 +223,21 @@ await yargs(stdinDash(hideBin(process.argv)))
   .command('reload', 're-read the configuration file; print what was applied and what needs a restart', (y) => y, (a) =>
     run<rpc.ReloadResult>(a, 'reload', none, fmt.formatReload, true),
   )
+  .command(
+    'log-level <level>',
+    "set the log level of the daemon and its children until the next restart (or a reload that changes log.level)",
+    (y) => y.positional('level', { type: 'string', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], describe: 'the new level' }),
+    (a) => run<rpc.LogLevelResult>(a, 'log.level', async () => ({ level: oneString(a.level, 'LEVEL') }), fmt.formatLogLevel),
+  )
+  .command(
+    'top',
+    'a live view of every task: packets/s, drops/s by layer, ring and registry fill, CPU, RSS, restarts (q quits)',
+    (y) =>
+      y
+        .option('interval', { type: 'number', default: 1000, describe: 'refresh every MS milliseconds' })
+        .option('iterations', { alias: 'n', type: 'number', default: 0, describe: 'stop after N refreshes (0: until q or Ctrl-C)' }),
+    (a) => runTop(a),
+  )
   .command('task', 'create, list, stop and inspect tasks', taskCommands as (y: Argv) => Argv<Globals>)
   .command(
     'validate',
@@ -229,7 +264,7 @@ await yargs(stdinDash(hideBin(process.argv)))
       ),
   )
   .completion('completion', 'print a bash completion script (append it to ~/.bashrc)')
-  .demandCommand(1, 'name a command: status, stats, reload, task, validate, completion')
+  .demandCommand(1, 'name a command: status, stats, top, reload, log-level, task, validate, completion')
   .recommendCommands()
   .strict()
   .help()

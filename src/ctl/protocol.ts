@@ -13,6 +13,13 @@ export interface StatusResult {
   tasks: { running: number; degraded: number; failed: number; starting: number; stopping: number };
   workers: { used: number; max: number };
   command_channel: { state: string };
+  /** The log's level and each output's counters (`loki`: pushes, failed_pushes, dropped_lines, buffered_bytes...). */
+  log?: { level: string; outputs: Record<string, Record<string, unknown>> };
+}
+
+export interface LogLevelResult {
+  level: string;
+  previous: string;
 }
 
 /** The `otus capture --task` summary (`--stats-json`); only what otusctl prints is named. */
@@ -70,6 +77,8 @@ export interface TaskStatus extends TaskBrief {
   reason: string | null;
   processes: ProcessStatus[];
   counters: TaskCounters | null;
+  /** The send ring: data bytes and bytes not yet read by the sender. */
+  ring?: { data_bytes: number; used_bytes: number } | null;
 }
 
 export interface TaskCreateResult {

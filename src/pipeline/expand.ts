@@ -7,9 +7,10 @@ import type { RecordFormat } from '../plugin/types.js';
 import { ascii } from './bytes.js';
 import { writeJsonRecord } from './codec-json.js';
 import { writeProtobufRecord } from './codec-protobuf.js';
+import { symmetricWireHash } from './flow-hash.js';
 import type { KeyResolver } from './label-keys.js';
 import type { Payload, PayloadReader } from './record.js';
-import { PayloadKind, WireRecord } from './wire.js';
+import { LabelKind, PayloadKind, WireRecord } from './wire.js';
 
 export class ExpandStats {
   /** Records expanded. */
@@ -24,9 +25,49 @@ export class ExpandStats {
   payloadFormat = 0;
 }
 
+const CALL_ID = ascii('call-id');
+const SIP_CALL_ID = ascii('sip.call-id');
+
+/**
+ * What the sender knows of a record beside its bytes, for reporters that key
+ * or tag messages (Kafka: message key and headers): the wire record it was
+ * expanded from, read on demand, so reporters that want none of it pay
+ * nothing. One per expander, describing the record last expanded.
+ */
+export class RecordMeta {
+  constructor(readonly wire: WireRecord) {}
+
+  /** Index of the record's call-id label (`call-id`, else `sip.call-id`), -1 without one. */
+  callIdLabel(): number {
+    const w = this.wire;
+    let sip = -1;
+    for (let i = 0; i < w.labelCount; i++) {
+      if (w.valKind[i] !== LabelKind.Bytes) continue;
+      if (keyIs(w, i, CALL_ID)) return i;
+      if (sip < 0 && keyIs(w, i, SIP_CALL_ID)) sip = i;
+    }
+    return sip;
+  }
+
+  /** The five-tuple's symmetric hash (both directions alike, flow-hash.ts); 0 without IP. */
+  flowHash(): number {
+    return symmetricWireHash(this.wire);
+  }
+}
+
+function keyIs(w: WireRecord, i: number, name: Uint8Array): boolean {
+  if (w.keyLen[i] !== name.length) return false;
+  const b = w.keyBuf[i];
+  const o = w.keyOff[i];
+  for (let j = 0; j < name.length; j++) if (b[o + j] !== name[j]) return false;
+  return true;
+}
+
 export class RecordExpander {
   readonly stats = new ExpandStats();
   readonly wire = new WireRecord();
+  /** The last expanded record's labels and flow (valid until the next expand). */
+  readonly meta = new RecordMeta(this.wire);
   private readonly names: Uint8Array[];
   private readonly readers: PayloadReader[];
 

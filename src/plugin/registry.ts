@@ -1,14 +1,17 @@
-// The plugin registry (design §4.3; fastify's plugin-utils as the model):
+// The plugin registry (fastify's plugin-utils as the model):
 // register() validates a definition's metadata and compiles its config
 // schema once, then gives it an id; instantiate() validates one config
 // against that schema (defaults applied), calls init, and checks that what
 // came back is an instance of the declared kind. Every failure is an
 // OtusError with an OTUS_ERR_PLUGIN_* code and a message naming the plugin.
+// Third-party plugins come from its PluginDirectories, imported by load()
+// (and so by instantiate()) only when asked for by name.
 
 import { describeAjvError, makeAjv, type ValidateFunction } from '../config/schema.js';
 import { LABEL_KEY } from '../pipeline/labels.js';
 import type { PayloadReader } from '../pipeline/record.js';
 import { OtusError } from '../util/errors.js';
+import type { PluginDirectories } from './loader.js';
 import {
   type InstanceOfKind,
   PLUGIN_KINDS,
@@ -56,7 +59,8 @@ export class PluginRegistry {
   private readonly metaValidator: ValidateFunction;
   private readonly ajv = makeAjv();
 
-  constructor() {
+  /** `third`: the checked plugin directories to load named plugins from (src/plugin/loader.ts). */
+  constructor(private readonly third: PluginDirectories | null = null) {
     this.metaValidator = makeAjv().compile(META_SCHEMA);
   }
 
@@ -122,17 +126,27 @@ export class PluginRegistry {
     return this.list('parser').flatMap((p) => (p.def.payloadReader ? [p.def.payloadReader()] : []));
   }
 
-  /** The plugin or OTUS_ERR_PLUGIN_NOT_FOUND naming where the task asked for it. */
+  /** A registered plugin (built-in, or loaded before) or OTUS_ERR_PLUGIN_NOT_FOUND naming where the task asked for it. */
   require<K extends PluginKind>(kind: K, name: string, where: string): RegisteredPlugin<K> {
     const p = this.get(kind, name);
     if (!p) {
       const known = this.list(kind).map((x) => x.meta.name);
+      const file = this.third?.fileOf(name);
+      const dirs = this.third?.names().filter((n) => !known.includes(n)) ?? [];
       throw new OtusError(
         'OTUS_ERR_PLUGIN_NOT_FOUND',
-        `${where}: no ${kind} plugin named "${name}" (known: ${known.length ? known.join(', ') : 'none'})`,
+        file !== undefined
+          ? `${where}: no ${kind} plugin named "${name}": ${file} provides ${this.list().filter((x) => x.meta.name === name).map((x) => `a ${x.meta.kind}`).join(' and ') || 'none'}`
+          : `${where}: no ${kind} plugin named "${name}" (known: ${known.length ? known.join(', ') : 'none'}${dirs.length ? `; in the plugin directories: ${dirs.join(', ')}` : ''})`,
       );
     }
     return p;
+  }
+
+  /** As require(), importing the plugin from the plugin directories first if that is where it is (and it is not built in). */
+  async load<K extends PluginKind>(kind: K, name: string, where: string): Promise<RegisteredPlugin<K>> {
+    if (!this.get(kind, name) && this.third?.has(name)) await this.third.load(this, name);
+    return this.require(kind, name, where);
   }
 
   /** Validates `config` (a copy: defaults are applied to it), then init; checks the instance's shape. */
@@ -151,7 +165,7 @@ export class PluginRegistry {
     config: unknown,
     ctx: Omit<PluginContext, 'config'>,
   ): Promise<InstanceOfKind[K]> {
-    const p = this.require(kind, name, ctx.where);
+    const p = await this.load(kind, name, ctx.where);
     const cfg = this.checkConfig(p, config, ctx.where);
     const who = pluginLabel(kind, name, p.source);
     let inst: unknown;

@@ -6,6 +6,7 @@
 // from directories (loader.ts) and validated the same way.
 
 import type { DecodedPacket } from '../decode/packet.js';
+import type { RecordMeta } from '../pipeline/expand.js';
 import type { FastFrame } from '../pipeline/fast-path.js';
 import type { KeyTracker } from '../pipeline/label-keys.js';
 import type { OutputRecord, PayloadReader, ProcessorView } from '../pipeline/record.js';
@@ -177,6 +178,8 @@ export interface EncodedRecord {
   readonly buf: Uint8Array;
   readonly off: number;
   readonly len: number;
+  /** The record's labels and flow as the sender read them (Kafka keys and headers); absent outside the sender. */
+  readonly meta?: RecordMeta;
 }
 
 export type RecordFormat = 'json' | 'protobuf';
@@ -192,15 +195,27 @@ export interface Reporter extends PluginInstance {
   readonly format: RecordFormat;
   /** Valid only during the call: copy what is kept. */
   report(rec: EncodedRecord): void;
-  /** Resolves when everything accepted is written, or given up on an output error (counted in `dropped`). */
+  /** Waits until what was reported is delivered or given up (bounded by the reporter's own timeout). */
   flush(): Promise<void>;
-  /** True while the reporter holds all it will take: the sender stops reading the ring until writable() resolves. */
+  /** The client's queue is full: the sender stops reading the ring until writable() resolves. */
   readonly blocked?: boolean;
   writable?(): Promise<void>;
-  /** Records accepted by report() but given up (output failed, or abandon() at a stop deadline): counted as reporter drops. */
+  /** Records accepted but given up (queue full, timed out, failed, abandoned). */
   readonly dropped?: number;
-  /** Gives up what is still pending (a stop that reached its deadline); returns how many records were dropped. Returns promptly even if a write is stuck. */
+  /** Gives up what is pending now (the stop deadline); returns how many records. */
   abandon?(): number;
+  /**
+   * Delivery counters: acknowledged, timed out, failed by reason (`queue_full`,
+   * `abandoned`, the client's error names), in flight now.
+   */
+  counters?(): ReporterCounters;
+}
+
+export interface ReporterCounters {
+  acked: number;
+  timeout: number;
+  errors: Record<string, number>;
+  queued: number;
 }
 
 /** Capturer (design §4.2.1): the live drivers arrive with the capture-driver issue. */

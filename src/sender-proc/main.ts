@@ -10,12 +10,16 @@
 // the ring while the reporter is blocked (the ring then drops, counted);
 // beats, and keeps its counters in slot 0 of the task's stats segment
 // (src/shm/stats.ts) at heartbeat rate and at the end. Live runs also measure
-// each record's capture → sender latency (latency.ts).
+// each record's capture → sender latency (latency.ts). Logs through the
+// supervisor (src/log/logger.ts); what its reporter gave up and what the ring
+// dropped are checked at each beat and warned about rate-limited.
 
-import { createRegistry } from '../plugin/builtins.js';
+import { childLogger } from '../log/logger.js';
+import { RateLimitedLog } from '../log/rate-limit.js';
+import { createRegistry, loadTaskParsers } from '../plugin/builtins.js';
 import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
 import { BatchReader } from '../pipeline/batch-sink.js';
-import { RecordExpander } from '../pipeline/expand.js';
+import { RecordExpander, type RecordMeta } from '../pipeline/expand.js';
 import { RingConsumer } from '../shm/ring.js';
 import { SENDER_SLOT, StatsWriter } from '../shm/stats.js';
 import type { Beat, ChildError, ReporterDrops, SenderDone, SenderReady, SenderStart } from '../supervisor/messages.js';
@@ -31,31 +35,33 @@ class Rec implements EncodedRecord {
   constructor(
     readonly format: RecordFormat,
     buf: Uint8Array,
+    readonly meta: RecordMeta,
   ) {
     this.buf = buf;
   }
 }
 
-/**
- * What a reporter may tell beyond the Reporter interface's `dropped`
- * (FdReporter, kafka): delivery counters, how full its buffer is (0–1), and
- * whether its output works.
- */
+/** What a reporter may tell beyond the Reporter interface (FdReporter): how full its buffer is (0–1), and whether its output works. */
 interface ReporterExtras {
-  counters?(): { acked: number; timeout: number; errors: Record<string, number>; queued: number };
   readonly usage?: number;
   readonly healthy?: boolean;
 }
 
-/** The reporter's drops by cause, and what it delivered; `handed`: records given to report(). */
+/**
+ * The reporter's drops by cause, as docs/reporters.md accounts them (from
+ * its delivery counters: queue_full is its buffer, timeouts are timeouts,
+ * every other failure, `abandoned` at a stop deadline included, an error; a
+ * reporter without counters: every drop an error), and what it delivered;
+ * `handed`: records given to report().
+ */
 function reporterFigures(r: Reporter & ReporterExtras, handed: number): { drops: ReporterDrops; acked: number; queued: number } {
   const dropped = r.dropped ?? 0;
   const c = r.counters?.();
   if (c === undefined) return { drops: { buffer: 0, timeout: 0, error: dropped }, acked: Math.max(0, handed - dropped), queued: 0 };
   const buffer = c.errors.queue_full ?? 0;
-  const timeout = c.timeout + (c.errors.abandoned ?? 0);
+  const timeout = c.timeout;
   let error = 0;
-  for (const k in c.errors) if (k !== 'queue_full' && k !== 'abandoned') error += c.errors[k]!;
+  for (const k in c.errors) if (k !== 'queue_full') error += c.errors[k]!;
   return { drops: { buffer, timeout, error: Math.max(error, dropped - buffer - timeout) }, acked: c.acked, queued: c.queued };
 }
 
@@ -73,8 +79,21 @@ process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
 process.on('disconnect', () => (draining = true));
 
+/** Warns (rate-limited) about what grew since the last beat: records the reporter gave up, batches the ring dropped. */
+function watch(d: SenderDone, seen: { reporter: number; head: number }, warn: RateLimitedLog, lastError: () => string | null): void {
+  const rep = d.reporterDropped - seen.reporter;
+  const head = d.ring.dropHead - seen.head;
+  if (rep > 0) warn.warn('reporter_dropped', rep, { reporter_dropped: d.reporterDropped, last_error: lastError() }, 'the reporter gave up records');
+  if (head > 0) warn.warn('ring_drop_head', head, { drop_head: d.ring.dropHead }, 'send ring over its high watermark: the oldest batches dropped');
+  seen.reporter = d.reporterDropped;
+  seen.head = d.ring.dropHead;
+}
+
 async function run(m: SenderStart): Promise<SenderDone> {
+  const log = childLogger(m.log, 'sender');
+  const warn = new RateLimitedLog(log, m.log?.rateLimitMs);
   const registry = await createRegistry(m.pluginDirs);
+  await loadTaskParsers(registry, m.task); // their payload readers
   const reporter = await registry.instantiate('reporter', m.reporter, m.reporterConfig, {
     node: m.node,
     taskId: m.task.id,
@@ -88,7 +107,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
   const batch = new BatchReader();
   const expander = new RecordExpander(reporter.format, registry.payloadReaders());
   const out = new Uint8Array(EXPAND_BYTES);
-  const rec = new Rec(reporter.format, out);
+  const rec = new Rec(reporter.format, out, expander.meta);
   let records = 0;
   let bytes = 0;
   /** Records left in the ring when the stop deadline passed. */
@@ -121,6 +140,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
       reporterAcked: acked,
       cpuSec: (c.user + c.system) / 1e6,
       latency: latency?.summary() ?? null,
+      reporter: reporter.counters?.() ?? null,
     };
   };
   const stats = m.stats ? StatsWriter.open(m.ringTask, SENDER_SLOT) : null;
@@ -140,6 +160,11 @@ async function run(m: SenderStart): Promise<SenderDone> {
     };
     for (const [k, v] of Object.entries(d.expand)) counters[`expand.${k}`] = v;
     for (const [k, v] of Object.entries(d.reporterDrops)) counters[`reporter.drops.${k}`] = v;
+    if (d.reporter !== null) {
+      // The reporter's own delivery counters, as the summary shows them (failure reasons: the client's error names, a bounded set).
+      counters['reporter.timeout'] = d.reporter.timeout;
+      for (const [k, v] of Object.entries(d.reporter.errors)) counters[`reporter.errors.${k}`] = v;
+    }
     const gauges: Record<string, number> = {
       'reporter.queued': reporterFigures(extras, records).queued,
       'reporter.usage': extras.usage ?? (reporter.blocked === true ? 1 : 0),
@@ -160,14 +185,18 @@ async function run(m: SenderStart): Promise<SenderDone> {
     stats.publish(counters, gauges);
     return d;
   };
+  const lastError = (): string | null => (reporter as { lastError?: string | null }).lastError ?? null;
+  const seen = { reporter: 0, head: 0 };
   const beat = m.heartbeatMs
     ? setInterval(() => {
-        publish();
+        const s = publish();
         process.send?.({ type: 'beat' } satisfies Beat);
+        watch(s, seen, warn, lastError);
       }, m.heartbeatMs)
     : null;
   try {
     process.send!({ type: 'ready', ringName: ring.name } satisfies SenderReady);
+    log.info({ reporter: m.reporter, resumed: m.resumed === true }, 'sender started');
     for (;;) {
       let n: number;
       while ((n = ring.next()) >= 0) {
@@ -203,7 +232,11 @@ async function run(m: SenderStart): Promise<SenderDone> {
     } else await untilAbandoned(reporter.flush());
     if (abandoning) reporter.abandon?.();
     await reporter.stop?.();
-    return publish();
+    const done = publish();
+    watch(done, seen, warn, lastError);
+    warn.flush();
+    log.info({ records: done.records, abandoned: abandoning, reporter_dropped: done.reporterDropped }, 'sender stopped');
+    return done;
   } finally {
     if (beat) clearInterval(beat);
     node?.stop();

@@ -4,7 +4,7 @@
 // line, unknown method or bad parameter gets a JSON-RPC error, never a
 // crash; an idle or slow client is dropped without holding up the others.
 
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -60,6 +60,8 @@ function groupsOf(pid: number): number[] {
 
 export class ControlServer {
   private server: Server | null = null;
+  /** The socket file's group: its members may connect by its mode, so they are served. */
+  private socketGid = -1;
   /** Open connections and when each last sent a byte. */
   private readonly sockets = new Map<Socket, number>();
   /** Requests served and refused, for status. */
@@ -98,6 +100,7 @@ export class ControlServer {
     }
     if (this.access.group !== null) chownSync(path, -1, gidOf(this.access.group));
     chmodSync(path, this.access.mode);
+    this.socketGid = statSync(path).gid;
     server.on('error', (e) => this.log.error({ err: e.message }, 'control socket error'));
     this.server = server;
   }
@@ -114,8 +117,8 @@ export class ControlServer {
   private allowed(uid: number, gid: number, pid: number): boolean {
     const a = this.access;
     if (uid === 0 || uid === process.getuid?.() || a.allowedUids.includes(uid)) return true;
-    if (a.allowedGids.length === 0) return false;
-    return a.allowedGids.includes(gid) || groupsOf(pid).some((g) => a.allowedGids.includes(g));
+    const gids = [this.socketGid, ...a.allowedGids];
+    return gids.includes(gid) || groupsOf(pid).some((g) => gids.includes(g));
   }
 
   private accept(sock: Socket): void {
@@ -152,7 +155,7 @@ export class ControlServer {
         held = 0;
         from = nl + 1;
         if (line === null) return this.tooLarge(sock);
-        chain = chain.then(() => this.serve(sock, line));
+        chain = chain.then(() => this.serve(sock, line, peer));
       }
       if (from < d.length) {
         chunks.push(d.subarray(from));
@@ -175,10 +178,16 @@ export class ControlServer {
     sock.end(reply(null, { code: -32600, message: `request larger than ${MAX_REQUEST_BYTES} bytes` }), () => sock.destroy());
   }
 
-  private async serve(sock: Socket, line: string): Promise<void> {
+  private async serve(sock: Socket, line: string, peer: { pid: number; uid: number }): Promise<void> {
     if (line.trim() === '') return;
     this.stats.requests++;
     const out = await this.answer(line);
+    if (this.log.isLevelEnabled('debug')) {
+      // The method only: params may carry a configuration and its secrets.
+      const method = /"method"\s*:\s*"([^"\\]{1,64})"/.exec(line)?.[1] ?? null;
+      const error = (JSON.parse(out) as { error?: { code: number } }).error?.code ?? null;
+      this.log.debug({ method, uid: peer.uid, peer_pid: peer.pid, error }, 'control request');
+    }
     if (sock.destroyed) return;
     // A client that does not read its answers is dropped before it costs us memory.
     if (sock.writableLength > MAX_PENDING_OUTPUT) return void sock.destroy();

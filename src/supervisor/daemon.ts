@@ -2,15 +2,19 @@
 // (docs/config.md), clears shared memory left by dead runs, serves the
 // control socket (docs/control.md), starts the boot tasks, and tells systemd
 // (sd_notify) when it is ready, reloading, stopping, and that it is alive
-// (the watchdog, only while every child beats). Serves Prometheus metrics,
-// /healthz and /readyz on `metrics.listen` (metrics.ts). SIGHUP or `reload` re-reads
-// the configuration; SIGTERM or SIGINT stops every task in order and exits.
-// The daemon never touches packets.
+// (the watchdog, only while every child beats), and serves Prometheus
+// metrics, /healthz and /readyz on `metrics.listen` (metrics.ts). SIGHUP or
+// `reload` re-reads the configuration; SIGTERM or SIGINT stops every task in
+// order and exits.
+// Every line of the daemon and of its children goes through one LogHub
+// (src/log/logger.ts) to the outputs of `log.outputs`. The daemon never
+// touches packets.
 
 import { readFileSync } from 'node:fs';
-import { destination, pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { effectiveConfig, effectiveTask } from '../config/effective.js';
 import { type GlobalConfig, loadGlobalConfig, parseGlobalConfig } from '../config/global.js';
+import { isLogLevel, LOG_LEVELS, LogHub, type LogLevel } from '../log/logger.js';
 import { createRegistry } from '../plugin/builtins.js';
 import { parseTask, taskFromObject } from '../config/task.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
@@ -56,9 +60,23 @@ function changed(a: Record<string, unknown>, b: Record<string, unknown>, prefix 
 }
 
 export async function runDaemon(o: DaemonOptions): Promise<void> {
-  let cfg = load(o.configFile, o.socket);
-  // Logs go to stderr (the journal under systemd): stdout is the console reporter's.
-  const log: Logger = pino({ level: cfg.log.level, base: { component: 'supervisor', node: cfg.node.id, pid: process.pid } }, destination({ fd: 2, sync: true }));
+  const cfg = load(o.configFile, o.socket);
+  await createRegistry(o.pluginDirs); // an unsafe plugin directory is refused before anything starts
+  // Outputs open once: a reload changes only the level (the node id in every line stays too).
+  const logs = await LogHub.open(cfg.log, cfg.node.id);
+  try {
+    await serve(o, cfg, logs);
+  } catch (e) {
+    logs.logger('supervisor').fatal({ err: e instanceof Error ? e.message : String(e) }, 'otus daemon failed');
+    throw e;
+  } finally {
+    await logs.close();
+  }
+}
+
+async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub): Promise<void> {
+  let cfg = config;
+  const log: Logger = logs.logger('supervisor');
   const notify = SdNotify.fromEnv();
   const startedAt = new Date();
   let loadedAt = new Date();
@@ -66,7 +84,11 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   const stale = removeAllStaleSegments();
   if (stale.length) log.info({ removed: stale.map((s) => s.name) }, 'removed shared memory of dead runs');
 
-  const tasks = new TaskManager(cfg, o.pluginDirs, log);
+  const tasks = new TaskManager(cfg, o.pluginDirs, log, logs);
+  const setLogLevel = (level: LogLevel): void => {
+    logs.setLevel(level);
+    tasks.setLogLevel(level);
+  };
   // Metrics never stop the daemon: an address in use is logged and shown by `status`, and capture goes on.
   const metricsAt = { listen: cfg.metrics.listen, path: cfg.metrics.path };
   let metricsState = cfg.metrics.enabled ? 'starting' : 'disabled';
@@ -106,7 +128,8 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
       }
       cfg = next;
       loadedAt = new Date();
-      log.level = cfg.log.level;
+      // Only a changed file: a level set by `otusctl log-level` stays through unrelated reloads.
+      if (applied.includes('log.level')) setLogLevel(cfg.log.level);
       control.setAccess(cfg.control);
       tasks.setConfig(cfg);
       log.info({ applied, needs_restart: needsRestart }, 'configuration reloaded');
@@ -138,10 +161,21 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
           metrics: { state: metricsState, ...metricsAt, scrapes: metrics?.stats.scrapes ?? 0 },
           control: { ...control.stats },
           notify: { enabled: notify.enabled, failures: notify.failures },
+          log: logs.stats(),
         };
       },
       stats: () => ({ tasks: tasks.stats() }),
       reload: () => reload(),
+      'log.level': (p) => {
+        if (!isLogLevel(p.level)) throw new RpcError(-32602, `invalid params: expected {level: one of ${LOG_LEVELS.join(', ')}}`);
+        const previous = logs.level;
+        // Said at the more verbose of the two levels, so the change itself is in the log.
+        const louder = LOG_LEVELS.indexOf(p.level) < LOG_LEVELS.indexOf(previous);
+        if (!louder) log.info({ to: p.level, from: previous }, 'log level set');
+        setLogLevel(p.level);
+        if (louder) log.info({ to: p.level, from: previous }, 'log level set');
+        return { level: p.level, previous };
+      },
       'task.create': async (p) => {
         if (p.task === undefined) throw new RpcError(-32602, 'invalid params: task.create needs {task: {...}}');
         const spec = taskFromObject(p.task, 'task.create');
@@ -167,7 +201,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
         return { effective: out };
       },
     },
-    log,
+    logs.logger('ctl'),
   );
   await control.listen();
 

@@ -5,10 +5,13 @@
 // `otus capture --task` runs one in the foreground (runLiveTask): until the
 // duration, a signal, or a child that dies (a foreground run restarts
 // nothing), then stops it in order and returns everyone's counters summed.
+// A foreground run's log (its own and its children's, component `command`
+// and theirs) goes to stderr, warnings and errors only: the summary is what
+// it prints.
 
 import os from 'node:os';
-import { pino } from 'pino';
 import { allowedCpus, type CaptureOptions, type CpuChoice, cpuFor, createCapturer, defaultCaptureOptions } from '../capture/index.js';
+import { LogHub } from '../log/logger.js';
 import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
 import { OtusError } from '../util/errors.js';
@@ -119,7 +122,17 @@ export async function runLiveTask(o: LiveTaskOptions): Promise<LiveTaskResult> {
   const t = await checkTask(o.taskFile, o.pluginDirs, node, o.out);
   const plan = planLiveTask(t, { ...o, node, settings: FOREGROUND });
   removeAllStaleSegments();
-  const task = new SupervisedTask(plan, pino({ level: 'silent' }));
+  const logs = await LogHub.open({ level: 'warn', format: 'json', rateLimitMs: 60_000, outputs: { stderr: {} } }, os.hostname());
+  try {
+    return await runPlanned(o, plan, logs);
+  } finally {
+    await logs.close();
+  }
+}
+
+async function runPlanned(o: LiveTaskOptions, plan: LiveTaskPlan, logs: LogHub): Promise<LiveTaskResult> {
+  const childLog = { sink: (line: string) => logs.write(line), level: logs.level, node: logs.node, rateLimitMs: 60_000 };
+  const task = new SupervisedTask(plan, logs.logger('command').child({ task: plan.checked.task.id }), childLog);
   await task.start();
   o.onCapturing?.(`${plan.iface} (${plan.driver}, ${plan.workers} stream(s)${plan.driver === 'af_packet_v3' ? `, fanout ${plan.capture.fanoutMode} group ${plan.capture.fanoutGroup}` : ''})`);
 

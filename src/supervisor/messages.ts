@@ -7,7 +7,8 @@
 import type { CatchUpStats } from '../capture-proc/catch-up.js';
 import type { CaptureOptions } from '../capture/capturer.js';
 import type { TaskSpec } from '../config/task.js';
-import type { RecordFormat } from '../plugin/types.js';
+import type { ChildLogSetup } from '../log/logger.js';
+import type { RecordFormat, ReporterCounters } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
 
 export interface ReplayPluginSetup {
@@ -21,6 +22,8 @@ export interface ReplayPluginSetup {
   flows?: boolean;
   /** Several capture processes keep capture order through /otus-<ringTask>-clock (src/shm/capture-clock.ts). */
   ordered?: boolean;
+  /** Log through the supervisor (src/log/logger.ts childLogger); absent: the child logs nothing (replay). */
+  log?: ChildLogSetup;
 }
 
 /** A capture process's frames in one file. */
@@ -165,6 +168,8 @@ export interface SenderDone {
   cpuSec: number;
   /** Capture → sender latency (live runs), else null. */
   latency: LatencySummary | null;
+  /** The reporter's delivery counters (Reporter.counters: kafka), else null. */
+  reporter: ReporterCounters | null;
 }
 
 export interface ReporterDrops {

@@ -11,7 +11,7 @@ import { loadTaskFile, type TaskSpec } from '../config/task.js';
 import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
 import { checkOutputPath } from '../sender-proc/reporters.js';
-import type { RecordFormat } from '../plugin/types.js';
+import type { RecordFormat, ReporterCounters } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
 import { createRing, type RingSegment } from '../shm/ring.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
@@ -39,7 +39,7 @@ export interface TaskSummary {
     ring_abandoned: number;
     /** Ring records the sender could not expand: malformed, or bigger than its output room. */
     sender_expand: number;
-    /** Records the reporter gave up: its buffer was full, a timeout or the stop deadline, an output error. */
+    /** Records the reporter gave up: its queue was full, not delivered in time, failed (or abandoned at the stop). */
     reporter_queue: number;
     reporter_timeout: number;
     reporter_error: number;
@@ -69,6 +69,8 @@ export interface TaskSummary {
    * `latency`: live runs, capture → sender per record (µs).
    */
   sender: { records: number; bytes: number; cpu_s: number; payload_unread: number; latency?: LatencySummary };
+  /** The reporter's delivery (kafka): acknowledged, timed out, failed by reason, still in flight at the end. */
+  reporter: ReporterCounters | null;
   wall_s: number;
   warnings: string[];
 }
@@ -100,7 +102,7 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
   const registry = await createRegistry(dirs);
   const plugins = await instantiateTaskPlugins(registry, task, node, -1);
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
-  const repPlugin = registry.require('reporter', rep.name, rep.where);
+  const repPlugin = await registry.load('reporter', rep.name, rep.where);
   const config = registry.checkConfig(repPlugin, rep.config, rep.where) as Record<string, unknown>;
   // A file the sender would open: refused now, with the reason, rather than in the sender.
   if (rep.name === 'file') checkOutputPath(config.path as string);
@@ -247,6 +249,7 @@ export function summarize<D extends CaptureDone | LiveCaptureDone>(
       sender_expand: s.expand.malformed + s.expand.tooBig,
       reporter_queue: s.reporterDrops.buffer,
       reporter_timeout: s.reporterDrops.timeout,
+      // A reporter without delivery counters: what it gave up (output errors, abandoned at a stop).
       reporter_error: s.reporterDrops.error,
       stop_deadline: s.stopAbandoned,
     },
@@ -271,6 +274,7 @@ export function summarize<D extends CaptureDone | LiveCaptureDone>(
     pps_per_capture_cpu_s: cpu > 0 ? frames / cpu : 0,
     pps_wall: maxWall > 0 ? frames / maxWall : 0,
     sender: { records: s.records, bytes: s.bytes, cpu_s: s.cpuSec, payload_unread: s.expand.payloadUnread + s.expand.payloadFormat, ...(s.latency ? { latency: s.latency } : {}) },
+    reporter: s.reporter,
     wall_s: wallSec,
     warnings,
   };
@@ -298,7 +302,8 @@ export function formatSummary(s: TaskSummary): string {
     `  frames ${s.frames}, records ${s.records} (unmatched forwarded ${s.unmatched_forwarded}, by the fast path ${s.fast_path_records}), fragments held ${s.held_fragments}`,
     `  drops: decode=${s.drops.decode} filter=${s.drops.filter} unmatched=${s.drops.unmatched} parser_no_output=${s.drops.parser_no_output}${procs}` +
       ` encode=${s.drops.encode} ring_tail=${s.drops.ring_tail} ring_head=${s.drops.ring_head} ring_abandoned=${s.drops.ring_abandoned} sender_expand=${s.drops.sender_expand}` +
-      ` reporter_queue=${s.drops.reporter_queue} reporter_timeout=${s.drops.reporter_timeout} reporter_error=${s.drops.reporter_error} stop_deadline=${s.drops.stop_deadline}`,
+      (s.reporter ? ` reporter_queue=${s.drops.reporter_queue} reporter_timeout=${s.drops.reporter_timeout} reporter_error=${s.drops.reporter_error}` : s.drops.reporter_error ? ` reporter_error=${s.drops.reporter_error}` : '') +
+      (s.drops.stop_deadline ? ` stop_deadline=${s.drops.stop_deadline}` : ''),
     `  decode errors: ${errs || 'none'}`,
     `  ip reassembly: ${kv(s.ip_reassembly, ['fragments', 'completed', 'duplicates', 'overlaps', 'discarded', 'timeouts', 'evicted', 'tooLarge', 'invalid'])}`,
     ...(s.tcp_reassembly
@@ -314,6 +319,9 @@ export function formatSummary(s: TaskSummary): string {
     `  packets per capture-process CPU-second: ${M(s.pps_per_capture_cpu_s)}; aggregate ${M(s.pps_wall)} packets per second`,
     `  sender: ${s.sender.records} records, ${s.sender.bytes} bytes, ${s.sender.cpu_s.toFixed(3)} CPU-s, payloads unread ${s.sender.payload_unread}` +
       (s.sender.latency ? `; capture → sender latency p50 ${s.sender.latency.p50_us} µs, p99 ${s.sender.latency.p99_us} µs, max ${s.sender.latency.max_us} µs` : ''),
+    ...(s.reporter
+      ? [`  reporter: acked ${s.reporter.acked}, timed out ${s.reporter.timeout}, in flight ${s.reporter.queued}, failed: ${Object.entries(s.reporter.errors).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'}`]
+      : []),
     ...s.warnings.map((w) => `  warning: ${w}`),
   ];
   return lines.join('\n') + '\n';

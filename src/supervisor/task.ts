@@ -22,6 +22,7 @@ import type { CaptureOptions } from '../capture/capturer.js';
 import { CATCH_UP_MARGIN_MS } from '../capture-proc/catch-up.js';
 import { captureFromSlot } from '../capture-proc/counters.js';
 import { latencySummary, LATENCY_BUCKETS } from '../sender-proc/latency.js';
+import type { ChildLogSetup, LogLevel, LogLevelMessage, LogLine } from '../log/logger.js';
 import { CaptureClock } from '../shm/capture-clock.js';
 import { FlowRegistry, type RegistryStats } from '../shm/registry.js';
 import { createRing, type RingSegment, type RingStats } from '../shm/ring.js';
@@ -74,6 +75,14 @@ export interface ProcessStatus {
   started_at: string | null;
 }
 
+/** Where a task's children log (src/log/logger.ts): their lines go to `sink` (the supervisor's LogHub.write). */
+export interface ChildLogging {
+  sink(line: string): void;
+  level: LogLevel;
+  node: string;
+  rateLimitMs: number;
+}
+
 export interface TaskBrief {
   id: string;
   state: TaskState;
@@ -88,6 +97,8 @@ export interface TaskStatus extends TaskBrief {
   reason: string | null;
   processes: ProcessStatus[];
   counters: TaskSummary;
+  /** The send ring: its data bytes and how many hold records not yet read by the sender (null once released). */
+  ring: { data_bytes: number; used_bytes: number } | null;
 }
 
 /** One child of the task: the process of the moment (its counters are in its stats slot). */
@@ -180,6 +191,8 @@ function senderFromSlot(s: SlotValues | null, ring: RingStats | null): SenderDon
     stopAbandoned: n('stopAbandoned'),
     cpuSec: n('cpuSec'),
     latency: v.has('latency.count') ? latencySummary(counts, n('latency.maxUs')) : null,
+    // The reporter's delivery counters (Reporter.counters), summed over incarnations in the slot; in flight is the latest's.
+    reporter: v.has('reporter.timeout') ? { acked: n('reporter.acked'), timeout: n('reporter.timeout'), errors: under(v, 'reporter.errors.'), queued: n('reporter.queued') } : null,
   };
 }
 
@@ -212,10 +225,11 @@ export class SupervisedTask {
   /** Children talk to the supervisor, never to systemd. */
   private readonly env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SdNotify.envKeys.includes(k)));
 
-  /** `log`: the task's logger (its lines carry the task id). */
+  /** `log`: the task's logger (its lines carry the task id); `childLog`: where its children log (null: they do not). */
   constructor(
     readonly plan: LiveTaskPlan,
     private readonly log: Logger,
+    private readonly childLog: ChildLogging | null = null,
   ) {
     this.id = plan.checked.task.id;
     this.scope = runScope(this.id);
@@ -292,7 +306,15 @@ export class SupervisedTask {
     };
   }
 
+  /** The children's new level: sent to those running, given to those started later. */
+  setLogLevel(level: LogLevel): void {
+    if (this.childLog === null) return;
+    this.childLog.level = level;
+    for (const s of this.slots()) if (s.proc?.connected) s.proc.send({ type: 'log-level', level } satisfies LogLevelMessage, () => undefined);
+  }
+
   status(): TaskStatus {
+    const ring = this.ring?.stats();
     return {
       ...this.brief(),
       reason: this.reason,
@@ -312,6 +334,7 @@ export class SupervisedTask {
         };
       }),
       counters: this.counters(),
+      ring: ring ? { data_bytes: ring.dataBytes, used_bytes: ring.used } : null,
     };
   }
 
@@ -374,7 +397,9 @@ export class SupervisedTask {
 
   private startMessage(s: Slot): LiveCaptureStart | SenderStart {
     const p = this.plan;
-    const setup = { task: p.checked.task, pluginDirs: p.checked.pluginDirs, node: p.node, ringTask: this.scope, flows: this.flows !== null };
+    const c = this.childLog;
+    const log: ChildLogSetup | undefined = c ? { level: c.level, node: c.node, task: this.id, rateLimitMs: c.rateLimitMs } : undefined;
+    const setup = { task: p.checked.task, pluginDirs: p.checked.pluginDirs, node: p.node, ringTask: this.scope, flows: this.flows !== null, log };
     if (s.role === 'sender') {
       const r = p.checked.reporter;
       return { type: 'start', ...setup, reporter: r.name, reporterConfig: r.config, reporterWhere: r.where, ringBytes: p.ringBytes, latency: true, heartbeatMs: p.settings.heartbeatMs, stats: true, resumed: s.restarts > 0 };
@@ -406,6 +431,8 @@ export class SupervisedTask {
     s.exited = new Promise((res) => (exitDone = res));
     const ready = new Promise<void>((resolve, reject) => {
       proc.on('message', (m: { type: string }) => {
+        // A line of any incarnation, even one being replaced.
+        if (m.type === 'log') return this.childLog?.sink((m as LogLine).line);
         if (s.proc !== proc) return;
         if (m.type === 'beat') {
           s.lastBeat = Date.now();
@@ -492,13 +519,17 @@ export class SupervisedTask {
     if (this.state !== 'failed') this.setState('stopping', why);
     if (this.watchdog) clearInterval(this.watchdog);
     for (const s of this.slots()) if (s.restartTimer) clearTimeout(s.restartTimer);
-    await Promise.all(this.captures.map((s) => this.end(s, 'stop')));
-    await this.end(this.sender, 'drain');
-    const warnings = this.slots().flatMap((s) => (s.lastExit && !/^exit code 0$/.test(s.lastExit) ? [`${s.name}: ${s.lastExit}`] : []));
-    // The counters as the segments hold them at the end, kept for status and the metrics once they are gone.
-    this.final = { stats: this.stats!.view.copy(), ring: this.ring?.stats() ?? null, registry: this.flows?.stats() ?? null };
-    const summary = this.counters(warnings);
-    this.release();
+    let summary: TaskSummary;
+    try {
+      await Promise.all(this.captures.map((s) => this.end(s, 'stop')));
+      await this.end(this.sender, 'drain');
+      const warnings = this.slots().flatMap((s) => (s.lastExit && !/^exit code 0$/.test(s.lastExit) ? [`${s.name}: ${s.lastExit}`] : []));
+      // The counters as the segments hold them at the end, kept for status and the metrics once they are gone.
+      if (this.stats !== null) this.final = { stats: this.stats.view.copy(), ring: this.ring?.stats() ?? null, registry: this.flows?.stats() ?? null };
+      summary = this.counters(warnings);
+    } finally {
+      this.release(); // whatever happened above, the task's shared memory goes with it
+    }
     if (this.state !== 'failed') this.setState('stopped', why);
     this.log.info({ why, frames: summary.frames, records: summary.records }, 'task stopped');
     return summary;

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { allowedCpus } from '../capture/index.js';
 import { type GlobalConfig, nodeContext, reporterConfigFor } from '../config/global.js';
 import type { TaskSpec } from '../config/task.js';
+import type { LogHub, LogLevel } from '../log/logger.js';
 import { OtusError } from '../util/errors.js';
 import { planLiveTask } from './live.js';
 import type { Readiness } from './metrics.js';
@@ -27,10 +28,12 @@ export class TaskManager {
   /** Called whenever a task changes state or comes and goes. */
   onChange: (() => void) | null = null;
 
+  /** `logs`: where the children of every task log (null: they do not). */
   constructor(
     private cfg: GlobalConfig,
     private readonly pluginDirs: string[],
     private readonly log: Logger,
+    private readonly logs: LogHub | null = null,
   ) {}
 
   /** A reloaded configuration: applies to tasks created from now on. */
@@ -72,7 +75,9 @@ export class TaskManager {
       if (plan.workers > b.max - b.used) {
         throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `task ${spec.id}: ${plan.workers} capture processes, but only ${b.max - b.used} of ${b.max} workers are free`);
       }
-      const task = new SupervisedTask(plan, this.log.child({ task: spec.id }));
+      const hub = this.logs;
+      const childLog = hub && { sink: (line: string) => hub.write(line), level: hub.level, node: hub.node, rateLimitMs: cfg.log.rateLimitMs };
+      const task = new SupervisedTask(plan, this.log.child({ task: spec.id }), childLog);
       this.stopped.delete(spec.id);
       task.onState = () => this.onChange?.();
       this.tasks.set(spec.id, task);
@@ -107,6 +112,11 @@ export class TaskManager {
 
   async stopAll(): Promise<void> {
     await Promise.all([...this.tasks.keys()].map((id) => this.stop(id).catch(() => undefined)));
+  }
+
+  /** Every task's children log at `level` from now on. */
+  setLogLevel(level: LogLevel): void {
+    for (const t of this.tasks.values()) t.setLogLevel(level);
   }
 
   list(): TaskBrief[] {

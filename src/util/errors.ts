@@ -24,6 +24,8 @@ export type OtusErrorCode =
   | 'OTUS_ERR_PLUGIN_DUPLICATE'
   /** A third-party plugin file could not be imported, or exports no plugin. */
   | 'OTUS_ERR_PLUGIN_LOAD'
+  /** A plugin directory, or something in it, others could have written (another owner, group- or world-writable), or an entry resolving outside it. */
+  | 'OTUS_ERR_PLUGIN_UNSAFE'
   /** A task file: unreadable, not YAML, or a key that fails the task schema (message: FILE:LINE: key path). */
   | 'OTUS_ERR_TASK'
   /** A capture or sender process of `otus replay` failed. */

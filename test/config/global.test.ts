@@ -48,7 +48,7 @@ test('defaults: built in, from an empty file, from `otus:` alone, and from secti
     kafka: { brokers: [], topic: 'otus-commands', status_topic: 'otus-status', group_id: `otus-${os.hostname()}` },
   });
   assert.deepEqual(d.metrics, { enabled: true, listen: '127.0.0.1:9469', path: '/metrics' });
-  assert.deepEqual(d.log, { level: 'info', format: 'json', outputs: {} });
+  assert.deepEqual(d.log, { level: 'info', format: 'json', rateLimitMs: 60000, outputs: { stderr: {} } });
   const eff = d.effective as Record<string, Record<string, unknown>>;
   assert.equal(eff.control.mode, '0660');
   assert.equal(eff.tasks_dir, null);
@@ -106,7 +106,14 @@ const FULL = `otus:
     enabled: true
     kafka: {brokers: [k1:9092], group_id: g1, client_id: extra-keys-are-fine}
   metrics: {enabled: false, listen: "[::1]:9100", path: /m}
-  log: {level: debug, format: text, outputs: {stderr: {}}}
+  log:
+    level: debug
+    format: text
+    rate_limit_ms: 5000
+    outputs:
+      stdout: {}
+      file: {path: /var/log/otus/otus.log, size_bytes: 1048576, interval_ms: 3600000, count: 3}
+      loki: {endpoint: "http://loki:3100/loki/api/v1/push", labels: {env: prod}, headers: {X-Scope-OrgID: edge}, batch_size: 10, batch_timeout_ms: 500, max_buffer_bytes: 65536, timeout_ms: 2000}
 `;
 
 test('a file setting every key', () => {
@@ -124,12 +131,36 @@ test('a file setting every key', () => {
   assert.equal(g.tasks[1].unmatchedPolicy, 'forward');
   assert.deepEqual(g.commandChannel, { enabled: true, type: 'kafka', kafka: { brokers: ['k1:9092'], group_id: 'g1', client_id: 'extra-keys-are-fine', topic: 'otus-commands', status_topic: 'otus-status' } });
   assert.deepEqual(g.metrics, { enabled: false, listen: '[::1]:9100', path: '/m' });
-  assert.deepEqual(g.log, { level: 'debug', format: 'text', outputs: { stderr: {} } });
+  assert.deepEqual(g.log, {
+    level: 'debug',
+    format: 'text',
+    rateLimitMs: 5000,
+    outputs: {
+      stdout: {},
+      file: { path: '/var/log/otus/otus.log', sizeBytes: 1 << 20, intervalMs: 3_600_000, count: 3 },
+      loki: { endpoint: 'http://loki:3100/loki/api/v1/push', labels: { env: 'prod' }, headers: { 'X-Scope-OrgID': 'edge' }, batchSize: 10, batchTimeoutMs: 500, maxBufferBytes: 65536, timeoutMs: 2000 },
+    },
+  });
   assert.deepEqual(nodeContext(g), { dc: 'cn-north', env: 'prod', hostname: 'edge-01.example.net', ip: '2001:db8::10' });
   // The effective form is a configuration file too: read again, it gives the same.
   const again = parseGlobalConfig(JSON.stringify({ otus: g.effective }), F, { env: {} });
   assert.deepEqual(again.effective, g.effective);
   assert.equal((g.effective as { control: { mode: string } }).control.mode, '0600');
+});
+
+test('log outputs: defaults filled in each one given; what is refused', () => {
+  const g = parseGlobalConfig('otus:\n  log:\n    outputs:\n      file: {path: /var/log/otus/otus.log}\n      loki: {endpoint: "https://logs.example.net/loki/api/v1/push"}\n', F, { env: {} });
+  assert.deepEqual(g.log.outputs, {
+    file: { path: '/var/log/otus/otus.log', sizeBytes: 100 << 20, intervalMs: null, count: 10 },
+    loki: { endpoint: 'https://logs.example.net/loki/api/v1/push', labels: { job: 'otus' }, headers: {}, batchSize: 1000, batchTimeoutMs: 1000, maxBufferBytes: 16 << 20, timeoutMs: 10000 },
+  });
+  configError('otus:\n  log:\n    outputs: {}\n', [`${F}:3: otus.log.outputs: must NOT have fewer than 1 properties`]);
+  configError('otus:\n  log:\n    outputs:\n      syslog: {}\n', [`${F}:4: otus.log.outputs.syslog: is not a known key`]);
+  configError('otus:\n  log:\n    outputs:\n      file: {size_bytes: 4096}\n', [`${F}:4: otus.log.outputs.file.path: is required`]);
+  configError('otus:\n  log:\n    outputs:\n      file: {path: logs/otus.log}\n', [`${F}:4: otus.log.outputs.file.path: must match pattern "^/"`]);
+  configError('otus:\n  log:\n    outputs:\n      file: {path: /l/o.log, size_bytes: 10}\n', [`otus.log.outputs.file.size_bytes: must be >= 1024`]);
+  configError('otus:\n  log:\n    outputs:\n      loki: {endpoint: "loki:3100"}\n', [`otus.log.outputs.loki.endpoint: must match pattern`]);
+  configError('otus:\n  log:\n    outputs:\n      loki:\n        endpoint: "http://l/x"\n        labels: {node: other}\n', [`otus.log.outputs.loki.labels.node`]);
 });
 
 test('errors name the file, the line and the key path', () => {

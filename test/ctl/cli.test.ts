@@ -248,7 +248,7 @@ describe('otusctl: answers', () => {
 
 describe('otusctl: usage (exit 2, nothing sent)', () => {
   const cases: [string, string[], RegExp][] = [
-    ['no command', [], /^otusctl: name a command: status, stats, reload, task, validate, completion \(otusctl --help\)\n$/],
+    ['no command', [], /^otusctl: name a command: status, stats, top, reload, log-level, task, validate, completion \(otusctl --help\)\n$/],
     ['an unknown command', ['frobnicate'], /^otusctl: Unknown argument: frobnicate/],
     ['an unknown task command', ['task', 'pause', '--id', 'x'], /^otusctl: Unknown arguments?: .*pause/],
     ['task stop without --id', ['task', 'stop'], /^otusctl: Missing required argument: id/],
@@ -256,6 +256,10 @@ describe('otusctl: usage (exit 2, nothing sent)', () => {
     ['an unknown flag', ['status', '--frobnicate'], /^otusctl: Unknown argument: frobnicate/],
     ['a bad --timeout', ['status', '--timeout', 'soon'], /^otusctl: --timeout: expected a positive number of milliseconds, got NaN \[OTUS_ERR_BAD_ARGUMENT\]\n$/],
     ['a --timeout setTimeout cannot wait for', ['status', '--timeout', String(2 ** 31)], /^otusctl: --timeout: expected a positive number of milliseconds, got 2147483648 /],
+    ['log-level without a level', ['log-level'], /^otusctl: Not enough non-option arguments/],
+    ['log-level with a level that does not exist', ['log-level', 'loud'], /^otusctl: Invalid values:\n\s+Argument: level, Given: "loud", Choices: "trace", "debug", "info", "warn", "error", "fatal"/],
+    ['top with a refresh too fast', ['top', '--interval', '5'], /^otusctl: --interval: expected 100 to 3600000 milliseconds, got 5 \[OTUS_ERR_BAD_ARGUMENT\]\n$/],
+    ['top --json', ['top', '--json'], /^otusctl: --json: top is a terminal view/],
     ['validate with neither file', ['validate'], /^otusctl: give --config FILE or --task FILE/],
     ['validate with both files', ['validate', '--config', 'a', '--task', 'b'], /^otusctl: Arguments config and task are mutually exclusive/],
   ];

@@ -8,6 +8,7 @@ import {
   dropsByLayer,
   formatReload,
   formatStats,
+  formatLogLevel,
   formatStatus,
   formatTaskList,
   formatTaskStatus,
@@ -187,6 +188,17 @@ describe('stats, status, reload, stop, validate', () => {
     assert.ok(ls.includes('tasks:    1 running, 1 degraded, 1 failed, 0 starting, 0 stopping'));
     assert.ok(ls.includes('workers:  7 of 16 used'));
     assert.ok(ls.includes('command channel: connected'));
+    // The log: each output on its line, a failing one with what failed, wrapped.
+    const log = ls.slice(ls.indexOf('log:      info'));
+    assert.deepEqual(log.slice(0, 3), ['log:      info', '  stderr', '  file /var/log/otus/otus.log']);
+    assert.equal(
+      log.slice(3).join(' ').replace(/ +/g, ' '),
+      ' loki https://loki.monitoring.example.net:3100/loki/api/v1/push: 12 failed pushes, 15.3k lines dropped, 16.0 MiB held, last error: ECONNREFUSED: connect ECONNREFUSED 10.0.0.9:3100',
+    );
+    assert.equal(formatStatus({ ...status, log: undefined }).includes('log:'), false, 'an older daemon says nothing of its log');
+  });
+  it('log-level: the new level and the one before', () => {
+    assert.equal(formatLogLevel({ level: 'debug', previous: 'info' }), 'log level: debug (was info)\n');
   });
   it('reload: applied and needs-restart lists', () => {
     assert.equal(formatReload({ applied: ['task dns-edge', 'log.level'], needs_restart: [] }), 'applied (2):\n  task dns-edge\n  log.level\nneeds restart: nothing\n');

@@ -84,6 +84,24 @@ export const status: StatusResult = {
   tasks: { running: 1, degraded: 1, failed: 1, starting: 0, stopping: 0 },
   workers: { used: 7, max: 16 },
   command_channel: { state: 'connected' },
+  log: {
+    level: 'info',
+    outputs: {
+      stderr: { lines: 1200, errors: 0, last_error: null },
+      file: { path: '/var/log/otus/otus.log', current: '/var/log/otus/otus.14.log', lines: 1200, errors: 0, last_error: null },
+      loki: {
+        endpoint: 'https://loki.monitoring.example.net:3100/loki/api/v1/push',
+        pushes: 40,
+        pushed_lines: 900,
+        failed_pushes: 12,
+        dropped_lines: 15_300,
+        buffered_lines: 8000,
+        buffered_bytes: 16_777_000,
+        last_error: 'ECONNREFUSED: connect ECONNREFUSED 10.0.0.9:3100',
+        last_push_at: '2025-03-01T11:00:00Z',
+      },
+    },
+  },
 };
 
 export const stats: StatsResult = {

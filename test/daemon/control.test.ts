@@ -3,6 +3,7 @@
 // nothing must leave the daemon serving everyone else.
 
 import assert from 'node:assert/strict';
+import { chmodSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -41,6 +42,7 @@ describe('control socket', () => {
 
   before(async () => {
     tmp = tempDir();
+    chmodSync(tmp.dir, 0o711); // any user reaches the socket: its mode (0666) lets them connect, the peer check decides
     socket = join(tmp.dir, 'otus.sock');
     d = await startDaemon(tmp.dir, `otus:\n  control:\n    socket: ${socket}\n    mode: "0666"\n`);
   });
@@ -85,5 +87,9 @@ describe('control socket', () => {
     // Refused at connect: otusctl says it cannot use the daemon (exit 3), naming the uid.
     assert.equal(r.status, 3, r.stderr + r.stdout);
     assert.match(r.stderr, /permission denied on .*\(your uid 65534 is not allowed/);
+    assert.ok(d.logs().some((l) => l.msg === 'control socket: peer not allowed' && (l.peer as { uid: number }).uid === 65534), 'refused by the peer check, not by the file system');
+    // The same uid in the socket's group (the daemon's: root here) is served, as the socket's mode promises.
+    const member = await ctl(socket, ['status'], { uid: 'nobody', gid: 'root' });
+    assert.equal(member.status, 0, member.stderr);
   });
 });

@@ -19,10 +19,10 @@ export interface CtlResult {
 }
 
 /** Runs otusctl as its own process (asynchronously: the test's event loop keeps reading the daemon's output). */
-export function ctl(socket: string, args: string[], opts: { json?: boolean; uid?: string; timeoutMs?: number } = {}): Promise<CtlResult> {
+export function ctl(socket: string, args: string[], opts: { json?: boolean; uid?: string; gid?: string; timeoutMs?: number } = {}): Promise<CtlResult> {
   const json = opts.json ?? true;
   const argv = [OTUSCTL, '--socket', socket, ...(json ? ['--json'] : []), ...args];
-  const [cmd, cmdArgs] = opts.uid ? ['setpriv', [`--reuid=${opts.uid}`, `--regid=${opts.uid === 'nobody' ? 'nogroup' : opts.uid}`, '--clear-groups', process.execPath, ...argv]] : [process.execPath, argv];
+  const [cmd, cmdArgs] = opts.uid ? ['setpriv', [`--reuid=${opts.uid}`, `--regid=${opts.gid ?? (opts.uid === 'nobody' ? 'nogroup' : opts.uid)}`, '--clear-groups', process.execPath, ...argv]] : [process.execPath, argv];
   return new Promise((resolve) => {
     const p = spawn(cmd as string, cmdArgs as string[], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

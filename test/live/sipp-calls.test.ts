@@ -440,13 +440,16 @@ describe('sipp calls between two namespaces, captured live, parsed and correlate
     const records = readFileSync(join(tmp.dir, 'live.ndjson'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec);
     const stats = JSON.parse(readFileSync(join(tmp.dir, 'live-stats.json'), 'utf8'));
     const unlabelled = checkCalls(records, true);
-    const procs = stats.capture_processes as { frames: number; kernel_packets: number; kernel_drops: number; catchup_waits: number; catchup_deadlines: number }[];
+    const procs = stats.capture_processes as { frames: number; kernel_packets: number; kernel_drops: number; catchup_waits: number; catchup_deadlines: number; catchup_quiet: number }[];
     const waits = procs.reduce((n, p) => n + p.catchup_waits, 0);
     const deadlines = procs.reduce((n, p) => n + p.catchup_deadlines, 0);
+    // A flow waits once; its later misses within 2 s do not wait again (counted as quiet).
+    const quiet = procs.reduce((n, p) => n + p.catchup_quiet, 0);
     t.diagnostic(`registry misses that waited for the other capture process: ${waits}, of which ${deadlines} to the deadline; RTP forwarded unlabelled: ${unlabelled} of ${mediaFlows().length * SAMPLE_RTP}`);
     // A call's first RTP packet can reach its capture process before the SDP, read by the other, is registered: it then waits for it.
     assert.ok(procs.every((p) => Number.isInteger(p.catchup_waits)), 'both processes run the catch-up');
-    assert.ok(unlabelled <= deadlines, `every unlabelled RTP packet is one whose catch-up ran out (${unlabelled} > ${deadlines})`);
+    // On a loaded machine a wait can run out: then that packet, and the flow's next misses that do not wait again, go out unlabelled.
+    assert.ok(unlabelled <= deadlines + (deadlines > 0 ? quiet : 0), `every unlabelled RTP packet is one whose catch-up ran out, or a later miss of such a flow (${unlabelled} > ${deadlines} + ${quiet})`);
     assert.ok(stats.fast_path_records > 0, 'the fast path ran live');
     // Fanout's defrag flag hands each fragmented INVITE over whole: one frame for its fragments.
     const fragments = wire.filter((f) => f.fragment).length;

@@ -7,7 +7,6 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PluginRegistry } from '../../src/plugin/registry.js';
-import { loadPluginDirectories } from '../../src/plugin/loader.js';
 import { createRegistry } from '../../src/plugin/builtins.js';
 import { OtusError } from '../../src/util/errors.js';
 
@@ -98,32 +97,47 @@ test('unknown and duplicate plugins are coded errors', async () => {
   assert.equal(r.register({ ...(proc({ name: 'filter', kind: 'parser' }) as object), init: () => ({}) }).meta.kind, 'parser');
 });
 
-test('third-party plugins load from a directory and are validated the same way', async () => {
+test('third-party plugins load by name from a directory and are validated the same way', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'otus-plugins-'));
   writeFileSync(
     join(dir, 'tagger.mjs'),
     `export default { meta: { name: 'tagger', version: '0.2.0', kind: 'processor', labels: ['team'], configSchema: { type: 'object', properties: { team: { type: 'string', default: 'voip' } }, additionalProperties: false } },
       init(ctx) { return { priority: 5, process(v) { v.labels.set('team', ctx.config.team); return v; } }; } };\n`,
   );
-  mkdirSync(join(dir, 'pkg'));
-  writeFileSync(join(dir, 'pkg', 'package.json'), JSON.stringify({ main: 'main.mjs' }));
-  writeFileSync(join(dir, 'pkg', 'main.mjs'), `export const plugins = [{ meta: { name: 'two', version: '1.0.0', kind: 'processor', labels: [], configSchema: { type: 'object' } }, init: () => ({ priority: 0, process: (v) => v }) }];\n`);
+  mkdirSync(join(dir, 'two'));
+  writeFileSync(join(dir, 'two', 'package.json'), JSON.stringify({ main: 'lib/main.mjs' }));
+  mkdirSync(join(dir, 'two', 'lib'));
+  writeFileSync(join(dir, 'two', 'lib', 'main.mjs'), `export const plugins = [{ meta: { name: 'two', version: '1.0.0', kind: 'processor', labels: [], configSchema: { type: 'object' } }, init: () => ({ priority: 0, process: (v) => v }) }];\n`);
   writeFileSync(join(dir, 'README.txt'), 'not a plugin');
   const r = await createRegistry([dir]);
-  assert.equal(r.get('processor', 'tagger')?.source, join(dir, 'tagger.mjs'));
-  assert.equal(r.get('processor', 'two')?.meta.version, '1.0.0');
+  assert.equal(r.get('processor', 'tagger'), undefined, 'nothing imported before a task names it');
+  assert.equal((await r.load('processor', 'tagger', 'x')).source, join(dir, 'tagger.mjs'));
   const inst = await r.instantiate('processor', 'tagger', {}, ctx);
   assert.equal(inst.priority, 5);
+  assert.equal((await r.instantiate('processor', 'two', {}, ctx)).priority, 0);
+  assert.equal(r.get('processor', 'two')?.source, join(dir, 'two', 'lib', 'main.mjs'));
+  await rejectsCode(r.load('parser', 'tagger', 'task.yml: task.parsers[0]'), 'OTUS_ERR_PLUGIN_NOT_FOUND', 'task.yml: task.parsers[0]', 'no parser plugin named "tagger"', 'tagger.mjs provides a processor');
+  await rejectsCode(r.load('processor', 'nope', 'task.yml'), 'OTUS_ERR_PLUGIN_NOT_FOUND', 'known: filter, label, tagger, two');
+  const fresh = await createRegistry([dir]);
+  await rejectsCode(fresh.load('processor', 'nope', 'task.yml'), 'OTUS_ERR_PLUGIN_NOT_FOUND', 'known: filter, label; in the plugin directories: tagger, two');
 
-  const bad = mkdtempSync(join(tmpdir(), 'otus-plugins-bad-'));
-  writeFileSync(join(bad, 'old.mjs'), `export default { meta: { name: 'old', version: '1', kind: 'processor', labels: [], configSchema: { type: 'object' } }, init() {} };\n`);
-  await rejectsCode(loadPluginDirectories(new PluginRegistry(), [bad]), 'OTUS_ERR_PLUGIN_METADATA', 'processor plugin "old"', join(bad, 'old.mjs'), 'meta.version');
-
-  const broken = mkdtempSync(join(tmpdir(), 'otus-plugins-broken-'));
-  writeFileSync(join(broken, 'syntax.mjs'), 'export default {{;\n');
-  await rejectsCode(loadPluginDirectories(new PluginRegistry(), [broken]), 'OTUS_ERR_PLUGIN_LOAD', join(broken, 'syntax.mjs'), 'cannot import');
-  const none = mkdtempSync(join(tmpdir(), 'otus-plugins-none-'));
-  writeFileSync(join(none, 'nothing.mjs'), 'export const x = 1;\n');
-  await rejectsCode(loadPluginDirectories(new PluginRegistry(), [none]), 'OTUS_ERR_PLUGIN_LOAD', 'exports no plugin');
-  await rejectsCode(loadPluginDirectories(new PluginRegistry(), [join(none, 'missing')]), 'OTUS_ERR_PLUGIN_LOAD', 'cannot read');
+  const one = (name: string, file: string, text: string): string => {
+    const d = mkdtempSync(join(tmpdir(), `otus-plugins-${name}-`));
+    writeFileSync(join(d, file), text);
+    return d;
+  };
+  const bad = one('bad', 'old.mjs', `export default { meta: { name: 'old', version: '1', kind: 'processor', labels: [], configSchema: { type: 'object' } }, init() {} };\n`);
+  await rejectsCode((await createRegistry([bad])).load('processor', 'old', 'x'), 'OTUS_ERR_PLUGIN_METADATA', 'processor plugin "old"', join(bad, 'old.mjs'), 'meta.version');
+  const broken = one('broken', 'syntax.mjs', 'export default {{;\n');
+  await rejectsCode((await createRegistry([broken])).load('parser', 'syntax', 'x'), 'OTUS_ERR_PLUGIN_LOAD', join(broken, 'syntax.mjs'), 'cannot import');
+  const none = one('none', 'nothing.mjs', 'export const x = 1;\n');
+  await rejectsCode((await createRegistry([none])).load('parser', 'nothing', 'x'), 'OTUS_ERR_PLUGIN_LOAD', 'exports no plugin');
+  const misnamed = one('misnamed', 'alias.mjs', `export const plugins = [{ meta: { name: 'real', version: '1.0.0', kind: 'processor', labels: [], configSchema: { type: 'object' } }, init() {} }, 1];\n`);
+  await rejectsCode((await createRegistry([misnamed])).load('processor', 'alias', 'x'), 'OTUS_ERR_PLUGIN_LOAD', 'no plugin named "alias"', '"real"', 'named after it');
+  await rejectsCode(createRegistry([join(none, 'missing')]), 'OTUS_ERR_PLUGIN_LOAD', 'cannot read');
+  const twice = one('twice', 'dup.js', 'export default 1;\n');
+  writeFileSync(join(twice, 'dup.mjs'), 'export default 1;\n');
+  await rejectsCode(createRegistry([twice]), 'OTUS_ERR_PLUGIN_LOAD', 'both dup.js and dup.mjs');
+  await rejectsCode(createRegistry([dir, one('again', 'tagger.js', 'export default 1;\n')]), 'OTUS_ERR_PLUGIN_DUPLICATE', 'plugin "tagger" is in two plugin directories');
+  await rejectsCode(createRegistry([one('builtin', 'sip.mjs', 'export default 1;\n')]), 'OTUS_ERR_PLUGIN_DUPLICATE', 'sip.mjs', 'built-in parser plugin "sip"');
 });

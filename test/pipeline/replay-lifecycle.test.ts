@@ -103,7 +103,8 @@ async function stuckRun(): Promise<Run> {
     'the capture processes to pace on a half-full ring',
   );
   const kids = childrenOf(pid);
-  assert.equal(kids.length, 3, `sender and two capture processes: ${JSON.stringify(kids)}`);
+  // The sender and the capture processes still pacing (one whose share of the file is done may have exited).
+  assert.ok(kids.some((k) => k.cmd.includes('sender-proc')) && kids.some((k) => k.cmd.includes('capture-proc')), `sender and capture processes: ${JSON.stringify(kids)}`);
   // The run's shared memory: ring, its FIFO, flow registry, capture clock; all 0600, the segments owned by the supervisor.
   const names = shmOf(pid).sort();
   assert.deepEqual(names, [`otus-${scope}-clock`, `otus-${scope}-flows`, `otus-${scope}-ring`, `otus-${scope}-ring.wake`]);

@@ -118,10 +118,10 @@ test('errors are coded and happen before forking: bad plugin config, unknown plu
   assert.equal(r.status, 2);
   assert.match(r.stderr, /bad.yml:5: task.processors\[0\].config.default: must be one of "drop", "pass" \[OTUS_ERR_PLUGIN_CONFIG\]/);
 
-  writeFileSync(bad, 'task:\n  id: bad\n  reporter: {type: kafka}\n');
+  writeFileSync(bad, 'task:\n  id: bad\n  reporter: {type: amqp}\n');
   r = replay(['--task', bad, SAMPLE]);
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /task.reporter.config: no reporter plugin named "kafka" .*\[OTUS_ERR_PLUGIN_NOT_FOUND\]/);
+  assert.match(r.stderr, /task.reporter.config: no reporter plugin named "amqp" .*\[OTUS_ERR_PLUGIN_NOT_FOUND\]/);
 
   writeFileSync(bad, 'task:\n  id: bad\n  unmatched_policy: maybe\n');
   r = replay(['--task', bad, SAMPLE]);

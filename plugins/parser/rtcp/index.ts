@@ -21,7 +21,9 @@ import { RtcpPayload, RTCP_TYPE_NAMES } from './payload.js';
 export interface RtcpConfig {
   ports: number[];
   heuristic: boolean;
+  /** Count flows with one end no SDP announced (correlate.ts); the labels are the same either way. */
   learn_nat: boolean;
+  /** No effect since nothing is learned into the registry; accepted so existing task files still validate. */
   nat_ttl: number;
 }
 
@@ -144,7 +146,7 @@ const rtcp: PluginDefinition<'parser', RtcpConfig> = {
     },
   },
   init(ctx) {
-    return new RtcpParser(ctx.config, new MediaCorrelator(ctx.flows ?? null, ctx.config.learn_nat, ctx.config.nat_ttl * 1000));
+    return new RtcpParser(ctx.config, new MediaCorrelator(ctx.flows ?? null, ctx.config.learn_nat));
   },
 };
 

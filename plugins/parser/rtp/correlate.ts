@@ -1,24 +1,27 @@
-// Media correlation through the task's flow registry (ADR-008), shared by
+// Media correlation through the task's flow registry (src/shm/registry.ts), shared by
 // the rtp and rtcp parsers: look the packet's destination, then source,
 // endpoint up; label the record with the slot's call-id, codec and media
-// type; optionally learn an unannounced (NATed) source endpoint of a known
-// call. The call labels are encoded as label entries once per slot version
+// type. A packet between an endpoint the SDP announced and one it did not
+// (a NATed peer) is labelled through the announced one, and only that
+// pair: nothing is written into the registry from a packet (see
+// README.md, NAT). The call labels are encoded as label entries once per slot version
 // (and payload type), inline in the flow's flow-cache entry or else in a
 // label cache by slot, and each packet's labels refer to them
 // (Labels.addShared): no strings, no per-packet parsing or copying of the
-// slot. Allocates nothing unless it learns (once per endpoint).
+// slot. Allocates nothing.
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
 import { symmetricFlowHash } from '../../../src/pipeline/flow-hash.js';
 import { labelKeyId, type KeyTracker } from '../../../src/pipeline/label-keys.js';
 import { encodeBytesEntry, type Labels } from '../../../src/pipeline/labels.js';
 import { native } from '../../../src/native.js';
-import { CALL_ID_MAX, CODEC_MAX, FlowKey, LABELS_MAX, type FlowRegistry } from '../../../src/shm/registry.js';
+import { CALL_ID_MAX, CODEC_MAX, LABELS_MAX, type FlowRegistry } from '../../../src/shm/registry.js';
 
 export class CorrelateStats {
   hits = 0;
   misses = 0;
-  natLearned = 0;
+  /** Lookups (learn_nat) that found one end of the flow announced and the other not: a NATed or unsignalled peer, labelled through the announced end. */
+  natPeers = 0;
   /** The slot changed while its bytes were copied (a concurrent write): labels dropped for this packet. */
   raced = 0;
 }
@@ -119,7 +122,6 @@ export class MediaCorrelator {
   private tick = 0;
   /** Capture time (ms, wrapping) at the last clock refresh. */
   private clockCaptureMs = 0;
-  private readonly key = new FlowKey();
   /**
    * Label cache (labels too long for a flow entry, IPv6): entries of
    * ENTRY_WORDS, 2 ways per set (by slot); setMask picks a set's first
@@ -141,8 +143,8 @@ export class MediaCorrelator {
 
   constructor(
     readonly flows: FlowRegistry | null,
+    /** Look both ends up and count unannounced peers (natPeers); the labels are the same either way. */
     private readonly learnNat: boolean,
-    private readonly natTtlMs: number,
   ) {
     const entries = Math.min(CACHE_MAX, Math.max(CACHE_MIN, 2 * (flows?.capacity ?? 0)));
     this.setMask = entries - 2;
@@ -289,14 +291,26 @@ export class MediaCorrelator {
     this.fc[k + F_CAPTURED] = captureMs;
   }
 
+  /**
+   * The destination endpoint's slot, else the source's, else -1. A flow
+   * is labelled only through an endpoint the SDP announced: an earlier
+   * version registered an unannounced source (a NATed peer X) under the
+   * call for nat_ttl, so X's packets to endpoints nobody signalled carried
+   * the call-id for an hour, and one spoofed packet was enough. Bound to
+   * the pair it was learned on (X and the announced endpoint E) and ending
+   * with the call, such an entry could only label packets between X and
+   * E, which E's own entry labels already, until the same BYE grace: so
+   * nothing is learned, and a packet never writes into the registry.
+   */
   private find(f: FlowRegistry, p: DecodedPacket): number {
     let s: number;
     if (p.ipVersion === 4) {
       if (this.learnNat) {
         const src = f.lookupEndpoint4(p.src4, p.sport);
-        s = f.lookupEndpoint4(p.dst4, p.dport);
-        if (s >= 0 && src < 0) this.learn(p, s);
-        else if (s < 0) s = src; // a miss leaves lastSeq at src's hit
+        const dst = f.lookupEndpoint4(p.dst4, p.dport);
+        // A miss leaves lastSeq and lastExpiry at src's hit.
+        s = dst >= 0 ? dst : src;
+        if (dst >= 0 !== src >= 0) this.stats.natPeers++;
       } else {
         s = f.lookupEndpoint4(p.dst4, p.dport);
         if (s < 0) s = f.lookupEndpoint4(p.src4, p.sport);
@@ -304,29 +318,15 @@ export class MediaCorrelator {
     } else if (p.ipVersion === 6) {
       if (this.learnNat) {
         const src = f.lookupEndpoint6(p.addrBuf, p.srcOff, p.sport);
-        s = f.lookupEndpoint6(p.addrBuf, p.dstOff, p.dport);
-        if (s >= 0 && src < 0) this.learn(p, s);
-        else if (s < 0) s = src;
+        const dst = f.lookupEndpoint6(p.addrBuf, p.dstOff, p.dport);
+        s = dst >= 0 ? dst : src;
+        if (dst >= 0 !== src >= 0) this.stats.natPeers++;
       } else {
         s = f.lookupEndpoint6(p.addrBuf, p.dstOff, p.dport);
         if (s < 0) s = f.lookupEndpoint6(p.addrBuf, p.srcOff, p.sport);
       }
     } else s = -1;
     return s;
-  }
-
-  /** A known call's packet from an endpoint nobody announced: register it with the call's context. */
-  private learn(p: DecodedPacket, slot: number): void {
-    const f = this.flows!;
-    const ctx = f.context(slot);
-    if (ctx === null) return;
-    const v4 = p.ipVersion === 4;
-    if (v4) this.key.endpoint4(p.src4, p.sport);
-    else this.key.endpoint6(p.addrBuf, p.srcOff, p.sport);
-    if (f.register(this.key, ctx, this.natTtlMs) >= 0) this.stats.natLearned++;
-    // register moved lastSeq on; look the destination up again so stillValid() holds for it.
-    if (v4) f.lookupEndpoint4(p.dst4, p.dport);
-    else f.lookupEndpoint6(p.addrBuf, p.dstOff, p.dport);
   }
 
   /**

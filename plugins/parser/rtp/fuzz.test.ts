@@ -15,7 +15,7 @@ const FILES = [join(ROOT, 'samples/rtp-g711a.pcap'), join(FIXTURES, 'rtpproxy--d
 
 test('fuzz: 1 M mutated RTP packets', { timeout: 600_000 }, () => {
   const seeds = payloadsOf(FILES, (p) => p.proto === 17).filter((s) => s[1] < 192 || s[1] > 223);
-  const parser = new RtpParser({ ports: [], heuristic: true, learn_nat: false, nat_ttl: 1, event_payload_types: [101], raw: true }, new MediaCorrelator(null, false, 1));
+  const parser = new RtpParser({ ports: [], heuristic: true, learn_nat: false, nat_ttl: 1, event_payload_types: [101], raw: true }, new MediaCorrelator(null, false));
   const r = fuzzParser(parser, seeds, 1_000_000, 0xa11, 2006, 2008);
   const rej = parser.stats.rejects;
   console.log(`# rtp fuzz: ${JSON.stringify(r)} rejects ${JSON.stringify(Object.fromEntries(RTP_REJECT_NAMES.map((n, i) => [n, rej[i]])))} events ${parser.stats.events}`);
@@ -29,7 +29,7 @@ test('fuzz: 1 M mutated RTP packets', { timeout: 600_000 }, () => {
 test('fuzz: 1 M mutated RTCP compound packets', { timeout: 600_000 }, () => {
   const seeds = payloadsOf(FILES, (p) => p.proto === 17).filter((s) => s[1] >= 200 && s[1] <= 207);
   assert.ok(seeds.length >= 3);
-  const parser = new RtcpParser({ ports: [2009], heuristic: false, learn_nat: false, nat_ttl: 1 }, new MediaCorrelator(null, false, 1));
+  const parser = new RtcpParser({ ports: [2009], heuristic: false, learn_nat: false, nat_ttl: 1 }, new MediaCorrelator(null, false));
   const r = fuzzParser(parser, seeds, 1_000_000, 0xbee, 2009, 2007);
   const rej = parser.stats.rejects;
   console.log(`# rtcp fuzz: ${JSON.stringify(r)} rejects ${JSON.stringify(Object.fromEntries(RTCP_REJECT_NAMES.map((n, i) => [n, rej[i]])))}`);

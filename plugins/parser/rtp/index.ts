@@ -1,4 +1,4 @@
-// rtp parser (RFC 3550, RFC 4733 events; design §4.2.2 fast path, §5.5.6):
+// rtp parser (RFC 3550, RFC 4733 events; README.md: the fast path, NAT):
 // media the sip parser announced in SDP is found in the task's flow
 // registry (destination endpoint, then source) on whichever capture process
 // it lands; the record gets rtp.ssrc, rtp.pt, rtp.seq and the call's
@@ -24,7 +24,9 @@ import { COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payl
 export interface RtpConfig {
   ports: number[];
   heuristic: boolean;
+  /** Count flows with one end no SDP announced (correlate.ts); the labels are the same either way. */
   learn_nat: boolean;
+  /** No effect since nothing is learned into the registry; accepted so existing task files still validate. */
   nat_ttl: number;
   event_payload_types: number[];
   raw: boolean;
@@ -238,7 +240,7 @@ const rtp: PluginDefinition<'parser', RtpConfig> = {
   },
   payloadReader: () => new RtpPayloadReader(),
   init(ctx) {
-    return new RtpParser(ctx.config, new MediaCorrelator(ctx.flows ?? null, ctx.config.learn_nat, ctx.config.nat_ttl * 1000));
+    return new RtpParser(ctx.config, new MediaCorrelator(ctx.flows ?? null, ctx.config.learn_nat));
   },
 };
 

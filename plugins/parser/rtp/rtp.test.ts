@@ -1,7 +1,7 @@
 // rtp (and its correlation with sip and rtcp): golden replays against
 // tshark's rtp fields; an SDP-signalled call in process with a real flow
 // registry (call-id, codec by payload type, RFC 4733 events, RTCP on a=rtcp,
-// NAT learning, BYE grace); the fast path allocates nothing.
+// NAT peers, BYE grace); the fast path allocates nothing.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,8 +63,8 @@ const sipMsg = (start: string, cseq: string, body = '', extra = '', call = CALL)
 function setup(name: string, learnNat = true): { pl: Pipeline; sink: MemorySink; flows: FlowRegistry; sip: SipParser; rtp: RtpParser; rtcp: RtcpParser; feed: (f: Uint8Array, at?: number) => void } {
   const flows = FlowRegistry.create(`${name}${process.pid}`, { capacity: 1024 });
   const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
-  const rtp = new RtpParser({ ports: [], heuristic: false, learn_nat: learnNat, nat_ttl: 60, event_payload_types: [101], raw: false }, new MediaCorrelator(flows, learnNat, 60_000));
-  const rtcp = new RtcpParser({ ports: [], heuristic: false, learn_nat: false, nat_ttl: 60 }, new MediaCorrelator(flows, false, 60_000));
+  const rtp = new RtpParser({ ports: [], heuristic: false, learn_nat: learnNat, nat_ttl: 60, event_payload_types: [101], raw: false }, new MediaCorrelator(flows, learnNat));
+  const rtcp = new RtcpParser({ ports: [], heuristic: false, learn_nat: false, nat_ttl: 60 }, new MediaCorrelator(flows, false));
   const sink = new MemorySink();
   const pl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp, rtcp], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink });
   let t = 1_700_000_000;
@@ -156,36 +156,76 @@ test('call labels kept with the flow (short call-id) and in the label cache (too
   }
 });
 
-test('NAT: media from an unannounced address of a known call is learned, so packets toward it are labelled too', () => {
-  const { sink, flows, rtp, feed } = setup('otus-t-nat');
-  try {
-    feed(udpFrame(A, B, 5060, 5060, sipMsg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', sdp('10.0.0.5', 4000))));
-    feed(udpFrame(B, A, 5060, 5060, sipMsg('SIP/2.0 200 OK', '1 INVITE', sdp('10.9.9.9', 6000))));
-    // Both sides NATed: A appears as 203.0.113.7:30000 and sends to B's public 198.51.100.20:6000 (unannounced too).
-    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 1, 0, 1)));
-    assert.equal(parse(sink).length, 2, 'nothing announced: not labelled as RTP');
-    // B's media arrives at A's announced private endpoint through a NAT that keeps ports (a hairpin).
-    feed(udpFrame(B, '10.0.0.5', 6000, 4000, rtpPacket(8, 1, 0, 2)));
-    assert.equal(rtp.corr.stats.natLearned, 1, 'B:6000 learned from a packet to A’s announced endpoint');
-    feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(8, 2, 0, 1)));
+test('NAT: a spoofed packet from a shared media port labels nothing but the pair it reached, and nothing after the call ends', async () => {
+  // rtp on the relay's port too, so its unlabelled packets still come out as RTP records: a missing call-id is visible.
+  const flows = FlowRegistry.create(`otus-t-natspoof${process.pid}`, { capacity: 1024 });
+  const ctx = { node: {}, taskId: 't', worker: 0, where: 'test', flows };
+  const sip = (await sipPlugin.init({ ...ctx, config: { ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 } })) as SipParser;
+  const rtp = (await rtpPlugin.init({ ...ctx, config: { ports: [10000], heuristic: false, learn_nat: true, nat_ttl: 3600, event_payload_types: [101], raw: false } })) as RtpParser;
+  const sink = new MemorySink();
+  const pl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink });
+  let t = 1_700_000_000;
+  const feed = (f: Uint8Array): void => {
+    t += 0.2;
+    pl.processBytes(f, new DataView(f.buffer, f.byteOffset, f.byteLength), 0, f.length, f.length, 1, Math.floor(t), Math.round((t % 1) * 1e9), true, 6);
+  };
+  const callOf = (): string | undefined => {
     const recs = parse(sink);
-    assert.equal(recs.length, 4);
-    assert.equal(recs[3].labels['call-id'], CALL);
+    assert.equal(recs.at(-1)?.protocol, 'rtp');
+    return recs.at(-1)!.labels['call-id'];
+  };
+  const M = '203.0.113.50'; // a media relay whose one port (10000) talks to many peers
+  const Z = '198.51.100.77'; // a peer of the relay that no SDP announced
+  const D = '192.0.2.99'; // another call's announced endpoint
+  try {
+    feed(udpFrame(A, B, 5060, 5060, sipMsg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', sdp(A, 4000))));
+    feed(udpFrame(B, A, 5060, 5060, sipMsg('SIP/2.0 200 OK', '1 INVITE', sdp(B, 6000))));
+    const inserts = flows.stats().inserts;
+    // One packet with the relay's address forged as its source, to the call's announced endpoint: that pair is the call's.
+    feed(udpFrame(M, A, 10000, 4000, rtpPacket(8, 1, 0, 0xbad)));
+    assert.equal(callOf(), CALL);
+    assert.equal(flows.stats().inserts, inserts, 'a packet writes nothing into the registry');
+    // The relay's traffic with a peer nobody signalled, both ways: no call's labels.
+    feed(udpFrame(M, Z, 10000, 7000, rtpPacket(8, 1, 0, 0x77)));
+    assert.equal(callOf(), undefined, 'relay → unsignalled peer');
+    feed(udpFrame(Z, M, 7000, 10000, rtpPacket(8, 1, 0, 0x78)));
+    assert.equal(callOf(), undefined, 'unsignalled peer → relay');
+    // Another call whose media goes through the same relay port: its own call-id, not the first call's.
+    feed(udpFrame(D, B, 5060, 5060, sipMsg('INVITE sip:carol@example.com SIP/2.0', '1 INVITE', sdp(D, 8000), '', 'second-call@example.com')));
+    feed(udpFrame(D, M, 8000, 10000, rtpPacket(8, 1, 0, 0xd)));
+    assert.equal(callOf(), 'second-call@example.com');
+    feed(udpFrame(M, D, 10000, 8000, rtpPacket(8, 2, 0, 0xe)));
+    assert.equal(callOf(), 'second-call@example.com');
+    // Between the relay and the first call's endpoint, both ways, the first call: counted as a peer no SDP announced.
+    feed(udpFrame(A, M, 4000, 10000, rtpPacket(8, 1, 0, 0xa)));
+    assert.equal(callOf(), CALL);
+    feed(udpFrame(M, A, 10000, 4000, rtpPacket(8, 2, 0, 0xbad)));
+    assert.equal(callOf(), CALL);
+    assert.ok(rtp.corr.stats.natPeers >= 3, JSON.stringify(rtp.corr.stats));
+    // The first call ends: once its BYE grace (1 s) is over, the pair carries its call-id no more.
+    feed(udpFrame(A, B, 5060, 5060, sipMsg('BYE sip:bob@example.com SIP/2.0', '2 BYE')));
+    const key = new FlowKey().endpoint(A, 4000);
+    for (flows.setNow(Date.now()); flows.lookup(key) >= 0; flows.setNow(Date.now())) await new Promise((r) => setTimeout(r, 50));
+    t += 2;
+    feed(udpFrame(M, A, 10000, 4000, rtpPacket(8, 3, 0, 0xbad)));
+    assert.equal(callOf(), undefined, 'after the call and its grace');
+    feed(udpFrame(M, Z, 10000, 7000, rtpPacket(8, 2, 0, 0x77)));
+    assert.equal(callOf(), undefined);
   } finally {
     flows.close();
   }
 });
 
-test('flow cache: a rewritten registry entry is seen at once by a new payload type, by the rest within 100 ms of wall and capture time; a lost NAT registration is learned again after a second', async () => {
+test('flow cache: a rewritten registry entry is seen at once by a new payload type, by the rest within 100 ms of wall and capture time; a flow looks its endpoints up again after a second', async () => {
   const { sink, flows, rtp, feed } = setup('otus-t-flowcache');
   try {
     feed(udpFrame(A, B, 5060, 5060, sipMsg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', sdp(A, 4000))));
     feed(udpFrame(B, A, 5060, 5060, sipMsg('SIP/2.0 200 OK', '1 INVITE', sdp(B, 6000))));
-    // A NATed source toward B's announced endpoint: learned once, then the flow is cached.
+    // A NATed source toward B's announced endpoint: labelled through it, then the flow is cached.
     const T = 1_800_000_000;
     const media = (pt: number, seq: number, at: number): void => feed(udpFrame('203.0.113.7', B, 30000, 6000, rtpPacket(pt, seq, 0, 1)), at);
     for (let i = 0; i < 3; i++) media(8, i, T);
-    assert.equal(rtp.corr.stats.natLearned, 1);
+    assert.equal(rtp.corr.stats.natPeers, 1, 'one lookup: the flow is cached');
     // B's endpoint rewritten (another call takes it over). The cached flow is
     // trusted for 100 ms without reading the slot: the same payload type keeps
     // the old labels until then; a new one reads the slot, sees the change.
@@ -219,27 +259,25 @@ test('flow cache: a rewritten registry entry is seen at once by a new payload ty
     assert.equal(recs.at(-3)!.labels['call-id'], 'third-call', 'trusted');
     assert.equal(recs.at(-2)!.labels['call-id'], 'fourth-call', 'after 100 ms of wall time');
     assert.equal(recs.at(-1)!.labels['call-id'], 'fifth-call', 'capture time went back');
-    // The learned NAT entry disappears; within a second the cached flow does not look again...
-    const nat = new FlowKey().endpoint('203.0.113.7', 30000);
-    assert.ok(flows.unregister(nat));
-    media(8, 11, T + 0.05);
-    assert.equal(rtp.corr.stats.natLearned, 1, 'cached flow: no lookup within the second');
-    assert.equal(flows.lookup(nat), -1);
-    // ...after it (the registry clock, set 101 ms ahead above, is refreshed every 256 lookups), the next packets look up again and learn it back.
+    // Every second a flow looks its endpoints up again: the reverse flow, labelled through its source B...
+    const back = (seq: number, at: number): void => feed(udpFrame(B, '203.0.113.7', 6000, 30000, rtpPacket(8, seq, 0, 2)), at);
+    back(11, T + 0.05);
+    // ...then its destination is announced (another call): within the second the cached flow does not look again...
+    flows.register(new FlowKey().endpoint('203.0.113.7', 30000), { callId: 'sixth-call', codec: 'PCMA' }, 60_000);
+    back(12, T + 0.06);
+    assert.equal(parse(sink).at(-1)!.labels['call-id'], 'fifth-call', 'cached flow: no lookup within the second');
+    // ...after it (the registry clock, set 101 ms ahead above, is refreshed every 256 lookups), the next packets look up again and find the destination first.
     await new Promise((r) => setTimeout(r, 1300));
-    for (let i = 0; i < 300; i++) media(8, 12 + i, T + 1 + i / 1000);
-    assert.equal(rtp.corr.stats.natLearned, 2);
-    assert.ok(flows.lookup(nat) >= 0);
+    for (let i = 0; i < 300; i++) back(13 + i, T + 1 + i / 1000);
     recs = parse(sink);
-    assert.ok(recs.slice(-300).every((r) => r.labels['call-id'] === 'fifth-call'));
+    assert.equal(recs.at(-1)!.labels['call-id'], 'sixth-call');
   } finally {
     flows.close();
   }
 });
 
 test('a quiet link: the registry clock follows capture time, so an expired call stops labelling its media within 100 ms', async () => {
-  // No NAT learning: it would register the source with a TTL of its own.
-  const { sink, flows, rtp, feed } = setup('otus-t-quietclock', false);
+  const { sink, flows, rtp, feed } = setup('otus-t-quietclock');
   try {
     flows.register(new FlowKey().endpoint(B, 7000), { callId: 'short-lived', codec: 'PCMA' }, 150);
     const T = 1_900_000_000;
@@ -281,23 +319,24 @@ function udp6Frame(src: string, dst: string, sport: number, dport: number, paylo
   return f;
 }
 
-test('NAT learning works for IPv6 media too', () => {
+test('NAT over IPv6: a peer no SDP announced is labelled through the announced endpoint it talks to, and only with it', () => {
   const { sink, flows, rtp, feed } = setup('otus-t-nat6');
   const sdp6 = (ip: string, port: number): string => `v=0\r\no=- 1 1 IN IP6 ${ip}\r\ns=-\r\nc=IN IP6 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 8\r\n`;
   try {
     feed(udpFrame(A, B, 5060, 5060, sipMsg('INVITE sip:bob@example.com SIP/2.0', '1 INVITE', sdp6('2001:db8::5', 4000))));
     feed(udpFrame(B, A, 5060, 5060, sipMsg('SIP/2.0 200 OK', '1 INVITE', sdp6('2001:db8::9', 6000))));
-    // Unannounced on both ends: not RTP yet.
-    feed(udp6Frame('2001:db8:7::7', '2001:db8:ffff::20', 30000, 6000, rtpPacket(8, 1, 0, 1)));
-    assert.equal(parse(sink).length, 2);
-    // From an unannounced source to A's announced endpoint: the source is learned.
+    // From an unannounced source to A's announced endpoint, and back.
     feed(udp6Frame('2001:db8:ffff::20', '2001:db8::5', 6000, 4000, rtpPacket(8, 1, 0, 2)));
-    assert.equal(rtp.corr.stats.natLearned, 1);
-    feed(udp6Frame('2001:db8:7::7', '2001:db8:ffff::20', 30000, 6000, rtpPacket(8, 2, 0, 1)));
-    const recs = parse(sink);
+    feed(udp6Frame('2001:db8::5', '2001:db8:ffff::20', 4000, 6000, rtpPacket(8, 1, 0, 3)));
+    let recs = parse(sink);
     assert.equal(recs.length, 4);
-    assert.equal(recs[3].labels['call-id'], CALL);
-    assert.equal(recs[3].labels.codec, 'PCMA');
+    for (const r of recs.slice(2)) assert.deepEqual([r.labels['call-id'], r.labels.codec], [CALL, 'PCMA']);
+    assert.equal(rtp.corr.stats.natPeers, 2);
+    // The same source with an endpoint nobody announced: no call's media.
+    feed(udp6Frame('2001:db8:ffff::20', '2001:db8:7::7', 6000, 30000, rtpPacket(8, 2, 0, 2)));
+    feed(udp6Frame('2001:db8:7::7', '2001:db8:ffff::20', 30000, 6000, rtpPacket(8, 1, 0, 4)));
+    recs = parse(sink);
+    assert.equal(recs.length, 4, JSON.stringify(recs.slice(4).map((r) => r.labels)));
   } finally {
     flows.close();
   }
@@ -333,7 +372,7 @@ test("the pipeline's fast path (RtpParser.fastFrame into a batch) allocates noth
   const flows = FlowRegistry.create(`otus-t-fast${process.pid}`, { capacity: 1024 });
   try {
     const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
-    const rtp = new RtpParser({ ports: [], heuristic: false, learn_nat: true, nat_ttl: 60, event_payload_types: [101], raw: false }, new MediaCorrelator(flows, true, 60_000));
+    const rtp = new RtpParser({ ports: [], heuristic: false, learn_nat: true, nat_ttl: 60, event_payload_types: [101], raw: false }, new MediaCorrelator(flows, true));
     const ring: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
     const batch = new BatchSink(ring, 256 * 1024);
     const pl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: wireEncoder('json', batch.keys), sink: batch, fastPath: true });

@@ -1,0 +1,282 @@
+// The sender's cost into a real Kafka broker (scripts/kafka.sh on this
+// machine, same cores): records per second and CPU-seconds per million
+// records of the process that sends (librdkafka's threads included), for
+//   otus       the sender's loop: wire records expanded (src/pipeline/expand.ts)
+//              and handed to the kafka reporter (librdkafka client), waiting
+//              while its queue is full, then flushed;
+//   plain      a bare @confluentinc/kafka-javascript Producer.produce() of the
+//              same messages made beforehand (value, key, headers), same
+//              producer settings: the floor for the otus line;
+//   bare       the same without headers (value and key only): what the labels cost;
+//   otus-bare  the otus line with `headers: false`, beside bare;
+//   kafkajs    the sender's loop into the kafka reporter with client: kafkajs.
+// Records: bench/captures' calls (SIP, then G.711 RTP over the calls), through
+// the pipeline a capture process builds for sip + rtp, so every RTP record
+// carries call-id, codec and media labels (key: the call-id; 3 headers).
+// lz4, acks=all, idempotence, linger 5 ms. Each trial runs in a fresh process.
+//
+//   node dist/bench/kafka.js [--records N] [--calls C] [--formats json,protobuf]
+//        [--contenders otus,plain,otus-bare,bare,kafkajs] [--trials T] [--queue MESSAGES]
+//
+// --queue: the client's queue (queue_max_messages, default 100000); once it is
+// full both sides wait for room (the reporter: Reporter.blocked).
+
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openCapture } from '../src/capture-file/open.js';
+import { parseTask } from '../src/config/task.js';
+import { BatchReader, BatchSink } from '../src/pipeline/batch-sink.js';
+import { RecordExpander } from '../src/pipeline/expand.js';
+import { instantiateTaskPlugins, pipelineForTask } from '../src/pipeline/from-task.js';
+import type { RecordSink } from '../src/pipeline/sink.js';
+import { createRegistry } from '../src/plugin/builtins.js';
+import type { EncodedRecord, RecordFormat, Reporter } from '../src/plugin/types.js';
+import type { RecordMeta } from '../src/pipeline/expand.js';
+import { FlowRegistry } from '../src/shm/registry.js';
+import { startBroker } from '../test/helpers/kafka.js';
+import { rtpCallsCapture } from './captures.js';
+
+const args = process.argv.slice(2);
+const opt = (k: string, d: string): string => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
+
+interface Trial {
+  contender: 'otus' | 'otus-bare' | 'plain' | 'bare' | 'kafkajs';
+  format: RecordFormat;
+  records: number;
+  calls: number;
+  bootstrap: string;
+  topic: string;
+  /** queue_max_messages of both the reporter and the plain producer. */
+  queue: number;
+}
+
+interface Result {
+  records: number;
+  bytes: number;
+  cpuSec: number;
+  wallSec: number;
+  acked: number;
+  dropped: number;
+}
+
+/** The wire records of the calls' capture, in committed batches, as a capture process would put them in the ring. */
+async function wireBatches(t: Trial, dir: string): Promise<{ u8: Uint8Array; batches: number[] }> {
+  const file = join(dir, 'calls.pcap');
+  rtpCallsCapture(file, t.calls, t.records - 2 * t.calls);
+  const task = parseTask('task:\n  id: bench-kafka\n  parsers:\n    - plugin: sip\n    - plugin: rtp\n  unmatched_policy: drop\n', 'bench');
+  const flows = FlowRegistry.create(`benchkafka${process.pid}`, { capacity: 65536 });
+  try {
+    const plugins = await instantiateTaskPlugins(await createRegistry([]), task, {}, 0, flows);
+    let u8 = new Uint8Array(64 << 20);
+    let used = 0;
+    const batches: number[] = [];
+    const sink: RecordSink = {
+      get u8() {
+        return u8;
+      },
+      reserve(n) {
+        if (used + n > u8.length) {
+          const b = new Uint8Array(2 * u8.length + n);
+          b.set(u8.subarray(0, used));
+          u8 = b;
+        }
+        const off = used;
+        used += n;
+        batches.push(off, n);
+        return off;
+      },
+      commit: () => undefined,
+    };
+    const pl = pipelineForTask(task, plugins, new BatchSink(sink, 256 * 1024), t.format);
+    const r = openCapture(file);
+    while (r.next()) pl.processFrame(r.frame);
+    pl.flush();
+    return { u8, batches };
+  } finally {
+    flows.close();
+  }
+}
+
+class Rec implements EncodedRecord {
+  off = 0;
+  len = 0;
+  constructor(
+    readonly format: RecordFormat,
+    readonly buf: Uint8Array,
+    readonly meta: RecordMeta,
+  ) {}
+}
+
+/** The sender's loop (src/sender-proc/main.ts) over the batches into a reporter. */
+async function senderLoop(t: Trial, u8: Uint8Array, batches: number[], client: string, headers: boolean): Promise<Result> {
+  const registry = await createRegistry([]);
+  const config = { brokers: [t.bootstrap], client, topic: t.topic, format: t.format, headers, queue_max_messages: t.queue };
+  const reporter = (await registry.instantiate('reporter', 'kafka', config, { node: {}, taskId: 'bench', worker: -1, where: 'bench' })) as Reporter;
+  await reporter.start?.();
+  const expander = new RecordExpander(t.format, registry.payloadReaders());
+  const out = new Uint8Array(1 << 20);
+  const rec = new Rec(t.format, out, expander.meta);
+  const batch = new BatchReader();
+  let records = 0;
+  let bytes = 0;
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < batches.length; i += 2) {
+    if (!batch.start(u8, batches[i], batches[i + 1])) throw new Error('broken batch');
+    let k: number;
+    while ((k = batch.next()) >= 0) {
+      const end = expander.expand(u8, batch.off, k, batch.keys, out, 0, out.length);
+      if (end < 0) continue;
+      rec.len = end;
+      reporter.report(rec);
+      records++;
+      bytes += end;
+      if (reporter.blocked === true) await reporter.writable!();
+    }
+  }
+  await reporter.flush();
+  const c = process.cpuUsage(c0);
+  const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
+  await reporter.stop?.();
+  const n = reporter.counters!();
+  return { records, bytes, cpuSec: (c.user + c.system) / 1e6, wallSec, acked: n.acked, dropped: reporter.dropped ?? 0 };
+}
+
+/** The same messages, made first, through a bare Producer.produce() with the reporter's producer settings. */
+async function plainProducer(t: Trial, u8: Uint8Array, batches: number[], withHeaders: boolean): Promise<Result> {
+  const registry = await createRegistry([]);
+  const expander = new RecordExpander(t.format, registry.payloadReaders());
+  const out = new Uint8Array(1 << 20);
+  const values: Buffer[] = [];
+  const keys: Buffer[] = [];
+  const headers: { [k: string]: Buffer | string }[][] = [];
+  const batch = new BatchReader();
+  const trim = t.format === 'json' ? 1 : 0;
+  for (let i = 0; i < batches.length; i += 2) {
+    batch.start(u8, batches[i], batches[i + 1]);
+    let k: number;
+    while ((k = batch.next()) >= 0) {
+      const end = expander.expand(u8, batch.off, k, batch.keys, out, 0, out.length);
+      if (end < 0) continue;
+      values.push(Buffer.from(out.subarray(0, end - trim)));
+      const w = expander.wire;
+      const c = expander.meta.callIdLabel();
+      keys.push(Buffer.from(w.buf.subarray(w.valOff[c], w.valOff[c] + w.valLen[c])));
+      const h: { [k: string]: Buffer | string }[] = [];
+      for (let j = 0; j < w.labelCount; j++) {
+        const name = Buffer.from(w.keyBuf[j].subarray(w.keyOff[j], w.keyOff[j] + w.keyLen[j])).toString();
+        h.push({ [name]: w.valKind[j] === 1 ? String(w.valNum[j]) : Buffer.from(w.buf.subarray(w.valOff[j], w.valOff[j] + w.valLen[j])) });
+      }
+      headers.push(h);
+    }
+  }
+  const { default: rd } = await import('@confluentinc/kafka-javascript');
+  const { librdkafkaConfig } = await import('../src/sender-proc/kafka.js');
+  const conf = librdkafkaConfig({
+    brokers: [t.bootstrap], client: 'librdkafka', topic: t.topic, format: t.format, compression: 'lz4', acks: 'all', idempotence: true,
+    linger_ms: 5, batch_size: 1000000, queue_max_messages: t.queue, delivery_timeout_ms: 120000, client_id: 'bench', headers: true,
+  });
+  const p = new rd.Producer(conf);
+  let failed = 0;
+  p.on('delivery-report', (err) => {
+    if (err) failed++;
+  });
+  await new Promise<void>((res, rej) => p.connect({}, (err) => (err ? rej(err) : res())));
+  p.setPollInterval(100);
+  let bytes = 0;
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < values.length; i++) {
+    for (;;) {
+      try {
+        p.produce(t.topic, null, values[i], keys[i], null, undefined, withHeaders ? headers[i] : undefined);
+        break;
+      } catch (e) {
+        if ((e as { code?: number }).code !== -184) throw e;
+        // Queue full: the same wait the reporter's retry makes.
+        await new Promise((r) => setTimeout(r, 2));
+        p.poll();
+      }
+    }
+    bytes += values[i].length;
+  }
+  await new Promise<void>((res) => p.flush(130000, () => res()));
+  const c = process.cpuUsage(c0);
+  const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
+  await new Promise<void>((res) => p.disconnect(() => res()));
+  return { records: values.length, bytes, cpuSec: (c.user + c.system) / 1e6, wallSec, acked: values.length - failed, dropped: failed };
+}
+
+async function trial(t: Trial): Promise<Result> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'otus-bench-kafka-'));
+  try {
+    const { u8, batches } = await wireBatches(t, dir);
+    if (t.contender === 'plain' || t.contender === 'bare') return await plainProducer(t, u8, batches, t.contender === 'plain');
+    return await senderLoop(t, u8, batches, t.contender === 'kafkajs' ? 'kafkajs' : 'librdkafka', t.contender !== 'otus-bare');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function runTrial(t: Trial): Promise<Result> {
+  return new Promise((res, rej) => {
+    const k = fork(fileURLToPath(import.meta.url), ['--trial', JSON.stringify(t)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let r: Result | null = null;
+    k.on('message', (m) => (r = m as Result));
+    k.on('exit', (code) => (code === 0 && r ? res(r) : rej(new Error(`trial ${t.contender} ${t.format} exited with ${code}`))));
+  });
+}
+
+async function main(): Promise<void> {
+  const records = Number(opt('--records', '1000000'));
+  const calls = Number(opt('--calls', '1000'));
+  const trials = Number(opt('--trials', '1'));
+  const queue = Number(opt('--queue', '100000'));
+  const formats = opt('--formats', 'json,protobuf').split(',') as RecordFormat[];
+  const contenders = opt('--contenders', 'otus,plain,otus-bare,bare,kafkajs').split(',') as Trial['contender'][];
+  const broker = startBroker();
+  try {
+    console.log(`# ${os.cpus()[0].model}, ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}; broker on this machine`);
+    console.log(`# ${records} records (kafkajs: a fifth), ${calls} calls, lz4, acks=all, idempotence, queue ${queue} messages`);
+    const per: Record<string, number[]> = {};
+    for (let n = 0; n < trials; n++) {
+      for (const format of formats) {
+        for (const contender of contenders) {
+          const count = contender === 'kafkajs' ? Math.ceil(records / 5) : records;
+          const t: Trial = { contender, format, records: count, calls, bootstrap: broker.bootstrap, topic: `bench-${process.pid}-${contender}-${format}-${n}`, queue };
+          const r = await runTrial(t);
+          const cpm = (r.cpuSec * 1e6) / r.records;
+          (per[`${contender} ${format}`] ??= []).push(cpm);
+          console.log(
+            `${contender.padEnd(9)} ${format.padEnd(8)}: ${r.records} records (${(r.bytes / r.records).toFixed(0)} B), ` +
+              `${((r.records / r.wallSec) / 1e3).toFixed(0)} k records/s, ${cpm.toFixed(2)} CPU-s per million ` +
+              `(${((r.records / r.cpuSec) / 1e3).toFixed(0)} k per CPU-second); acked ${r.acked}, dropped ${r.dropped}`,
+          );
+        }
+      }
+    }
+    for (const format of formats) {
+      const o = per[`otus ${format}`];
+      const p = per[`plain ${format}`];
+      if (o && p) console.log(`otus / plain CPU per record, ${format}: ${(Math.min(...o) / Math.min(...p)).toFixed(2)}x (best trials)`);
+      const ob = per[`otus-bare ${format}`];
+      const b = per[`bare ${format}`];
+      if (ob && b) console.log(`otus-bare / bare CPU per record, ${format}: ${(Math.min(...ob) / Math.min(...b)).toFixed(2)}x (best trials)`);
+    }
+  } finally {
+    broker.stop();
+  }
+}
+
+if (args[0] === '--trial') {
+  trial(JSON.parse(args[1]) as Trial).then(
+    (r) => process.send!(r, () => process.exit(0)),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+} else await main();
