@@ -3,7 +3,8 @@
 // its condition and not on a healthy agent; the dashboard is JSON Grafana
 // loads (panels with ids inside the 24-column grid, the datasource a
 // variable), and every query of both names only metrics the agent exports
-// and is valid PromQL (promtool checks them as recording rules).
+// (its exporter's own list) and is valid PromQL (promtool checks them as
+// recording rules).
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -13,41 +14,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { Metrics } from '../../src/supervisor/metrics.js';
 
-/**
- * The metrics the agent exports. Issue 17's list, then the names these
- * files assume for what the issue describes without naming (decode errors
- * by code, flow registry, restarts per child, readiness). One list: point
- * it at the exporter's own once there is one.
- */
-export const EXPORTED_METRICS: readonly string[] = [
-  'otus_packets_captured_total',
-  'otus_packets_dropped_total',
-  'otus_bytes_captured_total',
-  'otus_capture_kernel_drops_total',
-  'otus_pipeline_channel_drops_total',
-  'otus_sender_buffer_drops_total',
-  'otus_reporter_timeout_drops_total',
-  'otus_reporter_error_drops_total',
-  'otus_packets_parsed_total',
-  'otus_packets_filtered_total',
-  'otus_packets_reported_total',
-  'otus_processing_latency_seconds',
-  'otus_pipeline_channel_usage_ratio',
-  'otus_sender_buffer_usage_ratio',
-  'otus_backpressure_sample_rate',
-  'otus_plugin_loaded',
-  'otus_plugin_health',
-  'otus_cpu_usage_ratio',
-  'otus_memory_usage_bytes',
-  // Named here, not in the issue:
-  'otus_decode_errors_total',
-  'otus_flow_registry_entries',
-  'otus_flow_registry_capacity',
-  'otus_flow_registry_evictions_total',
-  'otus_child_restarts_total',
-  'otus_ready',
-];
+/** The metrics the agent exports: the families of the daemon's exporter (src/supervisor/metrics.ts). */
+export const EXPORTED_METRICS: readonly string[] = new Metrics(() => [], () => true).registry.getMetricsAsArray().map((m) => m.name);
 /** Histograms: queried through their _bucket, _sum and _count series. */
 const HISTOGRAMS = new Set(['otus_processing_latency_seconds']);
 
