@@ -110,7 +110,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
   const rec = new Rec(reporter.format, out, expander.meta);
   let records = 0;
   let bytes = 0;
-  /** Records left in the ring when the stop deadline passed. */
+  /** Records left in the ring (and in the batch being read) when the stop deadline passed. */
   let leftInRing = 0;
   const latency = m.latency ? new LatencyHistogram() : null;
   const extras = reporter as Reporter & ReporterExtras;
@@ -226,7 +226,8 @@ async function run(m: SenderStart): Promise<SenderDone> {
     }
     if (abandoning) {
       reporter.abandon?.();
-      // What the ring still holds is given up too: counted (in records), not left uncounted in a ring about to go.
+      // Given up too, and counted (in records), not left uncounted: the rest of the batch being read, and what the ring still holds.
+      while (batch.next() >= 0) leftInRing++;
       while (ring.next() >= 0) leftInRing += ring.weight;
       ring.release();
     } else await untilAbandoned(reporter.flush());
