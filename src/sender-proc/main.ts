@@ -16,8 +16,7 @@ import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
 import { BatchReader } from '../pipeline/batch-sink.js';
 import { RecordExpander } from '../pipeline/expand.js';
 import { RingConsumer } from '../shm/ring.js';
-import type { Beat, ChildError, SenderDone, SenderReady, SenderStart } from '../supervisor/messages.js';
-import { OtusError } from '../util/errors.js';
+import { type Beat, exitWithError, type SenderDone, type SenderOutputGone, type SenderReady, type SenderStart } from '../supervisor/messages.js';
 import { LatencyHistogram } from './latency.js';
 
 class Rec implements EncodedRecord {
@@ -85,6 +84,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
       latency: latency?.summary() ?? null,
     };
   };
+  let toldGone = false;
   const beat = m.heartbeatMs ? setInterval(() => process.send?.({ type: 'beat', snapshot: snapshot() } satisfies Beat<SenderDone>), m.heartbeatMs) : null;
   try {
     process.send!({ type: 'ready', ringName: ring.name } satisfies SenderReady);
@@ -109,6 +109,10 @@ async function run(m: SenderStart): Promise<SenderDone> {
         if (abandoning) break;
       }
       if (abandoning) break;
+      if (reporter.outputGone === true && !toldGone) {
+        toldGone = true;
+        process.send?.({ type: 'output-gone' } satisfies SenderOutputGone);
+      }
       if (draining) {
         ring.release();
         if (ring.backlog === 0) break;
@@ -148,12 +152,7 @@ process.on('message', (m: SenderStart | { type: 'drain' } | { type: 'abandon' })
   run(m).then(
     (done) => (process.connected ? process.send!(done, () => process.exit(0)) : process.exit(0)),
     (e: unknown) => {
-      const err: ChildError =
-        e instanceof OtusError
-          ? { type: 'error', code: e.code, message: e.message }
-          : { type: 'error', code: 'OTUS_ERR_WORKER', message: `sender: ${e instanceof Error ? e.stack ?? e.message : String(e)}` };
-      if (process.connected) process.send!(err, () => process.exit(2));
-      else process.exit(2);
+      exitWithError(e, 'sender');
     },
   );
 });

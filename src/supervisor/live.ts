@@ -8,7 +8,7 @@
 
 import os from 'node:os';
 import { pino } from 'pino';
-import { allowedCpus, type CaptureOptions, type CpuChoice, cpuFor, createCapturer, defaultCaptureOptions } from '../capture/index.js';
+import { allowedCpus, type CaptureOptions, checkCpus, type CpuChoice, cpuFor, createCapturer, defaultCaptureOptions } from '../capture/index.js';
 import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
 import { OtusError } from '../util/errors.js';
@@ -92,12 +92,16 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
     // Each task its own fanout group: two tasks on one interface must not share their traffic.
     fanoutGroup: (Math.random() * 0xffff) | 0,
     ...o.capture,
+    // The operator's word on the command line, or the task's.
+    xdpSteal: o.capture?.xdpSteal === true || task.xdpSteal,
     iface,
     streams: workers,
     filter: userFilter || filterText === '' ? null : filterText,
     fanout: driver === 'af_packet_v3',
   };
   createCapturer(driver, capture).init(); // a bad interface, driver or option: a coded error now, not in a child
+  const cpus = Array.from({ length: workers }, (_, i) => cpuFor(o.cpus, i, allowed));
+  checkCpus(cpus, Array.isArray(o.cpus) ? '--cpus' : o.allowed?.length ? 'resources.cpus' : 'cpus');
   return {
     checked: t,
     node: o.node,
@@ -106,7 +110,7 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
     workers,
     capture,
     userFilter,
-    cpus: Array.from({ length: workers }, (_, i) => cpuFor(o.cpus, i, allowed)),
+    cpus,
     ringBytes: o.ringBytes ?? 64 << 20,
     flowSlots: o.flowSlots ?? 65536,
     settings: o.settings,
@@ -137,6 +141,7 @@ export async function runLiveTask(o: LiveTaskOptions): Promise<LiveTaskResult> {
   clearTimeout(timer);
   o.signal?.removeEventListener('abort', onAbort);
   const summary = await task.stop(why);
+  summary.warnings.push(...t.hints(summary.parsers));
   const failure = task.state === 'failed' ? new OtusError(task.failureCode, `${plan.iface}: ${task.reason}`) : null;
   return { summary: { ...summary, capture: { interface: plan.iface, driver: plan.driver, stopped: why } }, failure };
 }

@@ -307,6 +307,7 @@ export class SupervisedTask {
         cpu: d.cpu,
         blocks: d.stream.blocks,
         kernel_packets: d.stream.kernelPackets,
+        ...(d.stream.outgoingSkipped > 0 && { outgoing_skipped: d.stream.outgoingSkipped }),
         kernel_drops: d.stream.kernelDrops,
         freezes: d.stream.freezes,
         restarts: this.captures[d.index]?.restarts ?? 0,
