@@ -141,7 +141,6 @@ export async function runLiveTask(o: LiveTaskOptions): Promise<LiveTaskResult> {
   clearTimeout(timer);
   o.signal?.removeEventListener('abort', onAbort);
   const summary = await task.stop(why);
-  summary.warnings.push(...t.hints(summary.parsers));
   const failure = task.state === 'failed' ? new OtusError(task.failureCode, `${plan.iface}: ${task.reason}`) : null;
   return { summary: { ...summary, capture: { interface: plan.iface, driver: plan.driver, stopped: why } }, failure };
 }

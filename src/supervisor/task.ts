@@ -465,6 +465,7 @@ export class SupervisedTask {
     await this.end(this.sender, 'drain');
     const warnings = this.slots().flatMap((s) => (s.lastExit && !/^exit code 0$/.test(s.lastExit) ? [`${s.name}: ${s.lastExit}`] : []));
     const summary = this.counters(warnings);
+    summary.warnings.push(...this.plan.checked.hints(summary.parsers)); // what the parsers skipped, and what would take it
     this.release();
     if (this.state !== 'failed') this.setState('stopped', why);
     this.log.info({ why, frames: summary.frames, records: summary.records }, 'task stopped');

@@ -3,7 +3,8 @@
 // task's, and `--workers N`) cannot ask the kernel to ignore the outgoing
 // one, so the kernel counts both: the summary says how many copies were
 // skipped, and kernel_packets = frames + outgoing_skipped + kernel_drops.
-// (It used to show kernel_packets as twice the frames, unexplained.)
+// (It used to show kernel_packets as twice the frames, unexplained.) And a
+// live task says what its rtp parser skipped, as replay does.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -20,14 +21,14 @@ const skip = liveSkipReason();
 const N = 25;
 
 /** Runs otus until it says it is capturing, sends N datagrams to 127.0.0.1:port, stops it with SIGINT; returns its stderr. */
-async function captureWhileSending(args: string[], port: number): Promise<{ code: number | null; err: string }> {
+async function captureWhileSending(args: string[], port: number, payload: (i: number) => Buffer = (i) => Buffer.from(`loopback ${i}`)): Promise<{ code: number | null; err: string }> {
   const p = spawn(process.execPath, [OTUS, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   p.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
   assert.ok(await waitFor(() => /: capturing\n/.test(err), 30_000), err);
   const s = createSocket('udp4');
-  for (let i = 0; i < N; i++) await new Promise<void>((r) => s.send(Buffer.from(`loopback ${i}`), port, '127.0.0.1', () => r()));
+  for (let i = 0; i < N; i++) await new Promise<void>((r) => s.send(payload(i), port, '127.0.0.1', () => r()));
   s.close();
   p.kill('SIGINT'); // stopping drains what the kernel holds: every datagram sent is walked or counted
   return { code: await exited, err };
@@ -69,5 +70,20 @@ describe('capture on lo: the outgoing copies the kernel counts', { skip: skip ??
       skipped += Number(m[3] ?? 0);
     }
     assert.deepEqual([frames, skipped, kernel], [N, N, 2 * N], err);
+  });
+
+  it('a live task with sip and rtp: RTP nobody signalled is named in the summary with the setting that takes it', async () => {
+    const port = 43000 + (process.pid % 1000);
+    const task = join(tmp.dir, 'rtp.yml');
+    writeFileSync(task, `task:\n  id: lo-rtp\n  capture: {interface: lo, workers: 1}\n  filter: {ports: [${port}], protocol: udp}\n  parsers: [{plugin: sip}, {plugin: rtp}]\n  unmatched_policy: drop\n`);
+    const stats = join(tmp.dir, 'rtp.json');
+    // RTP version 2, PCMA, sequence i: RTP to look at, announced by no SDP.
+    const rtp = (i: number): Buffer => Buffer.concat([Buffer.from([0x80, 0x08, 0, i, 0, 0, 0, 160 * i, 0, 0, 0x12, 0x34]), Buffer.alloc(160, 0xd5)]);
+    const { code, err } = await captureWhileSending(['capture', '--task', task, '--out', join(tmp.dir, 'rtp.ndjson'), '--stats-json', stats], port, rtp);
+    assert.equal(code, 0, err);
+    const s = JSON.parse(readFileSync(stats, 'utf8'));
+    assert.equal(s.records, 0);
+    assert.deepEqual(s.parsers.rtp.counters.unsignalled, { packets: N, events: 0, ports: { [port]: N } });
+    assert.match(err, new RegExp(`  warning: rtp: ${N} RTP-looking UDP packets skipped: no SDP announced .* heuristic: true, or ports: \\[${port}\\]`));
   });
 });
