@@ -20,8 +20,7 @@ import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
 import { BatchReader } from '../pipeline/batch-sink.js';
 import { RecordExpander, type RecordMeta } from '../pipeline/expand.js';
 import { RingConsumer } from '../shm/ring.js';
-import type { Beat, ChildError, SenderDone, SenderReady, SenderStart } from '../supervisor/messages.js';
-import { OtusError } from '../util/errors.js';
+import { type Beat, exitWithError, type SenderDone, type SenderOutputGone, type SenderReady, type SenderStart } from '../supervisor/messages.js';
 import { LatencyHistogram } from './latency.js';
 
 class Rec implements EncodedRecord {
@@ -104,6 +103,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
       reporter: reporter.counters?.() ?? null,
     };
   };
+  let toldGone = false;
   const lastError = (): string | null => (reporter as { lastError?: string | null }).lastError ?? null;
   const seen = { reporter: 0, head: 0 };
   const beat = m.heartbeatMs
@@ -137,6 +137,10 @@ async function run(m: SenderStart): Promise<SenderDone> {
         if (abandoning) break;
       }
       if (abandoning) break;
+      if (reporter.outputGone === true && !toldGone) {
+        toldGone = true;
+        process.send?.({ type: 'output-gone' } satisfies SenderOutputGone);
+      }
       if (draining) {
         ring.release();
         if (ring.backlog === 0) break;
@@ -180,12 +184,7 @@ process.on('message', (m: SenderStart | { type: 'drain' } | { type: 'abandon' })
   run(m).then(
     (done) => (process.connected ? process.send!(done, () => process.exit(0)) : process.exit(0)),
     (e: unknown) => {
-      const err: ChildError =
-        e instanceof OtusError
-          ? { type: 'error', code: e.code, message: e.message }
-          : { type: 'error', code: 'OTUS_ERR_WORKER', message: `sender: ${e instanceof Error ? e.stack ?? e.message : String(e)}` };
-      if (process.connected) process.send!(err, () => process.exit(2));
-      else process.exit(2);
+      exitWithError(e, 'sender');
     },
   );
 });

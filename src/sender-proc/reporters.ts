@@ -71,6 +71,8 @@ export class FdReporter implements Reporter {
   dropped = 0;
   /** The last output error (`EPIPE: ...`), or null. */
   lastError: string | null = null;
+  /** The reader of an output that cannot be reopened (stdout) went away: what comes next is dropped, counted. */
+  outputGone = false;
   private fd: number;
   private readonly reopenFn: (() => number) | undefined;
   private readonly closeOnStop: boolean;
@@ -120,7 +122,7 @@ export class FdReporter implements Reporter {
 
   report(rec: EncodedRecord): void {
     const need = rec.len + 10;
-    if (this.stopped || this.held + need > PENDING_HARD) {
+    if (this.stopped || this.outputGone || this.held + need > PENDING_HARD) {
       this.dropped++;
       return;
     }
@@ -249,6 +251,10 @@ export class FdReporter implements Reporter {
         // A FIFO's reader left: keep the rest for the next one.
         this.closeFd();
         this.scheduleReopen();
+      } else if (err.code === 'EPIPE') {
+        // `otus replay --out - | head`: nobody will read again; give up what is held.
+        this.outputGone = true;
+        this.abandon();
       }
       this.settle();
       this.kick();

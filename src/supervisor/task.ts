@@ -334,6 +334,7 @@ export class SupervisedTask {
         cpu: d.cpu,
         blocks: d.stream.blocks,
         kernel_packets: d.stream.kernelPackets,
+        ...(d.stream.outgoingSkipped > 0 && { outgoing_skipped: d.stream.outgoingSkipped }),
         kernel_drops: d.stream.kernelDrops,
         freezes: d.stream.freezes,
         restarts: this.captures[d.index]?.restarts ?? 0,
@@ -497,6 +498,7 @@ export class SupervisedTask {
       await this.end(this.sender, 'drain');
       const warnings = this.slots().flatMap((s) => (s.lastExit && !/^exit code 0$/.test(s.lastExit) ? [`${s.name}: ${s.lastExit}`] : []));
       summary = this.counters(warnings);
+      summary.warnings.push(...this.plan.checked.hints(summary.parsers)); // what the parsers skipped, and what would take it
     } finally {
       this.release(); // whatever happened above, the task's shared memory goes with it
     }
