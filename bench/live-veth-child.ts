@@ -90,7 +90,7 @@ async function taskSink(): Promise<{ sink: FrameSink; labelled: () => number }> 
       why: 'running',
       failure: null,
       counters: pipelineCounters(pl, plugins.parsers, batch),
-      stream: { frames: st.frames, blocks: st.batches, kernelPackets: st.kernelPackets, kernelDrops: st.kernelDrops, freezes: st.freezes, ifDrops: st.ifDrops },
+      stream: { frames: st.frames, blocks: st.batches, kernelPackets: st.kernelPackets, kernelDrops: st.kernelDrops, freezes: st.freezes, ifDrops: st.ifDrops, outgoingSkipped: st.outgoingSkipped },
       catchUp: null,
       cpuSec: (c.user + c.system) / 1e6,
       wallSec: Number(process.hrtime.bigint() - t0) / 1e9,

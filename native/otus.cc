@@ -51,7 +51,8 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   std::string path = info[0].As<Napi::String>();
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO with no writer would block open() forever; it is refused below (not a regular file).
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return ThrowErrno(env, "open", path, errno);
   struct stat st;
   if (fstat(fd, &st) != 0) {

@@ -1,6 +1,7 @@
 // Opens a capture file (pcap or pcapng, told apart by magic) as a reader over
 // an mmap of the whole file. Opening throws coded errors; reading never does.
 
+import { statSync } from 'node:fs';
 import { native } from '../native.js';
 import { OtusError } from '../util/errors.js';
 import type { Frame } from './frame.js';
@@ -26,12 +27,27 @@ export interface CaptureReader {
 /** Maps `path` and opens it; OTUS_ERR_CAPTURE_IO if it cannot be read, OTUS_ERR_NOT_A_CAPTURE if it is not a capture. */
 export function openCapture(path: string): CaptureReader {
   let ab: ArrayBuffer;
+  // Capture files are mapped, so read whole and in place: a FIFO, device or directory cannot be (and a FIFO's open would wait for a writer).
+  const kind = notRegular(path);
+  if (kind !== null) throw new OtusError('OTUS_ERR_CAPTURE_IO', `${path}: cannot read capture file: it is ${kind}, not a regular file (capture files are read in place: write the capture to a file first)`);
   try {
     ab = native.mapFile(path);
   } catch (e) {
     throw new OtusError('OTUS_ERR_CAPTURE_IO', `${path}: cannot read capture file (${(e as Error).message})`, { cause: e });
   }
   return openCaptureBuffer(new Uint8Array(ab), path);
+}
+
+/** What `path` is when it is not a regular file ('a FIFO', ...), or null (a regular file, or missing: the open says so). */
+function notRegular(path: string): string | null {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return null;
+  }
+  if (st.isFile()) return null;
+  return st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a directory' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a file';
 }
 
 /** Same as openCapture over bytes already in memory; `name` is used in error messages. */

@@ -27,8 +27,7 @@ import { CaptureClock } from '../shm/capture-clock.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { RingProducer } from '../shm/ring.js';
 import { captureSlot, StatsWriter } from '../shm/stats.js';
-import type { Beat, ChildError, LiveCaptureDone, LiveCaptureStart } from '../supervisor/messages.js';
-import { OtusError } from '../util/errors.js';
+import { type Beat, exitWithError, type LiveCaptureDone, type LiveCaptureStart } from '../supervisor/messages.js';
 import { NodeProcessStats } from '../util/node-stats.js';
 import { LiveCatchUp } from './catch-up.js';
 import { CaptureStats, MAX_RECORD_BYTES, pipelineCounters } from './counters.js';
@@ -125,7 +124,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
       why,
       failure: feed.failure,
       counters: pipelineCounters(pipeline, plugins.parsers, batch),
-      stream: { frames: st.frames, blocks: st.batches, kernelPackets: st.kernelPackets, kernelDrops: st.kernelDrops, freezes: st.freezes, ifDrops: st.ifDrops },
+      stream: { frames: st.frames, blocks: st.batches, kernelPackets: st.kernelPackets, kernelDrops: st.kernelDrops, freezes: st.freezes, ifDrops: st.ifDrops, outgoingSkipped: st.outgoingSkipped },
       catchUp: catchUp === null ? null : { ...catchUp.stats },
       cpuSec: (c.user + c.system) / 1e6,
       wallSec: Number(process.hrtime.bigint() - t0) / 1e9,
@@ -175,11 +174,6 @@ async function run(m: LiveCaptureStart): Promise<void> {
 
 process.once('message', (m: LiveCaptureStart) => {
   run(m).catch((e: unknown) => {
-    const err: ChildError =
-      e instanceof OtusError
-        ? { type: 'error', code: e.code, message: e.message }
-        : { type: 'error', code: 'OTUS_ERR_WORKER', message: `capture process ${m.index}: ${e instanceof Error ? e.stack ?? e.message : String(e)}` };
-    if (process.connected) process.send!(err, () => process.exit(2));
-    else process.exit(2);
+    exitWithError(e, `capture process ${m.index}`);
   });
 });

@@ -2,8 +2,9 @@
 // member), pinned to its CPU, decoding every frame and writing NDJSON lines
 // to stdout (a pipe to the parent, which merges the streams). Controlled over
 // the IPC channel: {type:'start'} → {type:'ready'}; {type:'stop'} or a lost
-// parent → {type:'stats'} and exit. SIGINT/SIGTERM from the terminal's
-// process group are left to the parent, which stops every child in order.
+// parent → the stream drained (what the kernel took is walked) →
+// {type:'stats'} and exit. SIGINT/SIGTERM from the terminal's process group
+// are left to the parent, which stops every child in order.
 
 import { type CaptureOptions, createCapturer } from '../capture/index.js';
 import type { DecoderOptions } from '../decode/options.js';
@@ -27,6 +28,8 @@ export interface StatsMessage {
   frames: number;
   batches: number;
   kernelPackets: number;
+  /** lo: outgoing copies skipped, counted by the kernel in kernelPackets. */
+  outgoingSkipped: number;
   kernelDrops: number;
   freezes: number;
   decodeErrors: number;
@@ -40,6 +43,11 @@ export type ChildMessage = { type: 'ready'; index: number; cpu: number } | Stats
 
 function send(m: ChildMessage): void {
   process.send?.(m);
+}
+
+/** The last message: disconnect once it is out (disconnecting with it still queued crashed inside Node's child_process). */
+function sendLast(m: ChildMessage): void {
+  if (process.connected) process.send!(m, () => process.disconnect());
 }
 
 process.on('SIGINT', () => {});
@@ -56,25 +64,28 @@ process.once('message', (m: StartMessage) => {
     let failure: string | null = null;
     const sink = new NdjsonSink(m.decoder, process.stdout, 0, () => {}, (_i, message) => {
       failure = message;
-      stop();
+      void stop();
     });
     sink.attach(stream);
-    const stop = (): void => {
+    const stop = async (): Promise<void> => {
       if (stopped) return;
       stopped = true;
+      // What the kernel already took is walked (or counted) before the socket closes: frames + drops = kernel packets.
+      await stream.drain();
       stream.stop();
       sink.flush();
       const st = stream.stats();
       const cpu = process.cpuUsage();
       let decodeErrors = 0;
       for (const e of sink.decoder.stats.errors) decodeErrors += e;
-      send({
+      sendLast({
         type: 'stats',
         index: m.index,
         cpu: m.cpu,
         frames: st.frames,
         batches: st.batches,
         kernelPackets: st.kernelPackets,
+        outgoingSkipped: st.outgoingSkipped,
         kernelDrops: st.kernelDrops,
         freezes: st.freezes,
         decodeErrors,
@@ -82,18 +93,16 @@ process.once('message', (m: StartMessage) => {
         cpuSystemUs: cpu.system,
         error: failure,
       });
-      process.disconnect?.();
     };
     process.on('message', (msg: { type: string }) => {
-      if (msg.type === 'stop') stop();
+      if (msg.type === 'stop') void stop();
     });
-    process.on('disconnect', stop);
+    process.on('disconnect', () => void stop());
     stream.start(sink);
     send({ type: 'ready', index: m.index, cpu: m.cpu });
   } catch (err) {
     const e = err as { message?: string; code?: string };
-    send({ type: 'error', message: e.message ?? String(err), code: e.code ?? 'OTUS_ERR_SYSCALL' });
-    process.disconnect?.();
+    sendLast({ type: 'error', message: e.message ?? String(err), code: e.code ?? 'OTUS_ERR_SYSCALL' });
     process.exitCode = 2;
   }
 });

@@ -17,7 +17,7 @@ import { createRegistry } from '../plugin/builtins.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { CaptureClock } from '../shm/capture-clock.js';
 import { RingProducer } from '../shm/ring.js';
-import type { CaptureDone, CaptureStart, ChildError } from '../supervisor/messages.js';
+import { type CaptureDone, type CaptureStart, exitWithError } from '../supervisor/messages.js';
 import { OtusError } from '../util/errors.js';
 import { MAX_RECORD_BYTES, pipelineCounters } from './counters.js';
 
@@ -122,12 +122,7 @@ process.once('message', (m: CaptureStart) => {
   run(m).then(
     (done) => (process.connected ? process.send!(done, () => process.exit(0)) : process.exit(0)),
     (e: unknown) => {
-      const err: ChildError =
-        e instanceof OtusError
-          ? { type: 'error', code: e.code, message: e.message }
-          : { type: 'error', code: 'OTUS_ERR_WORKER', message: `capture process ${m.index}: ${e instanceof Error ? e.stack ?? e.message : String(e)}` };
-      if (process.connected) process.send!(err, () => process.exit(2));
-      else process.exit(2);
+      exitWithError(e, `capture process ${m.index}`);
     },
   );
 });

@@ -57,6 +57,8 @@ export class NdjsonSink implements FrameSink {
     if (this.limit > 0 && this.seq.n >= this.limit) {
       this.done = true;
       this.flush();
+      // A file stream stops reading at once (a live ring block is still walked whole: its frames are the kernel's no more).
+      for (const s of this.streams) s.pause();
       this.onLimit();
     }
   }

@@ -11,7 +11,7 @@ import { native, type NativeHandle } from '../native.js';
 import { OtusError } from '../util/errors.js';
 import { type CaptureOptions, type Capturer, type FanoutMode, type FrameSink, StreamStats } from './capturer.js';
 import { compileFilter, filterText, type StructuredFilter } from './filter.js';
-import { type InterfaceInfo, interfaceInfo } from './iface.js';
+import { checkCaptureAllowed, type InterfaceInfo, interfaceInfo } from './iface.js';
 import { PolledStream } from './polled-stream.js';
 
 const LE = endianness() === 'LE';
@@ -142,6 +142,7 @@ export class AfPacketStream extends PolledStream {
     const snaplen = this.snaplen;
     const linkType = this.linkType;
     let n = 0;
+    let skipped = 0;
     for (;;) {
       const b = this.cur * bs;
       const si = (b + BLK_STATUS) >>> 2;
@@ -155,6 +156,7 @@ export class AfPacketStream extends PolledStream {
       for (let i = 0; i < num && !this.closing; i++) {
         const w = p >>> 2;
         if (this.skipOutgoing && u8[p + PKT_SLL_PKTTYPE] === PACKET_OUTGOING) {
+          skipped++;
           p += status[w]!;
           continue;
         }
@@ -174,6 +176,7 @@ export class AfPacketStream extends PolledStream {
       this.st.batches++;
       if (this.closing) break;
     }
+    if (skipped > 0) this.st.outgoingSkipped += skipped;
     return n;
   }
 
@@ -269,6 +272,7 @@ export class AfPacketCapturer implements Capturer {
   init(): void {
     validateAfPacketOptions(this.options);
     this.iface = interfaceInfo(this.options.iface);
+    checkCaptureAllowed(`af_packet_v3 on ${this.iface.name}`);
     // Always a program: with no filter text it is just "ret #snaplen", so the kernel truncates.
     this.bpf = compileFilter(filterText(this.options.filter), this.options.snaplen, this.iface.dlt);
   }

@@ -31,6 +31,13 @@ export class StreamStats {
   freezes = 0;
   /** Frames the interface dropped (ps_ifdrop; pcap only). */
   ifDrops = 0;
+  /**
+   * af_packet_v3 on lo: outgoing copies skipped (each packet passes lo twice, as
+   * libpcap keeps only the incoming one). A fanout socket ignores
+   * PACKET_IGNORE_OUTGOING, so the kernel counts both copies in kernelPackets:
+   * there kernelPackets = frames + outgoingSkipped + kernelDrops.
+   */
+  outgoingSkipped = 0;
 }
 
 export interface CaptureStream {
@@ -93,6 +100,12 @@ export interface CaptureOptions {
   /** xdp driver: auto lets libxdp choose (native, else generic). */
   xdpMode: 'auto' | 'native' | 'generic';
   xdpZeroCopy: boolean;
+  /**
+   * xdp driver: capture even on an interface that carries this host's traffic
+   * (lo, an address, a bridge or bond port). AF_XDP takes the frames away from
+   * the host's stack, so that traffic stops reaching its sockets: refused unless set.
+   */
+  xdpSteal: boolean;
   /** file driver: pace frames by their recorded timestamps. */
   realtime: boolean;
 }
@@ -117,6 +130,7 @@ export function defaultCaptureOptions(iface: string): CaptureOptions {
     xdpFrameSize: 4096,
     xdpMode: 'auto',
     xdpZeroCopy: false,
+    xdpSteal: false,
     realtime: false,
   };
 }

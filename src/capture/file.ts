@@ -65,7 +65,8 @@ export class FileStream implements CaptureStream {
     const f = r.frame;
     let n = 0;
     let waitMs = 0;
-    while (this.pending && n < BATCH && !this.stopped) {
+    // A sink that has enough (--count) pauses the stream mid-batch: frames not handed over are not counted.
+    while (this.pending && n < BATCH && !this.stopped && !this.paused) {
       if (this.realtime && f.hasTs) {
         const capMs = f.tsSec * 1000 + f.tsNsec / 1e6;
         if (this.wall0 < 0) {

@@ -1,7 +1,9 @@
 // Network interfaces as the kernel describes them in /sys/class/net (of the
 // caller's network namespace), and the CPUs this process may run on.
 
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { basename } from 'node:path';
 import { OtusError } from '../util/errors.js';
 
 export interface InterfaceInfo {
@@ -54,6 +56,42 @@ export function interfaceInfo(name: string): InterfaceInfo {
   return { name, ifindex, type, loopback: type === ARPHRD_LOOPBACK, linkType, dlt, rxQueues };
 }
 
+/**
+ * Why `iface` carries this host's own traffic, or null: it is the loopback,
+ * has an address other than a link-local one, or is a port of a bridge or
+ * bond (its frames belong to the master). A mirror port has none of these.
+ */
+export function hostTraffic(iface: InterfaceInfo): string | null {
+  if (iface.loopback) return 'it is the loopback';
+  const addrs = (networkInterfaces()[iface.name] ?? []).filter((a) => !(a.family === 'IPv6' ? /^fe[89ab]/i.test(a.address) : a.address.startsWith('169.254.')));
+  if (addrs.length > 0) return `it has address ${addrs.map((a) => a.address).join(', ')}`;
+  try {
+    return `it is a port of ${basename(readlinkSync(`/sys/class/net/${iface.name}/master`))}`;
+  } catch {
+    return null; // no master
+  }
+}
+
+/** CAP_NET_RAW: AF_PACKET sockets (af_packet_v3, and libpcap's live capture). */
+export const CAP_NET_RAW = 13;
+
+/** Whether this process has capability `cap` in its effective set (CapEff in /proc/self/status); true where that cannot be read. */
+export function hasCapability(cap: number): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return ((BigInt(`0x${m[1]}`) >> BigInt(cap)) & 1n) === 1n;
+  } catch {
+    // not Linux procfs: let the socket call say
+  }
+  return true;
+}
+
+/** Throws OTUS_ERR_PERMISSION, before any socket is opened, when this process may not capture (`what`: the driver and interface). */
+export function checkCaptureAllowed(what: string): void {
+  if (hasCapability(CAP_NET_RAW)) return;
+  throw new OtusError('OTUS_ERR_PERMISSION', `${what}: live capture needs root or CAP_NET_RAW (this process, uid ${process.getuid?.()}, has neither)`);
+}
+
 /** CPUs this process may run on (Cpus_allowed_list of /proc/self/status), ascending. */
 export function allowedCpus(): number[] {
   try {
@@ -89,6 +127,20 @@ export function checkWorkers(workers: number, what = '--workers', cpus: number[]
       `${what} ${workers}: at most ${cpus.length}, one capture process per CPU this process may run on (CPUs ${cpuList(cpus)}; Cpus_allowed_list in /proc/self/status)`,
     );
   }
+}
+
+/**
+ * Every CPU in `cpus` must be one this process may run on: pinning to another
+ * fails in the capture process (sched_setaffinity: EINVAL). Throws
+ * OTUS_ERR_BAD_ARGUMENT naming `what` (the option or key) and the CPUs allowed.
+ */
+export function checkCpus(cpus: number[], what: string, mask: number[] = allowedCpus()): void {
+  const bad = cpus.filter((c) => c >= 0 && !mask.includes(c));
+  if (bad.length === 0) return;
+  throw new OtusError(
+    'OTUS_ERR_BAD_ARGUMENT',
+    `${what}: CPU ${[...new Set(bad)].join(', ')} is not one this process may run on (CPUs ${cpuList(mask)}; Cpus_allowed_list in /proc/self/status)`,
+  );
 }
 
 /** 0-3,6 */

@@ -10,7 +10,7 @@ import { native, type NativeHandle } from '../native.js';
 import { OtusError } from '../util/errors.js';
 import { type CaptureOptions, type Capturer, type FrameSink, StreamStats } from './capturer.js';
 import { compileFilter, filterText, type StructuredFilter } from './filter.js';
-import { type InterfaceInfo, interfaceInfo } from './iface.js';
+import { checkCaptureAllowed, type InterfaceInfo, interfaceInfo } from './iface.js';
 import { PolledStream } from './polled-stream.js';
 
 const LE = endianness() === 'LE';
@@ -99,6 +99,7 @@ export class PcapCapturer implements Capturer {
       throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `pcap snaplen: expected an integer in 64..262144, got ${o.snaplen}`);
     }
     this.iface = interfaceInfo(o.iface);
+    checkCaptureAllowed(`pcap on ${this.iface.name}`);
     this.text = filterText(o.filter);
     compileFilter(this.text, o.snaplen, this.iface.dlt); // bad text fails here, before anything opens
   }

@@ -6,7 +6,9 @@
 // Copy mode works on any driver (veth included); zero copy needs NIC support.
 // Copy-mode AF_XDP has no kernel timestamp: frames carry the batch's wall time.
 // Frames redirected to AF_XDP do not reach the host's network stack: this
-// driver is for mirror/SPAN ports, not for an interface the host talks on.
+// driver is for mirror/SPAN ports, not for an interface the host talks on,
+// and init() refuses one that carries host traffic (iface.ts hostTraffic)
+// unless `xdpSteal` says the operator means it.
 // No filter can close the door before a stop: drain() walks what is ready and
 // reads the counters (PolledStream); frames arriving after it are not ours.
 
@@ -14,7 +16,7 @@ import { native, type NativeHandle } from '../native.js';
 import { OtusError } from '../util/errors.js';
 import { type CaptureOptions, type Capturer, type FrameSink, StreamStats } from './capturer.js';
 import type { StructuredFilter } from './filter.js';
-import { type InterfaceInfo, interfaceInfo } from './iface.js';
+import { hostTraffic, type InterfaceInfo, interfaceInfo } from './iface.js';
 import { PolledStream } from './polled-stream.js';
 
 const BATCH = 256;
@@ -139,6 +141,14 @@ export class XdpCapturer implements Capturer {
     if (!(o.xdpMode in MODES)) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `xdp mode: auto, native or generic, got ${o.xdpMode}`);
     this.iface = interfaceInfo(o.iface);
     if (this.iface.linkType !== 1) throw new OtusError('OTUS_ERR_UNSUPPORTED', `xdp driver: ${o.iface} is not an Ethernet device; use --driver af_packet_v3`);
+    const host = hostTraffic(this.iface);
+    if (host !== null && !o.xdpSteal) {
+      throw new OtusError(
+        'OTUS_ERR_BAD_ARGUMENT',
+        `xdp driver on ${o.iface}: ${host}, so it carries this host's own traffic, and AF_XDP would take those frames away from the host's network stack ` +
+          `(its sockets would stop receiving them); capture a mirror port, use --driver af_packet_v3, or say it is intended with --xdp-steal (task: capture.xdp_steal: true)`,
+      );
+    }
     if (o.streams > this.iface.rxQueues) {
       throw new OtusError(
         'OTUS_ERR_UNSUPPORTED',

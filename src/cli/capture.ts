@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { StatsMessage, ChildMessage, StartMessage } from '../capture-proc/main.js';
 import { NdjsonSink } from '../capture-proc/sink.js';
 import type { CommandModule } from 'yargs';
-import { type CaptureOptions, allowedCpus, checkWorkers, cpuFor, createCapturer, defaultCaptureOptions, type FanoutMode } from '../capture/index.js';
+import { type CaptureOptions, allowedCpus, checkCpus, checkWorkers, cpuFor, createCapturer, defaultCaptureOptions, type FanoutMode } from '../capture/index.js';
 import type { StructuredFilter } from '../capture/filter.js';
 import { DECODE_ERROR_NAMES } from '../decode/errors.js';
 import { type DecoderOptions, defaultDecoderOptions, parseTunnelList } from '../decode/options.js';
@@ -22,6 +22,7 @@ import { FlowDispatcher } from '../capture/flowhash.js';
 import { OtusError } from '../util/errors.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
 import { runLiveTask } from '../supervisor/live.js';
+import { outOption } from './replay.js';
 import { formatSummary } from '../supervisor/task-run.js';
 
 export interface CaptureCommandOptions {
@@ -72,12 +73,16 @@ function stopWhen(o: CaptureCommandOptions): { promise: Promise<string>; stop: (
   };
 }
 
+/** lo: the kernel's count includes the outgoing copy of each packet, which the stream skips; say how many. */
+const outgoing = (n: number): string => (n > 0 ? ` outgoing_skipped=${n}` : '');
+
 function validate(o: CaptureCommandOptions): void {
   if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 1024) {
     throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--workers: expected an integer in 1..1024, got ${o.workers}`);
   }
   // Forking drivers: one pinned capture process per worker (pcap and file feed N pipelines in this process).
   if (o.workers > 1 && o.driver !== 'pcap' && o.driver !== 'file') checkWorkers(o.workers);
+  if (Array.isArray(o.cpus)) checkCpus(o.cpus, '--cpus');
   if (!Number.isInteger(o.count) || o.count < 0) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--count: expected a non-negative integer, got ${o.count}`);
   if (!(o.duration >= 0)) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--duration: expected a non-negative number of seconds, got ${o.duration}`);
 }
@@ -121,7 +126,7 @@ async function runInProcess(o: CaptureCommandOptions): Promise<void> {
   const cpuLabel = cpu >= 0 ? ` cpu ${cpu}` : '';
   o.err.write(
     `otus capture: ${o.iface} (${capturer.name}): ${sink.n} frames; stopped: ${why}\n` +
-      `  stream 0${cpuLabel}: frames=${st.frames} kernel_packets=${st.kernelPackets} kernel_drops=${st.kernelDrops}` +
+      `  stream 0${cpuLabel}: frames=${st.frames} kernel_packets=${st.kernelPackets}${outgoing(st.outgoingSkipped)} kernel_drops=${st.kernelDrops}` +
       (capturer.name === 'af_packet_v3' ? ` freezes=${st.freezes} blocks=${st.batches}` : capturer.name === 'pcap' ? ` if_drops=${st.ifDrops} batches=${st.batches}` : ` batches=${st.batches}`) +
       `\n  decode errors: ${errors.length ? errors.join(' ') : 'none'}\n`,
   );
@@ -273,7 +278,7 @@ async function runWorkers(o: CaptureCommandOptions): Promise<void> {
     }
     totalDrops += s.kernelDrops;
     report +=
-      `  stream ${i}${s.cpu >= 0 ? ` cpu ${s.cpu}` : ''}: frames=${s.frames} kernel_packets=${s.kernelPackets} kernel_drops=${s.kernelDrops}` +
+      `  stream ${i}${s.cpu >= 0 ? ` cpu ${s.cpu}` : ''}: frames=${s.frames} kernel_packets=${s.kernelPackets}${outgoing(s.outgoingSkipped)} kernel_drops=${s.kernelDrops}` +
       ` freezes=${s.freezes} blocks=${s.batches} decode_errors=${s.decodeErrors} cpu_s=${((s.cpuUserUs + s.cpuSystemUs) / 1e6).toFixed(3)}\n`;
   }
   report += `  kernel drops, all streams: ${totalDrops}\n`;
@@ -309,6 +314,7 @@ interface CaptureArgs {
   'retire-ms': number;
   'xdp-mode': string;
   'xdp-zero-copy': boolean;
+  'xdp-steal': boolean;
   realtime: boolean;
 }
 
@@ -342,6 +348,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         .option('retire-ms', { type: 'number', default: 10, describe: 'af_packet_v3: a partly filled block is handed over after this' })
         .option('xdp-mode', { type: 'string', default: 'auto', describe: 'xdp: auto | native | generic (copy mode works on any driver)' })
         .option('xdp-zero-copy', { type: 'boolean', default: false, describe: 'xdp: zero copy (the NIC driver must support it)' })
+        .option('xdp-steal', { type: 'boolean', default: false, describe: "xdp on an interface that carries this host's traffic (lo, an address, a bridge port): take it away from the host's stack anyway (refused without)" })
         .option('realtime', { type: 'boolean', default: false, describe: 'file: replay at the recorded speed (default: as fast as possible)' }) as never,
     handler: async (argv) => {
       const ac = new AbortController();
@@ -377,6 +384,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         capture.retireMs = argv['retire-ms'];
         capture.xdpMode = argv['xdp-mode'] as CaptureOptions['xdpMode'];
         capture.xdpZeroCopy = argv['xdp-zero-copy'];
+        capture.xdpSteal = argv['xdp-steal'];
         capture.realtime = argv.realtime;
         if (argv.task !== undefined) {
           if (filter !== null) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--filter with --task: the task file\'s filter section applies');
@@ -391,8 +399,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
             iface: argv.interface ?? null,
             driver: argv.driver ?? null,
             workers: argv.workers ?? null,
-            // yargs hands `--out -` over as an empty string.
-            out: argv.out === '' ? '-' : argv.out ?? null,
+            out: outOption(argv.out),
             pluginDirs: ([] as string[]).concat(argv['plugin-dir'] ?? []),
             duration: argv.duration,
             signal: ac.signal,

@@ -4,19 +4,22 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { defaultDecoderOptions, parsePortList, parseTunnelList } from '../decode/options.js';
-import { OtusError } from '../util/errors.js';
+import { dashValues } from '../util/argv.js';
+import { asOtusError, OtusError } from '../util/errors.js';
 import { runDecode } from './decode.js';
 import { captureCommand } from './capture.js';
 import { replayCommand } from './replay.js';
 import { daemonCommand } from './daemon.js';
 import { validateCommand } from './validate.js';
 
+/** Exit status of a run that ended with a coded error (docs: README.md, "Exit status"). */
+export const EXIT_ERROR = 2;
+
+/** Prints any error as one coded line (never a stack or the usage) and exits 2. */
 function fail(err: unknown): never {
-  if (err instanceof OtusError) {
-    process.stderr.write(`otus: ${err.message} [${err.code}]\n`);
-    process.exit(2);
-  }
-  throw err;
+  const e = asOtusError(err);
+  process.stderr.write(`otus: ${e.message} [${e.code}]\n`);
+  process.exit(EXIT_ERROR);
 }
 
 // `otus decode ... | head` closes the pipe early: that is not an error.
@@ -25,7 +28,8 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-await yargs(hideBin(process.argv))
+// `--out -`: yargs would read the lone `-` as an unknown positional argument.
+await yargs(dashValues(hideBin(process.argv), ['--out']))
   .scriptName('otus')
   .command(
     'decode <file>',
@@ -59,4 +63,9 @@ await yargs(hideBin(process.argv))
   .demandCommand(1, 'name a command: decode, capture, replay, daemon, validate')
   .strict()
   .help()
+  .fail((msg, err) => {
+    // A handler's own error, or a usage error from yargs (an unknown flag, a missing argument): one coded line.
+    if (err !== undefined && err !== null && !msg) fail(err);
+    fail(new OtusError('OTUS_ERR_BAD_ARGUMENT', `${msg || err?.message || 'bad usage'} (otus --help)`));
+  })
   .parseAsync();

@@ -4,15 +4,28 @@
 // reporter; the summary goes to stderr, and as JSON to --stats-json.
 // SIGTERM or SIGINT stops the run: the children are stopped, the shared
 // memory removed, and the command exits 128 + the signal's number (143, 130)
-// with OTUS_ERR_INTERRUPTED on stderr.
+// with OTUS_ERR_INTERRUPTED on stderr. A capture file that cannot be read
+// to its end (a corrupt or truncated record) is replayed up to there, named
+// in the summary's warnings, and the command exits 3
+// (OTUS_ERR_CAPTURE_INCOMPLETE). `--out - | head`: ends quietly, status 0.
 
 import { writeFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { formatSummary, runReplay } from '../supervisor/replay.js';
 import { OtusError } from '../util/errors.js';
 
+/** Exit status when a capture file could not be read to its end (its frames up to there were replayed). */
+export const EXIT_INCOMPLETE = 3;
+
 /** Exit status after a stop by signal: 128 + its number, as a shell reports a process the signal killed. */
 export const SIGNAL_EXIT: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
+
+/** `--out FILE` or `--out -` (stdout); null without it. A bare `--out` is refused. */
+export function outOption(v: string | undefined): string | null {
+  if (v === undefined) return null;
+  if (v === '') throw new OtusError('OTUS_ERR_BAD_ARGUMENT', '--out: give a FILE, or - for standard output');
+  return v;
+}
 
 interface ReplayArgs {
   task: string;
@@ -29,7 +42,7 @@ export function replayCommand(fail: (err: unknown) => never): CommandModule<obje
     command: 'replay <captures..>',
     describe:
       'run a task (YAML) over pcap/pcapng files through capture processes, the send ring and a sender. ' +
-      'Exit status: 0 done, 2 error (coded message on stderr), 130/143 stopped by SIGINT/SIGTERM (children stopped, shared memory removed)',
+      'Exit status: 0 done, 2 error (coded message on stderr), 3 a capture file could not be read to its end (corrupt or truncated; replayed up to there), 130/143 stopped by SIGINT/SIGTERM (children stopped, shared memory removed)',
     builder: (y) =>
       y
         .positional('captures', { type: 'string', array: true, demandOption: true, describe: 'capture files' })
@@ -53,15 +66,23 @@ export function replayCommand(fail: (err: unknown) => never): CommandModule<obje
           taskFile: argv.task,
           files: argv.captures,
           workers: argv.workers ?? null,
-          // yargs hands `--out -` over as an empty string.
-          out: argv.out === '' ? '-' : argv.out ?? null,
+          out: outOption(argv.out),
           pluginDirs: ([] as string[]).concat(argv['plugin-dir'] ?? []),
           ordered: argv.ordered,
           signal: ac.signal,
         });
         process.stderr.write(formatSummary(summary));
         if (argv['stats-json'] !== undefined) writeFileSync(argv['stats-json'], JSON.stringify(summary, null, 2) + '\n');
+        const incomplete = summary.incomplete_files ?? [];
+        if (incomplete.length > 0) {
+          // The records of what could be read are out; the status says the input was not whole.
+          const e = new OtusError('OTUS_ERR_CAPTURE_INCOMPLETE', `${incomplete.map((f) => `${f.file}: stopped: ${f.stopped}`).join('; ')}: replayed up to there`);
+          process.stderr.write(`otus: ${e.message} [${e.code}]\n`);
+          process.exit(EXIT_INCOMPLETE);
+        }
       } catch (err) {
+        // As `otus decode | head`: a reader that has what it wanted is not an error.
+        if (err instanceof OtusError && err.code === 'OTUS_ERR_OUTPUT_CLOSED') process.exit(0);
         if (err instanceof OtusError && err.code === 'OTUS_ERR_INTERRUPTED') {
           process.stderr.write(`otus: ${err.message} [${err.code}]\n`);
           process.exit(SIGNAL_EXIT[String(ac.signal.reason)] ?? 130);

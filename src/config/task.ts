@@ -38,6 +38,8 @@ export const TASK_BODY_SCHEMA = {
         driver: { enum: ['af_packet_v3', 'xdp', 'pcap'] },
         interface: { type: 'string' },
         workers: { type: 'integer', minimum: 0, maximum: 256 },
+        // xdp on an interface that carries the host's own traffic (lo, an address, a bridge port): refused unless true.
+        xdp_steal: { type: 'boolean', default: false },
       },
     },
     filter: {
@@ -91,6 +93,8 @@ export interface TaskSpec {
   /** task.capture.driver and .interface (live runs); null when absent. */
   driver: string | null;
   interface: string | null;
+  /** task.capture.xdp_steal: the xdp driver may take an interface that carries host traffic (src/capture/xdp.ts). */
+  xdpSteal: boolean;
   filter: TaskFilter;
   /** `FILE:LINE: task.filter`, for CaptureFilter's messages. */
   filterWhere: string;
@@ -150,7 +154,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
       .filter(({ r }) => r.enabled)
       .map(({ r, i }) => ({ plugin: r.plugin, config: r.config ?? {}, where: `${at([key, i, 'config'])}: ${path}.${key}[${i}].config`, at: at([key, i, 'plugin']) }));
   const rep = t.reporter as { type: string; config?: Record<string, unknown> } | undefined;
-  const capture = t.capture as { workers?: number; driver?: string; interface?: string } | undefined;
+  const capture = t.capture as { workers?: number; driver?: string; interface?: string; xdp_steal?: boolean } | undefined;
   return {
     file,
     path,
@@ -158,6 +162,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     workers: capture?.workers ?? null,
     driver: capture?.driver ?? null,
     interface: capture?.interface ?? null,
+    xdpSteal: capture?.xdp_steal === true,
     filter: (t.filter as TaskFilter | undefined) ?? {},
     filterWhere: `${at(['filter'])}: ${path}.filter`,
     parsers: refs('parsers'),

@@ -8,7 +8,8 @@ import type { Readable } from 'node:stream';
 import { LineCounter, parseDocument } from 'yaml';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { OtusError } from '../util/errors.js';
+import { dashValues } from '../util/argv.js';
+import { asOtusError, OtusError } from '../util/errors.js';
 import { ControlClient, CtlRefused, CtlUnreachable, DEFAULT_TIMEOUT_MS } from './client.js';
 import * as fmt from './format.js';
 import { topLoop } from './top.js';
@@ -48,8 +49,9 @@ function report(err: unknown): void {
     process.stderr.write(`otusctl: ${err.message} [${err.code}]\n`);
     process.exitCode = EXIT_USAGE;
   } else {
-    // A bug of otusctl's own: still one line, no stack.
-    process.stderr.write(`otusctl: ${err instanceof Error ? err.message : String(err)}\n`);
+    // A bug of otusctl's own, or a system error: still one coded line, no stack.
+    const e = asOtusError(err);
+    process.stderr.write(`otusctl: ${e.message} [${e.code}]\n`);
     process.exitCode = EXIT_REFUSED;
   }
 }
@@ -191,17 +193,7 @@ function taskCommands(y: Argv<Globals>): Argv<Globals> {
     .demandCommand(1, 'name a task command: create, list, stop, status');
 }
 
-/** yargs reads a lone `-` as a positional argument: `--file -` becomes `--file=-`. */
-function stdinDash(args: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (['--file', '-f', '--config', '--task'].includes(args[i]) && args[i + 1] === '-') out.push(`${args[i++]}=-`);
-    else out.push(args[i]);
-  }
-  return out;
-}
-
-await yargs(stdinDash(hideBin(process.argv)))
+await yargs(dashValues(hideBin(process.argv), ['--file', '-f', '--config', '--task']))
   .scriptName('otusctl')
   .usage('$0 <command> [options]: control a running `otus daemon` over its socket')
   .option('socket', {

@@ -76,6 +76,12 @@ export interface Parser extends PluginInstance {
    */
   counters?(): Record<string, unknown>;
   /**
+   * Optional: lines for the run's summary warnings, given this parser's
+   * counters summed over the capture processes: what it skipped and which
+   * setting would take it (rtp: media no SDP announced).
+   */
+  hints?(counters: Record<string, unknown>): string[];
+  /**
    * Optional fast path (src/pipeline/fast-path.ts; design §4.2.2): the wire
    * record of a frame of a flow the parser already knows, written straight
    * into the batch from the frame, with no DecodedPacket or OutputRecord.
@@ -209,6 +215,8 @@ export interface Reporter extends PluginInstance {
    * `abandoned`, the client's error names), in flight now.
    */
   counters?(): ReporterCounters;
+  /** True once the output's reader has gone for good (stdout closed by `| head`): the sender tells the supervisor, and replay ends quietly. */
+  readonly outputGone?: boolean;
 }
 
 export interface ReporterCounters {

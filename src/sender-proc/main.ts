@@ -22,8 +22,7 @@ import { BatchReader } from '../pipeline/batch-sink.js';
 import { RecordExpander, type RecordMeta } from '../pipeline/expand.js';
 import { RingConsumer } from '../shm/ring.js';
 import { SENDER_SLOT, StatsWriter } from '../shm/stats.js';
-import type { Beat, ChildError, ReporterDrops, SenderDone, SenderReady, SenderStart } from '../supervisor/messages.js';
-import { OtusError } from '../util/errors.js';
+import { type Beat, exitWithError, type ReporterDrops, type SenderDone, type SenderOutputGone, type SenderReady, type SenderStart } from '../supervisor/messages.js';
 import { NodeProcessStats } from '../util/node-stats.js';
 import type { Reporter } from '../plugin/types.js';
 import { LatencyHistogram } from './latency.js';
@@ -185,6 +184,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
     stats.publish(counters, gauges);
     return d;
   };
+  let toldGone = false;
   const lastError = (): string | null => (reporter as { lastError?: string | null }).lastError ?? null;
   const seen = { reporter: 0, head: 0 };
   const beat = m.heartbeatMs
@@ -218,6 +218,10 @@ async function run(m: SenderStart): Promise<SenderDone> {
         if (abandoning) break;
       }
       if (abandoning) break;
+      if (reporter.outputGone === true && !toldGone) {
+        toldGone = true;
+        process.send?.({ type: 'output-gone' } satisfies SenderOutputGone);
+      }
       if (draining) {
         ring.release();
         if (ring.backlog === 0) break;
@@ -267,12 +271,7 @@ process.on('message', (m: SenderStart | { type: 'drain' } | { type: 'abandon' })
   run(m).then(
     (done) => (process.connected ? process.send!(done, () => process.exit(0)) : process.exit(0)),
     (e: unknown) => {
-      const err: ChildError =
-        e instanceof OtusError
-          ? { type: 'error', code: e.code, message: e.message }
-          : { type: 'error', code: 'OTUS_ERR_WORKER', message: `sender: ${e instanceof Error ? e.stack ?? e.message : String(e)}` };
-      if (process.connected) process.send!(err, () => process.exit(2));
-      else process.exit(2);
+      exitWithError(e, 'sender');
     },
   );
 });

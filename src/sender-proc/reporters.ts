@@ -77,6 +77,8 @@ export class FdReporter implements Reporter {
   private readonly failed: Record<string, number> = {};
   /** The last write failed and nothing has been written since. */
   private failing = false;
+  /** The reader of an output that cannot be reopened (stdout) went away: what comes next is dropped, counted. */
+  outputGone = false;
   private fd: number;
   private readonly reopenFn: (() => number) | undefined;
   private readonly closeOnStop: boolean;
@@ -151,9 +153,10 @@ export class FdReporter implements Reporter {
 
   report(rec: EncodedRecord): void {
     const need = rec.len + 10;
-    if (this.stopped || this.held + need > PENDING_HARD) {
+    if (this.stopped || this.outputGone || this.held + need > PENDING_HARD) {
       this.dropped++;
-      this.overflow++;
+      if (this.outputGone) this.failed.gone = (this.failed.gone ?? 0) + 1;
+      else this.overflow++;
       return;
     }
     let c = this.cur;
@@ -284,6 +287,12 @@ export class FdReporter implements Reporter {
         // A FIFO's reader left: keep the rest for the next one.
         this.closeFd();
         this.scheduleReopen();
+      } else if (err.code === 'EPIPE') {
+        // `otus replay --out - | head`: nobody will read again; give up what is held (an error: the output is gone).
+        this.outputGone = true;
+        const n = this.abandon();
+        this.abandoned -= n;
+        this.failed.gone = (this.failed.gone ?? 0) + n;
       }
       this.settle();
       this.kick();

@@ -65,7 +65,9 @@ export function createSegment(name: string, size: number, mirrorFrom = 0, popula
   try {
     return native.shmOpen(name, size, true, mirrorFrom, populate);
   } catch (e) {
-    if ((e as { errno?: number }).errno !== EEXIST) throw e;
+    if ((e as { errno?: number }).errno !== EEXIST) {
+      throw new OtusError('OTUS_ERR_SYSCALL', `shared memory /dev/shm${name}: cannot create ${size} bytes (${(e as Error).message}); is /dev/shm mounted, writable and large enough?`);
+    }
     const owner = segmentOwner(name);
     const who = owner === null ? 'another process' : `process ${owner.pid}${isProcessAlive(owner.pid, owner.start) ? '' : ' (dead)'}`;
     throw new OtusError('OTUS_ERR_SHM_EXISTS', `shared memory /dev/shm${name} exists: ${who} holds that name; nothing was started`);

@@ -4,7 +4,7 @@
 // line, unknown method or bad parameter gets a JSON-RPC error, never a
 // crash; an idle or slow client is dropped without holding up the others.
 
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -48,6 +48,17 @@ function gidOf(group: string | number): number {
   throw new OtusError('OTUS_ERR_CONFIG', `control.group: no group ${JSON.stringify(group)} on this host`);
 }
 
+/**
+ * mkdir -p, one level at a time: Node 20's recursive mkdirSync never returns
+ * for a path under /proc (it retries ENOENT forever), and the daemon hung there.
+ */
+function mkdirs(dir: string): void {
+  if (existsSync(dir)) return;
+  const parent = dirname(dir);
+  if (parent !== dir) mkdirs(parent);
+  mkdirSync(dir, { mode: 0o755 });
+}
+
 /** The supplementary groups of a process (its /proc status), empty when it is gone. */
 function groupsOf(pid: number): number[] {
   try {
@@ -80,7 +91,11 @@ export class ControlServer {
 
   async listen(): Promise<void> {
     const path = this.access.socket;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    try {
+      mkdirs(dirname(path));
+    } catch (e) {
+      throw new OtusError('OTUS_ERR_CONFIG', `control.socket ${path}: cannot create its directory (${(e as Error).message})`);
+    }
     await removeStaleSocket(path);
     const server = createServer((s) => this.accept(s));
     // No one but us may connect between bind and chmod.

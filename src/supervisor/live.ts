@@ -10,7 +10,7 @@
 // it prints.
 
 import os from 'node:os';
-import { allowedCpus, type CaptureOptions, type CpuChoice, cpuFor, createCapturer, defaultCaptureOptions } from '../capture/index.js';
+import { allowedCpus, type CaptureOptions, type CpuChoice, checkCpus, cpuFor, createCapturer, defaultCaptureOptions } from '../capture/index.js';
 import { LogHub } from '../log/logger.js';
 import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
@@ -95,12 +95,16 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
     // Each task its own fanout group: two tasks on one interface must not share their traffic.
     fanoutGroup: (Math.random() * 0xffff) | 0,
     ...o.capture,
+    // The operator's word on the command line, or the task's.
+    xdpSteal: o.capture?.xdpSteal === true || task.xdpSteal,
     iface,
     streams: workers,
     filter: userFilter || filterText === '' ? null : filterText,
     fanout: driver === 'af_packet_v3',
   };
   createCapturer(driver, capture).init(); // a bad interface, driver or option: a coded error now, not in a child
+  const cpus = Array.from({ length: workers }, (_, i) => cpuFor(o.cpus, i, allowed));
+  checkCpus(cpus, Array.isArray(o.cpus) ? '--cpus' : o.allowed?.length ? 'resources.cpus' : 'cpus');
   return {
     checked: t,
     node: o.node,
@@ -109,7 +113,7 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
     workers,
     capture,
     userFilter,
-    cpus: Array.from({ length: workers }, (_, i) => cpuFor(o.cpus, i, allowed)),
+    cpus,
     ringBytes: o.ringBytes ?? 64 << 20,
     flowSlots: o.flowSlots ?? 65536,
     settings: o.settings,

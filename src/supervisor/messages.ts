@@ -10,6 +10,7 @@ import type { TaskSpec } from '../config/task.js';
 import type { ChildLogSetup } from '../log/logger.js';
 import type { RecordFormat, ReporterCounters } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
+import { asOtusError, OtusError } from '../util/errors.js';
 
 export interface ReplayPluginSetup {
   /** The task, validated once by the supervisor (children do not parse it again). */
@@ -85,7 +86,8 @@ export interface LiveCaptureDone {
   failure: string | null;
   counters: PipelineCounters;
   /** The capture stream's counters (StreamStats): blocks walked, and the kernel's packets and drops. */
-  stream: { frames: number; blocks: number; kernelPackets: number; kernelDrops: number; freezes: number; ifDrops: number };
+  /** outgoingSkipped: on lo, the outgoing copies the kernel counted in kernelPackets and the stream skipped (StreamStats). */
+  stream: { frames: number; blocks: number; kernelPackets: number; kernelDrops: number; freezes: number; ifDrops: number; outgoingSkipped: number };
   /** Registry misses that waited for the other capture processes (src/capture-proc/catch-up.ts), null without a clock. */
   catchUp: CatchUpStats | null;
   cpuSec: number;
@@ -149,6 +151,11 @@ export interface SenderReady {
   ringName: string;
 }
 
+/** The reporter's output is gone for good (stdout closed by its reader): nothing more can be written. */
+export interface SenderOutputGone {
+  type: 'output-gone';
+}
+
 export interface SenderDone {
   type: 'done';
   records: number;
@@ -182,4 +189,17 @@ export interface ChildError {
   type: 'error';
   code: string;
   message: string;
+}
+
+/**
+ * A child's last word: its error as a ChildError (an OtusError, or the addon's
+ * coded error, as it is; anything else OTUS_ERR_WORKER naming `who`; never a
+ * stack), sent to the supervisor, then exit 2.
+ */
+export function exitWithError(e: unknown, who: string): void {
+  const o = asOtusError(e);
+  const err: ChildError =
+    e instanceof OtusError ? { type: 'error', code: o.code, message: o.message } : { type: 'error', code: o.code === 'OTUS_ERR_INTERNAL' ? 'OTUS_ERR_WORKER' : o.code, message: `${who}: ${o.message}` };
+  if (process.connected) process.send!(err, () => process.exit(2));
+  else process.exit(2);
 }

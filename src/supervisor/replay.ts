@@ -28,7 +28,7 @@ import { createRing, type RingSegment } from '../shm/ring.js';
 import { removeAllStaleSegments, runScope } from '../shm/segment.js';
 import { OtusError } from '../util/errors.js';
 import type { CaptureDone, CaptureStart, FrameShare, SenderDone } from './messages.js';
-import { awaitDone, checkTask, here, killAll, startSender, summarize, type TaskSummary } from './task-run.js';
+import { awaitDone, checkTask, here, type IncompleteFile, killAll, startSender, summarize, type TaskSummary } from './task-run.js';
 
 export { formatSummary, type TaskSummary } from './task-run.js';
 
@@ -51,16 +51,26 @@ export interface ReplayOptions {
   signal?: AbortSignal;
 }
 
+/** The summary's warning for a file that could not be read to its end. */
+export function incompleteWarning(f: IncompleteFile): string {
+  return `${f.file}: stopped: ${f.stopped}; ${f.frames} frames before it were replayed, the last ${f.file_size - f.bytes_read} of ${f.file_size} bytes were not`;
+}
+
 /**
  * Each capture process's share of each file ([file][process]), by the
- * symmetric flow hash as kernel fanout would share the traffic out.
+ * symmetric flow hash as kernel fanout would share the traffic out. A file
+ * whose reading stops before its end is added to `incomplete`.
  */
-export function assignFrames(files: string[], workers: number): FrameShare[][] {
+export function assignFrames(files: string[], workers: number, incomplete: IncompleteFile[] = []): FrameShare[][] {
   const decoder = new Decoder(defaultDecoderOptions());
+  const ended = (file: string, r: ReturnType<typeof openCapture>): void => {
+    if (r.endReason !== null) incomplete.push({ file, stopped: r.endReason, frames: r.framesRead, bytes_read: r.bytesRead, file_size: r.fileSize });
+  };
   return files.map((file) => {
     const reader = openCapture(file);
     if (workers === 1) {
       while (reader.next());
+      ended(file, reader);
       return [{ frames: reader.framesRead, index: null, offset: null }];
     }
     // pcap records need nothing from earlier ones, so a process can jump to its own (pcapng blocks can: walk those).
@@ -82,6 +92,7 @@ export function assignFrames(files: string[], workers: number): FrameShare[][] {
       if (seekable) offset[w][k] = at;
       at = reader.bytesRead;
     }
+    ended(file, reader);
     return index.map((ix, w) => ({ frames: reader.framesRead, index: ix.slice(0, n[w]), offset: seekable ? offset[w].slice(0, n[w]) : null }));
   });
 }
@@ -151,7 +162,8 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     if (!filter.empty && r.next()) filter.program(r.frame.linkType);
   }
 
-  const shares = assignFrames(files, workers);
+  const incomplete: IncompleteFile[] = [];
+  const shares = assignFrames(files, workers, incomplete);
   let why = abortReason(o.signal);
   if (why !== null) throw interrupted(why, t0);
   // Segments of runs that died without cleaning up (killed, crashed) go first; this run's names are its own and unguessable.
@@ -182,6 +194,8 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     let senderExit: string | null = null;
     sender.once('exit', (code, sig) => (senderExit = sig !== null ? `was killed by ${sig}` : `exited with code ${code}`));
     const senderLost = new Promise<'sender'>((r) => sender.once('exit', () => r('sender')));
+    // `--out - | head`: the reader of stdout left; the rest of the run would be written to no one.
+    const outputGone = new Promise<'output-gone'>((r) => sender.on('message', (m: { type: string }) => m.type === 'output-gone' && r('output-gone')));
     const captureProcs: ChildProcess[] = [];
     const captures: Promise<CaptureDone>[] = [];
     for (let i = 0; i < workers; i++) {
@@ -193,7 +207,14 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     }
     const all = Promise.all(captures);
     all.catch(() => undefined);
-    const outcome = await Promise.race([all.then(() => 'done' as const, () => 'capture' as const), senderLost, aborted]);
+    const outcome = await Promise.race([all.then(() => 'done' as const, () => 'capture' as const), senderLost, aborted, outputGone]);
+    const endOutputGone = async (): Promise<never> => {
+      if (sender.connected) sender.send({ type: 'abandon' }, () => undefined);
+      await stopChildren(captureProcs, STOP_GRACE_MS);
+      await stopChildren([sender], STOP_GRACE_MS, false);
+      throw new OtusError('OTUS_ERR_OUTPUT_CLOSED', 'the reader of standard output went away: replay stopped early');
+    };
+    if (outcome === 'output-gone') await endOutputGone();
     if (outcome === 'signal') {
       // The sender drains what the ring holds and flushes, within the grace time; capture processes die on SIGTERM.
       if (sender.connected) sender.send({ type: 'drain' }, () => undefined);
@@ -209,7 +230,8 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     }
     const done = await all;
     if (sender.connected) sender.send({ type: 'drain' }, () => undefined);
-    const last = await Promise.race([senderDone.then((d) => d, () => 'sender' as const), aborted]);
+    const last = await Promise.race([senderDone.then((d) => d, () => 'sender' as const), aborted, outputGone]);
+    if (last === 'output-gone') await endOutputGone();
     if (last === 'signal') {
       await stopChildren([sender], STOP_GRACE_MS, false);
       throw interrupted(abortReason(o.signal)!, t0);
@@ -221,8 +243,10 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     }
     const s = last as SenderDone;
     const registry = flows ? { ...flows.stats() } : null;
-    const summary = summarize(task, workers, done, (d) => ({ ring_waits: d.ringWaits }), s, Number(process.hrtime.bigint() - t0) / 1e9, [], registry);
-    return { ...summary, files };
+    const warnings = incomplete.map(incompleteWarning);
+    const summary = summarize(task, workers, done, (d) => ({ ring_waits: d.ringWaits }), s, Number(process.hrtime.bigint() - t0) / 1e9, warnings, registry);
+    summary.warnings.push(...t.hints(summary.parsers));
+    return { ...summary, files, incomplete_files: incomplete };
   } finally {
     killAll(children);
     await Promise.all(children.map(exited));

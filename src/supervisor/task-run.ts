@@ -17,11 +17,24 @@ import { createRing, type RingSegment } from '../shm/ring.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
 import type { CaptureDone, ChildError, LiveCaptureDone, ReplayPluginSetup, SenderDone, SenderReady, SenderStart } from './messages.js';
 
+/** A capture file whose reading stopped before its end (a corrupt or truncated record): what `otus decode` says as `stopped:`. */
+export interface IncompleteFile {
+  file: string;
+  /** The reader's reason, with the byte offset (`absurd caplen 4294967295 at byte 1234`). */
+  stopped: string;
+  /** Frames read (and replayed) before it. */
+  frames: number;
+  bytes_read: number;
+  file_size: number;
+}
+
 export interface TaskSummary {
   task: string;
   workers: number;
   /** Replay: the capture files. */
   files?: string[];
+  /** Replay: files that could not be read to their end (each also a warning); `otus replay` then exits 3. */
+  incomplete_files?: IncompleteFile[];
   /** Live: the interface, the driver and why the capture stopped. */
   capture?: { interface: string; driver: string; stopped: string };
   frames: number;
@@ -82,6 +95,8 @@ export interface CheckedTask {
   pluginDirs: string[];
   reporter: ReporterChoice;
   format: RecordFormat;
+  /** Warnings the task's parsers draw from their summed counters (Parser.hints): appended to a run's summary. */
+  hints: (parsers: TaskSummary['parsers']) => string[];
 }
 
 export interface ReporterChoice {
@@ -102,11 +117,15 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
   const registry = await createRegistry(dirs);
   const plugins = await instantiateTaskPlugins(registry, task, node, -1);
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.stop?.();
+  // hints() reads only the counters it is given: a stopped instance serves.
+  const hinting = plugins.parsers.map((p, i) => ({ p, name: plugins.parserNames[i]! })).filter(({ p }) => p.hints !== undefined);
+  const hints = (parsers: TaskSummary['parsers']): string[] =>
+    hinting.flatMap(({ p, name }) => (parsers[name]?.counters ? p.hints!(parsers[name].counters!) : []));
   const repPlugin = await registry.load('reporter', rep.name, rep.where);
   const config = registry.checkConfig(repPlugin, rep.config, rep.where) as Record<string, unknown>;
   // A file the sender would open: refused now, with the reason, rather than in the sender.
   if (rep.name === 'file') checkOutputPath(config.path as string);
-  return { task, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json' };
+  return { task, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json', hints };
 }
 
 /**
@@ -313,7 +332,9 @@ export function formatSummary(s: TaskSummary): string {
     ...s.capture_processes.map(
       (c) =>
         `  capture process ${c.index}: ${c.frames} frames, ${c.records} records, ${c.cpu_s.toFixed(3)} CPU-s, ${M(c.pps_per_cpu_s)} packets per CPU-second` +
-        (c.kernel_packets !== undefined ? `; kernel_packets=${c.kernel_packets} kernel_drops=${c.kernel_drops} freezes=${c.freezes} blocks=${c.blocks}` : '') +
+        (c.kernel_packets !== undefined
+          ? `; kernel_packets=${c.kernel_packets}${c.outgoing_skipped ? ` outgoing_skipped=${c.outgoing_skipped}` : ''} kernel_drops=${c.kernel_drops} freezes=${c.freezes} blocks=${c.blocks}`
+          : '') +
         (c.catchup_waits !== undefined ? `; catch-up waits=${c.catchup_waits} (${c.catchup_waited_ms} ms, ${c.catchup_deadlines} to the deadline; ${c.catchup_quiet} more misses of those flows did not wait)` : ''),
     ),
     `  packets per capture-process CPU-second: ${M(s.pps_per_capture_cpu_s)}; aggregate ${M(s.pps_wall)} packets per second`,

@@ -354,6 +354,7 @@ export class SupervisedTask {
         cpu: d.cpu,
         blocks: d.stream.blocks,
         kernel_packets: d.stream.kernelPackets,
+        ...(d.stream.outgoingSkipped > 0 && { outgoing_skipped: d.stream.outgoingSkipped }),
         kernel_drops: d.stream.kernelDrops,
         freezes: d.stream.freezes,
         restarts: this.captures[d.index]?.restarts ?? 0,
@@ -527,6 +528,7 @@ export class SupervisedTask {
       // The counters as the segments hold them at the end, kept for status and the metrics once they are gone.
       if (this.stats !== null) this.final = { stats: this.stats.view.copy(), ring: this.ring?.stats() ?? null, registry: this.flows?.stats() ?? null };
       summary = this.counters(warnings);
+      summary.warnings.push(...this.plan.checked.hints(summary.parsers)); // what the parsers skipped, and what would take it
     } finally {
       this.release(); // whatever happened above, the task's shared memory goes with it
     }

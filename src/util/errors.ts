@@ -37,7 +37,15 @@ export type OtusErrorCode =
   /** A shared-memory segment name is already taken (another process created it). */
   | 'OTUS_ERR_SHM_EXISTS'
   /** A run was stopped by SIGTERM or SIGINT before it finished (`otus replay` exits 128 + the signal's number). */
-  | 'OTUS_ERR_INTERRUPTED';
+  | 'OTUS_ERR_INTERRUPTED'
+  /** The process lacks a privilege the operation needs (root, or a capability such as CAP_NET_RAW). */
+  | 'OTUS_ERR_PERMISSION'
+  /** A capture file could not be read to its end (a corrupt or truncated record): `otus replay` exits 3. */
+  | 'OTUS_ERR_CAPTURE_INCOMPLETE'
+  /** The reader of a run's standard output went away (`otus replay --out - | head`): the run stopped early; exit status 0, nothing printed. */
+  | 'OTUS_ERR_OUTPUT_CLOSED'
+  /** Something that should not happen did (a bug): reported as one line; OTUS_DEBUG=1 adds the stack. */
+  | 'OTUS_ERR_INTERNAL';
 
 export class OtusError extends Error {
   readonly code: OtusErrorCode;
@@ -46,4 +54,21 @@ export class OtusError extends Error {
     this.name = 'OtusError';
     this.code = code;
   }
+}
+
+/**
+ * Any thrown value as an OtusError, for the last line a command prints: the
+ * addon's errors (`{code: 'OTUS_ERR_SYSCALL', errno}`, not OtusError) keep
+ * their code, Node's system errors (ENOENT, EACCES...) become
+ * OTUS_ERR_SYSCALL, anything else OTUS_ERR_INTERNAL. Never a stack trace
+ * unless OTUS_DEBUG is set.
+ */
+export function asOtusError(err: unknown): OtusError {
+  if (err instanceof OtusError) return err;
+  const e = (err !== null && typeof err === 'object' ? err : {}) as { code?: unknown; message?: unknown; syscall?: unknown; stack?: unknown };
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  if (typeof e.code === 'string' && /^OTUS_ERR_[A-Z_]+$/.test(e.code)) return new OtusError(e.code as OtusErrorCode, message, { cause: err });
+  if (typeof e.code === 'string' && /^E[A-Z0-9]+$/.test(e.code) && typeof e.syscall === 'string') return new OtusError('OTUS_ERR_SYSCALL', message, { cause: err });
+  const debug = process.env.OTUS_DEBUG && typeof e.stack === 'string' ? `\n${e.stack}` : '';
+  return new OtusError('OTUS_ERR_INTERNAL', `internal error: ${message} (a bug: please report it with the command line; OTUS_DEBUG=1 shows where)${debug}`, { cause: err });
 }

@@ -2,7 +2,7 @@
 // (`otus capture --driver file`), as fast as possible or at recorded speed.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,8 @@ import { OtusError } from '../../src/util/errors.js';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const OTUS = join(ROOT, 'dist/src/cli/otus.js');
 const SAMPLE = join(ROOT, 'samples/rtp-g711a.pcap');
+const TASK = join(ROOT, 'configs/task-voip.yml');
+const NATIVE = join(ROOT, 'dist/src/native.js');
 
 function otus(...args: string[]): { out: string; err: string; status: number | null } {
   const r = spawnSync(process.execPath, [OTUS, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -85,6 +87,39 @@ describe('file driver', () => {
       const fast = Date.now();
       otus('capture', '--driver', 'file', '-i', file);
       assert.ok(Date.now() - fast < ms, 'without --realtime it does not wait');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--count N: the stream hands over N frames, and its summary says so (not the batch it read)', () => {
+    for (const workers of ['1', '2']) {
+      const r = otus('capture', '--driver', 'file', '-i', SAMPLE, '--count', '3', '--workers', workers);
+      assert.equal(r.status, 0, r.err);
+      assert.equal(r.out.trim().split('\n').length, 3);
+      assert.match(r.err, /: 3 frames; stopped: count 3\n/);
+      assert.match(r.err, /stream 0: frames=3 kernel_packets=3 /, r.err);
+      if (workers === '2') {
+        const piped = [...r.err.matchAll(/pipeline \d: frames=(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
+        assert.equal(piped, 3, r.err);
+      }
+    }
+  });
+
+  it('a FIFO with no writer is refused at once (open() would wait for a writer forever)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'otus-fifo-'));
+    try {
+      const fifo = join(dir, 'capture.pcap');
+      execFileSync('mkfifo', [fifo]);
+      for (const args of [['decode', fifo], ['capture', '--driver', 'file', '-i', fifo], ['replay', '--task', TASK, fifo]]) {
+        const r = otus(...args);
+        assert.equal(r.status, 2, `otus ${args.join(' ')}: ${r.err}`);
+        assert.equal(r.err, `otus: ${fifo}: cannot read capture file: it is a FIFO, not a regular file (capture files are read in place: write the capture to a file first) [OTUS_ERR_CAPTURE_IO]\n`);
+      }
+      // The addon itself, whatever JS checked before: a FIFO is never opened blocking.
+      const m = spawnSync(process.execPath, ['--input-type=module', '-e', `const { native } = await import(${JSON.stringify(NATIVE)}); try { native.mapFile(${JSON.stringify(fifo)}); } catch (e) { console.log(e.message); }`], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(m.signal, null, 'mapFile returned');
+      assert.equal(m.stdout.trim(), `map ${fifo}: Invalid argument`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

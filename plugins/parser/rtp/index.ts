@@ -39,7 +39,16 @@ export class RtpStats {
   correlated = 0;
   events = 0;
   readonly rejects = new Float64Array(RTP_REJECT_NAMES.length);
+  /** RTP-looking UDP not taken: no SDP announced it, not on `ports`, `heuristic` off. */
+  unsignalled = 0;
+  /** Of those, payload types in `event_payload_types` (RFC 4733 events: DTMF). */
+  unsignalledEvents = 0;
+  /** Of those, by destination port (made at the first one). */
+  unsignalledPorts: Uint32Array | null = null;
 }
+
+/** Ports named in the counters and the hint: the most frequent few. */
+const TOP_PORTS = 8;
 
 const K_SSRC = labelKeyId('rtp.ssrc');
 const K_PT = labelKeyId('rtp.pt');
@@ -53,6 +62,21 @@ const FAST_WORDS = 18 + 7 + FLOW_LABEL_WORDS + 10;
 
 /** Names of the static payload types, made once (labels keep a reference). */
 const STATIC_NAMES: (string | null)[] = Array.from({ length: 128 }, (_, i) => STATIC_PT[i] ?? null);
+
+/** The most frequent ports of a per-port count table, as {port: count}. */
+function topPorts(counts: Uint32Array | null): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (counts === null) return out;
+  const top: number[] = [];
+  for (let port = 0; port < counts.length; port++) {
+    if (counts[port] === 0) continue;
+    top.push(port);
+    top.sort((a, b) => counts[b] - counts[a]);
+    if (top.length > TOP_PORTS) top.pop();
+  }
+  for (const port of top) out[port] = counts[port];
+  return out;
+}
 
 /** Non-zero counts by name (index 0, "none", skipped). */
 export function byName(names: readonly string[], counts: Float64Array): Record<string, number> {
@@ -93,7 +117,17 @@ export class RtpParser implements Parser {
   canHandle(p: DecodedPacket): boolean {
     if (p.proto !== 17 || !looksLikeRtp(p.payloadBuf, p.payloadOff, p.payloadLen)) return false;
     this.slot = this.corr.lookup(p);
-    return this.slot >= 0 || this.heuristic || this.ports[p.dport] === 1 || this.ports[p.sport] === 1;
+    if (this.slot >= 0 || this.heuristic || this.ports[p.dport] === 1 || this.ports[p.sport] === 1) return true;
+    this.skipped(p);
+    return false;
+  }
+
+  /** Counts an RTP-looking packet nobody signalled, so the run's summary can say why it made no record. Not the fast path. */
+  private skipped(p: DecodedPacket): void {
+    const st = this.stats;
+    st.unsignalled++;
+    if (this.eventPt[p.payloadBuf[p.payloadOff + 1] & 127] === 1) st.unsignalledEvents++;
+    (st.unsignalledPorts ??= new Uint32Array(65536))[p.dport]++;
   }
 
   handle(p: DecodedPacket, out: OutputRecord, hasTs: boolean, tsDigits: number): boolean {
@@ -209,7 +243,26 @@ export class RtpParser implements Parser {
 
   counters(): Record<string, unknown> {
     const st = this.stats;
-    return { packets: st.packets, correlated: st.correlated, events: st.events, rejects: byName(RTP_REJECT_NAMES, st.rejects), registry: { ...this.corr.stats } };
+    return {
+      packets: st.packets,
+      correlated: st.correlated,
+      events: st.events,
+      rejects: byName(RTP_REJECT_NAMES, st.rejects),
+      registry: { ...this.corr.stats },
+      unsignalled: { packets: st.unsignalled, events: st.unsignalledEvents, ports: topPorts(st.unsignalledPorts) },
+    };
+  }
+
+  /** The summary's word on RTP it skipped (counters summed over capture processes): how much, and what would take it. */
+  hints(counters: Record<string, unknown>): string[] {
+    const u = counters.unsignalled as { packets?: number; events?: number; ports?: Record<string, number> } | undefined;
+    if (!u?.packets) return [];
+    const ports = Object.entries(u.ports ?? {}).sort((a, b) => b[1] - a[1]).slice(0, TOP_PORTS).map(([port]) => port);
+    return [
+      `rtp: ${u.packets} RTP-looking UDP packets skipped${u.events ? ` (${u.events} of them RFC 4733 events: DTMF)` : ''}: no SDP announced their endpoints ` +
+        `(the call's SIP is not in this traffic, or not on a port the sip parser reads); the rtp parser's config takes them with heuristic: true, ` +
+        `or ports: [${ports.join(', ')}] (where they were sent)`,
+    ];
   }
 
   private reject(reason: number): boolean {

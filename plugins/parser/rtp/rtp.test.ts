@@ -49,6 +49,33 @@ for (const name of [join(ROOT, 'samples/rtp-g711a.pcap'), join(FIXTURES, 'rtppro
   });
 }
 
+const UNSIGNALLED = HEUR.replace('id: rtp-golden', 'id: rtp-unsignalled').replace(/\n      config: \{heuristic: true\}/g, '');
+
+test('RTP nobody signalled: no record, and the summary says how many RTP-looking packets (and DTMF events) were skipped and which setting takes them', () => {
+  for (const name of [join(ROOT, 'samples/rtp-g711a.pcap'), join(FIXTURES, 'rtpproxy--dtmf.pcapng')]) {
+    const rtp = tsharkFields(name, 'rtp', ['udp.dstport', 'rtpevent.event_id'], ['--enable-heuristic', 'rtp_udp']);
+    const events = rtp.filter(([, ev]) => ev !== '').length;
+    const ports = new Map<string, number>();
+    for (const [port] of rtp) ports.set(port, (ports.get(port) ?? 0) + 1);
+    const byCount = [...ports].sort((a, b) => b[1] - a[1]).map(([p]) => p);
+    for (const workers of [1, 2]) {
+      const { records, stats } = replay(UNSIGNALLED, [name], workers);
+      assert.equal(records.filter((r) => r.protocol === 'rtp').length, 0);
+      assert.deepEqual(stats.parsers.rtp.counters.unsignalled, { packets: rtp.length, events, ports: Object.fromEntries(ports) });
+      const hint = stats.warnings.filter((w: string) => w.startsWith('rtp: '));
+      assert.deepEqual(hint, [
+        `rtp: ${rtp.length} RTP-looking UDP packets skipped${events ? ` (${events} of them RFC 4733 events: DTMF)` : ''}: no SDP announced their endpoints ` +
+          `(the call's SIP is not in this traffic, or not on a port the sip parser reads); the rtp parser's config takes them with heuristic: true, ` +
+          `or ports: [${byCount.join(', ')}] (where they were sent)`,
+      ]);
+    }
+    // With heuristic on, the same packets are records and there is nothing to explain.
+    const { stats } = replay(HEUR, [name]);
+    assert.equal(stats.parsers.rtp.counters.unsignalled.packets, 0);
+    assert.ok(!stats.warnings.some((w: string) => w.startsWith('rtp: ')), stats.warnings.join('\n'));
+  }
+});
+
 // ---- a signalled call, in process ----
 
 const A = '192.0.2.10';
