@@ -14,14 +14,30 @@
 // (the delivered bytes win, the rest is used); one that starts after it is
 // out of order and kept (copied) until the hole fills. A hole still open
 // after gapTimeoutMs (capture time), or when the direction's buffered bytes
-// pass maxStreamBytes, is skipped: the next chunk carries `gap`.
+// pass maxStreamBytes, is skipped: the next chunk carries `gap`, and bytes
+// the parser kept from before the hole are dropped (counted), never joined
+// to the bytes after it: the parser resynchronises on what follows.
+//
+// Time: each segment's capture time travels with its bytes (out-of-order
+// copies keep theirs), and a chunk says when its first kept byte and its
+// new bytes were captured (TcpChunk.stamp), so a record carries the capture
+// time of its message's first byte, not the time the hole was given up on.
 //
 // Limits: maxStreams connections (the least recently used is evicted),
-// maxStreamBytes per direction, maxBytes for all buffers together (LRU
-// streams are evicted until under), streamTimeoutMs of silence. Every one
-// of these events is counted in TcpStreamStats. A stream ends on RST, when
-// both FINs have been reached, on timeout or eviction; its remaining bytes
-// are flushed first (with `gap` when a hole is skipped).
+// maxStreamBytes per direction, maxBytes for the memory of all streams
+// together (LRU streams are evicted until under), streamTimeoutMs of
+// silence. Memory is counted as allocated: a fixed cost per connection, the
+// capacity of each kept-bytes buffer (it grows by doubling), and each
+// out-of-order copy with its object overhead. Every one of these events is
+// counted in TcpStreamStats. A stream ends on RST, when both FINs have been
+// reached, on timeout or eviction; its remaining bytes are flushed first
+// (with `gap` when a hole is skipped).
+//
+// Connections on ports no parser declared can be claimed by a parser's
+// probe (StreamParser.probeStream, e.g. sip with `heuristic`): offer()
+// decides once per connection, from its first payload, and remembers the
+// answer in a direct-mapped table keyed by a symmetric flow hash, so the
+// other segments of a connection nobody claimed cost one table read.
 //
 // Cost: an in-order segment with nothing kept is delivered from the frame's
 // own memory; no allocation per segment. Stream objects are pooled. Only out
@@ -35,7 +51,7 @@ export interface TcpReassemblyOptions {
   maxStreams: number;
   /** Bytes one direction may hold (out-of-order segments plus bytes kept for its parser). */
   maxStreamBytes: number;
-  /** Bytes all streams may hold together (default 128 MiB, ADR-005f). */
+  /** Memory all streams may hold together (default 128 MiB, ADR-005f): per-connection cost, kept-buffer capacity, out-of-order copies. */
   maxBytes: number;
   /** A hole older than this (capture time) is skipped. */
   gapTimeoutMs: number;
@@ -71,6 +87,9 @@ export class TcpStreamStats {
   oooDropped = 0;
   /** Bytes a parser kept that passed maxStreamBytes: dropped (the next chunk has `gap`). */
   keepOverflows = 0;
+  /** Holes that dropped bytes a parser had kept from before them (an incomplete message), and those bytes. */
+  keptDropped = 0;
+  keptBytesDropped = 0;
   /** Ends: FIN both ways, RST, timeout, evicted at maxStreams, evicted for memory, flushed by the owner. */
   closedFin = 0;
   closedRst = 0;
@@ -78,9 +97,15 @@ export class TcpStreamStats {
   evictedLru = 0;
   evictedMemory = 0;
   flushed = 0;
-  /** Bytes held now (out of order + kept) and the most ever held. */
+  /** Payload bytes held now (out of order + kept) and the most ever held. */
   bytesHeld = 0;
   bytesHeldMax = 0;
+  /** Memory held now (what maxBytes bounds: connections, kept-buffer capacity, out-of-order copies) and the most ever held. */
+  memoryHeld = 0;
+  memoryHeldMax = 0;
+  /** Connections on other ports offered to the parsers' probes (at their first payload), and those a parser claimed. */
+  probes = 0;
+  claimed = 0;
 }
 
 /**
@@ -97,14 +122,36 @@ export class TcpChunk {
   len = 0;
   /** A DataView indexing the same bytes as buf (parsers scan four bytes at a time with it), or null. */
   view: DataView | null = null;
-  /** Bytes are missing before this chunk (hole skipped, parser's kept bytes dropped). */
+  /** Bytes are missing before this chunk (hole skipped, parser's kept bytes dropped). Bytes kept from before a hole are never in a chunk with `gap`. */
   gap = false;
+  /** The first keptLen bytes (from off) were kept from earlier segments; the first of them was captured at keptSec/keptNsec. */
+  keptLen = 0;
+  keptSec = 0;
+  keptNsec = 0;
+  /** Capture time of the segment the rest of the bytes came from (an out-of-order one keeps its own). */
+  tsSec = 0;
+  tsNsec = 0;
   /** For the record's envelope (fillEnvelope): the segment that made these bytes deliverable, or a packet built from the stream's addresses when flushing. Its direction is `dir`'s. */
   packet: DecodedPacket = new Packet();
   /** At stream end only: the same addresses in the other direction (for a record of direction 1). */
   reverse: DecodedPacket = new Packet();
   hasTs = true;
   tsDigits = 6;
+
+  /**
+   * Sets t's capture time to that of the byte at buf[at] (a message that
+   * starts there): kept bytes carry the time of the first of them (a parser
+   * keeps from a message's start), the others their segment's.
+   */
+  stamp(t: { tsSec: number; tsNsec: number }, at: number): void {
+    if (at < this.off + this.keptLen) {
+      t.tsSec = this.keptSec;
+      t.tsNsec = this.keptNsec;
+    } else {
+      t.tsSec = this.tsSec;
+      t.tsNsec = this.tsNsec;
+    }
+  }
 }
 
 /** Who receives the bytes: the pipeline (which calls the owning parser). */
@@ -113,7 +160,23 @@ export interface TcpStreamConsumer {
   streamData(owner: number, c: TcpChunk): number;
   /** The connection is gone (after its last bytes were delivered). */
   streamEnd(owner: number, streamId: number, dir0: TcpChunk): void;
+  /** A connection on a port no parser declared, at its first payload: the owner that claims it, or -1 (see offer). */
+  probeStream?(p: DecodedPacket): number;
 }
+
+/**
+ * Memory, as counted against maxBytes (measured on node 20 with
+ * test/unit/tcp-memory-costs: heap per object, rounded up): one connection
+ * (the Stream, its two Directions and their arrays, its hash-map entry);
+ * the objects of one kept-bytes buffer beside its capacity (ArrayBuffer,
+ * Uint8Array, DataView, the backing store's header); one out-of-order copy
+ * beside its bytes (the same objects, and its entries in four arrays).
+ */
+export const STREAM_COST = 1024;
+export const BUFFER_COST = 256;
+export const OOO_COST = 320;
+/** Slots of the table of connections offered to probes (a power of two). */
+const VERDICT_SLOTS = 1 << 16;
 
 const FIN = 0x01;
 const SYN = 0x02;
@@ -131,6 +194,9 @@ class Direction {
   /** Out-of-order segments, sorted by sequence (relative order from `next`). */
   oooSeq: number[] = [];
   oooData: Uint8Array[] = [];
+  /** Capture time of each stored segment. */
+  oooSec: number[] = [];
+  oooNsec: number[] = [];
   oooBytes = 0;
   /** Capture time (ms) the oldest open hole was first seen; -1 none. */
   gapSince = -1;
@@ -138,6 +204,9 @@ class Direction {
   /** keep's DataView, made when keep is (null while it is EMPTY). */
   keepView: DataView | null = null;
   keepLen = 0;
+  /** Capture time of keep[0]. */
+  keepSec = 0;
+  keepNsec = 0;
   pendingGap = false;
 
   reset(): void {
@@ -148,6 +217,8 @@ class Direction {
     this.done = false;
     this.oooSeq.length = 0;
     this.oooData.length = 0;
+    this.oooSec.length = 0;
+    this.oooNsec.length = 0;
     this.oooBytes = 0;
     this.gapSince = -1;
     this.keepLen = 0;
@@ -180,6 +251,9 @@ class Stream {
   next: Stream | null = null;
   bucketNext: Stream | null = null;
   live = false;
+  /** Its entry in the probe table when a probe claimed it (cleared at its end), else -1. */
+  vSlot = -1;
+  vTag = 0;
 }
 
 function seqDiff(a: number, b: number): number {
@@ -199,6 +273,11 @@ export class TcpReassembler {
   private readonly flushPkt = new Packet();
   private readonly flushPktRev = new Packet();
   private now = 0;
+  /** The stream the last segment() call went to (null if it opened none). */
+  private cur: Stream | null = null;
+  /** Probe table (made by the first offer): a flow's tag, and its owner or -1 (no parser wanted it). */
+  private vTag: Int32Array | null = null;
+  private vOwner: Int16Array | null = null;
 
   constructor(consumer: TcpStreamConsumer, opts: Partial<TcpReassemblyOptions> = {}) {
     this.consumer = consumer;
@@ -218,6 +297,7 @@ export class TcpReassembler {
     const flags = p.tcpFlags;
     let s = this.find(p);
     let dir = 0;
+    this.cur = null;
     if (s === null) {
       const hasData = p.payloadLen > 0;
       if ((flags & RST) !== 0 || (!hasData && (flags & SYN) === 0)) return; // nothing to follow
@@ -226,8 +306,10 @@ export class TcpReassembler {
       if ((flags & SYN) !== 0) reverse = (flags & ACK) !== 0;
       else if (serverPort >= 0) reverse = p.sport === serverPort && p.dport !== serverPort;
       s = this.open(p, owner, reverse);
+      if (!s.live) return; // maxBytes below one connection's cost
       dir = reverse ? 1 : 0;
     } else dir = this.dirOf(s, p);
+    this.cur = s;
     s.lastSeen = this.now;
     s.lastSec = p.tsSec;
     s.lastNsec = p.tsNsec;
@@ -255,11 +337,12 @@ export class TcpReassembler {
         d.finSec = p.tsSec;
         d.finNsec = p.tsNsec;
       }
-      if (d.oooBytes > 0 && (this.now - d.gapSince > this.opts.gapTimeoutMs || d.oooBytes > this.opts.maxStreamBytes)) {
+      if (d.oooBytes > 0 && s.live && (this.now - d.gapSince > this.opts.gapTimeoutMs || d.oooBytes > this.opts.maxStreamBytes)) {
         this.skipGap(s, dir, d, p);
       }
       if (d.finSeq >= 0 && d.next === d.finSeq && !d.done) d.done = true;
     }
+    if (!s.live) return; // evicted for memory while its own bytes were delivered
     if ((flags & RST) !== 0) {
       st.closedRst++;
       this.close(s, true);
@@ -269,6 +352,66 @@ export class TcpReassembler {
       st.closedFin++;
       this.close(s, false);
     }
+  }
+
+  /**
+   * A TCP segment on a port no parser declared. Its connection is followed
+   * when a probe claimed it (then the segment goes to segment() and this
+   * returns true); each connection is offered to the consumer's probeStream
+   * once, at its first payload, and the answer is remembered per flow (a
+   * SYN clears a "no": a new connection is decided again). False: the
+   * segment is not for a stream parser.
+   */
+  offer(p: DecodedPacket, hasTs: boolean, tsDigits: number): boolean {
+    let tags = this.vTag;
+    let owners = this.vOwner;
+    if (tags === null || owners === null) {
+      tags = this.vTag = new Int32Array(VERDICT_SLOTS);
+      owners = this.vOwner = new Int16Array(VERDICT_SLOTS);
+    }
+    const slot = this.hashOf(p) & (VERDICT_SLOTS - 1);
+    const tag = tagOf(p);
+    if (tags[slot] === tag) {
+      const o = owners[slot];
+      if (o >= 0) {
+        this.segment(p, o, -1, hasTs, tsDigits);
+        return true;
+      }
+      if ((p.tcpFlags & (SYN | ACK)) === SYN) tags[slot] = 0;
+      return false;
+    }
+    // Not in the table (its first segments, or its entry went to another flow): a stream already followed?
+    const s = this.find(p);
+    if (s !== null) {
+      const o = s.owner;
+      this.segment(p, o, -1, hasTs, tsDigits);
+      if (s.live && s.vSlot < 0 && (tags[slot] === 0 || owners[slot] < 0)) this.remember(s, slot, tag);
+      return true;
+    }
+    if (p.payloadLen <= 0 || this.consumer.probeStream === undefined) return false;
+    this.stats.probes++;
+    const o = this.consumer.probeStream(p);
+    if (o < 0) {
+      // A connection some probe claimed keeps its entry; this one is then asked again at its next payload.
+      if (tags[slot] === 0 || owners[slot] < 0) {
+        tags[slot] = tag;
+        owners[slot] = -1;
+      }
+      return false;
+    }
+    this.stats.claimed++;
+    // Its first payload's sender is direction 0 (the client, as far as this stream knows).
+    this.segment(p, o, p.dport, hasTs, tsDigits);
+    const claimed = this.cur;
+    if (claimed !== null && claimed.live) this.remember(claimed, slot, tag);
+    return true;
+  }
+
+  private remember(s: Stream, slot: number, tag: number): void {
+    this.vTag![slot] = tag;
+    this.vOwner![slot] = s.owner;
+    s.vSlot = slot;
+    s.vTag = tag;
   }
 
   /** Flushes and forgets every connection (end of input, shutdown). */
@@ -301,14 +444,14 @@ export class TcpReassembler {
       diff = 0;
     }
     if (diff > 0) {
-      this.storeOoo(d, seq, buf, off, len);
+      this.storeOoo(d, seq, buf, off, len, p);
       return;
     }
-    this.deliver(s, dir, d, buf, off, len, p);
+    this.deliver(s, dir, d, buf, off, len, p, p.tsSec, p.tsNsec);
     this.drainOoo(s, dir, d, p);
   }
 
-  private storeOoo(d: Direction, seq: number, buf: Uint8Array, off: number, len: number): void {
+  private storeOoo(d: Direction, seq: number, buf: Uint8Array, off: number, len: number, p: DecodedPacket): void {
     const st = this.stats;
     if (d.oooBytes + d.keepLen + len > this.opts.maxStreamBytes * 2) {
       st.oooDropped++;
@@ -326,9 +469,12 @@ export class TcpReassembler {
     }
     d.oooSeq.splice(i, 0, seq);
     d.oooData.splice(i, 0, buf.slice(off, off + len));
+    d.oooSec.splice(i, 0, p.tsSec);
+    d.oooNsec.splice(i, 0, p.tsNsec);
     d.oooBytes += len;
-    this.held(len);
     if (d.gapSince < 0) d.gapSince = this.now;
+    this.held(len);
+    this.memory(len + OOO_COST);
   }
 
   /** Delivers stored segments the stream has reached. */
@@ -338,10 +484,15 @@ export class TcpReassembler {
       const diff = seqDiff(seq, d.next);
       if (diff > 0) return;
       const data = d.oooData[0];
+      const sec = d.oooSec[0];
+      const nsec = d.oooNsec[0];
       d.oooSeq.shift();
       d.oooData.shift();
+      d.oooSec.shift();
+      d.oooNsec.shift();
       d.oooBytes -= data.length;
       this.held(-data.length);
+      this.memory(-(data.length + OOO_COST));
       if (d.oooSeq.length === 0) d.gapSince = -1;
       else d.gapSince = this.now;
       if (diff + data.length <= 0) {
@@ -349,7 +500,7 @@ export class TcpReassembler {
         continue;
       }
       if (diff < 0) this.stats.overlaps++;
-      this.deliver(s, dir, d, data, -diff, data.length + diff, p);
+      this.deliver(s, dir, d, data, -diff, data.length + diff, p, sec, nsec);
     }
   }
 
@@ -364,34 +515,60 @@ export class TcpReassembler {
     this.drainOoo(s, dir, d, p ?? this.envelope(s, dir));
   }
 
-  /** Hands bytes to the consumer, in front of any it kept; keeps what it did not consume. */
-  private deliver(s: Stream, dir: number, d: Direction, buf: Uint8Array, off: number, len: number, p: DecodedPacket): void {
+  /**
+   * Hands bytes (captured at sec/nsec) to the consumer, in front of any it
+   * kept; keeps what it did not consume. After a hole the kept bytes are
+   * dropped first: they belong to a message the hole cut.
+   */
+  private deliver(s: Stream, dir: number, d: Direction, buf: Uint8Array, off: number, len: number, p: DecodedPacket, sec: number, nsec: number): void {
     d.next = (d.next + len) >>> 0;
     const c = this.chunk;
     c.streamId = s.id;
     c.dir = dir;
     c.packet = p;
     c.gap = d.pendingGap;
-    d.pendingGap = false;
+    c.tsSec = sec;
+    c.tsNsec = nsec;
+    if (d.pendingGap) {
+      d.pendingGap = false;
+      if (d.keepLen > 0) {
+        this.stats.keptDropped++;
+        this.stats.keptBytesDropped += d.keepLen;
+        this.held(-d.keepLen);
+        d.keepLen = 0;
+      }
+    }
     if (d.keepLen === 0) {
       c.buf = buf;
       c.view = buf === p.payloadBuf ? p.payloadView : null; // a segment delivered in place (an out-of-order one is a copy)
       c.off = off;
       c.len = len;
+      c.keptLen = 0;
       const used = this.consume(s, c);
-      if (used < len) this.keep(d, buf, off + used, len - used);
+      if (used < len) {
+        d.keepSec = sec;
+        d.keepNsec = nsec;
+        this.keep(d, buf, off + used, len - used);
+      }
     } else {
-      this.keep(d, buf, off, len);
-      if (d.keepLen === 0) return; // overflowed and dropped
+      const kept = d.keepLen;
+      if (!this.keep(d, buf, off, len) || !s.live) return; // overflowed and dropped, or evicted for memory
       c.buf = d.keep;
       c.view = d.keepView;
       c.off = 0;
       c.len = d.keepLen;
+      c.keptLen = kept;
+      c.keptSec = d.keepSec;
+      c.keptNsec = d.keepNsec;
       const used = this.consume(s, c);
       if (used > 0) {
         d.keep.copyWithin(0, used, d.keepLen);
         d.keepLen -= used;
         this.held(-used);
+        if (used >= kept) {
+          d.keepSec = sec;
+          d.keepNsec = nsec;
+        }
       }
     }
   }
@@ -403,39 +580,57 @@ export class TcpReassembler {
     return n;
   }
 
-  /** Appends bytes to the direction's kept buffer (grown by doubling, bounded). */
-  private keep(d: Direction, buf: Uint8Array, off: number, len: number): void {
+  /**
+   * Appends bytes to the direction's kept buffer (grown by doubling, its
+   * capacity counted, bounded by maxStreamBytes); false when they passed the
+   * bound and everything kept was dropped (the next chunk has `gap`). The
+   * memory is counted last, once the direction is consistent: that may
+   * evict this very stream (callers check s.live).
+   */
+  private keep(d: Direction, buf: Uint8Array, off: number, len: number): boolean {
     const need = d.keepLen + len;
     if (need > this.opts.maxStreamBytes) {
       this.stats.keepOverflows++;
       this.held(-d.keepLen);
       d.keepLen = 0;
       d.pendingGap = true;
-      return;
+      return false;
     }
+    let grown = 0;
     if (need > d.keep.length) {
-      let cap = d.keep.length === 0 ? 2048 : d.keep.length * 2;
+      const old = d.keep.length;
+      let cap = old === 0 ? 2048 : old * 2;
       while (cap < need) cap *= 2;
       const k = new Uint8Array(cap);
       k.set(d.keep.subarray(0, d.keepLen));
       d.keep = k;
       d.keepView = new DataView(k.buffer);
+      grown = cap - old + (old === 0 ? BUFFER_COST : 0);
     }
     for (let i = 0; i < len; i++) d.keep[d.keepLen + i] = buf[off + i];
     d.keepLen = need;
     this.held(len);
+    if (grown > 0) this.memory(grown);
+    return true;
   }
 
   private held(n: number): void {
     const st = this.stats;
     st.bytesHeld += n;
     if (st.bytesHeld > st.bytesHeldMax) st.bytesHeldMax = st.bytesHeld;
-    if (n > 0 && st.bytesHeld > this.opts.maxBytes) this.evictForMemory();
+  }
+
+  /** Memory allocated (n > 0) or freed; over maxBytes, the least recently used streams are evicted. */
+  private memory(n: number): void {
+    const st = this.stats;
+    st.memoryHeld += n;
+    if (st.memoryHeld > st.memoryHeldMax) st.memoryHeldMax = st.memoryHeld;
+    if (n > 0 && st.memoryHeld > this.opts.maxBytes) this.evictForMemory();
   }
 
   private evictForMemory(): void {
     // The oldest streams go first; the one being written is the head, evicted only if alone.
-    while (this.stats.bytesHeld > this.opts.maxBytes && this.tail !== null) {
+    while (this.stats.memoryHeld > this.opts.maxBytes && this.tail !== null) {
       this.stats.evictedMemory++;
       this.close(this.tail, true);
     }
@@ -512,6 +707,7 @@ export class TcpReassembler {
     s.d0.reset();
     s.d1.reset();
     s.live = true;
+    s.vSlot = -1;
     s.hash = this.hashOf(p);
     s.bucketNext = this.buckets.get(s.hash) ?? null;
     this.buckets.set(s.hash, s);
@@ -522,6 +718,8 @@ export class TcpReassembler {
     if (this.tail === null) this.tail = s;
     st.streams++;
     st.active++;
+    // Counted once linked: at the bound, the oldest others are evicted (this one is the head).
+    this.memory(STREAM_COST);
     return s;
   }
 
@@ -557,17 +755,29 @@ export class TcpReassembler {
     }
     if (!s.live) return; // evicted re-entrantly while flushing
     s.live = false;
+    let freed = STREAM_COST;
     for (let dir = 0; dir < 2; dir++) {
       const d = dir === 0 ? s.d0 : s.d1;
       this.stats.bytesHeld -= d.oooBytes + d.keepLen;
+      freed += d.oooBytes + d.oooSeq.length * OOO_COST;
       d.oooBytes = 0;
       d.keepLen = 0;
       d.oooSeq.length = 0;
       d.oooData.length = 0;
-      if (d.keep.length > 64 * 1024) {
-        d.keep = EMPTY; // do not pool big buffers
+      d.oooSec.length = 0;
+      d.oooNsec.length = 0;
+      // Buffers are not pooled: memory a pooled stream holds would not be counted.
+      if (d.keep.length > 0) {
+        freed += d.keep.length + BUFFER_COST;
+        d.keep = EMPTY;
         d.keepView = null;
       }
+    }
+    this.stats.memoryHeld -= freed;
+    if (s.vSlot >= 0) {
+      // A claimed connection's entry goes with it: the next one on these addresses and ports is decided again.
+      if (this.vTag![s.vSlot] === s.vTag) this.vTag![s.vSlot] = 0;
+      s.vSlot = -1;
     }
     // unlink from bucket
     let b = this.buckets.get(s.hash) ?? null;
@@ -595,9 +805,12 @@ export class TcpReassembler {
     c.view = null;
     c.off = 0;
     c.len = 0;
+    c.keptLen = 0;
+    c.tsSec = c.packet.tsSec;
+    c.tsNsec = c.packet.tsNsec;
     c.gap = false;
     this.consumer.streamEnd(s.owner, s.id, c);
-    this.pool.push(s);
+    if (this.pool.length < POOL_MAX) this.pool.push(s);
   }
 
   /** A packet with the stream's addresses in direction `dir`, for records made without a current segment. */
@@ -624,4 +837,36 @@ export class TcpReassembler {
     p.payloadLen = 0;
     return p;
   }
+}
+
+/** Streams kept for reuse (without buffers): a bounded, fixed overhead. */
+const POOL_MAX = 1024;
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/** A second symmetric flow hash (each address bound to its port, all address bytes), never 0: the probe table's tag. */
+function tagOf(p: DecodedPacket): number {
+  let a: number;
+  let b: number;
+  if (p.ipVersion === 4) {
+    a = p.src4;
+    b = p.dst4;
+  } else {
+    const v = p.addrBuf;
+    a = 0;
+    b = 0;
+    for (let i = 0; i < 16; i += 4) {
+      a = fmix(a ^ ((v[p.srcOff + i] << 24) | (v[p.srcOff + i + 1] << 16) | (v[p.srcOff + i + 2] << 8) | v[p.srcOff + i + 3]));
+      b = fmix(b ^ ((v[p.dstOff + i] << 24) | (v[p.dstOff + i + 1] << 16) | (v[p.dstOff + i + 2] << 8) | v[p.dstOff + i + 3]));
+    }
+  }
+  const x = fmix(a ^ Math.imul(p.sport + 1, 0x27d4eb2f));
+  const y = fmix(b ^ Math.imul(p.dport + 1, 0x27d4eb2f));
+  return fmix((x + y) | 0) | 1;
 }
