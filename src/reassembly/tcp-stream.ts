@@ -165,16 +165,19 @@ export interface TcpStreamConsumer {
 }
 
 /**
- * Memory, as counted against maxBytes (measured on node 20 with
- * test/unit/tcp-memory-costs: heap per object, rounded up): one connection
- * (the Stream, its two Directions and their arrays, its hash-map entry);
- * the objects of one kept-bytes buffer beside its capacity (ArrayBuffer,
- * Uint8Array, DataView, the backing store's header); one out-of-order copy
- * beside its bytes (the same objects, and its entries in four arrays).
+ * Memory, as counted against maxBytes (measured on node 20: heap and
+ * ArrayBuffer bytes per 100 000 streams after GC, rounded up): one
+ * connection (the Stream, its two Directions, its hash-map entry: 1124
+ * bytes); the objects of one buffer beside its capacity (a kept-bytes buffer
+ * or an out-of-order copy: Uint8Array, ArrayBuffer, DataView, the backing
+ * store's header: 262); a direction's out-of-order vectors once it stores a
+ * segment (their objects: about 800), then per slot (sequence, length,
+ * time, a pointer).
  */
-export const STREAM_COST = 1024;
-export const BUFFER_COST = 256;
-export const OOO_COST = 320;
+export const STREAM_COST = 1216;
+export const BUFFER_COST = 320;
+export const VECTORS_COST = 832;
+export const SLOT_BYTES = 32;
 /** Slots of the table of connections offered to probes (a power of two). */
 const VERDICT_SLOTS = 1 << 16;
 
@@ -182,6 +185,94 @@ const FIN = 0x01;
 const SYN = 0x02;
 const RST = 0x04;
 const ACK = 0x10;
+
+/**
+ * A direction's out-of-order segments, sorted by sequence (relative order
+ * from `next`): parallel vectors grown by doubling and kept when emptied, so
+ * a stream reused from the pool stores again without garbage. A copy of up
+ * to BLOCK bytes sits in a pooled block of BLOCK bytes, so `len` says how
+ * many of its bytes are the segment's.
+ */
+class OooList {
+  n = 0;
+  cap = 0;
+  // Shared empty vectors until the first segment: most streams never store one.
+  seq = NO_U32;
+  len = NO_I32;
+  sec = NO_F64;
+  nsec = NO_I32;
+  data: (Uint8Array | null)[] = NO_DATA;
+
+  /** The memory the vectors take (counted while their stream lives). */
+  get bytes(): number {
+    return this.cap === 0 ? 0 : VECTORS_COST + this.cap * SLOT_BYTES;
+  }
+
+  /** Makes room for one more; returns the memory that added. */
+  grow(): number {
+    if (this.n < this.cap) return 0;
+    const before = this.bytes;
+    const cap = this.cap === 0 ? 4 : this.cap * 2;
+    const seq = new Uint32Array(cap);
+    const len = new Int32Array(cap);
+    const sec = new Float64Array(cap);
+    const nsec = new Int32Array(cap);
+    seq.set(this.seq);
+    len.set(this.len);
+    sec.set(this.sec);
+    nsec.set(this.nsec);
+    this.seq = seq;
+    this.len = len;
+    this.sec = sec;
+    this.nsec = nsec;
+    if (this.cap === 0) this.data = [];
+    for (let k = this.cap; k < cap; k++) this.data.push(null);
+    this.cap = cap;
+    return this.bytes - before;
+  }
+
+  insert(i: number, seq: number, data: Uint8Array, len: number, sec: number, nsec: number): void {
+    const n = this.n;
+    this.seq.copyWithin(i + 1, i, n);
+    this.len.copyWithin(i + 1, i, n);
+    this.sec.copyWithin(i + 1, i, n);
+    this.nsec.copyWithin(i + 1, i, n);
+    for (let k = n; k > i; k--) this.data[k] = this.data[k - 1];
+    this.seq[i] = seq;
+    this.len[i] = len;
+    this.sec[i] = sec;
+    this.nsec[i] = nsec;
+    this.data[i] = data;
+    this.n = n + 1;
+  }
+
+  removeFirst(): void {
+    const n = this.n - 1;
+    this.seq.copyWithin(0, 1, n + 1);
+    this.len.copyWithin(0, 1, n + 1);
+    this.sec.copyWithin(0, 1, n + 1);
+    this.nsec.copyWithin(0, 1, n + 1);
+    for (let k = 0; k < n; k++) this.data[k] = this.data[k + 1];
+    this.data[n] = null;
+    this.n = n;
+  }
+
+  /** Gives the vectors up (back to capacity 0). */
+  release(): void {
+    this.n = 0;
+    this.cap = 0;
+    this.seq = NO_U32;
+    this.len = NO_I32;
+    this.sec = NO_F64;
+    this.nsec = NO_I32;
+    this.data = NO_DATA;
+  }
+}
+
+const NO_U32 = new Uint32Array(0);
+const NO_I32 = new Int32Array(0);
+const NO_F64 = new Float64Array(0);
+const NO_DATA: (Uint8Array | null)[] = [];
 
 class Direction {
   started = false;
@@ -191,12 +282,8 @@ class Direction {
   finSec = -1;
   finNsec = 0;
   done = false;
-  /** Out-of-order segments, sorted by sequence (relative order from `next`). */
-  oooSeq: number[] = [];
-  oooData: Uint8Array[] = [];
-  /** Capture time of each stored segment. */
-  oooSec: number[] = [];
-  oooNsec: number[] = [];
+  /** Out-of-order segments, and their bytes. */
+  readonly ooo = new OooList();
   oooBytes = 0;
   /** Capture time (ms) the oldest open hole was first seen; -1 none. */
   gapSince = -1;
@@ -215,10 +302,6 @@ class Direction {
     this.finSeq = -1;
     this.finSec = -1;
     this.done = false;
-    this.oooSeq.length = 0;
-    this.oooData.length = 0;
-    this.oooSec.length = 0;
-    this.oooNsec.length = 0;
     this.oooBytes = 0;
     this.gapSince = -1;
     this.keepLen = 0;
@@ -264,7 +347,14 @@ export class TcpReassembler {
   readonly stats = new TcpStreamStats();
   readonly opts: TcpReassemblyOptions;
   private readonly consumer: TcpStreamConsumer;
-  private readonly buckets = new Map<number, Stream>();
+  /**
+   * Hash buckets (chained through bucketNext), a power of two at least
+   * maxStreams, made once: a Map rehashed as connections come and go, and
+   * left a table of garbage each time (a flood of short connections grew the
+   * heap by ~60 bytes per connection until the next full GC).
+   */
+  private readonly buckets: (Stream | null)[];
+  private readonly mask: number;
   private head: Stream | null = null;
   private tail: Stream | null = null;
   private readonly pool: Stream[] = [];
@@ -275,6 +365,17 @@ export class TcpReassembler {
   private now = 0;
   /** The stream the last segment() call went to (null if it opened none). */
   private cur: Stream | null = null;
+  /**
+   * Blocks of BLOCK bytes given back by ended streams, drained holes and
+   * grown buffers, reused for kept bytes and out-of-order copies: a flood of
+   * connections that come and go makes no garbage for them (which the GC
+   * collects late: RSS beyond the bound). At most BLOCK_POOL_MAX, not
+   * counted (a fixed overhead). Their DataViews, where made (else null).
+   */
+  private readonly blocks: Uint8Array[] = [];
+  private readonly blockViews: (DataView | null)[] = [];
+  /** The DataView of the block takeBlock() returned last, or null. */
+  private takenView: DataView | null = null;
   /** Probe table (made by the first offer): a flow's tag, and its owner or -1 (no parser wanted it). */
   private vTag: Int32Array | null = null;
   private vOwner: Int16Array | null = null;
@@ -282,6 +383,10 @@ export class TcpReassembler {
   constructor(consumer: TcpStreamConsumer, opts: Partial<TcpReassemblyOptions> = {}) {
     this.consumer = consumer;
     this.opts = { ...DEFAULT_TCP_REASSEMBLY, ...opts };
+    let n = 1024;
+    while (n < this.opts.maxStreams && n < 1 << 22) n *= 2;
+    this.buckets = new Array<Stream | null>(n).fill(null);
+    this.mask = n - 1;
   }
 
   /**
@@ -337,7 +442,7 @@ export class TcpReassembler {
         d.finSec = p.tsSec;
         d.finNsec = p.tsNsec;
       }
-      if (d.oooBytes > 0 && s.live && (this.now - d.gapSince > this.opts.gapTimeoutMs || d.oooBytes > this.opts.maxStreamBytes)) {
+      if (d.ooo.n > 0 && s.live && (this.now - d.gapSince > this.opts.gapTimeoutMs || d.oooBytes > this.opts.maxStreamBytes)) {
         this.skipGap(s, dir, d, p);
       }
       if (d.finSeq >= 0 && d.next === d.finSeq && !d.done) d.done = true;
@@ -459,58 +564,60 @@ export class TcpReassembler {
     }
     st.outOfOrder++;
     const rel = seqDiff(seq, d.next);
-    let i = d.oooSeq.length;
-    while (i > 0 && seqDiff(d.oooSeq[i - 1], d.next) > rel) i--;
+    const o = d.ooo;
+    let i = o.n;
+    while (i > 0 && seqDiff(o.seq[i - 1], d.next) > rel) i--;
     // A segment already stored at the same place with as many bytes: a retransmission.
-    if (i > 0 && d.oooSeq[i - 1] === seq && d.oooData[i - 1].length >= len) {
+    if (i > 0 && o.seq[i - 1] === seq && o.len[i - 1] >= len) {
       st.retransmissions++;
       st.outOfOrder--;
       return;
     }
-    d.oooSeq.splice(i, 0, seq);
-    d.oooData.splice(i, 0, buf.slice(off, off + len));
-    d.oooSec.splice(i, 0, p.tsSec);
-    d.oooNsec.splice(i, 0, p.tsNsec);
+    let copy: Uint8Array;
+    if (len >= BLOCK >> 2 && len <= BLOCK) {
+      // Segments of usual sizes go into pooled blocks (no garbage when a flood of them comes and goes); tiny ones are copied exactly.
+      copy = this.takeBlock();
+      for (let k = 0; k < len; k++) copy[k] = buf[off + k];
+    } else copy = buf.slice(off, off + len);
+    const grown = o.grow();
+    o.insert(i, seq, copy, len, p.tsSec, p.tsNsec);
     d.oooBytes += len;
     if (d.gapSince < 0) d.gapSince = this.now;
     this.held(len);
-    this.memory(len + OOO_COST);
+    this.memory(copy.length + BUFFER_COST + grown);
   }
 
   /** Delivers stored segments the stream has reached. */
   private drainOoo(s: Stream, dir: number, d: Direction, p: DecodedPacket): void {
-    while (d.oooSeq.length > 0 && s.live) {
-      const seq = d.oooSeq[0];
-      const diff = seqDiff(seq, d.next);
+    const o = d.ooo;
+    while (o.n > 0 && s.live) {
+      const diff = seqDiff(o.seq[0], d.next);
       if (diff > 0) return;
-      const data = d.oooData[0];
-      const sec = d.oooSec[0];
-      const nsec = d.oooNsec[0];
-      d.oooSeq.shift();
-      d.oooData.shift();
-      d.oooSec.shift();
-      d.oooNsec.shift();
-      d.oooBytes -= data.length;
-      this.held(-data.length);
-      this.memory(-(data.length + OOO_COST));
-      if (d.oooSeq.length === 0) d.gapSince = -1;
-      else d.gapSince = this.now;
-      if (diff + data.length <= 0) {
-        this.stats.retransmissions++;
-        continue;
+      const data = o.data[0]!;
+      const len = o.len[0];
+      const sec = o.sec[0];
+      const nsec = o.nsec[0];
+      o.removeFirst();
+      d.oooBytes -= len;
+      d.gapSince = o.n === 0 ? -1 : this.now;
+      this.held(-len);
+      this.memory(-(data.length + BUFFER_COST));
+      if (diff + len <= 0) this.stats.retransmissions++;
+      else {
+        if (diff < 0) this.stats.overlaps++;
+        this.deliver(s, dir, d, data, -diff, len + diff, p, sec, nsec);
       }
-      if (diff < 0) this.stats.overlaps++;
-      this.deliver(s, dir, d, data, -diff, data.length + diff, p, sec, nsec);
+      this.giveBlock(data, null); // the consumer is done with it (what it kept was copied)
     }
   }
 
   /** Skips the hole before the first stored segment. */
   private skipGap(s: Stream, dir: number, d: Direction, p: DecodedPacket | null): void {
-    if (d.oooSeq.length === 0) return;
+    if (d.ooo.n === 0) return;
     const st = this.stats;
     st.gapsSkipped++;
-    st.bytesSkipped += seqDiff(d.oooSeq[0], d.next);
-    d.next = d.oooSeq[0];
+    st.bytesSkipped += seqDiff(d.ooo.seq[0], d.next);
+    d.next = d.ooo.seq[0];
     d.pendingGap = true;
     this.drainOoo(s, dir, d, p ?? this.envelope(s, dir));
   }
@@ -599,12 +706,18 @@ export class TcpReassembler {
     let grown = 0;
     if (need > d.keep.length) {
       const old = d.keep.length;
-      let cap = old === 0 ? 2048 : old * 2;
+      let cap = old === 0 ? BLOCK : old * 2;
       while (cap < need) cap *= 2;
-      const k = new Uint8Array(cap);
-      k.set(d.keep.subarray(0, d.keepLen));
-      d.keep = k;
-      d.keepView = new DataView(k.buffer);
+      if (cap === BLOCK) {
+        d.keep = this.takeBlock();
+        d.keepView = this.takenView ?? new DataView(d.keep.buffer);
+      } else {
+        const k = new Uint8Array(cap);
+        k.set(d.keep.subarray(0, d.keepLen));
+        this.giveBlock(d.keep, d.keepView);
+        d.keep = k;
+        d.keepView = new DataView(k.buffer);
+      }
       grown = cap - old + (old === 0 ? BUFFER_COST : 0);
     }
     for (let i = 0; i < len; i++) d.keep[d.keepLen + i] = buf[off + i];
@@ -612,6 +725,22 @@ export class TcpReassembler {
     this.held(len);
     if (grown > 0) this.memory(grown);
     return true;
+  }
+
+  private takeBlock(): Uint8Array {
+    const b = this.blocks.pop();
+    if (b === undefined) {
+      this.takenView = null;
+      return new Uint8Array(BLOCK);
+    }
+    this.takenView = this.blockViews.pop()!;
+    return b;
+  }
+
+  private giveBlock(b: Uint8Array, view: DataView | null): void {
+    if (b.length !== BLOCK || this.blocks.length >= BLOCK_POOL_MAX) return;
+    this.blocks.push(b);
+    this.blockViews.push(view);
   }
 
   private held(n: number): void {
@@ -651,11 +780,11 @@ export class TcpReassembler {
     }
     // Symmetric: both directions hash alike.
     const h = Math.imul(a ^ b, 0x9e3779b1) ^ Math.imul(p.sport ^ p.dport, 0x85ebca6b) ^ (p.sport + p.dport);
-    return h & 0x3fffffff; // a small integer: Map keys stay unboxed
+    return h & 0x3fffffff;
   }
 
   private find(p: DecodedPacket): Stream | null {
-    let s = this.buckets.get(this.hashOf(p)) ?? null;
+    let s = this.buckets[this.hashOf(p) & this.mask];
     while (s !== null) {
       if (this.dirOf(s, p) >= 0) return s;
       s = s.bucketNext;
@@ -709,8 +838,8 @@ export class TcpReassembler {
     s.live = true;
     s.vSlot = -1;
     s.hash = this.hashOf(p);
-    s.bucketNext = this.buckets.get(s.hash) ?? null;
-    this.buckets.set(s.hash, s);
+    s.bucketNext = this.buckets[s.hash & this.mask];
+    this.buckets[s.hash & this.mask] = s;
     s.prev = null;
     s.next = this.head;
     if (this.head !== null) this.head.prev = s;
@@ -718,8 +847,8 @@ export class TcpReassembler {
     if (this.tail === null) this.tail = s;
     st.streams++;
     st.active++;
-    // Counted once linked: at the bound, the oldest others are evicted (this one is the head).
-    this.memory(STREAM_COST);
+    // Counted once linked: at the bound, the oldest others are evicted (this one is the head). A pooled stream brings its vectors.
+    this.memory(STREAM_COST + s.d0.ooo.bytes + s.d1.ooo.bytes);
     return s;
   }
 
@@ -750,7 +879,7 @@ export class TcpReassembler {
     if (flush) {
       for (let dir = 0; dir < 2 && s.live; dir++) {
         const d = dir === 0 ? s.d0 : s.d1;
-        while (d.oooSeq.length > 0 && s.live) this.skipGap(s, dir, d, null);
+        while (d.ooo.n > 0 && s.live) this.skipGap(s, dir, d, null);
       }
     }
     if (!s.live) return; // evicted re-entrantly while flushing
@@ -759,16 +888,22 @@ export class TcpReassembler {
     for (let dir = 0; dir < 2; dir++) {
       const d = dir === 0 ? s.d0 : s.d1;
       this.stats.bytesHeld -= d.oooBytes + d.keepLen;
-      freed += d.oooBytes + d.oooSeq.length * OOO_COST;
+      const o = d.ooo;
+      for (let k = 0; k < o.n; k++) {
+        freed += o.data[k]!.length + BUFFER_COST;
+        this.giveBlock(o.data[k]!, null);
+        o.data[k] = null;
+      }
+      o.n = 0;
+      // The vectors stay with the stream in the pool unless big (the pool's memory is not counted: keep it small).
+      freed += o.bytes;
+      if (o.cap > 64) o.release();
       d.oooBytes = 0;
       d.keepLen = 0;
-      d.oooSeq.length = 0;
-      d.oooData.length = 0;
-      d.oooSec.length = 0;
-      d.oooNsec.length = 0;
-      // Buffers are not pooled: memory a pooled stream holds would not be counted.
+      // A pooled stream holds no buffer (it would not be counted); its block goes back to the pool.
       if (d.keep.length > 0) {
         freed += d.keep.length + BUFFER_COST;
+        this.giveBlock(d.keep, d.keepView);
         d.keep = EMPTY;
         d.keepView = null;
       }
@@ -780,11 +915,9 @@ export class TcpReassembler {
       s.vSlot = -1;
     }
     // unlink from bucket
-    let b = this.buckets.get(s.hash) ?? null;
-    if (b === s) {
-      if (s.bucketNext === null) this.buckets.delete(s.hash);
-      else this.buckets.set(s.hash, s.bucketNext);
-    } else {
+    let b = this.buckets[s.hash & this.mask];
+    if (b === s) this.buckets[s.hash & this.mask] = s.bucketNext;
+    else {
       while (b !== null && b.bucketNext !== s) b = b.bucketNext;
       if (b !== null) b.bucketNext = s.bucketNext;
     }
@@ -841,6 +974,10 @@ export class TcpReassembler {
 
 /** Streams kept for reuse (without buffers): a bounded, fixed overhead. */
 const POOL_MAX = 1024;
+/** A kept-bytes buffer's first capacity, and the block an out-of-order segment up to this size is copied into. */
+export const BLOCK = 2048;
+/** Free blocks kept for reuse (4 MiB). */
+const BLOCK_POOL_MAX = 2048;
 
 function fmix(h: number): number {
   h ^= h >>> 16;

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DecodedPacket } from '../../src/decode/packet.js';
-import { OOO_COST, STREAM_COST, TcpReassembler, type TcpChunk, type TcpStreamConsumer } from '../../src/reassembly/tcp-stream.js';
+import { BUFFER_COST, SLOT_BYTES, STREAM_COST, TcpReassembler, VECTORS_COST, type TcpChunk, type TcpStreamConsumer } from '../../src/reassembly/tcp-stream.js';
 
 const SYN = 2;
 const ACK = 16;
@@ -208,7 +208,8 @@ test('RST ends the stream and flushes stored segments past the hole', () => {
 test('limits: maxStreams evicts the least recently used; maxBytes evicts for memory; silent streams time out', () => {
   const c = new Collect();
   // Room for three connections and about two out-of-order copies of 400 bytes.
-  const maxBytes = 3 * STREAM_COST + 2 * (400 + OOO_COST) + 100;
+  const ooo = 400 + BUFFER_COST + VECTORS_COST + 4 * SLOT_BYTES; // a direction's first out-of-order copy of 400 bytes, and its vectors
+  const maxBytes = 3 * STREAM_COST + 2 * ooo + 100;
   const r = new TcpReassembler(c, { maxStreams: 3, maxBytes, streamTimeoutMs: 10_000, gapTimeoutMs: 1e9 });
   for (let i = 0; i < 5; i++) run(r, [seg(true, 1, SYN, '', 1, 30000 + i)]);
   assert.equal(r.stats.active, 3);
@@ -219,8 +220,8 @@ test('limits: maxStreams evicts the least recently used; maxBytes evicts for mem
   assert.equal(r.stats.evictedMemory, 1, JSON.stringify(r.stats));
   assert.equal(r.stats.active, 2);
   assert.ok(r.stats.memoryHeld <= maxBytes);
-  assert.equal(r.stats.memoryHeld, 2 * (STREAM_COST + 400 + OOO_COST));
-  assert.ok(r.stats.memoryHeldMax <= maxBytes + 400 + OOO_COST);
+  assert.equal(r.stats.memoryHeld, 2 * (STREAM_COST + ooo));
+  assert.ok(r.stats.memoryHeldMax <= maxBytes + ooo);
   assert.equal(r.stats.bytesHeld, 800);
   run(r, [seg(true, 1, SYN, '', 60_000, 31000)]);
   assert.ok(r.stats.timedOut >= 1);
