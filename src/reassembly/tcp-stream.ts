@@ -27,11 +27,15 @@
 // maxStreamBytes per direction, maxBytes for the memory of all streams
 // together (LRU streams are evicted until under), streamTimeoutMs of
 // silence. Memory is counted as allocated: a fixed cost per connection, the
-// capacity of each kept-bytes buffer (it grows by doubling), and each
-// out-of-order copy with its object overhead. Every one of these events is
-// counted in TcpStreamStats. A stream ends on RST, when both FINs have been
-// reached, on timeout or eviction; its remaining bytes are flushed first
-// (with `gap` when a hole is skipped).
+// capacity of each kept-bytes buffer (it grows by doubling), each
+// out-of-order copy and the vectors that list them, with their objects'
+// overhead (measured, below). Buffers of the usual size (BLOCK) and stream
+// objects are reused, not left to the GC: under a flood of connections
+// that come and go, garbage the GC collects late would otherwise take the
+// process well past the bound. Every one of these events is counted in
+// TcpStreamStats. A stream ends on RST, when both FINs have been reached,
+// on timeout or eviction; its remaining bytes are flushed first (with `gap`
+// when a hole is skipped).
 //
 // Connections on ports no parser declared can be claimed by a parser's
 // probe (StreamParser.probeStream, e.g. sip with `heuristic`): offer()
@@ -40,8 +44,8 @@
 // other segments of a connection nobody claimed cost one table read.
 //
 // Cost: an in-order segment with nothing kept is delivered from the frame's
-// own memory; no allocation per segment. Stream objects are pooled. Only out
-// of order segments and bytes a parser kept are copied.
+// own memory; no allocation per segment. Only out-of-order segments and
+// bytes a parser kept are copied.
 
 import type { DecodedPacket } from '../decode/packet.js';
 import { DecodedPacket as Packet } from '../decode/packet.js';
@@ -49,7 +53,7 @@ import { DecodedPacket as Packet } from '../decode/packet.js';
 export interface TcpReassemblyOptions {
   /** Concurrent connections; at the limit the least recently used is evicted. */
   maxStreams: number;
-  /** Bytes one direction may hold (out-of-order segments plus bytes kept for its parser). */
+  /** Bytes one direction may hold: kept for its parser; out-of-order copies (their memory) up to twice this. */
   maxStreamBytes: number;
   /** Memory all streams may hold together (default 128 MiB, ADR-005f): per-connection cost, kept-buffer capacity, out-of-order copies. */
   maxBytes: number;
@@ -285,6 +289,8 @@ class Direction {
   /** Out-of-order segments, and their bytes. */
   readonly ooo = new OooList();
   oooBytes = 0;
+  /** Memory of the copies (capacity and objects), bounded per direction by 2 × maxStreamBytes. */
+  oooMem = 0;
   /** Capture time (ms) the oldest open hole was first seen; -1 none. */
   gapSince = -1;
   keep: Uint8Array = EMPTY;
@@ -303,6 +309,7 @@ class Direction {
     this.finSec = -1;
     this.done = false;
     this.oooBytes = 0;
+    this.oooMem = 0;
     this.gapSince = -1;
     this.keepLen = 0;
     this.pendingGap = false;
@@ -442,7 +449,7 @@ export class TcpReassembler {
         d.finSec = p.tsSec;
         d.finNsec = p.tsNsec;
       }
-      if (d.ooo.n > 0 && s.live && (this.now - d.gapSince > this.opts.gapTimeoutMs || d.oooBytes > this.opts.maxStreamBytes)) {
+      if (d.ooo.n > 0 && s.live && (this.now - d.gapSince > this.opts.gapTimeoutMs || d.oooMem > this.opts.maxStreamBytes)) {
         this.skipGap(s, dir, d, p);
       }
       if (d.finSeq >= 0 && d.next === d.finSeq && !d.done) d.done = true;
@@ -558,7 +565,10 @@ export class TcpReassembler {
 
   private storeOoo(d: Direction, seq: number, buf: Uint8Array, off: number, len: number, p: DecodedPacket): void {
     const st = this.stats;
-    if (d.oooBytes + d.keepLen + len > this.opts.maxStreamBytes * 2) {
+    // Usual sizes go into pooled blocks (no garbage when a flood of them comes and goes); tiny and big ones are copied exactly.
+    const block = len >= BLOCK >> 2 && len <= BLOCK;
+    const mem = (block ? BLOCK : len) + BUFFER_COST;
+    if (d.oooMem + mem + d.keepLen > this.opts.maxStreamBytes * 2) {
       st.oooDropped++;
       return;
     }
@@ -574,17 +584,17 @@ export class TcpReassembler {
       return;
     }
     let copy: Uint8Array;
-    if (len >= BLOCK >> 2 && len <= BLOCK) {
-      // Segments of usual sizes go into pooled blocks (no garbage when a flood of them comes and goes); tiny ones are copied exactly.
+    if (block) {
       copy = this.takeBlock();
       for (let k = 0; k < len; k++) copy[k] = buf[off + k];
     } else copy = buf.slice(off, off + len);
     const grown = o.grow();
     o.insert(i, seq, copy, len, p.tsSec, p.tsNsec);
     d.oooBytes += len;
+    d.oooMem += mem;
     if (d.gapSince < 0) d.gapSince = this.now;
     this.held(len);
-    this.memory(copy.length + BUFFER_COST + grown);
+    this.memory(mem + grown);
   }
 
   /** Delivers stored segments the stream has reached. */
@@ -599,6 +609,7 @@ export class TcpReassembler {
       const nsec = o.nsec[0];
       o.removeFirst();
       d.oooBytes -= len;
+      d.oooMem -= data.length + BUFFER_COST;
       d.gapSince = o.n === 0 ? -1 : this.now;
       this.held(-len);
       this.memory(-(data.length + BUFFER_COST));
@@ -899,6 +910,7 @@ export class TcpReassembler {
       freed += o.bytes;
       if (o.cap > 64) o.release();
       d.oooBytes = 0;
+      d.oooMem = 0;
       d.keepLen = 0;
       // A pooled stream holds no buffer (it would not be counted); its block goes back to the pool.
       if (d.keep.length > 0) {
