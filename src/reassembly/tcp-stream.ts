@@ -481,8 +481,8 @@ export class TcpReassembler {
       tags = this.vTag = new Int32Array(VERDICT_SLOTS);
       owners = this.vOwner = new Int16Array(VERDICT_SLOTS);
     }
-    const slot = this.hashOf(p) & (VERDICT_SLOTS - 1);
-    const tag = tagOf(p);
+    const tag = probeHash(p);
+    const slot = tag & (VERDICT_SLOTS - 1);
     if (tags[slot] === tag) {
       const o = owners[slot];
       if (o >= 0) {
@@ -999,8 +999,11 @@ function fmix(h: number): number {
   return h ^ (h >>> 16);
 }
 
-/** A second symmetric flow hash (each address bound to its port, all address bytes), never 0: the probe table's tag. */
-function tagOf(p: DecodedPacket): number {
+/**
+ * The probe table's symmetric flow hash (each address bound to its port, all
+ * IPv6 bytes), never 0: its low bits pick the slot, all 32 are the tag.
+ */
+function probeHash(p: DecodedPacket): number {
   let a: number;
   let b: number;
   if (p.ipVersion === 4) {
@@ -1011,11 +1014,11 @@ function tagOf(p: DecodedPacket): number {
     a = 0;
     b = 0;
     for (let i = 0; i < 16; i += 4) {
-      a = fmix(a ^ ((v[p.srcOff + i] << 24) | (v[p.srcOff + i + 1] << 16) | (v[p.srcOff + i + 2] << 8) | v[p.srcOff + i + 3]));
-      b = fmix(b ^ ((v[p.dstOff + i] << 24) | (v[p.dstOff + i + 1] << 16) | (v[p.dstOff + i + 2] << 8) | v[p.dstOff + i + 3]));
+      a = Math.imul(a ^ ((v[p.srcOff + i] << 24) | (v[p.srcOff + i + 1] << 16) | (v[p.srcOff + i + 2] << 8) | v[p.srcOff + i + 3]), 0x9e3779b1);
+      b = Math.imul(b ^ ((v[p.dstOff + i] << 24) | (v[p.dstOff + i + 1] << 16) | (v[p.dstOff + i + 2] << 8) | v[p.dstOff + i + 3]), 0x9e3779b1);
     }
   }
-  const x = fmix(a ^ Math.imul(p.sport + 1, 0x27d4eb2f));
-  const y = fmix(b ^ Math.imul(p.dport + 1, 0x27d4eb2f));
-  return fmix((x + y) | 0) | 1;
+  const x = Math.imul(a ^ Math.imul(p.sport + 1, 0x27d4eb2f), 0x85ebca6b);
+  const y = Math.imul(b ^ Math.imul(p.dport + 1, 0x27d4eb2f), 0x85ebca6b);
+  return fmix((x ^ (x >>> 15)) + (y ^ (y >>> 15))) | 1;
 }
