@@ -370,6 +370,9 @@ export class TcpReassembler {
   private readonly flushPkt = new Packet();
   private readonly flushPktRev = new Packet();
   private now = 0;
+  /** Capture time of the bytes deliver() hands over next. */
+  private segSec = 0;
+  private segNsec = 0;
   /** The stream the last segment() call went to (null if it opened none). */
   private cur: Stream | null = null;
   /**
@@ -559,7 +562,9 @@ export class TcpReassembler {
       this.storeOoo(d, seq, buf, off, len, p);
       return;
     }
-    this.deliver(s, dir, d, buf, off, len, p, p.tsSec, p.tsNsec);
+    this.segSec = p.tsSec;
+    this.segNsec = p.tsNsec;
+    this.deliver(s, dir, d, buf, off, len, p);
     this.drainOoo(s, dir, d, p);
   }
 
@@ -605,8 +610,8 @@ export class TcpReassembler {
       if (diff > 0) return;
       const data = o.data[0]!;
       const len = o.len[0];
-      const sec = o.sec[0];
-      const nsec = o.nsec[0];
+      this.segSec = o.sec[0];
+      this.segNsec = o.nsec[0];
       o.removeFirst();
       d.oooBytes -= len;
       d.oooMem -= data.length + BUFFER_COST;
@@ -616,7 +621,7 @@ export class TcpReassembler {
       if (diff + len <= 0) this.stats.retransmissions++;
       else {
         if (diff < 0) this.stats.overlaps++;
-        this.deliver(s, dir, d, data, -diff, len + diff, p, sec, nsec);
+        this.deliver(s, dir, d, data, -diff, len + diff, p);
       }
       this.giveBlock(data, null); // the consumer is done with it (what it kept was copied)
     }
@@ -634,20 +639,17 @@ export class TcpReassembler {
   }
 
   /**
-   * Hands bytes (captured at sec/nsec) to the consumer, in front of any it
-   * kept; keeps what it did not consume. After a hole the kept bytes are
-   * dropped first: they belong to a message the hole cut.
+   * Hands bytes (captured at segSec/segNsec) to the consumer, in front of
+   * any it kept; keeps what it did not consume. After a hole the kept bytes
+   * are dropped first: they belong to a message the hole cut.
    */
-  private deliver(s: Stream, dir: number, d: Direction, buf: Uint8Array, off: number, len: number, p: DecodedPacket, sec: number, nsec: number): void {
+  private deliver(s: Stream, dir: number, d: Direction, buf: Uint8Array, off: number, len: number, p: DecodedPacket): void {
+    // The time comes in fields, not arguments: a number past 2^30 (seconds since 1970) passed to a call is boxed, an allocation per segment.
+    const sec = this.segSec;
+    const nsec = this.segNsec;
     d.next = (d.next + len) >>> 0;
-    const c = this.chunk;
-    c.streamId = s.id;
-    c.dir = dir;
-    c.packet = p;
-    c.gap = d.pendingGap;
-    c.tsSec = sec;
-    c.tsNsec = nsec;
-    if (d.pendingGap) {
+    const gap = d.pendingGap;
+    if (gap) {
       d.pendingGap = false;
       if (d.keepLen > 0) {
         this.stats.keptDropped++;
@@ -656,7 +658,11 @@ export class TcpReassembler {
         d.keepLen = 0;
       }
     }
+    const c = this.chunk;
     if (d.keepLen === 0) {
+      this.aim(c, s, dir, p, gap);
+      c.tsSec = sec;
+      c.tsNsec = nsec;
       c.buf = buf;
       c.view = buf === p.payloadBuf ? p.payloadView : null; // a segment delivered in place (an out-of-order one is a copy)
       c.off = off;
@@ -671,6 +677,10 @@ export class TcpReassembler {
     } else {
       const kept = d.keepLen;
       if (!this.keep(d, buf, off, len) || !s.live) return; // overflowed and dropped, or evicted for memory
+      // keep() may have evicted other streams, whose flush used the chunk: fill it now.
+      this.aim(c, s, dir, p, gap);
+      c.tsSec = sec;
+      c.tsNsec = nsec;
       c.buf = d.keep;
       c.view = d.keepView;
       c.off = 0;
@@ -689,6 +699,14 @@ export class TcpReassembler {
         }
       }
     }
+  }
+
+  /** The chunk's connection, direction, envelope and gap flag. */
+  private aim(c: TcpChunk, s: Stream, dir: number, p: DecodedPacket, gap: boolean): void {
+    c.streamId = s.id;
+    c.dir = dir;
+    c.packet = p;
+    c.gap = gap;
   }
 
   private consume(s: Stream, c: TcpChunk): number {
