@@ -87,7 +87,7 @@ export class TcpStreamStats {
   /** Holes skipped (timeout, buffer limit, flush), and the bytes missing in them. */
   gapsSkipped = 0;
   bytesSkipped = 0;
-  /** Out-of-order segments dropped because the direction was at maxStreamBytes even after skipping. */
+  /** Out-of-order segments dropped: the direction's copies were at their bound (2 × maxStreamBytes of memory). */
   oooDropped = 0;
   /** Bytes a parser kept that passed maxStreamBytes: dropped (the next chunk has `gap`). */
   keepOverflows = 0;
