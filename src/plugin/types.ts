@@ -125,11 +125,20 @@ export interface RecordEmitter {
  * the parser gets each direction's bytes in order. It frames its own PDUs:
  * handleStream returns the bytes it consumed, and the ones it did not are
  * handed back in front of the next bytes (a PDU split over segments needs no
- * buffer of its own). `c.gap` says bytes are missing before this chunk.
+ * buffer of its own). `c.gap` says bytes are missing before this chunk (the
+ * bytes it kept from before the hole are gone: resynchronise on what
+ * follows). A record's time is its message's first byte's: after
+ * fillEnvelope(c.packet, ...), `c.stamp(record, offsetOfTheMessage)`.
+ *
+ * With `tcp.heuristic` and probeStream, connections on other ports are
+ * offered too: probeStream sees a connection's first payload (either
+ * direction) once, and true makes it this parser's.
  */
 export interface StreamParser extends Parser {
-  readonly tcp: { readonly ports: readonly number[] };
+  readonly tcp: { readonly ports: readonly number[]; readonly heuristic?: boolean };
   handleStream(c: TcpChunk, out: RecordEmitter): number;
+  /** The first payload of a TCP connection on a port no parser declared: claim it? Cheap, allocation-free, asked once per connection. */
+  probeStream?(buf: Uint8Array, off: number, len: number): boolean;
   /**
    * The connection ended (FIN both ways, RST, timeout, eviction), after its
    * last bytes were delivered: drop per-stream state, and emit what only the

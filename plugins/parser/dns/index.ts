@@ -172,6 +172,7 @@ export class DnsParser implements StreamParser {
         const rec = out.record;
         rec.reset();
         this.fill(rec, c.packet, c.hasTs, c.tsDigits, b, q + 2, l);
+        c.stamp(rec, q); // its first byte's capture time
         out.emit();
       }
       q += 2 + l;
