@@ -94,7 +94,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
   const producer = RingProducer.open(m.ringTask, m.index);
   const batch = new BatchSink(producer, MAX_RECORD_BYTES);
   // The kernel runs the task's filter (attached to the socket) unless the driver cannot (xdp): then the pipeline does.
-  const pipeline = pipelineForTask(task, plugins, batch, m.format, { userFilter: m.userFilter });
+  const pipeline = pipelineForTask(task, plugins, batch, m.format, { userFilter: m.userFilter, tcpMaxBytes: m.tcpMaxBytes ?? undefined });
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.start?.();
   const capturer = createCapturer(m.driver, m.options);
   capturer.init();

@@ -60,6 +60,8 @@ export interface LiveCaptureStart extends ReplayPluginSetup {
   clock: { baseMs: number; windowMs: number } | null;
   /** Send a `beat` with the process's counters this often (0: never). */
   heartbeatMs: number;
+  /** The TCP reassembly's memory bound (resources.tcp_reassembly_bytes), or null for its default. */
+  tcpMaxBytes?: number | null;
 }
 
 /** A live child is alive and its event loop turns: its counters so far (the supervisor's watchdog and status read them). */

@@ -54,6 +54,8 @@ export interface LiveTaskPlan {
   cpus: number[];
   ringBytes: number;
   flowSlots: number;
+  /** The TCP reassembly's memory bound per capture process, or null for its default. */
+  tcpMaxBytes: number | null;
   settings: TaskSettings;
 }
 
@@ -384,6 +386,7 @@ export class SupervisedTask {
       userFilter: p.userFilter,
       clock: this.clockSetup,
       heartbeatMs: p.settings.heartbeatMs,
+      tcpMaxBytes: p.tcpMaxBytes,
     };
   }
 
