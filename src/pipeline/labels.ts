@@ -22,7 +22,7 @@
 // walk the entries; replacing or deleting a label (rare) moves the block.
 // A key set twice is found through a per-key mark, not a scan.
 
-import { readU32LE, utf8Length, writeUtf8 } from './bytes.js';
+import { readU32LE, utf8Length, writeUtf8 } from '../util/bytes.js';
 import { labelKeyId, labelKeyName, MAX_KEYS } from './label-keys.js';
 
 /** How a label's value is encoded (kind field of an entry). */

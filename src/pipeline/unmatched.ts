@@ -4,7 +4,7 @@
 // ({"payload_len": N} in JSON); under `drop` it is counted and dropped.
 
 import type { DecodedPacket } from '../decode/packet.js';
-import { Literal, writeLiteral, writeUintOrNull } from './bytes.js';
+import { Literal, writeLiteral, writeUintOrNull } from '../util/bytes.js';
 import { varintSize, writeVarint } from './codec-protobuf.js';
 import type { OutputRecord, Payload } from './record.js';
 

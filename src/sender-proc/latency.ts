@@ -4,7 +4,7 @@
 // logarithmic, 8 per power of two (at most 12.5% wide), so p50/p99 cost one
 // increment per record and a fixed 2 KiB.
 
-import { readI32LE, readU32LE } from '../pipeline/bytes.js';
+import { readI32LE, readU32LE } from '../util/bytes.js';
 
 const SUB = 8;
 const BUCKETS = 40 * SUB; // up to 2^40 µs

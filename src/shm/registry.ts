@@ -33,7 +33,7 @@
 
 import { isIPv6 } from 'node:net';
 import { native } from '../native.js';
-import { utf8Length, writeUtf8 } from '../pipeline/bytes.js';
+import { utf8Length, writeUtf8 } from '../util/bytes.js';
 import { OtusError } from '../util/errors.js';
 import { REGISTRY_MAGIC, createSegment, isProcessAlive, segmentName, writeOwner } from './segment.js';
 

@@ -12,7 +12,7 @@
 // and `"malformed":"<reason>"`, counted by reason too.
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
-import { writeUint } from '../../../src/pipeline/bytes.js';
+import { writeUint } from '../../../src/util/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { OutputRecord, Payload } from '../../../src/pipeline/record.js';
 import type { PluginDefinition, RecordEmitter, StreamParser } from '../../../src/plugin/types.js';

@@ -3,7 +3,7 @@
 // names and values, no strings), and the first body_max body bytes. It is
 // also the record's payload: JSON and protobuf are written from those bytes.
 
-import { ascii, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/util/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Labels } from '../../../src/pipeline/labels.js';
 import type { Payload } from '../../../src/pipeline/record.js';
