@@ -4,7 +4,7 @@
 // task's pipeline over the frames of each ring block in place and
 // committing wire-record batches to the task's send ring (at the end of
 // every block, so a quiet link's records do not wait). It never waits for
-// the sender: a full ring drops the batch and counts it (design §5.4).
+// the sender: a full ring drops the batch and counts it (docs/architecture.md, "Counters, and where they are kept").
 // Controlled over IPC: start → ready, then a beat with its counters every
 // heartbeatMs (the supervisor's watchdog); stop, or a lost parent → the
 // frames the kernel still holds are processed, done, exit. Logs through the

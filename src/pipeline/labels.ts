@@ -1,4 +1,4 @@
-// Labels (design §5.5.5, ADR-012): string → string, `{protocol}.{field}` for
+// Labels (docs/records.md): string → string, `{protocol}.{field}` for
 // a parser's protocol fields, unprefixed for correlation (`call-id`, `codec`)
 // and deployment metadata (`node`, `dc`). Keys match LABEL_KEY.
 //

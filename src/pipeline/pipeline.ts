@@ -1,4 +1,4 @@
-// The pipeline loop of one capture process (design §5.1.1, §5.1.3):
+// The pipeline loop of one capture process (docs/architecture.md, "Processes"):
 //
 //   frame → task filter (BPF) → core decoder → first parser whose canHandle accepts
 //         → (none: unmatched policy, forward or drop) → processors by priority

@@ -1,4 +1,4 @@
-// The unmatched policy's record (design §5.1.3, task `unmatched_policy`):
+// The unmatched policy's record (docs/architecture.md, "Processes", task `unmatched_policy`):
 // a packet no parser accepted is, under `forward`, emitted with its L3/L4
 // envelope, the transport as protocol, and an L4Payload payload
 // ({"payload_len": N} in JSON); under `drop` it is counted and dropped.

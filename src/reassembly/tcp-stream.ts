@@ -1,4 +1,4 @@
-// Selective TCP stream reassembly (design §5.2.5, ADR-005, 005b, 005c, 005f).
+// Selective TCP stream reassembly (docs/architecture.md, "TCP stream reassembly").
 //
 // Only TCP segments of connections a parser asked for (by port, see
 // Pipeline) come here; everything else never touches this state. Output is
@@ -9,7 +9,7 @@
 // a parser never needs its own buffer for a PDU split over segments.
 //
 // Per direction: the next expected sequence number is the SYN's + 1, or
-// (mid-stream join, ADR-005c) the first sequence number seen. A segment
+// (mid-stream join) the first sequence number seen. A segment
 // entirely before it is a retransmission; one that starts before it overlaps
 // (the delivered bytes win, the rest is used); one that starts after it is
 // out of order and kept (copied) until the hole fills. A hole still open
@@ -55,7 +55,7 @@ export interface TcpReassemblyOptions {
   maxStreams: number;
   /** Bytes one direction may hold: kept for its parser; out-of-order copies (their memory) up to twice this. */
   maxStreamBytes: number;
-  /** Memory all streams may hold together (default 128 MiB, ADR-005f): per-connection cost, kept-buffer capacity, out-of-order copies. */
+  /** Memory all streams may hold together (default 128 MiB): per-connection cost, kept-buffer capacity, out-of-order copies. */
   maxBytes: number;
   /** A hole older than this (capture time) is skipped. */
   gapTimeoutMs: number;

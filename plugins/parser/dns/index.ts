@@ -1,4 +1,4 @@
-// dns parser (issue 5 item 5; design §4.2.2: "port 53, every packet parsed
+// dns parser (issue 5 item 5; plugins/README.md: "port 53, every packet parsed
 // on its own, stateless"). DNS over UDP, and over TCP (RFC 1035 §4.2.2,
 // RFC 7766) through the pipeline's TCP reassembly (src/reassembly/): the
 // parser frames length-prefixed messages in each direction's ordered bytes.

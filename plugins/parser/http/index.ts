@@ -1,4 +1,4 @@
-// http parser (issue 5 item 6; design §4.2.2 "HTTP: header deep parse; body
+// http parser (issue 5 item 6; plugins/README.md "HTTP: header deep parse; body
 // skipped or truncated"): HTTP/1.0 and 1.1 over TCP, on the ordered byte
 // streams of the pipeline's reassembler (src/reassembly/tcp-stream.ts).
 //

@@ -1,4 +1,4 @@
-// sip parser (RFC 3261, SDP RFC 8866; design §4.2.2, §5.5.6): SIP over UDP
+// sip parser (RFC 3261, SDP RFC 8866; plugins/README.md): SIP over UDP
 // (configured ports, plus a start-line heuristic on any port) and over TCP
 // (the configured ports, plus with the heuristic any connection whose first
 // payload is a whole SIP start line; through the core's stream reassembly:
