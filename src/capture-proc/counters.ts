@@ -164,7 +164,7 @@ export function slotParsers(s: SlotValues): string[] {
 
 /** Reassembly figures that are state now, not counts: not carried over a restart. */
 const IP_GAUGES = new Set(['pending', 'memoryBytes']);
-const TCP_GAUGES = new Set(['active', 'bytesHeld', 'bytesHeldMax']);
+const TCP_GAUGES = new Set(['active', 'bytesHeld', 'bytesHeldMax', 'memoryHeld', 'memoryHeldMax']);
 
 /** A capture process's counters as its slot holds them, in the shape of its done message (the supervisor's summary). */
 export function captureFromSlot(s: SlotValues, index: number, cpu: number): LiveCaptureDone {

@@ -4,7 +4,7 @@
 // task's pipeline over the frames of each ring block in place and
 // committing wire-record batches to the task's send ring (at the end of
 // every block, so a quiet link's records do not wait). It never waits for
-// the sender: a full ring drops the batch and counts it (design §5.4).
+// the sender: a full ring drops the batch and counts it (docs/architecture.md, "Counters, and where they are kept").
 // Controlled over IPC: start → ready, then a beat every heartbeatMs (the
 // supervisor's watchdog); stop, or a lost parent → the frames the kernel
 // still holds are processed, done, exit. Its counters live in its slot of the
@@ -101,7 +101,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
   const producer = RingProducer.open(m.ringTask, m.index);
   const batch = new BatchSink(producer, MAX_RECORD_BYTES);
   // The kernel runs the task's filter (attached to the socket) unless the driver cannot (xdp): then the pipeline does.
-  const pipeline = pipelineForTask(task, plugins, batch, m.format, { userFilter: m.userFilter });
+  const pipeline = pipelineForTask(task, plugins, batch, m.format, { userFilter: m.userFilter, tcpMaxBytes: m.tcpMaxBytes ?? undefined });
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.start?.();
   const capturer = createCapturer(m.driver, m.options);
   capturer.init();

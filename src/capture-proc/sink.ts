@@ -2,7 +2,7 @@
 // out as one `otus decode` NDJSON line (docs/decode-output.md). Lines are
 // batched into one string per ring block (or 64 KiB) and written once; when
 // the writer pushes back, the stream is paused, so the kernel ring fills and
-// counts drops rather than this process buffering without bound (design §5.4).
+// counts drops rather than this process buffering without bound (docs/architecture.md, "Counters, and where they are kept").
 
 import type { CaptureStream, FrameSink } from '../capture/capturer.js';
 import { Decoder } from '../decode/decoder.js';

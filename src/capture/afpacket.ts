@@ -1,5 +1,5 @@
 // af_packet_v3: AF_PACKET sockets with a TPACKET_V3 ring, one per stream,
-// joined in one PACKET_FANOUT group (design §4.2.1, §5.1.3). The ring is one
+// joined in one PACKET_FANOUT group (plugins/README.md). The ring is one
 // ArrayBuffer over the kernel's mapping: JavaScript walks every block the
 // kernel has retired to user space (block_status & TP_STATUS_USER), hands
 // each frame to the sink in place, then gives the block back by storing

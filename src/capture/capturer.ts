@@ -1,4 +1,4 @@
-// The capture-driver interface (design §4.2.1). A driver opens N parallel
+// The capture-driver interface (plugins/README.md). A driver opens N parallel
 // streams on one interface (AF_PACKET fanout members, XDP queues; pcap has
 // one); each stream hands frames to a FrameSink in place, from memory the
 // driver owns (the mmap'd ring, or one reused batch buffer). Nothing is

@@ -1,4 +1,4 @@
-// Task filters (design §4.4.2) to classic BPF. A structured filter becomes
+// Task filters (docs/task-format.md) to classic BPF. A structured filter becomes
 // libpcap filter text, and text is compiled by libpcap (pcap_compile on a
 // dead handle) into the program the kernel runs (SO_ATTACH_FILTER).
 //

@@ -1,4 +1,4 @@
-// User-space flow dispatch (design §5.1.3): a driver with one stream (pcap)
+// User-space flow dispatch (docs/architecture.md, "Processes"): a driver with one stream (pcap)
 // feeding N pipelines must still send both directions of a flow to the same
 // pipeline. flowHash is symmetric (A→B hashes as B→A), reads the frame in
 // place and allocates nothing. Like the kernel's flow dissector, IP fragments

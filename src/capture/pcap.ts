@@ -1,5 +1,5 @@
 // pcap: libpcap live capture, one stream, for compatibility and low rates
-// (design §4.2.1). Immediate mode, nanosecond timestamps, non-blocking; the
+// (plugins/README.md). Immediate mode, nanosecond timestamps, non-blocking; the
 // selectable fd is polled from the event loop and each wakeup makes one
 // native call (pcapDispatch) that copies the ready frames into one reused
 // buffer, which JavaScript then walks. More pipelines than one stream are

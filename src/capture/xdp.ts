@@ -1,4 +1,4 @@
-// xdp: AF_XDP sockets, one per RX queue (design §4.2.1: the NIC's RSS spreads
+// xdp: AF_XDP sockets, one per RX queue (plugins/README.md: the NIC's RSS spreads
 // flows over queues). libxdp loads its default program, which redirects each
 // queue's frames into that queue's socket. Frames land in the UMEM, one
 // ArrayBuffer JavaScript reads in place; each wakeup makes one native call

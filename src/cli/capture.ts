@@ -135,7 +135,7 @@ async function runInProcess(o: CaptureCommandOptions): Promise<void> {
 
 /**
  * pcap and file have one stream: N pipelines are fed by a user-space flow
- * hash (design §5.1.3), each with its own decoder (and so its own
+ * hash (docs/architecture.md, "Processes"), each with its own decoder (and so its own
  * reassembly), in this process. Flows stay whole per pipeline; there is no
  * CPU parallelism: for that, use af_packet_v3, whose workers are separate
  * pinned processes.
@@ -328,7 +328,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         .option('interface', { alias: 'i', type: 'string', describe: 'interface to capture on (with --driver file: a pcap/pcapng file; with --task: default task.capture.interface)' })
         .option('driver', { type: 'string', describe: 'af_packet_v3 (default) | pcap | xdp | file (xdp takes the frames away from the host stack: mirror ports only; file replays a capture file)' })
         .option('workers', { type: 'number', describe: 'capture processes (fanout members), each pinned to a CPU (default 1; with --task: task.capture.workers)' })
-        .option('task', { type: 'string', describe: 'run this task (design §4.4.2 format): its filter, parsers, processors and reporter, through capture processes, the send ring and the sender' })
+        .option('task', { type: 'string', describe: 'run this task (docs/task-format.md): its filter, parsers, processors and reporter, through capture processes, the send ring and the sender' })
         .option('out', { type: 'string', describe: '--task: write NDJSON records to FILE, or - for stdout (default: the task reporter)' })
         .option('stats-json', { type: 'string', describe: '--task: also write the summary as JSON to FILE' })
         .option('plugin-dir', { type: 'string', describe: '--task: load third-party plugins from DIR (repeatable)' })

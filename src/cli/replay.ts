@@ -46,7 +46,7 @@ export function replayCommand(fail: (err: unknown) => never): CommandModule<obje
     builder: (y) =>
       y
         .positional('captures', { type: 'string', array: true, demandOption: true, describe: 'capture files' })
-        .option('task', { type: 'string', demandOption: true, describe: 'task file (design §4.4.2 format)' })
+        .option('task', { type: 'string', demandOption: true, describe: 'task file (docs/task-format.md)' })
         .option('workers', { type: 'number', describe: 'capture processes (default: task.capture.workers, else 1)' })
         .option('out', { type: 'string', describe: 'write NDJSON records to FILE, or - for stdout (default: the task reporter)' })
         .option('stats-json', { type: 'string', describe: 'also write the summary as JSON to FILE' })

@@ -1,4 +1,4 @@
-// Task files (design §4.4.2): YAML with one top-level `task:`. Loaded with
+// Task files (docs/task-format.md): YAML with one top-level `task:`. Loaded with
 // `yaml`, validated with ajv against TASK_SCHEMA; every error is
 // OTUS_ERR_TASK naming the file, the key path and its line
 // (`task.yml:12: task.processors[0].plugin: is required`). Plugin configs

@@ -1,4 +1,4 @@
-// The core L2–L4 decoder (design §5.2): not a plugin, since every packet goes
+// The core L2–L4 decoder (docs/architecture.md, "The path of one packet"): not a plugin, since every packet goes
 // through it. decode() walks one frame layer by layer into the one reused
 // DecodedPacket; each layer lives in its own file and calls the next. Nothing
 // here allocates or throws per packet: a malformed frame ends the walk with a

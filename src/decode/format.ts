@@ -1,7 +1,7 @@
 // Printing decoded fields. Only output paths call these: the packet path keeps
 // addresses as numbers and offsets.
 
-import { writeIpv6 } from '../pipeline/bytes.js';
+import { writeIpv6 } from '../util/bytes.js';
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
@@ -19,7 +19,7 @@ export function formatIpv4Bytes(buf: Uint8Array, off: number): string {
 
 const scratch = new Uint8Array(64);
 
-/** RFC 5952 (the byte writer in pipeline/bytes.ts is the one implementation). */
+/** RFC 5952 (the byte writer in util/bytes.ts is the one implementation). */
 export function formatIpv6(buf: Uint8Array, off: number): string {
   const n = writeIpv6(scratch, 0, buf, off);
   let s = '';

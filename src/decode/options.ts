@@ -1,4 +1,4 @@
-// Decoder configuration (design §5.2.7, `otus.core.decoder`). Tunnels are off
+// Decoder configuration (docs/architecture.md, "The path of one packet", `otus.core.decoder`). Tunnels are off
 // by default: whether outer headers should be peeled depends on where Otus
 // captures. VLAN/QinQ and IP reassembly are always on.
 

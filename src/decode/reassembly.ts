@@ -1,4 +1,4 @@
-// IPv4 and IPv6 fragment reassembly (design §5.2.4, ADR-004), always on: a
+// IPv4 and IPv6 fragment reassembly (docs/architecture.md, "The path of one packet"), always on: a
 // SIP INVITE with SDP often exceeds the MTU, and without the SDP no RTP can be
 // correlated. Datagrams are keyed by (version, src, dst, protocol, id).
 //

@@ -16,7 +16,7 @@
 // Ring full: the whole batch is dropped and its records counted
 // (droppedRecords), as drop-tail would have counted them one by one.
 
-import { readU32LE, writeU32LE } from './bytes.js';
+import { readU32LE, writeU32LE } from '../util/bytes.js';
 import { BatchKeys, KeyTracker, labelKeyBytes } from './label-keys.js';
 import type { DirectSink, RecordSink } from './sink.js';
 

@@ -1,4 +1,4 @@
-// The task's `filter:` section (design §4.4.2) applied in user space, for
+// The task's `filter:` section (docs/task-format.md) applied in user space, for
 // replay, exactly as live capture applies it in the kernel: the structured
 // keys become libpcap filter text (src/capture/filter.ts: CIDRs, ports,
 // port range, protocol, and the fragments of matching hosts), a raw `bpf:`

@@ -28,7 +28,7 @@ import {
   writeNull,
   writeUint,
   writeUintOrNull,
-} from './bytes.js';
+} from '../util/bytes.js';
 import type { OutputRecord, Payload } from './record.js';
 import { LabelKind, PayloadKind, WIRE_SLACK, wireInProcess, type WireRecord } from './wire.js';
 

@@ -5,7 +5,7 @@
 // decoding the .proto (test/pipeline/codec.test.ts).
 
 import { TUNNEL_NAMES, TunnelType } from '../decode/packet.js';
-import { copyBytes, decimalLength, writeUint } from './bytes.js';
+import { copyBytes, decimalLength, writeUint } from '../util/bytes.js';
 import type { OutputRecord, Payload } from './record.js';
 import { LabelKind, PayloadKind, WIRE_SLACK, wireInProcess, type WireRecord } from './wire.js';
 

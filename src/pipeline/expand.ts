@@ -4,7 +4,7 @@
 // wrote them, found by the record's protocol name.
 
 import type { RecordFormat } from '../plugin/types.js';
-import { ascii } from './bytes.js';
+import { ascii } from '../util/bytes.js';
 import { writeJsonRecord } from './codec-json.js';
 import { writeProtobufRecord } from './codec-protobuf.js';
 import { symmetricWireHash } from './flow-hash.js';

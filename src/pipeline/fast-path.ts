@@ -1,4 +1,4 @@
-// The pipeline's fast path (design §4.2.2: a known media flow is looked up,
+// The pipeline's fast path (plugins/README.md: a known media flow is looked up,
 // labelled and sent on, ~100 ns). Most frames of a VoIP task are RTP of
 // calls the registry knows, in the simplest shape: Ethernet (at most one
 // 802.1Q tag), IPv4 without options or fragmentation, UDP. For those the generic path (decoder →

@@ -46,7 +46,7 @@ export async function instantiateTaskPlugins(
  * expanded to `format` by the sender. The task's filter runs on each frame
  * here unless `userFilter` is false: live, the kernel runs it on the socket.
  */
-export function pipelineForTask(task: TaskSpec, plugins: TaskPlugins, sink: BatchSink, format: RecordFormat, o: { userFilter?: boolean } = {}): Pipeline {
+export function pipelineForTask(task: TaskSpec, plugins: TaskPlugins, sink: BatchSink, format: RecordFormat, o: { userFilter?: boolean; tcpMaxBytes?: number } = {}): Pipeline {
   return new Pipeline({
     decoder: new Decoder(defaultDecoderOptions()),
     parsers: plugins.parsers,
@@ -56,7 +56,8 @@ export function pipelineForTask(task: TaskSpec, plugins: TaskPlugins, sink: Batc
     unmatched: task.unmatchedPolicy,
     encode: wireEncoder(format, sink.keys),
     sink,
-    filter: o.userFilter === false ? null : new CaptureFilter(task.filter, `${task.file}: task.filter`),
+    filter: o.userFilter === false ? null : new CaptureFilter(task.filter, task.filterWhere),
     fastPath: true,
+    ...(o.tcpMaxBytes !== undefined && { tcp: { maxBytes: o.tcpMaxBytes } }),
   });
 }

@@ -1,4 +1,4 @@
-// Labels (design §5.5.5, ADR-012): string → string, `{protocol}.{field}` for
+// Labels (docs/records.md): string → string, `{protocol}.{field}` for
 // a parser's protocol fields, unprefixed for correlation (`call-id`, `codec`)
 // and deployment metadata (`node`, `dc`). Keys match LABEL_KEY.
 //
@@ -22,7 +22,7 @@
 // walk the entries; replacing or deleting a label (rare) moves the block.
 // A key set twice is found through a per-key mark, not a scan.
 
-import { readU32LE, utf8Length, writeUtf8 } from './bytes.js';
+import { readU32LE, utf8Length, writeUtf8 } from '../util/bytes.js';
 import { labelKeyId, labelKeyName, MAX_KEYS } from './label-keys.js';
 
 /** How a label's value is encoded (kind field of an entry). */

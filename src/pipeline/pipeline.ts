@@ -1,4 +1,4 @@
-// The pipeline loop of one capture process (design §5.1.1, §5.1.3):
+// The pipeline loop of one capture process (docs/architecture.md, "Processes"):
 //
 //   frame → task filter (BPF) → core decoder → first parser whose canHandle accepts
 //         → (none: unmatched policy, forward or drop) → processors by priority
@@ -7,7 +7,10 @@
 // TCP segments of a port a stream parser declared (`tcp: {ports}`) take
 // another branch: the TCP reassembler (src/reassembly/tcp-stream.ts), which
 // hands the parser's handleStream in-order bytes; it emits its records
-// through this pipeline (RecordEmitter): processors → encode → ring.
+// through this pipeline (RecordEmitter): processors → encode → ring. With a
+// parser that probes (`tcp.heuristic` and probeStream), TCP on other ports
+// is offered to the reassembler too, which asks the probes once per
+// connection, at its first payload, and follows the connections claimed.
 //
 // One Pipeline per capture process; everything it touches per packet (the
 // decoder's DecodedPacket, the OutputRecord, its labels, the L4 payload, the
@@ -16,6 +19,7 @@
 
 import type { Frame } from '../capture-file/frame.js';
 import { Decoder } from '../decode/decoder.js';
+import type { DecodedPacket } from '../decode/packet.js';
 import { isStreamParser, type Parser, type Processor, type RecordEmitter, type StreamParser } from '../plugin/types.js';
 import { TcpReassembler, type TcpChunk, type TcpReassemblyOptions, type TcpStreamConsumer } from '../reassembly/tcp-stream.js';
 import type { CaptureFilter } from './capture-filter.js';
@@ -113,6 +117,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   private readonly sink32: Int32Array | null;
   /** TCP port → index of the stream parser that asked for it, -1 none. */
   private readonly tcpOwner: Int16Array | null;
+  /** Stream parsers that probe connections on other ports (tcp.heuristic), by index; null when none. */
+  private readonly probers: Int32Array | null;
   /** The stream parser whose records emit() is counting, -1 outside handleStream. */
   private emitting = -1;
   /** The parser whose fastFrame runs first (and its index), or null. */
@@ -142,12 +148,15 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     this.view = new ProcessorView(this.record);
     this.stats = new PipelineStats(this.parsers.length, this.processors.length);
     let owner: Int16Array | null = null;
+    const probers: number[] = [];
     this.parsers.forEach((p, i) => {
       if (!isStreamParser(p)) return;
       owner ??= new Int16Array(65536).fill(-1);
       for (const port of p.tcp.ports) if (owner[port & 0xffff] < 0) owner[port & 0xffff] = i;
+      if (p.tcp.heuristic === true && p.probeStream !== undefined) probers.push(i);
     });
     this.tcpOwner = owner;
+    this.probers = probers.length > 0 ? Int32Array.from(probers) : null;
     this.reassembler = owner === null ? null : new TcpReassembler(this, o.tcp);
     const fi = this.parsers.findIndex((p) => p.fastFrame !== undefined);
     const plan = o.fastPath === true && this.direct !== null && this.sink32 !== null && fi >= 0 ? fastPlan(this.parsers[fi].fastKeys, this.processors) : null;
@@ -207,6 +216,10 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
         this.reassembler!.segment(p, i, server, hasTs, tsDigits);
         return;
       }
+      if (this.probers !== null && this.reassembler!.offer(p, hasTs, tsDigits)) {
+        st.streamSegments++;
+        return;
+      }
     }
     const rec = this.record;
     rec.reset();
@@ -244,6 +257,17 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     const used = (this.parsers[owner] as StreamParser).handleStream(c, this);
     this.emitting = -1;
     return used;
+  }
+
+  /** TcpStreamConsumer: the first payload of a connection on another port; the first probing parser that claims it, or -1. */
+  probeStream(p: DecodedPacket): number {
+    const pr = this.probers;
+    if (pr === null) return -1;
+    for (let k = 0; k < pr.length; k++) {
+      const i = pr[k];
+      if ((this.parsers[i] as StreamParser).probeStream!(p.payloadBuf, p.payloadOff, p.payloadLen)) return i;
+    }
+    return -1;
   }
 
   streamEnd(owner: number, streamId: number, end: TcpChunk): void {

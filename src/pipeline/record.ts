@@ -1,4 +1,4 @@
-// The data contract (design §5.5, ADR-010/011): RawPacket (a capture-file or
+// The data contract (docs/records.md): RawPacket (a capture-file or
 // ring Frame) → DecodedPacket (src/decode/packet.ts) → OutputRecord, the
 // envelope + labels + payload that parsers fill, processors see through a
 // ProcessorView, and the codecs (codec-json.ts, codec-protobuf.ts) encode.
@@ -12,7 +12,7 @@ import { TunnelType } from '../decode/packet.js';
 import { Labels } from './labels.js';
 
 /**
- * What a parser outputs besides labels (design §5.5.4). Reporters serialize
+ * What a parser outputs besides labels (docs/records.md). Reporters serialize
  * it through the codecs; processors never see it. Writers return the offset
  * after what they wrote, or -1 when it would pass `end` (the record is then
  * dropped and counted, never thrown).
@@ -30,7 +30,7 @@ export interface Payload {
    * Optional, for parsers on a hot path: writes the payload's fields as they
    * are (no JSON, no protobuf) at buf[off..end) for the send ring; the
    * parser plugin's PayloadReader turns them back into a Payload in the
-   * sender, which serializes it there (design §4.2.4).
+   * sender, which serializes it there (docs/reporters.md).
    */
   writeCompact?(buf: Uint8Array, off: number, end: number): number;
 }
@@ -191,7 +191,7 @@ export class OutputRecord {
 }
 
 /**
- * The only thing a processor is handed (ADR-011): the envelope read-only and
+ * The only thing a processor is handed: the envelope read-only and
  * the labels read-write. The record sits in an ECMAScript private field, so
  * no property access, reflection (Object.keys, getOwnPropertyNames,
  * Reflect.ownKeys) or serialization reaches the payload or the raw frame.

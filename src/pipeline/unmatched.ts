@@ -1,10 +1,10 @@
-// The unmatched policy's record (design §5.1.3, task `unmatched_policy`):
+// The unmatched policy's record (docs/architecture.md, "Processes", task `unmatched_policy`):
 // a packet no parser accepted is, under `forward`, emitted with its L3/L4
 // envelope, the transport as protocol, and an L4Payload payload
 // ({"payload_len": N} in JSON); under `drop` it is counted and dropped.
 
 import type { DecodedPacket } from '../decode/packet.js';
-import { Literal, writeLiteral, writeUintOrNull } from './bytes.js';
+import { Literal, writeLiteral, writeUintOrNull } from '../util/bytes.js';
 import { varintSize, writeVarint } from './codec-protobuf.js';
 import type { OutputRecord, Payload } from './record.js';
 

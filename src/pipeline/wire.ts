@@ -49,7 +49,7 @@ import { LabelKind, MAX_LABELS } from './labels.js';
 
 export { LabelKind };
 import type { OutputRecord } from './record.js';
-import { copyBytes, readI32LE, readU16LE, readU32LE, writeU16LE, writeU32LE, writeUtf8 } from './bytes.js';
+import { copyBytes, readI32LE, readU16LE, readU32LE, writeU16LE, writeU32LE, writeUtf8 } from '../util/bytes.js';
 
 export const WIRE_VERSION = 2;
 export const WIRE_HEADER = 56;

@@ -1,4 +1,4 @@
-// Plugin interfaces (design §4). A plugin module declares itself, then binds:
+// Plugin interfaces (plugins/README.md). A plugin module declares itself, then binds:
 // a PluginDefinition carries the metadata the registry validates at load time
 // (name, version, kind, labels emitted, config JSON Schema) and an init that
 // turns one validated config into an instance of its kind. Built-ins are
@@ -41,7 +41,7 @@ export interface PluginContext<C = unknown> {
   /** Where this plugin's config sits, for messages: `FILE: task.processors[0].config`. */
   readonly where: string;
   /**
-   * The task's flow registry (ADR-008), shared by all its capture processes;
+   * The task's flow registry, shared by all its capture processes;
    * null where there is none (validation in the supervisor, tools without a
    * task). Parsers that correlate (SIP → RTP) register and look up here.
    */
@@ -50,7 +50,7 @@ export interface PluginContext<C = unknown> {
   readonly resumed?: boolean;
 }
 
-/** Lifecycle hooks every instance may have (design §4.1). */
+/** Lifecycle hooks every instance may have (plugins/README.md). */
 export interface PluginInstance {
   start?(): void | Promise<void>;
   stop?(): void | Promise<void>;
@@ -59,7 +59,7 @@ export interface PluginInstance {
 }
 
 /**
- * Parser (design §4.2.2, ADR-007). canHandle must be cheap (ports, a table
+ * Parser (plugins/README.md). canHandle must be cheap (ports, a table
  * lookup); the first parser that accepts gets handle(). handle fills the
  * pipeline's one reused record (fillEnvelope, protocol, labels, payload) and
  * returns true to emit it, false for "nothing to output". Neither allocates
@@ -82,7 +82,7 @@ export interface Parser extends PluginInstance {
    */
   hints?(counters: Record<string, unknown>): string[];
   /**
-   * Optional fast path (src/pipeline/fast-path.ts; design §4.2.2): the wire
+   * Optional fast path (src/pipeline/fast-path.ts; plugins/README.md): the wire
    * record of a frame of a flow the parser already knows, written straight
    * into the batch from the frame, with no DecodedPacket or OutputRecord.
    * The pipeline offers it the frames of the simple shape (FastFrame:
@@ -119,17 +119,26 @@ export interface RecordEmitter {
 }
 
 /**
- * A parser that wants TCP reassembled (design §5.2.5, ADR-005/005b): it
+ * A parser that wants TCP reassembled (docs/architecture.md, "TCP stream reassembly"): it
  * declares ports; segments of TCP connections with one of them on either
  * side go to src/reassembly/tcp-stream.ts instead of canHandle/handle, and
  * the parser gets each direction's bytes in order. It frames its own PDUs:
  * handleStream returns the bytes it consumed, and the ones it did not are
  * handed back in front of the next bytes (a PDU split over segments needs no
- * buffer of its own). `c.gap` says bytes are missing before this chunk.
+ * buffer of its own). `c.gap` says bytes are missing before this chunk (the
+ * bytes it kept from before the hole are gone: resynchronise on what
+ * follows). A record's time is its message's first byte's: after
+ * fillEnvelope(c.packet, ...), `c.stamp(record, offsetOfTheMessage)`.
+ *
+ * With `tcp.heuristic` and probeStream, connections on other ports are
+ * offered too: probeStream sees a connection's first payload (either
+ * direction) once, and true makes it this parser's.
  */
 export interface StreamParser extends Parser {
-  readonly tcp: { readonly ports: readonly number[] };
+  readonly tcp: { readonly ports: readonly number[]; readonly heuristic?: boolean };
   handleStream(c: TcpChunk, out: RecordEmitter): number;
+  /** The first payload of a TCP connection on a port no parser declared: claim it? Cheap, allocation-free, asked once per connection. */
+  probeStream?(buf: Uint8Array, off: number, len: number): boolean;
   /**
    * The connection ended (FIN both ways, RST, timeout, eviction), after its
    * last bytes were delivered: drop per-stream state, and emit what only the
@@ -145,7 +154,7 @@ export function isStreamParser(p: Parser): p is StreamParser {
 }
 
 /**
- * Processor (design §4.2.3, ADR-011): sees the envelope and labels only.
+ * Processor (plugins/README.md): sees the envelope and labels only.
  * Returning the view (or anything truthy) passes the record on; returning
  * nothing (undefined, null, false) drops it, counted per processor.
  * Lower priority runs first; equal priorities keep task order.
@@ -191,7 +200,7 @@ export interface EncodedRecord {
 export type RecordFormat = 'json' | 'protobuf';
 
 /**
- * Reporter (design §4.2.4): runs in the sender process, reads everything.
+ * Reporter (docs/reporters.md): runs in the sender process, reads everything.
  * report() must never block the event loop (the sender would stop hearing
  * stop and signals): hold a bounded amount, say so with `blocked`, count what
  * is given up in `dropped`; never throw an output error out of report().
@@ -226,7 +235,7 @@ export interface ReporterCounters {
   queued: number;
 }
 
-/** Capturer (design §4.2.1): the live drivers arrive with the capture-driver issue. */
+/** Capturer: a capture driver as a plugin (the built-in drivers are in src/capture/). */
 export interface Capturer extends PluginInstance {
   streams(): number;
 }

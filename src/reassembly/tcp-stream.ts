@@ -1,4 +1,4 @@
-// Selective TCP stream reassembly (design §5.2.5, ADR-005, 005b, 005c, 005f).
+// Selective TCP stream reassembly (docs/architecture.md, "TCP stream reassembly").
 //
 // Only TCP segments of connections a parser asked for (by port, see
 // Pipeline) come here; everything else never touches this state. Output is
@@ -9,23 +9,43 @@
 // a parser never needs its own buffer for a PDU split over segments.
 //
 // Per direction: the next expected sequence number is the SYN's + 1, or
-// (mid-stream join, ADR-005c) the first sequence number seen. A segment
+// (mid-stream join) the first sequence number seen. A segment
 // entirely before it is a retransmission; one that starts before it overlaps
 // (the delivered bytes win, the rest is used); one that starts after it is
 // out of order and kept (copied) until the hole fills. A hole still open
 // after gapTimeoutMs (capture time), or when the direction's buffered bytes
-// pass maxStreamBytes, is skipped: the next chunk carries `gap`.
+// pass maxStreamBytes, is skipped: the next chunk carries `gap`, and bytes
+// the parser kept from before the hole are dropped (counted), never joined
+// to the bytes after it: the parser resynchronises on what follows.
+//
+// Time: each segment's capture time travels with its bytes (out-of-order
+// copies keep theirs), and a chunk says when its first kept byte and its
+// new bytes were captured (TcpChunk.stamp), so a record carries the capture
+// time of its message's first byte, not the time the hole was given up on.
 //
 // Limits: maxStreams connections (the least recently used is evicted),
-// maxStreamBytes per direction, maxBytes for all buffers together (LRU
-// streams are evicted until under), streamTimeoutMs of silence. Every one
-// of these events is counted in TcpStreamStats. A stream ends on RST, when
-// both FINs have been reached, on timeout or eviction; its remaining bytes
-// are flushed first (with `gap` when a hole is skipped).
+// maxStreamBytes per direction, maxBytes for the memory of all streams
+// together (LRU streams are evicted until under), streamTimeoutMs of
+// silence. Memory is counted as allocated: a fixed cost per connection, the
+// capacity of each kept-bytes buffer (it grows by doubling), each
+// out-of-order copy and the vectors that list them, with their objects'
+// overhead (measured, below). Buffers of the usual size (BLOCK) and stream
+// objects are reused, not left to the GC: under a flood of connections
+// that come and go, garbage the GC collects late would otherwise take the
+// process well past the bound. Every one of these events is counted in
+// TcpStreamStats. A stream ends on RST, when both FINs have been reached,
+// on timeout or eviction; its remaining bytes are flushed first (with `gap`
+// when a hole is skipped).
+//
+// Connections on ports no parser declared can be claimed by a parser's
+// probe (StreamParser.probeStream, e.g. sip with `heuristic`): offer()
+// decides once per connection, from its first payload, and remembers the
+// answer in a direct-mapped table keyed by a symmetric flow hash, so the
+// other segments of a connection nobody claimed cost one table read.
 //
 // Cost: an in-order segment with nothing kept is delivered from the frame's
-// own memory; no allocation per segment. Stream objects are pooled. Only out
-// of order segments and bytes a parser kept are copied.
+// own memory; no allocation per segment. Only out-of-order segments and
+// bytes a parser kept are copied.
 
 import type { DecodedPacket } from '../decode/packet.js';
 import { DecodedPacket as Packet } from '../decode/packet.js';
@@ -33,9 +53,9 @@ import { DecodedPacket as Packet } from '../decode/packet.js';
 export interface TcpReassemblyOptions {
   /** Concurrent connections; at the limit the least recently used is evicted. */
   maxStreams: number;
-  /** Bytes one direction may hold (out-of-order segments plus bytes kept for its parser). */
+  /** Bytes one direction may hold: kept for its parser; out-of-order copies (their memory) up to twice this. */
   maxStreamBytes: number;
-  /** Bytes all streams may hold together (default 128 MiB, ADR-005f). */
+  /** Memory all streams may hold together (default 128 MiB): per-connection cost, kept-buffer capacity, out-of-order copies. */
   maxBytes: number;
   /** A hole older than this (capture time) is skipped. */
   gapTimeoutMs: number;
@@ -67,10 +87,13 @@ export class TcpStreamStats {
   /** Holes skipped (timeout, buffer limit, flush), and the bytes missing in them. */
   gapsSkipped = 0;
   bytesSkipped = 0;
-  /** Out-of-order segments dropped because the direction was at maxStreamBytes even after skipping. */
+  /** Out-of-order segments dropped: the direction's copies were at their bound (2 × maxStreamBytes of memory). */
   oooDropped = 0;
   /** Bytes a parser kept that passed maxStreamBytes: dropped (the next chunk has `gap`). */
   keepOverflows = 0;
+  /** Holes that dropped bytes a parser had kept from before them (an incomplete message), and those bytes. */
+  keptDropped = 0;
+  keptBytesDropped = 0;
   /** Ends: FIN both ways, RST, timeout, evicted at maxStreams, evicted for memory, flushed by the owner. */
   closedFin = 0;
   closedRst = 0;
@@ -78,9 +101,15 @@ export class TcpStreamStats {
   evictedLru = 0;
   evictedMemory = 0;
   flushed = 0;
-  /** Bytes held now (out of order + kept) and the most ever held. */
+  /** Payload bytes held now (out of order + kept) and the most ever held. */
   bytesHeld = 0;
   bytesHeldMax = 0;
+  /** Memory held now (what maxBytes bounds: connections, kept-buffer capacity, out-of-order copies) and the most ever held. */
+  memoryHeld = 0;
+  memoryHeldMax = 0;
+  /** Connections on other ports offered to the parsers' probes (at their first payload), and those a parser claimed. */
+  probes = 0;
+  claimed = 0;
 }
 
 /**
@@ -97,14 +126,36 @@ export class TcpChunk {
   len = 0;
   /** A DataView indexing the same bytes as buf (parsers scan four bytes at a time with it), or null. */
   view: DataView | null = null;
-  /** Bytes are missing before this chunk (hole skipped, parser's kept bytes dropped). */
+  /** Bytes are missing before this chunk (hole skipped, parser's kept bytes dropped). Bytes kept from before a hole are never in a chunk with `gap`. */
   gap = false;
+  /** The first keptLen bytes (from off) were kept from earlier segments; the first of them was captured at keptSec/keptNsec. */
+  keptLen = 0;
+  keptSec = 0;
+  keptNsec = 0;
+  /** Capture time of the segment the rest of the bytes came from (an out-of-order one keeps its own). */
+  tsSec = 0;
+  tsNsec = 0;
   /** For the record's envelope (fillEnvelope): the segment that made these bytes deliverable, or a packet built from the stream's addresses when flushing. Its direction is `dir`'s. */
   packet: DecodedPacket = new Packet();
   /** At stream end only: the same addresses in the other direction (for a record of direction 1). */
   reverse: DecodedPacket = new Packet();
   hasTs = true;
   tsDigits = 6;
+
+  /**
+   * Sets t's capture time to that of the byte at buf[at] (a message that
+   * starts there): kept bytes carry the time of the first of them (a parser
+   * keeps from a message's start), the others their segment's.
+   */
+  stamp(t: { tsSec: number; tsNsec: number }, at: number): void {
+    if (at < this.off + this.keptLen) {
+      t.tsSec = this.keptSec;
+      t.tsNsec = this.keptNsec;
+    } else {
+      t.tsSec = this.tsSec;
+      t.tsNsec = this.tsNsec;
+    }
+  }
 }
 
 /** Who receives the bytes: the pipeline (which calls the owning parser). */
@@ -113,12 +164,119 @@ export interface TcpStreamConsumer {
   streamData(owner: number, c: TcpChunk): number;
   /** The connection is gone (after its last bytes were delivered). */
   streamEnd(owner: number, streamId: number, dir0: TcpChunk): void;
+  /** A connection on a port no parser declared, at its first payload: the owner that claims it, or -1 (see offer). */
+  probeStream?(p: DecodedPacket): number;
 }
+
+/**
+ * Memory, as counted against maxBytes (measured on node 20: heap and
+ * ArrayBuffer bytes per 100 000 streams after GC, rounded up): one
+ * connection (the Stream, its two Directions, its hash-map entry: 1124
+ * bytes); the objects of one buffer beside its capacity (a kept-bytes buffer
+ * or an out-of-order copy: Uint8Array, ArrayBuffer, DataView, the backing
+ * store's header: 262); a direction's out-of-order vectors once it stores a
+ * segment (their objects: about 800), then per slot (sequence, length,
+ * time, a pointer).
+ */
+export const STREAM_COST = 1216;
+export const BUFFER_COST = 320;
+export const VECTORS_COST = 832;
+export const SLOT_BYTES = 32;
+/** Slots of the table of connections offered to probes (a power of two). */
+const VERDICT_SLOTS = 1 << 16;
 
 const FIN = 0x01;
 const SYN = 0x02;
 const RST = 0x04;
 const ACK = 0x10;
+
+/**
+ * A direction's out-of-order segments, sorted by sequence (relative order
+ * from `next`): parallel vectors grown by doubling and kept when emptied, so
+ * a stream reused from the pool stores again without garbage. A copy of up
+ * to BLOCK bytes sits in a pooled block of BLOCK bytes, so `len` says how
+ * many of its bytes are the segment's.
+ */
+class OooList {
+  n = 0;
+  cap = 0;
+  // Shared empty vectors until the first segment: most streams never store one.
+  seq = NO_U32;
+  len = NO_I32;
+  sec = NO_F64;
+  nsec = NO_I32;
+  data: (Uint8Array | null)[] = NO_DATA;
+
+  /** The memory the vectors take (counted while their stream lives). */
+  get bytes(): number {
+    return this.cap === 0 ? 0 : VECTORS_COST + this.cap * SLOT_BYTES;
+  }
+
+  /** Makes room for one more; returns the memory that added. */
+  grow(): number {
+    if (this.n < this.cap) return 0;
+    const before = this.bytes;
+    const cap = this.cap === 0 ? 4 : this.cap * 2;
+    const seq = new Uint32Array(cap);
+    const len = new Int32Array(cap);
+    const sec = new Float64Array(cap);
+    const nsec = new Int32Array(cap);
+    seq.set(this.seq);
+    len.set(this.len);
+    sec.set(this.sec);
+    nsec.set(this.nsec);
+    this.seq = seq;
+    this.len = len;
+    this.sec = sec;
+    this.nsec = nsec;
+    if (this.cap === 0) this.data = [];
+    for (let k = this.cap; k < cap; k++) this.data.push(null);
+    this.cap = cap;
+    return this.bytes - before;
+  }
+
+  insert(i: number, seq: number, data: Uint8Array, len: number, sec: number, nsec: number): void {
+    const n = this.n;
+    this.seq.copyWithin(i + 1, i, n);
+    this.len.copyWithin(i + 1, i, n);
+    this.sec.copyWithin(i + 1, i, n);
+    this.nsec.copyWithin(i + 1, i, n);
+    for (let k = n; k > i; k--) this.data[k] = this.data[k - 1];
+    this.seq[i] = seq;
+    this.len[i] = len;
+    this.sec[i] = sec;
+    this.nsec[i] = nsec;
+    this.data[i] = data;
+    this.n = n + 1;
+  }
+
+  removeFirst(): void {
+    const n = this.n - 1;
+    this.seq.copyWithin(0, 1, n + 1);
+    this.len.copyWithin(0, 1, n + 1);
+    this.sec.copyWithin(0, 1, n + 1);
+    this.nsec.copyWithin(0, 1, n + 1);
+    for (let k = 0; k < n; k++) this.data[k] = this.data[k + 1];
+    this.data[n] = null;
+    this.n = n;
+  }
+
+  /** Gives the vectors up (back to capacity 0). */
+  release(): void {
+    this.n = 0;
+    this.cap = 0;
+    this.seq = NO_U32;
+    this.len = NO_I32;
+    this.sec = NO_F64;
+    this.nsec = NO_I32;
+    this.data = NO_DATA;
+  }
+}
+
+const NO_U32 = new Uint32Array(0);
+const NO_I32 = new Int32Array(0);
+const NO_F64 = new Float64Array(0);
+const NO_DATA: (Uint8Array | null)[] = [];
 
 class Direction {
   started = false;
@@ -128,16 +286,20 @@ class Direction {
   finSec = -1;
   finNsec = 0;
   done = false;
-  /** Out-of-order segments, sorted by sequence (relative order from `next`). */
-  oooSeq: number[] = [];
-  oooData: Uint8Array[] = [];
+  /** Out-of-order segments, and their bytes. */
+  readonly ooo = new OooList();
   oooBytes = 0;
+  /** Memory of the copies (capacity and objects), bounded per direction by 2 × maxStreamBytes. */
+  oooMem = 0;
   /** Capture time (ms) the oldest open hole was first seen; -1 none. */
   gapSince = -1;
   keep: Uint8Array = EMPTY;
   /** keep's DataView, made when keep is (null while it is EMPTY). */
   keepView: DataView | null = null;
   keepLen = 0;
+  /** Capture time of keep[0]. */
+  keepSec = 0;
+  keepNsec = 0;
   pendingGap = false;
 
   reset(): void {
@@ -146,9 +308,8 @@ class Direction {
     this.finSeq = -1;
     this.finSec = -1;
     this.done = false;
-    this.oooSeq.length = 0;
-    this.oooData.length = 0;
     this.oooBytes = 0;
+    this.oooMem = 0;
     this.gapSince = -1;
     this.keepLen = 0;
     this.pendingGap = false;
@@ -180,6 +341,9 @@ class Stream {
   next: Stream | null = null;
   bucketNext: Stream | null = null;
   live = false;
+  /** Its entry in the probe table when a probe claimed it (cleared at its end), else -1. */
+  vSlot = -1;
+  vTag = 0;
 }
 
 function seqDiff(a: number, b: number): number {
@@ -190,7 +354,14 @@ export class TcpReassembler {
   readonly stats = new TcpStreamStats();
   readonly opts: TcpReassemblyOptions;
   private readonly consumer: TcpStreamConsumer;
-  private readonly buckets = new Map<number, Stream>();
+  /**
+   * Hash buckets (chained through bucketNext), a power of two at least
+   * maxStreams, made once: a Map rehashed as connections come and go, and
+   * left a table of garbage each time (a flood of short connections grew the
+   * heap by ~60 bytes per connection until the next full GC).
+   */
+  private readonly buckets: (Stream | null)[];
+  private readonly mask: number;
   private head: Stream | null = null;
   private tail: Stream | null = null;
   private readonly pool: Stream[] = [];
@@ -199,10 +370,33 @@ export class TcpReassembler {
   private readonly flushPkt = new Packet();
   private readonly flushPktRev = new Packet();
   private now = 0;
+  /** Capture time of the bytes deliver() hands over next. */
+  private segSec = 0;
+  private segNsec = 0;
+  /** The stream the last segment() call went to (null if it opened none). */
+  private cur: Stream | null = null;
+  /**
+   * Blocks of BLOCK bytes given back by ended streams, drained holes and
+   * grown buffers, reused for kept bytes and out-of-order copies: a flood of
+   * connections that come and go makes no garbage for them (which the GC
+   * collects late: RSS beyond the bound). At most BLOCK_POOL_MAX, not
+   * counted (a fixed overhead). Their DataViews, where made (else null).
+   */
+  private readonly blocks: Uint8Array[] = [];
+  private readonly blockViews: (DataView | null)[] = [];
+  /** The DataView of the block takeBlock() returned last, or null. */
+  private takenView: DataView | null = null;
+  /** Probe table (made by the first offer): a flow's tag, and its owner or -1 (no parser wanted it). */
+  private vTag: Int32Array | null = null;
+  private vOwner: Int16Array | null = null;
 
   constructor(consumer: TcpStreamConsumer, opts: Partial<TcpReassemblyOptions> = {}) {
     this.consumer = consumer;
     this.opts = { ...DEFAULT_TCP_REASSEMBLY, ...opts };
+    let n = 1024;
+    while (n < this.opts.maxStreams && n < 1 << 22) n *= 2;
+    this.buckets = new Array<Stream | null>(n).fill(null);
+    this.mask = n - 1;
   }
 
   /**
@@ -218,6 +412,7 @@ export class TcpReassembler {
     const flags = p.tcpFlags;
     let s = this.find(p);
     let dir = 0;
+    this.cur = null;
     if (s === null) {
       const hasData = p.payloadLen > 0;
       if ((flags & RST) !== 0 || (!hasData && (flags & SYN) === 0)) return; // nothing to follow
@@ -226,8 +421,10 @@ export class TcpReassembler {
       if ((flags & SYN) !== 0) reverse = (flags & ACK) !== 0;
       else if (serverPort >= 0) reverse = p.sport === serverPort && p.dport !== serverPort;
       s = this.open(p, owner, reverse);
+      if (!s.live) return; // maxBytes below one connection's cost
       dir = reverse ? 1 : 0;
     } else dir = this.dirOf(s, p);
+    this.cur = s;
     s.lastSeen = this.now;
     s.lastSec = p.tsSec;
     s.lastNsec = p.tsNsec;
@@ -255,11 +452,12 @@ export class TcpReassembler {
         d.finSec = p.tsSec;
         d.finNsec = p.tsNsec;
       }
-      if (d.oooBytes > 0 && (this.now - d.gapSince > this.opts.gapTimeoutMs || d.oooBytes > this.opts.maxStreamBytes)) {
+      if (d.ooo.n > 0 && s.live && (this.now - d.gapSince > this.opts.gapTimeoutMs || d.oooMem > this.opts.maxStreamBytes)) {
         this.skipGap(s, dir, d, p);
       }
       if (d.finSeq >= 0 && d.next === d.finSeq && !d.done) d.done = true;
     }
+    if (!s.live) return; // evicted for memory while its own bytes were delivered
     if ((flags & RST) !== 0) {
       st.closedRst++;
       this.close(s, true);
@@ -269,6 +467,66 @@ export class TcpReassembler {
       st.closedFin++;
       this.close(s, false);
     }
+  }
+
+  /**
+   * A TCP segment on a port no parser declared. Its connection is followed
+   * when a probe claimed it (then the segment goes to segment() and this
+   * returns true); each connection is offered to the consumer's probeStream
+   * once, at its first payload, and the answer is remembered per flow (a
+   * SYN clears a "no": a new connection is decided again). False: the
+   * segment is not for a stream parser.
+   */
+  offer(p: DecodedPacket, hasTs: boolean, tsDigits: number): boolean {
+    let tags = this.vTag;
+    let owners = this.vOwner;
+    if (tags === null || owners === null) {
+      tags = this.vTag = new Int32Array(VERDICT_SLOTS);
+      owners = this.vOwner = new Int16Array(VERDICT_SLOTS);
+    }
+    const tag = probeHash(p);
+    const slot = tag & (VERDICT_SLOTS - 1);
+    if (tags[slot] === tag) {
+      const o = owners[slot];
+      if (o >= 0) {
+        this.segment(p, o, -1, hasTs, tsDigits);
+        return true;
+      }
+      if ((p.tcpFlags & (SYN | ACK)) === SYN) tags[slot] = 0;
+      return false;
+    }
+    // Not in the table (its first segments, or its entry went to another flow): a stream already followed?
+    const s = this.find(p);
+    if (s !== null) {
+      const o = s.owner;
+      this.segment(p, o, -1, hasTs, tsDigits);
+      if (s.live && s.vSlot < 0 && (tags[slot] === 0 || owners[slot] < 0)) this.remember(s, slot, tag);
+      return true;
+    }
+    if (p.payloadLen <= 0 || this.consumer.probeStream === undefined) return false;
+    this.stats.probes++;
+    const o = this.consumer.probeStream(p);
+    if (o < 0) {
+      // A connection some probe claimed keeps its entry; this one is then asked again at its next payload.
+      if (tags[slot] === 0 || owners[slot] < 0) {
+        tags[slot] = tag;
+        owners[slot] = -1;
+      }
+      return false;
+    }
+    this.stats.claimed++;
+    // Its first payload's sender is direction 0 (the client, as far as this stream knows).
+    this.segment(p, o, p.dport, hasTs, tsDigits);
+    const claimed = this.cur;
+    if (claimed !== null && claimed.live) this.remember(claimed, slot, tag);
+    return true;
+  }
+
+  private remember(s: Stream, slot: number, tag: number): void {
+    this.vTag![slot] = tag;
+    this.vOwner![slot] = s.owner;
+    s.vSlot = slot;
+    s.vTag = tag;
   }
 
   /** Flushes and forgets every connection (end of input, shutdown). */
@@ -301,99 +559,154 @@ export class TcpReassembler {
       diff = 0;
     }
     if (diff > 0) {
-      this.storeOoo(d, seq, buf, off, len);
+      this.storeOoo(d, seq, buf, off, len, p);
       return;
     }
+    this.segSec = p.tsSec;
+    this.segNsec = p.tsNsec;
     this.deliver(s, dir, d, buf, off, len, p);
     this.drainOoo(s, dir, d, p);
   }
 
-  private storeOoo(d: Direction, seq: number, buf: Uint8Array, off: number, len: number): void {
+  private storeOoo(d: Direction, seq: number, buf: Uint8Array, off: number, len: number, p: DecodedPacket): void {
     const st = this.stats;
-    if (d.oooBytes + d.keepLen + len > this.opts.maxStreamBytes * 2) {
+    // Usual sizes go into pooled blocks (no garbage when a flood of them comes and goes); tiny and big ones are copied exactly.
+    const block = len >= BLOCK >> 2 && len <= BLOCK;
+    const mem = (block ? BLOCK : len) + BUFFER_COST;
+    if (d.oooMem + mem + d.keepLen > this.opts.maxStreamBytes * 2) {
       st.oooDropped++;
       return;
     }
     st.outOfOrder++;
     const rel = seqDiff(seq, d.next);
-    let i = d.oooSeq.length;
-    while (i > 0 && seqDiff(d.oooSeq[i - 1], d.next) > rel) i--;
+    const o = d.ooo;
+    let i = o.n;
+    while (i > 0 && seqDiff(o.seq[i - 1], d.next) > rel) i--;
     // A segment already stored at the same place with as many bytes: a retransmission.
-    if (i > 0 && d.oooSeq[i - 1] === seq && d.oooData[i - 1].length >= len) {
+    if (i > 0 && o.seq[i - 1] === seq && o.len[i - 1] >= len) {
       st.retransmissions++;
       st.outOfOrder--;
       return;
     }
-    d.oooSeq.splice(i, 0, seq);
-    d.oooData.splice(i, 0, buf.slice(off, off + len));
+    let copy: Uint8Array;
+    if (block) {
+      copy = this.takeBlock();
+      for (let k = 0; k < len; k++) copy[k] = buf[off + k];
+    } else copy = buf.slice(off, off + len);
+    const grown = o.grow();
+    o.insert(i, seq, copy, len, p.tsSec, p.tsNsec);
     d.oooBytes += len;
-    this.held(len);
+    d.oooMem += mem;
     if (d.gapSince < 0) d.gapSince = this.now;
+    this.held(len);
+    this.memory(mem + grown);
   }
 
   /** Delivers stored segments the stream has reached. */
   private drainOoo(s: Stream, dir: number, d: Direction, p: DecodedPacket): void {
-    while (d.oooSeq.length > 0 && s.live) {
-      const seq = d.oooSeq[0];
-      const diff = seqDiff(seq, d.next);
+    const o = d.ooo;
+    while (o.n > 0 && s.live) {
+      const diff = seqDiff(o.seq[0], d.next);
       if (diff > 0) return;
-      const data = d.oooData[0];
-      d.oooSeq.shift();
-      d.oooData.shift();
-      d.oooBytes -= data.length;
-      this.held(-data.length);
-      if (d.oooSeq.length === 0) d.gapSince = -1;
-      else d.gapSince = this.now;
-      if (diff + data.length <= 0) {
-        this.stats.retransmissions++;
-        continue;
+      const data = o.data[0]!;
+      const len = o.len[0];
+      this.segSec = o.sec[0];
+      this.segNsec = o.nsec[0];
+      o.removeFirst();
+      d.oooBytes -= len;
+      d.oooMem -= data.length + BUFFER_COST;
+      d.gapSince = o.n === 0 ? -1 : this.now;
+      this.held(-len);
+      this.memory(-(data.length + BUFFER_COST));
+      if (diff + len <= 0) this.stats.retransmissions++;
+      else {
+        if (diff < 0) this.stats.overlaps++;
+        this.deliver(s, dir, d, data, -diff, len + diff, p);
       }
-      if (diff < 0) this.stats.overlaps++;
-      this.deliver(s, dir, d, data, -diff, data.length + diff, p);
+      this.giveBlock(data, null); // the consumer is done with it (what it kept was copied)
     }
   }
 
   /** Skips the hole before the first stored segment. */
   private skipGap(s: Stream, dir: number, d: Direction, p: DecodedPacket | null): void {
-    if (d.oooSeq.length === 0) return;
+    if (d.ooo.n === 0) return;
     const st = this.stats;
     st.gapsSkipped++;
-    st.bytesSkipped += seqDiff(d.oooSeq[0], d.next);
-    d.next = d.oooSeq[0];
+    st.bytesSkipped += seqDiff(d.ooo.seq[0], d.next);
+    d.next = d.ooo.seq[0];
     d.pendingGap = true;
     this.drainOoo(s, dir, d, p ?? this.envelope(s, dir));
   }
 
-  /** Hands bytes to the consumer, in front of any it kept; keeps what it did not consume. */
+  /**
+   * Hands bytes (captured at segSec/segNsec) to the consumer, in front of
+   * any it kept; keeps what it did not consume. After a hole the kept bytes
+   * are dropped first: they belong to a message the hole cut.
+   */
   private deliver(s: Stream, dir: number, d: Direction, buf: Uint8Array, off: number, len: number, p: DecodedPacket): void {
+    // The time comes in fields, not arguments: a number past 2^30 (seconds since 1970) passed to a call is boxed, an allocation per segment.
+    const sec = this.segSec;
+    const nsec = this.segNsec;
     d.next = (d.next + len) >>> 0;
+    const gap = d.pendingGap;
+    if (gap) {
+      d.pendingGap = false;
+      if (d.keepLen > 0) {
+        this.stats.keptDropped++;
+        this.stats.keptBytesDropped += d.keepLen;
+        this.held(-d.keepLen);
+        d.keepLen = 0;
+      }
+    }
     const c = this.chunk;
-    c.streamId = s.id;
-    c.dir = dir;
-    c.packet = p;
-    c.gap = d.pendingGap;
-    d.pendingGap = false;
     if (d.keepLen === 0) {
+      this.aim(c, s, dir, p, gap);
+      c.tsSec = sec;
+      c.tsNsec = nsec;
       c.buf = buf;
       c.view = buf === p.payloadBuf ? p.payloadView : null; // a segment delivered in place (an out-of-order one is a copy)
       c.off = off;
       c.len = len;
+      c.keptLen = 0;
       const used = this.consume(s, c);
-      if (used < len) this.keep(d, buf, off + used, len - used);
+      if (used < len) {
+        d.keepSec = sec;
+        d.keepNsec = nsec;
+        this.keep(d, buf, off + used, len - used);
+      }
     } else {
-      this.keep(d, buf, off, len);
-      if (d.keepLen === 0) return; // overflowed and dropped
+      const kept = d.keepLen;
+      if (!this.keep(d, buf, off, len) || !s.live) return; // overflowed and dropped, or evicted for memory
+      // keep() may have evicted other streams, whose flush used the chunk: fill it now.
+      this.aim(c, s, dir, p, gap);
+      c.tsSec = sec;
+      c.tsNsec = nsec;
       c.buf = d.keep;
       c.view = d.keepView;
       c.off = 0;
       c.len = d.keepLen;
+      c.keptLen = kept;
+      c.keptSec = d.keepSec;
+      c.keptNsec = d.keepNsec;
       const used = this.consume(s, c);
       if (used > 0) {
         d.keep.copyWithin(0, used, d.keepLen);
         d.keepLen -= used;
         this.held(-used);
+        if (used >= kept) {
+          d.keepSec = sec;
+          d.keepNsec = nsec;
+        }
       }
     }
+  }
+
+  /** The chunk's connection, direction, envelope and gap flag. */
+  private aim(c: TcpChunk, s: Stream, dir: number, p: DecodedPacket, gap: boolean): void {
+    c.streamId = s.id;
+    c.dir = dir;
+    c.packet = p;
+    c.gap = gap;
   }
 
   private consume(s: Stream, c: TcpChunk): number {
@@ -403,39 +716,79 @@ export class TcpReassembler {
     return n;
   }
 
-  /** Appends bytes to the direction's kept buffer (grown by doubling, bounded). */
-  private keep(d: Direction, buf: Uint8Array, off: number, len: number): void {
+  /**
+   * Appends bytes to the direction's kept buffer (grown by doubling, its
+   * capacity counted, bounded by maxStreamBytes); false when they passed the
+   * bound and everything kept was dropped (the next chunk has `gap`). The
+   * memory is counted last, once the direction is consistent: that may
+   * evict this very stream (callers check s.live).
+   */
+  private keep(d: Direction, buf: Uint8Array, off: number, len: number): boolean {
     const need = d.keepLen + len;
     if (need > this.opts.maxStreamBytes) {
       this.stats.keepOverflows++;
       this.held(-d.keepLen);
       d.keepLen = 0;
       d.pendingGap = true;
-      return;
+      return false;
     }
+    let grown = 0;
     if (need > d.keep.length) {
-      let cap = d.keep.length === 0 ? 2048 : d.keep.length * 2;
+      const old = d.keep.length;
+      let cap = old === 0 ? BLOCK : old * 2;
       while (cap < need) cap *= 2;
-      const k = new Uint8Array(cap);
-      k.set(d.keep.subarray(0, d.keepLen));
-      d.keep = k;
-      d.keepView = new DataView(k.buffer);
+      if (cap === BLOCK) {
+        d.keep = this.takeBlock();
+        d.keepView = this.takenView ?? new DataView(d.keep.buffer);
+      } else {
+        const k = new Uint8Array(cap);
+        k.set(d.keep.subarray(0, d.keepLen));
+        this.giveBlock(d.keep, d.keepView);
+        d.keep = k;
+        d.keepView = new DataView(k.buffer);
+      }
+      grown = cap - old + (old === 0 ? BUFFER_COST : 0);
     }
     for (let i = 0; i < len; i++) d.keep[d.keepLen + i] = buf[off + i];
     d.keepLen = need;
     this.held(len);
+    if (grown > 0) this.memory(grown);
+    return true;
+  }
+
+  private takeBlock(): Uint8Array {
+    const b = this.blocks.pop();
+    if (b === undefined) {
+      this.takenView = null;
+      return new Uint8Array(BLOCK);
+    }
+    this.takenView = this.blockViews.pop()!;
+    return b;
+  }
+
+  private giveBlock(b: Uint8Array, view: DataView | null): void {
+    if (b.length !== BLOCK || this.blocks.length >= BLOCK_POOL_MAX) return;
+    this.blocks.push(b);
+    this.blockViews.push(view);
   }
 
   private held(n: number): void {
     const st = this.stats;
     st.bytesHeld += n;
     if (st.bytesHeld > st.bytesHeldMax) st.bytesHeldMax = st.bytesHeld;
-    if (n > 0 && st.bytesHeld > this.opts.maxBytes) this.evictForMemory();
+  }
+
+  /** Memory allocated (n > 0) or freed; over maxBytes, the least recently used streams are evicted. */
+  private memory(n: number): void {
+    const st = this.stats;
+    st.memoryHeld += n;
+    if (st.memoryHeld > st.memoryHeldMax) st.memoryHeldMax = st.memoryHeld;
+    if (n > 0 && st.memoryHeld > this.opts.maxBytes) this.evictForMemory();
   }
 
   private evictForMemory(): void {
     // The oldest streams go first; the one being written is the head, evicted only if alone.
-    while (this.stats.bytesHeld > this.opts.maxBytes && this.tail !== null) {
+    while (this.stats.memoryHeld > this.opts.maxBytes && this.tail !== null) {
       this.stats.evictedMemory++;
       this.close(this.tail, true);
     }
@@ -456,11 +809,11 @@ export class TcpReassembler {
     }
     // Symmetric: both directions hash alike.
     const h = Math.imul(a ^ b, 0x9e3779b1) ^ Math.imul(p.sport ^ p.dport, 0x85ebca6b) ^ (p.sport + p.dport);
-    return h & 0x3fffffff; // a small integer: Map keys stay unboxed
+    return h & 0x3fffffff;
   }
 
   private find(p: DecodedPacket): Stream | null {
-    let s = this.buckets.get(this.hashOf(p)) ?? null;
+    let s = this.buckets[this.hashOf(p) & this.mask];
     while (s !== null) {
       if (this.dirOf(s, p) >= 0) return s;
       s = s.bucketNext;
@@ -512,9 +865,10 @@ export class TcpReassembler {
     s.d0.reset();
     s.d1.reset();
     s.live = true;
+    s.vSlot = -1;
     s.hash = this.hashOf(p);
-    s.bucketNext = this.buckets.get(s.hash) ?? null;
-    this.buckets.set(s.hash, s);
+    s.bucketNext = this.buckets[s.hash & this.mask];
+    this.buckets[s.hash & this.mask] = s;
     s.prev = null;
     s.next = this.head;
     if (this.head !== null) this.head.prev = s;
@@ -522,6 +876,8 @@ export class TcpReassembler {
     if (this.tail === null) this.tail = s;
     st.streams++;
     st.active++;
+    // Counted once linked: at the bound, the oldest others are evicted (this one is the head). A pooled stream brings its vectors.
+    this.memory(STREAM_COST + s.d0.ooo.bytes + s.d1.ooo.bytes);
     return s;
   }
 
@@ -552,29 +908,46 @@ export class TcpReassembler {
     if (flush) {
       for (let dir = 0; dir < 2 && s.live; dir++) {
         const d = dir === 0 ? s.d0 : s.d1;
-        while (d.oooSeq.length > 0 && s.live) this.skipGap(s, dir, d, null);
+        while (d.ooo.n > 0 && s.live) this.skipGap(s, dir, d, null);
       }
     }
     if (!s.live) return; // evicted re-entrantly while flushing
     s.live = false;
+    let freed = STREAM_COST;
     for (let dir = 0; dir < 2; dir++) {
       const d = dir === 0 ? s.d0 : s.d1;
       this.stats.bytesHeld -= d.oooBytes + d.keepLen;
+      const o = d.ooo;
+      for (let k = 0; k < o.n; k++) {
+        freed += o.data[k]!.length + BUFFER_COST;
+        this.giveBlock(o.data[k]!, null);
+        o.data[k] = null;
+      }
+      o.n = 0;
+      // The vectors stay with the stream in the pool unless big (the pool's memory is not counted: keep it small).
+      freed += o.bytes;
+      if (o.cap > 64) o.release();
       d.oooBytes = 0;
+      d.oooMem = 0;
       d.keepLen = 0;
-      d.oooSeq.length = 0;
-      d.oooData.length = 0;
-      if (d.keep.length > 64 * 1024) {
-        d.keep = EMPTY; // do not pool big buffers
+      // A pooled stream holds no buffer (it would not be counted); its block goes back to the pool.
+      if (d.keep.length > 0) {
+        freed += d.keep.length + BUFFER_COST;
+        this.giveBlock(d.keep, d.keepView);
+        d.keep = EMPTY;
         d.keepView = null;
       }
     }
+    this.stats.memoryHeld -= freed;
+    if (s.vSlot >= 0) {
+      // A claimed connection's entry goes with it: the next one on these addresses and ports is decided again.
+      if (this.vTag![s.vSlot] === s.vTag) this.vTag![s.vSlot] = 0;
+      s.vSlot = -1;
+    }
     // unlink from bucket
-    let b = this.buckets.get(s.hash) ?? null;
-    if (b === s) {
-      if (s.bucketNext === null) this.buckets.delete(s.hash);
-      else this.buckets.set(s.hash, s.bucketNext);
-    } else {
+    let b = this.buckets[s.hash & this.mask];
+    if (b === s) this.buckets[s.hash & this.mask] = s.bucketNext;
+    else {
       while (b !== null && b.bucketNext !== s) b = b.bucketNext;
       if (b !== null) b.bucketNext = s.bucketNext;
     }
@@ -595,9 +968,12 @@ export class TcpReassembler {
     c.view = null;
     c.off = 0;
     c.len = 0;
+    c.keptLen = 0;
+    c.tsSec = c.packet.tsSec;
+    c.tsNsec = c.packet.tsNsec;
     c.gap = false;
     this.consumer.streamEnd(s.owner, s.id, c);
-    this.pool.push(s);
+    if (this.pool.length < POOL_MAX) this.pool.push(s);
   }
 
   /** A packet with the stream's addresses in direction `dir`, for records made without a current segment. */
@@ -624,4 +1000,43 @@ export class TcpReassembler {
     p.payloadLen = 0;
     return p;
   }
+}
+
+/** Streams kept for reuse (without buffers): a bounded, fixed overhead. */
+const POOL_MAX = 1024;
+/** A kept-bytes buffer's first capacity, and the block an out-of-order segment up to this size is copied into. */
+export const BLOCK = 2048;
+/** Free blocks kept for reuse (4 MiB). */
+const BLOCK_POOL_MAX = 2048;
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/**
+ * The probe table's symmetric flow hash (each address bound to its port, all
+ * IPv6 bytes), never 0: its low bits pick the slot, all 32 are the tag.
+ */
+function probeHash(p: DecodedPacket): number {
+  let a: number;
+  let b: number;
+  if (p.ipVersion === 4) {
+    a = p.src4;
+    b = p.dst4;
+  } else {
+    const v = p.addrBuf;
+    a = 0;
+    b = 0;
+    for (let i = 0; i < 16; i += 4) {
+      a = Math.imul(a ^ ((v[p.srcOff + i] << 24) | (v[p.srcOff + i + 1] << 16) | (v[p.srcOff + i + 2] << 8) | v[p.srcOff + i + 3]), 0x9e3779b1);
+      b = Math.imul(b ^ ((v[p.dstOff + i] << 24) | (v[p.dstOff + i + 1] << 16) | (v[p.dstOff + i + 2] << 8) | v[p.dstOff + i + 3]), 0x9e3779b1);
+    }
+  }
+  const x = Math.imul(a ^ Math.imul(p.sport + 1, 0x27d4eb2f), 0x85ebca6b);
+  const y = Math.imul(b ^ Math.imul(p.dport + 1, 0x27d4eb2f), 0x85ebca6b);
+  return fmix((x ^ (x >>> 15)) + (y ^ (y >>> 15))) | 1;
 }

@@ -1,4 +1,4 @@
-// The `kafka` reporter (design §4.2.4; docs/reporters.md): every record becomes
+// The `kafka` reporter (docs/reporters.md): every record becomes
 // one Kafka message. Value: the record in the task's format (json or
 // protobuf), the same bytes the `file` reporter writes. Key: the record's
 // call-id (`call-id`, else `sip.call-id`) when it has one, else its

@@ -6,7 +6,7 @@
 // its slot of the task's stats segment at heartbeat rate (src/shm/stats.ts),
 // where the supervisor exposes them as a Prometheus histogram.
 
-import { readI32LE, readU32LE } from '../pipeline/bytes.js';
+import { readI32LE, readU32LE } from '../util/bytes.js';
 
 const SUB = 8;
 export const LATENCY_BUCKETS = 40 * SUB; // up to 2^40 µs

@@ -1,4 +1,4 @@
-// Built-in reporters (design §4.2.4), run by the sender process: `file`
+// Built-in reporters (docs/reporters.md), run by the sender process: `file`
 // (records to a file or FIFO: NDJSON, or length-delimited protobuf — a varint
 // length before each otus.v1.Record, as protobufjs' decodeDelimited reads) and
 // `console` (NDJSON on stdout).

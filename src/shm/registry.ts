@@ -1,4 +1,4 @@
-// The flow registry (design §5.1.3, ADR-008): one shared-memory table per
+// The flow registry (docs/architecture.md, "Processes"): one shared-memory table per
 // task, shared by all its capture processes, because kernel fanout puts a
 // call's SIP and its RTP on different processes. A SIP parser registers the
 // media endpoints it saw in SDP; the RTP fast path looks packets up.
@@ -33,7 +33,7 @@
 
 import { isIPv6 } from 'node:net';
 import { native } from '../native.js';
-import { utf8Length, writeUtf8 } from '../pipeline/bytes.js';
+import { utf8Length, writeUtf8 } from '../util/bytes.js';
 import { OtusError } from '../util/errors.js';
 import { REGISTRY_MAGIC, createSegment, isProcessAlive, segmentName, writeOwner } from './segment.js';
 

@@ -64,11 +64,9 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   await createRegistry(o.pluginDirs); // an unsafe plugin directory is refused before anything starts
   // Outputs open once: a reload changes only the level (the node id in every line stays too).
   const logs = await LogHub.open(cfg.log, cfg.node.id);
+  // A failure to start is the command's one coded line (src/cli/otus.ts), not a log line as well.
   try {
     await serve(o, cfg, logs);
-  } catch (e) {
-    logs.logger('supervisor').fatal({ err: e instanceof Error ? e.message : String(e) }, 'otus daemon failed');
-    throw e;
   } finally {
     await logs.close();
   }

@@ -67,6 +67,7 @@ export interface PlanInput {
   capture?: Partial<CaptureOptions>;
   ringBytes?: number;
   flowSlots?: number;
+  tcpMaxBytes?: number;
   node: Record<string, string>;
   settings: TaskSettings;
 }
@@ -116,6 +117,7 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
     cpus,
     ringBytes: o.ringBytes ?? 64 << 20,
     flowSlots: o.flowSlots ?? 65536,
+    tcpMaxBytes: o.tcpMaxBytes ?? null,
     settings: o.settings,
   };
 }

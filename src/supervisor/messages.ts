@@ -62,6 +62,8 @@ export interface LiveCaptureStart extends ReplayPluginSetup {
   heartbeatMs: number;
   /** The task has a stats segment (/otus-<ringTask>-stats): the process keeps its counters in slot 1 + index. */
   stats: boolean;
+  /** The TCP reassembly's memory bound (resources.tcp_reassembly_bytes), or null for its default. */
+  tcpMaxBytes?: number | null;
 }
 
 /** A live child is alive and its event loop turns (the supervisor's watchdog); its counters are in its stats slot. */

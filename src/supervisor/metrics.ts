@@ -81,12 +81,15 @@ const TCP_EVENTS: Record<string, string> = {
   gapsSkipped: 'gap_skipped',
   oooDropped: 'out_of_order_dropped',
   keepOverflows: 'kept_bytes_overflow',
+  keptDropped: 'kept_dropped_at_hole',
   closedFin: 'closed_fin',
   closedRst: 'closed_rst',
   timedOut: 'timed_out',
   evictedLru: 'evicted_lru',
   evictedMemory: 'evicted_memory',
   flushed: 'flushed',
+  probes: 'probed',
+  claimed: 'claimed',
 };
 const REGISTRY_OPS: Record<string, string> = { inserts: 'insert', updates: 'update', removes: 'remove', expired: 'expire', lockTakeovers: 'lock_takeover', writesBusy: 'write_busy' };
 /** Parser counters (Parser.counters()) that are state, not events. */
@@ -132,9 +135,10 @@ export class Metrics {
     g('otus_ip_reassembly_pending_datagrams', 'Datagrams whose fragments are held now.');
     g('otus_ip_reassembly_held_bytes', 'Bytes of fragments held now.');
     c('otus_tcp_reassembly_events_total', 'TCP stream reassembly, by event (reason).');
-    c('otus_tcp_reassembly_bytes_total', 'TCP stream bytes delivered to parsers, or skipped over holes (reason).');
+    c('otus_tcp_reassembly_bytes_total', 'TCP stream bytes delivered to parsers, skipped over holes, or kept by a parser and dropped at a hole (reason).');
     g('otus_tcp_reassembly_streams', 'TCP streams tracked now.');
     g('otus_tcp_reassembly_held_bytes', 'TCP stream bytes held now (out of order, and kept by parsers).');
+    g('otus_tcp_reassembly_memory_bytes', 'Memory the TCP reassembly holds now, as allocated (bounded by resources.tcp_reassembly_bytes).');
     g('otus_flow_registry_entries', 'Flows in the task\'s flow registry now.');
     g('otus_flow_registry_capacity', 'Slots of the task\'s flow registry.');
     c('otus_flow_registry_evictions_total', 'Flows evicted from a full registry.');
@@ -258,8 +262,10 @@ export class Metrics {
           for (const [k, reason] of Object.entries(TCP_EVENTS)) f.otus_tcp_reassembly_events_total!.add({ ...l, reason }, tcp[k] ?? 0);
           f.otus_tcp_reassembly_bytes_total!.add({ ...l, reason: 'delivered' }, tcp.bytesDelivered ?? 0);
           f.otus_tcp_reassembly_bytes_total!.add({ ...l, reason: 'skipped' }, tcp.bytesSkipped ?? 0);
+          f.otus_tcp_reassembly_bytes_total!.add({ ...l, reason: 'kept_dropped' }, tcp.keptBytesDropped ?? 0);
           f.otus_tcp_reassembly_streams!.add(l, tcp.active ?? 0);
           f.otus_tcp_reassembly_held_bytes!.add(l, tcp.bytesHeld ?? 0);
+          f.otus_tcp_reassembly_memory_bytes!.add(l, tcp.memoryHeld ?? 0);
         }
         if (v.has('catchUp.waits')) {
           f.otus_catchup_waits_total!.add(l, n('catchUp.waits'));

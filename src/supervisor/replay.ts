@@ -1,5 +1,5 @@
 // `otus replay`: a task over capture files through the real multi-process
-// path (design §5.1). The supervisor validates the task and its plugins
+// path (docs/architecture.md, "Processes"). The supervisor validates the task and its plugins
 // (failing before anything is forked), hashes every frame with the
 // symmetric flow hash to the capture process the kernel's fanout would have
 // given it, removes the segments of dead runs, creates this run's send ring,
@@ -179,7 +179,7 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     o.signal?.addEventListener('abort', () => r('signal'), { once: true });
   });
   try {
-    // The task's flow registry (ADR-008): created here, opened by every capture process.
+    // The task's flow registry: created here, opened by every capture process.
     flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? 65536 }) : null;
     // Capture order across processes matters once a parser correlates through the registry.
     clock = flows !== null && workers > 1 && o.ordered !== false ? CaptureClock.create(ringTask, workers) : null;

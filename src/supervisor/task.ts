@@ -59,6 +59,8 @@ export interface LiveTaskPlan {
   cpus: number[];
   ringBytes: number;
   flowSlots: number;
+  /** The TCP reassembly's memory bound per capture process, or null for its default. */
+  tcpMaxBytes: number | null;
   settings: TaskSettings;
 }
 
@@ -417,6 +419,7 @@ export class SupervisedTask {
       clock: this.clockSetup,
       heartbeatMs: p.settings.heartbeatMs,
       stats: true,
+      tcpMaxBytes: p.tcpMaxBytes,
     };
   }
 

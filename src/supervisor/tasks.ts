@@ -69,6 +69,7 @@ export class TaskManager {
         cpus: 'auto',
         ringBytes: cfg.resources.ringBytes,
         flowSlots: cfg.resources.flowRegistrySlots,
+        tcpMaxBytes: cfg.resources.tcpReassemblyBytes,
         node,
         settings: cfg.supervisor,
       });

@@ -70,6 +70,32 @@ export function tsharkFields(file: string, filter: string, fields: string[], ext
     });
 }
 
+/** Each frame's capture time as join keys spell it (seconds and six fraction digits), by frame number. */
+export function frameTimes(file: string): Map<number, string> {
+  const r = spawnSync('tshark', ['-r', file, '-T', 'fields', '-E', 'separator=|', '-e', 'frame.number', '-e', 'frame.time_epoch'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`tshark failed on ${file}: ${r.stderr}`);
+  const m = new Map<number, string>();
+  for (const l of r.stdout.split('\n')) {
+    if (l === '') continue;
+    const [n, t] = l.split('|');
+    const [sec, frac = ''] = t.split('.');
+    m.set(Number(n), `${sec}${(frac + '000000000').slice(0, 6)}`);
+  }
+  return m;
+}
+
+/**
+ * A message's join key by its first byte (records carry that capture time):
+ * tshark reports a reassembled message at the frame that completes it and
+ * lists its segments' frames in tcp.segment; the first of them holds its
+ * first byte. `segments` is that field (AGG-separated), '' for a message in
+ * one frame.
+ */
+export function firstByteKey(row: { frame: number; key: string }, segments: string, times: Map<number, string>): string {
+  const first = segments === '' ? row.frame : Number(segments.split(AGG)[0]);
+  return `${times.get(first)}${row.key.slice(row.key.indexOf(':'))}`;
+}
+
 /** The join key of a record: capture time in µs and ports (as tsharkFields makes them). */
 export function recordKey(r: JsonRecord): string {
   const m = /\.(\d+)Z$/.exec(r.ts);

@@ -2,7 +2,8 @@
 // from strings and bytes, as a registry hit would) → filter and label
 // processors → JSON or protobuf encode → sink, 2M packets after warm-up; and
 // the capture process's way: wire records into a batch (one subarray per
-// 32 KiB batch is its only allocation) → ring.
+// 32 KiB batch is its only allocation) → ring; and SIP over TCP, messages
+// over several segments, through the reassembler.
 // Any allocation of 16 bytes or more per packet would fill the young
 // generation several times over; we allow at most one scavenge (young
 // garbage the test harness left before the loop). Major/incremental GCs are
@@ -12,6 +13,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { openCapture } from '../../src/capture-file/open.js';
 import { Decoder } from '../../src/decode/decoder.js';
 import type { DecodedPacket } from '../../src/decode/packet.js';
@@ -21,11 +23,13 @@ import { Pipeline } from '../../src/pipeline/pipeline.js';
 import type { OutputRecord } from '../../src/pipeline/record.js';
 import type { RecordSink } from '../../src/pipeline/sink.js';
 import { createRegistry } from '../../src/plugin/builtins.js';
-import type { Parser } from '../../src/plugin/types.js';
+import type { Parser, StreamParser } from '../../src/plugin/types.js';
 import type { RecordFormat } from '../../src/plugin/types.js';
 import { L4Payload } from '../../src/pipeline/unmatched.js';
 import { scavengesDuring, warmUp } from '../helpers/gc.js';
-import { SAMPLE } from './helpers.js';
+import { SipMessage } from '../../plugins/parser/sip/message.js';
+import type { TcpChunk } from '../../src/reassembly/tcp-stream.js';
+import { FIXTURES, SAMPLE } from './helpers.js';
 
 /** A ring that is always empty: every record lands at offset 0. */
 class OverwriteSink implements RecordSink {
@@ -116,3 +120,64 @@ for (const format of ['json', 'protobuf'] as const) {
     assert.ok(gcs <= 1, `${gcs} scavenges`);
   });
 }
+
+/** Frames SIP messages in a TCP direction's bytes as the sip parser does (SipMessage.parse), and emits nothing: the reassembly path alone (the sip parser's own records allocate one subarray each, see docs/architecture.md). */
+class SipFramer implements StreamParser {
+  readonly protocol = 'sip';
+  readonly tcp = { ports: [5080] };
+  readonly msg = new SipMessage();
+  messages = 0;
+  canHandle(): boolean {
+    return false;
+  }
+  handle(): boolean {
+    return false;
+  }
+  handleStream(c: TcpChunk): number {
+    let at = c.off;
+    const end = c.off + c.len;
+    for (;;) {
+      const n = this.msg.parse(c.buf, at, end, true, c.view);
+      if (n <= 0) break;
+      this.messages++;
+      at += n;
+    }
+    return at - c.off;
+  }
+}
+
+test('no garbage collection over 800k TCP segments: SIP messages over several segments each, in order, through the reassembler (bytes kept between segments)', async () => {
+  // otus--sip-tcp-segmented.pcap's data segments (14 messages in 40 segments: most are kept for the
+  // parser until their message is whole), replayed with sequence numbers moved on each pass.
+  const rd = openCapture(join(FIXTURES, 'otus--sip-tcp-segmented.pcap'));
+  const frames: Uint8Array[] = [];
+  const dec = new Decoder();
+  while (rd.next()) {
+    const f = rd.frame;
+    const p = dec.decodeBytes(f.buf, f.view, f.off, f.caplen, f.len, f.linkType, 0, 0, true);
+    if (p.proto === 6 && p.payloadLen > 0) frames.push(f.buf.slice(f.off, f.off + f.caplen));
+  }
+  const views = frames.map((b) => new DataView(b.buffer));
+  const seq0 = views.map((v) => v.getUint32(14 + 20 + 4));
+  const fromCaller = views.map((v) => v.getUint16(14 + 20) === 5090);
+  const perPass = [0, 0];
+  frames.forEach((b, i) => (perPass[fromCaller[i] ? 0 : 1] += b.length - 14 - 20 - 32)); // Ethernet, IPv4, TCP with timestamps
+  const framer = new SipFramer();
+  const pl = new Pipeline({ decoder: new Decoder(), parsers: [framer], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink: new OverwriteSink() });
+  let pass = 0;
+  const run = (passes: number): void => {
+    for (let k = 0; k < passes; k++, pass++) {
+      for (let i = 0; i < frames.length; i++) {
+        views[i].setUint32(14 + 20 + 4, (seq0[i] + pass * perPass[fromCaller[i] ? 0 : 1]) >>> 0);
+        pl.processBytes(frames[i], views[i], 0, frames[i].length, frames[i].length, 1, 1_700_000_000 + (pass >> 10), (pass & 1023) * 1000, true, 6);
+      }
+    }
+  };
+  await warmUp(() => run(2000));
+  const before = framer.messages;
+  const gcs = await scavengesDuring(() => run(20_000));
+  assert.equal(framer.messages - before, 20_000 * 14);
+  const st = pl.reassembler!.stats;
+  assert.equal(st.retransmissions + st.outOfOrder + st.gapsSkipped, 0);
+  assert.ok(gcs <= 1, `${gcs} scavenges`);
+});

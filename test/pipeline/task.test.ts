@@ -61,7 +61,7 @@ function taskError(text: string, ...parts: string[]): void {
   );
 }
 
-test("the design's task example loads; disabled plugins are left out; defaults applied", () => {
+test("the task format's example loads; disabled plugins are left out; defaults applied", () => {
   const t = parseTask(DESIGN_EXAMPLE, 'd.yml');
   assert.equal(t.id, 'voip-monitor-01');
   assert.equal(t.workers, 4);

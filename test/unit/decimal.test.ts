@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { decimalLength, writeUint, writeUintOrNull } from '../../src/pipeline/bytes.js';
+import { decimalLength, writeUint, writeUintOrNull } from '../../src/util/bytes.js';
 
 const out = new Uint8Array(64);
 

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { jsonStringBytesLength, Literal, writeJsonStringBytes, writeLiteral } from '../../src/pipeline/bytes.js';
+import { jsonStringBytesLength, Literal, writeJsonStringBytes, writeLiteral } from '../../src/util/bytes.js';
 
 function enc(bytes: number[]): string {
   const src = Uint8Array.from(bytes);

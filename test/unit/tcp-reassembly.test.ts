@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DecodedPacket } from '../../src/decode/packet.js';
-import { TcpReassembler, type TcpChunk, type TcpStreamConsumer } from '../../src/reassembly/tcp-stream.js';
+import { BUFFER_COST, SLOT_BYTES, STREAM_COST, TcpReassembler, VECTORS_COST, type TcpChunk, type TcpStreamConsumer } from '../../src/reassembly/tcp-stream.js';
 
 const SYN = 2;
 const ACK = 16;
@@ -143,6 +143,45 @@ test('bytes the parser does not consume come back in front of the next ones', ()
   assert.equal(r.stats.bytesHeld, 0);
 });
 
+test('after a hole, bytes the parser kept from before it are dropped (counted), never joined to the bytes after it', () => {
+  const c = new Collect();
+  const r = new TcpReassembler(c, { gapTimeoutMs: 100 });
+  c.policy = (ch) => Buffer.from(ch.buf.subarray(ch.off, ch.off + ch.len)).toString('latin1').lastIndexOf('\n') + 1;
+  // 'one\ntw' then a hole (the rest of 'two\n' lost), then 'three\n' ...
+  run(r, [seg(true, 1, SYN), seg(true, 2, ACK, 'one\ntw'), seg(true, 12, ACK, 'three\n', 10)]);
+  run(r, [seg(true, 18, ACK, 'four\n', 200)]);
+  assert.deepEqual(c.out[0], ['one\n', 'three\n', 'four\n']);
+  assert.deepEqual(c.gaps, [0]);
+  assert.equal(r.stats.keptDropped, 1);
+  assert.equal(r.stats.keptBytesDropped, 2);
+  assert.equal(r.stats.bytesHeld, 0);
+});
+
+test("a chunk carries the capture time of its bytes: kept bytes their first segment's, stored ones their own, not the time the hole was skipped", () => {
+  const times: string[] = [];
+  const c = new Collect();
+  c.policy = (ch) => {
+    // Consume whole lines; note when each line's first byte was captured.
+    const s = Buffer.from(ch.buf.subarray(ch.off, ch.off + ch.len)).toString('latin1');
+    const t = { tsSec: 0, tsNsec: 0 };
+    for (let i = 0, at = 0; (i = s.indexOf('\n', at)) >= 0; at = i + 1) {
+      ch.stamp(t, ch.off + at);
+      times.push(`${s.slice(at, i)}@${t.tsSec * 1000 + t.tsNsec / 1e6 - base}`);
+    }
+    return s.lastIndexOf('\n') + 1;
+  };
+  const r = new TcpReassembler(c, { gapTimeoutMs: 100 });
+  const base = tsMs + 1;
+  run(r, [seg(true, 1, SYN, '', 1)]); // t=0
+  run(r, [seg(true, 2, ACK, 'al', 1)]); // t=1: kept
+  run(r, [seg(true, 4, ACK, 'pha\nbe', 1)]); // t=2: 'alpha' began at t=1; 'be' kept
+  run(r, [seg(true, 12, ACK, 'gamma\n', 1)]); // t=3: after a hole (the rest of 'beta\n' lost)
+  run(r, [seg(true, 18, ACK, 'delta\n', 1)]); // t=4
+  run(r, [seg(true, 24, ACK, 'epsilon\n', 500)]); // t=504: the hole is skipped now
+  assert.deepEqual(times, ['alpha@1', 'gamma@3', 'delta@4', 'epsilon@504']);
+  assert.equal(r.stats.keptDropped, 1);
+});
+
 test('a parser that never consumes is bounded by maxStreamBytes: bytes dropped, counted, gap flagged', () => {
   const c = new Collect();
   const r = new TcpReassembler(c, { maxStreamBytes: 100 });
@@ -168,21 +207,29 @@ test('RST ends the stream and flushes stored segments past the hole', () => {
 
 test('limits: maxStreams evicts the least recently used; maxBytes evicts for memory; silent streams time out', () => {
   const c = new Collect();
-  const r = new TcpReassembler(c, { maxStreams: 3, maxBytes: 1000, streamTimeoutMs: 10_000, gapTimeoutMs: 1e9 });
+  // Room for three connections and about two out-of-order copies of 400 bytes.
+  const ooo = 400 + BUFFER_COST + VECTORS_COST + 4 * SLOT_BYTES; // a direction's first out-of-order copy of 400 bytes, and its vectors
+  const maxBytes = 3 * STREAM_COST + 2 * ooo + 100;
+  const r = new TcpReassembler(c, { maxStreams: 3, maxBytes, streamTimeoutMs: 10_000, gapTimeoutMs: 1e9 });
   for (let i = 0; i < 5; i++) run(r, [seg(true, 1, SYN, '', 1, 30000 + i)]);
   assert.equal(r.stats.active, 3);
   assert.equal(r.stats.evictedLru, 2);
+  assert.equal(r.stats.memoryHeld, 3 * STREAM_COST);
   // Out-of-order bytes on three streams past the global limit: oldest evicted.
   for (let i = 2; i < 5; i++) run(r, [seg(true, 100, ACK, 'y'.repeat(400), 1, 30000 + i)]);
-  assert.ok(r.stats.evictedMemory >= 1, JSON.stringify(r.stats));
-  assert.ok(r.stats.bytesHeld <= 1000);
-  assert.ok(r.stats.bytesHeldMax <= 1000 + 400);
+  assert.equal(r.stats.evictedMemory, 1, JSON.stringify(r.stats));
+  assert.equal(r.stats.active, 2);
+  assert.ok(r.stats.memoryHeld <= maxBytes);
+  assert.equal(r.stats.memoryHeld, 2 * (STREAM_COST + ooo));
+  assert.ok(r.stats.memoryHeldMax <= maxBytes + ooo);
+  assert.equal(r.stats.bytesHeld, 800);
   run(r, [seg(true, 1, SYN, '', 60_000, 31000)]);
   assert.ok(r.stats.timedOut >= 1);
   assert.equal(r.stats.active, 1);
   r.flush();
   assert.equal(r.stats.active, 0);
   assert.equal(r.stats.bytesHeld, 0);
+  assert.equal(r.stats.memoryHeld, 0);
 });
 
 test('sequence numbers wrap around 2^32', () => {

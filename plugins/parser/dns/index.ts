@@ -1,4 +1,4 @@
-// dns parser (issue 5 item 5; design §4.2.2: "port 53, every packet parsed
+// dns parser (issue 5 item 5; plugins/README.md: "port 53, every packet parsed
 // on its own, stateless"). DNS over UDP, and over TCP (RFC 1035 §4.2.2,
 // RFC 7766) through the pipeline's TCP reassembly (src/reassembly/): the
 // parser frames length-prefixed messages in each direction's ordered bytes.
@@ -12,7 +12,7 @@
 // and `"malformed":"<reason>"`, counted by reason too.
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
-import { writeUint } from '../../../src/pipeline/bytes.js';
+import { writeUint } from '../../../src/util/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { OutputRecord, Payload } from '../../../src/pipeline/record.js';
 import type { PluginDefinition, RecordEmitter, StreamParser } from '../../../src/plugin/types.js';
@@ -172,6 +172,7 @@ export class DnsParser implements StreamParser {
         const rec = out.record;
         rec.reset();
         this.fill(rec, c.packet, c.hasTs, c.tsDigits, b, q + 2, l);
+        c.stamp(rec, q); // its first byte's capture time
         out.emit();
       }
       q += 2 + l;

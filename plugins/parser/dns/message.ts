@@ -18,7 +18,7 @@
 // are malformed. Names print in presentation format: `.` and `\` inside a
 // label as `\.` and `\\`, bytes outside 0x21..0x7e as `\DDD`, the root as `.`.
 
-import { ascii, writeBytes, writeIpv4, writeIpv6, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, writeBytes, writeIpv4, writeIpv6, writeJsonStringBytes, writeUint } from '../../../src/util/bytes.js';
 import { CLASS_NAME, OPTION_NAME, SVC_KEY_JSON, SVC_KEY_TEXT, TYPE_NAME } from './names.js';
 
 /** Why a message (or the rest of it) could not be parsed. Index into MALFORMED_NAMES. */

@@ -3,7 +3,7 @@
 // once at load; a number without a mnemonic prints as RFC 3597 says
 // (TYPE<n>, CLASS<n>) or, for options and keys, as its decimal number.
 
-import { ascii } from '../../../src/pipeline/bytes.js';
+import { ascii } from '../../../src/util/bytes.js';
 
 const TYPES: [number, string][] = [
   [1, 'A'], [2, 'NS'], [3, 'MD'], [4, 'MF'], [5, 'CNAME'], [6, 'SOA'], [7, 'MB'], [8, 'MG'], [9, 'MR'], [10, 'NULL'],

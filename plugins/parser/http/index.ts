@@ -1,4 +1,4 @@
-// http parser (issue 5 item 6; design §4.2.2 "HTTP: header deep parse; body
+// http parser (issue 5 item 6; plugins/README.md "HTTP: header deep parse; body
 // skipped or truncated"): HTTP/1.0 and 1.1 over TCP, on the ordered byte
 // streams of the pipeline's reassembler (src/reassembly/tcp-stream.ts).
 //
@@ -15,8 +15,10 @@
 //
 // Malformed input never throws: a direction that stops looking like HTTP is
 // skipped to its end, counted by reason; a gap (bytes lost) ends the current
-// message (emitted as incomplete) and the direction resynchronises only at
-// a chunk that starts with a start line.
+// message (emitted as incomplete; a header block the gap cut is dropped by
+// the reassembler, never joined to what follows) and the direction
+// resynchronises on the next line that is a whole start line. A record
+// carries the capture time of its message's first byte.
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
 import type { OutputRecord } from '../../../src/pipeline/record.js';
@@ -49,7 +51,7 @@ const enum St {
   UntilClose,
   /** Not (or no longer) HTTP: skip everything. */
   Skip,
-  /** A gap broke framing: wait for a chunk that starts with a start line. */
+  /** A gap broke framing: wait for a line that is a start line. */
   Lost,
 }
 
@@ -62,6 +64,9 @@ function inBody(s: St): boolean {
 class Dir {
   st: St = St.Head;
   left = 0;
+  /** Capture time of the current message's first byte (TcpChunk.stamp). */
+  tsSec = 0;
+  tsNsec = 0;
   readonly msg: HttpMessage;
   constructor(headerMax: number, bodyMax: number) {
     this.msg = new HttpMessage(headerMax, bodyMax);
@@ -172,12 +177,8 @@ export class HttpParser implements StreamParser {
       if (d.st !== St.Skip) d.st = St.Lost;
     }
     if (d.st === St.Lost) {
-      if (!d.msg.looksLikeStart(b, q, e)) {
-        st.bytesSkipped += e - q;
-        return ch.len;
-      }
-      d.st = St.Head;
-      d.msg.clear();
+      q = this.resync(d, b, q, e);
+      if (d.st === St.Lost) return q - ch.off;
     }
     while (q < e) {
       switch (d.st) {
@@ -193,6 +194,7 @@ export class HttpParser implements StreamParser {
             return q - ch.off;
           }
           if (r < 0) return this.reject(d, -r - 1, e - q) + (q - ch.off);
+          ch.stamp(d, q);
           q += r;
           this.after = St.Head;
           this.startBody(c, d, ch);
@@ -264,6 +266,33 @@ export class HttpParser implements StreamParser {
     return q - ch.off;
   }
 
+  /**
+   * Lost after a gap: the first place in b[q, e) that holds a whole start
+   * line, at the chunk's start (a segment after a hole, as tshark takes it)
+   * or after a line feed, is where the direction resumes (d.st = Head); else
+   * the bytes are skipped (counted) up to e, or up to a last line not
+   * complete yet that could be one (kept; d.st stays Lost). Returns where it
+   * stopped.
+   */
+  private resync(d: Dir, b: Uint8Array, q: number, e: number): number {
+    let i = q;
+    while (i < e) {
+      const r = d.msg.startLine(b, i, e);
+      if (r >= 0) {
+        this.stats.bytesSkipped += i - q;
+        if (r > 0) {
+          d.st = St.Head;
+          d.msg.clear();
+        }
+        return i;
+      }
+      while (i < e && b[i] !== 10) i++;
+      i++;
+    }
+    this.stats.bytesSkipped += e - q;
+    return e;
+  }
+
   /** After a header block: how the body is delimited (RFC 9112 §6.3). */
   private startBody(c: Conn, d: Dir, _ch: TcpChunk): void {
     const m = d.msg;
@@ -312,6 +341,8 @@ export class HttpParser implements StreamParser {
     const rec = out.record;
     rec.reset();
     rec.fillEnvelope(packet, ch.hasTs, ch.tsDigits);
+    rec.tsSec = d.tsSec; // its first byte's capture time; the envelope is the segment that completed it
+    rec.tsNsec = d.tsNsec;
     rec.protocol = 'http';
     m.label(rec.labels);
     rec.payload = m;

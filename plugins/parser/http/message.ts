@@ -3,7 +3,7 @@
 // names and values, no strings), and the first body_max body bytes. It is
 // also the record's payload: JSON and protobuf are written from those bytes.
 
-import { ascii, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/util/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Labels } from '../../../src/pipeline/labels.js';
 import type { Payload } from '../../../src/pipeline/record.js';
@@ -34,6 +34,27 @@ const K_CHUNKED = ascii(',"chunked":');
 const K_COMPLETE = ascii(',"complete":');
 const TRUE = ascii('true');
 const FALSE = ascii('false');
+
+/** `HTTP/d.d` at b[q, e). */
+function isVersion(b: Uint8Array, q: number, e: number): boolean {
+  return e - q >= 8 && b[q] === 72 && b[q + 1] === 84 && b[q + 2] === 84 && b[q + 3] === 80 && b[q + 4] === 47 && isDigits(b, q + 5, 1) && b[q + 6] === 46 && isDigits(b, q + 7, 1);
+}
+
+function isDigits(b: Uint8Array, q: number, n: number): boolean {
+  for (let i = q; i < q + n; i++) if (b[i] < 48 || b[i] > 57) return false;
+  return true;
+}
+
+/** A line begun but not ended could still be a start line: a prefix of `HTTP/`, or upper-case letters (then a space and more). */
+function mayStartLine(b: Uint8Array, q: number, e: number): boolean {
+  let k = 0;
+  while (q + k < e && k < 5 && b[q + k] === HTTP_SLASH[k]) k++;
+  if (q + k === e || k === 5) return true;
+  let i = q;
+  while (i < e && i - q < 20 && b[i] >= 65 && b[i] <= 90) i++;
+  return i > q && (i === e || b[i] === 32);
+}
+const HTTP_SLASH = [72, 84, 84, 80, 47];
 
 function lower(c: number): number {
   return c >= 65 && c <= 90 ? c + 32 : c;
@@ -89,12 +110,32 @@ export class HttpMessage implements Payload {
     this.status = -1;
   }
 
-  /** A chunk that starts with something like a start line (resynchronisation after a gap). */
+  /** Bytes that start like a start line: `HTTP/`, or 1–20 upper-case letters and a space. */
   looksLikeStart(b: Uint8Array, q: number, e: number): boolean {
     if (e - q >= 7 && b[q] === 72 && b[q + 1] === 84 && b[q + 2] === 84 && b[q + 3] === 80 && b[q + 4] === 47) return true;
     let i = q;
     while (i < e && i - q < 20 && b[i] >= 65 && b[i] <= 90) i++;
     return i > q && i < e && b[i] === 32;
+  }
+
+  /**
+   * Resynchronisation after a gap, at a line start q: 1 when b[q, e) holds a
+   * whole start line (`HTTP/d.d ddd`, or a method, a target and `HTTP/d.d`:
+   * RFC 9112 §3, §4), 0 when its line is not complete yet and could still be
+   * one (keep it), -1 when it is not one.
+   */
+  startLine(b: Uint8Array, q: number, e: number): number {
+    let eol = q;
+    while (eol < e && b[eol] !== 10) eol++;
+    if (eol >= e) return e - q < this.head.length && mayStartLine(b, q, e) ? 0 : -1;
+    if (eol > q && b[eol - 1] === 13) eol--;
+    if (isVersion(b, q, eol)) return eol - q >= 12 && b[q + 8] === 32 && isDigits(b, q + 9, 3) && (eol - q === 12 || b[q + 12] === 32) ? 1 : -1;
+    let i = q;
+    while (i < eol && i - q < 20 && b[i] >= 65 && b[i] <= 90) i++;
+    if (i === q || i >= eol || b[i] !== 32) return -1;
+    let j = i + 1;
+    while (j < eol && b[j] !== 32) j++;
+    return j > i + 1 && eol - j === 9 && isVersion(b, j + 1, eol) ? 1 : -1;
   }
 
   /**

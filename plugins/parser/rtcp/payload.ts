@@ -11,7 +11,7 @@
 // Protobuf: otus.rtcp.v1.RtcpPayload (rtcp.proto): per packet pt, count,
 // ssrc, report blocks, and the packet's bytes after its header.
 
-import { ascii, Literal, writeBytes, writeJsonStringBytes, writeLiteral, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, Literal, writeBytes, writeJsonStringBytes, writeLiteral, writeUint } from '../../../src/util/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Payload } from '../../../src/pipeline/record.js';
 

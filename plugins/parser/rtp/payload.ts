@@ -13,7 +13,7 @@
 //   20 i32 extension length, 24 u32 payload length, 28 u8 event,
 //   29 u8 volume, 30 u16 duration, 32 the CSRCs.
 
-import { ascii, Literal, readU16LE, readU32LE, writeBytes, writeLiteral, writeU32LE, writeUint, writeUintOrNull } from '../../../src/pipeline/bytes.js';
+import { ascii, Literal, readU16LE, readU32LE, writeBytes, writeLiteral, writeU32LE, writeUint, writeUintOrNull } from '../../../src/util/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Payload, PayloadReader } from '../../../src/pipeline/record.js';
 import { wordView } from '../../../src/pipeline/wire.js';

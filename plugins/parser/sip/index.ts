@@ -1,7 +1,9 @@
-// sip parser (RFC 3261, SDP RFC 8866; design §4.2.2, §5.5.6): SIP over UDP
+// sip parser (RFC 3261, SDP RFC 8866; plugins/README.md): SIP over UDP
 // (configured ports, plus a start-line heuristic on any port) and over TCP
-// (the configured ports, through the core's stream reassembly: Content-Length
-// framing, several messages per segment, one message over several).
+// (the configured ports, plus with the heuristic any connection whose first
+// payload is a whole SIP start line; through the core's stream reassembly:
+// Content-Length framing, several messages per segment, one message over
+// several; after a hole, resynchronised on the next start line).
 //
 // Per message: labels straight from the packet bytes (Labels.setBytes: no
 // strings), a payload that writes the start line, headers and body from the
@@ -27,7 +29,9 @@ import {
   H_FROM,
   H_TO,
   H_USER_AGENT,
+  isSipStartLine,
   looksLikeStartLine,
+  startLinePrefix,
   SIP_REJECT_NAMES,
   SipMessage,
   SipReject,
@@ -81,7 +85,7 @@ const PTMAP_MAX = 90;
 
 export class SipParser implements StreamParser {
   readonly protocol = 'sip';
-  readonly tcp: { ports: number[] };
+  readonly tcp: { ports: number[]; heuristic: boolean };
   readonly stats = new SipStats();
   readonly msg = new SipMessage();
   private readonly payload = new SipPayload();
@@ -100,7 +104,12 @@ export class SipParser implements StreamParser {
   ) {
     for (const p of cfg.ports) this.udpPorts[p] = 1;
     this.tracking = flows !== null && cfg.track_media;
-    this.tcp = { ports: [...cfg.ports] };
+    this.tcp = { ports: [...cfg.ports], heuristic: cfg.heuristic };
+  }
+
+  /** A TCP connection on another port whose first payload (either direction) starts with a whole SIP start line is SIP. */
+  probeStream(buf: Uint8Array, off: number, len: number): boolean {
+    return this.cfg.heuristic && isSipStartLine(buf, off, off + len);
   }
 
   canHandle(p: DecodedPacket): boolean {
@@ -151,6 +160,7 @@ export class SipParser implements StreamParser {
       const rec = em.record;
       rec.reset();
       rec.fillEnvelope(c.packet, c.hasTs, c.tsDigits);
+      c.stamp(rec, at); // its first byte's capture time
       this.fill(rec);
       if (this.tracking) this.correlate(m);
       this.stats.tcpMessages++;
@@ -169,8 +179,10 @@ export class SipParser implements StreamParser {
         return i;
       }
     }
-    // Nothing yet: keep a short tail (a start line may be split), drop the rest.
-    const keep = end - from > 16 ? end - 16 : from;
+    // Nothing yet: keep the last line if it could be a start line cut short by the segment's end, drop the rest.
+    let last = end;
+    while (last > from && buf[last - 1] !== 10) last--;
+    const keep = last < end && startLinePrefix(buf, last, end) ? last : end;
     if (keep > from) this.stats.rejects[SipReject.Resync]++;
     return keep;
   }

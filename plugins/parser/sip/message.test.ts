@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { FIXTURES } from '../../../test/helpers/otus-replay.js';
 import { mutate, payloadsOf, rng } from '../../../test/helpers/voip-fuzz.js';
-import { ADDR_FOUND, addrAndTag, addrSpec, headerId, nextLf, SipMessage, TAG_FOUND } from './message.js';
+import { ADDR_FOUND, addrAndTag, addrSpec, headerId, isSipStartLine, nextLf, SipMessage, TAG_FOUND } from './message.js';
 
 const FILES = ['suricata-verify--sip-body-frames.pcap', 'suricata-verify--sip-compact-form.pcap', 'suricata-verify--sip-header-multi-value.pcap', 'suricata-verify--sip-sdp.pcap', 'PcapPlusPlus--sip_reqs.pcap', 'PcapPlusPlus--sip_resp.pcap', 'PcapPlusPlus--sdp.pcap', 'PcapPlusPlus--sip_non_default_port.pcap', 'zeek--sip-invalid-content-length.pcap', 'zeek--sip-long-request-response-paths.pcap', 'suricata-verify--sip-tcp-method.pcap'].map((f) => join(FIXTURES, f));
 const SEEDS = payloadsOf(FILES, () => true);
@@ -147,4 +147,11 @@ test('parse with the payload view gives every field parse without it gives, on f
     const nb = b.parse(buf, off, off + n, stream);
     assert.deepEqual(snapshot(a, na), snapshot(b, nb), `message ${i}`);
   }
+});
+
+test('isSipStartLine (the TCP heuristic): whole SIP start lines only; HTTP, cut lines and other text are not', () => {
+  const yes = ['INVITE sip:bob@example.com SIP/2.0\r\nVia: x', 'SIP/2.0 180 Ringing\r\n', 'SIP/2.0 200\n', 'OPTIONS sip:a@b;transport=tcp SIP/2.0\r\n', 'BYE sips:x SIP/2.0\n'];
+  const no = ['OPTIONS * HTTP/1.1\r\n', 'GET / HTTP/1.1\r\n', 'INVITE sip:bob@example.com SIP/2.0', 'SIP/2.0 18 Ringing\r\n', 'SIP/2.0 1800 x\r\n', 'INVITE  SIP/2.0\r\n', 'INVITE sip:a b SIP/2.0\r\n', 'INVITE sip:a SIP/2.1\r\n', 'MESSAGE body text\r\n', 'HTTP/1.1 200 OK\r\n', '\r\nINVITE sip:a SIP/2.0\r\n'];
+  for (const s of yes) assert.equal(isSipStartLine(Buffer.from(s), 0, s.length), true, s);
+  for (const s of no) assert.equal(isSipStartLine(Buffer.from(s), 0, s.length), false, s);
 });

@@ -170,6 +170,49 @@ export function looksLikeStartLine(buf: Uint8Array, off: number, end: number): b
 
 const SIP20 = [83, 73, 80, 47, 50, 46, 48]; // SIP/2.0
 
+/** Is buf[off, end) (not empty) the beginning of a start line cut short: a proper prefix of a known method or `SIP/2.0`, and its space? */
+export function startLinePrefix(buf: Uint8Array, off: number, end: number): boolean {
+  const n = end - off;
+  if (n <= 0) return false;
+  for (let k = 0; k < STARTS.length; k++) {
+    const s = STARTS[k];
+    if (n >= s.length) continue;
+    let j = 0;
+    while (j < n && buf[off + j] === s[j]) j++;
+    if (j === n) return true;
+  }
+  return false;
+}
+
+/**
+ * Is buf[off, end) a whole SIP start line, up to its line end? `SIP/2.0`,
+ * a space and a 3-digit status; or a known method, a space, a request-URI
+ * with no space, a space and `SIP/2.0` (RFC 3261 §7.1, §7.2). Stricter than
+ * looksLikeStartLine: it claims a TCP connection on any port
+ * (StreamParser.probeStream), where HTTP's `OPTIONS * HTTP/1.1` must not pass.
+ */
+export function isSipStartLine(buf: Uint8Array, off: number, end: number): boolean {
+  if (!looksLikeStartLine(buf, off, end)) return false;
+  const lim = end - off > 2048 ? off + 2048 : end;
+  let eol = off;
+  while (eol < lim && buf[eol] !== 10) eol++;
+  if (eol >= lim) return false;
+  if (eol > off && buf[eol - 1] === 13) eol--;
+  if (buf[off + 3] === 47) {
+    // SIP/2.0 SP 3DIGIT (reason phrase optional here)
+    if (eol - off < 11) return false;
+    for (let k = 8; k < 11; k++) if (buf[off + k] < 48 || buf[off + k] > 57) return false;
+    return eol - off === 11 || buf[off + 11] === 32;
+  }
+  let sp = off;
+  while (buf[sp] !== 32) sp++; // looksLikeStartLine found the method's space
+  let sp2 = sp + 1;
+  while (sp2 < eol && buf[sp2] !== 32) sp2++;
+  if (sp2 === sp + 1 || eol - sp2 !== 8) return false;
+  for (let k = 0; k < 7; k++) if (buf[sp2 + 1 + k] !== SIP20[k]) return false;
+  return true;
+}
+
 /**
  * The first \n in buf[p, end), else end. With `view` (the same bytes as
  * buf), four bytes at a time: a word holds \n where x = word ^ 0x0a0a0a0a

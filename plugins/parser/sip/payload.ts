@@ -13,7 +13,7 @@
 //   13.. per header: name offset, name length, value offset, value length
 //   then the message's M bytes, from its start line (offsets count from there).
 
-import { ascii, jsonStringBytesLength, Literal, readU32LE, writeBytes, writeJsonStringBytes, writeLiteral, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, jsonStringBytesLength, Literal, readU32LE, writeBytes, writeJsonStringBytes, writeLiteral, writeUint } from '../../../src/util/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Payload, PayloadReader } from '../../../src/pipeline/record.js';
 import { wordView } from '../../../src/pipeline/wire.js';

@@ -20,6 +20,7 @@ const FILES = [
   'PcapPlusPlus--sdp.pcap',
   'zeek--sip-invalid-content-length.pcap',
   'zeek--sip-long-request-response-paths.pcap',
+  'otus--sip-tcp-segmented.pcap', // TCP on port 5080, not configured: found by the heuristic; every message over 2-5 segments
 ];
 
 const TASK = `task:

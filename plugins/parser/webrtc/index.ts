@@ -1,4 +1,4 @@
-// webrtc parser (issue 5 item 7; design §4.2.2 "WebRTC: ports + FlowRegistry
+// webrtc parser (issue 5 item 7; plugins/README.md "WebRTC: ports + FlowRegistry
 // + header bytes"): the media-plane datagrams of a WebRTC session, told
 // apart by their first byte (RFC 7983, message.ts): STUN/TURN, DTLS,
 // SRTP/SRTCP, TURN ChannelData. Signalling (SDP over WebSocket/HTTP) is not

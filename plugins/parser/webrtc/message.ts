@@ -10,7 +10,7 @@
 // and bounds-checked; nothing written); the payload's writeJson walks the
 // same bytes again into the record buffer. Nothing allocates per datagram.
 
-import { ascii, writeBytes, writeIpv4, writeIpv6, writeJsonStringBytes, writeUint } from '../../../src/pipeline/bytes.js';
+import { ascii, writeBytes, writeIpv4, writeIpv6, writeJsonStringBytes, writeUint } from '../../../src/util/bytes.js';
 
 export const enum Kind {
   None = 0,

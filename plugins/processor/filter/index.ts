@@ -1,4 +1,4 @@
-// filter processor (design §4.2.3, §5.5.7): declarative drop/pass rules on
+// filter processor (plugins/README.md): declarative drop/pass rules on
 // label values. Rules are tried in order; the first whose label is set to one
 // of its values decides (drop or pass); a record no rule matches gets
 // `default` (pass unless configured). Reads labels only, allocates nothing:

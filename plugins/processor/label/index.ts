@@ -1,4 +1,4 @@
-// label processor (design §4.2.3, §4.4.1): adds static labels to every
+// label processor (plugins/README.md): adds static labels to every
 // record: the node metadata of the global config (`otus.node`: hostname as
 // `node`, ip as `node-ip`, dc, env, and any other key as itself), then the
 // task's own `labels`, which win on a clash. Existing labels set by a parser

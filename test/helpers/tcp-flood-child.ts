@@ -1,0 +1,53 @@
+// A flood of half-sent SIP/TCP connections through one capture process's
+// pipeline (sip parser, TCP reassembly with maxBytes from argv), run in a
+// process of its own by test/pipeline/tcp-memory.test.ts. Each connection
+// sends the first part of an INVITE (no end of headers: the reassembler
+// keeps it for the parser) and a segment after a hole (stored out of
+// order), then never another byte. Prints one JSON line: RSS before the
+// flood, the most it reached (sampled every 500 connections), the
+// reassembler's counters.
+//
+//   node --expose-gc dist/test/helpers/tcp-flood-child.js CONNECTIONS MAX_BYTES
+
+import { Decoder } from '../../src/decode/decoder.js';
+import { defaultDecoderOptions } from '../../src/decode/options.js';
+import { ENCODERS } from '../../src/pipeline/codec.js';
+import { Pipeline } from '../../src/pipeline/pipeline.js';
+import { MemorySink } from '../../src/pipeline/sink.js';
+import { SipParser } from '../../plugins/parser/sip/index.js';
+import { tcpFrame } from './bytes.js';
+
+const connections = Number(process.argv[2]);
+const maxBytes = Number(process.argv[3]);
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
+
+const sip = new SipParser({ ports: [5060], heuristic: true, track_media: false, media_ttl: 60, bye_grace: 1, max_message: 65536 }, null);
+const pl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink: new MemorySink(), tcp: { maxBytes } });
+
+const head = Buffer.from(`INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bK776asdhds\r\nX-Pad: ${'x'.repeat(1100)}\r\n`, 'latin1');
+const tail = Buffer.from(`Contact: <sip:alice@192.0.2.1>\r\n${'X-More: y\r\n'.repeat(50)}`, 'latin1');
+// Client 10.0.0.1 → server 10.0.0.2:5060 (tcpFrame); the client's address and port vary per connection, in place.
+const first = tcpFrame(40000, 5060, 1000, 0x18, head, 5060);
+const later = tcpFrame(40000, 5060, 1000 + head.length + 700, 0x18, tail, 5060);
+const fv = new DataView(first.buffer);
+const lv = new DataView(later.buffer);
+const SRC = 14 + 12; // IPv4 source address
+const SPORT = 14 + 20; // TCP source port
+
+function send(frame: Uint8Array, view: DataView, i: number, t: number): void {
+  view.setUint32(SRC, (10 << 24) | (1 + (i >>> 14)));
+  view.setUint16(SPORT, 1024 + (i & 0x3fff));
+  pl.processBytes(frame, view, 0, frame.length, frame.length, 1, 1_700_000_000 + Math.floor(t / 1000), (t % 1000) * 1e6, true, 6);
+}
+
+gc();
+const base = process.memoryUsage.rss();
+let peak = base;
+for (let i = 0; i < connections; i++) {
+  send(first, fv, i, i);
+  send(later, lv, i, i);
+  if (i % 500 === 499) peak = Math.max(peak, process.memoryUsage.rss());
+}
+peak = Math.max(peak, process.memoryUsage.rss());
+const st = pl.reassembler!.stats;
+process.stdout.write(JSON.stringify({ base, peak, stats: { ...st } }) + '\n');
