@@ -91,18 +91,6 @@ async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub): Prom
   const metricsAt = { listen: cfg.metrics.listen, path: cfg.metrics.path };
   let metricsState = cfg.metrics.enabled ? 'starting' : 'disabled';
   let metrics: MetricsServer | null = null;
-  if (cfg.metrics.enabled) {
-    const m = new MetricsServer(cfg.metrics.listen, cfg.metrics.path, new Metrics(() => tasks.metrics(), () => tasks.readiness().ready), () => tasks.readiness(), log);
-    try {
-      await m.start();
-      metrics = m;
-      metricsState = 'serving';
-      log.info({ listen: cfg.metrics.listen, path: cfg.metrics.path }, 'metrics served');
-    } catch (e) {
-      metricsState = `failed: ${e instanceof Error ? e.message : String(e)}`;
-      log.error({ err: metricsState }, 'metrics not served');
-    }
-  }
   const statusLine = (): string => {
     const c = tasks.counts();
     const b = tasks.budget();
@@ -202,6 +190,19 @@ async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub): Prom
     logs.logger('ctl'),
   );
   await control.listen();
+  // Served once the daemon is sure to run: a daemon that cannot take its socket has nothing to report.
+  if (cfg.metrics.enabled) {
+    const m = new MetricsServer(cfg.metrics.listen, cfg.metrics.path, new Metrics(() => tasks.metrics(), () => tasks.readiness().ready), () => tasks.readiness(), log);
+    try {
+      await m.start();
+      metrics = m;
+      metricsState = 'serving';
+      log.info({ listen: cfg.metrics.listen, path: cfg.metrics.path }, 'metrics served');
+    } catch (e) {
+      metricsState = `failed: ${e instanceof Error ? e.message : String(e)}`;
+      log.error({ err: metricsState }, 'metrics not served');
+    }
+  }
 
   let stopping = false;
   let stop!: (why: string) => void;
