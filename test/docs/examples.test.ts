@@ -32,6 +32,7 @@ const CANNOT_RUN: { match: RegExp; why: string }[] = [
   { match: /^scripts\/install\.sh$/, why: 'installs into /usr/lib/otus, /etc/otus and systemd on this host: test/systemd/install.test.ts runs it into a scratch prefix' },
   { match: /^systemctl (enable --now|reload) otus$/, why: 'needs systemd as PID 1 and the unit installed: test/systemd/unit.test.ts checks the unit; here a daemon started by hand stands in for it' },
   { match: /^(sudo )?npm run bench:\w+$/, why: 'benchmarks are programs, not tests: each runs many seconds at full load (bench/)' },
+  { match: /^otusctl top( --interval MS)?$/, why: 'an interactive view that runs until q or Ctrl-C: test/daemon/top.test.ts drives it in tmux against a daemon with live traffic' },
   { match: /^scripts\/kafka\.sh (start|status|stop|clean)$/, why: 'fetches and runs a Java Kafka broker: test/kafka/*.test.ts start, query and stop it through this script' },
   { match: /^curl -s 127\.0\.0\.1:9469\//, why: "scrapes a daemon on the default metrics port, which any daemon started without metrics.listen (other tests') may hold: test/daemon/metrics.test.ts scrapes one on a port of its own" },
 ];
@@ -181,7 +182,7 @@ describe('the examples in README.md and docs/*.md, run', { skip: skip ?? false }
   }
 
   for (const c of cases) {
-    if (!RUNNABLE.test(c.cmd)) continue;
+    if (!RUNNABLE.test(c.cmd) || CANNOT_RUN.some((r) => r.match.test(c.cmd))) continue;
     const refused = REFUSED.find((r) => r.match.test(c.cmd));
     it(`${c.ex.where}: ${c.cmd}`, async (t) => {
       const cmd = concrete(c.cmd);
