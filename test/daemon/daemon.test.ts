@@ -9,19 +9,11 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ctl, type Daemon, startDaemon } from '../helpers/daemon.js';
-import { ipv4Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, tempDir, type VethHost, waitFor, writePcap } from '../helpers/live.js';
+import { ipv4Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, tempDir, type VethHost, waitFor, writePcap, waitForAsync } from '../helpers/live.js';
 import { notifySkip, Receiver } from '../helpers/notify-receiver.js';
 
 const skip = liveSkipReason() ?? (notifySkip || null);
 
-async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
 
 const lines = (file: string): string[] => {
   try {
@@ -135,7 +127,7 @@ describe('otus daemon', { skip: skip ?? false }, () => {
     assert.deepEqual(list.json.tasks.map((t: { id: string; state: string }) => [t.id, t.state]).sort(), [['ta', 'running'], ['tb', 'running']]);
     const st = await status('ta');
     assert.deepEqual(st.processes.map((p) => [p.role, p.state]), [['sender', 'running'], ['capture', 'running'], ['capture', 'running']]);
-    assert.ok(await until(async () => (await status('ta')).counters.frames >= N, 10_000), 'the status counters come from the children beats');
+    assert.ok(await waitForAsync(async () => (await status('ta')).counters.frames >= N, 10_000), 'the status counters come from the children beats');
 
     // Every segment and FIFO of a task is private to its owner.
     const entries = shmEntries();
@@ -156,10 +148,10 @@ describe('otus daemon', { skip: skip ?? false }, () => {
     // Sent while process 1 is down: the kernel's fanout hands every flow to the member left, so nothing is lost.
     hostA.replay(pcapA());
     assert.ok(await waitFor(() => ours(outA, 10000) === 2 * N, 20_000), `records while process 1 was down: ${ours(outA, 10000)}`);
-    assert.ok(await until(async () => framesOf(await status('ta'), 0) >= frames0 + N, 10_000), 'process 0 counted every frame meanwhile');
+    assert.ok(await waitForAsync(async () => framesOf(await status('ta'), 0) >= frames0 + N, 10_000), 'process 0 counted every frame meanwhile');
     let back = 0;
     assert.ok(
-      await until(async () => {
+      await waitForAsync(async () => {
         const s = await status('ta');
         const p = s.processes.find((x) => x.role === 'capture' && x.index === 1)!;
         if (p.state === 'running' && p.pid !== victim.pid) back = Date.now() - killedAt;
@@ -203,7 +195,7 @@ describe('otus daemon', { skip: skip ?? false }, () => {
     process.kill(victim.pid, 'SIGSTOP');
     // Once the child is 2 s late the daemon stops pinging; it kills the child, restarts it, and pings again.
     assert.ok(
-      await until(async () => {
+      await waitForAsync(async () => {
         const p = (await status('tb')).processes.find((x) => x.role === 'capture')!;
         return p.pid !== victim.pid && p.state === 'running';
       }, 20_000),
@@ -225,7 +217,7 @@ describe('otus daemon', { skip: skip ?? false }, () => {
     const c = await ctl(socket, ['task', 'create', '--file', join(tmp.dir, 'c.yml')]);
     assert.equal(c.status, 0, c.stderr);
     hostC.destroy(); // the interface is gone: the capture process ends, and every restart fails to open it
-    assert.ok(await until(async () => (await status('tc')).state === 'failed', 30_000), 'task tc failed');
+    assert.ok(await waitForAsync(async () => (await status('tc')).state === 'failed', 30_000), 'task tc failed');
     const s = await status('tc');
     assert.match(s.reason ?? '', /capture process 0: restarted 4 times, still failing/);
     assert.equal((await ctl(socket, ['status'])).status, 0);

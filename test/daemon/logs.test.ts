@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ControlClient } from '../../src/ctl/client.js';
 import { ctl, type Daemon, startDaemon } from '../helpers/daemon.js';
-import { ipv4Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, tempDir, type VethHost, waitFor, writePcap } from '../helpers/live.js';
+import { ipv4Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, tempDir, type VethHost, waitFor, writePcap, waitForAsync } from '../helpers/live.js';
 import { startLokiReceiver, type LokiReceiver } from '../helpers/loki.js';
 
 const skip = liveSkipReason();
@@ -23,14 +23,6 @@ const parse = (text: string): Line[] =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Line);
 
-async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
 
 describe('otus daemon logs', { skip: skip ?? false }, () => {
   let tmp: ReturnType<typeof tempDir>;
@@ -122,7 +114,7 @@ describe('otus daemon logs', { skip: skip ?? false }, () => {
     await new Promise((res) => replay.once('exit', res));
     let errors = 0;
     assert.ok(
-      await until(async () => {
+      await waitForAsync(async () => {
         errors = Object.values((await status()).counters.decode_errors).reduce((a, n) => a + n, 0);
         return errors >= 3000;
       }, 20_000),
@@ -152,12 +144,12 @@ describe('otus daemon logs', { skip: skip ?? false }, () => {
     const victim = (await status()).processes.find((p) => p.role === 'capture' && p.index === 1)!;
     const mark = fileLines().length;
     process.kill(victim.pid, 'SIGKILL');
-    assert.ok(await until(async () => (await status()).processes.some((p) => p.role === 'capture' && p.index === 1 && p.pid !== victim.pid && p.state === 'running'), 20_000));
+    assert.ok(await waitForAsync(async () => (await status()).processes.some((p) => p.role === 'capture' && p.index === 1 && p.pid !== victim.pid && p.state === 'running'), 20_000));
     const restarted = (await status()).processes.find((p) => p.role === 'capture' && p.index === 1)!;
     // A beat of the restarted process: its 'started' line, sent before it on the same channel, would have reached the daemon.
     const wall = async (): Promise<number> => (await status()).counters.capture_processes.find((c) => c.index === 1)!.wall_s;
     const w0 = await wall();
-    assert.ok(await until(async () => (await wall()) > w0, 5000), 'the restarted process beats');
+    assert.ok(await waitForAsync(async () => (await wall()) > w0, 5000), 'the restarted process beats');
     const back = await ctl(socket, ['log-level', 'info'], { json: false });
     assert.equal(back.status, 0, back.stderr);
     assert.equal(back.stdout, 'log level: info (was warn)\n');
@@ -192,7 +184,7 @@ describe('otus daemon logs', { skip: skip ?? false }, () => {
     c.close();
     let s: { buffered_bytes: number; failed_pushes: number; dropped_lines: number; buffered_lines: number } = { buffered_bytes: 0, failed_pushes: 0, dropped_lines: 0, buffered_lines: 0 };
     assert.ok(
-      await until(async () => {
+      await waitForAsync(async () => {
         s = (await ctl(socket, ['status'])).json.log.outputs.loki;
         return s.failed_pushes >= 1 && s.dropped_lines > 0;
       }, 15_000),
@@ -212,7 +204,7 @@ describe('otus daemon logs', { skip: skip ?? false }, () => {
 
     await rx.reopen();
     assert.ok(
-      await until(async () => (await ctl(socket, ['status'])).json.log.outputs.loki.buffered_lines === 0 && rx.lines().length > before, 30_000),
+      await waitForAsync(async () => (await ctl(socket, ['status'])).json.log.outputs.loki.buffered_lines === 0 && rx.lines().length > before, 30_000),
       'the held lines go once Loki is back',
     );
 

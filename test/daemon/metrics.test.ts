@@ -13,19 +13,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ctl, type Daemon, startDaemon } from '../helpers/daemon.js';
-import { ipv4Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, tempDir, type VethHost, waitFor, writePcap } from '../helpers/live.js';
+import { ipv4Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, tempDir, type VethHost, waitFor, writePcap, waitForAsync } from '../helpers/live.js';
 import { accounting, freePort, get, havePromtool, pairs, parse, promtool, type Sample, seriesKey, sum } from '../helpers/metrics.js';
 
 const skip = liveSkipReason() ?? (havePromtool() ? null : 'needs promtool (Debian package prometheus; scripts/setup.sh --test installs it)');
 
-async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
 
 const lines = (file: string): number => {
   try {
@@ -135,7 +127,7 @@ describe('otus daemon: metrics, health', { skip: skip ?? false }, () => {
     // Two equal status answers around a scrape: the counters are still, so the scrape saw the same figures.
     let diff: string[] = [];
     assert.ok(
-      await until(async () => {
+      await waitForAsync(async () => {
         const a = await status('ta');
         const samples = await checked();
         const b = await status('ta');
@@ -169,7 +161,7 @@ describe('otus daemon: metrics, health', { skip: skip ?? false }, () => {
     await create('tb', taskYaml('tb', hostB.capIf, out, '  unmatched_policy: forward\n'));
     hostB.replay(pcap('rtp.pcap'));
     assert.ok(await waitFor(() => lines(out) === N, 20_000));
-    assert.ok(await until(async () => sum(await checked(), 'otus_packets_captured_total', { task: 'tb' }) === N, 10_000), 'the scrape counts every frame');
+    assert.ok(await waitForAsync(async () => sum(await checked(), 'otus_packets_captured_total', { task: 'tb' }) === N, 10_000), 'the scrape counts every frame');
     const series: Sample[][] = [await checked()];
     assert.equal((await get(port, '/readyz')).status, 200);
     assert.equal(sum(series[0]!, 'otus_ready'), 1);
@@ -180,7 +172,7 @@ describe('otus daemon: metrics, health', { skip: skip ?? false }, () => {
     process.kill(victim.pid, 'SIGKILL');
     let down: any = null;
     assert.ok(
-      await until(async () => {
+      await waitForAsync(async () => {
         const r = await get(port, '/readyz');
         if (r.status === 503) down = JSON.parse(r.body);
         return down !== null;
@@ -193,13 +185,13 @@ describe('otus daemon: metrics, health', { skip: skip ?? false }, () => {
     assert.deepEqual(down.tasks.tb.state, 'degraded');
     series.push(await checked()); // while it is down
     hostB.replay(pcap('rtp.pcap')); // the other capture process takes every flow meanwhile
-    assert.ok(await until(async () => (await get(port, '/readyz')).status === 200, 20_000), '/readyz is 200 again after the restart');
+    assert.ok(await waitForAsync(async () => (await get(port, '/readyz')).status === 200, 20_000), '/readyz is 200 again after the restart');
     const p1 = (await status('tb')).processes.find((p: any) => p.role === 'capture' && p.index === 1);
     assert.notEqual(p1.pid, victim.pid);
     series.push(await checked());
     hostB.replay(pcap('rtp.pcap'));
     assert.ok(await waitFor(() => lines(out) === 3 * N, 20_000), `records: ${lines(out)}`);
-    assert.ok(await until(async () => sum(await checked(), 'otus_packets_captured_total', { task: 'tb' }) === 3 * N, 10_000), 'every frame counted, across the restart');
+    assert.ok(await waitForAsync(async () => sum(await checked(), 'otus_packets_captured_total', { task: 'tb' }) === 3 * N, 10_000), 'every frame counted, across the restart');
     series.push(await checked());
 
     const monotonic = (s: Sample): boolean => /_total$|_bucket$|_count$|_sum$/.test(s.name) && s.labels.task === 'tb';

@@ -215,6 +215,16 @@ export function tempDir(): { dir: string; cleanup: () => void } {
 export const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /** Polls `cond` every 20 ms (letting the event loop run) until it holds or `ms` pass. */
+/** waitFor for a condition that must be asked asynchronously (a control-socket call, an HTTP scrape). */
+export async function waitForAsync(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
 export async function waitFor(cond: () => boolean, ms = 10000): Promise<boolean> {
   const end = Date.now() + ms;
   while (!cond()) {

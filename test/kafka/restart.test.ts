@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { writePcap } from '../helpers/live.js';
+import { writePcap, waitForAsync } from '../helpers/live.js';
 import { udpFrame } from '../helpers/udp-frames.js';
 import { consume, kafkaSkipReason, runTask, startBroker, topicSize, type ClientName } from '../helpers/kafka.js';
 
@@ -34,14 +34,6 @@ function capture(name: string, n: number): string {
   return file;
 }
 
-async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
 
 // kafkajs sends far slower: fewer records keep its run as long.
 const RECORDS: Record<ClientName, number> = { librdkafka: 400000, kafkajs: 60000 };
@@ -64,7 +56,7 @@ for (const client of ['librdkafka', 'kafkajs'] as ClientName[]) {
     let exited = false;
     void running.then(() => (exited = true));
     // Kill it once the first records are in, long before the last.
-    assert.ok(await until(async () => (await topicSize(broker!.bootstrap, topic)) >= n / 20, 120000), 'records reached the broker');
+    assert.ok(await waitForAsync(async () => (await topicSize(broker!.bootstrap, topic)) >= n / 20, 120000), 'records reached the broker');
     broker!.kill();
     const atKill = exited;
     broker!.restart();
