@@ -21,7 +21,7 @@ import { basename, dirname, join } from 'node:path';
 import { destination, pino, type DestinationStream, type Logger } from 'pino';
 import rollFile, { type RollStream } from 'pino-roll';
 import { OtusError } from '../util/errors.js';
-import { LokiPush } from './loki.js';
+import { LokiPush, type LokiSettings } from './loki.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -36,15 +36,6 @@ export interface FileOutputSettings {
   count: number;
 }
 
-export interface LokiOutputSettings {
-  endpoint: string;
-  labels: Record<string, string>;
-  headers: Record<string, string>;
-  batchSize: number;
-  batchTimeoutMs: number;
-  maxBufferBytes: number;
-  timeoutMs: number;
-}
 
 /** `log:` of the global configuration (src/config/global.ts). */
 export interface LogSettings {
@@ -52,7 +43,7 @@ export interface LogSettings {
   format: 'json' | 'text';
   /** Repeated warnings: one line per key per this many ms, then a summary. */
   rateLimitMs: number;
-  outputs: { stderr?: object; stdout?: object; file?: FileOutputSettings; loki?: LokiOutputSettings };
+  outputs: { stderr?: object; stdout?: object; file?: FileOutputSettings; loki?: LokiSettings };
 }
 
 /** What a child needs to log through its supervisor: part of its start message. */
