@@ -3,10 +3,9 @@
 // writes wire records (wireEncoder), which the sender expands into the
 // reporter's format (expand.ts); ENCODERS write that format in process.
 
-import type { RecordFormat } from '../plugin/types.js';
 import { encodeJson } from './codec-json.js';
 import { encodeProtobuf } from './codec-protobuf.js';
-import type { OutputRecord } from './record.js';
+import type { OutputRecord, RecordFormat } from './record.js';
 import type { KeyTracker } from './label-keys.js';
 import { encodeWire } from './wire.js';
 

@@ -3,13 +3,12 @@
 // payloads are read back by the PayloadReader of the parser plugin that
 // wrote them, found by the record's protocol name.
 
-import type { RecordFormat } from '../plugin/types.js';
 import { ascii } from '../util/bytes.js';
 import { writeJsonRecord } from './codec-json.js';
 import { writeProtobufRecord } from './codec-protobuf.js';
 import { symmetricWireHash } from './flow-hash.js';
 import type { KeyResolver } from './label-keys.js';
-import type { Payload, PayloadReader } from './record.js';
+import type { Payload, PayloadReader, RecordFormat } from './record.js';
 import { LabelKind, PayloadKind, WireRecord } from './wire.js';
 
 export class ExpandStats {

@@ -24,7 +24,8 @@ import { isStreamParser, type Parser, type Processor, type RecordEmitter, type S
 import { TcpReassembler, type TcpChunk, type TcpReassemblyOptions, type TcpStreamConsumer } from '../reassembly/tcp-stream.js';
 import type { CaptureFilter } from './capture-filter.js';
 import type { EncodeFn } from './codec.js';
-import { FastFrame, fastPlan } from './fast-path.js';
+import { fastPlan } from './fast-plan.js';
+import { FastFrame } from './fast-path.js';
 import { OutputRecord, ProcessorView } from './record.js';
 import { isDirectSink, type DirectSink, type RecordSink } from './sink.js';
 import { fillUnmatched, L4Payload, type UnmatchedPolicy } from './unmatched.js';

@@ -11,6 +11,9 @@ import type { DecodedPacket } from '../decode/packet.js';
 import { TunnelType } from '../decode/packet.js';
 import { Labels } from './labels.js';
 
+/** The codec a task's records are sent in (docs/records.md). */
+export type RecordFormat = 'json' | 'protobuf';
+
 /**
  * What a parser outputs besides labels (docs/records.md). Reporters serialize
  * it through the codecs; processors never see it. Writers return the offset

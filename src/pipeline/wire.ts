@@ -42,13 +42,12 @@
 //       when flagged: u32 raw length + the frame's bytes
 
 import { TunnelType } from '../decode/packet.js';
-import type { RecordFormat } from '../plugin/types.js';
 import type { FastFrame } from './fast-path.js';
 import { LOCAL_KEYS, type KeyResolver, type KeyTracker } from './label-keys.js';
 import { LabelKind, MAX_LABELS } from './labels.js';
 
 export { LabelKind };
-import type { OutputRecord } from './record.js';
+import type { OutputRecord, RecordFormat } from './record.js';
 import { copyBytes, readI32LE, readU16LE, readU32LE, writeU16LE, writeU32LE, writeUtf8 } from '../util/bytes.js';
 
 export const WIRE_VERSION = 2;

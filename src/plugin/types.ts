@@ -9,7 +9,7 @@ import type { DecodedPacket } from '../decode/packet.js';
 import type { RecordMeta } from '../pipeline/expand.js';
 import type { FastFrame } from '../pipeline/fast-path.js';
 import type { KeyTracker } from '../pipeline/label-keys.js';
-import type { OutputRecord, PayloadReader, ProcessorView } from '../pipeline/record.js';
+import type { OutputRecord, PayloadReader, ProcessorView, RecordFormat } from '../pipeline/record.js';
 import type { TcpChunk } from '../reassembly/tcp-stream.js';
 import type { FlowRegistry } from '../shm/registry.js';
 
@@ -197,7 +197,7 @@ export interface EncodedRecord {
   readonly meta?: RecordMeta;
 }
 
-export type RecordFormat = 'json' | 'protobuf';
+export type { RecordFormat } from '../pipeline/record.js';
 
 /**
  * Reporter (docs/reporters.md): runs in the sender process, reads everything.
