@@ -34,9 +34,13 @@ function ours(file: string, base: number): number {
   return n;
 }
 
-/** This test's shared memory (its tasks ta, tb, tc): other runs on the machine may have their own. */
-function shmEntries(): string[] {
-  return readdirSync('/dev/shm').filter((e) => /^otus-t[abc]\./.test(e));
+/**
+ * Shared memory of this test's tasks (ta, tb, tc) made by the daemon `pid`
+ * (segment names carry their creator's pid: src/shm/segment.ts runScope), so
+ * that another suite running on the machine, with its own ta, is not counted.
+ */
+function shmEntries(pid: number): string[] {
+  return readdirSync('/dev/shm').filter((e) => e.startsWith('otus-t') && /^otus-t[abc]\.(\d+)\./.exec(e)?.[1] === String(pid));
 }
 
 interface Proc {
@@ -130,7 +134,7 @@ describe('otus daemon', { skip: skip ?? false }, () => {
     assert.ok(await waitForAsync(async () => (await status('ta')).counters.frames >= N, 10_000), 'the status counters come from the children beats');
 
     // Every segment and FIFO of a task is private to its owner.
-    const entries = shmEntries();
+    const entries = shmEntries(d.proc.pid!);
     assert.ok(entries.length >= 4, `shared memory: ${entries}`);
     for (const e of entries) assert.equal(statSync(join('/dev/shm', e)).mode & 0o777, 0o600, e);
   });
@@ -245,25 +249,27 @@ describe('otus daemon', { skip: skip ?? false }, () => {
     assert.equal(stop.status, 0, stop.stderr);
     assert.equal(stop.json.state, 'stopped');
     assert.ok(stop.json.counters.frames >= N);
-    assert.deepEqual(shmEntries().filter((e) => e.startsWith('otus-tb.')), [], 'a stopped task leaves no shared memory');
+    assert.deepEqual(shmEntries(d.proc.pid!).filter((e) => e.startsWith('otus-tb.')), [], 'a stopped task leaves no shared memory');
+    const stopped = d.proc.pid!;
     await d.stop();
     assert.equal(d.code, 0, d.err);
     assert.equal(rx.got[rx.got.length - 1]!.data, 'STOPPING=1');
-    assert.deepEqual(shmEntries(), [], 'every segment and FIFO is gone after the daemon exits');
+    assert.deepEqual(shmEntries(stopped), [], 'every segment and FIFO is gone after the daemon exits');
 
     // Killed outright: its segments stay until the next daemon starts.
     writeFileSync(join(tmp.dir, 'a.yml'), taskYaml('ta', hostA.capIf, join(tmp.dir, 'a2.ndjson'), 1));
     d = await startDaemon(tmp.dir, config);
     assert.equal((await ctl(socket, ['task', 'create', '--file', join(tmp.dir, 'a.yml')])).status, 0);
     const kids = (await status('ta')).processes.map((p) => p.pid);
+    const killed = d.proc.pid!;
     d.proc.kill('SIGKILL');
     assert.ok(await waitFor(() => d.exited, 10_000));
     // Its children see the supervisor gone and end by themselves.
     assert.ok(await waitFor(() => kids.every((pid) => !alive(pid)), 20_000), 'children of a killed daemon end');
     // A killed daemon leaves its segments (unless another Otus run on the machine cleared them already).
-    process.stderr.write(`# a killed daemon left ${shmEntries().length} shared-memory entries\n`);
+    process.stderr.write(`# a killed daemon left ${shmEntries(killed).length} shared-memory entries\n`);
     d = await startDaemon(tmp.dir, config);
-    assert.deepEqual(shmEntries(), [], 'the next daemon cleared them');
+    assert.deepEqual(shmEntries(killed), [], 'the next daemon cleared them');
   });
 });
 
