@@ -330,6 +330,16 @@ export function utf8Length(s: string): number {
   return n;
 }
 
+/** The 4-byte UTF-8 of the code point a UTF-16 surrogate pair (hi, lo) stands for. */
+function writeSurrogatePair(buf: Uint8Array, off: number, hi: number, lo: number): number {
+  const cp = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+  buf[off] = 0xf0 | (cp >>> 18);
+  buf[off + 1] = 0x80 | ((cp >>> 12) & 63);
+  buf[off + 2] = 0x80 | ((cp >>> 6) & 63);
+  buf[off + 3] = 0x80 | (cp & 63);
+  return off + 4;
+}
+
 /** Raw UTF-8 (lone surrogates as U+FFFD). */
 export function writeUtf8(buf: Uint8Array, off: number, s: string): number {
   for (let i = 0; i < s.length; i++) {
@@ -342,12 +352,8 @@ export function writeUtf8(buf: Uint8Array, off: number, s: string): number {
       if (c >= 0xd800 && c <= 0xdfff) {
         const next = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
         if (c <= 0xdbff && (next & 0xfc00) === 0xdc00) {
-          const cp = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
+          off = writeSurrogatePair(buf, off, c, next);
           i++;
-          buf[off++] = 0xf0 | (cp >>> 18);
-          buf[off++] = 0x80 | ((cp >>> 12) & 63);
-          buf[off++] = 0x80 | ((cp >>> 6) & 63);
-          buf[off++] = 0x80 | (cp & 63);
           continue;
         }
         c = 0xfffd;
@@ -384,12 +390,8 @@ export function writeJsonString(buf: Uint8Array, off: number, s: string): number
     } else if (c >= 0xd800 && c <= 0xdfff) {
       const next = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
       if (c <= 0xdbff && (next & 0xfc00) === 0xdc00) {
-        const cp = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
+        off = writeSurrogatePair(buf, off, c, next);
         i++;
-        buf[off++] = 0xf0 | (cp >>> 18);
-        buf[off++] = 0x80 | ((cp >>> 12) & 63);
-        buf[off++] = 0x80 | ((cp >>> 6) & 63);
-        buf[off++] = 0x80 | (cp & 63);
       } else {
         // A lone surrogate: escape it, as JSON.stringify does.
         off = writeAscii(buf, off, '\\u');
