@@ -238,6 +238,8 @@ interface Tally {
   acked(n: number): void;
   timeout(n: number): void;
   error(reason: string, n: number): void;
+  /** A connection failed (its records are counted when they time out): the reason, for the sender's warning. */
+  note(reason: string): void;
 }
 
 /** What the reporter needs of a transport. */
@@ -286,6 +288,7 @@ export class HepReporter implements Reporter {
       error: (reason, n) => {
         if (!this.abandoned) this.fail(reason, n);
       },
+      note: (reason) => (this.lastError = reason),
     });
   }
 
@@ -543,7 +546,10 @@ class StreamTransport implements HepTransport {
       this.full = false;
       this.pump();
     });
-    sock.on('error', (e) => (this.lastErr = errCode(e)));
+    sock.on('error', (e) => {
+      this.lastErr = errCode(e);
+      this.tally.note(`${this.host}:${this.port}: ${e.message}`);
+    });
     // The collector says nothing back; its end of the stream is the connection's.
     sock.on('data', () => undefined);
     sock.on('end', () => sock.destroy());
