@@ -94,8 +94,10 @@ export class HepEncoder {
   private readonly nodeName: Uint8Array | null;
   /** Bytes of every packet besides the address, correlation and payload chunks. */
   private readonly fixed: number;
+  private readonly text = new TextDecoder();
   /** Where the last pick() found the payload and correlation id, and the type. */
   type = 0;
+  payloadBuf: Uint8Array = new Uint8Array(0);
   payloadOff = 0;
   payloadLen = 0;
   cidOff = 0;
@@ -128,15 +130,20 @@ export class HepEncoder {
       const at = 4 * (SIP_FIXED_WORDS + 4 * h);
       if (at + mlen !== w.payloadLen) return 'payload';
       this.type = HEP_TYPE_SIP;
+      this.payloadBuf = b;
       this.payloadOff = w.payloadOff + at;
       this.payloadLen = mlen;
       return 'ok';
     }
     if (w.protocolIs(RTCP)) {
       if (w.payloadKind !== PayloadKind.Json) return 'payload';
+      const json = homerRtcp(this.text.decode(w.buf.subarray(w.payloadOff, w.payloadOff + w.payloadLen)));
+      if (json === null) return 'payload';
+      // Per RTCP record (a few per call and minute), not per packet: a string and its bytes are affordable here.
+      this.payloadBuf = Buffer.from(json, 'utf8');
       this.type = HEP_TYPE_RTCP;
-      this.payloadOff = w.payloadOff;
-      this.payloadLen = w.payloadLen;
+      this.payloadOff = 0;
+      this.payloadLen = this.payloadBuf.length;
       for (let i = 0; i < w.labelCount; i++) {
         if (w.valKind[i] !== LabelKind.Bytes || w.keyLen[i] !== CALL_ID.length) continue;
         const kb = w.keyBuf[i];
@@ -187,12 +194,78 @@ export class HepEncoder {
     if (this.nodeName !== null) off = bytesChunk(out, off, C_NODE_NAME, this.nodeName, 0, this.nodeName.length);
     if (this.password !== null) off = bytesChunk(out, off, C_AUTH_KEY, this.password, 0, this.password.length);
     if (this.cidLen > 0) off = bytesChunk(out, off, C_CORRELATION_ID, b, this.cidOff, this.cidLen);
-    off = bytesChunk(out, off, C_PAYLOAD, b, this.payloadOff, this.payloadLen);
+    off = bytesChunk(out, off, C_PAYLOAD, this.payloadBuf, this.payloadOff, this.payloadLen);
     const len = off - start;
     out[start + 4] = len >>> 8;
     out[start + 5] = len & 0xff;
     return off;
   }
+}
+
+interface RtcpReport {
+  ssrc: number;
+  fraction_lost: number;
+  cumulative_lost: number;
+  highest_seq: number;
+  jitter: number;
+  lsr: number;
+  dlsr: number;
+}
+
+interface RtcpJsonPacket {
+  type: string;
+  pt: number;
+  count: number;
+  ssrc?: number;
+  ntp_sec?: number;
+  ntp_frac?: number;
+  rtp_ts?: number;
+  packet_count?: number;
+  octet_count?: number;
+  reports?: RtcpReport[];
+  chunks?: { ssrc: number }[];
+}
+
+/**
+ * An rtcp record's JSON payload (docs/records.md) in the layout Homer reads
+ * from HEP type 5, the one its agents (heplify, captagent) send: the
+ * compound's sender report or receiver report as `type`, `ssrc`,
+ * `report_count`, `sender_information` and `report_blocks`, the SDES
+ * chunk's SSRC as `sdes_ssrc`. Null when it is not an rtcp payload.
+ */
+export function homerRtcp(json: string): string | null {
+  let packets: RtcpJsonPacket[];
+  try {
+    packets = (JSON.parse(json) as { packets: RtcpJsonPacket[] }).packets;
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(packets) || packets.length === 0) return null;
+  const report = packets.find((p) => p.pt === 200 || p.pt === 201) ?? packets[0]!;
+  const sdes = packets.find((p) => p.pt === 202);
+  const out = {
+    sender_information: {
+      ntp_timestamp_sec: report.ntp_sec ?? 0,
+      ntp_timestamp_usec: report.ntp_frac ?? 0,
+      rtp_timestamp: report.rtp_ts ?? 0,
+      packets: report.packet_count ?? 0,
+      octets: report.octet_count ?? 0,
+    },
+    ssrc: report.ssrc ?? 0,
+    type: report.pt,
+    report_count: report.count,
+    report_blocks: (report.reports ?? []).map((r) => ({
+      source_ssrc: r.ssrc,
+      fraction_lost: r.fraction_lost,
+      packets_lost: r.cumulative_lost,
+      highest_seq_no: r.highest_seq,
+      ia_jitter: r.jitter,
+      lsr: r.lsr,
+      dlsr: r.dlsr,
+    })),
+    sdes_ssrc: sdes?.chunks?.[0]?.ssrc ?? 0,
+  };
+  return JSON.stringify(out);
 }
 
 function chunkHead(out: Uint8Array, off: number, type: number, len: number): number {

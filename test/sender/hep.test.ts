@@ -5,8 +5,8 @@
 // the SDP ties to the call) and real captures (SIP over UDP, SIP over TCP in
 // segments): every SIP message arrives once as type 1 with its bytes as
 // captured, its Call-ID, flow, time, capture id, node name and password;
-// every RTCP record as type 5, its JSON equal to the record's payload, the
-// Call-ID in the correlation chunk; other records are counted as skipped and
+// every RTCP record as type 5, in the JSON layout Homer reads (checked
+// against the report's bytes), the Call-ID in the correlation chunk; other records are counted as skipped and
 // sent = records − failures. A TCP collector killed mid-run: the records
 // lost are counted, the reporter reconnects to the next one, which gets the
 // rest, and nothing arrives twice.
@@ -115,7 +115,7 @@ function checkAgainstRecords(got: Got[], files: string[], hepTask: string): void
   const { records } = replay(hepTask.replace(/  reporter:[\s\S]*$/, ''), files);
   const sip = records.filter((r) => r.protocol === 'sip');
   const rtcp = records.filter((r) => r.protocol === 'rtcp');
-  assert.ok(sip.length > 30 && rtcp.length === 40, `${sip.length} sip, ${rtcp.length} rtcp records`);
+  assert.ok(sip.length > 30 && rtcp.length === 40 && rtcp.every((r) => r.labels['call-id'] !== undefined), `${sip.length} sip, ${rtcp.length} rtcp records`);
   const t1 = got.filter((g) => g.d.rcinfo.payloadType === 1);
   const t5 = got.filter((g) => g.d.rcinfo.payloadType === 5);
   assert.equal(got.length, t1.length + t5.length);
@@ -142,11 +142,53 @@ function checkAgainstRecords(got: Got[], files: string[], hepTask: string): void
   const wire = files.flatMap((f) => (f.endsWith('segmented.pcap') ? [] : udpSipPayloads(f))).map(digest).sort();
   const sent = t1.filter((g) => g.d.rcinfo.protocol === 17).map((g) => digest(chunks(g.raw).find(([t]) => t === 0x000f)![1])).sort();
   assert.deepEqual(sent, wire);
-  // RTCP: its JSON payload and the call's Call-ID as correlation id.
-  const rwant = rtcp.map((r) => JSON.stringify([r.labels['call-id'], r.flow.sport, r.ts, r.payload])).sort();
-  const rhave = t5.map(({ d }) => JSON.stringify([d.rcinfo.correlation_id, d.rcinfo.srcPort, iso(d.rcinfo.timeSeconds, d.rcinfo.timeUseconds), JSON.parse(d.payload)])).sort();
+  // RTCP: Homer's JSON layout of the report as sent on the wire, the call's Call-ID (by the call's addresses) as correlation id.
+  const rwant = rtcpWire(CALLS).map((x) => JSON.stringify([x.src, x.sport, `call-${Number(x.src.split('.')[3])}@otus`, x.json])).sort();
+  const rhave = t5.map(({ d }) => JSON.stringify([d.rcinfo.srcIp, d.rcinfo.srcPort, d.rcinfo.correlation_id, JSON.parse(d.payload)])).sort();
+  assert.equal(rtcp.length, rwant.length);
   assert.deepEqual(rhave, rwant);
-  assert.ok(t5.every((g) => /^call-\d+@otus$/.test(g.d.rcinfo.correlation_id ?? '')));
+}
+
+/** The RTCP SR and RR of a capture's IPv4 frames, read from their bytes (RFC 3550 §6.4) into the layout Homer reads. */
+function rtcpWire(file: string): { src: string; sport: number; json: unknown }[] {
+  const out: { src: string; sport: number; json: unknown }[] = [];
+  for (const f of readFrames(file)) {
+    const b = Buffer.from(f);
+    if (b.readUInt16BE(12) !== 0x0800 || b[23] !== 17) continue;
+    const u = 14 + (b[14] & 15) * 4;
+    const r = b.subarray(u + 8, u + b.readUInt16BE(u + 4));
+    const pt = r[1];
+    if (r.length < 8 || (r[0] & 0xc0) !== 0x80 || (pt !== 200 && pt !== 201)) continue;
+    const rc = r[0] & 31;
+    const sr = pt === 200;
+    let o = sr ? 28 : 8;
+    const blocks = [];
+    for (let i = 0; i < rc; i++, o += 24) {
+      blocks.push({
+        source_ssrc: r.readUInt32BE(o),
+        fraction_lost: r[o + 4],
+        packets_lost: r.readIntBE(o + 5, 3),
+        highest_seq_no: r.readUInt32BE(o + 8),
+        ia_jitter: r.readUInt32BE(o + 12),
+        lsr: r.readUInt32BE(o + 16),
+        dlsr: r.readUInt32BE(o + 20),
+      });
+    }
+    const u32 = (at: number): number => (sr ? r.readUInt32BE(at) : 0);
+    out.push({
+      src: [...b.subarray(26, 30)].join('.'),
+      sport: b.readUInt16BE(u),
+      json: {
+        sender_information: { ntp_timestamp_sec: u32(8), ntp_timestamp_usec: u32(12), rtp_timestamp: u32(16), packets: u32(20), octets: u32(24) },
+        ssrc: r.readUInt32BE(4),
+        type: pt,
+        report_count: rc,
+        report_blocks: blocks,
+        sdes_ssrc: 0,
+      },
+    });
+  }
+  return out;
 }
 
 const REPORTER = (transport: string, port: number, extra = ''): string =>
@@ -301,7 +343,7 @@ test('TCP collector killed mid-run: the lost records are counted, the reporter r
   assert.equal(new Set(ids).size, ids.length, 'no message twice');
   // Sent means handed to the kernel: what the killed collector had not read is lost uncounted, never more than was sent.
   assert.ok(ids.length <= rep.acked, `${ids.length} received, ${rep.acked} sent`);
-  console.log(`# collector killed: ${JSON.stringify(rep)}; received ${rx1.got.length} + ${rx2.got.length}`);
+  console.log(`collector killed: ${JSON.stringify(rep)}; received ${rx1.got.length} + ${rx2.got.length}`);
 });
 
 test('a task without sip or rtcp is refused, naming the reporter', { skip: skip ?? false }, async () => {
