@@ -22,7 +22,7 @@
 
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { TaskSpec } from '../config/task.js';
 import type { EncodedRecord, PluginDefinition, Reporter, ReporterCounters } from '../plugin/types.js';
@@ -453,7 +453,10 @@ class UdpTransport implements HepTransport {
   private scratch = Buffer.allocUnsafe(HEP_MAX);
   private waiters: (() => void)[] = [];
   private idle: (() => void)[] = [];
+  /** abandon() gave up what was sending: their callbacks count nothing. */
+  private gone = false;
   private readonly done = (err: Error | null): void => {
+    if (this.gone) return;
     this.sending--;
     if (err) this.tally.error(errCode(err), 1);
     else this.tally.acked(1);
@@ -524,6 +527,7 @@ class UdpTransport implements HepTransport {
 
   abandon(): number {
     const n = this.sending;
+    this.gone = true;
     this.sending = 0;
     this.blocked = false;
     for (const f of this.waiters.splice(0)) f();
@@ -606,7 +610,7 @@ class StreamTransport implements HepTransport {
     const sock: Socket =
       t === null
         ? netConnect({ host: this.host, port: this.port })
-        : tlsConnect({ host: this.host, port: this.port, ca: t.ca, cert: t.cert, key: t.key, servername: tc?.servername ?? this.host, rejectUnauthorized: tc?.reject_unauthorized !== false });
+        : tlsConnect({ host: this.host, port: this.port, ca: t.ca, cert: t.cert, key: t.key, servername: tc?.servername ?? (isIP(this.host) ? undefined : this.host), rejectUnauthorized: tc?.reject_unauthorized !== false });
     sock.setNoDelay(true);
     this.sock = sock;
     sock.once(t === null ? 'connect' : 'secureConnect', () => {

@@ -391,3 +391,20 @@ function ip6(b: Buffer): string {
   if (best < 0) return hex.join(':');
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }
+
+test('the collector and its password from the global configuration, merged under the task', { skip: skip ?? false }, () => {
+  const g = join(dir, 'otus.yml');
+  writeFileSync(g, 'otus:\n  reporters:\n    hep: {address: "homer.example:9060", transport: tcp, password: "${HEP_TEST_PASSWORD}"}\n');
+  const t = join(dir, 'voip.yml');
+  writeFileSync(t, 'task:\n  id: voip\n  parsers: [{plugin: sip}, {plugin: rtcp}]\n  reporter: {type: hep, config: {capture_id: 7}}\n');
+  const r = spawnSync(process.execPath, [OTUS, 'validate', '--config', g, '--task', t, '--json'], { encoding: 'utf8', env: { ...process.env, HEP_TEST_PASSWORD: 'pw' } });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  const rep = (out.task ?? out).reporter;
+  assert.deepEqual(rep.config, { address: 'homer.example:9060', transport: 'tcp', password: 'pw', capture_id: 7, queue_max_messages: 10000, delivery_timeout_ms: 10000, reconnect_max_ms: 5000 });
+  // A bad key is refused with its place.
+  writeFileSync(t, 'task:\n  id: voip\n  parsers: [{plugin: sip}]\n  reporter: {type: hep, config: {capture_id: -1}}\n');
+  const bad = spawnSync(process.execPath, [OTUS, 'validate', '--config', g, '--task', t], { encoding: 'utf8', env: { ...process.env, HEP_TEST_PASSWORD: 'pw' } });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /reporter\.config\.capture_id.*\[OTUS_ERR_PLUGIN_CONFIG\]/);
+});
