@@ -2,8 +2,8 @@
 // Homer / heplify-server collector, over UDP, TCP or TLS. A SIP record is
 // sent as payload type 1 with the SIP message as captured (its bytes travel
 // in the sip parser's compact payload: src/pipeline/wire.ts,
-// plugins/parser/sip/payload.ts); an RTCP record as type 5, its JSON payload
-// (docs/records.md) with the call's Call-ID in the correlation chunk. Other
+// plugins/parser/sip/payload.ts); an RTCP record as type 5, JSON in the
+// layout Homer reads (homerRtcp), the call's Call-ID in the correlation chunk. Other
 // records are not HEP's: counted as failed, reason `skipped`.
 //
 // HEP3 (sipcapture's "HEP3 Network Protocol Specification"): a packet is
@@ -15,7 +15,7 @@
 // Accounting, as the Kafka reporter's: every record handed to report() ends
 // as sent (`acked`: handed to the kernel; HEP has no acknowledgement),
 // timed out (waited longer than delivery_timeout_ms for a connection),
-// failed by reason (skipped, too_big, the socket's error code,
+// failed by reason (skipped, too_big, bad_payload, the socket's error code,
 // connection_lost, queue_full, abandoned), or is still queued. Backpressure:
 // when queue_max_messages are queued or being written, `blocked` is set and
 // the sender waits for writable().
@@ -117,18 +117,19 @@ export class HepEncoder {
   /**
    * What of the record HEP carries: its type and payload span (and the
    * correlation id's), or why not: 'skipped' (not SIP or RTCP, or without
-   * IP), 'payload' (not in the form expected).
+   * IP), 'bad_payload' (not in the form expected: a third-party parser
+   * named sip or rtcp, a payload that does not read back).
    */
-  pick(w: WireRecord): 'ok' | 'skipped' | 'payload' {
+  pick(w: WireRecord): 'ok' | 'skipped' | 'bad_payload' {
     if (w.ipVersion !== 4 && w.ipVersion !== 6) return 'skipped';
     this.cidLen = 0;
     if (w.protocolIs(SIP)) {
-      if (w.payloadKind !== PayloadKind.Compact || w.payloadLen < 4 * SIP_FIXED_WORDS) return 'payload';
+      if (w.payloadKind !== PayloadKind.Compact || w.payloadLen < 4 * SIP_FIXED_WORDS) return 'bad_payload';
       const b = w.buf;
       const mlen = readU32LE(b, w.payloadOff + 4);
       const h = readU32LE(b, w.payloadOff + 8);
       const at = 4 * (SIP_FIXED_WORDS + 4 * h);
-      if (at + mlen !== w.payloadLen) return 'payload';
+      if (at + mlen !== w.payloadLen) return 'bad_payload';
       this.type = HEP_TYPE_SIP;
       this.payloadBuf = b;
       this.payloadOff = w.payloadOff + at;
@@ -136,9 +137,9 @@ export class HepEncoder {
       return 'ok';
     }
     if (w.protocolIs(RTCP)) {
-      if (w.payloadKind !== PayloadKind.Json) return 'payload';
+      if (w.payloadKind !== PayloadKind.Json) return 'bad_payload';
       const json = homerRtcp(this.text.decode(w.buf.subarray(w.payloadOff, w.payloadOff + w.payloadLen)));
-      if (json === null) return 'payload';
+      if (json === null) return 'bad_payload';
       // Per RTCP record (a few per call and minute), not per packet: a string and its bytes are affordable here.
       this.payloadBuf = Buffer.from(json, 'utf8');
       this.type = HEP_TYPE_RTCP;
