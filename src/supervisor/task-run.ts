@@ -11,6 +11,7 @@ import { loadTaskFile, type TaskSpec } from '../config/task.js';
 import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
 import { checkOutputPath } from '../sender-proc/reporters.js';
+import { checkHepTask } from '../sender-proc/hep.js';
 import type { RecordFormat, ReporterCounters } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
 import { createRing, type RingSegment } from '../shm/ring.js';
@@ -125,6 +126,7 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
   const config = registry.checkConfig(repPlugin, rep.config, rep.where) as Record<string, unknown>;
   // A file the sender would open: refused now, with the reason, rather than in the sender.
   if (rep.name === 'file') checkOutputPath(config.path as string);
+  if (rep.name === 'hep') checkHepTask(task, rep.where);
   return { task, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json', hints };
 }
 
