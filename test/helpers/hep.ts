@@ -8,7 +8,7 @@
 // chunks for those.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { rtpPacket, udpFrame } from './udp-frames.js';
@@ -43,8 +43,11 @@ export function hepJsSkipReason(): string | null {
   const home = hepJsHome();
   const pkg = join(home, 'node_modules/hep-js/package.json');
   const installed = (): boolean => existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version === HEPJS_VERSION;
-  if (installed()) return null;
   mkdirSync(home, { recursive: true, mode: 0o700 });
+  // Code is loaded from there: only from a directory no other user can write.
+  const st = statSync(home);
+  if (st.uid !== process.getuid!() || (st.mode & 0o022) !== 0) return `${home} is not ours alone (owner ${st.uid}, mode ${(st.mode & 0o777).toString(8)}); set OTUS_HEPJS_HOME`;
+  if (installed()) return null;
   const r = spawnSync('npm', ['install', '--prefix', home, '--no-audit', '--no-fund', '--no-package-lock', `hep-js@${HEPJS_VERSION}`], { encoding: 'utf8', timeout: 180_000 });
   if (r.error) return `npm not found to install hep-js (${r.error.message})`;
   if (r.status !== 0 || !installed()) return `npm install hep-js@${HEPJS_VERSION} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' ')}`;
