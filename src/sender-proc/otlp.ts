@@ -187,8 +187,8 @@ export class OtlpReporter extends BatchingReporter {
       o = writeVarint(b, o, anyStringSize(kl) + 1 + varintSize(av) + av);
       b[o++] = 0x0a; // KeyValue.key
       o = writeVarint(b, o, kl);
-      b.set(w!.keyBuf[i].subarray(w!.keyOff[i], w!.keyOff[i] + kl), o);
-      o += kl;
+      const kb = w!.keyBuf[i];
+      for (let j = 0, ko = w!.keyOff[i]; j < kl; j++) b[o++] = kb[ko + j]!; // short: no view made
       b[o++] = 0x12; // KeyValue.value
       o = writeVarint(b, o, av);
       b[o++] = 0x0a; // AnyValue.string_value
