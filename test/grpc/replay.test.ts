@@ -99,3 +99,14 @@ test('mutual TLS: a client with its certificate delivers every record; one witho
     server.kill();
   }
 });
+
+test('config errors are coded and name the key: server_name without tls, an unreadable certificate', { timeout: 60000 }, async () => {
+  const files = [join(FIXTURES, 'suricata-verify--sip-body-frames.pcap')];
+  const a = await runTask(task('gbad1', '    type: grpc\n    config: { endpoint: "127.0.0.1:1", server_name: x }'), files);
+  assert.notEqual(a.status, 0);
+  assert.match(a.stderr, /task\.reporter\.config\.server_name: only with tls.*\[OTUS_ERR_PLUGIN_INIT\]/);
+  const b = await runTask(task('gbad2', `    type: grpc\n    config: { endpoint: "127.0.0.1:1", tls: { ca: ${join(dir, 'missing.pem')} } }`), files);
+  assert.notEqual(b.status, 0);
+  assert.match(b.stderr, /task\.reporter\.config\.tls\.ca: cannot read .*missing\.pem: ENOENT \[OTUS_ERR_PLUGIN_INIT\]/);
+  assert.doesNotMatch(a.stderr + b.stderr, /\n\s+at /, 'no stack trace');
+});

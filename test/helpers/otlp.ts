@@ -25,8 +25,9 @@ message Status { int32 code = 1; string message = 2; repeated Any details = 3; }
 message RetryInfo { Duration retry_delay = 1; }`).root;
 
 export interface LogRecord {
-  timeUnixNano: number;
-  observedTimeUnixNano: number;
+  /** Nanoseconds, exact. */
+  timeUnixNano: bigint;
+  observedTimeUnixNano: bigint;
   eventName: string;
   body: string;
   attributes: Record<string, string>;
@@ -46,7 +47,7 @@ function kv(list: any[] | undefined): Record<string, string> {
 
 /** A decoded request, flattened: its one resource and scope, its log records. */
 export function decodeRequest(b: Uint8Array): Received {
-  const m = ExportRequest.toObject(ExportRequest.decode(b), { longs: Number }) as any;
+  const m = ExportRequest.toObject(ExportRequest.decode(b), { longs: String }) as any;
   const rl = m.resourceLogs;
   if (rl.length !== 1 || rl[0].scopeLogs.length !== 1) throw new Error(`expected one resource and one scope, got ${JSON.stringify(m).slice(0, 200)}`);
   const sl = rl[0].scopeLogs[0];
@@ -54,8 +55,8 @@ export function decodeRequest(b: Uint8Array): Received {
     resource: kv(rl[0].resource.attributes),
     scope: { name: sl.scope.name, version: sl.scope.version },
     records: sl.logRecords.map((r: any) => ({
-      timeUnixNano: r.timeUnixNano,
-      observedTimeUnixNano: r.observedTimeUnixNano,
+      timeUnixNano: BigInt(r.timeUnixNano ?? 0),
+      observedTimeUnixNano: BigInt(r.observedTimeUnixNano ?? 0),
       eventName: r.eventName,
       body: r.body.stringValue,
       attributes: kv(r.attributes),

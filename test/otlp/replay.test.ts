@@ -42,6 +42,12 @@ function otlp(protocol: string, endpoint: string, extra = ''): string {
   return `    type: otlp\n    config: { protocol: ${protocol}, endpoint: "${endpoint}", retry_initial_ms: 50, retry_max_ms: 200${extra} }`;
 }
 
+/** An ISO-8601 UTC time with up to 9 fractional digits, as exact nanoseconds. */
+function nanos(ts: string): bigint {
+  const m = /^(.*?)(?:\.(\d+))?Z$/.exec(ts)!;
+  return BigInt(Date.parse(`${m[1]}Z`) / 1000) * 1000000000n + BigInt((m[2] ?? '').padEnd(9, '0'));
+}
+
 const expected = (async () => {
   const out = join(dir, 'file.ndjson');
   const file = await runTask(task('of', `    type: file\n    config: { path: ${out} }`), FILES);
@@ -68,9 +74,9 @@ for (const protocol of ['http/protobuf', 'grpc']) {
         const lr = byBody.get(line)!;
         assert.deepEqual(lr.attributes, rec.labels, line);
         assert.equal(lr.eventName, rec.protocol);
-        const ms = Date.parse(rec.ts);
-        assert.ok(Math.abs(lr.timeUnixNano / 1e6 - ms) < 1, `${lr.timeUnixNano} for ${rec.ts}`);
-        assert.ok(lr.observedTimeUnixNano > Date.now() * 1e6 - 600e9);
+        assert.equal(lr.timeUnixNano, nanos(rec.ts), rec.ts);
+        const observedMs = Number(lr.observedTimeUnixNano / 1000000n);
+        assert.ok(observedMs > Date.now() - 600000 && observedMs <= Date.now(), `observed ${lr.observedTimeUnixNano}`);
       }
       for (const req of rx.accepted) {
         assert.equal(req.resource['service.name'], 'otus');
