@@ -72,6 +72,8 @@ export class OtlpReceiver {
   readonly accepted: Received[] = [];
   /** Every request, answered or refused. */
   requests = 0;
+  /** When each request arrived (ms). */
+  readonly times: number[] = [];
   private close_: () => void = () => undefined;
 
   constructor(readonly answers: Answer[] = []) {}
@@ -81,6 +83,7 @@ export class OtlpReceiver {
   }
 
   private next(): Answer | undefined {
+    this.times.push(performance.timeOrigin + performance.now());
     this.requests++;
     return this.answers[this.requests - 1];
   }

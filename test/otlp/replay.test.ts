@@ -90,12 +90,12 @@ for (const protocol of ['http/protobuf', 'grpc']) {
   });
 }
 
-const cases: { name: string; protocol: string; answers: Answer[]; outcome: 'acked' | string }[] = [
-  { name: 'HTTP 503 with Retry-After, then 200: retried, every record taken', protocol: 'http/protobuf', answers: [{ http: 503, headers: { 'retry-after': '1' } }], outcome: 'acked' },
+const cases: { name: string; protocol: string; answers: Answer[]; outcome: 'acked' | string; waitMs?: number }[] = [
+  { name: 'HTTP 503 with Retry-After, then 200: retried, every record taken', protocol: 'http/protobuf', answers: [{ http: 503, headers: { 'retry-after': '1' } }], outcome: 'acked', waitMs: 1000 },
   { name: 'HTTP 429 without Retry-After, then 200: retried with backoff', protocol: 'http/protobuf', answers: [{ http: 429 }, { http: 502 }], outcome: 'acked' },
   { name: 'HTTP 400: not retried, every record dropped as http_400', protocol: 'http/protobuf', answers: [{ http: 400 }], outcome: 'http_400' },
   { name: 'gRPC UNAVAILABLE, then OK: retried', protocol: 'grpc', answers: [{ grpc: grpc.status.UNAVAILABLE }], outcome: 'acked' },
-  { name: 'gRPC RESOURCE_EXHAUSTED with RetryInfo: retried', protocol: 'grpc', answers: [{ grpc: grpc.status.RESOURCE_EXHAUSTED, retryMs: 300 }], outcome: 'acked' },
+  { name: 'gRPC RESOURCE_EXHAUSTED with RetryInfo: retried', protocol: 'grpc', answers: [{ grpc: grpc.status.RESOURCE_EXHAUSTED, retryMs: 1500 }], outcome: 'acked', waitMs: 1500 },
   { name: 'gRPC RESOURCE_EXHAUSTED without RetryInfo: dropped', protocol: 'grpc', answers: [{ grpc: grpc.status.RESOURCE_EXHAUSTED }], outcome: 'resource_exhausted' },
   { name: 'gRPC INVALID_ARGUMENT: dropped', protocol: 'grpc', answers: [{ grpc: grpc.status.INVALID_ARGUMENT }], outcome: 'invalid_argument' },
 ];
@@ -114,6 +114,8 @@ for (const c of cases) {
         assert.deepEqual(run.stats.reporter, { acked: n, timeout: 0, errors: {}, queued: 0 });
         assert.equal(rx.requests, c.answers.length + 1, 'one request per answer, then the one taken');
         assert.equal(rx.records.length, n);
+        // The server's delay honoured (the retry backoff here is 50-200 ms).
+        if (c.waitMs !== undefined) assert.ok(rx.times[1]! - rx.times[0]! >= c.waitMs - 20, `retried after ${rx.times[1]! - rx.times[0]!} ms`);
       } else {
         assert.deepEqual(run.stats.reporter, { acked: 0, timeout: 0, errors: { [c.outcome]: n }, queued: 0 });
         assert.equal(run.stats.drops.reporter_error, n);
