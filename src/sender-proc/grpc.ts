@@ -150,6 +150,11 @@ export class GrpcReporter extends BatchingReporter {
     this.reconnect = setTimeout(() => this.connect(), backoff(this.breaks, this.config.reconnect_initial_ms, this.config.reconnect_max_ms));
   }
 
+  /** The stream is up and has not broken since the last acknowledgement (otus_plugin_health). */
+  get healthy(): boolean {
+    return this.call !== null && this.breaks === 0;
+  }
+
   protected ready(): boolean {
     return this.call !== null && !this.full && this.inflight.size < this.config.max_inflight_batches;
   }

@@ -122,6 +122,8 @@ export class OtlpReporter extends BatchingReporter {
   private readonly scope: Uint8Array;
   private readonly transport: Transport;
   private sending = 0;
+  /** The last request failed (otus_plugin_health). */
+  private failing = false;
   /** observed_time_unix_nano of the open batch's records. */
   private readonly observed = new Uint8Array(8);
   private observedAt = 0;
@@ -225,6 +227,10 @@ export class OtlpReporter extends BatchingReporter {
   }
 
 
+  get healthy(): boolean {
+    return !this.failing;
+  }
+
   protected ready(): boolean {
     return this.sending < this.config.max_inflight;
   }
@@ -234,6 +240,7 @@ export class OtlpReporter extends BatchingReporter {
     const timeoutMs = Math.max(100, b.t0 + this.config.timeout_ms - Date.now());
     this.transport.send(b.body, timeoutMs).then((r) => {
       this.sending--;
+      this.failing = !r.ok;
       if (r.ok) this.ack(b.seq, r.rejected);
       else {
         this.lastError = r.reason;
