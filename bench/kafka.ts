@@ -26,18 +26,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openCapture } from '../src/capture-file/open.js';
-import { parseTask } from '../src/config/task.js';
-import { BatchReader, BatchSink } from '../src/pipeline/batch-sink.js';
+import { BatchReader } from '../src/pipeline/batch-sink.js';
 import { RecordExpander } from '../src/pipeline/expand.js';
-import { instantiateTaskPlugins, pipelineForTask } from '../src/pipeline/from-task.js';
-import type { RecordSink } from '../src/pipeline/sink.js';
 import { createRegistry } from '../src/plugin/builtins.js';
-import type { EncodedRecord, RecordFormat, Reporter } from '../src/plugin/types.js';
-import type { RecordMeta } from '../src/pipeline/expand.js';
-import { FlowRegistry } from '../src/shm/registry.js';
+import type { RecordFormat } from '../src/plugin/types.js';
 import { startBroker } from '../test/helpers/kafka.js';
-import { rtpCallsCapture } from './captures.js';
+import { type LoopResult, runSenderLoop, wireBatches } from './sender-loop.js';
 
 const args = process.argv.slice(2);
 const opt = (k: string, d: string): string => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
@@ -53,96 +47,12 @@ interface Trial {
   queue: number;
 }
 
-interface Result {
-  records: number;
-  bytes: number;
-  cpuSec: number;
-  wallSec: number;
-  acked: number;
-  dropped: number;
-}
+type Result = LoopResult;
 
-/** The wire records of the calls' capture, in committed batches, as a capture process would put them in the ring. */
-async function wireBatches(t: Trial, dir: string): Promise<{ u8: Uint8Array; batches: number[] }> {
-  const file = join(dir, 'calls.pcap');
-  rtpCallsCapture(file, t.calls, t.records - 2 * t.calls);
-  const task = parseTask('task:\n  id: bench-kafka\n  parsers:\n    - plugin: sip\n    - plugin: rtp\n  unmatched_policy: drop\n', 'bench');
-  const flows = FlowRegistry.create(`benchkafka${process.pid}`, { capacity: 65536 });
-  try {
-    const plugins = await instantiateTaskPlugins(await createRegistry([]), task, {}, 0, flows);
-    let u8 = new Uint8Array(64 << 20);
-    let used = 0;
-    const batches: number[] = [];
-    const sink: RecordSink = {
-      get u8() {
-        return u8;
-      },
-      reserve(n) {
-        if (used + n > u8.length) {
-          const b = new Uint8Array(2 * u8.length + n);
-          b.set(u8.subarray(0, used));
-          u8 = b;
-        }
-        const off = used;
-        used += n;
-        batches.push(off, n);
-        return off;
-      },
-      commit: () => undefined,
-    };
-    const pl = pipelineForTask(task, plugins, new BatchSink(sink, 256 * 1024), t.format);
-    const r = openCapture(file);
-    while (r.next()) pl.processFrame(r.frame);
-    pl.flush();
-    return { u8, batches };
-  } finally {
-    flows.close();
-  }
-}
-
-class Rec implements EncodedRecord {
-  off = 0;
-  len = 0;
-  constructor(
-    readonly format: RecordFormat,
-    readonly buf: Uint8Array,
-    readonly meta: RecordMeta,
-  ) {}
-}
-
-/** The sender's loop (src/sender-proc/main.ts) over the batches into a reporter. */
+/** The sender's loop into the kafka reporter. */
 async function senderLoop(t: Trial, u8: Uint8Array, batches: number[], client: string, headers: boolean): Promise<Result> {
-  const registry = await createRegistry([]);
   const config = { brokers: [t.bootstrap], client, topic: t.topic, format: t.format, headers, queue_max_messages: t.queue };
-  const reporter = (await registry.instantiate('reporter', 'kafka', config, { node: {}, taskId: 'bench', worker: -1, where: 'bench' })) as Reporter;
-  await reporter.start?.();
-  const expander = new RecordExpander(t.format, registry.payloadReaders());
-  const out = new Uint8Array(1 << 20);
-  const rec = new Rec(t.format, out, expander.meta);
-  const batch = new BatchReader();
-  let records = 0;
-  let bytes = 0;
-  const c0 = process.cpuUsage();
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < batches.length; i += 2) {
-    if (!batch.start(u8, batches[i], batches[i + 1])) throw new Error('broken batch');
-    let k: number;
-    while ((k = batch.next()) >= 0) {
-      const end = expander.expand(u8, batch.off, k, batch.keys, out, 0, out.length);
-      if (end < 0) continue;
-      rec.len = end;
-      reporter.report(rec);
-      records++;
-      bytes += end;
-      if (reporter.blocked === true) await reporter.writable!();
-    }
-  }
-  await reporter.flush();
-  const c = process.cpuUsage(c0);
-  const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
-  await reporter.stop?.();
-  const n = reporter.counters!();
-  return { records, bytes, cpuSec: (c.user + c.system) / 1e6, wallSec, acked: n.acked, dropped: reporter.dropped ?? 0 };
+  return runSenderLoop('kafka', config, t.format, u8, batches);
 }
 
 /** The same messages, made first, through a bare Producer.produce() with the reporter's producer settings. */
@@ -213,7 +123,7 @@ async function plainProducer(t: Trial, u8: Uint8Array, batches: number[], withHe
 async function trial(t: Trial): Promise<Result> {
   const dir = mkdtempSync(join(os.tmpdir(), 'otus-bench-kafka-'));
   try {
-    const { u8, batches } = await wireBatches(t, dir);
+    const { u8, batches } = await wireBatches(t.calls, t.records, t.format, dir);
     if (t.contender === 'plain' || t.contender === 'bare') return await plainProducer(t, u8, batches, t.contender === 'plain');
     return await senderLoop(t, u8, batches, t.contender === 'kafkajs' ? 'kafkajs' : 'librdkafka', t.contender !== 'otus-bare');
   } finally {

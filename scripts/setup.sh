@@ -4,7 +4,8 @@
 #   scripts/setup.sh --test   also what the test suite uses (tshark, tcpreplay, sipp, iproute2, systemd-analyze;
 #                             Java and Maven for the Kafka broker of scripts/kafka.sh, tmux for
 #                             otusctl top, promtool from Debian's prometheus package for deploy/ and the metrics tests,
-#                             openssl for the HEP reporter's TLS test)
+#                             openssl for the TLS tests; the OpenTelemetry Collector of scripts/otelcol.sh when
+#                             Go 1.26 or newer is installed)
 # Run as root (or with sudo): it calls apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,3 +42,9 @@ fi
 # (Debian 12's own librdkafka, 2.0, lacks APIs the binding calls.)
 export CKJS_LINKING=dynamic
 npm install --no-audit --no-fund
+
+# The OpenTelemetry Collector for test/otlp/collector.test.ts, built once into /var/tmp/otus-otelcol
+# when Go 1.26 or newer is here; Debian 12's golang (1.19) is too old, and that test then skips, saying so.
+if $want_tests; then
+  scripts/otelcol.sh build || echo "setup: the OpenTelemetry Collector was not built; test/otlp/collector.test.ts will skip" >&2
+fi

@@ -12,11 +12,13 @@ import type { TaskSpec } from '../config/task.js';
 import { fileReporter, stdoutReporter } from '../sender-proc/reporters.js';
 import { kafkaReporter } from '../sender-proc/kafka.js';
 import { hepReporter } from '../sender-proc/hep.js';
+import { grpcReporter } from '../sender-proc/grpc.js';
+import { otlpReporter } from '../sender-proc/otlp.js';
 import { OtusError } from '../util/errors.js';
 import { PluginRegistry } from './registry.js';
 import { PluginDirectories } from './loader.js';
 
-export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, kafkaReporter, hepReporter, sip, rtp, rtcp, dns, webrtc, http] as const;
+export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, kafkaReporter, hepReporter, grpcReporter, otlpReporter, sip, rtp, rtcp, dns, webrtc, http] as const;
 
 /**
  * A registry with the built-ins, and the plugin directories `dirs` checked

@@ -7,11 +7,12 @@
 // records in one partition in capture order.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import protobuf from 'protobufjs';
+import { fileRecords } from '../helpers/file-records.js';
 import { FIXTURES, ROOT } from '../helpers/otus-replay.js';
 import { consume, kafkaSkipReason, runTask, startBroker, type ClientName, type Consumed } from '../helpers/kafka.js';
 
@@ -38,28 +39,6 @@ function task(id: string, reporter: string): string {
   reporter:
 ${reporter}
 `;
-}
-
-/** Records of a file reporter's output: NDJSON lines, or varint-length-delimited protobuf. */
-function fileRecords(path: string, format: string): Buffer[] {
-  const b = readFileSync(path);
-  const out: Buffer[] = [];
-  if (format === 'json') {
-    let s = 0;
-    for (let i = 0; i < b.length; i++) if (b[i] === 0x0a) (out.push(b.subarray(s, i)), (s = i + 1));
-    return out;
-  }
-  for (let o = 0; o < b.length; ) {
-    let len = 0;
-    for (let shift = 0; ; shift += 7) {
-      const x = b[o++];
-      len |= (x & 0x7f) << shift;
-      if (x < 0x80) break;
-    }
-    out.push(b.subarray(o, o + len));
-    o += len;
-  }
-  return out;
 }
 
 interface Seen {
