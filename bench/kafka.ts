@@ -314,7 +314,8 @@ async function main(): Promise<void> {
 
 if (args[0] === '--trial') {
   trial(JSON.parse(args[1]) as Trial).then(
-    (r) => process.send!(r, () => process.exit(0)),
+    // Run by hand (node --cpu-prof ... --trial JSON): the result on stdout.
+    (r) => (process.send ? process.send(r, () => process.exit(0)) : console.log(JSON.stringify(r))),
     (e: unknown) => {
       console.error(e);
       process.exit(1);

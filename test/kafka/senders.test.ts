@@ -1,4 +1,4 @@
-// Two senders into a real broker (scripts/kafka.sh).
+// Two senders into a real broker (scripts/kafka.sh), and the packed header.
 // - `otus replay` with `senders: 2`: the topic, read back, holds exactly the
 //   records the file reporter writes with `senders: 1` (as a multiset), each
 //   flow's records in capture order within its partition, and the accounting
@@ -78,6 +78,27 @@ test('replay, senders: 2 into Kafka: the records of senders: 1, flows in order, 
     if (prev !== undefined) assert.ok(prev <= ts, `key ${k}: ${ts} after ${prev}`);
     last.set(k, ts);
   }
+});
+
+test('headers: packed: one otus-labels header holding the labels the record has', { skip: skip ?? false, timeout: 300000 }, async () => {
+  const files = [join(FIXTURES, 'rtpproxy--dtmf.pcapng'), join(FIXTURES, 'suricata-verify--sip-sdp.pcap')];
+  const run = await runTask(`${body('packed', 1)}  reporter:\n    type: kafka\n    config: { brokers: ["${broker!.bootstrap}"], topic: packed, format: json, headers: packed }\n`, files);
+  assert.equal(run.status, 0, run.stderr);
+  const got = await consume('librdkafka', broker!.bootstrap, ['packed'], run.stats.reporter.acked, 120000);
+  assert.equal(got.length, run.stats.reporter.acked);
+  let labelled = 0;
+  for (const m of got) {
+    const labels = (JSON.parse(m.value.toString('utf8')) as { labels: Record<string, string> }).labels;
+    if (Object.keys(labels).length === 0) {
+      assert.deepEqual(m.headers, [], 'no labels, no header');
+      continue;
+    }
+    labelled++;
+    assert.equal(m.headers.length, 1);
+    assert.equal(m.headers[0]![0], 'otus-labels');
+    assert.deepEqual(JSON.parse(m.headers[0]![1].toString('utf8')), labels);
+  }
+  assert.ok(labelled > 10, `labelled records: ${labelled}`);
 });
 
 test('daemon: connection settings from otus.reporters.kafka, a task naming its topic; kill -9 of one of two senders', { skip: skip ?? live ?? false, timeout: 300000 }, async () => {
