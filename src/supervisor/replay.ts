@@ -2,11 +2,12 @@
 // path (docs/architecture.md, "Processes"). The supervisor validates the task and its plugins
 // (failing before anything is forked), hashes every frame with the
 // symmetric flow hash to the capture process the kernel's fanout would have
-// given it, removes the segments of dead runs, creates this run's send ring,
-// flow registry and capture clock (it owns them, under names no one can
-// guess), forks the sender (which attaches to the ring) and N capture
-// processes (each running the task's pipeline into the ring), waits for them,
-// then lets the sender drain and collects everyone's counters into one
+// given it, removes the segments of dead runs, creates this run's send rings
+// (one per sender: the task's `senders`), flow registry and capture clock (it
+// owns them, under names no one can guess), forks the senders (each attaches
+// to its ring) and N capture processes (process i runs the task's pipeline
+// into ring i mod senders), waits for them,
+// then lets the senders drain and collects everyone's counters into one
 // summary. It never returns with a child still running: on a signal it stops
 // them (capture processes by SIGTERM, the sender drains and flushes; SIGKILL
 // for whoever is left after STOP_GRACE_MS) and throws OTUS_ERR_INTERRUPTED; a

@@ -1,6 +1,7 @@
-// One live task under supervision: its shared memory (send ring, flow
+// One live task under supervision: its shared memory (send rings, flow
 // registry, capture clock, all owned by this process so they outlive any
-// child), its sender and one capture process per stream. The daemon runs
+// child), its senders (one per send ring: `senders` in the task; capture
+// process i writes ring i mod senders) and one capture process per stream. The daemon runs
 // many (src/supervisor/tasks.ts); `otus capture --task` runs one in the
 // foreground (src/supervisor/live.ts).
 //
@@ -12,8 +13,8 @@
 // with backoff (restart.ts); past its restart budget the task fails and its
 // other processes are stopped in order. Foreground runs restart nothing: a
 // child that dies ends the run. Stop: capture processes first (each hands
-// over what its kernel ring holds and commits its last batch), then the
-// sender drains the ring; TERM, then KILL after stopTimeoutMs.
+// over what its kernel ring holds and commits its last batch), then every
+// sender drains its ring; TERM, then KILL after stopTimeoutMs.
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
