@@ -19,7 +19,7 @@ import { after, test } from 'node:test';
 import { ctl, startDaemon } from '../helpers/daemon.js';
 import { consume, kafkaSkipReason, runTask, startBroker, topicSize } from '../helpers/kafka.js';
 import { ipv4Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, waitForAsync, writePcap } from '../helpers/live.js';
-import { FIXTURES, replay } from '../helpers/otus-replay.js';
+import { FIXTURES, replay, ROOT } from '../helpers/otus-replay.js';
 import { udpFrame } from '../helpers/udp-frames.js';
 
 const skip = kafkaSkipReason();
@@ -81,7 +81,7 @@ test('replay, senders: 2 into Kafka: the records of senders: 1, flows in order, 
 });
 
 test('headers: packed: one otus-labels header holding the labels the record has', { skip: skip ?? false, timeout: 300000 }, async () => {
-  const files = [join(FIXTURES, 'rtpproxy--dtmf.pcapng'), join(FIXTURES, 'suricata-verify--sip-sdp.pcap')];
+  const files = [join(FIXTURES, 'suricata-verify--sip-body-frames.pcap'), join(ROOT, 'samples/rtp-g711a.pcap')];
   const run = await runTask(`${body('packed', 1)}  reporter:\n    type: kafka\n    config: { brokers: ["${broker!.bootstrap}"], topic: packed, format: json, headers: packed }\n`, files);
   assert.equal(run.status, 0, run.stderr);
   const got = await consume('librdkafka', broker!.bootstrap, ['packed'], run.stats.reporter.acked, 120000);
@@ -98,7 +98,7 @@ test('headers: packed: one otus-labels header holding the labels the record has'
     assert.equal(m.headers[0]![0], 'otus-labels');
     assert.deepEqual(JSON.parse(m.headers[0]![1].toString('utf8')), labels);
   }
-  assert.ok(labelled > 10, `labelled records: ${labelled}`);
+  assert.ok(labelled >= 10, `labelled records: ${labelled}`);
 });
 
 test('daemon: connection settings from otus.reporters.kafka, a task naming its topic; kill -9 of one of two senders', { skip: skip ?? live ?? false, timeout: 300000 }, async () => {
