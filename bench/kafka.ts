@@ -9,14 +9,20 @@
 //              producer settings: the floor for the otus line;
 //   bare       the same without headers (value and key only): what the labels cost;
 //   otus-bare  the otus line with `headers: false`, beside bare;
+//   otus-packed the otus line with `headers: packed` (the labels in one header);
 //   kafkajs    the sender's loop into the kafka reporter with client: kafkajs.
+// --senders 1,2: the otus lines also as that many senders at once, each its
+// own process with its own share of the records (a task's `senders`), started
+// together once all are ready; records per second over the slowest one's wall
+// time, CPU summed.
 // Records: bench/captures' calls (SIP, then G.711 RTP over the calls), through
 // the pipeline a capture process builds for sip + rtp, so every RTP record
 // carries call-id, codec and media labels (key: the call-id; 3 headers).
 // lz4, acks=all, idempotence, linger 5 ms. Each trial runs in a fresh process.
 //
 //   node dist/bench/kafka.js [--records N] [--calls C] [--formats json,protobuf]
-//        [--contenders otus,plain,otus-bare,bare,kafkajs] [--trials T] [--queue MESSAGES]
+//        [--contenders otus,plain,otus-bare,otus-packed,bare,kafkajs] [--trials T] [--queue MESSAGES]
+//        [--senders 1,2]
 //
 // --queue: the client's queue (queue_max_messages, default 100000); once it is
 // full both sides wait for room (the reporter: Reporter.blocked).
@@ -37,7 +43,7 @@ const args = process.argv.slice(2);
 const opt = (k: string, d: string): string => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
 
 interface Trial {
-  contender: 'otus' | 'otus-bare' | 'plain' | 'bare' | 'kafkajs';
+  contender: 'otus' | 'otus-bare' | 'otus-packed' | 'plain' | 'bare' | 'kafkajs';
   format: RecordFormat;
   records: number;
   calls: number;
@@ -50,7 +56,7 @@ interface Trial {
 type Result = LoopResult;
 
 /** The sender's loop into the kafka reporter. */
-async function senderLoop(t: Trial, u8: Uint8Array, batches: number[], client: string, headers: boolean): Promise<Result> {
+async function senderLoop(t: Trial, u8: Uint8Array, batches: number[], client: string, headers: boolean | 'packed'): Promise<Result> {
   const config = { brokers: [t.bootstrap], client, topic: t.topic, format: t.format, headers, queue_max_messages: t.queue };
   return runSenderLoop('kafka', config, t.format, u8, batches);
 }
@@ -96,6 +102,7 @@ async function plainProducer(t: Trial, u8: Uint8Array, batches: number[], withHe
   });
   await new Promise<void>((res, rej) => p.connect({}, (err) => (err ? rej(err) : res())));
   p.setPollInterval(100);
+  await go();
   let bytes = 0;
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
@@ -125,19 +132,38 @@ async function trial(t: Trial): Promise<Result> {
   try {
     const { u8, batches } = await wireBatches(t.calls, t.records, t.format, dir);
     if (t.contender === 'plain' || t.contender === 'bare') return await plainProducer(t, u8, batches, t.contender === 'plain');
-    return await senderLoop(t, u8, batches, t.contender === 'kafkajs' ? 'kafkajs' : 'librdkafka', t.contender !== 'otus-bare');
+    return await senderLoop(t, u8, batches, t.contender === 'kafkajs' ? 'kafkajs' : 'librdkafka', t.contender === 'otus-bare' ? false : t.contender === 'otus-packed' ? 'packed' : true);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function runTrial(t: Trial): Promise<Result> {
-  return new Promise((res, rej) => {
-    const k = fork(fileURLToPath(import.meta.url), ['--trial', JSON.stringify(t)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    let r: Result | null = null;
-    k.on('message', (m) => (r = m as Result));
-    k.on('exit', (code) => (code === 0 && r ? res(r) : rej(new Error(`trial ${t.contender} ${t.format} exited with ${code}`))));
+/** In a trial's process: resolves when the parent says go (every sender of the trial is ready). */
+function go(): Promise<void> {
+  if (!process.send) return Promise.resolve();
+  return new Promise((res) => {
+    process.once('message', () => res());
+    process.send!({ ready: true });
   });
+}
+
+/** `senders` processes, each with its share of the records, told to go together; their results summed (wall: the slowest). */
+async function runTrial(t: Trial, senders = 1): Promise<Result> {
+  const kids = Array.from({ length: senders }, (_, j) => {
+    const share = { ...t, records: Math.ceil(t.records / senders), topic: senders > 1 ? `${t.topic}-s${j}` : t.topic };
+    const k = fork(fileURLToPath(import.meta.url), ['--trial', JSON.stringify(share)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let result: Result | null = null;
+    let ready!: () => void;
+    const isReady = new Promise<void>((r) => (ready = r));
+    k.on('message', (m: Result | { ready: true }) => ('ready' in m ? ready() : (result = m)));
+    const done = new Promise<Result>((res, rej) => k.on('exit', (code) => (code === 0 && result ? res(result) : rej(new Error(`trial ${t.contender} ${t.format} exited with ${code}`)))));
+    return { k, isReady, done };
+  });
+  await Promise.all(kids.map((x) => x.isReady));
+  for (const x of kids) x.k.send('go');
+  const rs = await Promise.all(kids.map((x) => x.done));
+  const sum = (f: (r: Result) => number): number => rs.reduce((a, r) => a + f(r), 0);
+  return { records: sum((r) => r.records), bytes: sum((r) => r.bytes), cpuSec: sum((r) => r.cpuSec), wallSec: Math.max(...rs.map((r) => r.wallSec)), acked: sum((r) => r.acked), dropped: sum((r) => r.dropped) };
 }
 
 async function main(): Promise<void> {
@@ -147,24 +173,31 @@ async function main(): Promise<void> {
   const queue = Number(opt('--queue', '100000'));
   const formats = opt('--formats', 'json,protobuf').split(',') as RecordFormat[];
   const contenders = opt('--contenders', 'otus,plain,otus-bare,bare,kafkajs').split(',') as Trial['contender'][];
+  const senderCounts = opt('--senders', '1').split(',').map(Number);
   const broker = startBroker();
   try {
     console.log(`# ${os.cpus()[0].model}, ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}; broker on this machine`);
     console.log(`# ${records} records (kafkajs: a fifth), ${calls} calls, lz4, acks=all, idempotence, queue ${queue} messages`);
     const per: Record<string, number[]> = {};
+    const rate: Record<string, number[]> = {};
     for (let n = 0; n < trials; n++) {
       for (const format of formats) {
         for (const contender of contenders) {
-          const count = contender === 'kafkajs' ? Math.ceil(records / 5) : records;
-          const t: Trial = { contender, format, records: count, calls, bootstrap: broker.bootstrap, topic: `bench-${process.pid}-${contender}-${format}-${n}`, queue };
-          const r = await runTrial(t);
-          const cpm = (r.cpuSec * 1e6) / r.records;
-          (per[`${contender} ${format}`] ??= []).push(cpm);
-          console.log(
-            `${contender.padEnd(9)} ${format.padEnd(8)}: ${r.records} records (${(r.bytes / r.records).toFixed(0)} B), ` +
-              `${((r.records / r.wallSec) / 1e3).toFixed(0)} k records/s, ${cpm.toFixed(2)} CPU-s per million ` +
-              `(${((r.records / r.cpuSec) / 1e3).toFixed(0)} k per CPU-second); acked ${r.acked}, dropped ${r.dropped}`,
-          );
+          // Several senders: the sender's own lines only.
+          for (const s of contender.startsWith('otus') ? senderCounts : [1]) {
+            const count = contender === 'kafkajs' ? Math.ceil(records / 5) : records;
+            const t: Trial = { contender, format, records: count, calls, bootstrap: broker.bootstrap, topic: `bench-${process.pid}-${contender}-${format}-${n}-${s}`, queue };
+            const r = await runTrial(t, s);
+            const cpm = (r.cpuSec * 1e6) / r.records;
+            const name = s > 1 ? `${contender}×${s}` : contender;
+            (per[`${name} ${format}`] ??= []).push(cpm);
+            (rate[`${name} ${format}`] ??= []).push(r.records / r.wallSec);
+            console.log(
+              `${name.padEnd(11)} ${format.padEnd(8)}: ${r.records} records (${(r.bytes / r.records).toFixed(0)} B), ` +
+                `${((r.records / r.wallSec) / 1e3).toFixed(0)} k records/s, ${cpm.toFixed(2)} CPU-s per million ` +
+                `(${((r.records / r.cpuSec) / 1e3).toFixed(0)} k per CPU-second); acked ${r.acked}, dropped ${r.dropped}`,
+            );
+          }
         }
       }
     }
@@ -175,6 +208,13 @@ async function main(): Promise<void> {
       const ob = per[`otus-bare ${format}`];
       const b = per[`bare ${format}`];
       if (ob && b) console.log(`otus-bare / bare CPU per record, ${format}: ${(Math.min(...ob) / Math.min(...b)).toFixed(2)}x (best trials)`);
+      for (const c of contenders) {
+        for (const s of senderCounts.filter((x) => x > 1)) {
+          const one = rate[`${c} ${format}`];
+          const many = rate[`${c}×${s} ${format}`];
+          if (one && many) console.log(`${c}×${s} / ${c} records per second, ${format}: ${(Math.max(...many) / Math.max(...one)).toFixed(2)}x (best trials)`);
+        }
+      }
     }
   } finally {
     broker.stop();
@@ -183,7 +223,8 @@ async function main(): Promise<void> {
 
 if (args[0] === '--trial') {
   trial(JSON.parse(args[1]) as Trial).then(
-    (r) => process.send!(r, () => process.exit(0)),
+    // Run by hand (node --cpu-prof ... --trial JSON): the result on stdout.
+    (r) => (process.send ? process.send(r, () => process.exit(0)) : console.log(JSON.stringify(r))),
     (e: unknown) => {
       console.error(e);
       process.exit(1);

@@ -98,7 +98,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
   const catchUp = flows !== null && m.clock !== null ? new LiveCatchUp(CaptureClock.open(m.ringTask), m.index, m.clock.baseMs, m.clock.windowMs) : null;
   if (catchUp !== null) flows!.setCatchUp((sec, nsec, flow) => catchUp.wait(sec, nsec, flow));
   const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows);
-  const producer = RingProducer.open(m.ringTask, m.index);
+  const producer = RingProducer.open(m.ringTask, m.index, m.ring ?? 0);
   const batch = new BatchSink(producer, MAX_RECORD_BYTES);
   // The kernel runs the task's filter (attached to the socket) unless the driver cannot (xdp): then the pipeline does.
   const pipeline = pipelineForTask(task, plugins, batch, m.format, { userFilter: m.userFilter, tcpMaxBytes: m.tcpMaxBytes ?? undefined });

@@ -39,7 +39,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
   const flows = m.flows ? FlowRegistry.open(m.ringTask) : null;
   const clock = m.ordered ? CaptureClock.open(m.ringTask) : null;
   const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows);
-  const producer = RingProducer.open(m.ringTask, m.index);
+  const producer = RingProducer.open(m.ringTask, m.index, m.ring ?? 0);
   const batch = new BatchSink(producer, MAX_RECORD_BYTES);
   const pipeline = pipelineForTask(task, plugins, batch, m.format);
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.start?.();

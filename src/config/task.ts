@@ -12,6 +12,9 @@ import { OtusError } from '../util/errors.js';
 import { inSchemaOrder, makeAjv, rootAjvError } from './schema.js';
 import { clip, type KeyPath, nullsAsAbsent, parseYaml, readLimited } from './yaml.js';
 
+/** The most senders a task may run (`senders`): each is a process with its own send ring. */
+export const MAX_SENDERS = 16;
+
 const PLUGIN_REF = {
   type: 'object',
   required: ['plugin'],
@@ -63,6 +66,8 @@ export const TASK_BODY_SCHEMA = {
       properties: { type: { type: 'string', minLength: 1 }, config: { type: 'object' } },
     },
     unmatched_policy: { enum: ['forward', 'drop'], default: 'forward' },
+    // Send rings, each with its own sender process (docs/task-format.md); bounded by the stats segment's slots.
+    senders: { type: 'integer', minimum: 1, maximum: MAX_SENDERS },
   },
 } as const;
 
@@ -102,6 +107,8 @@ export interface TaskSpec {
   processors: PluginRef[];
   reporter: PluginRef | null;
   unmatchedPolicy: UnmatchedPolicy;
+  /** `senders`: send rings, each with its own sender (1 when absent); capture process i writes ring i mod senders. */
+  senders: number;
   /** The body as validated (what a task file has under `task:`), schema defaults filled; plugin configs as written. */
   effective: Record<string, unknown>;
 }
@@ -169,6 +176,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     processors: refs('processors'),
     reporter: rep ? { plugin: rep.type, config: rep.config ?? {}, where: `${at(['reporter', 'config'])}: ${path}.reporter.config`, at: at(['reporter', 'type']) } : null,
     unmatchedPolicy: t.unmatched_policy as UnmatchedPolicy,
+    senders: (t.senders as number | undefined) ?? 1,
     effective,
   };
 }

@@ -178,7 +178,9 @@ function counterLines(c: TaskCounters | null | undefined, width: number): string
   const drops = dropsByLayer(c);
   const head = `frames ${humanCount(c.frames)}, records ${humanCount(c.records)}, drops ${humanCount(dropTotal(drops))}`;
   const nonzero = dropSummary(drops);
-  return truncate(head, width) + '\n' + (nonzero.length > 0 ? wrapList('drops by layer:', nonzero, width) : '');
+  // Several senders: each one's records, deliveries and in flight.
+  const senders = (c.senders ?? []).length > 1 ? c.senders!.map((s) => truncate(`sender ${text(s.index)}: records ${humanCount(s.records)}, delivered ${humanCount(s.acked)}, in flight ${humanCount(s.in_flight)}`, width) + '\n').join('') : '';
+  return truncate(head, width) + '\n' + senders + (nonzero.length > 0 ? wrapList('drops by layer:', nonzero, width) : '');
 }
 
 // ---------------------------------------------------------------- results

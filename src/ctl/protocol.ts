@@ -30,6 +30,8 @@ export interface TaskCounters {
   drops: Record<string, number | Record<string, number>>;
   capture_processes?: ({ index: number; frames: number; records: number; kernel_drops?: number } & Record<string, unknown>)[];
   sender?: { records: number; bytes: number } & Record<string, unknown>;
+  /** Each sender's own figures (`senders` in the task); `sender` is their sum. */
+  senders?: ({ index: number; records: number; acked: number; in_flight: number } & Record<string, number>)[];
   [key: string]: unknown;
 }
 

@@ -127,10 +127,17 @@ export class TopModel {
       const old = prev?.t.processes?.find((x) => x.role === p.role && x.index === p.index);
       // CPU seconds are the current process's: across a restart there is nothing to compare.
       const cpuPct = old && old.pid === p.pid && dt > 0 && typeof p.cpu_s === 'number' && typeof old.cpu_s === 'number' ? (grew(p.cpu_s, old.cpu_s) / dt) * 100 : null;
-      const base = { name: p.role === 'sender' ? 'sender' : `capture ${p.index}`, role: p.role, index: p.index, pid: p.pid, state: p.state, cpuPct, rss: p.rss_bytes, restarts: num(p.restarts) };
+      const several = (c?.senders?.length ?? 0) > 1;
+      const base = { name: p.role === 'sender' ? (several ? `sender ${p.index}` : 'sender') : `capture ${p.index}`, role: p.role, index: p.index, pid: p.pid, state: p.state, cpuPct, rss: p.rss_bytes, restarts: num(p.restarts) };
       if (p.role === 'sender') {
-        const lost = (x: TaskCounters | null | undefined): number => num(x?.drops?.sender_expand);
-        return { ...base, pps: rate(num(c?.sender?.records), num(pc?.sender?.records)), dropsPs: rate(lost(c), lost(pc)), total: num(c?.sender?.records) };
+        // Its own figures when the task has several senders, else the task's.
+        const own = (x: TaskCounters | null | undefined): { records: number; expand: number } => {
+          const s = several ? x?.senders?.find((y) => y.index === p.index) : undefined;
+          return s ? { records: num(s.records), expand: num(s.sender_expand) } : { records: num(x?.sender?.records), expand: num(x?.drops?.sender_expand) };
+        };
+        const a = own(c);
+        const b = own(pc);
+        return { ...base, pps: rate(a.records, b.records), dropsPs: rate(a.expand, b.expand), total: a.records };
       }
       const cp = captureOf(c, p.index);
       const cpOld = captureOf(pc, p.index);

@@ -104,6 +104,29 @@ function writeTunnel(w: WireRecord, buf: Uint8Array, off: number): number {
  * payload (null otherwise, or when it could not be read: then `null`).
  * Returns the offset after it, or -1 when it does not fit.
  */
+/**
+ * A wire record's labels as the members of a JSON object (`"k":"v",...`,
+ * numbers as decimal strings), from `b`, the record's buffer; -1 when they do
+ * not fit before `end - reserve`. The record's `labels` and the kafka
+ * reporter's packed header (src/sender-proc/kafka.ts) both write them here.
+ */
+export function writeJsonLabels(w: WireRecord, b: Uint8Array, buf: Uint8Array, off: number, end: number, reserve: number): number {
+  for (let i = 0; i < w.labelCount; i++) {
+    const kl = w.keyLen[i];
+    const isNum = w.valKind[i] === LabelKind.Uint;
+    if (end - off < reserve + 6 * kl + (isNum ? 12 : 6 * w.valLen[i])) return -1;
+    if (i > 0) buf[off++] = 44;
+    off = writeJsonStringBytes(buf, off, w.keyBuf[i], w.keyOff[i], kl);
+    buf[off++] = 58;
+    if (isNum) {
+      buf[off++] = 34;
+      off = writeUint(buf, off, w.valNum[i]);
+      buf[off++] = 34;
+    } else off = writeJsonStringBytes(buf, off, b, w.valOff[i], w.valLen[i]);
+  }
+  return off;
+}
+
 export function writeJsonRecord(w: WireRecord, compact: Payload | null, buf: Uint8Array, off: number, end: number): number {
   const b = w.buf;
   if (end - off < FIXED_BOUND + 6 * w.protocolLen) return -1;
@@ -161,19 +184,8 @@ export function writeJsonRecord(w: WireRecord, compact: Payload | null, buf: Uin
   off = writeUint(buf, off, w.caplen);
 
   off = writeLiteral(buf, off, K_LABELS);
-  for (let i = 0; i < w.labelCount; i++) {
-    const kl = w.keyLen[i];
-    const isNum = w.valKind[i] === LabelKind.Uint;
-    if (end - off < FIXED_BOUND + 6 * kl + (isNum ? 12 : 6 * w.valLen[i])) return -1;
-    if (i > 0) buf[off++] = 44;
-    off = writeJsonStringBytes(buf, off, w.keyBuf[i], w.keyOff[i], kl);
-    buf[off++] = 58;
-    if (isNum) {
-      buf[off++] = 34;
-      off = writeUint(buf, off, w.valNum[i]);
-      buf[off++] = 34;
-    } else off = writeJsonStringBytes(buf, off, b, w.valOff[i], w.valLen[i]);
-  }
+  off = writeJsonLabels(w, b, buf, off, end, FIXED_BOUND);
+  if (off < 0) return -1;
   off = writeLiteral(buf, off, K_PAYLOAD);
   const pk = w.payloadKind;
   if (pk === PayloadKind.Json) {

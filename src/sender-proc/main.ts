@@ -101,7 +101,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
     resumed: m.resumed === true,
   });
   await reporter.start?.();
-  const ring = RingConsumer.open(m.ringTask);
+  const ring = RingConsumer.open(m.ringTask, m.ring ?? 0);
   const c0 = process.cpuUsage();
   const batch = new BatchReader();
   const expander = new RecordExpander(reporter.format, registry.payloadReaders());
@@ -142,7 +142,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
       reporter: reporter.counters?.() ?? null,
     };
   };
-  const stats = m.stats ? StatsWriter.open(m.ringTask, SENDER_SLOT) : null;
+  const stats = m.stats ? StatsWriter.open(m.ringTask, m.statsSlot ?? SENDER_SLOT) : null;
   const node = stats !== null ? new NodeProcessStats() : null;
   const publish = (): SenderDone => {
     const d = snapshot();

@@ -404,9 +404,10 @@ export function parseMode(mode: string): number {
 }
 
 /**
- * Opens the file reporter's output: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
- * O_NONBLOCK with `mode`, after checkOutputPath (`append`, for a sender that
- * continues one that died: O_APPEND instead of O_TRUNC). A regular file is then given
+ * Opens the file reporter's output: O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
+ * O_NOFOLLOW | O_NONBLOCK with `mode`, after checkOutputPath (`append`, for a
+ * sender that continues one that died or a task's further sender: no O_TRUNC).
+ * O_APPEND: a task's senders share the file, each write landing whole at its end. A regular file is then given
  * exactly `mode` (whatever the umask, or an older file's mode). A FIFO without
  * a reader yet opens as fd -1, with reopen() to try again.
  */
@@ -414,7 +415,7 @@ export function openOutput(path: string, mode: number, append = false): FdOutput
   const abs = resolve(path);
   checkOutputPath(abs);
   const flags = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-  const start = append ? constants.O_APPEND : constants.O_TRUNC;
+  const start = append ? constants.O_APPEND : constants.O_TRUNC | constants.O_APPEND;
   const open = (create: boolean): number => {
     try {
       const fd = openSync(abs, create ? flags | constants.O_CREAT | start : flags, mode);

@@ -152,8 +152,9 @@ export interface RingStats {
   producers: RingProducerStats[];
 }
 
-export function ringSegmentName(task: string): string {
-  return segmentName(task, 'ring');
+/** `/otus-<task>-ring`, and `-ring<i>` for a task's further send rings (one per sender). */
+export function ringSegmentName(task: string, ring = 0): string {
+  return segmentName(task, ring === 0 ? 'ring' : `ring${ring}`);
 }
 
 function badArg(msg: string): never {
@@ -286,8 +287,8 @@ export class RingProducer {
    * capture process pins itself by its index) if it is free or its holder is
    * dead; otherwise the first such slot. Counters in a slot carry over.
    */
-  static open(task: string, index = -1): RingProducer {
-    const map = mapExisting(ringSegmentName(task));
+  static open(task: string, index = -1, ring = 0): RingProducer {
+    const map = mapExisting(ringSegmentName(task, ring));
     const pid = process.pid;
     const start = processStartTime(pid);
     const first = index >= 0 ? index : 0;
@@ -473,8 +474,8 @@ export class RingConsumer {
    * a restarted sender reads every record committed and not yet released by
    * the one before it; finishes a release the previous consumer died in.
    */
-  static open(scope: string): RingConsumer {
-    const map = mapExisting(ringSegmentName(scope));
+  static open(scope: string, ring = 0): RingConsumer {
+    const map = mapExisting(ringSegmentName(scope, ring));
     const i32 = map.i32;
     const holder = Atomics.load(i32, I_CONS_PID);
     if (holder !== 0 && holder !== process.pid && isProcessAlive(holder, map.f64[F_CONS_START])) {
@@ -778,7 +779,7 @@ export class RingSegment {
  * Creates a task's ring exclusively (segment and FIFO 0600, owned by this
  * process). A name that exists is OTUS_ERR_SHM_EXISTS.
  */
-export function createRing(scope: string, opts: RingOptions): RingSegment {
+export function createRing(scope: string, opts: RingOptions, ring = 0): RingSegment {
   const { dataBytes } = opts;
   if (!Number.isInteger(dataBytes) || dataBytes < 65536 || dataBytes > 1 << 28 || (dataBytes & (dataBytes - 1)) !== 0) {
     badArg(`ring dataBytes ${dataBytes}: a power of two from 65536 to 268435456`);
@@ -789,7 +790,7 @@ export function createRing(scope: string, opts: RingOptions): RingSegment {
   const abandonMs = opts.abandonMs ?? 200;
   const forceMs = opts.forceAbandonMs ?? 10_000;
   if (!(abandonMs >= 1 && forceMs >= abandonMs && forceMs < 2 ** 31)) badArg(`ring abandonMs ${abandonMs} forceAbandonMs ${forceMs}`);
-  const name = ringSegmentName(scope);
+  const name = ringSegmentName(scope, ring);
   const buf = createSegment(name, RING_CTRL_BYTES + dataBytes, RING_CTRL_BYTES, true);
   let wakeFd = -1;
   try {
@@ -816,6 +817,6 @@ export function createRing(scope: string, opts: RingOptions): RingSegment {
 }
 
 /** Maps an existing ring read-only-in-spirit, for stats (otusctl, tests). */
-export function openRingStats(task: string): RingStats {
-  return mapExisting(ringSegmentName(task)).stats();
+export function openRingStats(task: string, ring = 0): RingStats {
+  return mapExisting(ringSegmentName(task, ring)).stats();
 }

@@ -45,8 +45,8 @@ const NAMES_OFF = 64;
 const VALUES_OFF = 32 * 1024;
 const NAMES_BYTES = VALUES_OFF - NAMES_OFF;
 export const MAX_VALUES = (SLOT_BYTES - VALUES_OFF) / 8;
-/** 1 sender + 64 capture processes (the ring's producer slots). */
-export const MAX_STATS_SLOTS = 65;
+/** 64 capture processes (the ring's producer slots) and 16 senders (MAX_SENDERS in src/config/task.ts). */
+export const MAX_STATS_SLOTS = 80;
 
 // i32 indices of the header and of a slot (relative to the slot)
 const I_MAGIC = 0;
@@ -80,6 +80,8 @@ export function statsSegmentName(scope: string): string {
 /** The slot of a task's sender (0) and of its capture process `i` (1 + i). */
 export const SENDER_SLOT = 0;
 export const captureSlot = (i: number): number => 1 + i;
+/** Sender `j` of a task with `workers` capture processes: the first keeps slot 0, the others follow the capture processes. */
+export const senderSlot = (j: number, workers: number): number => (j === 0 ? SENDER_SLOT : workers + j);
 
 /** One slot's names and values, as a reader sees them. */
 export interface SlotValues {

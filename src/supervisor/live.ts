@@ -16,7 +16,7 @@ import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
 import { OtusError } from '../util/errors.js';
 import { SupervisedTask, type LiveTaskPlan, type TaskSettings } from './task.js';
-import { checkTask, type CheckedTask, type TaskSummary } from './task-run.js';
+import { checkTask, type CheckedTask, type TaskSummary, tooManySenders } from './task-run.js';
 
 export interface LiveTaskOptions {
   taskFile: string;
@@ -87,6 +87,7 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
   if (workers > limit) {
     throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `${task.id}: ${workers} capture processes asked for, at most ${limit} allowed (${allowed.length} CPUs allowed${o.maxWorkers !== undefined ? `, worker budget ${o.maxWorkers}` : ''})`);
   }
+  if (task.senders > workers) throw tooManySenders(task, workers);
   if (driver === 'pcap' && workers > 1) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--workers ${workers}: the pcap driver has one stream; use af_packet_v3 (fanout) or xdp (queues)`);
   // The task's filter runs in the kernel (attached to each socket); xdp cannot, so there the pipeline runs it.
   const filterText = new CaptureFilter(task.filter, task.filterWhere).text;

@@ -19,6 +19,8 @@ export interface ReplayPluginSetup {
   node: Record<string, string>;
   /** Ring name token (the ring is /otus-<ringTask>-ring). */
   ringTask: string;
+  /** Which of the task's send rings (`senders`) the process writes or reads: /otus-<ringTask>-ring<i> beyond 0. Absent: 0. */
+  ring?: number;
   /** The task has parsers: a flow registry /otus-<ringTask>-flows exists for them to open. */
   flows?: boolean;
   /** Several capture processes keep capture order through /otus-<ringTask>-clock (src/shm/capture-clock.ts). */
@@ -107,9 +109,10 @@ export interface SenderStart extends ReplayPluginSetup {
   latency?: boolean;
   /** Send a `beat` this often, and publish the counters in the stats slot (0: never). */
   heartbeatMs?: number;
-  /** The task has a stats segment: the sender keeps its counters in slot 0. */
+  /** The task has a stats segment: the sender keeps its counters in slot `statsSlot` (absent: 0). */
   stats?: boolean;
-  /** A restarted sender: the reporter continues the output of the one that died. */
+  statsSlot?: number;
+  /** A restarted sender, or a task's further sender: the reporter continues (appends to) the output. */
   resumed?: boolean;
 }
 

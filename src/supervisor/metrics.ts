@@ -5,8 +5,9 @@
 // registry, and turns them into metric families. prom-client formats the
 // exposition and adds the supervisor's own process metrics; each family is a
 // collector that builds its samples from that read rather than keeping state
-// of its own. Labels are bounded: task, process (`sender`, `capture-<i>`),
-// layer, parser, processor, reporter, reason, kind, state, le; nothing per
+// of its own. Labels are bounded: task, process (`sender`, or `sender-<j>`
+// with several; `capture-<i>`), sender (its index), layer, parser,
+// processor, reporter, reason, kind, state, le; nothing per
 // flow or per address. The list, with what each means and where to look when
 // one moves, is in README.md ("Metrics") and docs/architecture.md.
 
@@ -274,18 +275,25 @@ export class Metrics {
           f.otus_catchup_quiet_total!.add(l, n('catchUp.quiet'));
         }
       } else {
-        this.sender(t, l, n, v);
+        this.sender(t, l, String(p.index), n, v);
       }
     }
-    const ring = t.ring;
-    if (ring !== null) {
-      const l = { task, process: 'sender' };
+    for (const p of t.processes) {
+      const ring = p.ring;
+      if (p.role !== 'sender' || ring === null) continue;
+      // A ring's drops are its reader's: counted under the sender that reads it.
+      const l = { task, process: p.name };
       f.otus_packets_dropped_total!.add({ ...l, layer: 'ring_head' }, ring.dropHeadWeight);
       f.otus_packets_dropped_total!.add({ ...l, layer: 'ring_abandoned' }, ring.abandonedWeight);
       f.otus_pipeline_channel_drops_total!.add({ ...l, reason: 'ring_head' }, ring.dropHeadWeight);
       f.otus_pipeline_channel_drops_total!.add({ ...l, reason: 'ring_abandoned' }, ring.abandonedWeight);
-      f.otus_pipeline_channel_usage_ratio!.add({ task }, ring.dataBytes > 0 ? ring.used / ring.dataBytes : 0);
+      f.otus_pipeline_channel_usage_ratio!.add({ task, sender: String(p.index) }, ring.dataBytes > 0 ? ring.used / ring.dataBytes : 0);
     }
+    const senders = t.processes.filter((p) => p.role === 'sender');
+    f.otus_plugin_loaded!.add({ task, reporter: t.reporter }, 1);
+    // Healthy while every sender runs and its reporter says so.
+    const healthy = senders.every((p) => p.state === 'running' && p.slot?.values.get('reporter.healthy') === 1);
+    f.otus_plugin_health!.add({ task, reporter: t.reporter }, senders.length > 0 && healthy ? 1 : 0);
     const reg = t.registry;
     if (reg !== null) {
       f.otus_flow_registry_entries!.add({ task }, reg.live);
@@ -304,36 +312,34 @@ export class Metrics {
     }
   }
 
-  private sender(t: TaskMetricsView, l: Labels, n: (k: string) => number, v: Map<string, number>): void {
+  /** One sender's figures, each with its `sender` label (its index: `senders` in the task). */
+  private sender(t: TaskMetricsView, l: Labels, sender: string, n: (k: string) => number, v: Map<string, number>): void {
     const f = this.f;
     const task = t.id;
     const reporter = t.reporter;
-    const r = { task, reporter };
+    const r = { task, reporter, sender };
     f.otus_packets_dropped_total!.add({ ...l, layer: 'sender_expand' }, n('expand.malformed') + n('expand.tooBig'));
     f.otus_packets_dropped_total!.add({ ...l, layer: 'stop_deadline' }, n('stopAbandoned'));
     for (const reason of ['buffer', 'timeout', 'error']) f.otus_packets_dropped_total!.add({ ...l, layer: 'reporter', reporter, reason }, n(`reporter.drops.${reason}`));
     f.otus_sender_buffer_drops_total!.add(r, n('reporter.drops.buffer'));
     f.otus_reporter_timeout_drops_total!.add(r, n('reporter.drops.timeout'));
     f.otus_reporter_error_drops_total!.add(r, n('reporter.drops.error'));
-    f.otus_sender_records_total!.add({ task }, n('records'));
+    f.otus_sender_records_total!.add({ task, sender }, n('records'));
     f.otus_packets_reported_total!.add(r, n('reporter.acked'));
     f.otus_reporter_queued_records!.add(r, n('reporter.queued'));
     f.otus_sender_buffer_usage_ratio!.add(r, n('reporter.usage'));
-    f.otus_sender_payload_unread_total!.add({ task }, n('expand.payloadUnread') + n('expand.payloadFormat'));
-    f.otus_plugin_loaded!.add({ task, reporter }, 1);
-    const senderUp = t.processes.some((p) => p.role === 'sender' && p.state === 'running');
-    f.otus_plugin_health!.add({ task, reporter }, senderUp && n('reporter.healthy') === 1 ? 1 : 0);
+    f.otus_sender_payload_unread_total!.add({ task, sender }, n('expand.payloadUnread') + n('expand.payloadFormat'));
     if (v.has('latency.count')) {
       const h = f.otus_processing_latency_seconds!;
       let cum = 0;
       let b = 0;
       for (const { le, bucket } of LE_EDGES) {
         for (; b <= bucket; b++) cum += v.get(`latency.b.${b}`) ?? 0;
-        h.add({ task, le: String(le) }, cum, 'otus_processing_latency_seconds_bucket');
+        h.add({ task, sender, le: String(le) }, cum, 'otus_processing_latency_seconds_bucket');
       }
-      h.add({ task, le: '+Inf' }, n('latency.count'), 'otus_processing_latency_seconds_bucket');
-      h.add({ task }, n('latency.sumUs') / 1e6, 'otus_processing_latency_seconds_sum');
-      h.add({ task }, n('latency.count'), 'otus_processing_latency_seconds_count');
+      h.add({ task, sender, le: '+Inf' }, n('latency.count'), 'otus_processing_latency_seconds_bucket');
+      h.add({ task, sender }, n('latency.sumUs') / 1e6, 'otus_processing_latency_seconds_sum');
+      h.add({ task, sender }, n('latency.count'), 'otus_processing_latency_seconds_count');
     }
   }
 

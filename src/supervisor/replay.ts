@@ -2,11 +2,12 @@
 // path (docs/architecture.md, "Processes"). The supervisor validates the task and its plugins
 // (failing before anything is forked), hashes every frame with the
 // symmetric flow hash to the capture process the kernel's fanout would have
-// given it, removes the segments of dead runs, creates this run's send ring,
-// flow registry and capture clock (it owns them, under names no one can
-// guess), forks the sender (which attaches to the ring) and N capture
-// processes (each running the task's pipeline into the ring), waits for them,
-// then lets the sender drain and collects everyone's counters into one
+// given it, removes the segments of dead runs, creates this run's send rings
+// (one per sender: the task's `senders`), flow registry and capture clock (it
+// owns them, under names no one can guess), forks the senders (each attaches
+// to its ring) and N capture processes (process i runs the task's pipeline
+// into ring i mod senders), waits for them,
+// then lets the senders drain and collects everyone's counters into one
 // summary. It never returns with a child still running: on a signal it stops
 // them (capture processes by SIGTERM, the sender drains and flushes; SIGKILL
 // for whoever is left after STOP_GRACE_MS) and throws OTUS_ERR_INTERRUPTED; a
@@ -28,7 +29,7 @@ import { createRing, type RingSegment } from '../shm/ring.js';
 import { removeAllStaleSegments, runScope } from '../shm/segment.js';
 import { OtusError } from '../util/errors.js';
 import type { CaptureDone, CaptureStart, FrameShare, SenderDone } from './messages.js';
-import { awaitDone, checkTask, here, type IncompleteFile, killAll, startSender, summarize, type TaskSummary } from './task-run.js';
+import { awaitDone, checkTask, here, type IncompleteFile, killAll, senderFigures, startSender, summarize, sumSenders, type TaskSummary, tooManySenders } from './task-run.js';
 
 export { formatSummary, type TaskSummary } from './task-run.js';
 
@@ -131,14 +132,14 @@ export async function stopChildren(children: ChildProcess[], graceMs: number, te
   await all;
 }
 
-/** What a sender that died mid-run took with it, from the ring's counters. */
-function senderLoss(sender: ChildProcess, how: string, ring: RingSegment): OtusError {
+/** What a sender that died mid-run took with it, from its ring's counters; `index`: which of several. */
+function senderLoss(sender: ChildProcess, how: string, ring: RingSegment, index: number | null): OtusError {
   const st = ring.stats();
   const committed = st.producers.reduce((a, p) => a + p.records, 0);
   const unread = Math.max(0, committed - st.records - st.dropHead - st.abandoned);
   return new OtusError(
     'OTUS_ERR_WORKER',
-    `sender (pid ${sender.pid}) ${how} mid-run; lost: ${unread} batches (${st.used} bytes) committed to the send ring and never read, ` +
+    `sender${index !== null ? ` ${index}` : ''} (pid ${sender.pid}) ${how} mid-run; lost: ${unread} batches (${st.used} bytes) committed to the send ring and never read, ` +
       `whatever it had read and not yet written, and the frames the capture processes had not reached; the run was stopped (the output ends where the sender stopped)`,
   );
 }
@@ -153,6 +154,8 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `--workers: expected 1 to 64, got ${workers}`);
   }
   if (o.files.length === 0) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', 'name at least one capture file');
+  const senders = task.senders;
+  if (senders > workers) throw tooManySenders(task, workers);
   if (t.reporter.name === 'file') checkOutputPath(String(t.reporter.config.path)); // OTUS_ERR_CONFIG now, not in the sender
   const files = o.files.map((f) => resolve(f));
   const filter = new CaptureFilter(task.filter, `${task.file}: task.filter`);
@@ -169,7 +172,9 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
   // Segments of runs that died without cleaning up (killed, crashed) go first; this run's names are its own and unguessable.
   removeAllStaleSegments();
   const ringTask = runScope(task.id);
-  const ring = createRing(ringTask, { dataBytes: o.ringBytes ?? 64 << 20 });
+  // One send ring per sender; capture process i writes ring i mod senders (a flow is one capture process's, so its order is kept).
+  const rings: RingSegment[] = [];
+  for (let j = 0; j < senders; j++) rings.push(createRing(ringTask, { dataBytes: o.ringBytes ?? 64 << 20 }, j));
   let flows: FlowRegistry | null = null;
   let clock: CaptureClock | null = null;
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
@@ -184,18 +189,33 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     // Capture order across processes matters once a parser correlates through the registry.
     clock = flows !== null && workers > 1 && o.ordered !== false ? CaptureClock.create(ringTask, workers) : null;
     const setup = { task: t.task, pluginDirs: t.pluginDirs, node, ringTask, flows: flows !== null, ordered: clock !== null };
-    const started = startSender(setup, t, ring, execArgv, children);
-    started.catch(() => undefined);
-    if ((await Promise.race([started, aborted])) === 'signal') {
-      await stopChildren(children, STOP_GRACE_MS);
-      throw interrupted(abortReason(o.signal)!, t0);
+    // One after the other: the first opens (truncates) the output the others append to.
+    const senderProcs: ChildProcess[] = [];
+    const senderDones: Promise<SenderDone>[] = [];
+    for (let j = 0; j < senders; j++) {
+      const started = startSender({ ...setup, ring: j }, t, rings[j]!, execArgv, children, false, j > 0);
+      started.catch(() => undefined);
+      if ((await Promise.race([started, aborted])) === 'signal') {
+        await stopChildren(children, STOP_GRACE_MS);
+        throw interrupted(abortReason(o.signal)!, t0);
+      }
+      const { sender, done } = await started;
+      senderProcs.push(sender);
+      senderDones.push(done);
     }
-    const { sender, done: senderDone } = await started;
-    let senderExit: string | null = null;
-    sender.once('exit', (code, sig) => (senderExit = sig !== null ? `was killed by ${sig}` : `exited with code ${code}`));
-    const senderLost = new Promise<'sender'>((r) => sender.once('exit', () => r('sender')));
+    const senderExit: (string | null)[] = senderProcs.map(() => null);
+    senderProcs.forEach((s, j) => s.once('exit', (code, sig) => (senderExit[j] = sig !== null ? `was killed by ${sig}` : `exited with code ${code}`)));
+    const senderLost = new Promise<'sender'>((r) => senderProcs.forEach((s) => s.once('exit', () => r('sender'))));
     // `--out - | head`: the reader of stdout left; the rest of the run would be written to no one.
-    const outputGone = new Promise<'output-gone'>((r) => sender.on('message', (m: { type: string }) => m.type === 'output-gone' && r('output-gone')));
+    const outputGone = new Promise<'output-gone'>((r) => senderProcs.forEach((s) => s.on('message', (m: { type: string }) => m.type === 'output-gone' && r('output-gone'))));
+    const tell = (type: 'drain' | 'abandon'): void => {
+      for (const s of senderProcs) if (s.connected) s.send({ type }, () => undefined);
+    };
+    /** The first sender that died by a signal (or, with `any`, exited at all) mid-run: what it took with it. */
+    const lost = (any: boolean): OtusError | null => {
+      const j = senderExit.findIndex((e, k) => e !== null && (any || senderProcs[k]!.signalCode !== null));
+      return j < 0 ? null : senderLoss(senderProcs[j]!, senderExit[j]!, rings[j]!, senders > 1 ? j : null);
+    };
     const captureProcs: ChildProcess[] = [];
     const captures: Promise<CaptureDone>[] = [];
     for (let i = 0; i < workers; i++) {
@@ -203,56 +223,61 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
       children.push(c);
       captureProcs.push(c);
       captures.push(awaitDone<CaptureDone>(c, `capture process ${i}`));
-      c.send({ type: 'start', ...setup, index: i, files, shares: shares.map((s) => s[i]), format: t.format } satisfies CaptureStart);
+      c.send({ type: 'start', ...setup, ring: i % senders, index: i, files, shares: shares.map((s) => s[i]), format: t.format } satisfies CaptureStart);
     }
     const all = Promise.all(captures);
     all.catch(() => undefined);
     const outcome = await Promise.race([all.then(() => 'done' as const, () => 'capture' as const), senderLost, aborted, outputGone]);
     const endOutputGone = async (): Promise<never> => {
-      if (sender.connected) sender.send({ type: 'abandon' }, () => undefined);
+      tell('abandon');
       await stopChildren(captureProcs, STOP_GRACE_MS);
-      await stopChildren([sender], STOP_GRACE_MS, false);
+      await stopChildren(senderProcs, STOP_GRACE_MS, false);
       throw new OtusError('OTUS_ERR_OUTPUT_CLOSED', 'the reader of standard output went away: replay stopped early');
     };
     if (outcome === 'output-gone') await endOutputGone();
     if (outcome === 'signal') {
-      // The sender drains what the ring holds and flushes, within the grace time; capture processes die on SIGTERM.
-      if (sender.connected) sender.send({ type: 'drain' }, () => undefined);
+      // The senders drain what the rings hold and flush, within the grace time; capture processes die on SIGTERM.
+      tell('drain');
       await stopChildren(captureProcs, STOP_GRACE_MS);
-      await stopChildren([sender], STOP_GRACE_MS, false);
+      await stopChildren(senderProcs, STOP_GRACE_MS, false);
       throw interrupted(abortReason(o.signal)!, t0);
     }
     if (outcome !== 'done') {
       await stopChildren(captureProcs, STOP_GRACE_MS);
-      // A capture process that failed because the sender had gone: the sender is the news.
-      if (senderExit !== null) throw senderLoss(sender, senderExit, ring);
+      // A capture process that failed because a sender had gone: the sender is the news.
+      const loss = lost(true);
+      if (loss !== null) throw loss;
       await all; // throws the capture process's error
     }
     const done = await all;
-    if (sender.connected) sender.send({ type: 'drain' }, () => undefined);
-    const last = await Promise.race([senderDone.then((d) => d, () => 'sender' as const), aborted, outputGone]);
+    tell('drain');
+    const every = Promise.all(senderDones);
+    const last = await Promise.race([every.then((d) => d, () => 'sender' as const), aborted, outputGone]);
     if (last === 'output-gone') await endOutputGone();
     if (last === 'signal') {
-      await stopChildren([sender], STOP_GRACE_MS, false);
+      await stopChildren(senderProcs, STOP_GRACE_MS, false);
       throw interrupted(abortReason(o.signal)!, t0);
     }
     if (last === 'sender') {
-      await exited(sender);
-      if (senderExit !== null && sender.signalCode !== null) throw senderLoss(sender, senderExit, ring);
-      await senderDone; // its own error
+      // The first to fail: let the others finish or fail too, then name it.
+      await Promise.allSettled(senderDones);
+      await Promise.all(senderProcs.map(exited));
+      const loss = lost(false);
+      if (loss !== null) throw loss;
+      await every; // its own error
     }
-    const s = last as SenderDone;
+    const ds = last as SenderDone[];
+    const s = sumSenders(ds);
     const registry = flows ? { ...flows.stats() } : null;
     const warnings = incomplete.map(incompleteWarning);
-    const summary = summarize(task, workers, done, (d) => ({ ring_waits: d.ringWaits }), s, Number(process.hrtime.bigint() - t0) / 1e9, warnings, registry);
+    const summary = summarize(task, workers, done, (d) => ({ ring_waits: d.ringWaits }), s, Number(process.hrtime.bigint() - t0) / 1e9, warnings, registry, ds.map((d, j) => senderFigures(j, d)));
     summary.warnings.push(...t.hints(summary.parsers));
     return { ...summary, files, incomplete_files: incomplete };
   } finally {
     killAll(children);
     await Promise.all(children.map(exited));
-    ring.close();
+    for (const r of rings) r.close();
     flows?.close();
     clock?.close();
-    ring?.close();
   }
 }

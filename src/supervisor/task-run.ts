@@ -5,6 +5,7 @@
 // summary (counters summed over the processes).
 
 import { fork, type ChildProcess } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTaskFile, type TaskSpec } from '../config/task.js';
@@ -83,10 +84,63 @@ export interface TaskSummary {
    * `latency`: live runs, capture → sender per record (µs).
    */
   sender: { records: number; bytes: number; cpu_s: number; payload_unread: number; latency?: LatencySummary };
+  /** Each sender's own figures (`senders` in the task); `sender`, `drops` and `reporter` are their sums. */
+  senders: SenderFigures[];
   /** The reporter's delivery (kafka): acknowledged, timed out, failed by reason, still in flight at the end. */
   reporter: ReporterCounters | null;
   wall_s: number;
   warnings: string[];
+}
+
+/** `senders` beyond the capture processes: the extra senders would have no ring written to. */
+export function tooManySenders(task: TaskSpec, workers: number): OtusError {
+  return new OtusError('OTUS_ERR_BAD_ARGUMENT', `${task.file}: ${task.path}.senders: ${task.senders} senders for ${workers} capture process(es): capture process i writes send ring i mod senders, so at most one sender per capture process`);
+}
+
+/** One sender's figures in a summary: what it read from its ring and handed on, and what it and its ring dropped. */
+export interface SenderFigures {
+  index: number;
+  records: number;
+  bytes: number;
+  cpu_s: number;
+  ring_head: number;
+  ring_abandoned: number;
+  sender_expand: number;
+  reporter_queue: number;
+  reporter_timeout: number;
+  reporter_error: number;
+  stop_deadline: number;
+  /** Delivered by its reporter (written, acknowledged), and still in flight there. */
+  acked: number;
+  in_flight: number;
+  /** Live: times it was restarted. */
+  restarts?: number;
+}
+
+export function senderFigures(index: number, s: SenderDone): SenderFigures {
+  return {
+    index,
+    records: s.records,
+    bytes: s.bytes,
+    cpu_s: s.cpuSec,
+    ring_head: s.ring.dropHeadRecords,
+    ring_abandoned: s.ring.abandonedRecords,
+    sender_expand: s.expand.malformed + s.expand.tooBig,
+    reporter_queue: s.reporterDrops.buffer,
+    reporter_timeout: s.reporterDrops.timeout,
+    reporter_error: s.reporterDrops.error,
+    stop_deadline: s.stopAbandoned,
+    acked: s.reporterAcked,
+    in_flight: s.reporter?.queued ?? 0,
+  };
+}
+
+/** The done messages of a task's senders, summed (numbers add, the reporter's errors by reason merge); a latency summary is kept only for one sender. */
+export function sumSenders(ds: SenderDone[]): SenderDone {
+  if (ds.length === 1) return ds[0]!;
+  const sum = ds.reduce((a, d) => addCounters(a, { ...d, latency: null }), {} as Record<string, unknown>) as unknown as SenderDone;
+  sum.reporter = ds.some((d) => d.reporter !== null) ? sum.reporter : null;
+  return sum;
 }
 
 export const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
@@ -127,7 +181,29 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
   // A file the sender would open: refused now, with the reason, rather than in the sender.
   if (rep.name === 'file') checkOutputPath(config.path as string);
   if (rep.name === 'hep') checkHepTask(task, rep.where);
+  if (task.senders > 1) checkSharedOutput(rep.name, config, task);
   return { task, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json', hints };
+}
+
+/**
+ * Several senders write one output only where each write lands whole: a
+ * regular file (opened O_APPEND) or a reporter of messages (kafka). A pipe
+ * (stdout, a FIFO) takes a non-blocking write in parts, so lines would interleave.
+ */
+function checkSharedOutput(reporter: string, config: Record<string, unknown>, task: TaskSpec): void {
+  const refuse = (why: string): never => {
+    throw new OtusError('OTUS_ERR_CONFIG', `${task.file}: ${task.path}.senders: ${task.senders} senders ${why}; use the file reporter on a regular file, or kafka`);
+  };
+  if (reporter === 'console') refuse('would interleave their lines on one standard output');
+  if (reporter === 'file') {
+    let regular = true;
+    try {
+      regular = statSync(resolve(String(config.path))).isFile();
+    } catch {
+      // absent: created as a regular file
+    }
+    if (!regular) refuse(`cannot share ${String(config.path)}, which is not a regular file`);
+  }
 }
 
 /**
@@ -135,6 +211,7 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
  * (createRing: the supervisor owns it, so it outlives a sender); resolves once
  * the sender is reading, with the promise of its final counters. Given a size
  * instead of a ring, creates the ring here and removes it when the sender exits.
+ * `append`: the task's further senders continue the output the first one opened.
  */
 export async function startSender(
   setup: ReplayPluginSetup,
@@ -143,8 +220,9 @@ export async function startSender(
   execArgv: string[],
   children: ChildProcess[],
   latency = false,
+  append = false,
 ): Promise<{ sender: ChildProcess; done: Promise<SenderDone> }> {
-  const own = typeof ring === 'number' ? createRing(setup.ringTask, { dataBytes: ring }) : null;
+  const own = typeof ring === 'number' ? createRing(setup.ringTask, { dataBytes: ring }, setup.ring ?? 0) : null;
   const ringBytes = own?.stats().dataBytes ?? (ring as RingSegment).stats().dataBytes;
   const sender = fork(here('../sender-proc/main.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   if (own !== null) sender.once('exit', () => own.close());
@@ -152,7 +230,7 @@ export async function startSender(
   const done = awaitDone<SenderDone>(sender, 'sender');
   done.catch(() => undefined);
   const ready = awaitReady<SenderReady>(sender, 'sender');
-  sender.send({ type: 'start', ...setup, reporter: t.reporter.name, reporterConfig: t.reporter.config, reporterWhere: t.reporter.where, ringBytes, latency } satisfies SenderStart);
+  sender.send({ type: 'start', ...setup, reporter: t.reporter.name, reporterConfig: t.reporter.config, reporterWhere: t.reporter.where, ringBytes, latency, resumed: append } satisfies SenderStart);
   await Promise.race([ready, done]);
   return { sender, done };
 }
@@ -232,6 +310,7 @@ export function summarize<D extends CaptureDone | LiveCaptureDone>(
   wallSec: number,
   warnings: string[],
   registry: Record<string, number> | null,
+  senders: SenderFigures[] = [senderFigures(0, s)],
 ): TaskSummary {
   done.sort((a, b) => a.index - b.index);
   const sum = (f: (d: D) => number): number => done.reduce((a, d) => a + f(d), 0);
@@ -295,6 +374,7 @@ export function summarize<D extends CaptureDone | LiveCaptureDone>(
     pps_per_capture_cpu_s: cpu > 0 ? frames / cpu : 0,
     pps_wall: maxWall > 0 ? frames / maxWall : 0,
     sender: { records: s.records, bytes: s.bytes, cpu_s: s.cpuSec, payload_unread: s.expand.payloadUnread + s.expand.payloadFormat, ...(s.latency ? { latency: s.latency } : {}) },
+    senders,
     reporter: s.reporter,
     wall_s: wallSec,
     warnings,
@@ -342,6 +422,13 @@ export function formatSummary(s: TaskSummary): string {
     `  packets per capture-process CPU-second: ${M(s.pps_per_capture_cpu_s)}; aggregate ${M(s.pps_wall)} packets per second`,
     `  sender: ${s.sender.records} records, ${s.sender.bytes} bytes, ${s.sender.cpu_s.toFixed(3)} CPU-s, payloads unread ${s.sender.payload_unread}` +
       (s.sender.latency ? `; capture → sender latency p50 ${s.sender.latency.p50_us} µs, p99 ${s.sender.latency.p99_us} µs, max ${s.sender.latency.max_us} µs` : ''),
+    ...(s.senders.length > 1
+      ? s.senders.map(
+          (x) =>
+            `  sender ${x.index}: ${x.records} records, ${x.cpu_s.toFixed(3)} CPU-s, acked ${x.acked}, in flight ${x.in_flight}; drops ring_head=${x.ring_head} ring_abandoned=${x.ring_abandoned} sender_expand=${x.sender_expand}` +
+            ` reporter_queue=${x.reporter_queue} reporter_timeout=${x.reporter_timeout} reporter_error=${x.reporter_error} stop_deadline=${x.stop_deadline}${x.restarts ? `, restarts ${x.restarts}` : ''}`,
+        )
+      : []),
     ...(s.reporter
       ? [`  reporter: acked ${s.reporter.acked}, timed out ${s.reporter.timeout}, in flight ${s.reporter.queued}, failed: ${Object.entries(s.reporter.errors).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'}`]
       : []),

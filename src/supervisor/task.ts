@@ -1,6 +1,7 @@
-// One live task under supervision: its shared memory (send ring, flow
+// One live task under supervision: its shared memory (send rings, flow
 // registry, capture clock, all owned by this process so they outlive any
-// child), its sender and one capture process per stream. The daemon runs
+// child), its senders (one per send ring: `senders` in the task; capture
+// process i writes ring i mod senders) and one capture process per stream. The daemon runs
 // many (src/supervisor/tasks.ts); `otus capture --task` runs one in the
 // foreground (src/supervisor/live.ts).
 //
@@ -12,8 +13,8 @@
 // with backoff (restart.ts); past its restart budget the task fails and its
 // other processes are stopped in order. Foreground runs restart nothing: a
 // child that dies ends the run. Stop: capture processes first (each hands
-// over what its kernel ring holds and commits its last batch), then the
-// sender drains the ring; TERM, then KILL after stopTimeoutMs.
+// over what its kernel ring holds and commits its last batch), then every
+// sender drains its ring; TERM, then KILL after stopTimeoutMs.
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -27,12 +28,12 @@ import { CaptureClock } from '../shm/capture-clock.js';
 import { FlowRegistry, type RegistryStats } from '../shm/registry.js';
 import { createRing, type RingSegment, type RingStats } from '../shm/ring.js';
 import { runScope } from '../shm/segment.js';
-import { captureSlot, SENDER_SLOT, type SlotValues, StatsSegment, type StatsView, under } from '../shm/stats.js';
+import { captureSlot, senderSlot, type SlotValues, StatsSegment, type StatsView, under } from '../shm/stats.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
 import type { ChildError, LiveCaptureStart, SenderDone, SenderStart } from './messages.js';
 import { SdNotify } from './notify.js';
 import { RestartPolicy, type RestartSettings } from './restart.js';
-import { type CheckedTask, here, summarize, type TaskSummary } from './task-run.js';
+import { type CheckedTask, here, senderFigures, summarize, type TaskSummary } from './task-run.js';
 
 export type TaskState = 'starting' | 'running' | 'degraded' | 'failed' | 'stopping' | 'stopped';
 export type ProcessState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
@@ -117,22 +118,31 @@ class Slot {
   restartTimer: NodeJS.Timeout | null = null;
   readonly policy: RestartPolicy | null;
 
+  /** Its slot in the task's stats segment. */
+  readonly statsSlot: number;
+
+  /** `workers`, `senders`: the task's capture processes and senders (a sender's stats slot follows the capture processes'). */
   constructor(
     readonly role: 'capture' | 'sender',
     readonly index: number,
     readonly cpu: number,
     restart: RestartSettings | null,
+    private readonly senders = 1,
+    workers = 0,
   ) {
     this.policy = restart ? new RestartPolicy(restart) : null;
+    this.statsSlot = role === 'sender' ? senderSlot(index, workers) : captureSlot(index);
   }
 
   get name(): string {
-    return this.role === 'sender' ? 'sender' : `capture process ${this.index}`;
+    if (this.role === 'capture') return `capture process ${this.index}`;
+    return this.senders > 1 ? `sender ${this.index}` : 'sender';
   }
 
-  /** Its slot in the task's stats segment. */
-  get statsSlot(): number {
-    return this.role === 'sender' ? SENDER_SLOT : captureSlot(this.index);
+  /** Its `process` label in the metrics. */
+  get label(): string {
+    if (this.role === 'capture') return `capture-${this.index}`;
+    return this.senders > 1 ? `sender-${this.index}` : 'sender';
   }
 }
 
@@ -161,9 +171,27 @@ export interface TaskMetricsView {
   id: string;
   state: TaskState;
   reporter: string;
-  processes: { name: string; role: 'capture' | 'sender'; index: number; state: ProcessState; restarts: number; slot: SlotValues | null }[];
-  ring: RingStats | null;
+  /** A sender's `ring`: the send ring it reads (null for capture processes, and once released without a copy). */
+  processes: { name: string; role: 'capture' | 'sender'; index: number; state: ProcessState; restarts: number; slot: SlotValues | null; ring: RingStats | null }[];
   registry: RegistryStats | null;
+}
+
+/** Several senders' slots as one: counters add (in flight too), the latency's maximum is the largest. */
+function sumSlots(slots: (SlotValues | null)[]): SlotValues | null {
+  const present = slots.filter((s): s is SlotValues => s !== null);
+  if (present.length <= 1) return present[0] ?? null;
+  const values = new Map<string, number>();
+  for (const s of present) for (const [k, v] of s.values) values.set(k, k === 'latency.maxUs' ? Math.max(values.get(k) ?? 0, v) : (values.get(k) ?? 0) + v);
+  return { pid: 0, incarnations: present.reduce((a, s) => a + s.incarnations, 0), values, kinds: present[0]!.kinds };
+}
+
+/** Several rings' counters as one: their sums, and every producer slot. */
+function sumRings(rings: (RingStats | null)[]): RingStats | null {
+  const present = rings.filter((r): r is RingStats => r !== null);
+  if (present.length <= 1) return present[0] ?? null;
+  const sum = { ...present[0]!, producers: present.flatMap((r) => r.producers) };
+  for (const r of present.slice(1)) for (const k of Object.keys(sum) as (keyof RingStats)[]) if (typeof r[k] === 'number') (sum[k] as number) += r[k] as number;
+  return sum;
 }
 
 /** The sender's counters as its slot holds them, with the ring's (read from the ring itself), in the shape of its done message. */
@@ -213,13 +241,14 @@ export class SupervisedTask {
   private readonly t0 = process.hrtime.bigint();
   private readonly scope: string;
   private readonly captures: Slot[];
-  private readonly sender: Slot;
+  /** One per send ring (`senders` in the task); capture process i writes ring i mod senders. */
+  private readonly senders: Slot[];
   private flows: FlowRegistry | null = null;
   private clock: CaptureClock | null = null;
-  private ring: RingSegment | null = null;
+  private rings: RingSegment[] = [];
   private stats: StatsSegment | null = null;
   /** Once stopped: the counters as they were at the end (the segments are gone). */
-  private final: { stats: StatsView; ring: RingStats | null; registry: RegistryStats | null } | null = null;
+  private final: { stats: StatsView; rings: RingStats[]; registry: RegistryStats | null } | null = null;
   private clockSetup: LiveCaptureStart['clock'] = null;
   private watchdog: NodeJS.Timeout | null = null;
   private stopping: Promise<TaskSummary> | null = null;
@@ -236,8 +265,9 @@ export class SupervisedTask {
     this.id = plan.checked.task.id;
     this.scope = runScope(this.id);
     const r = plan.settings.restart;
+    const n = plan.checked.task.senders;
     this.captures = Array.from({ length: plan.workers }, (_, i) => new Slot('capture', i, plan.cpus[i] ?? -1, r));
-    this.sender = new Slot('sender', -1, -1, r);
+    this.senders = Array.from({ length: n }, (_, j) => new Slot('sender', j, -1, r, n, plan.workers));
     this.failed = new Promise((res) => (this.resolveFailed = res));
   }
 
@@ -251,9 +281,10 @@ export class SupervisedTask {
         this.clock = CaptureClock.create(this.scope, p.workers);
         this.clockSetup = { baseMs: Date.now(), windowMs: (p.driver === 'af_packet_v3' ? p.capture.retireMs : 0) + CATCH_UP_MARGIN_MS };
       }
-      this.ring = createRing(this.scope, { dataBytes: p.ringBytes });
-      this.stats = StatsSegment.create(this.scope, 1 + p.workers);
-      await this.spawn(this.sender);
+      for (let j = 0; j < this.senders.length; j++) this.rings.push(createRing(this.scope, { dataBytes: p.ringBytes }, j));
+      this.stats = StatsSegment.create(this.scope, p.workers + this.senders.length);
+      // One after the other: the first opens (truncates) an output file the others append to.
+      for (const s of this.senders) await this.spawn(s);
       await Promise.all(this.captures.map((s) => this.spawn(s)));
     } catch (e) {
       for (const s of this.slots()) if (s.proc) s.proc.kill('SIGKILL');
@@ -266,7 +297,7 @@ export class SupervisedTask {
       this.watchdog = setInterval(() => this.checkBeats(), Math.max(50, Math.min(p.settings.heartbeatMs, p.settings.watchdogMs / 2)));
     }
     this.setState('running');
-    this.log.info({ scope: this.scope, workers: p.workers, iface: p.iface, driver: p.driver }, 'task running');
+    this.log.info({ scope: this.scope, workers: p.workers, senders: this.senders.length, iface: p.iface, driver: p.driver }, 'task running');
   }
 
   /** Stops the task in order (idempotent); resolves with its counters once every process is gone and the memory released. */
@@ -316,7 +347,7 @@ export class SupervisedTask {
   }
 
   status(): TaskStatus {
-    const ring = this.ring?.stats();
+    const ring = sumRings(this.rings.map((r) => r.stats()));
     return {
       ...this.brief(),
       reason: this.reason,
@@ -343,9 +374,9 @@ export class SupervisedTask {
   /** The task's counters so far: every incarnation of every process, summed in their stats slots (a process killed loses what it had not copied there: at most a ring block, or a heartbeat of the rest). */
   counters(warnings: string[] = []): TaskSummary {
     const view = this.final?.stats ?? this.stats?.view ?? null;
-    // Downstream first (ring, sender, then capture processes): nothing the sender counted is missing upstream.
-    const ring = this.final?.ring ?? this.ring?.stats() ?? null;
-    const sender = view === null ? null : view.read(SENDER_SLOT);
+    // Downstream first (rings, senders, then capture processes): nothing a sender counted is missing upstream.
+    const rings = this.final?.rings ?? this.rings.map((r) => r.stats());
+    const slots = this.senders.map((s) => (view === null ? null : view.read(s.statsSlot)));
     const task = this.plan.checked.task;
     const done = view === null ? [] : this.captures.map((s) => ({ s, v: view.read(s.statsSlot) })).filter((x) => x.v.incarnations > 0).map((x) => captureFromSlot(x.v, x.s.index, x.s.cpu));
     const summary = summarize(
@@ -367,10 +398,11 @@ export class SupervisedTask {
           catchup_quiet: d.catchUp.quiet,
         }),
       }),
-      senderFromSlot(sender, ring),
+      senderFromSlot(sumSlots(slots), sumRings(rings)),
       Number(process.hrtime.bigint() - this.t0) / 1e9,
       warnings,
       this.final ? (this.final.registry ? { ...this.final.registry } : null) : this.flows ? { ...this.flows.stats() } : null,
+      this.senders.map((s, j) => ({ ...senderFigures(j, senderFromSlot(slots[j] ?? null, rings[j] ?? null)), restarts: s.restarts })),
     );
     return { ...summary, capture: { interface: this.plan.iface, driver: this.plan.driver, stopped: this.reason ?? this.state } };
   }
@@ -378,17 +410,18 @@ export class SupervisedTask {
   /** What the metrics read: every process's slot, the ring and the registry (live, or as they were at the stop). */
   metrics(): TaskMetricsView {
     const view = this.final?.stats ?? this.stats?.view ?? null;
-    // Downstream first (ring, then the sender, then capture processes), so a scrape never counts a record the sender has and its frame not.
-    const ring = this.final?.ring ?? this.ring?.stats() ?? null;
+    // Downstream first (rings, then the senders, then capture processes), so a scrape never counts a record a sender has and its frame not.
+    const rings = this.final?.rings ?? this.rings.map((r) => r.stats());
     const processes = this.slots().map((s) => {
       const slot = view === null ? null : view.read(s.statsSlot);
-      return { name: s.role === 'sender' ? 'sender' : `capture-${s.index}`, role: s.role, index: s.index, state: s.state, restarts: s.restarts, slot: slot !== null && slot.incarnations > 0 ? slot : null };
+      const ring = s.role === 'sender' ? (rings[s.index] ?? null) : null;
+      return { name: s.label, role: s.role, index: s.index, state: s.state, restarts: s.restarts, slot: slot !== null && slot.incarnations > 0 ? slot : null, ring };
     });
-    return { id: this.id, state: this.state, reporter: this.plan.checked.reporter.name, processes, ring, registry: this.final?.registry ?? this.flows?.counters() ?? null };
+    return { id: this.id, state: this.state, reporter: this.plan.checked.reporter.name, processes, registry: this.final?.registry ?? this.flows?.counters() ?? null };
   }
 
   private slots(): Slot[] {
-    return [this.sender, ...this.captures];
+    return [...this.senders, ...this.captures];
   }
 
   private setState(state: TaskState, reason?: string): void {
@@ -405,11 +438,25 @@ export class SupervisedTask {
     const setup = { task: p.checked.task, pluginDirs: p.checked.pluginDirs, node: p.node, ringTask: this.scope, flows: this.flows !== null, log };
     if (s.role === 'sender') {
       const r = p.checked.reporter;
-      return { type: 'start', ...setup, reporter: r.name, reporterConfig: r.config, reporterWhere: r.where, ringBytes: p.ringBytes, latency: true, heartbeatMs: p.settings.heartbeatMs, stats: true, resumed: s.restarts > 0 };
+      return {
+        type: 'start',
+        ...setup,
+        ring: s.index,
+        reporter: r.name,
+        reporterConfig: r.config,
+        reporterWhere: r.where,
+        ringBytes: p.ringBytes,
+        latency: true,
+        heartbeatMs: p.settings.heartbeatMs,
+        stats: true,
+        statsSlot: s.statsSlot,
+        resumed: s.restarts > 0 || s.index > 0,
+      };
     }
     return {
       type: 'start',
       ...setup,
+      ring: s.index % this.senders.length,
       index: s.index,
       cpu: s.cpu,
       driver: p.driver,
@@ -526,10 +573,10 @@ export class SupervisedTask {
     let summary: TaskSummary;
     try {
       await Promise.all(this.captures.map((s) => this.end(s, 'stop')));
-      await this.end(this.sender, 'drain');
+      await Promise.all(this.senders.map((s) => this.end(s, 'drain')));
       const warnings = this.slots().flatMap((s) => (s.lastExit && !/^exit code 0$/.test(s.lastExit) ? [`${s.name}: ${s.lastExit}`] : []));
       // The counters as the segments hold them at the end, kept for status and the metrics once they are gone.
-      if (this.stats !== null) this.final = { stats: this.stats.view.copy(), ring: this.ring?.stats() ?? null, registry: this.flows?.stats() ?? null };
+      if (this.stats !== null) this.final = { stats: this.stats.view.copy(), rings: this.rings.map((r) => r.stats()), registry: this.flows?.stats() ?? null };
       summary = this.counters(warnings);
       summary.warnings.push(...this.plan.checked.hints(summary.parsers)); // what the parsers skipped, and what would take it
     } finally {
@@ -567,10 +614,10 @@ export class SupervisedTask {
   private release(): void {
     this.flows?.close();
     this.clock?.close();
-    this.ring?.close();
+    for (const r of this.rings) r.close();
     this.stats?.close();
     this.flows = this.clock = null;
-    this.ring = null;
+    this.rings = [];
     this.stats = null;
   }
 }

@@ -19,6 +19,15 @@ import { checkTaskSpec, type TaskSummary } from './task-run.js';
 /** Stopped tasks whose final counters the metrics keep. */
 const KEEP_STOPPED = 16;
 
+/**
+ * What a task takes from the worker budget: its capture processes, and its
+ * senders beyond the first (the first has always come with every task; each
+ * further one is there to take a core of its own).
+ */
+export function workersOf(workers: number, senders: number): number {
+  return workers + senders - 1;
+}
+
 export class TaskManager {
   private readonly tasks = new Map<string, SupervisedTask>();
   /** Tasks stopped, newest last: the metrics keep their final counters until the id is created again (at most KEEP_STOPPED). */
@@ -46,7 +55,7 @@ export class TaskManager {
     const allowed = this.cfg.resources.cpus.length > 0 ? this.cfg.resources.cpus : allowedCpus();
     const max = this.cfg.resources.maxWorkers > 0 ? this.cfg.resources.maxWorkers : allowed.length;
     let used = 0;
-    for (const t of this.tasks.values()) if (t.state !== 'failed' && t.state !== 'stopped') used += t.plan.workers;
+    for (const t of this.tasks.values()) if (t.state !== 'failed' && t.state !== 'stopped') used += workersOf(t.plan.workers, t.plan.checked.task.senders);
     return { allowed, max, used };
   }
 
@@ -64,7 +73,7 @@ export class TaskManager {
         iface: null,
         driver: null,
         workers: null,
-        maxWorkers: b.max - b.used,
+        maxWorkers: Math.max(1, b.max - b.used - (spec.senders - 1)),
         allowed: b.allowed,
         cpus: 'auto',
         ringBytes: cfg.resources.ringBytes,
@@ -73,8 +82,10 @@ export class TaskManager {
         node,
         settings: cfg.supervisor,
       });
-      if (plan.workers > b.max - b.used) {
-        throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `task ${spec.id}: ${plan.workers} capture processes, but only ${b.max - b.used} of ${b.max} workers are free`);
+      const need = workersOf(plan.workers, spec.senders);
+      if (need > b.max - b.used) {
+        const extra = spec.senders > 1 ? ` and ${spec.senders - 1} more sender(s)` : '';
+        throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `task ${spec.id}: ${plan.workers} capture processes${extra}, but only ${b.max - b.used} of ${b.max} workers are free`);
       }
       const hub = this.logs;
       const childLog = hub && { sink: (line: string) => hub.write(line), level: hub.level, node: hub.node, rateLimitMs: cfg.log.rateLimitMs };
