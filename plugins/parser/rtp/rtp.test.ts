@@ -416,8 +416,15 @@ test("the pipeline's fast path (RtpParser.fastFrame into a batch) allocates noth
     };
     await warmUp(() => run(200_000));
     const fast = pl.stats.fastRecords;
+    const records = pl.stats.records;
+    const t0 = Date.now();
     const gcs = await scavengesDuring(() => run(2_000_000));
-    assert.equal(pl.stats.fastRecords - fast, 2_000_000);
+    const ms = Date.now() - t0;
+    assert.equal(pl.stats.records - records, 2_000_000, 'every packet gave its record');
+    // The flow is looked up again (the generic path) when its trust has run out and a second of wall time has passed since
+    // its last lookup (correlate.ts RECHECK_MS): on a busy machine the run may span a few such seconds.
+    const generic = 2_000_000 - (pl.stats.fastRecords - fast);
+    assert.ok(generic <= 1 + Math.floor(ms / 1000), `${generic} of 2M packets left the fast path in ${ms} ms`);
     // What the run does allocate is per batch, not per packet: the batch's subarray for its copy into the ring (12.5 k batches,
     // ~1.2 MB) and Date.now()'s number per clock refresh (~0.3 MB; measured with V8's sampling heap profiler). With the young
     // generation at its starting size (1 MB semi-spaces) that is up to two scavenges; 16 bytes per packet would be 32 MB.
