@@ -203,7 +203,7 @@ export class CommandChannel {
     producer.setPollInterval(100);
     this.producer = producer;
 
-    const consumer = new rd.KafkaConsumer(
+    const consumer: RdConsumer = new rd.KafkaConsumer(
       {
         ...this.baseConf(),
         'group.id': k.group_id,
@@ -211,7 +211,8 @@ export class CommandChannel {
         // A daemon killed and restarted joins again once the old member's session ends: 10 s, not librdkafka's 45.
         'session.timeout.ms': 10_000,
         'heartbeat.interval.ms': 3000,
-        rebalance_cb: (err: { code: number } | undefined, assignment: { topic: string; partition: number }[]) => void this.rebalance(err?.code ?? 0, assignment),
+        // Given the consumer, not this.consumer: teardown forgets it before closing it, and a revocation not answered blocks its close.
+        rebalance_cb: (err: { code: number } | undefined, assignment: { topic: string; partition: number }[]) => void this.rebalance(consumer, err?.code ?? 0, assignment),
       },
       { 'auto.offset.reset': 'latest' },
     );
@@ -253,15 +254,13 @@ export class CommandChannel {
    * before the daemon started are not run); one assigned again (a rebalance,
    * a broker restart) where this process had got to.
    */
-  private async rebalance(code: number, assignment: { topic: string; partition: number }[]): Promise<void> {
-    const c = this.consumer;
-    if (c === null) return;
+  private async rebalance(c: RdConsumer, code: number, assignment: { topic: string; partition: number }[]): Promise<void> {
     try {
       if (code === ERR_REVOKE_PARTITIONS) {
         c.unassign();
         return;
       }
-      if (code !== ERR_ASSIGN_PARTITIONS) return;
+      if (code !== ERR_ASSIGN_PARTITIONS || this.consumer !== c) return;
       const parts = [];
       for (const p of assignment) {
         const id = `${p.topic}:${p.partition}`;
