@@ -30,6 +30,7 @@ import type { EncodedRecord, PluginDefinition, RecordFormat, Reporter, ReporterC
 import type { RecordMeta } from '../pipeline/expand.js';
 import { LabelKind } from '../pipeline/labels.js';
 import { OtusError } from '../util/errors.js';
+import { within } from '../util/time.js';
 
 export type Compression = 'lz4' | 'zstd' | 'gzip' | 'snappy' | 'none';
 
@@ -481,13 +482,6 @@ function keep(m: Msg): Msg {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((res) => setTimeout(res, ms));
-}
-
-/** p, or after ms whichever comes first; the timer does not outlive it. */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise((res) => (timer = setTimeout(res, ms)))]);
-  clearTimeout(timer);
 }
 
 // ------------------------------------------------------------------- kafkajs

@@ -14,6 +14,7 @@ import type { CommandChannelConfig } from '../config/global.js';
 import { librdkafkaSecurity } from '../config/kafka-connection.js';
 import { RateLimitedLog } from '../log/rate-limit.js';
 import { OtusError } from '../util/errors.js';
+import { within } from '../util/time.js';
 import { type CommandMessage, commandKey, commandShapeError, COMMAND_VERSION, COMMANDS, readKeyFile, signatureValid, targets } from './command-message.js';
 import { type Handler, RpcError } from './control.js';
 
@@ -492,11 +493,4 @@ async function importRdkafka(): Promise<RdModule> {
   } catch (e) {
     throw new OtusError('OTUS_ERR_CONFIG', `the command channel needs @confluentinc/kafka-javascript (see docs/reporters.md): ${(e as Error).message}`);
   }
-}
-
-/** p, or after ms, whichever comes first. */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise((res) => (timer = setTimeout(res, ms)))]);
-  clearTimeout(timer);
 }
