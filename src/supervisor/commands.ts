@@ -101,6 +101,8 @@ export class CommandChannel {
   private running: Promise<void> | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private probe: NodeJS.Timeout | null = null;
+  /** Rebalances seen: a retried assignment is dropped when a newer one came. */
+  private rebalances = 0;
 
   /** `methods`: the control socket's methods, which commands call. */
   constructor(
@@ -256,6 +258,7 @@ export class CommandChannel {
    * a broker restart) where this process had got to.
    */
   private async rebalance(c: RdConsumer, code: number, assignment: { topic: string; partition: number }[]): Promise<void> {
+    const gen = ++this.rebalances;
     try {
       if (code === ERR_REVOKE_PARTITIONS) {
         c.unassign();
@@ -277,7 +280,11 @@ export class CommandChannel {
       c.assign(parts);
       this.ready();
     } catch (e) {
+      // Tried again until it works or another rebalance comes: a consumer left unassigned would hear nothing.
       this.lost(e instanceof Error ? e.message : String(e));
+      setTimeout(() => {
+        if (gen === this.rebalances && this.consumer === c && !this.stopping) void this.rebalance(c, code, assignment);
+      }, 1000);
     }
   }
 
@@ -350,7 +357,8 @@ export class CommandChannel {
 
   private count(r: CommandResult, fields: Record<string, unknown>, why: string): void {
     this.counts[r]++;
-    if (r === 'other_node') this.log.debug(fields, why);
+    // Other nodes' commands are routine where commands are broadcast: info, not a warning.
+    if (r === 'other_node') this.limited.emit('info', `command:${r}`, 1, { result: r, ...fields }, why);
     else if (r !== 'ok' && r !== 'error' && r !== 'duplicate') this.limited.warn(`command:${r}`, 1, { result: r, ...fields }, why);
   }
 
