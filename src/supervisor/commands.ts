@@ -103,6 +103,8 @@ export class CommandChannel {
   private probe: NodeJS.Timeout | null = null;
   /** Rebalances seen: a retried assignment is dropped when a newer one came. */
   private rebalances = 0;
+  /** The consumer has its partitions at their offsets: only then is the channel ready (a command sent before would be missed). */
+  private assigned = false;
 
   /** `methods`: the control socket's methods, which commands call. */
   constructor(
@@ -278,6 +280,7 @@ export class CommandChannel {
         parts.push({ topic: p.topic, partition: p.partition, offset });
       }
       c.assign(parts);
+      this.assigned = true;
       this.ready();
     } catch (e) {
       // Tried again until it works or another rebalance comes: a consumer left unassigned would hear nothing.
@@ -307,7 +310,7 @@ export class CommandChannel {
       const p = this.producer;
       if (this.state !== 'error' || p === null) return;
       p.getMetadata({ topic: this.cfg.kafka.topic, timeout: 5000 }, (err) => {
-        if (!err && this.state === 'error' && this.consumer !== null) this.ready();
+        if (!err && this.state === 'error' && this.consumer !== null && this.assigned) this.ready();
       });
     }, Math.min(this.cfg.retry_max_ms, 2000));
   }
@@ -316,7 +319,7 @@ export class CommandChannel {
     const c = this.consumer!;
     const t0 = Date.now();
     while (!this.stopping) {
-      if (this.state === 'connecting' && Date.now() - t0 > 6 * REQUEST_TIMEOUT_MS) {
+      if (!this.assigned && Date.now() - t0 > 6 * REQUEST_TIMEOUT_MS) {
         throw new Error(`command consumer: no partitions of ${this.cfg.kafka.topic} assigned to group ${this.cfg.kafka.group_id} within ${(6 * REQUEST_TIMEOUT_MS) / 1000} s`);
       }
       const batch = await this.consumeBatch(c);
@@ -341,6 +344,7 @@ export class CommandChannel {
     if (this.heartbeat !== null) clearInterval(this.heartbeat);
     if (this.probe !== null) clearInterval(this.probe);
     this.heartbeat = this.probe = null;
+    this.assigned = false;
     const c = this.consumer;
     const p = this.producer;
     this.consumer = this.producer = null;

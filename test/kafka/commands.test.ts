@@ -89,6 +89,7 @@ describe('the Kafka command channel', { skip: skip ?? false, timeout: 600_000 },
   let signed: Daemon | undefined;
   let open: Daemon | undefined;
   let host: VethHost | undefined;
+  let openMetrics = 0;
   let seq = 0;
 
   const send = async (topic: string, values: (string | Buffer)[]): Promise<void> => {
@@ -221,7 +222,8 @@ describe('the Kafka command channel', { skip: skip ?? false, timeout: 600_000 },
   });
 
   test('without a key: a bad task config is refused with its config error; a command for another node is only counted', async () => {
-    open = await startDaemon(tmp.dir, config('node-o', 'cmd-o', '  metrics: {enabled: false}\n'));
+    openMetrics = await freePort();
+    open = await startDaemon(tmp.dir, config('node-o', 'cmd-o', `  metrics: {listen: "127.0.0.1:${openMetrics}"}\n`));
     assert.ok(await waitForAsync(async () => (await channel(open!)).state === 'ready', 120000), 'ready');
     const bad = command('node-o', 'create_task', { task_id: 'bad', capture: { interface: 'lo', workerz: 2 } });
     const elsewhere = command('node-z', 'create_task', { task_id: 'z' });
@@ -297,6 +299,7 @@ describe('the Kafka command channel', { skip: skip ?? false, timeout: 600_000 },
     const r = await ctl(open.socket, ['status']);
     assert.equal(r.status, 0);
     assert.equal(r.json.command_channel.state, 'ready');
+    assert.equal(sum(parse((await get(openMetrics, '/metrics')).body), 'otus_commands_total', { result: 'malformed' }), before + 10_000);
     // One line, then the summary a minute later: not 10 000 lines.
     const lines = open.logs().filter((l) => l.result === 'malformed');
     assert.ok(lines.length >= 1 && lines.length <= 3, `${lines.length} log lines`);
