@@ -7,8 +7,10 @@
 // saying why; without one, a task is created by command on a veth, its
 // records read from Kafka, and stopped by command; a command for another
 // node is only counted, one delivered twice runs once, a bad task config is
-// refused with its config error, and 10 000 malformed messages leave the
-// daemon answering.
+// refused with its config error, a wrong version and an unknown command are
+// answered as such, 10 000 malformed messages leave the daemon answering,
+// and a missing topic the daemon may not create is reported, not waited on
+// in silence.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -228,7 +230,14 @@ describe('the Kafka command channel', { skip: skip ?? false, timeout: 600_000 },
     const bad = command('node-o', 'create_task', { task_id: 'bad', capture: { interface: 'lo', workerz: 2 } });
     const elsewhere = command('node-z', 'create_task', { task_id: 'z' });
     const marker = command(['node-y', 'node-o'], 'status');
-    await send('cmd-o', [JSON.stringify(bad), JSON.stringify(elsewhere), JSON.stringify(marker)]);
+    const future: Record<string, unknown> = { ...command('node-o', 'status'), version: 'v2' };
+    const unknown = command('node-o', 'format_disk');
+    await send('cmd-o', [bad, elsewhere, future, unknown, marker].map((m) => JSON.stringify(m)));
+    const v2 = await status.result(future.request_id as string);
+    assert.deepEqual([v2.ok, v2.error?.code, v2.error?.reason], [false, 'OTUS_ERR_COMMAND', 'bad_version']);
+    const u = await status.result(unknown.request_id as string);
+    assert.deepEqual([u.ok, u.error?.code, u.error?.reason], [false, 'OTUS_ERR_COMMAND', 'unknown_command']);
+    assert.match(u.error!.message, /format_disk.*create_task, stop_task, reload, status/);
     const r = await status.result(bad.request_id as string);
     assert.equal(r.ok, false);
     assert.equal(r.error?.code, 'OTUS_ERR_TASK');
@@ -239,6 +248,8 @@ describe('the Kafka command channel', { skip: skip ?? false, timeout: 600_000 },
     const c = await channel(open);
     assert.equal(c.commands.other_node, 1);
     assert.equal(c.commands.error, 1);
+    assert.equal(c.commands.bad_version, 1);
+    assert.equal(c.commands.unknown_command, 1);
     assert.equal((await ctl(open.socket, ['task', 'list'])).json.tasks.length, 0);
   });
 
@@ -306,5 +317,16 @@ describe('the Kafka command channel', { skip: skip ?? false, timeout: 600_000 },
     const marker = command('node-o', 'status');
     await send('cmd-o', [JSON.stringify(marker)]);
     assert.equal((await status.result(marker.request_id as string)).ok, true, 'commands still run');
+  });
+
+  test('create_topics: false and no command topic: the channel says so and waits; otusctl answers', async () => {
+    const d = await startDaemon(tmp.dir, config('node-n', 'cmd-none', '  metrics: {enabled: false}\n').replace('status_topic: cmd-none-status}', 'status_topic: cmd-none-status, create_topics: false}'));
+    try {
+      assert.ok(await waitForAsync(async () => (await channel(d)).state === 'error', 60000), 'error');
+      assert.match((await channel(d)).last_error, /topic cmd-none does not exist \(create it, or set command_channel\.kafka\.create_topics: true\)/);
+      assert.equal(await topicSize(broker.bootstrap, 'cmd-none'), 0);
+    } finally {
+      await d.stop();
+    }
   });
 });
