@@ -194,7 +194,7 @@ export class CommandChannel {
     return { 'bootstrap.servers': k.brokers.join(','), 'client.id': k.client_id, ...librdkafkaSecurity(k.tls, k.sasl) };
   }
 
-  /** The topics exist (created when allowed), the producer is up, the consumer has its partitions at their offsets. */
+  /** The topics exist (created when allowed), the producer is up, the consumer subscribed (its partitions come by rebalance()). */
   private async connect(): Promise<void> {
     const rd = (this.mod ??= await importRdkafka());
     const k = this.cfg.kafka;
