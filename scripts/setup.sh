@@ -4,8 +4,8 @@
 #   scripts/setup.sh --test   also what the test suite uses (tshark, tcpreplay, sipp, iproute2, systemd-analyze;
 #                             Java and Maven for the Kafka broker of scripts/kafka.sh, tmux for
 #                             otusctl top, promtool from Debian's prometheus package for deploy/ and the metrics tests,
-#                             openssl for the TLS tests; the OpenTelemetry Collector of scripts/otelcol.sh when
-#                             Go 1.26 or newer is installed)
+#                             jq and openssl for the TLS tests and the command-signing example; the OpenTelemetry
+#                             Collector of scripts/otelcol.sh when Go 1.26 or newer is installed)
 # Run as root (or with sudo): it calls apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ want_tests=false
 # The Kafka reporter's client builds librdkafka from source (npm install, below), linked with these.
 packages=(build-essential python3 libpcap-dev libxdp-dev libbpf-dev pkg-config ca-certificates
   libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev libsasl2-dev liblz4-dev)
-$want_tests && packages+=(tshark tcpreplay sip-tester tcpdump iproute2 iputils-ping systemd default-jre-headless maven tmux prometheus openssl)
+$want_tests && packages+=(tshark tcpreplay sip-tester tcpdump iproute2 iputils-ping systemd default-jre-headless maven tmux prometheus jq openssl)
 
 if command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive

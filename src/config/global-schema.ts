@@ -3,12 +3,15 @@
 // configs/otus-config.schema.json is generated from it
 // (scripts/gen-config-schema.ts) for editors, and a test keeps the two equal.
 // Defaults that depend on the machine (node.id, node.hostname,
-// command_channel.kafka.group_id) are filled in by src/config/global.ts.
+// command_channel.kafka.group_id and client_id) are filled in by src/config/global.ts.
 
+import { KAFKA_BROKERS_SCHEMA, KAFKA_SASL_SCHEMA, KAFKA_TLS_SCHEMA } from './kafka-connection.js';
 import { TASK_BODY_SCHEMA, TASK_SCHEMA } from './task.js';
 
 const MS = { type: 'integer', minimum: 1, maximum: 86_400_000 } as const;
 const ID = { type: 'integer', minimum: 0, maximum: 4_294_967_294 } as const;
+/** Kafka's topic names. */
+const TOPIC = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,249}$' } as const;
 /** Send ring sizes the ring accepts (src/shm/ring.ts): powers of two, 1 MiB to 256 MiB. */
 export const RING_SIZES = [20, 21, 22, 23, 24, 25, 26, 27, 28].map((k) => 2 ** k);
 
@@ -105,14 +108,32 @@ export const GLOBAL_CONFIG_SCHEMA = {
             kafka: {
               type: 'object',
               default: {},
-              // Free-form until the command channel is built; these keys are checked.
+              additionalProperties: false,
+              // The connection settings in the kafka reporter's shape (src/config/kafka-connection.ts).
               properties: {
-                brokers: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
-                topic: { type: 'string', minLength: 1, default: 'otus-commands' },
-                status_topic: { type: 'string', minLength: 1, default: 'otus-status' },
-                group_id: { type: 'string', minLength: 1 },
+                brokers: { ...KAFKA_BROKERS_SCHEMA, minItems: 0, default: [] },
+                topic: { ...TOPIC, default: 'otus-commands' },
+                status_topic: { ...TOPIC, default: 'otus-status' },
+                group_id: { type: 'string', minLength: 1, maxLength: 255 },
+                client_id: { type: 'string', minLength: 1, maxLength: 255 },
+                create_topics: { type: 'boolean', default: true },
+                tls: KAFKA_TLS_SCHEMA,
+                sasl: KAFKA_SASL_SCHEMA,
               },
             },
+            auth: {
+              type: 'object',
+              default: {},
+              additionalProperties: false,
+              properties: {
+                // At most one of the two (src/config/global.ts); `key` only as ${NAME}, never inline.
+                key_file: { type: ['string', 'null'], minLength: 1, default: null },
+                key: { type: ['string', 'null'], default: null },
+                max_age_ms: { ...MS, minimum: 1000, default: 300_000 },
+              },
+            },
+            heartbeat_ms: { ...MS, minimum: 100, default: 30_000 },
+            retry_max_ms: { ...MS, minimum: 100, default: 30_000 },
           },
         },
         metrics: {

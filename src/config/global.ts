@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { LogSettings } from '../log/logger.js';
 import { OtusError } from '../util/errors.js';
 import { expandEnv } from './env.js';
+import type { KafkaSasl, KafkaTls } from './kafka-connection.js';
 import { GLOBAL_CONFIG_SCHEMA } from './global-schema.js';
 import { inSchemaOrder, makeAjv } from './schema.js';
 import { loadTaskFile, taskSpec, type TaskSpec } from './task.js';
@@ -34,7 +35,7 @@ export interface GlobalConfig {
   /** Boot tasks: `otus.tasks`, then the files of `otus.tasks_dir` (by name). */
   tasks: TaskSpec[];
   /** `otus.command_channel` as in the file (snake_case), defaults filled. */
-  commandChannel: Record<string, unknown>;
+  commandChannel: CommandChannelConfig;
   metrics: { enabled: boolean; listen: string; path: string };
   log: LogSettings;
   /**
@@ -42,6 +43,26 @@ export interface GlobalConfig {
    * filled (`otus validate` prints it under `otus:`). Key paths into it are those of docs/config.md (`log.level`).
    */
   effective: Record<string, unknown>;
+}
+
+/** `otus.command_channel` (docs/config.md, "command_channel"). */
+export interface CommandChannelConfig {
+  enabled: boolean;
+  type: 'kafka';
+  kafka: {
+    brokers: string[];
+    topic: string;
+    status_topic: string;
+    group_id: string;
+    client_id: string;
+    create_topics: boolean;
+    tls?: KafkaTls;
+    sasl?: KafkaSasl;
+  };
+  /** The HMAC key: from a file, or `${NAME}` (src/supervisor/commands.ts reads it); both null: commands need no signature. */
+  auth: { key_file: string | null; key: string | null; max_age_ms: number };
+  heartbeat_ms: number;
+  retry_max_ms: number;
 }
 
 export interface GlobalConfigOptions {
@@ -69,6 +90,11 @@ export function loadGlobalConfig(file: string | null, opts: GlobalConfigOptions 
 /** Validates configuration YAML text; `file` names it in errors, and a relative tasks_dir is taken from its directory. */
 export function parseGlobalConfig(text: string, file: string, opts: GlobalConfigOptions = {}): GlobalConfig {
   const { src, data } = parseYaml(text, file, 'OTUS_ERR_CONFIG', 'configuration file', opts.maxBytes);
+  // Checked before expansion: a key written inline would be readable by whoever reads the file.
+  const key = (data as { otus?: { command_channel?: { auth?: { key?: unknown } } } } | null)?.otus?.command_channel?.auth?.key;
+  if (typeof key === 'string' && !/^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(key)) {
+    throw src.error(['otus', 'command_channel', 'auth', 'key'], 'must be ${NAME}, an environment variable holding the key, or use key_file: never the key itself in this file');
+  }
   const env = opts.env ?? process.env;
   const expanded = expandEnv(data, {
     env,
@@ -100,7 +126,7 @@ function build(data: unknown, file: string | null, src: YamlSource | null, opts:
   const resources = o.resources as Obj;
   const sup = o.supervisor as Obj;
   const restart = sup.restart as Obj;
-  const cc = o.command_channel as { enabled: boolean; type: string; kafka: Obj };
+  const cc = o.command_channel as CommandChannelConfig;
   const metrics = o.metrics as GlobalConfig['metrics'];
   const log = o.log as { level: LogSettings['level']; format: LogSettings['format']; rate_limit_ms: number; outputs: Obj };
 
@@ -113,6 +139,7 @@ function build(data: unknown, file: string | null, src: YamlSource | null, opts:
     }
   }
   cc.kafka.group_id ??= `otus-${node.id as string}`;
+  cc.kafka.client_id ??= `otus-${node.id as string}`;
 
   // What a schema cannot say.
   if (node.ip !== null && isIP(node.ip as string) === 0) fail(['otus', 'node', 'ip'], `"${clip(node.ip as string)}" is not an IPv4 or IPv6 address`);
@@ -123,9 +150,11 @@ function build(data: unknown, file: string | null, src: YamlSource | null, opts:
   if ((restart.initial_ms as number) > (restart.max_ms as number)) {
     fail(['otus', 'supervisor', 'restart', 'initial_ms'], `must be at most max_ms (${restart.max_ms as number})`);
   }
-  if (cc.enabled && (cc.kafka.brokers as string[]).length === 0) {
+  if (cc.enabled && cc.kafka.brokers.length === 0) {
     fail(['otus', 'command_channel', 'kafka', 'brokers'], 'must name at least one broker when command_channel.enabled is true');
   }
+  if (cc.auth.key !== null && cc.auth.key_file !== null) fail(['otus', 'command_channel', 'auth', 'key'], 'give key or key_file, not both');
+  if (cc.kafka.topic === cc.kafka.status_topic) fail(['otus', 'command_channel', 'kafka', 'status_topic'], `must differ from topic (${cc.kafka.topic}): the daemon would read its own answers`);
   const port = Number(/:([0-9]+)$/.exec(metrics.listen)?.[1]);
   if (port < 1 || port > 65535) fail(['otus', 'metrics', 'listen'], `port ${port}: must be 1 to 65535`);
   const group = control.group as string | number | null;

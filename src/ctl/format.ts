@@ -200,12 +200,26 @@ export function formatStatus(r: StatusResult, o: FormatOptions = {}): string {
     `socket:   ${text(r.socket)}`,
     `tasks:    ${['running', 'degraded', 'failed', 'starting', 'stopping'].map((k) => `${text(t[k as keyof typeof t] ?? 0)} ${k}`).join(', ')}`,
     `workers:  ${text(r.workers?.used)} of ${text(r.workers?.max)} used`,
-    `command channel: ${text(r.command_channel?.state)}`,
   ];
-  const head = lines.map((l) => truncate(l, width)).join('\n') + '\n';
+  const head = lines.map((l) => truncate(l, width)).join('\n') + '\n' + commandChannel(r.command_channel, width);
   if (!r.log) return head;
   const outputs = Object.entries(r.log.outputs ?? {}).map(([name, o]) => logOutput(name, o, width)).join('');
   return head + truncate(`log:      ${text(r.log.level)}`, width) + '\n' + outputs;
+}
+
+/**
+ * "command channel: ready, otus-commands at k1:9092, signed", then what came
+ * of its messages ("1.2k ok, 3 malformed") and, when not ready, the last
+ * error, wrapped.
+ */
+function commandChannel(c: StatusResult['command_channel'] | undefined, width: number): string {
+  const head = `command channel: ${text(c?.state)}`;
+  if (c === undefined || c.topic === undefined) return truncate(head, width) + '\n';
+  const out = truncate(`${head}, ${text(c.topic)} at ${(c.brokers ?? []).join(',')}, ${c.signed ? 'signed' : 'unsigned'}`, width) + '\n';
+  const counts = Object.entries(c.commands ?? {}).filter(([, n]) => n > 0);
+  const seen = counts.length > 0 ? wrapList('  messages:', counts.map(([k, n]) => `${humanCount(n)} ${k}`), width) : '';
+  const err = c.state !== 'ready' && c.last_error ? wrap('  last error:', text(c.last_error).split(' '), width) : '';
+  return out + seen + err;
 }
 
 /** A log output, one line, and what went wrong with it wrapped under: "  loki http://...: 2 failed pushes, 120 lines dropped, 64 KiB held, last error: ...". */

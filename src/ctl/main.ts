@@ -3,11 +3,13 @@
 // (docs/control.md). Exit status: 0 done; 1 the daemon refused; 2 usage (bad
 // flags, an unreadable or oversized file); 3 the daemon cannot be reached.
 
+import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { LineCounter, parseDocument } from 'yaml';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { commandKey, commandShapeError, COMMAND_VERSION, readKeyFile, signCommand } from '../supervisor/command-message.js';
 import { dashValues } from '../util/argv.js';
 import { asOtusError, OtusError } from '../util/errors.js';
 import { ControlClient, CtlRefused, CtlUnreachable, DEFAULT_TIMEOUT_MS } from './client.js';
@@ -133,6 +135,42 @@ async function run<T>(argv: Globals, method: string, params: () => Promise<objec
 
 const none = async (): Promise<undefined> => undefined;
 
+/**
+ * `otusctl sign-command FILE`: a command message for the Kafka command
+ * channel (docs/commands.md), completed and signed, printed as one JSON line.
+ * Needs no daemon: the key is the one in the daemon's command_channel.auth.
+ */
+async function signCommandFile(a: { file?: unknown; keyFile?: unknown; keepTimestamp?: boolean }): Promise<void> {
+  try {
+    const file = oneString(a.file, 'FILE', true);
+    const where = file === '-' ? 'stdin' : file;
+    let msg: unknown;
+    try {
+      msg = JSON.parse(await readInput(file, 'FILE'));
+    } catch (e) {
+      if (e instanceof OtusError) throw e;
+      throw usage(`${where}: not JSON (${(e as Error).message})`);
+    }
+    if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) throw usage(`${where}: a command message is a JSON object`);
+    const m = msg as Record<string, unknown>;
+    let key: Buffer;
+    if (a.keyFile !== undefined) key = readKeyFile(oneString(a.keyFile, '--key-file'), '--key-file');
+    else if (process.env.OTUS_COMMAND_KEY) key = commandKey(process.env.OTUS_COMMAND_KEY, 'OTUS_COMMAND_KEY');
+    else throw usage('no key: give --key-file FILE or set OTUS_COMMAND_KEY');
+    m.version ??= COMMAND_VERSION;
+    m.request_id ??= randomUUID();
+    if (!a.keepTimestamp || m.timestamp === undefined) m.timestamp = new Date().toISOString();
+    delete m.signature;
+    const shape = commandShapeError(m);
+    if (shape !== null) throw usage(`${where}: ${shape}`);
+    m.signature = signCommand(m, key);
+    process.stdout.write(JSON.stringify(m) + '\n');
+  } catch (err) {
+    // Key and usage errors alike: nothing was sent anywhere.
+    report(err instanceof OtusError && err.code === 'OTUS_ERR_CONFIG' ? usage(err.message) : err);
+  }
+}
+
 /** `otusctl top`: one connection for the whole view; the daemon going away ends it with status 3. */
 async function runTop(argv: Globals & { interval: number; iterations: number }): Promise<void> {
   try {
@@ -232,6 +270,16 @@ await yargs(dashValues(hideBin(process.argv), ['--file', '-f', '--config', '--ta
   )
   .command('task', 'create, list, stop and inspect tasks', taskCommands as (y: Argv) => Argv<Globals>)
   .command(
+    'sign-command <file>',
+    'complete and sign a Kafka command message (JSON, or - for stdin) with the command key; print it as one line',
+    (y) =>
+      y
+        .positional('file', { type: 'string', describe: 'the message: version, target, command, payload (request_id and timestamp are filled in)' })
+        .option('key-file', { type: 'string', describe: 'the key (default: $OTUS_COMMAND_KEY)' })
+        .option('keep-timestamp', { type: 'boolean', default: false, describe: "keep the file's timestamp instead of now" }),
+    (a) => signCommandFile(a),
+  )
+  .command(
     'validate',
     'check a configuration or task file with the daemon; print the effective configuration',
     (y) =>
@@ -256,7 +304,7 @@ await yargs(dashValues(hideBin(process.argv), ['--file', '-f', '--config', '--ta
       ),
   )
   .completion('completion', 'print a bash completion script (append it to ~/.bashrc)')
-  .demandCommand(1, 'name a command: status, stats, top, reload, log-level, task, validate, completion')
+  .demandCommand(1, 'name a command: status, stats, top, reload, log-level, task, validate, sign-command, completion')
   .recommendCommands()
   .strict()
   .help()

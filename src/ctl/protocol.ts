@@ -12,7 +12,20 @@ export interface StatusResult {
   socket: string;
   tasks: { running: number; degraded: number; failed: number; starting: number; stopping: number };
   workers: { used: number; max: number };
-  command_channel: { state: string };
+  /** `state` only when disabled; the rest when enabled (docs/commands.md). */
+  command_channel: {
+    state: string;
+    last_error?: string | null;
+    since?: string;
+    brokers?: string[];
+    topic?: string;
+    status_topic?: string;
+    group_id?: string;
+    signed?: boolean;
+    commands?: Record<string, number>;
+    published?: number;
+    publish_errors?: number;
+  };
   /** The log's level and each output's counters (`loki`: pushes, failed_pushes, dropped_lines, buffered_bytes...). */
   log?: { level: string; outputs: Record<string, Record<string, unknown>> };
 }

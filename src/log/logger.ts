@@ -25,7 +25,7 @@ import { LokiPush, type LokiSettings } from './loki.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
-export type LogComponent = 'supervisor' | 'capture' | 'sender' | 'ctl' | 'command';
+export type LogComponent = 'supervisor' | 'capture' | 'sender' | 'ctl' | 'command' | 'channel';
 
 export interface FileOutputSettings {
   path: string;

@@ -25,11 +25,13 @@
 // reported while blocked is dropped as queue_full.
 
 import { readFileSync } from 'node:fs';
+import { KAFKA_BROKERS_SCHEMA, KAFKA_SASL_SCHEMA, KAFKA_TLS_SCHEMA, type KafkaSasl, type KafkaTls, librdkafkaSecurity } from '../config/kafka-connection.js';
 import type { EncodedRecord, PluginDefinition, RecordFormat, Reporter, ReporterCounters } from '../plugin/types.js';
 import type { RecordMeta } from '../pipeline/expand.js';
 import { writeJsonLabels } from '../pipeline/codec-json.js';
 import { LabelKind } from '../pipeline/labels.js';
 import { OtusError } from '../util/errors.js';
+import { within } from '../util/time.js';
 
 export type Compression = 'lz4' | 'zstd' | 'gzip' | 'snappy' | 'none';
 
@@ -46,8 +48,8 @@ export interface KafkaReporterConfig {
   batch_size: number;
   queue_max_messages: number;
   delivery_timeout_ms: number;
-  tls?: { ca?: string; cert?: string; key?: string };
-  sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+  tls?: KafkaTls;
+  sasl?: KafkaSasl;
   client_id: string;
   /**
    * Labels as message headers, one each (true); all in one header, PACKED_HEADER,
@@ -320,16 +322,7 @@ export function librdkafkaConfig(c: KafkaReporterConfig): Record<string, string 
     // msg_cnt, the records in flight, comes with the statistics.
     'statistics.interval.ms': 1000,
   };
-  const tls = c.tls !== undefined;
-  if (c.sasl !== undefined) {
-    conf['security.protocol'] = tls ? 'sasl_ssl' : 'sasl_plaintext';
-    conf['sasl.mechanisms'] = c.sasl.mechanism.toUpperCase();
-    conf['sasl.username'] = c.sasl.username;
-    conf['sasl.password'] = c.sasl.password;
-  } else if (tls) conf['security.protocol'] = 'ssl';
-  if (c.tls?.ca !== undefined) conf['ssl.ca.location'] = c.tls.ca;
-  if (c.tls?.cert !== undefined) conf['ssl.certificate.location'] = c.tls.cert;
-  if (c.tls?.key !== undefined) conf['ssl.key.location'] = c.tls.key;
+  Object.assign(conf, librdkafkaSecurity(c.tls, c.sasl));
   return conf;
 }
 
@@ -513,13 +506,6 @@ function keep(m: Msg): Msg {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((res) => setTimeout(res, ms));
-}
-
-/** p, or after ms whichever comes first; the timer does not outlive it. */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise((res) => (timer = setTimeout(res, ms)))]);
-  clearTimeout(timer);
 }
 
 // ------------------------------------------------------------------- kafkajs
@@ -779,7 +765,7 @@ export const kafkaReporter: PluginDefinition<'reporter', KafkaReporterConfig> = 
       type: 'object',
       required: ['brokers'],
       properties: {
-        brokers: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^[^\\s,]+:[0-9]{1,5}$' } },
+        brokers: KAFKA_BROKERS_SCHEMA,
         client: { enum: ['librdkafka', 'kafkajs'], default: DEFAULTS.client },
         topic: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,249}$' },
         topic_prefix: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,200}$' },
@@ -791,21 +777,8 @@ export const kafkaReporter: PluginDefinition<'reporter', KafkaReporterConfig> = 
         batch_size: { type: 'integer', minimum: 1, default: DEFAULTS.batch_size },
         queue_max_messages: { type: 'integer', minimum: 1, default: DEFAULTS.queue_max_messages },
         delivery_timeout_ms: { type: 'integer', minimum: 1000, default: DEFAULTS.delivery_timeout_ms },
-        tls: {
-          type: 'object',
-          properties: { ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' } },
-          additionalProperties: false,
-        },
-        sasl: {
-          type: 'object',
-          required: ['mechanism', 'username', 'password'],
-          properties: {
-            mechanism: { enum: ['plain', 'scram-sha-256', 'scram-sha-512'] },
-            username: { type: 'string' },
-            password: { type: 'string' },
-          },
-          additionalProperties: false,
-        },
+        tls: KAFKA_TLS_SCHEMA,
+        sasl: KAFKA_SASL_SCHEMA,
         client_id: { type: 'string', minLength: 1, default: DEFAULTS.client_id },
         headers: { enum: [true, false, 'packed'], default: DEFAULTS.headers },
       },

@@ -18,7 +18,8 @@ import { isLogLevel, LOG_LEVELS, LogHub, type LogLevel } from '../log/logger.js'
 import { createRegistry } from '../plugin/builtins.js';
 import { parseTask, taskFromObject } from '../config/task.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
-import { ControlServer, RpcError } from './control.js';
+import { CommandChannel, loadCommandKey } from './commands.js';
+import { ControlServer, type Handler, RpcError } from './control.js';
 import { Metrics, MetricsServer } from './metrics.js';
 import { SdNotify } from './notify.js';
 import { TaskManager } from './tasks.js';
@@ -128,71 +129,73 @@ async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub): Prom
     }
   };
 
-  const control: ControlServer = new ControlServer(
-    cfg.control,
-    {
-      status: (): Record<string, unknown> => {
-        const b = tasks.budget();
-        return {
-          version: VERSION,
-          pid: process.pid,
-          node: { id: cfg.node.id, hostname: cfg.node.hostname },
-          started_at: startedAt.toISOString(),
-          uptime_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
-          config: { file: cfg.file, loaded_at: loadedAt.toISOString() },
-          socket: cfg.control.socket,
-          tasks: tasks.counts(),
-          workers: { used: b.used, max: b.max },
-          command_channel: { state: 'disabled' },
-          metrics: { state: metricsState, ...metricsAt, scrapes: metrics?.stats.scrapes ?? 0 },
-          control: { ...control.stats },
-          notify: { enabled: notify.enabled, failures: notify.failures },
-          log: logs.stats(),
-        };
-      },
-      stats: () => ({ tasks: tasks.stats() }),
-      reload: () => reload(),
-      'log.level': (p) => {
-        if (!isLogLevel(p.level)) throw new RpcError(-32602, `invalid params: expected {level: one of ${LOG_LEVELS.join(', ')}}`);
-        const previous = logs.level;
-        // Said at the more verbose of the two levels, so the change itself is in the log.
-        const louder = LOG_LEVELS.indexOf(p.level) < LOG_LEVELS.indexOf(previous);
-        if (!louder) log.info({ to: p.level, from: previous }, 'log level set');
-        setLogLevel(p.level);
-        if (louder) log.info({ to: p.level, from: previous }, 'log level set');
-        return { level: p.level, previous };
-      },
-      'task.create': async (p) => {
-        if (p.task === undefined) throw new RpcError(-32602, 'invalid params: task.create needs {task: {...}}');
-        const spec = taskFromObject(p.task, 'task.create');
-        return tasks.create(spec);
-      },
-      'task.stop': async (p) => {
-        const id = idParam(p);
-        return { id, state: 'stopped', counters: await tasks.stop(id) };
-      },
-      'task.list': () => ({ tasks: tasks.list() }),
-      'task.status': (p) => tasks.status(idParam(p)),
-      'config.validate': async (p) => {
-        if (typeof p.config !== 'string' && p.task === undefined) throw new RpcError(-32602, 'invalid params: give config (YAML text) and/or task');
-        const registry = await createRegistry(o.pluginDirs);
-        const out: Record<string, unknown> = {};
-        // A task is checked against the configuration given with it, else the one in use.
-        const g = typeof p.config === 'string' ? parseGlobalConfig(p.config, 'config.validate: config') : cfg;
-        if (typeof p.config === 'string') out.config = await effectiveConfig(registry, g);
-        if (p.task !== undefined) {
-          const spec = typeof p.task === 'string' ? parseTask(p.task, 'config.validate: task') : taskFromObject(p.task, 'config.validate: task');
-          out.task = (await effectiveTask(registry, g, spec)).effective;
-        }
-        return { effective: out };
-      },
+  // The control socket's methods, which the command channel's commands call too.
+  const methods: Record<string, Handler> = {
+    status: (): Record<string, unknown> => {
+      const b = tasks.budget();
+      return {
+        version: VERSION,
+        pid: process.pid,
+        node: { id: cfg.node.id, hostname: cfg.node.hostname },
+        started_at: startedAt.toISOString(),
+        uptime_s: Math.round((Date.now() - startedAt.getTime()) / 1000),
+        config: { file: cfg.file, loaded_at: loadedAt.toISOString() },
+        socket: cfg.control.socket,
+        tasks: tasks.counts(),
+        workers: { used: b.used, max: b.max },
+        command_channel: channel?.status() ?? { state: 'disabled' },
+        metrics: { state: metricsState, ...metricsAt, scrapes: metrics?.stats.scrapes ?? 0 },
+        control: { ...control.stats },
+        notify: { enabled: notify.enabled, failures: notify.failures },
+        log: logs.stats(),
+      };
     },
-    logs.logger('ctl'),
-  );
+    stats: () => ({ tasks: tasks.stats() }),
+    reload: () => reload(),
+    'log.level': (p) => {
+      if (!isLogLevel(p.level)) throw new RpcError(-32602, `invalid params: expected {level: one of ${LOG_LEVELS.join(', ')}}`);
+      const previous = logs.level;
+      // Said at the more verbose of the two levels, so the change itself is in the log.
+      const louder = LOG_LEVELS.indexOf(p.level) < LOG_LEVELS.indexOf(previous);
+      if (!louder) log.info({ to: p.level, from: previous }, 'log level set');
+      setLogLevel(p.level);
+      if (louder) log.info({ to: p.level, from: previous }, 'log level set');
+      return { level: p.level, previous };
+    },
+    'task.create': async (p) => {
+      if (p.task === undefined) throw new RpcError(-32602, 'invalid params: task.create needs {task: {...}}');
+      const spec = taskFromObject(p.task, 'task.create');
+      return tasks.create(spec);
+    },
+    'task.stop': async (p) => {
+      const id = idParam(p);
+      return { id, state: 'stopped', counters: await tasks.stop(id) };
+    },
+    'task.list': () => ({ tasks: tasks.list() }),
+    'task.status': (p) => tasks.status(idParam(p)),
+    'config.validate': async (p) => {
+      if (typeof p.config !== 'string' && p.task === undefined) throw new RpcError(-32602, 'invalid params: give config (YAML text) and/or task');
+      const registry = await createRegistry(o.pluginDirs);
+      const out: Record<string, unknown> = {};
+      // A task is checked against the configuration given with it, else the one in use.
+      const g = typeof p.config === 'string' ? parseGlobalConfig(p.config, 'config.validate: config') : cfg;
+      if (typeof p.config === 'string') out.config = await effectiveConfig(registry, g);
+      if (p.task !== undefined) {
+        const spec = typeof p.task === 'string' ? parseTask(p.task, 'config.validate: task') : taskFromObject(p.task, 'config.validate: task');
+        out.task = (await effectiveTask(registry, g, spec)).effective;
+      }
+      return { effective: out };
+    },
+  };
+  const control = new ControlServer(cfg.control, methods, logs.logger('ctl'));
+  // Its key is read before anything starts: a key that cannot be had is a configuration error, not an open channel.
+  const channel = cfg.commandChannel.enabled
+    ? new CommandChannel(cfg.commandChannel, cfg.node.id, loadCommandKey(cfg.commandChannel), methods, logs.logger('channel'), cfg.log.rateLimitMs)
+    : null;
   await control.listen();
   // Served once the daemon is sure to run: a daemon that cannot take its socket has nothing to report.
   if (cfg.metrics.enabled) {
-    const m = new MetricsServer(cfg.metrics.listen, cfg.metrics.path, new Metrics(() => tasks.metrics(), () => tasks.readiness().ready), () => tasks.readiness(), log);
+    const m = new MetricsServer(cfg.metrics.listen, cfg.metrics.path, new Metrics(() => tasks.metrics(), () => tasks.readiness().ready, () => channel?.status() ?? null), () => tasks.readiness(), log);
     try {
       await m.start();
       metrics = m;
@@ -233,6 +236,8 @@ async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub): Prom
     }
   }
   tasks.onChange = () => notify.status(statusLine());
+  // In the background: a broker that is down or slow never holds up the daemon.
+  channel?.start();
   notify.ready(statusLine());
   const stopWatchdog = notify.startWatchdog(() => tasks.healthy());
   log.info({ socket: cfg.control.socket, config: cfg.file, tasks: tasks.ids() }, 'otus daemon ready');
@@ -243,6 +248,7 @@ async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub): Prom
   stopWatchdog();
   tasks.onChange = null; // STOPPING=1 is the last word systemd hears
   await control.close();
+  await channel?.stop();
   await tasks.stopAll();
   await metrics?.close();
   process.off('SIGHUP', onSignal);

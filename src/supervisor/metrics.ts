@@ -18,6 +18,7 @@ import { slotParsers } from '../capture-proc/counters.js';
 import { latencyBucketEdge, LATENCY_BUCKETS } from '../sender-proc/latency.js';
 import { under } from '../shm/stats.js';
 import { OtusError } from '../util/errors.js';
+import { CHANNEL_STATES, type CommandChannelStatus } from './commands.js';
 import type { TaskMetricsView, TaskState } from './task.js';
 
 type Labels = Record<string, string>;
@@ -101,10 +102,11 @@ export class Metrics {
   private readonly families: Family[] = [];
   private readonly f: Record<string, Family> = {};
 
-  /** `source`: the tasks as they are now; `ready`: what /readyz says. */
+  /** `source`: the tasks as they are now; `ready`: what /readyz says; `channel`: the command channel's status (null: disabled). */
   constructor(
     private readonly source: () => TaskMetricsView[],
     private readonly ready: () => boolean,
+    private readonly channel: () => CommandChannelStatus | null = () => null,
   ) {
     const c = (name: string, help: string): void => this.family(name, help, 'counter');
     const g = (name: string, help: string): void => this.family(name, help, 'gauge');
@@ -172,6 +174,10 @@ export class Metrics {
     g('otus_nodejs_eventloop_lag_max_seconds', 'Longest event-loop delay over the last heartbeat.');
     c('otus_nodejs_gc_runs_total', 'Garbage collections of the process, by kind.');
     c('otus_nodejs_gc_seconds_total', 'Time in garbage collection, by kind.');
+    // The command channel (docs/commands.md).
+    c('otus_commands_total', 'Command-channel messages, by what came of them (result): ok, error, duplicate, replayed, other_node, malformed, unknown_command, bad_version, unsigned, bad_signature, stale.');
+    g('otus_command_channel_state', 'The command channel\'s state (1 for the current one): connecting, ready, error, stopped.');
+    c('otus_command_status_messages_total', 'Messages the command channel published to its status topic (results and heartbeats), and those that failed (result).');
     for (const fam of this.families) this.registry.registerMetric(fam as never);
     collectDefaultMetrics({ register: this.registry, prefix: 'otus_supervisor_' });
     // Gauges that prom-client names with _total, which Prometheus keeps for counters (promtool check metrics says so).
@@ -198,6 +204,13 @@ export class Metrics {
   collect(): void {
     for (const fam of this.families) fam.reset();
     this.f.otus_ready!.add({}, this.ready() ? 1 : 0);
+    const ch = this.channel();
+    if (ch !== null) {
+      for (const [result, n] of Object.entries(ch.commands)) this.f.otus_commands_total!.add({ result }, n);
+      for (const s of CHANNEL_STATES) this.f.otus_command_channel_state!.add({ state: s }, s === ch.state ? 1 : 0);
+      this.f.otus_command_status_messages_total!.add({ result: 'published' }, ch.published);
+      this.f.otus_command_status_messages_total!.add({ result: 'failed' }, ch.publish_errors);
+    }
     for (const t of this.source()) this.task(t);
   }
 

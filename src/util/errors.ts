@@ -44,6 +44,10 @@ export type OtusErrorCode =
   | 'OTUS_ERR_CAPTURE_INCOMPLETE'
   /** The reader of a run's standard output went away (`otus replay --out - | head`): the run stopped early; exit status 0, nothing printed. */
   | 'OTUS_ERR_OUTPUT_CLOSED'
+  /** A command-channel message the daemon will not act on: an unknown version or command, a payload without what the command needs. */
+  | 'OTUS_ERR_COMMAND'
+  /** A command refused while a command key is set: unsigned, badly signed, stale (timestamp outside the window) or replayed. */
+  | 'OTUS_ERR_COMMAND_AUTH'
   /** Something that should not happen did (a bug): reported as one line; OTUS_DEBUG=1 adds the stack. */
   | 'OTUS_ERR_INTERNAL';
 

@@ -45,7 +45,10 @@ test('defaults: built in, from an empty file, from `otus:` alone, and from secti
   assert.deepEqual(d.commandChannel, {
     enabled: false,
     type: 'kafka',
-    kafka: { brokers: [], topic: 'otus-commands', status_topic: 'otus-status', group_id: `otus-${os.hostname()}` },
+    kafka: { brokers: [], topic: 'otus-commands', status_topic: 'otus-status', group_id: `otus-${os.hostname()}`, client_id: `otus-${os.hostname()}`, create_topics: true },
+    auth: { key_file: null, key: null, max_age_ms: 300000 },
+    heartbeat_ms: 30000,
+    retry_max_ms: 30000,
   });
   assert.deepEqual(d.metrics, { enabled: true, listen: '127.0.0.1:9469', path: '/metrics' });
   assert.deepEqual(d.log, { level: 'info', format: 'json', rateLimitMs: 60000, outputs: { stderr: {} } });
@@ -104,7 +107,10 @@ const FULL = `otus:
   tasks_dir: null
   command_channel:
     enabled: true
-    kafka: {brokers: [k1:9092], group_id: g1, client_id: extra-keys-are-fine}
+    kafka: {brokers: [k1:9092], group_id: g1, client_id: c1, topic: cmds, status_topic: answers, create_topics: false, tls: {ca: /etc/otus/ca.pem}, sasl: {mechanism: scram-sha-512, username: otus, password: "\${KPASS}"}}
+    auth: {key_file: /etc/otus/command.key, max_age_ms: 60000}
+    heartbeat_ms: 5000
+    retry_max_ms: 10000
   metrics: {enabled: false, listen: "[::1]:9100", path: /m}
   log:
     level: debug
@@ -129,7 +135,23 @@ test('a file setting every key', () => {
   ]);
   assert.equal(g.tasks[0].parsers[1].where, `${F}:29: otus.tasks[0].parsers[1].config`);
   assert.equal(g.tasks[1].unmatchedPolicy, 'forward');
-  assert.deepEqual(g.commandChannel, { enabled: true, type: 'kafka', kafka: { brokers: ['k1:9092'], group_id: 'g1', client_id: 'extra-keys-are-fine', topic: 'otus-commands', status_topic: 'otus-status' } });
+  assert.deepEqual(g.commandChannel, {
+    enabled: true,
+    type: 'kafka',
+    kafka: {
+      brokers: ['k1:9092'],
+      group_id: 'g1',
+      client_id: 'c1',
+      topic: 'cmds',
+      status_topic: 'answers',
+      create_topics: false,
+      tls: { ca: '/etc/otus/ca.pem' },
+      sasl: { mechanism: 'scram-sha-512', username: 'otus', password: 's3cret' },
+    },
+    auth: { key_file: '/etc/otus/command.key', key: null, max_age_ms: 60000 },
+    heartbeat_ms: 5000,
+    retry_max_ms: 10000,
+  });
   assert.deepEqual(g.metrics, { enabled: false, listen: '[::1]:9100', path: '/m' });
   assert.deepEqual(g.log, {
     level: 'debug',
@@ -184,6 +206,13 @@ test('errors name the file, the line and the key path', () => {
   configError('otus:\n  supervisor:\n    restart: {initial_ms: 20000}\n', [`${F}:3: otus.supervisor.restart.initial_ms: must be at most max_ms (10000)`]);
   configError('otus:\n  command_channel:\n    enabled: true\n', [`${F}:2: otus.command_channel.kafka.brokers: must name at least one broker`]);
   configError('otus:\n  command_channel:\n    type: nats\n', [`${F}:3: otus.command_channel.type: must be one of "kafka"`]);
+  // The command key: never in the file itself, one source, and the answers on a topic of their own.
+  configError('otus:\n  command_channel:\n    auth: {key: "0123456789abcdef0123"}\n', [`${F}:3: otus.command_channel.auth.key: must be \${NAME}`]);
+  configError('otus:\n  command_channel:\n    auth: {key: "x\${K}"}\n', ['otus.command_channel.auth.key: must be ${NAME}']);
+  configError('otus:\n  command_channel:\n    auth: {key: "\${K}", key_file: /k}\n', ['otus.command_channel.auth.key: give key or key_file, not both'], { K: 'k'.repeat(32) });
+  assert.equal(parseGlobalConfig('otus:\n  command_channel:\n    auth: {key: "\${K}"}\n', F, { env: { K: 'k'.repeat(32) } }).commandChannel.auth.key, 'k'.repeat(32));
+  configError('otus:\n  command_channel:\n    kafka: {topic: t, status_topic: t}\n', ['otus.command_channel.kafka.status_topic: must differ from topic']);
+  configError('otus:\n  command_channel:\n    kafka: {brokers: [k1:9092], groupid: g}\n', ['otus.command_channel.kafka.groupid: is not a known key']);
   configError('otus:\n  metrics:\n    listen: "127.0.0.1:70000"\n', [`${F}:3: otus.metrics.listen: port 70000: must be 1 to 65535`]);
   configError('otus:\n  metrics:\n    listen: localhost\n', [`${F}:3: otus.metrics.listen: must match pattern`]);
   configError('otus: [1]\n', [`${F}:1: otus: must be object`]);

@@ -11,6 +11,7 @@ import { after, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { CTL_MAIN, runCtl, STACK_LINE, startRpcServer, tempDir, type CtlRun, type RpcAction, type RpcRequest, type RpcServer } from './helpers.js';
 import { counters, stats, status, taskList, taskStatus } from './results.js';
+import { signatureValid, signCommand } from '../../src/supervisor/command-message.js';
 
 const tmp = tempDir();
 after(() => tmp.remove());
@@ -248,7 +249,7 @@ describe('otusctl: answers', () => {
 
 describe('otusctl: usage (exit 2, nothing sent)', () => {
   const cases: [string, string[], RegExp][] = [
-    ['no command', [], /^otusctl: name a command: status, stats, top, reload, log-level, task, validate, completion \(otusctl --help\)\n$/],
+    ['no command', [], /^otusctl: name a command: status, stats, top, reload, log-level, task, validate, sign-command, completion \(otusctl --help\)\n$/],
     ['an unknown command', ['frobnicate'], /^otusctl: Unknown argument: frobnicate/],
     ['an unknown task command', ['task', 'pause', '--id', 'x'], /^otusctl: Unknown arguments?: .*pause/],
     ['task stop without --id', ['task', 'stop'], /^otusctl: Missing required argument: id/],
@@ -312,5 +313,53 @@ describe('otusctl: usage (exit 2, nothing sent)', () => {
     // What the script asks otusctl for: the task subcommands.
     const words = await runCtl(['--get-yargs-completions', 'otusctl', 'task', '']);
     assert.deepEqual(words.stdout.trim().split('\n').slice(0, 4), ['create', 'list', 'stop', 'status']);
+  });
+});
+
+describe('otusctl sign-command (no daemon)', () => {
+  const key = 'k'.repeat(40);
+  it('completes and signs a message: one JSON line the daemon would accept; the key from a file or OTUS_COMMAND_KEY', async () => {
+    const msg = join(tmp.dir, 'cmd.json');
+    writeFileSync(msg, JSON.stringify({ target: '*', command: 'stop_task', payload: { task_id: 'voip' }, timestamp: '2020-01-01T00:00:00Z' }));
+    const keyFile = join(tmp.dir, 'cmd.key');
+    writeFileSync(keyFile, `${key}\n`);
+    chmodSync(keyFile, 0o600);
+    const a = await runCtl(['sign-command', msg, '--key-file', keyFile]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(a.stdout.split('\n').length, 2, 'one line');
+    const m = JSON.parse(a.stdout) as Record<string, unknown>;
+    assert.equal(m.version, 'v1');
+    assert.match(m.request_id as string, /^[0-9a-f-]{36}$/);
+    assert.ok(Math.abs(Date.parse(m.timestamp as string) - Date.now()) < 60_000, 'timestamped now');
+    assert.ok(signatureValid(m, Buffer.from(key)));
+    assert.ok(!signatureValid({ ...m, target: 'edge-02' }, Buffer.from(key)), 'a changed message no longer verifies');
+    const b = await runCtl(['sign-command', '-', '--keep-timestamp'], { input: JSON.stringify({ target: 'n', command: 'status', request_id: 'r1', timestamp: '2020-01-01T00:00:00Z' }), env: { OTUS_COMMAND_KEY: key } });
+    assert.equal(b.code, 0, b.stderr);
+    const mb = JSON.parse(b.stdout) as Record<string, unknown>;
+    assert.equal(mb.timestamp, '2020-01-01T00:00:00Z');
+    assert.equal(mb.signature, signCommand(mb, Buffer.from(key)));
+  });
+
+  it('refuses (exit 2): no key, a short key, a key file others may read, a message that is not a command', async () => {
+    const msg = join(tmp.dir, 'ok.json');
+    writeFileSync(msg, JSON.stringify({ target: 'n', command: 'status' }));
+    const open = join(tmp.dir, 'open.key');
+    writeFileSync(open, key);
+    chmodSync(open, 0o644);
+    const notCmd = join(tmp.dir, 'not.json');
+    writeFileSync(notCmd, JSON.stringify({ command: 'status' }));
+    const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
+      [['sign-command', msg], { OTUS_COMMAND_KEY: '' }, /^otusctl: no key: give --key-file FILE or set OTUS_COMMAND_KEY \[OTUS_ERR_BAD_ARGUMENT\]\n$/],
+      [['sign-command', msg], { OTUS_COMMAND_KEY: 'short' }, /the command key has 5 bytes; at least 16/],
+      [['sign-command', msg, '--key-file', open], {}, /readable or writable by others \(mode 644\)/],
+      [['sign-command', notCmd], { OTUS_COMMAND_KEY: key }, /not\.json: target: expected a node id, a list of them, or "\*"/],
+    ];
+    for (const [args, env, want] of cases) {
+      const r = await runCtl(args, { env });
+      assertClean(r);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, want);
+      assert.equal(r.stdout, '');
+    }
   });
 });

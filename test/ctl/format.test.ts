@@ -197,6 +197,19 @@ describe('stats, status, reload, stop, validate', () => {
     );
     assert.equal(formatStatus({ ...status, log: undefined }).includes('log:'), false, 'an older daemon says nothing of its log');
   });
+  it('status: the command channel, its messages, and its last error when it is not ready, wrapped', () => {
+    const commands = { ok: 1200, error: 2, duplicate: 0, replayed: 0, other_node: 40, malformed: 10000, unknown_command: 0, bad_version: 0, unsigned: 3, bad_signature: 0, stale: 0 };
+    const cc = { state: 'error', last_error: 'listing topics: Local: Broker transport failure (kafka-1.example.net:9092 refused the connection)', since: '2025-03-01T12:00:00Z', brokers: ['kafka-1.example.net:9092'], topic: 'otus-commands', status_topic: 'otus-status', group_id: 'otus-edge', signed: true, commands, published: 9, publish_errors: 0 };
+    const out = formatStatus({ ...status, command_channel: cc, log: undefined });
+    assertWidth(out, 80);
+    const ls = lines(out);
+    const at = ls.findIndex((l) => l.startsWith('command channel:'));
+    assert.equal(ls[at], 'command channel: error, otus-commands at kafka-1.example.net:9092, signed');
+    assert.equal(ls[at + 1], '  messages: 1200 ok, 2 error, 40 other_node, 10.0k malformed, 3 unsigned');
+    assert.equal(ls.slice(at + 2).join(' ').replace(/ +/g, ' '), ' last error: listing topics: Local: Broker transport failure (kafka-1.example.net:9092 refused the connection)');
+    const ready = lines(formatStatus({ ...status, command_channel: { ...cc, state: 'ready', commands: { ...commands, ok: 0, error: 0, other_node: 0, malformed: 0, unsigned: 0 } }, log: undefined }));
+    assert.equal(ready[ready.length - 1], 'command channel: ready, otus-commands at kafka-1.example.net:9092, signed', 'no messages yet, no error shown');
+  });
   it('log-level: the new level and the one before', () => {
     assert.equal(formatLogLevel({ level: 'debug', previous: 'info' }), 'log level: debug (was info)\n');
   });

@@ -34,6 +34,10 @@ const CANNOT_RUN: { match: RegExp; why: string }[] = [
   { match: /^(sudo )?npm run bench:\w+$/, why: 'benchmarks are programs, not tests: each runs many seconds at full load (bench/)' },
   { match: /^otusctl top( --interval MS)?$/, why: 'an interactive view that runs until q or Ctrl-C: test/daemon/top.test.ts drives it in tmux against a daemon with live traffic' },
   { match: /^scripts\/kafka\.sh (start|status|stop|clean)$/, why: 'fetches and runs a Java Kafka broker: test/kafka/*.test.ts start, query and stop it through this script' },
+  { match: /^otusctl sign-command stop\.json --key-file \/etc\/otus\/command\.key$/, why: 'signs a message file with a key file the example supposes: test/kafka/commands.test.ts signs with it and sends what it prints to a daemon, test/ctl/cli.test.ts checks its output and refusals' },
+  // A pipeline: read as a synopsis, each `|` an alternative, so each variant starts with jq.
+  { match: /^jq (-cjS 'del\(\.signature\)' msg\.json|openssl dgst -sha256 -hmac|cut -d)/, why: 'the signature without Otus, over a message file the example supposes: test/kafka/commands.test.ts runs this pipeline on a message otusctl signed and compares the two' },
+  { match: /^openssl rand -hex 32 > \/etc\/otus\/command\.key$|^chmod 600 \/etc\/otus\/command\.key$/, why: "writes the host's command key under /etc/otus: the Kafka test writes its own key file, mode 0600" },
   { match: /^curl -s 127\.0\.0\.1:9469\//, why: "scrapes a daemon on the default metrics port, which any daemon started without metrics.listen (other tests') may hold: test/daemon/metrics.test.ts scrapes one on a port of its own" },
 ];
 
