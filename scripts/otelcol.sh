@@ -31,6 +31,7 @@ own_dir() {
 
 case "${1:-}" in
   path)
+    [ -d "$home" ] && own_dir "$home" # the binary runs from there: only if nobody else can write it
     if [ -x "$bin" ] && [ -f "$out/.complete" ]; then echo "binary=$bin"; else echo "not built"; exit 3; fi
     ;;
   build)
