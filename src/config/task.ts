@@ -63,6 +63,8 @@ export const TASK_BODY_SCHEMA = {
       properties: { type: { type: 'string', minLength: 1 }, config: { type: 'object' } },
     },
     unmatched_policy: { enum: ['forward', 'drop'], default: 'forward' },
+    // Every record carries its frame (the pcap reporter writes them); such records leave the fast path.
+    raw: { type: 'boolean', default: false },
   },
 } as const;
 
@@ -102,6 +104,8 @@ export interface TaskSpec {
   processors: PluginRef[];
   reporter: PluginRef | null;
   unmatchedPolicy: UnmatchedPolicy;
+  /** task.raw: every record carries the frame it was made from (docs/records.md `raw`). */
+  raw: boolean;
   /** The body as validated (what a task file has under `task:`), schema defaults filled; plugin configs as written. */
   effective: Record<string, unknown>;
 }
@@ -169,6 +173,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     processors: refs('processors'),
     reporter: rep ? { plugin: rep.type, config: rep.config ?? {}, where: `${at(['reporter', 'config'])}: ${path}.reporter.config`, at: at(['reporter', 'type']) } : null,
     unmatchedPolicy: t.unmatched_policy as UnmatchedPolicy,
+    raw: t.raw === true,
     effective,
   };
 }

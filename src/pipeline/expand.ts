@@ -48,6 +48,13 @@ export class RecordMeta {
     return sip;
   }
 
+  /** Index of the label named by these ASCII bytes, -1 without it. */
+  label(name: Uint8Array): number {
+    const w = this.wire;
+    for (let i = 0; i < w.labelCount; i++) if (keyIs(w, i, name)) return i;
+    return -1;
+  }
+
   /** The five-tuple's symmetric hash (both directions alike, flow-hash.ts); 0 without IP. */
   flowHash(): number {
     return symmetricWireHash(this.wire);
