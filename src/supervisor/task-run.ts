@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { loadTaskFile, type TaskSpec } from '../config/task.js';
 import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
-import { checkOutputPath } from '../sender-proc/reporters.js';
+import { checkFileOutput } from '../sender-proc/reporters.js';
 import type { RecordFormat, ReporterCounters } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
 import { createRing, type RingSegment } from '../shm/ring.js';
@@ -124,7 +124,11 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
   const repPlugin = await registry.load('reporter', rep.name, rep.where);
   const config = registry.checkConfig(repPlugin, rep.config, rep.where) as Record<string, unknown>;
   // A file the sender would open: refused now, with the reason, rather than in the sender.
-  if (rep.name === 'file') checkOutputPath(config.path as string);
+  if (rep.name === 'file' || rep.name === 'pcap') checkFileOutput(`reporter ${rep.name}`, config);
+  // The pcap reporter writes the records' frames, which only a task with `raw: true` sends.
+  if (rep.name === 'pcap' && !task.raw) {
+    throw new OtusError('OTUS_ERR_CONFIG', `${rep.where}: the pcap reporter writes each record's frame: the task needs \`raw: true\` (${task.file}: ${task.path}.raw)`);
+  }
   return { task, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json', hints };
 }
 
