@@ -11,11 +11,12 @@ import http from '../../plugins/parser/http/index.js';
 import type { TaskSpec } from '../config/task.js';
 import { fileReporter, stdoutReporter } from '../sender-proc/reporters.js';
 import { kafkaReporter } from '../sender-proc/kafka.js';
+import { pcapReporter } from '../sender-proc/pcap.js';
 import { OtusError } from '../util/errors.js';
 import { PluginRegistry } from './registry.js';
 import { PluginDirectories } from './loader.js';
 
-export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, kafkaReporter, sip, rtp, rtcp, dns, webrtc, http] as const;
+export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, kafkaReporter, pcapReporter, sip, rtp, rtcp, dns, webrtc, http] as const;
 
 /**
  * A registry with the built-ins, and the plugin directories `dirs` checked
