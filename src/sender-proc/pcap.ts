@@ -230,6 +230,10 @@ export class CallFiles {
     }
     const id = Buffer.from(w.buf.buffer, w.buf.byteOffset + w.valOff[k]!, w.valLen[k]!).toString('latin1');
     const ts = w.hasTs ? w.tsSec + w.tsNsec / 1e9 : this.capTs;
+    if (ts > this.capTs) this.capTs = ts;
+    this.capWall = Date.now();
+    // Calls that ended before this frame are completed first: a late frame of one starts a new file.
+    if (this.capTs >= this.nextSweep) this.sweep();
     let f = this.calls.get(id);
     if (f === undefined) {
       f = new CallFile(id, Math.floor(ts * 1000));
@@ -246,8 +250,6 @@ export class CallFiles {
     }
     if (f.endAt < 0 && this.ends(meta.wire, meta)) f.endAt = ts + this.grace;
     if (ts > f.lastTs) f.lastTs = ts;
-    if (ts > this.capTs) this.capTs = ts;
-    this.capWall = Date.now();
     if (f.used + need > f.buf.length) this.grow(f, need);
     f.used = writeFrame(w, f.nanos, f.buf, f.used);
     f.records++;
@@ -257,7 +259,6 @@ export class CallFiles {
       this.isBlocked = true;
       for (const c of this.calls.values()) if (c.used > 0) this.pump(c);
     } else if (f.used >= CALL_BUF_MAX) this.pump(f);
-    if (this.capTs >= this.nextSweep) this.sweep();
     return true;
   }
 
