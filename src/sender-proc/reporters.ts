@@ -1,7 +1,12 @@
 // Built-in reporters (docs/reporters.md), run by the sender process: `file`
 // (records to a file or FIFO: NDJSON, or length-delimited protobuf — a varint
 // length before each otus.v1.Record, as protobufjs' decodeDelimited reads) and
-// `console` (NDJSON on stdout).
+// `console` (NDJSON on stdout). With `dir`, `file` writes rotating files
+// (rotate.ts): a chunk can end a file (`rotateAfter`, set when the next record
+// would take it past max_bytes, or by the age timer), and the writer closes
+// and completes that file after the chunk's write, opening the next one when
+// it has a chunk for it; opening, closing and renaming are asynchronous too.
+// The pcap reporter (pcap.ts) uses the same writer with its own framing.
 //
 // Neither ever blocks the sender's event loop: a stuck output (a FIFO nobody
 // reads, a full pipe, a hung disk) must not keep the sender from hearing stop
