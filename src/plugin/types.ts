@@ -233,6 +233,8 @@ export interface ReporterCounters {
   timeout: number;
   errors: Record<string, number>;
   queued: number;
+  /** The reporter's own counts beside delivery (rotating files: completed, compressed, removed...), shown in the summary as they are. */
+  detail?: Record<string, number>;
 }
 
 /** Capturer: a capture driver as a plugin (the built-in drivers are in src/capture/). */

@@ -189,6 +189,9 @@ export class CallFiles {
   private flushers: (() => void)[] = [];
   private busy = 0;
   private stopped = false;
+  /** Call files being opened, and pumps waiting for a descriptor. */
+  private opening = 0;
+  private slotWaiters: (() => void)[] = [];
 
   constructor(
     private readonly files: RotatingFiles,
@@ -346,6 +349,9 @@ export class CallFiles {
   private pumped(f: CallFile): void {
     f.pumping = false;
     this.busy--;
+    // A file no longer being written can give its descriptor to one waiting.
+    const w = this.slotWaiters.shift();
+    if (w !== undefined) w();
     if (f.used > 0 && (f.ending || f.used >= CALL_BUF_MAX || this.isBlocked)) this.pump(f);
     this.settle();
   }
@@ -386,25 +392,34 @@ export class CallFiles {
   }
 
   private async openFile(f: CallFile): Promise<void> {
-    while (this.openFiles.size >= this.maxOpen) {
+    // Descriptors held or being opened stay within max_open: the least recently written idle one is closed, or we wait for one to become idle.
+    while (this.openFiles.size + this.opening >= this.maxOpen) {
       let lru: CallFile | null = null;
       for (const o of this.openFiles) if (!o.pumping && (lru === null || o.lastUse < lru.lastUse)) lru = o;
-      if (lru === null) break; // every open file is being written: one over the bound for a moment
+      if (lru === null) {
+        await new Promise<void>((r) => this.slotWaiters.push(r));
+        continue;
+      }
       this.openFiles.delete(lru);
       const fd = lru.fd;
       lru.fd = -1;
       this.counters.evicted++;
       await closeP(fd);
     }
-    if (f.tmp === '') {
-      const o = await this.files.open(f.firstMs, `call-${nameOf(f.id)}`);
-      f.fd = o.fd;
-      f.tmp = o.tmp;
-      f.final = o.final;
-      this.counters.opened++;
-    } else {
-      f.fd = await openAppend(f.tmp);
-      this.counters.reopened++;
+    this.opening++;
+    try {
+      if (f.tmp === '') {
+        const o = await this.files.open(f.firstMs, `call-${nameOf(f.id)}`);
+        f.fd = o.fd;
+        f.tmp = o.tmp;
+        f.final = o.final;
+        this.counters.opened++;
+      } else {
+        f.fd = await openAppend(f.tmp);
+        this.counters.reopened++;
+      }
+    } finally {
+      this.opening--;
     }
     this.openFiles.add(f);
     this.counters.open = this.openFiles.size;
@@ -518,7 +533,12 @@ export class PcapReporter implements Reporter {
     const errors = { ...m.errors };
     if (c !== null) for (const [k, v] of Object.entries(c.errors)) errors[k] = (errors[k] ?? 0) + v;
     if (this.dropNoCall > 0) errors.no_call_id = this.dropNoCall;
-    return { acked: m.acked + (c?.written ?? 0), timeout: 0, errors, queued: m.queued + (c?.queued ?? 0) };
+    const detail = { ...m.detail };
+    if (c !== null) {
+      const k = c.counters;
+      Object.assign(detail, { call_files_opened: k.opened, call_files_completed: k.completed, call_files_evicted: k.evicted, call_files_reopened: k.reopened, calls_open: k.calls });
+    }
+    return { acked: m.acked + (c?.written ?? 0), timeout: 0, errors, queued: m.queued + (c?.queued ?? 0), detail };
   }
 
   async flush(): Promise<void> {

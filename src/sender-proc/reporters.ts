@@ -36,7 +36,7 @@ import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, statS
 import { dirname, resolve } from 'node:path';
 import { writeVarint } from '../pipeline/codec-protobuf.js';
 import { checkOutputDir, type OpenFile, RotatingFiles, type RotationCounters } from './rotate.js';
-import type { EncodedRecord, PluginDefinition, RecordFormat, Reporter } from '../plugin/types.js';
+import type { EncodedRecord, PluginDefinition, RecordFormat, Reporter, ReporterCounters } from '../plugin/types.js';
 import { OtusError } from '../util/errors.js';
 
 /** Bytes per write. */
@@ -189,14 +189,18 @@ export class FdReporter implements Reporter {
    * (errors.abandoned), offered beyond the bound (errors.queue_full), lost to
    * output errors by code; and records held now (queued).
    */
-  counters(): { acked: number; timeout: number; errors: Record<string, number>; queued: number } {
+  counters(): ReporterCounters {
     let queued = this.cur.records;
     for (const c of this.queue) queued += c.records;
     if (this.inFlight !== null) queued += this.inFlight.records;
     const errors: Record<string, number> = { ...this.failed };
     if (this.overflow > 0) errors.queue_full = this.overflow;
     if (this.abandoned > 0) errors.abandoned = this.abandoned;
-    return { acked: this.written, timeout: 0, errors, queued };
+    const r = this.rot?.files.counters;
+    if (r === undefined) return { acked: this.written, timeout: 0, errors, queued };
+    const detail: Record<string, number> = { files_completed: r.closed, files_gzipped: r.gzipped, files_removed: r.removed };
+    for (const [k, v] of Object.entries(r.errors)) detail[`file_errors_${k}`] = v;
+    return { acked: this.written, timeout: 0, errors, queued, detail };
   }
 
   /** Set at PENDING_MAX held, cleared at PENDING_LOW: the sender reads the ring again in steps of megabytes, not records. */

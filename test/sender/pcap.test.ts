@@ -7,7 +7,7 @@
 // frames without a call-id go to the main file; a frame of a call after its
 // BYE plus call_grace, or after call_idle without a frame, opens a new file
 // (the first was completed at the call's end), with four descriptors for
-// twenty calls (least recently used closed and reopened). A task without
+// twenty calls (least recently used closed and reopened, counted). A task without
 // `raw: true` is refused with a coded error.
 
 import assert from 'node:assert/strict';
@@ -110,13 +110,14 @@ describe('pcap reporter', () => {
       push(udpFrame(k.a, k.b, 5060, 5060, sip('INVITE sip:b@x SIP/2.0', k.a, k.b, k.id, '1 INVITE', sdp(k.a, k.pa))));
       push(udpFrame(k.b, k.a, 5060, 5060, sip('SIP/2.0 200 OK', k.b, k.a, k.id, '1 INVITE', sdp(k.b, k.pb))));
     }
-    for (let i = 0; i < 10; i++) {
+    // 24 000 RTP frames (5 MiB of pcap): more than the reporter holds at once, so call files are written while their calls go on.
+    for (let i = 0; i < 600; i++) {
       for (let c = 0; c < 20; c++) {
         const k = call(c);
         push(udpFrame(k.a, k.b, k.pa, k.pb, rtpPacket(8, i, i * 160, 0x100 + c)));
         push(udpFrame(k.b, k.a, k.pb, k.pa, rtpPacket(8, i, i * 160, 0x200 + c)));
       }
-      push(udpFrame('192.0.2.1', '192.0.2.2', 9999, 9998, `noise ${i}`));
+      if (i % 60 === 0) push(udpFrame('192.0.2.1', '192.0.2.2', 9999, 9998, `noise ${i}`));
     }
     for (let c = 0; c < 10; c++) {
       const k = call(c);
@@ -138,6 +139,12 @@ describe('pcap reporter', () => {
     );
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stats.reporter.acked, frames.length, 'every frame written');
+    // 22 call files (two calls have two) through 4 descriptors: the least recently written closed, and reopened for append.
+    const d = r.stats.reporter.detail;
+    assert.equal(d.call_files_opened, 22);
+    assert.equal(d.call_files_completed, 22);
+    assert.ok(d.call_files_evicted >= 1 && d.call_files_reopened >= 1, JSON.stringify(d));
+    assert.equal(d.files_completed, 1 + 22, 'the main file and the call files');
     const names = readdirSync(out).sort();
     assert.equal(names.filter((x) => x.startsWith('.')).length, 0, 'no temporary file left');
     const main = names.filter((x) => /^otus-pc-\d{8}T/.test(x));
