@@ -64,7 +64,7 @@ export const TASK_BODY_SCHEMA = {
     },
     unmatched_policy: { enum: ['forward', 'drop'], default: 'forward' },
     // Every record carries its frame (the pcap reporter writes them); such records leave the fast path.
-    raw: { type: 'boolean', default: false },
+    raw: { type: 'boolean' },
   },
 } as const;
 

@@ -33,7 +33,7 @@ import type { WireRecord } from '../pipeline/wire.js';
 import { LabelKind } from '../pipeline/wire.js';
 import type { EncodedRecord, PluginDefinition, Reporter, ReporterCounters } from '../plugin/types.js';
 import { OtusError } from '../util/errors.js';
-import { checkFileOutput, FdReporter, openOutput, parseMode, PENDING_MAX, type RecordFraming, ROTATION_SCHEMA, type RotationConfig, rotationFor } from './reporters.js';
+import { checkFileOutput, FdReporter, openOutput, parseMode, PATH_OR_DIR, PENDING_MAX, type RecordFraming, ROTATION_SCHEMA, type RotationConfig, rotationFor } from './reporters.js';
 import type { RotatingFiles } from './rotate.js';
 
 const MAGIC_US = 0xa1b2c3d4;
@@ -574,6 +574,7 @@ export const pcapReporter: PluginDefinition<'reporter', PcapReporterConfig> = {
         max_open: { type: 'integer', minimum: 4, maximum: 65536, default: 256 },
         keep_calls: { type: 'integer', minimum: 0, default: 10000 },
       },
+      ...PATH_OR_DIR,
       additionalProperties: false,
     },
   },

@@ -668,15 +668,21 @@ export interface RotationConfig {
 }
 
 /** The schema properties of RotationConfig. */
+// Their defaults are applied by rotationFor, not by the schema: a `path` output's effective config shows none of them.
 export const ROTATION_SCHEMA = {
   dir: { type: 'string', minLength: 1 },
   prefix: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$' },
-  max_bytes: { type: 'integer', minimum: 4096, default: 100 * 1024 * 1024 },
-  max_age: { type: 'number', minimum: 0, default: 3600 },
-  keep: { type: 'integer', minimum: 0, default: 24 },
-  gzip: { type: 'boolean', default: false },
-  gzip_level: { type: 'integer', minimum: 1, maximum: 9, default: 6 },
+  max_bytes: { type: 'integer', minimum: 4096 },
+  max_age: { type: 'number', minimum: 0 },
+  keep: { type: 'integer', minimum: 0 },
+  gzip: { type: 'boolean' },
+  gzip_level: { type: 'integer', minimum: 1, maximum: 9 },
 } as const;
+
+const ROTATION_DEFAULTS = { max_bytes: 100 * 1024 * 1024, max_age: 3600, keep: 24, gzip_level: 6 } as const;
+
+/** `path` is required unless `dir` is given (both: checkFileOutput refuses). */
+export const PATH_OR_DIR = { if: { not: { required: ['dir'] } }, then: { required: ['path'] } } as const;
 
 export interface FileReporterConfig extends RotationConfig {
   path?: string;
@@ -704,12 +710,12 @@ export function rotationFor(what: string, c: RotationConfig, taskId: string, ext
     prefix: c.prefix ?? `otus-${taskId}`,
     ext,
     mode,
-    gzipLevel: c.gzip === true ? c.gzip_level ?? ROTATION_SCHEMA.gzip_level.default : 0,
-    keep: c.keep ?? ROTATION_SCHEMA.keep.default,
+    gzipLevel: c.gzip === true ? c.gzip_level ?? ROTATION_DEFAULTS.gzip_level : 0,
+    keep: c.keep ?? ROTATION_DEFAULTS.keep,
     keepCalls,
     what,
   });
-  return { files, maxBytes: c.max_bytes ?? ROTATION_SCHEMA.max_bytes.default, maxAgeMs: (c.max_age ?? ROTATION_SCHEMA.max_age.default) * 1000 };
+  return { files, maxBytes: c.max_bytes ?? ROTATION_DEFAULTS.max_bytes, maxAgeMs: (c.max_age ?? ROTATION_DEFAULTS.max_age) * 1000 };
 }
 
 export const fileReporter: PluginDefinition<'reporter', FileReporterConfig> = {
@@ -727,6 +733,7 @@ export const fileReporter: PluginDefinition<'reporter', FileReporterConfig> = {
         mode: { type: 'string', pattern: '^0?[0-7]{3}$', default: '0640' },
         ...ROTATION_SCHEMA,
       },
+      ...PATH_OR_DIR,
       additionalProperties: false,
     },
   },
