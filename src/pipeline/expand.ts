@@ -108,7 +108,17 @@ export class RecordExpander {
     return end;
   }
 
-  private read(w: WireRecord): Payload | null {
+  /** Reads the wire record only (into `wire`, for `meta`), for a reporter that needs no JSON or protobuf: 0, or -1 when malformed (counted). */
+  load(buf: Uint8Array, off: number, len: number, keys: KeyResolver): number {
+    if (!this.wire.load(buf, off, len, keys)) {
+      this.stats.malformed++;
+      return -1;
+    }
+    this.stats.records++;
+    return 0;
+  }
+
+    private read(w: WireRecord): Payload | null {
     const names = this.names;
     for (let i = 0; i < names.length; i++) if (w.protocolIs(names[i])) return this.readers[i].read(w.buf, w.payloadOff, w.payloadLen);
     return null;

@@ -208,6 +208,8 @@ export type { RecordFormat } from '../pipeline/record.js';
 export interface Reporter extends PluginInstance {
   /** The record encoding this reporter wants the capture processes to produce. */
   readonly format: RecordFormat;
+  /** Reads only `rec.meta` (the wire record: labels, flow, raw frame): the sender hands it records unexpanded (`len` 0). */
+  readonly wireOnly?: boolean;
   /** Valid only during the call: copy what is kept. */
   report(rec: EncodedRecord): void;
   /** Waits until what was reported is delivered or given up (bounded by the reporter's own timeout). */

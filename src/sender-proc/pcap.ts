@@ -2,7 +2,8 @@
 // the task keeps (after its filter, parsers and processors) written to pcap
 // files that tcpdump and Wireshark open. The frames come with the records
 // (the task's `raw: true`, which the supervisor requires for this reporter);
-// the record's own bytes are not written.
+// the record's own fields are not written, and the sender does not expand
+// them (`wireOnly`): the frame and labels are read from the wire record.
 //
 // The main output is the file reporter's writer (FdReporter, reporters.ts)
 // with a pcap framing: one file (`path`) or rotating files (`dir`), each
@@ -476,6 +477,8 @@ export class CallFiles {
 /** The pcap reporter: the main output, and the call files with per_call. */
 export class PcapReporter implements Reporter {
   readonly format = 'protobuf' as const;
+  /** Only the frames are written: the sender need not expand records. */
+  readonly wireOnly = true;
   private dropNoCall = 0;
 
   constructor(
