@@ -557,6 +557,13 @@ export class PcapReporter implements Reporter {
   }
 }
 
+/** Refuses the pcap reporter for a task without `raw: true`: its records would carry no frame. Run before a task starts, and by `otus validate`. */
+export function checkPcapTask(reporter: string, where: string, task: { raw: boolean; file: string; path: string }): void {
+  if (reporter === 'pcap' && !task.raw) {
+    throw new OtusError('OTUS_ERR_CONFIG', `${where}: the pcap reporter writes each record's frame: the task needs \`raw: true\` (${task.file}: ${task.path}.raw)`);
+  }
+}
+
 export const pcapReporter: PluginDefinition<'reporter', PcapReporterConfig> = {
   meta: {
     name: 'pcap',

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { loadTaskFile, type TaskSpec } from '../config/task.js';
 import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
+import { checkPcapTask } from '../sender-proc/pcap.js';
 import { checkFileOutput } from '../sender-proc/reporters.js';
 import type { RecordFormat, ReporterCounters } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
@@ -125,10 +126,7 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
   const config = registry.checkConfig(repPlugin, rep.config, rep.where) as Record<string, unknown>;
   // A file the sender would open: refused now, with the reason, rather than in the sender.
   if (rep.name === 'file' || rep.name === 'pcap') checkFileOutput(`reporter ${rep.name}`, config);
-  // The pcap reporter writes the records' frames, which only a task with `raw: true` sends.
-  if (rep.name === 'pcap' && !task.raw) {
-    throw new OtusError('OTUS_ERR_CONFIG', `${rep.where}: the pcap reporter writes each record's frame: the task needs \`raw: true\` (${task.file}: ${task.path}.raw)`);
-  }
+  checkPcapTask(rep.name, rep.where, task);
   return { task, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json', hints };
 }
 
