@@ -110,7 +110,7 @@ describe('pcap reporter', () => {
       push(udpFrame(k.a, k.b, 5060, 5060, sip('INVITE sip:b@x SIP/2.0', k.a, k.b, k.id, '1 INVITE', sdp(k.a, k.pa))));
       push(udpFrame(k.b, k.a, 5060, 5060, sip('SIP/2.0 200 OK', k.b, k.a, k.id, '1 INVITE', sdp(k.b, k.pb))));
     }
-    // 24 000 RTP frames (5 MiB of pcap): more than the reporter holds at once, so call files are written while their calls go on.
+    // 24 000 RTP frames (5 MiB of pcap): more than call_buffer, so call files are written while their calls go on.
     for (let i = 0; i < 600; i++) {
       for (let c = 0; c < 20; c++) {
         const k = call(c);
@@ -134,7 +134,7 @@ describe('pcap reporter', () => {
     mkdirSync(out, { mode: 0o750 });
     const r = run(
       `task:\n  id: pc\n  raw: true\n  unmatched_policy: forward\n  parsers: [{plugin: sip}, {plugin: rtp}]\n` +
-        `  reporter: {type: pcap, config: {dir: ${out}, per_call: true, call_grace: 5, call_idle: 30, max_open: 4, keep: 0}}\n`,
+        `  reporter: {type: pcap, config: {dir: ${out}, per_call: true, call_grace: 5, call_idle: 30, max_open: 4, keep: 0, call_buffer: 1048576}}\n`,
       [input],
     );
     assert.equal(r.status, 0, r.stderr);
