@@ -89,6 +89,10 @@ class PcapFraming implements RecordFraming {
     return rec.meta!.wire.rawLinkType === this.linkType;
   }
 
+  repeatHeader(): Uint8Array | null {
+    return this.linkType < 0 ? null : pcapHeader(this.linkType, this.nanos);
+  }
+
   write(rec: EncodedRecord, buf: Uint8Array, off: number): number {
     return writeFrame(rec.meta!.wire, this.nanos, buf, off);
   }

@@ -79,6 +79,8 @@ export interface RecordFraming {
   write(rec: EncodedRecord, buf: Uint8Array, off: number): number;
   /** What a file starts with, given its first record (pcap: the file header). */
   header(rec: EncodedRecord): Uint8Array;
+  /** The current file's header again (for a FIFO's next reader), null before the first record. */
+  repeatHeader(): Uint8Array | null;
   /** Can `rec` go in the file header(first) began (pcap: the same link type)? If not: a new file (rotating), else dropped, counted under `mismatchReason`. */
   sameFile(rec: EncodedRecord): boolean;
   readonly skipReason: string;
@@ -513,6 +515,7 @@ export class FdReporter implements Reporter {
     }
     this.retryMs = RETRY_MIN_MS;
     this.failing = false;
+    this.wroteSome = true;
     this.inFlightOff += n;
     this.held -= n;
     if (this.inFlightOff < c.used) {
@@ -550,9 +553,24 @@ export class FdReporter implements Reporter {
       this.stopped = true;
       return;
     }
-    if (this.fd < 0) this.scheduleReopen();
-    else this.kick();
+    if (this.fd < 0) {
+      this.scheduleReopen();
+      return;
+    }
+    // A FIFO's next reader starts a stream of its own: it gets the file header again (pcap) before the next chunk.
+    const h = this.wroteSome ? this.framing?.repeatHeader() ?? null : null;
+    this.wroteSome = false;
+    if (h !== null) {
+      const c = new Chunk(h);
+      c.used = h.length;
+      this.held += h.length;
+      this.queue.unshift(c);
+    }
+    this.kick();
   };
+
+  /** Something reached the output since it was (re)opened. */
+  private wroteSome = false;
 
   private recycle(c: Chunk): void {
     c.used = 0;
