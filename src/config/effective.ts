@@ -10,6 +10,7 @@ import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import type { PluginRegistry } from '../plugin/registry.js';
 import type { PluginKind } from '../plugin/types.js';
+import { checkPcapTask } from '../sender-proc/pcap.js';
 import { type GlobalConfig, nodeContext, reporterConfigFor } from './global.js';
 import { inSchemaOrder } from './schema.js';
 import { TASK_BODY_SCHEMA, type TaskSpec } from './task.js';
@@ -43,6 +44,7 @@ export async function effectiveTask(registry: PluginRegistry, global: GlobalConf
   }
   const rep = reporterConfigFor(global, task);
   const config = registry.checkConfig(await registry.load('reporter', rep.name, rep.where), rep.config, rep.where) as Record<string, unknown>;
+  checkPcapTask(rep.name, rep.where, task);
   effective.reporter = { type: rep.name, config };
   return { effective: inSchemaOrder(TASK_BODY_SCHEMA, effective) as Record<string, unknown>, reporter: { ...rep, config } };
 }

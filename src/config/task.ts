@@ -68,6 +68,8 @@ export const TASK_BODY_SCHEMA = {
     unmatched_policy: { enum: ['forward', 'drop'], default: 'forward' },
     // Send rings, each with its own sender process (docs/task-format.md); bounded by the stats segment's slots.
     senders: { type: 'integer', minimum: 1, maximum: MAX_SENDERS },
+    // Every record carries its frame (the pcap reporter writes them); such records leave the fast path.
+    raw: { type: 'boolean' },
   },
 } as const;
 
@@ -109,6 +111,8 @@ export interface TaskSpec {
   unmatchedPolicy: UnmatchedPolicy;
   /** `senders`: send rings, each with its own sender (1 when absent); capture process i writes ring i mod senders. */
   senders: number;
+  /** task.raw: every record carries the frame it was made from (docs/records.md `raw`). */
+  raw: boolean;
   /** The body as validated (what a task file has under `task:`), schema defaults filled; plugin configs as written. */
   effective: Record<string, unknown>;
 }
@@ -177,6 +181,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     reporter: rep ? { plugin: rep.type, config: rep.config ?? {}, where: `${at(['reporter', 'config'])}: ${path}.reporter.config`, at: at(['reporter', 'type']) } : null,
     unmatchedPolicy: t.unmatched_policy as UnmatchedPolicy,
     senders: (t.senders as number | undefined) ?? 1,
+    raw: t.raw === true,
     effective,
   };
 }

@@ -48,6 +48,13 @@ export class RecordMeta {
     return sip;
   }
 
+  /** Index of the label named by these ASCII bytes, -1 without it. */
+  label(name: Uint8Array): number {
+    const w = this.wire;
+    for (let i = 0; i < w.labelCount; i++) if (keyIs(w, i, name)) return i;
+    return -1;
+  }
+
   /** The five-tuple's symmetric hash (both directions alike, flow-hash.ts); 0 without IP. */
   flowHash(): number {
     return symmetricWireHash(this.wire);
@@ -101,7 +108,17 @@ export class RecordExpander {
     return end;
   }
 
-  private read(w: WireRecord): Payload | null {
+  /** Reads the wire record only (into `wire`, for `meta`), for a reporter that needs no JSON or protobuf: 0, or -1 when malformed (counted). */
+  load(buf: Uint8Array, off: number, len: number, keys: KeyResolver): number {
+    if (!this.wire.load(buf, off, len, keys)) {
+      this.stats.malformed++;
+      return -1;
+    }
+    this.stats.records++;
+    return 0;
+  }
+
+    private read(w: WireRecord): Payload | null {
     const names = this.names;
     for (let i = 0; i < names.length; i++) if (w.protocolIs(names[i])) return this.readers[i].read(w.buf, w.payloadOff, w.payloadLen);
     return null;

@@ -57,7 +57,9 @@ export function pipelineForTask(task: TaskSpec, plugins: TaskPlugins, sink: Batc
     encode: wireEncoder(format, sink.keys),
     sink,
     filter: o.userFilter === false ? null : new CaptureFilter(task.filter, task.filterWhere),
-    fastPath: true,
+    // A fast-path record carries no frame.
+    fastPath: !task.raw,
+    raw: task.raw,
     ...(o.tcpMaxBytes !== undefined && { tcp: { maxBytes: o.tcpMaxBytes } }),
   });
 }

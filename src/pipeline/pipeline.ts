@@ -53,6 +53,8 @@ export interface PipelineOptions {
    * (fastPlan).
    */
   fastPath?: boolean;
+  /** Attach its frame to every record (task `raw: true`): a stream parser's record gets the segment's that completed it. */
+  raw?: boolean;
 }
 
 export class PipelineStats {
@@ -128,6 +130,9 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   private readonly fastFrame = new FastFrame();
   /** The processor that drops every fast record (fastPlan), -1 none. */
   private readonly fastDropBy: number = -1;
+  private readonly raw: boolean;
+  /** The frame being processed, for the raw frame of records stream parsers emit from it; null outside processBytes (a flush). */
+  private current: DecodedPacket | null = null;
 
   constructor(o: PipelineOptions) {
     this.decoder = o.decoder;
@@ -137,6 +142,7 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     this.processors = order.map((x) => x.p);
     this.processorNames = order.map((x) => o.processorNames?.[x.i] ?? `processor-${x.i}`);
     this.forward = o.unmatched === 'forward';
+    this.raw = o.raw === true;
     this.encode = o.encode;
     this.sink = o.sink;
     this.direct = isDirectSink(o.sink) ? o.sink : null;
@@ -214,10 +220,15 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
       }
       if (i >= 0) {
         st.streamSegments++;
+        this.current = p;
         this.reassembler!.segment(p, i, server, hasTs, tsDigits);
+        this.current = null;
         return;
       }
-      if (this.probers !== null && this.reassembler!.offer(p, hasTs, tsDigits)) {
+      this.current = p;
+      const taken = this.probers !== null && this.reassembler!.offer(p, hasTs, tsDigits);
+      this.current = null;
+      if (taken) {
         st.streamSegments++;
         return;
       }
@@ -240,6 +251,7 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
       st.unmatchedDrops++;
       return;
     }
+    if (this.raw && rec.rawLen < 0) rec.attachRaw(p);
     this.finish();
   }
 
@@ -249,6 +261,7 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
       this.stats.parserRecords[this.emitting]++;
       this.stats.streamRecords++;
     }
+    if (this.raw && this.record.rawLen < 0 && this.current !== null) this.record.attachRaw(this.current);
     return this.finish();
   }
 

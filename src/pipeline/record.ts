@@ -109,6 +109,8 @@ export class OutputRecord {
   rawBuf: Uint8Array = new Uint8Array(0);
   rawOff = 0;
   rawLen = -1;
+  /** LINKTYPE_* of the raw frame (the pcap reporter's file header). */
+  rawLinkType = 1;
 
   reset(): void {
     this.hasTs = false;
@@ -190,6 +192,7 @@ export class OutputRecord {
     this.rawBuf = p.frameBuf;
     this.rawOff = p.frameOff;
     this.rawLen = p.caplen;
+    this.rawLinkType = p.linkType;
   }
 }
 

@@ -39,7 +39,7 @@
 //                 zero-padded to 4; kind 1: u32 number
 //       u8 payload kind (PayloadKind); unless None: padding to 4 bytes,
 //                 u32 length, the payload (so it starts 4-byte aligned)
-//       when flagged: u32 raw length + the frame's bytes
+//       when flagged: u32 raw length, u16 the frame's LINKTYPE_*, the frame's bytes
 
 import { TunnelType } from '../decode/packet.js';
 import type { FastFrame } from './fast-path.js';
@@ -271,9 +271,10 @@ export function encodeWire(
     o = after;
   }
   if (r.rawLen >= 0) {
-    if (end - o < 4 + r.rawLen) return -1;
+    if (end - o < 6 + r.rawLen) return -1;
     writeU32LE(buf, o, r.rawLen);
-    o = copyBytes(buf, o + 4, r.rawBuf, r.rawOff, r.rawLen);
+    writeU16LE(buf, o + 4, r.rawLinkType);
+    o = copyBytes(buf, o + 6, r.rawBuf, r.rawOff, r.rawLen);
   }
   return o;
 }
@@ -364,6 +365,8 @@ export class WireRecord {
   payloadLen = 0;
   rawOff = 0;
   rawLen = -1;
+  /** LINKTYPE_* of the raw frame. */
+  rawLinkType = 1;
 
   get hasTs(): boolean {
     return (this.flags & WireFlag.Ts) !== 0;
@@ -449,10 +452,11 @@ export class WireRecord {
     }
     this.rawLen = -1;
     if ((flags & WireFlag.Raw) !== 0) {
-      if (o + 4 > end) return false;
+      if (o + 6 > end) return false;
       this.rawLen = readU32LE(buf, o);
-      this.rawOff = o + 4;
-      o += 4 + this.rawLen;
+      this.rawLinkType = readU16LE(buf, o + 4);
+      this.rawOff = o + 6;
+      o += 6 + this.rawLen;
     }
     return o === end;
   }

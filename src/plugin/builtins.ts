@@ -14,11 +14,12 @@ import { kafkaReporter } from '../sender-proc/kafka.js';
 import { hepReporter } from '../sender-proc/hep.js';
 import { grpcReporter } from '../sender-proc/grpc.js';
 import { otlpReporter } from '../sender-proc/otlp.js';
+import { pcapReporter } from '../sender-proc/pcap.js';
 import { OtusError } from '../util/errors.js';
 import { PluginRegistry } from './registry.js';
 import { PluginDirectories } from './loader.js';
 
-export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, kafkaReporter, hepReporter, grpcReporter, otlpReporter, sip, rtp, rtcp, dns, webrtc, http] as const;
+export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, kafkaReporter, hepReporter, grpcReporter, otlpReporter, pcapReporter, sip, rtp, rtcp, dns, webrtc, http] as const;
 
 /**
  * A registry with the built-ins, and the plugin directories `dirs` checked

@@ -38,6 +38,8 @@ export interface PluginContext<C = unknown> {
   readonly taskId: string;
   /** Index of this capture process (0-based); -1 in the sender or supervisor. */
   readonly worker: number;
+  /** In a sender: its index among the task's senders (`senders: N`), 0 for the first; absent elsewhere. */
+  readonly sender?: number;
   /** Where this plugin's config sits, for messages: `FILE: task.processors[0].config`. */
   readonly where: string;
   /**
@@ -208,6 +210,8 @@ export type { RecordFormat } from '../pipeline/record.js';
 export interface Reporter extends PluginInstance {
   /** The record encoding this reporter wants the capture processes to produce. */
   readonly format: RecordFormat;
+  /** Reads only `rec.meta` (the wire record: labels, flow, raw frame): the sender hands it records unexpanded (`len` 0). */
+  readonly wireOnly?: boolean;
   /** Valid only during the call: copy what is kept. */
   report(rec: EncodedRecord): void;
   /** Waits until what was reported is delivered or given up (bounded by the reporter's own timeout). */
@@ -233,6 +237,8 @@ export interface ReporterCounters {
   timeout: number;
   errors: Record<string, number>;
   queued: number;
+  /** The reporter's own counts beside delivery (rotating files: completed, compressed, removed...), shown in the summary as they are. */
+  detail?: Record<string, number>;
 }
 
 /** Capturer: a capture driver as a plugin (the built-in drivers are in src/capture/). */

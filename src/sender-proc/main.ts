@@ -97,6 +97,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
     node: m.node,
     taskId: m.task.id,
     worker: -1,
+    sender: m.ring ?? 0,
     where: m.reporterWhere,
     resumed: m.resumed === true,
   });
@@ -107,6 +108,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
   const expander = new RecordExpander(reporter.format, registry.payloadReaders());
   const out = new Uint8Array(EXPAND_BYTES);
   const rec = new Rec(reporter.format, out, expander.meta);
+  const wireOnly = reporter.wireOnly === true;
   let records = 0;
   let bytes = 0;
   /** Records left in the ring (and in the batch being read) when the stop deadline passed. */
@@ -205,7 +207,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
         let k: number;
         while ((k = batch.next()) >= 0) {
           latency?.add(ring.u8, batch.off);
-          const end = expander.expand(ring.u8, batch.off, k, batch.keys, out, 0, out.length);
+          const end = wireOnly ? expander.load(ring.u8, batch.off, k, batch.keys) : expander.expand(ring.u8, batch.off, k, batch.keys, out, 0, out.length);
           if (end < 0) continue; // counted in expander.stats
           rec.len = end;
           reporter.report(rec);

@@ -1,7 +1,12 @@
 // Built-in reporters (docs/reporters.md), run by the sender process: `file`
 // (records to a file or FIFO: NDJSON, or length-delimited protobuf — a varint
 // length before each otus.v1.Record, as protobufjs' decodeDelimited reads) and
-// `console` (NDJSON on stdout).
+// `console` (NDJSON on stdout). With `dir`, `file` writes rotating files
+// (rotate.ts): a chunk can end a file (`rotateAfter`, set when the next record
+// would take it past max_bytes, or by the age timer), and the writer closes
+// and completes that file after the chunk's write, opening the next one when
+// it has a chunk for it; opening, closing and renaming are asynchronous too.
+// The pcap reporter (pcap.ts) uses the same writer with its own framing.
 //
 // Neither ever blocks the sender's event loop: a stuck output (a FIFO nobody
 // reads, a full pipe, a hung disk) must not keep the sender from hearing stop
@@ -30,7 +35,8 @@
 import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, statSync, write } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { writeVarint } from '../pipeline/codec-protobuf.js';
-import type { EncodedRecord, PluginDefinition, RecordFormat, Reporter } from '../plugin/types.js';
+import { checkOutputDir, type OpenFile, RotatingFiles, type RotationCounters } from './rotate.js';
+import type { EncodedRecord, PluginDefinition, RecordFormat, Reporter, ReporterCounters } from '../plugin/types.js';
 import { OtusError } from '../util/errors.js';
 
 /** Bytes per write. */
@@ -48,7 +54,37 @@ const RETRY_MAX_MS = 50;
 class Chunk {
   used = 0;
   records = 0;
+  /** The file ends after this chunk (rotation). */
+  rotateAfter = false;
   constructor(readonly buf: Uint8Array) {}
+}
+
+/** Rotating output (rotate.ts): the files, and when one is complete. */
+export interface Rotation {
+  files: RotatingFiles;
+  /** A file is closed before a record would take it past this many bytes (a bigger record alone makes a file of its own). */
+  maxBytes: number;
+  /** A file is closed this long after its first record; 0: never by age. */
+  maxAgeMs: number;
+}
+
+/**
+ * How records are laid out in the output, when not as the record's own bytes
+ * (json lines, or protobuf with a varint length before each): the pcap reporter's.
+ */
+export interface RecordFraming {
+  /** Bytes `rec` takes; -1 when it cannot be written (dropped, counted under `skipReason`). */
+  size(rec: EncodedRecord): number;
+  /** Writes `rec` at buf[off..], size(rec) bytes; returns the offset after it. */
+  write(rec: EncodedRecord, buf: Uint8Array, off: number): number;
+  /** What a file starts with, given its first record (pcap: the file header). */
+  header(rec: EncodedRecord): Uint8Array;
+  /** The current file's header again (for a FIFO's next reader), null before the first record. */
+  repeatHeader(): Uint8Array | null;
+  /** Can `rec` go in the file header(first) began (pcap: the same link type)? If not: a new file (rotating), else dropped, counted under `mismatchReason`. */
+  sameFile(rec: EncodedRecord): boolean;
+  readonly skipReason: string;
+  readonly mismatchReason: string;
 }
 
 export interface FdOutput {
@@ -58,6 +94,10 @@ export interface FdOutput {
   reopen?: () => number;
   /** Close the fd when stopped (not stdout). */
   close: boolean;
+  /** Rotating files instead of one fd (fd -1: each file is opened when it has something to hold). */
+  rotate?: Rotation;
+  /** Bytes already in the output (a file appended to): a framing's header is not written again. */
+  size?: number;
 }
 
 export class FdReporter implements Reporter {
@@ -100,15 +140,35 @@ export class FdReporter implements Reporter {
   private waiters: (() => void)[] = [];
   private flushers: (() => void)[] = [];
 
+  private readonly rot: Rotation | null;
+  private readonly framing: RecordFraming | null;
+  /** The file being written when rotating; null between files. */
+  private file: OpenFile | null = null;
+  /** Bytes given to the current file (held or written), its header included. */
+  private fileBytes = 0;
+  private ageTimer: NodeJS.Timeout | null = null;
+  /** A file being opened or closed (rotating): nothing is written meanwhile. */
+  private busy: Promise<void> | null = null;
+  private onWritten: (() => void) | null = null;
+
   constructor(
     out: FdOutput,
     readonly format: RecordFormat,
+    framing: RecordFraming | null = null,
   ) {
     this.fd = out.fd;
     this.reopenFn = out.reopen;
     this.closeOnStop = out.close;
+    this.rot = out.rotate ?? null;
+    this.framing = framing;
+    this.fileBytes = out.size ?? 0;
     this.cur = new Chunk(new Uint8Array(CHUNK));
-    if (this.fd < 0) this.scheduleReopen();
+    if (this.fd < 0 && this.rot === null) this.scheduleReopen();
+  }
+
+  /** What rotation did (files completed, compressed, removed, failures); null without rotation. */
+  rotation(): RotationCounters | null {
+    return this.rot?.files.counters ?? null;
   }
 
   /** Bytes accepted and not yet written. */
@@ -131,14 +191,18 @@ export class FdReporter implements Reporter {
    * (errors.abandoned), offered beyond the bound (errors.queue_full), lost to
    * output errors by code; and records held now (queued).
    */
-  counters(): { acked: number; timeout: number; errors: Record<string, number>; queued: number } {
+  counters(): ReporterCounters {
     let queued = this.cur.records;
     for (const c of this.queue) queued += c.records;
     if (this.inFlight !== null) queued += this.inFlight.records;
     const errors: Record<string, number> = { ...this.failed };
     if (this.overflow > 0) errors.queue_full = this.overflow;
     if (this.abandoned > 0) errors.abandoned = this.abandoned;
-    return { acked: this.written, timeout: 0, errors, queued };
+    const r = this.rot?.files.counters;
+    if (r === undefined) return { acked: this.written, timeout: 0, errors, queued };
+    const detail: Record<string, number> = { files_completed: r.closed, files_gzipped: r.gzipped, files_removed: r.removed };
+    for (const [k, v] of Object.entries(r.errors)) detail[`file_errors_${k}`] = v;
+    return { acked: this.written, timeout: 0, errors, queued, detail };
   }
 
   /** Set at PENDING_MAX held, cleared at PENDING_LOW: the sender reads the ring again in steps of megabytes, not records. */
@@ -152,33 +216,98 @@ export class FdReporter implements Reporter {
   }
 
   report(rec: EncodedRecord): void {
-    const need = rec.len + 10;
-    if (this.stopped || this.outputGone || this.held + need > PENDING_HARD) {
+    const fr = this.framing;
+    const size = fr === null ? rec.len + 10 : fr.size(rec);
+    if (size < 0) return this.fail(fr!.skipReason);
+    if (this.stopped || this.outputGone || this.held + size > PENDING_HARD) {
       this.dropped++;
       if (this.outputGone) this.failed.gone = (this.failed.gone ?? 0) + 1;
       else this.overflow++;
       return;
     }
-    let c = this.cur;
-    if (c.used + need > c.buf.length) {
-      if (c.used > 0) this.queue.push(c);
-      c = this.cur = need > CHUNK ? new Chunk(new Uint8Array(need)) : this.spare.pop() ?? new Chunk(new Uint8Array(CHUNK));
+    if (this.fileBytes > 0) {
+      const other = fr !== null && !fr.sameFile(rec);
+      if (this.rot !== null) {
+        if (other || this.fileBytes + size > this.rot.maxBytes) this.cutFile();
+      } else if (other) return this.fail(fr!.mismatchReason);
     }
-    let o = c.used;
-    if (this.format === 'protobuf') o = writeVarint(c.buf, o, rec.len);
-    c.buf.set(rec.buf.subarray(rec.off, rec.off + rec.len), o);
-    o += rec.len;
-    this.held += o - c.used;
-    c.used = o;
-    c.records++;
-    this.records++;
-    this.bytes += rec.len;
+    if (fr !== null) this.reportFramed(fr, rec, size);
+    else this.reportBytes(rec, size);
     if (this.held >= PENDING_MAX) this.isBlocked = true;
     // Written once the sender yields to its event loop: one write per turn of the loop at most.
     if (!this.kickQueued && this.inFlight === null) {
       this.kickQueued = true;
       setImmediate(this.kick);
     }
+  }
+
+  /** A record that cannot be written: dropped, counted under `reason`. */
+  private fail(reason: string): void {
+    this.dropped++;
+    this.failed[reason] = (this.failed[reason] ?? 0) + 1;
+  }
+
+  /** The chunk `need` more bytes go into. */
+  private room(need: number): Chunk {
+    let c = this.cur;
+    if (c.used + need > c.buf.length) {
+      if (c.used > 0) this.queue.push(c);
+      c = this.cur = need > CHUNK ? new Chunk(new Uint8Array(need)) : this.spare.pop() ?? new Chunk(new Uint8Array(CHUNK));
+    }
+    return c;
+  }
+
+  private reportFramed(fr: RecordFraming, rec: EncodedRecord, size: number): void {
+    const h = this.fileBytes === 0 ? fr.header(rec) : null;
+    const c = this.room(size + (h?.length ?? 0));
+    let o = c.used;
+    if (h !== null) {
+      c.buf.set(h, o);
+      o += h.length;
+    }
+    o = fr.write(rec, c.buf, o);
+    this.took(c, o, rec.len);
+  }
+
+  /** Accounts for a record written into c up to o. */
+  private took(c: Chunk, o: number, len: number): void {
+    const n = o - c.used;
+    this.held += n;
+    if (this.fileBytes === 0 && this.rot !== null && this.rot.maxAgeMs > 0) this.ageTimer = setTimeout(this.onAge, this.rot.maxAgeMs).unref();
+    this.fileBytes += n;
+    c.used = o;
+    c.records++;
+    this.records++;
+    this.bytes += len;
+  }
+
+  /** The current file is complete after what is held now: the next record starts another. */
+  private cutFile(): void {
+    this.cur.rotateAfter = true;
+    this.queue.push(this.cur);
+    this.cur = this.spare.pop() ?? new Chunk(new Uint8Array(CHUNK));
+    this.fileBytes = 0;
+    if (this.ageTimer !== null) clearTimeout(this.ageTimer);
+    this.ageTimer = null;
+  }
+
+  private readonly onAge = (): void => {
+    this.ageTimer = null;
+    if (this.fileBytes === 0 || this.stopped) return;
+    this.cutFile();
+    this.kick();
+  };
+
+  private reportBytes(rec: EncodedRecord, need: number): void {
+    const c = this.room(need);
+    if (c.used + need > c.buf.length) {
+      if (c.used > 0) this.queue.push(c);
+  }
+    let o = c.used;
+    if (this.format === 'protobuf') o = writeVarint(c.buf, o, rec.len);
+    c.buf.set(rec.buf.subarray(rec.off, rec.off + rec.len), o);
+    o += rec.len;
+    this.took(c, o, rec.len);
   }
 
   /** Resolves when nothing is held: all written, or given up (counted in `dropped`; see lastError). Never rejects. */
@@ -212,7 +341,19 @@ export class FdReporter implements Reporter {
     this.stopped = true;
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    if (this.ageTimer !== null) clearTimeout(this.ageTimer);
+    this.ageTimer = null;
     this.settle();
+    if (this.rot !== null) {
+      // The last file is complete too: after the write in flight (abandoned) and any open or close under way.
+      while (this.writing) await new Promise<void>((r) => (this.onWritten = r));
+      while (this.busy !== null) await this.busy;
+      if (this.file !== null) await this.rot.files.close(this.file);
+      this.file = null;
+      this.fd = -1;
+      await this.rot.files.idle();
+      return;
+    }
     if (!this.closeOnStop || this.fd < 0) return;
     // A write still in the thread pool (abandoned) may yet run on this fd number: close after it.
     if (this.writing) this.closePending = true;
@@ -234,16 +375,82 @@ export class FdReporter implements Reporter {
 
   private readonly kick = (): void => {
     this.kickQueued = false;
-    if (this.inFlight !== null || this.writing || this.retryTimer !== null || this.fd < 0) return;
+    if (this.inFlight !== null || this.writing || this.retryTimer !== null || this.busy !== null) return;
+    if (this.rot !== null && this.fd < 0) {
+      // No file open: empty chunks (a rotation with nothing after it) need none.
+      while (this.queue.length > 0 && this.queue[0]!.used === 0) this.recycle(this.queue.shift()!);
+      if (this.queue.length > 0 || this.cur.used > 0) this.openNext();
+      else this.settle();
+      return;
+    }
+    if (this.fd < 0) return;
     const c = this.queue.shift() ?? (this.cur.used > 0 ? this.takeCur() : null);
     if (c === null) {
       this.settle();
+      return;
+    }
+    if (c.used === 0) {
+      this.chunkDone(c);
       return;
     }
     this.inFlight = c;
     this.inFlightOff = 0;
     this.issue();
   };
+
+  /** Opens the next rotating file; on failure what is held is given up (counted by the error's code) and opening is retried in REOPEN_MS. */
+  private openNext(): void {
+    const rot = this.rot!;
+    this.busy = rot.files.open(Date.now()).then(
+      (f) => {
+        this.busy = null;
+        if (this.stopped && this.held === 0) {
+          void rot.files.close(f);
+          return;
+        }
+        this.file = f;
+        this.fd = f.fd;
+        this.kick();
+      },
+      (e: NodeJS.ErrnoException) => {
+        this.busy = null;
+        this.lastError = `${e.code ?? 'error'}: ${e.message}`;
+        this.failing = true;
+        let n = this.cur.records;
+        for (const c of this.queue) n += c.records;
+        for (const c of this.queue) this.recycle(c);
+        this.queue.length = 0;
+        this.cur.used = 0;
+        this.cur.records = 0;
+        this.held = 0;
+        this.fileBytes = 0;
+        if (this.ageTimer !== null) clearTimeout(this.ageTimer);
+        this.ageTimer = null;
+        this.dropped += n;
+        const code = e.code ?? 'error';
+        this.failed[code] = (this.failed[code] ?? 0) + n;
+        this.settle();
+        if (!this.stopped) this.retryTimer = setTimeout(this.retry, REOPEN_MS);
+      },
+    );
+  }
+
+  /** A chunk is out (or lost): recycled, and the file closed after it when it ends one. */
+  private chunkDone(c: Chunk): void {
+    const rotate = c.rotateAfter;
+    this.recycle(c);
+    if (rotate && this.file !== null) {
+      const f = this.file;
+      this.file = null;
+      this.fd = -1;
+      this.busy = this.rot!.files.close(f).then(() => {
+        this.busy = null;
+        this.kick();
+      });
+    }
+    this.settle();
+    this.kick();
+  }
 
   private takeCur(): Chunk {
     const c = this.cur;
@@ -260,6 +467,10 @@ export class FdReporter implements Reporter {
 
   private written_(gen: number, c: Chunk, err: NodeJS.ErrnoException | null, n: number): void {
     this.writing = false;
+    if (this.onWritten !== null) {
+      this.onWritten();
+      this.onWritten = null;
+    }
     if (gen !== this.gen || this.inFlight !== c) {
       // Abandoned while in the kernel: nothing of it is ours any more.
       if (this.closePending) {
@@ -282,6 +493,10 @@ export class FdReporter implements Reporter {
       this.failed[err.code ?? 'error'] = (this.failed[err.code ?? 'error'] ?? 0) + c.records;
       this.held -= c.used - this.inFlightOff;
       this.inFlight = null;
+      if (this.rot !== null) {
+        this.chunkDone(c);
+        return;
+      }
       this.recycle(c);
       if (err.code === 'EPIPE' && this.reopenFn !== undefined) {
         // A FIFO's reader left: keep the rest for the next one.
@@ -300,6 +515,7 @@ export class FdReporter implements Reporter {
     }
     this.retryMs = RETRY_MIN_MS;
     this.failing = false;
+    this.wroteSome = true;
     this.inFlightOff += n;
     this.held -= n;
     if (this.inFlightOff < c.used) {
@@ -308,13 +524,12 @@ export class FdReporter implements Reporter {
     }
     this.written += c.records;
     this.inFlight = null;
-    this.recycle(c);
-    this.settle();
-    this.kick();
+    this.chunkDone(c);
   }
 
   private readonly retry = (): void => {
     this.retryTimer = null;
+    if (this.stopped && this.held === 0) return;
     if (this.inFlight !== null && this.fd >= 0) this.issue();
     else this.kick();
   };
@@ -338,13 +553,29 @@ export class FdReporter implements Reporter {
       this.stopped = true;
       return;
     }
-    if (this.fd < 0) this.scheduleReopen();
-    else this.kick();
+    if (this.fd < 0) {
+      this.scheduleReopen();
+      return;
+    }
+    // A FIFO's next reader starts a stream of its own: it gets the file header again (pcap) before the next chunk.
+    const h = this.wroteSome ? this.framing?.repeatHeader() ?? null : null;
+    this.wroteSome = false;
+    if (h !== null) {
+      const c = new Chunk(h);
+      c.used = h.length;
+      this.held += h.length;
+      this.queue.unshift(c);
+    }
+    this.kick();
   };
+
+  /** Something reached the output since it was (re)opened. */
+  private wroteSome = false;
 
   private recycle(c: Chunk): void {
     c.used = 0;
     c.records = 0;
+    c.rotateAfter = false;
     if (c.buf.length === CHUNK && this.spare.length < 2) this.spare.push(c);
   }
 
@@ -439,33 +670,104 @@ export function openOutput(path: string, mode: number, append = false): FdOutput
   return { fd, reopen: () => open(false), close: true };
 }
 
-export interface FileReporterConfig {
-  path: string;
+/** Rotation settings shared by the file and pcap reporters (docs/reporters.md, "Rotating files"). */
+export interface RotationConfig {
+  /** A directory of rotating files (instead of `path`). */
+  dir?: string;
+  /** Names start with this; default `otus-<task id>`. */
+  prefix?: string;
+  /** Bytes per file at most (a bigger record alone makes a file of its own). */
+  max_bytes?: number;
+  /** Seconds after its first record a file is closed; 0: by size only. */
+  max_age?: number;
+  /** Completed files kept (the oldest removed); 0 keeps all. */
+  keep?: number;
+  gzip?: boolean;
+  gzip_level?: number;
+}
+
+/** The schema properties of RotationConfig. */
+// Their defaults are applied by rotationFor, not by the schema: a `path` output's effective config shows none of them.
+export const ROTATION_SCHEMA = {
+  dir: { type: 'string', minLength: 1 },
+  prefix: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$' },
+  max_bytes: { type: 'integer', minimum: 4096 },
+  max_age: { type: 'number', minimum: 0 },
+  keep: { type: 'integer', minimum: 0 },
+  gzip: { type: 'boolean' },
+  gzip_level: { type: 'integer', minimum: 1, maximum: 9 },
+} as const;
+
+const ROTATION_DEFAULTS = { max_bytes: 100 * 1024 * 1024, max_age: 3600, keep: 24, gzip_level: 6 } as const;
+
+/** `path` is required unless `dir` is given (both: checkFileOutput refuses). */
+export const PATH_OR_DIR = { if: { not: { required: ['dir'] } }, then: { required: ['path'] } } as const;
+
+export interface FileReporterConfig extends RotationConfig {
+  path?: string;
   format: RecordFormat;
   /** Octal file mode, default "0640". */
   mode: string;
 }
 
+/**
+ * Checks a file-like reporter's output before anything is forked: exactly one
+ * of `path` (checkOutputPath) and `dir` (checkOutputDir). `what`: `reporter file`.
+ */
+export function checkFileOutput(what: string, c: { path?: string; dir?: string }): void {
+  if ((c.path === undefined) === (c.dir === undefined)) {
+    throw new OtusError('OTUS_ERR_CONFIG', `${what}: give exactly one of path (one file, FIFO or device) and dir (rotating files)`);
+  }
+  if (c.path !== undefined) checkOutputPath(c.path);
+  else checkOutputDir(c.dir!, what);
+}
+
+/**
+ * The rotating files of a `dir` config (its prefix defaulting to `otus-<task>`), for files of extension `ext`.
+ * Sender j > 0 of a task with several writes under `<prefix>-s<j>`: each completes and prunes only its own files.
+ */
+export function rotationFor(what: string, c: RotationConfig, taskId: string, sender: number, ext: string, mode: number, keepCalls = 0): Rotation {
+  const files = new RotatingFiles({
+    dir: c.dir!,
+    prefix: (c.prefix ?? `otus-${taskId}`) + (sender > 0 ? `-s${sender}` : ''),
+    ext,
+    mode,
+    gzipLevel: c.gzip === true ? c.gzip_level ?? ROTATION_DEFAULTS.gzip_level : 0,
+    keep: c.keep ?? ROTATION_DEFAULTS.keep,
+    keepCalls,
+    what,
+  });
+  return { files, maxBytes: c.max_bytes ?? ROTATION_DEFAULTS.max_bytes, maxAgeMs: (c.max_age ?? ROTATION_DEFAULTS.max_age) * 1000 };
+}
+
 export const fileReporter: PluginDefinition<'reporter', FileReporterConfig> = {
   meta: {
     name: 'file',
-    version: '0.2.0',
+    version: '0.3.0',
     kind: 'reporter',
     labels: [],
-    description: 'Writes records to a file or FIFO: NDJSON, or length-delimited otus.v1.Record protobuf.',
+    description: 'Writes records to a file or FIFO, or to rotating files in a directory: NDJSON, or length-delimited otus.v1.Record protobuf.',
     configSchema: {
       type: 'object',
-      required: ['path'],
       properties: {
         path: { type: 'string', minLength: 1 },
         format: { enum: ['json', 'protobuf'], default: 'json' },
         mode: { type: 'string', pattern: '^0?[0-7]{3}$', default: '0640' },
+        ...ROTATION_SCHEMA,
       },
+      ...PATH_OR_DIR,
       additionalProperties: false,
     },
   },
   init(ctx) {
-    return new FdReporter(openOutput(ctx.config.path, parseMode(ctx.config.mode ?? '0640'), ctx.resumed === true), ctx.config.format);
+    const c = ctx.config;
+    checkFileOutput('reporter file', c);
+    const mode = parseMode(c.mode ?? '0640');
+    if (c.dir !== undefined) {
+      const rot = rotationFor('reporter file', c, ctx.taskId, ctx.sender ?? 0, c.format === 'protobuf' ? 'pb' : 'ndjson', mode);
+      return new FdReporter({ fd: -1, close: true, rotate: rot }, c.format);
+    }
+    return new FdReporter(openOutput(c.path!, mode, ctx.resumed === true), c.format);
   },
 };
 

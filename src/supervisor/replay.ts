@@ -22,7 +22,7 @@ import { Decoder } from '../decode/decoder.js';
 import { defaultDecoderOptions } from '../decode/options.js';
 import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { symmetricFlowHash } from '../pipeline/flow-hash.js';
-import { checkOutputPath } from '../sender-proc/reporters.js';
+import { checkFileOutput } from '../sender-proc/reporters.js';
 import { FlowRegistry } from '../shm/registry.js';
 import { CaptureClock } from '../shm/capture-clock.js';
 import { createRing, type RingSegment } from '../shm/ring.js';
@@ -156,7 +156,7 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
   if (o.files.length === 0) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', 'name at least one capture file');
   const senders = task.senders;
   if (senders > workers) throw tooManySenders(task, workers);
-  if (t.reporter.name === 'file') checkOutputPath(String(t.reporter.config.path)); // OTUS_ERR_CONFIG now, not in the sender
+  if (t.reporter.name === 'file' || t.reporter.name === 'pcap') checkFileOutput(`reporter ${t.reporter.name}`, t.reporter.config); // OTUS_ERR_CONFIG now, not in the sender
   const files = o.files.map((f) => resolve(f));
   const filter = new CaptureFilter(task.filter, `${task.file}: task.filter`);
   // OTUS_ERR_CAPTURE_IO / _NOT_A_CAPTURE now, not in a child; and a filter libpcap cannot compile for a file's link type.

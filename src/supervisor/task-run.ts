@@ -11,8 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { loadTaskFile, type TaskSpec } from '../config/task.js';
 import { instantiateTaskPlugins } from '../pipeline/from-task.js';
 import { createRegistry } from '../plugin/builtins.js';
-import { checkOutputPath } from '../sender-proc/reporters.js';
 import { checkHepTask } from '../sender-proc/hep.js';
+import { checkPcapTask } from '../sender-proc/pcap.js';
+import { checkFileOutput } from '../sender-proc/reporters.js';
 import type { RecordFormat, ReporterCounters } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
 import { createRing, type RingSegment } from '../shm/ring.js';
@@ -179,7 +180,8 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
   const repPlugin = await registry.load('reporter', rep.name, rep.where);
   const config = registry.checkConfig(repPlugin, rep.config, rep.where) as Record<string, unknown>;
   // A file the sender would open: refused now, with the reason, rather than in the sender.
-  if (rep.name === 'file') checkOutputPath(config.path as string);
+  if (rep.name === 'file' || rep.name === 'pcap') checkFileOutput(`reporter ${rep.name}`, config);
+  checkPcapTask(rep.name, rep.where, task);
   if (rep.name === 'hep') checkHepTask(task, rep.where);
   if (task.senders > 1) checkSharedOutput(rep.name, config, task);
   return { task, pluginDirs: dirs, reporter: { ...rep, config }, format: config.format === 'protobuf' ? 'protobuf' : 'json', hints };
@@ -192,10 +194,11 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
  */
 function checkSharedOutput(reporter: string, config: Record<string, unknown>, task: TaskSpec): void {
   const refuse = (why: string): never => {
-    throw new OtusError('OTUS_ERR_CONFIG', `${task.file}: ${task.path}.senders: ${task.senders} senders ${why}; use the file reporter on a regular file, or kafka`);
+    throw new OtusError('OTUS_ERR_CONFIG', `${task.file}: ${task.path}.senders: ${task.senders} senders ${why}; use one sender, or an output several can share (a regular file, rotating files in a dir, kafka)`);
   };
   if (reporter === 'console') refuse('would interleave their lines on one standard output');
-  if (reporter === 'file') {
+  if (reporter === 'pcap' && config.per_call === true) refuse("would split a call's files: its SIP and its RTP may reach different senders");
+  if (reporter === 'file' && config.dir === undefined) {
     let regular = true;
     try {
       regular = statSync(resolve(String(config.path))).isFile();

@@ -5,7 +5,7 @@
 // process's), and the summary's per-sender figures add up to its totals.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -80,4 +80,30 @@ test('senders: more senders than capture processes, or sharing standard output, 
   const c = spawnSync(process.execPath, [OTUS, 'replay', '--task', t, '--workers', '2', '--out', '-', join(FIXTURES, 'suricata-verify--sip-sdp.pcap')], { encoding: 'utf8' });
   assert.equal(c.status, 2, c.stderr);
   assert.match(c.stderr, /task\.senders: 2 senders would interleave their lines on one standard output.*\[OTUS_ERR_CONFIG\]/);
+});
+
+test('senders: 2 into rotating files: each sender has its own prefix, and every record is in exactly one completed file', () => {
+  const out = join(dir, 'rotating');
+  mkdirSync(out, { mode: 0o700 });
+  const t = join(dir, 'rotating.yml');
+  writeFileSync(t, task(2) + `  reporter: {type: file, config: {dir: ${out}, max_bytes: 262144, keep: 1000}}\n`);
+  const r = spawnSync(process.execPath, [OTUS, 'replay', '--task', t, '--workers', '2', flows()], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const names = readdirSync(out);
+  assert.deepEqual(names.filter((n) => n.startsWith('.')), [], 'no temporary file left');
+  const first = names.filter((n) => /^otus-senders-2-\d{8}T/.test(n));
+  const second = names.filter((n) => n.startsWith('otus-senders-2-s1-'));
+  assert.ok(first.length > 0 && second.length > 0, `files: ${names.join(' ')}`);
+  assert.equal(first.length + second.length, names.length);
+  const lines = names.flatMap((n) => readFileSync(join(out, n), 'utf8').split('\n').filter(Boolean));
+  assert.equal(lines.length, 20000);
+  assert.equal(new Set(lines).size, 20000, 'no record twice');
+});
+
+test('senders: 2 with per-call pcap files is refused: a call may reach both senders', () => {
+  const t = join(dir, 'percall.yml');
+  writeFileSync(t, task(2) + `  raw: true\n  reporter: {type: pcap, config: {dir: ${dir}, per_call: true}}\n`);
+  const r = spawnSync(process.execPath, [OTUS, 'replay', '--task', t, '--workers', '2', join(FIXTURES, 'suricata-verify--sip-sdp.pcap')], { encoding: 'utf8' });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /task\.senders: 2 senders would split a call's files.*\[OTUS_ERR_CONFIG\]/);
 });
