@@ -106,6 +106,11 @@ export class SipParser implements StreamParser {
   private readonly udpPorts = new Uint8Array(65536);
   private readonly tmp = new Int32Array(4);
   private readonly tmp2 = new Int32Array(4);
+  /** The message's From and To, scanned once (addrAndTag: address, tag); -1: no header, or folded (the slow path). */
+  private fromF = -1;
+  private readonly fromT = new Int32Array(4);
+  private toF = -1;
+  private readonly toT = new Int32Array(4);
   /** Retransmitted UDP messages (retrans.ts). */
   private readonly retrans = new RetransTable();
   /** The current message is a retransmission. */
@@ -166,6 +171,7 @@ export class SipParser implements StreamParser {
     }
     if (m.truncated) this.stats.rejects[SipReject.BodyTruncated]++;
     if (m.badLength) this.stats.rejects[SipReject.BadContentLength]++;
+    this.scanAddrs(m);
     this.isRetrans = this.retransmitted(m, p);
     if (this.isRetrans) this.stats.retransmissions++;
     // Correlation and call records first: a call record is emitted through the same record, before this message fills it.
@@ -204,6 +210,7 @@ export class SipParser implements StreamParser {
         continue;
       }
       const rec = em.record;
+      this.scanAddrs(m);
       this.isRetrans = false; // TCP resends below SIP: a message arrives once
       if (this.tracking) this.correlate(m);
       if (this.dialogs !== null) {
@@ -258,7 +265,8 @@ export class SipParser implements StreamParser {
     const from = m.header(H_FROM);
     if (from >= 0) {
       if (m.hFolded[from] === 0) {
-        const f = addrAndTag(b, m.hValOff[from], m.hValLen[from], t);
+        const f = this.fromF;
+        const t = this.fromT;
         if ((f & ADDR_FOUND) !== 0) {
           this.label(L, K_FROM, t[0], t[1]);
           this.userLabel(L, K_FROM_USER, t[0], t[1]);
@@ -269,7 +277,8 @@ export class SipParser implements StreamParser {
     const to = m.header(H_TO);
     if (to >= 0) {
       if (m.hFolded[to] === 0) {
-        const f = addrAndTag(b, m.hValOff[to], m.hValLen[to], t);
+        const f = this.toF;
+        const t = this.toT;
         if ((f & ADDR_FOUND) !== 0) {
           this.label(L, K_TO, t[0], t[1]);
           this.userLabel(L, K_TO_USER, t[0], t[1]);
@@ -317,23 +326,17 @@ export class SipParser implements StreamParser {
 
   /** A UDP message seen less than 32 s before between the same endpoints (retrans.ts). */
   private retransmitted(m: SipMessage, p: DecodedPacket): boolean {
-    const b = m.buf;
-    const t = this.tmp;
-    let fo = 0;
-    let fl = 0;
-    let to = 0;
-    let tl = 0;
+    const ft = this.fromF >= 0 && (this.fromF & TAG_FOUND) !== 0;
+    const tt = this.toF >= 0 && (this.toF & TAG_FOUND) !== 0;
+    return this.retrans.seen(m, p, this.fromT[2], ft ? this.fromT[3] : 0, this.toT[2], tt ? this.toT[3] : 0, p.tsSec * 1000 + p.tsNsec / 1e6);
+  }
+
+  /** From and To of the parsed message, scanned once for the labels and the retransmission check. */
+  private scanAddrs(m: SipMessage): void {
     const from = m.header(H_FROM);
-    if (from >= 0 && (addrAndTag(b, m.hValOff[from], m.hValLen[from], t) & TAG_FOUND) !== 0) {
-      fo = t[2];
-      fl = t[3];
-    }
-    const toH = m.header(H_TO);
-    if (toH >= 0 && (addrAndTag(b, m.hValOff[toH], m.hValLen[toH], t) & TAG_FOUND) !== 0) {
-      to = t[2];
-      tl = t[3];
-    }
-    return this.retrans.seen(m, p, fo, fl, to, tl, p.tsSec * 1000 + p.tsNsec / 1e6);
+    this.fromF = from >= 0 && m.hFolded[from] === 0 ? addrAndTag(m.buf, m.hValOff[from], m.hValLen[from], this.fromT) : -1;
+    const to = m.header(H_TO);
+    this.toF = to >= 0 && m.hFolded[to] === 0 ? addrAndTag(m.buf, m.hValOff[to], m.hValLen[to], this.toT) : -1;
   }
 
   // ---- media correlation: SDP bodies and call ends only, from the message bytes ----
