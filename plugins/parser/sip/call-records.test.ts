@@ -16,6 +16,7 @@ import protobuf from 'protobufjs';
 import { writePcap } from '../../../test/helpers/live.js';
 import { FIXTURES, OTUS, replay, ROOT, type Rec, tsharkFields } from '../../../test/helpers/otus-replay.js';
 import { dialogCapture } from '../../../test/helpers/sip-dialogs.js';
+import { udpFrame } from '../../../test/helpers/udp-frames.js';
 import { parseTask } from '../../../src/config/task.js';
 import { spawnSync } from 'node:child_process';
 
@@ -335,4 +336,19 @@ test('task key sip.calls: turns the sip parser\'s calls on; coded errors without
   // Off by default: no call records.
   const { records } = replay(task().replace('  sip: {calls: true}\n', ''), [generated]);
   assert.equal(records.filter((r) => r.protocol === 'sip.call').length, 0);
+});
+
+test('sip.retransmission: within 32 s of the first copy, same direction only; calls off too', () => {
+  const invite = (src: string, dst: string): Uint8Array =>
+    udpFrame(src, dst, 5060, 5060, 'INVITE sip:b@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx\r\nFrom: <sip:a@example.net>;tag=1\r\nTo: <sip:b@example.net>\r\nCall-ID: r@x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n');
+  // 0 s; 31 s (resent); the reverse direction at 31.5 s (not a resend of the first); 40 s (resent, 40 s after the first: no);
+  // then 41 s (the 40 s copy was remembered: resent).
+  const seq: [number, Uint8Array][] = [[0, invite('10.0.0.1', '10.0.0.2')], [31, invite('10.0.0.1', '10.0.0.2')], [31.5, invite('10.0.0.2', '10.0.0.1')], [40, invite('10.0.0.1', '10.0.0.2')], [41, invite('10.0.0.1', '10.0.0.2')]];
+  const file = join(dir, 'resend.pcap');
+  writePcap(file, seq.map(([, f]) => f), (i) => seq[i][0] * 1e6);
+  const { records, stats } = replay(task().replace('  sip: {calls: true}\n', ''), [file]);
+  assert.deepEqual(records.map((r) => r.labels['sip.retransmission'] ?? '-'), ['-', 'true', '-', '-', 'true']);
+  assert.equal(stats.parsers.sip.counters.retransmissions, 2);
+  const resend = tsharkMessages(file).map((m) => m.resend);
+  assert.equal(resend[1], true, 'tshark agrees on the resend within the window');
 });
