@@ -70,6 +70,12 @@ export const TASK_BODY_SCHEMA = {
     senders: { type: 'integer', minimum: 1, maximum: MAX_SENDERS },
     // Every record carries its frame (the pcap reporter writes them); such records leave the fast path.
     raw: { type: 'boolean' },
+    // VoIP outputs beside the per-message records: `calls` turns on the sip parser's call records (sip.call).
+    sip: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { calls: { type: 'boolean', default: false } },
+    },
   },
 } as const;
 
@@ -164,6 +170,18 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
       .map((r, i) => ({ r, i }))
       .filter(({ r }) => r.enabled)
       .map(({ r, i }) => ({ plugin: r.plugin, config: r.config ?? {}, where: `${at([key, i, 'config'])}: ${path}.${key}[${i}].config`, at: at([key, i, 'plugin']) }));
+  const parsers = refs('parsers');
+  const sip = t.sip as { calls?: boolean } | undefined;
+  if (sip?.calls !== undefined) {
+    const where = `${at(['sip', 'calls'])}: ${path}.sip.calls`;
+    const own = parsers.filter((r) => r.plugin === 'sip');
+    if (sip.calls && own.length === 0) throw new OtusError('OTUS_ERR_TASK', `${where}: call records need the sip parser in ${path}.parsers`);
+    for (const r of own) {
+      const c = r.config.calls;
+      if (c !== undefined && c !== sip.calls) throw new OtusError('OTUS_ERR_TASK', `${where}: is ${sip.calls}, but ${r.where.split(': ').pop()}.calls is ${String(c)}`);
+      r.config = { ...r.config, calls: sip.calls };
+    }
+  }
   const rep = t.reporter as { type: string; config?: Record<string, unknown> } | undefined;
   const capture = t.capture as { workers?: number; driver?: string; interface?: string; xdp_steal?: boolean } | undefined;
   return {
@@ -176,7 +194,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     xdpSteal: capture?.xdp_steal === true,
     filter: (t.filter as TaskFilter | undefined) ?? {},
     filterWhere: `${at(['filter'])}: ${path}.filter`,
-    parsers: refs('parsers'),
+    parsers,
     processors: refs('processors'),
     reporter: rep ? { plugin: rep.type, config: rep.config ?? {}, where: `${at(['reporter', 'config'])}: ${path}.reporter.config`, at: at(['reporter', 'type']) } : null,
     unmatchedPolicy: t.unmatched_policy as UnmatchedPolicy,

@@ -133,6 +133,10 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   private readonly raw: boolean;
   /** The frame being processed, for the raw frame of records stream parsers emit from it; null outside processBytes (a flush). */
   private current: DecodedPacket | null = null;
+  /** Capture time of the last frame, and the parsers that want it (Parser.tick). */
+  private lastSec = -1;
+  private lastNsec = 0;
+  private readonly tickers: readonly Parser[];
 
   constructor(o: PipelineOptions) {
     this.decoder = o.decoder;
@@ -162,6 +166,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
       for (const port of p.tcp.ports) if (owner[port & 0xffff] < 0) owner[port & 0xffff] = i;
       if (p.tcp.heuristic === true && p.probeStream !== undefined) probers.push(i);
     });
+    this.parsers.forEach((p, i) => p.attach?.(new ParserEmitter(this, i)));
+    this.tickers = this.parsers.filter((p) => p.tick !== undefined);
     this.tcpOwner = owner;
     this.probers = probers.length > 0 ? Int32Array.from(probers) : null;
     this.reassembler = owner === null ? null : new TcpReassembler(this, o.tcp);
@@ -195,6 +201,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   ): void {
     const st = this.stats;
     st.frames++;
+    this.lastSec = tsSec;
+    this.lastNsec = tsNsec;
     // The task filter runs on the frame, as the kernel runs it in live capture.
     if (this.filter !== null && !this.filter.matches(buf, off, caplen, len, linkType)) {
       st.filterDrops++;
@@ -265,6 +273,12 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     return this.finish();
   }
 
+  /** A parser's own emit (Parser.attach): the current record, counted under parser `i`. */
+  emitFor(i: number): boolean {
+    this.stats.parserRecords[i]++;
+    return this.finish();
+  }
+
   /** TcpStreamConsumer: in-order bytes for the stream parser at `owner`. */
   streamData(owner: number, c: TcpChunk): number {
     this.emitting = owner;
@@ -293,12 +307,20 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   /** End of input: flushes reassembly (stored bytes are delivered, connections ended), then the sink. */
   flush(): void {
     this.reassembler?.flush();
-    this.batchEnd();
+    this.tick();
+    for (const p of this.parsers) p.flush?.();
+    this.direct?.flush();
   }
 
-  /** End of a capture block: a batching sink hands its records on now, so none waits for the next block. */
+  /** End of a capture block: parsers hear the time, and a batching sink hands its records on now, so none waits for the next block. */
   batchEnd(): void {
+    this.tick();
     this.direct?.flush();
+  }
+
+  private tick(): void {
+    if (this.lastSec < 0) return;
+    for (let i = 0; i < this.tickers.length; i++) this.tickers[i].tick!(this.lastSec, this.lastNsec);
   }
 
   private finish(): boolean {
@@ -396,5 +418,21 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     st.records++;
     st.bytes += end - at;
     return true;
+  }
+}
+
+/** What Parser.attach gets: the pipeline's record and an emit counted under the parser. */
+class ParserEmitter implements RecordEmitter {
+  constructor(
+    private readonly pipeline: Pipeline,
+    private readonly index: number,
+  ) {}
+
+  get record(): OutputRecord {
+    return this.pipeline.record;
+  }
+
+  emit(): boolean {
+    return this.pipeline.emitFor(this.index);
   }
 }

@@ -106,6 +106,22 @@ export interface Parser extends PluginInstance {
    * them reads these keys (Processor.fastVerdict).
    */
   readonly fastKeys?: readonly string[];
+  /**
+   * Optional: the parser makes records beside the one per packet (sip: a
+   * call's record at its end). The pipeline hands it, once, an emitter that
+   * counts under this parser; it may emit in handle() or handleStream()
+   * before filling the packet's own record (the record is the pipeline's
+   * one reused record: reset, fill, emit), and in flush().
+   */
+  attach?(out: RecordEmitter): void;
+  /**
+   * Optional: capture time has reached (sec, nsec) (the last frame this
+   * pipeline saw, of any protocol), at the end of each capture block and
+   * before flush: end what timed out. May emit.
+   */
+  tick?(sec: number, nsec: number): void;
+  /** Optional: end of input (a replay's end, a capture's stop): emit what is still pending. */
+  flush?(): void;
 }
 
 /**

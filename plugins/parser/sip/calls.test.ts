@@ -68,3 +68,27 @@ test('calls table: at its bound the oldest call is forgotten first, and ids are 
   add('e');
   assert.equal(t.find(bytes('b'), 0, 1), null, 'then the next oldest');
 });
+
+test('calls table: touch orders by last activity; a full table forgets the least recently touched and says so first', () => {
+  const t = new CallTable(3);
+  const evicted: string[] = [];
+  const name = (c: CallMedia): string => Buffer.from(c.key.subarray(0, c.keyLen)).toString('latin1');
+  t.onEvict = (c) => evicted.push(name(c));
+  const a = t.getOrAdd(bytes('a'), 0, 1);
+  t.getOrAdd(bytes('b'), 0, 1);
+  t.getOrAdd(bytes('c'), 0, 1);
+  t.touch(a); // order: b c a
+  assert.equal(name(t.oldest()!), 'b');
+  t.touch(t.find(bytes('c'), 0, 1)!); // b a c
+  t.touch(t.find(bytes('c'), 0, 1)!); // the tail stays the tail
+  t.getOrAdd(bytes('d'), 0, 1); // forgets b
+  assert.deepEqual(evicted, ['b']);
+  assert.equal(t.find(bytes('b'), 0, 1), null);
+  const order: string[] = [];
+  for (let c = t.oldest(); c !== null; c = t.oldest()) {
+    order.push(name(c));
+    t.remove(c);
+  }
+  assert.deepEqual(order, ['a', 'c', 'd']);
+  assert.equal(t.size, 0);
+});

@@ -11,6 +11,8 @@
 // objects are kept and reused with their ids: nothing is allocated per
 // call once the table has grown.
 
+import type { CallState } from './dialogs.js';
+
 /** FlowKey words kept per endpoint: kind, ports, address (4 words; IPv4 uses the first). */
 export const EP_WORDS = 6;
 
@@ -22,6 +24,12 @@ export class CallMedia {
   key = new Uint8Array(64);
   keyLen = 0;
   hash = 0;
+  /** Index in its table (fixed: entries are reused with their ids). */
+  id = -1;
+  /** The call's record state (the task's `sip: {calls: true}`), null for a call known only by its media. */
+  call: CallState | null = null;
+  /** Capture time (ms) of the call's last message, when calls are recorded. */
+  lastMs = 0;
 
   /** Adds the endpoint of key words `k` unless present. */
   add(k: Int32Array): void {
@@ -62,8 +70,31 @@ export class CallTable {
   private free: number[] = [];
   size = 0;
 
-  /** At most this many calls; adding one more forgets the oldest. */
+  /** Called with the call a full table forgets to make room (before it is removed). */
+  onEvict: ((c: CallMedia) => void) | null = null;
+
+  /** At most this many calls; adding one more forgets the oldest (the least recently touched). */
   constructor(readonly max: number) {}
+
+  /** The call at the head of the order: the oldest, or the least recently touched; null when empty. */
+  oldest(): CallMedia | null {
+    return this.head === NONE ? null : this.entries[this.head];
+  }
+
+  /** Moves a call this table holds to the end of the order (recording calls: the order is by last activity). */
+  touch(c: CallMedia): void {
+    const id = c.id;
+    if (id === this.tail) return;
+    const p = this.prev[id];
+    const n = this.next[id];
+    if (p !== NONE) this.next[p] = n;
+    else this.head = n;
+    this.prev[n] = p; // n exists: id is not the tail
+    this.prev[id] = this.tail;
+    this.next[id] = NONE;
+    this.next[this.tail] = id;
+    this.tail = id;
+  }
 
   /** The call with this Call-ID, or null. */
   find(b: Uint8Array, off: number, len: number): CallMedia | null {
@@ -76,7 +107,11 @@ export class CallTable {
     const h = hashBytes(b, off, len);
     const id = this.idOf(b, off, len, h);
     if (id >= 0) return this.entries[id];
-    if (this.size >= this.max) this.remove(this.entries[this.head]);
+    if (this.size >= this.max) {
+      const old = this.entries[this.head];
+      this.onEvict?.(old);
+      this.remove(old);
+    }
     if (2 * (this.size + 1) > this.slots.length) this.grow();
     const nid = this.free.length > 0 ? this.free.pop()! : this.newId();
     const c = this.entries[nid];
@@ -85,6 +120,7 @@ export class CallTable {
     c.keyLen = len;
     c.hash = h;
     c.n = 0;
+    c.call = null;
     this.place(nid, h);
     this.prev[nid] = this.tail;
     this.next[nid] = NONE;
@@ -144,7 +180,9 @@ export class CallTable {
 
   private newId(): number {
     const id = this.entries.length;
-    this.entries.push(new CallMedia());
+    const c = new CallMedia();
+    c.id = id;
+    this.entries.push(c);
     if (id >= this.prev.length) {
       const p = new Int32Array(2 * this.prev.length);
       const n = new Int32Array(2 * this.next.length);

@@ -13,6 +13,7 @@ import type { RecordEmitter } from '../../../src/plugin/types.js';
 import { TcpChunk } from '../../../src/reassembly/tcp-stream.js';
 import { FIXTURES } from '../../../test/helpers/otus-replay.js';
 import { fuzzParser, mutate, payloadsOf, rng } from '../../../test/helpers/voip-fuzz.js';
+import { dialogCapture } from '../../../test/helpers/sip-dialogs.js';
 import { SipParser } from './index.js';
 import { SIP_REJECT_NAMES } from './message.js';
 
@@ -132,4 +133,28 @@ test('over TCP, mutated streams give the same records whether the chunk comes wi
   }
   assert.ok(words.records.length > 3000, `${words.records.length} records`);
   assert.deepEqual(words.records, bytes.records);
+});
+
+test('fuzz: 300 000 mutated datagrams with call records on: no throw, every call record encodes in JSON and protobuf', { timeout: 600_000 }, () => {
+  // Seeds: the fixtures and the dialogs of the call-record test (INVITE, 18x, 2xx, CANCEL, 487, BYE, INFO digits, SDP).
+  const seeds = [...payloadsOf(FILES, (p) => p.proto === 17), ...dialogCapture().frames.filter((f) => f.frame[36] === 0x13 && f.frame[37] === 0xc4).map((f) => f.frame.subarray(42))];
+  const parser = new SipParser({ ...CFG, calls: true, call_updates: true, call_timeout: 1 }, null);
+  const out = new Uint8Array(1 << 20);
+  let calls = 0;
+  parser.attach({
+    record: new OutputRecord(),
+    emit(): boolean {
+      calls++;
+      assert.equal(this.record.protocol, 'sip.call');
+      assert.ok(encodeJson(this.record, out, 0, out.length) > 0 && encodeProtobuf(this.record, out, 0, out.length) > 0);
+      return true;
+    },
+  });
+  const r = fuzzParser(parser, seeds, 300_000, 0xca11, 5060, 5060);
+  parser.flush();
+  const c = parser.counters().calls as Record<string, number>;
+  console.log(`# sip calls fuzz: ${JSON.stringify(r)} calls ${JSON.stringify(c)}`);
+  assert.equal(r.encodeRefused, 0);
+  assert.ok(c.opened > 1000, `${c.opened} calls opened`);
+  assert.equal(c.records, calls);
 });

@@ -37,8 +37,12 @@ import {
   SipReject,
   TAG_FOUND,
   tagParam,
+  USER_FOUND,
+  uriParts,
 } from './message.js';
 import { CallMedia, CallTable, EP_WORDS } from './calls.js';
+import { Dialogs } from './dialogs.js';
+import { RetransTable } from './retrans.js';
 import { SipPayload, SipPayloadReader } from './payload.js';
 import { ADDR_NONE, ADDR_V4, parseSdp, PTMAP_CAP, SdpScanner, sdpOfBody, staticName, type SdpMedia } from './sdp.js';
 
@@ -49,6 +53,10 @@ export interface SipConfig {
   media_ttl: number;
   bye_grace: number;
   max_message: number;
+  /** Call records (schema defaults: off, no updates, 3600 s); optional for callers that build a config by hand. */
+  calls?: boolean;
+  call_updates?: boolean;
+  call_timeout?: number;
 }
 
 export class SipStats {
@@ -62,11 +70,13 @@ export class SipStats {
   endpointsRegistered = 0;
   registerFailed = 0;
   callsEnded = 0;
+  /** UDP messages marked sip.retransmission. */
+  retransmissions = 0;
 
   toJSON(): Record<string, unknown> {
     const r: Record<string, number> = {};
     SIP_REJECT_NAMES.forEach((n, i) => i > 0 && this.rejects[i] > 0 && (r[n] = this.rejects[i]));
-    return { messages: this.messages, requests: this.requests, responses: this.responses, tcp_messages: this.tcpMessages, rejects: r, sdp_bodies: this.sdpBodies, endpoints_registered: this.endpointsRegistered, register_failed: this.registerFailed, calls_ended: this.callsEnded };
+    return { messages: this.messages, requests: this.requests, responses: this.responses, tcp_messages: this.tcpMessages, retransmissions: this.retransmissions, rejects: r, sdp_bodies: this.sdpBodies, endpoints_registered: this.endpointsRegistered, register_failed: this.registerFailed, calls_ended: this.callsEnded };
   }
 }
 
@@ -79,6 +89,10 @@ const K_CSEQ = labelKeyId('sip.cseq');
 const K_FROM_TAG = labelKeyId('sip.from-tag');
 const K_TO_TAG = labelKeyId('sip.to-tag');
 const K_UA = labelKeyId('sip.user-agent');
+const K_FROM_USER = labelKeyId('sip.from-user');
+const K_TO_USER = labelKeyId('sip.to-user');
+const K_RURI_USER = labelKeyId('sip.ruri-user');
+const K_RETRANS = labelKeyId('sip.retransmission');
 
 /** Registry labels hold at most 116 bytes: keep the payload-type map within this. */
 const PTMAP_MAX = 90;
@@ -91,6 +105,20 @@ export class SipParser implements StreamParser {
   private readonly payload = new SipPayload();
   private readonly udpPorts = new Uint8Array(65536);
   private readonly tmp = new Int32Array(4);
+  private readonly tmp2 = new Int32Array(4);
+  /** The message's From and To, scanned once (addrAndTag: address, tag); -1: no header, or folded (the slow path). */
+  private fromF = -1;
+  private readonly fromT = new Int32Array(4);
+  private toF = -1;
+  private readonly toT = new Int32Array(4);
+  /** Retransmitted UDP messages (retrans.ts). */
+  private readonly retrans = new RetransTable();
+  /** The current message is a retransmission. */
+  private isRetrans = false;
+  /** A TCP message's capture time (TcpChunk.stamp), for its call. */
+  private readonly when = { tsSec: 0, tsNsec: 0 };
+  /** Call records (dialogs.ts), with `calls`; null without. */
+  private readonly dialogs: Dialogs | null;
   private readonly key = new FlowKey();
   /** Call-ID → the endpoints the call registered, for BYE/CANCEL/final errors (bounded: the oldest are forgotten, their entries still expire by TTL). */
   private readonly calls = new CallTable(100_000);
@@ -105,6 +133,22 @@ export class SipParser implements StreamParser {
     for (const p of cfg.ports) this.udpPorts[p] = 1;
     this.tracking = flows !== null && cfg.track_media;
     this.tcp = { ports: [...cfg.ports], heuristic: cfg.heuristic };
+    this.dialogs = cfg.calls === true ? new Dialogs(this.calls, { updates: cfg.call_updates === true, timeoutMs: (cfg.call_timeout ?? 3600) * 1000 }) : null;
+  }
+
+  /** The pipeline's emitter for call records. */
+  attach(out: RecordEmitter): void {
+    if (this.dialogs !== null) this.dialogs.emitter = out;
+  }
+
+  /** Capture time passes (any frame): calls idle past call_timeout end. */
+  tick(sec: number, nsec: number): void {
+    this.dialogs?.tick(sec, nsec);
+  }
+
+  /** End of input: the calls still open are emitted as they stand. */
+  flush(): void {
+    this.dialogs?.flush();
   }
 
   /** A TCP connection on another port whose first payload (either direction) starts with a whole SIP start line is SIP. */
@@ -127,9 +171,17 @@ export class SipParser implements StreamParser {
     }
     if (m.truncated) this.stats.rejects[SipReject.BodyTruncated]++;
     if (m.badLength) this.stats.rejects[SipReject.BadContentLength]++;
+    this.scanAddrs(m);
+    this.isRetrans = this.retransmitted(m, p);
+    if (this.isRetrans) this.stats.retransmissions++;
+    // Correlation and call records first: a call record is emitted through the same record, before this message fills it.
+    if (this.tracking) this.correlate(m);
+    if (this.dialogs !== null) {
+      this.dialogs.message(m, p, p.tsSec, p.tsNsec, tsDigits, this.isRetrans);
+      out.reset();
+    }
     out.fillEnvelope(p, hasTs, tsDigits);
     this.fill(out);
-    if (this.tracking) this.correlate(m);
     return true;
   }
 
@@ -158,11 +210,17 @@ export class SipParser implements StreamParser {
         continue;
       }
       const rec = em.record;
+      this.scanAddrs(m);
+      this.isRetrans = false; // TCP resends below SIP: a message arrives once
+      if (this.tracking) this.correlate(m);
+      if (this.dialogs !== null) {
+        c.stamp(this.when, at);
+        this.dialogs.message(m, c.packet, this.when.tsSec, this.when.tsNsec, c.tsDigits, false);
+      }
       rec.reset();
       rec.fillEnvelope(c.packet, c.hasTs, c.tsDigits);
       c.stamp(rec, at); // its first byte's capture time
       this.fill(rec);
-      if (this.tracking) this.correlate(m);
       this.stats.tcpMessages++;
       em.emit();
       at += n;
@@ -207,19 +265,29 @@ export class SipParser implements StreamParser {
     const from = m.header(H_FROM);
     if (from >= 0) {
       if (m.hFolded[from] === 0) {
-        const f = addrAndTag(b, m.hValOff[from], m.hValLen[from], t);
-        if ((f & ADDR_FOUND) !== 0) this.label(L, K_FROM, t[0], t[1]);
+        const f = this.fromF;
+        const t = this.fromT;
+        if ((f & ADDR_FOUND) !== 0) {
+          this.label(L, K_FROM, t[0], t[1]);
+          this.userLabel(L, K_FROM_USER, t[0], t[1]);
+        }
         if ((f & TAG_FOUND) !== 0) this.label(L, K_FROM_TAG, t[2], t[3]);
-      } else this.foldedAddr(L, K_FROM, K_FROM_TAG, m.valueString(from));
+      } else this.foldedAddr(L, K_FROM, K_FROM_TAG, K_FROM_USER, m.valueString(from));
     }
     const to = m.header(H_TO);
     if (to >= 0) {
       if (m.hFolded[to] === 0) {
-        const f = addrAndTag(b, m.hValOff[to], m.hValLen[to], t);
-        if ((f & ADDR_FOUND) !== 0) this.label(L, K_TO, t[0], t[1]);
+        const f = this.toF;
+        const t = this.toT;
+        if ((f & ADDR_FOUND) !== 0) {
+          this.label(L, K_TO, t[0], t[1]);
+          this.userLabel(L, K_TO_USER, t[0], t[1]);
+        }
         if ((f & TAG_FOUND) !== 0) this.label(L, K_TO_TAG, t[2], t[3]);
-      } else this.foldedAddr(L, K_TO, K_TO_TAG, m.valueString(to));
+      } else this.foldedAddr(L, K_TO, K_TO_TAG, K_TO_USER, m.valueString(to));
     }
+    if (m.isRequest) this.userLabel(L, K_RURI_USER, m.uriOff, m.uriLen);
+    if (this.isRetrans) L.setBytesId(K_RETRANS, TRUE, 0, 4);
     this.headerLabel(L, K_CSEQ, m.header(H_CSEQ));
     this.headerLabel(L, K_UA, m.header(H_USER_AGENT));
     this.payload.set(m);
@@ -240,11 +308,35 @@ export class SipParser implements StreamParser {
     else L.setBytesId(key, m.buf, off, len);
   }
 
-  private foldedAddr(L: OutputRecord['labels'], key: number, tagKey: number, v: string): void {
+  /** The user part of the URI at the message's bytes [off, off+len) as label `key`, when it has one. */
+  private userLabel(L: OutputRecord['labels'], key: number, off: number, len: number): void {
+    const u = this.tmp2;
+    if ((uriParts(this.msg.buf, off, len, u) & USER_FOUND) !== 0) this.label(L, key, u[0], u[1]);
+  }
+
+  private foldedAddr(L: OutputRecord['labels'], key: number, tagKey: number, userKey: number, v: string): void {
     const b = Buffer.from(v, 'utf8');
     const u = new Uint8Array(b.buffer, b.byteOffset, b.length);
-    if (addrSpec(u, 0, u.length, this.tmp)) L.setBytesId(key, u, this.tmp[0], this.tmp[1]);
+    if (addrSpec(u, 0, u.length, this.tmp)) {
+      L.setBytesId(key, u, this.tmp[0], this.tmp[1]);
+      if ((uriParts(u, this.tmp[0], this.tmp[1], this.tmp2) & USER_FOUND) !== 0) L.setBytesId(userKey, u, this.tmp2[0], this.tmp2[1]);
+    }
     if (tagParam(u, 0, u.length, this.tmp)) L.setBytesId(tagKey, u, this.tmp[0], this.tmp[1]);
+  }
+
+  /** A UDP message seen less than 32 s before between the same endpoints (retrans.ts). */
+  private retransmitted(m: SipMessage, p: DecodedPacket): boolean {
+    const ft = this.fromF >= 0 && (this.fromF & TAG_FOUND) !== 0;
+    const tt = this.toF >= 0 && (this.toF & TAG_FOUND) !== 0;
+    return this.retrans.seen(m, p, this.fromT[2], ft ? this.fromT[3] : 0, this.toT[2], tt ? this.toT[3] : 0, p.tsSec * 1000 + p.tsNsec / 1e6);
+  }
+
+  /** From and To of the parsed message, scanned once for the labels and the retransmission check. */
+  private scanAddrs(m: SipMessage): void {
+    const from = m.header(H_FROM);
+    this.fromF = from >= 0 && m.hFolded[from] === 0 ? addrAndTag(m.buf, m.hValOff[from], m.hValLen[from], this.fromT) : -1;
+    const to = m.header(H_TO);
+    this.toF = to >= 0 && m.hFolded[to] === 0 ? addrAndTag(m.buf, m.hValOff[to], m.hValLen[to], this.toT) : -1;
   }
 
   // ---- media correlation: SDP bodies and call ends only, from the message bytes ----
@@ -433,7 +525,8 @@ export class SipParser implements StreamParser {
     } finally {
       if (held) flows.releaseWrites();
     }
-    this.calls.remove(call);
+    if (call.call === null) this.calls.remove(call);
+    else call.n = 0; // its record is emitted, and the entry removed, by dialogs.ts
   }
 
   /** Calls whose media this process registered and has not seen end (tests, stats). */
@@ -442,10 +535,16 @@ export class SipParser implements StreamParser {
   }
 
   counters(): Record<string, unknown> {
-    return this.stats.toJSON();
+    const c = this.stats.toJSON();
+    if (this.dialogs !== null) {
+      const d = this.dialogs.stats;
+      c.calls = { opened: d.opened, records: d.records, timeouts: d.timeouts, evicted: d.evicted, dropped: d.dropped };
+    }
+    return c;
   }
 }
 
+const TRUE = Uint8Array.from('true', (c) => c.charCodeAt(0));
 const L_MEDIA = Uint8Array.from('media', (c) => c.charCodeAt(0));
 const L_PT = Uint8Array.from('pt', (c) => c.charCodeAt(0));
 
@@ -487,7 +586,10 @@ const sip: PluginDefinition<'parser', SipConfig> = {
     name: 'sip',
     version: '0.1.0',
     kind: 'parser',
-    labels: ['sip.method', 'sip.status', 'sip.call-id', 'sip.from', 'sip.to', 'sip.cseq', 'sip.from-tag', 'sip.to-tag', 'sip.user-agent'],
+    labels: [
+      'sip.method', 'sip.status', 'sip.call-id', 'sip.from', 'sip.to', 'sip.cseq', 'sip.from-tag', 'sip.to-tag', 'sip.user-agent',
+      'sip.from-user', 'sip.to-user', 'sip.ruri-user', 'sip.retransmission', 'call-id',
+    ],
     description: 'SIP over UDP and TCP (RFC 3261); registers SDP media endpoints in the flow registry for rtp/rtcp correlation.',
     configSchema: {
       type: 'object',
@@ -498,6 +600,9 @@ const sip: PluginDefinition<'parser', SipConfig> = {
         media_ttl: { type: 'number', exclusiveMinimum: 0, default: 3600 },
         bye_grace: { type: 'number', minimum: 0, default: 5 },
         max_message: { type: 'integer', minimum: 1024, maximum: 1048576, default: 65536 },
+        calls: { type: 'boolean', default: false },
+        call_updates: { type: 'boolean', default: false },
+        call_timeout: { type: 'number', exclusiveMinimum: 0, default: 3600 },
       },
       additionalProperties: false,
     },

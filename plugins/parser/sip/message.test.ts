@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { FIXTURES } from '../../../test/helpers/otus-replay.js';
 import { mutate, payloadsOf, rng } from '../../../test/helpers/voip-fuzz.js';
-import { ADDR_FOUND, addrAndTag, addrSpec, headerId, isSipStartLine, nextLf, SipMessage, TAG_FOUND } from './message.js';
+import { ADDR_FOUND, addrAndTag, addrSpec, headerId, HOST_FOUND, isSipStartLine, nextLf, SipMessage, TAG_FOUND, uriParts, USER_FOUND } from './message.js';
 
 const FILES = ['suricata-verify--sip-body-frames.pcap', 'suricata-verify--sip-compact-form.pcap', 'suricata-verify--sip-header-multi-value.pcap', 'suricata-verify--sip-sdp.pcap', 'PcapPlusPlus--sip_reqs.pcap', 'PcapPlusPlus--sip_resp.pcap', 'PcapPlusPlus--sdp.pcap', 'PcapPlusPlus--sip_non_default_port.pcap', 'zeek--sip-invalid-content-length.pcap', 'zeek--sip-long-request-response-paths.pcap', 'suricata-verify--sip-tcp-method.pcap'].map((f) => join(FIXTURES, f));
 const SEEDS = payloadsOf(FILES, () => true);
@@ -154,4 +154,25 @@ test('isSipStartLine (the TCP heuristic): whole SIP start lines only; HTTP, cut 
   const no = ['OPTIONS * HTTP/1.1\r\n', 'GET / HTTP/1.1\r\n', 'INVITE sip:bob@example.com SIP/2.0', 'SIP/2.0 18 Ringing\r\n', 'SIP/2.0 1800 x\r\n', 'INVITE  SIP/2.0\r\n', 'INVITE sip:a b SIP/2.0\r\n', 'INVITE sip:a SIP/2.1\r\n', 'MESSAGE body text\r\n', 'HTTP/1.1 200 OK\r\n', '\r\nINVITE sip:a SIP/2.0\r\n'];
   for (const s of yes) assert.equal(isSipStartLine(Buffer.from(s), 0, s.length), true, s);
   for (const s of no) assert.equal(isSipStartLine(Buffer.from(s), 0, s.length), false, s);
+});
+
+test('uriParts: user and host of sip, sips and tel URIs (as tshark\'s sip.*.user / .host read them)', () => {
+  const cases: [string, string | null, string | null][] = [
+    ['sip:alice@example.com', 'alice', 'example.com'],
+    ['sips:bob@10.0.0.1:5061;transport=tls', 'bob', '10.0.0.1'],
+    ['sip:200.57.7.195:55061;user=phone', null, '200.57.7.195'],
+    ['sip:+15551234@gw.example.net;user=phone', '+15551234', 'gw.example.net'],
+    ['sip:carol@[2001:db8::1]:5060', 'carol', '[2001:db8::1]'],
+    ['sip:dave@example.com?subject=x', 'dave', 'example.com'],
+    ['tel:+1-555-0100;phone-context=example.com', '+1-555-0100', null],
+    ['sip:@example.com', null, 'example.com'],
+    ['no-scheme', null, null],
+  ];
+  const out = new Int32Array(4);
+  for (const [uri, user, host] of cases) {
+    const b = Buffer.from(`<${uri}>`);
+    const f = uriParts(b, 1, uri.length, out);
+    assert.equal((f & USER_FOUND) !== 0 ? b.subarray(out[0], out[0] + out[1]).toString() : null, user, `${uri}: user`);
+    assert.equal((f & HOST_FOUND) !== 0 ? b.subarray(out[2], out[2] + out[3]).toString() : null, host, `${uri}: host`);
+  }
 });

@@ -587,3 +587,56 @@ export function addrAndTag(buf: Uint8Array, off: number, len: number, out: Int32
 
 export const ADDR_FOUND = 1;
 export const TAG_FOUND = 2;
+
+/**
+ * The user and host of a URI at buf[off, off+len) (an address from addrSpec,
+ * or a Request-URI), as tshark's `sip.from.user` / `sip.from.host` read them:
+ * after the scheme's ':', the user is what comes before an '@' (none without
+ * one), the host what follows up to a port, parameter or header (an IPv6
+ * reference keeps its brackets). A `tel:` URI's number is its user. User
+ * into out[0], out[1], host into out[2], out[3]; returns USER_FOUND | HOST_FOUND.
+ */
+export function uriParts(buf: Uint8Array, off: number, len: number, out: Int32Array): number {
+  const end = off + len;
+  let i = off;
+  while (i < end && buf[i] !== 58) i++; // the scheme's ':'
+  if (i >= end) return 0;
+  const tel = i - off === 3 && lower(buf[off]) === 116 && lower(buf[off + 1]) === 101 && lower(buf[off + 2]) === 108;
+  const s = i + 1;
+  let found = 0;
+  if (tel) {
+    let e = s;
+    while (e < end && buf[e] !== 59 && buf[e] !== 63) e++;
+    out[0] = s;
+    out[1] = e - s;
+    return e > s ? USER_FOUND : 0;
+  }
+  let at = -1;
+  for (let k = s; k < end; k++) {
+    const c = buf[k];
+    if (c === 64) {
+      at = k;
+      break;
+    }
+    if (c === 63 || c === 62) break; // headers, or past the URI
+  }
+  let h = s;
+  if (at >= 0) {
+    out[0] = s;
+    out[1] = at - s;
+    if (at > s) found = USER_FOUND;
+    h = at + 1;
+  }
+  let e = h;
+  if (h < end && buf[h] === 91) {
+    while (e < end && buf[e] !== 93) e++;
+    if (e < end) e++;
+  } else while (e < end && buf[e] !== 58 && buf[e] !== 59 && buf[e] !== 63 && buf[e] !== 62 && !isSpace(buf[e])) e++;
+  out[2] = h;
+  out[3] = e - h;
+  if (e > h) found |= HOST_FOUND;
+  return found;
+}
+
+export const USER_FOUND = 1;
+export const HOST_FOUND = 2;
