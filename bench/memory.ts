@@ -9,8 +9,10 @@
 // costs; it is split by kind of mapping (bench/proc.ts pssByKind).
 //
 //   node dist/bench/memory.js [--calls 10000,100000] [--workers 2] [--pps 40000] [--rtp 2]
-//       [--ring-bytes B] [--flow-slots S] [--node-args 'FLAGS'] [--json]
+//       [--ring-bytes B] [--flow-slots S] [--buffer-bytes B] [--node-args 'FLAGS'] [--otus CLI.js] [--json]
 //
+// --ring-bytes, --flow-slots: the global config's resources.ring_bytes and
+// .flow_registry_slots; --buffer-bytes: the task's capture.buffer_bytes.
 // --flow-slots (default: the global config's) is raised for a count the
 // registry cannot hold: 4 slots per call at most, as an operator would size
 // it for 100 K calls. Needs root, tcpreplay.
@@ -36,9 +38,11 @@ const PPS = Number(opt('pps', '40000'));
 const RTP = Number(opt('rtp', '2'));
 const RING = opt('ring-bytes', '');
 const SLOTS = opt('flow-slots', '');
+const BUFFER = opt('buffer-bytes', '');
 // Extra node flags for the daemon (its children inherit them), e.g. --node-args=--max-semi-space-size=2.
 const NODE_ARGS = opt('node-args', '').split(' ').filter((a) => a);
-const OTUS = fileURLToPath(new URL('../src/cli/otus.js', import.meta.url));
+// --otus: another build's CLI (dist/src/cli/otus.js), to measure a commit before against this one.
+const OTUS = opt('otus', fileURLToPath(new URL('../src/cli/otus.js', import.meta.url)));
 const DEFAULT_SLOTS = 65536;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -84,7 +88,7 @@ async function measure(calls: number, dir: string): Promise<MemoryFigures> {
     for (let i = 0; i < 400 && !existsSync(socket); i++) await sleep(25);
     const c = await ControlClient.connect(socket, { timeoutMs: 60_000 });
     await c.call('task.create', {
-      task: { id: 'mem', capture: { interface: veth.capIf, workers: WORKERS }, parsers: [{ plugin: 'sip' }, { plugin: 'rtp' }], reporter: { type: 'console' }, unmatched_policy: 'drop' },
+      task: { id: 'mem', capture: { interface: veth.capIf, workers: WORKERS, ...(BUFFER ? { buffer_bytes: Number(BUFFER) } : {}) }, parsers: [{ plugin: 'sip' }, { plugin: 'rtp' }], reporter: { type: 'console' }, unmatched_policy: 'drop' },
     });
     interface Status {
       processes: { role: string; index: number; pid: number; state: string }[];

@@ -28,7 +28,8 @@ import { createRing, type RingSegment } from '../shm/ring.js';
 import { removeAllStaleSegments, runScope } from '../shm/segment.js';
 import { OtusError } from '../util/errors.js';
 import type { CaptureDone, CaptureStart, FrameShare, SenderDone } from './messages.js';
-import { awaitDone, checkTask, here, type IncompleteFile, killAll, startSender, summarize, type TaskSummary } from './task-run.js';
+import { awaitDone, captureExecArgv, checkTask, here, type IncompleteFile, killAll, startSender, summarize, type TaskSummary } from './task-run.js';
+import { DEFAULT_FLOW_SLOTS, DEFAULT_RING_BYTES } from '../config/global-schema.js';
 
 export { formatSummary, type TaskSummary } from './task-run.js';
 
@@ -169,7 +170,7 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
   // Segments of runs that died without cleaning up (killed, crashed) go first; this run's names are its own and unguessable.
   removeAllStaleSegments();
   const ringTask = runScope(task.id);
-  const ring = createRing(ringTask, { dataBytes: o.ringBytes ?? 64 << 20 });
+  const ring = createRing(ringTask, { dataBytes: o.ringBytes ?? DEFAULT_RING_BYTES });
   let flows: FlowRegistry | null = null;
   let clock: CaptureClock | null = null;
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
@@ -180,7 +181,7 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
   });
   try {
     // The task's flow registry: created here, opened by every capture process.
-    flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? 65536 }) : null;
+    flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? DEFAULT_FLOW_SLOTS }) : null;
     // Capture order across processes matters once a parser correlates through the registry.
     clock = flows !== null && workers > 1 && o.ordered !== false ? CaptureClock.create(ringTask, workers) : null;
     const setup = { task: t.task, pluginDirs: t.pluginDirs, node, ringTask, flows: flows !== null, ordered: clock !== null };
@@ -199,7 +200,7 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     const captureProcs: ChildProcess[] = [];
     const captures: Promise<CaptureDone>[] = [];
     for (let i = 0; i < workers; i++) {
-      const c = fork(here('../capture-proc/replay.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const c = fork(here('../capture-proc/replay.js'), [], { serialization: 'advanced', execArgv: captureExecArgv(execArgv), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       children.push(c);
       captureProcs.push(c);
       captures.push(awaitDone<CaptureDone>(c, `capture process ${i}`));
