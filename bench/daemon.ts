@@ -7,11 +7,12 @@
 //   node dist/bench/daemon.js [--kills 20] [--workers 2]
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from '../src/ctl/client.js';
+import { MiB, mem } from './proc.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,18 +22,6 @@ const KILLS = arg('kills', 20);
 const WORKERS = arg('workers', 2);
 const OTUS = fileURLToPath(new URL('../src/cli/otus.js', import.meta.url));
 
-interface Mem {
-  rss: number;
-  pss: number;
-}
-
-function mem(pid: number): Mem {
-  const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(t)?.[1] ?? 0) * 1024;
-  return { rss: kb('Rss'), pss: kb('Pss') };
-}
-
-const MiB = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Proc {

@@ -310,7 +310,7 @@ interface CaptureArgs {
   defrag: boolean;
   cpus: string;
   'block-size': number;
-  'block-count': number;
+  'block-count'?: number;
   'retire-ms': number;
   'xdp-mode': string;
   'xdp-zero-copy': boolean;
@@ -344,7 +344,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         .option('defrag', { type: 'boolean', default: true, describe: 'fanout defragments IPv4 first, so fragments stay on one stream' })
         .option('cpus', { type: 'string', default: 'auto', describe: 'pin workers: auto (stream index over allowed CPUs), off, or a list' })
         .option('block-size', { type: 'number', default: 1 << 20, describe: 'af_packet_v3 ring block bytes (power of two)' })
-        .option('block-count', { type: 'number', default: 32, describe: 'af_packet_v3 ring blocks per stream' })
+        .option('block-count', { type: 'number', describe: 'af_packet_v3 ring blocks per stream (default: task.capture.buffer_bytes / block size, else 32)' })
         .option('retire-ms', { type: 'number', default: 10, describe: 'af_packet_v3: a partly filled block is handed over after this' })
         .option('xdp-mode', { type: 'string', default: 'auto', describe: 'xdp: auto | native | generic (copy mode works on any driver)' })
         .option('xdp-zero-copy', { type: 'boolean', default: false, describe: 'xdp: zero copy (the NIC driver must support it)' })
@@ -380,7 +380,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         if (argv['fanout-group'] !== undefined) capture.fanoutGroup = argv['fanout-group'];
         capture.fanoutDefrag = argv.defrag;
         capture.blockSize = argv['block-size'];
-        capture.blockCount = argv['block-count'];
+        if (argv['block-count'] !== undefined) capture.blockCount = argv['block-count'];
         capture.retireMs = argv['retire-ms'];
         capture.xdpMode = argv['xdp-mode'] as CaptureOptions['xdpMode'];
         capture.xdpZeroCopy = argv['xdp-zero-copy'];
@@ -393,7 +393,8 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
           if (argv.workers !== undefined && argv.workers > 1) checkWorkers(argv.workers);
           // Segments of runs that died without cleaning up (killed, crashed).
           removeAllStaleSegments();
-          const { iface: _i, streams: _s, filter: _f, fanout: _fo, ...rest } = capture;
+          // The ring's size from the task (capture.buffer_bytes) unless --block-count gives it.
+          const { iface: _i, streams: _s, filter: _f, fanout: _fo, blockCount: _bc, bufferBytes: _bb, ...rest } = capture;
           const { summary, failure } = await runLiveTask({
             taskFile: argv.task,
             iface: argv.interface ?? null,
@@ -404,7 +405,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
             duration: argv.duration,
             signal: ac.signal,
             cpus: parseCpus(argv.cpus),
-            capture: rest,
+            capture: argv['block-count'] !== undefined ? { ...rest, blockCount: argv['block-count'] } : rest,
             onCapturing: (what) => process.stderr.write(`otus capture: task ${argv.task}: ${what}: capturing\n`),
           });
           process.stderr.write(formatSummary(summary));

@@ -14,6 +14,14 @@ const ID = { type: 'integer', minimum: 0, maximum: 4_294_967_294 } as const;
 const TOPIC = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,249}$' } as const;
 /** Send ring sizes the ring accepts (src/shm/ring.ts): powers of two, 1 MiB to 256 MiB. */
 export const RING_SIZES = [20, 21, 22, 23, 24, 25, 26, 27, 28].map((k) => 2 ** k);
+/**
+ * A task's send ring and flow registry unless configured, sized for 10 K
+ * active calls within the agent's 256 MB (bench/memory.ts): a call takes 4
+ * registry entries (RTP and RTCP of each side), 40 K of 65536 slots (20 MiB);
+ * 16 MiB of ring holds over 50 K records of JSON-sized wire records.
+ */
+export const DEFAULT_RING_BYTES = 16 << 20;
+export const DEFAULT_FLOW_SLOTS = 65536;
 
 export const GLOBAL_CONFIG_SCHEMA = {
   type: 'object',
@@ -62,8 +70,8 @@ export const GLOBAL_CONFIG_SCHEMA = {
             max_workers: { type: 'integer', minimum: 0, maximum: 4096, default: 0 },
             cpus: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 4095 }, uniqueItems: true, default: [] },
             // The flow registry's limits (src/shm/registry.ts); rounded up to a power of two.
-            flow_registry_slots: { type: 'integer', minimum: 16, maximum: 16_777_216, default: 65536 },
-            ring_bytes: { enum: RING_SIZES, default: 67_108_864 },
+            flow_registry_slots: { type: 'integer', minimum: 16, maximum: 16_777_216, default: DEFAULT_FLOW_SLOTS },
+            ring_bytes: { enum: RING_SIZES, default: DEFAULT_RING_BYTES },
             tcp_reassembly_bytes: { type: 'integer', minimum: 1_048_576, maximum: 17_179_869_184, default: 134_217_728 },
           },
         },

@@ -41,6 +41,8 @@ export const TASK_BODY_SCHEMA = {
         driver: { enum: ['af_packet_v3', 'xdp', 'pcap'] },
         interface: { type: 'string' },
         workers: { type: 'integer', minimum: 0, maximum: 256 },
+        // The kernel's buffer of each capture process (af_packet_v3 ring, libpcap buffer): 1 MiB to 1 GiB.
+        buffer_bytes: { type: 'integer', minimum: 1_048_576, maximum: 1_073_741_824 },
         // xdp on an interface that carries the host's own traffic (lo, an address, a bridge port): refused unless true.
         xdp_steal: { type: 'boolean', default: false },
       },
@@ -108,6 +110,8 @@ export interface TaskSpec {
   interface: string | null;
   /** task.capture.xdp_steal: the xdp driver may take an interface that carries host traffic (src/capture/xdp.ts). */
   xdpSteal: boolean;
+  /** task.capture.buffer_bytes: the kernel's buffer of each capture process; null: the driver's default. */
+  bufferBytes: number | null;
   filter: TaskFilter;
   /** `FILE:LINE: task.filter`, for CaptureFilter's messages. */
   filterWhere: string;
@@ -183,7 +187,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     }
   }
   const rep = t.reporter as { type: string; config?: Record<string, unknown> } | undefined;
-  const capture = t.capture as { workers?: number; driver?: string; interface?: string; xdp_steal?: boolean } | undefined;
+  const capture = t.capture as { workers?: number; driver?: string; interface?: string; xdp_steal?: boolean; buffer_bytes?: number } | undefined;
   return {
     file,
     path,
@@ -192,6 +196,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     driver: capture?.driver ?? null,
     interface: capture?.interface ?? null,
     xdpSteal: capture?.xdp_steal === true,
+    bufferBytes: capture?.buffer_bytes ?? null,
     filter: (t.filter as TaskFilter | undefined) ?? {},
     filterWhere: `${at(['filter'])}: ${path}.filter`,
     parsers,

@@ -17,6 +17,7 @@ import { removeAllStaleSegments } from '../shm/segment.js';
 import { OtusError } from '../util/errors.js';
 import { SupervisedTask, type LiveTaskPlan, type TaskSettings } from './task.js';
 import { checkTask, type CheckedTask, type TaskSummary, tooManySenders } from './task-run.js';
+import { DEFAULT_FLOW_SLOTS, DEFAULT_RING_BYTES } from '../config/global-schema.js';
 
 export interface LiveTaskOptions {
   taskFile: string;
@@ -104,6 +105,11 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
     filter: userFilter || filterText === '' ? null : filterText,
     fanout: driver === 'af_packet_v3',
   };
+  // task.capture.buffer_bytes, unless the command line gave the size itself.
+  if (task.bufferBytes !== null) {
+    if (o.capture?.blockCount === undefined) capture.blockCount = Math.max(2, Math.floor(task.bufferBytes / capture.blockSize));
+    if (o.capture?.bufferBytes === undefined) capture.bufferBytes = task.bufferBytes;
+  }
   createCapturer(driver, capture).init(); // a bad interface, driver or option: a coded error now, not in a child
   const cpus = Array.from({ length: workers }, (_, i) => cpuFor(o.cpus, i, allowed));
   checkCpus(cpus, Array.isArray(o.cpus) ? '--cpus' : o.allowed?.length ? 'resources.cpus' : 'cpus');
@@ -116,8 +122,8 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
     capture,
     userFilter,
     cpus,
-    ringBytes: o.ringBytes ?? 64 << 20,
-    flowSlots: o.flowSlots ?? 65536,
+    ringBytes: o.ringBytes ?? DEFAULT_RING_BYTES,
+    flowSlots: o.flowSlots ?? DEFAULT_FLOW_SLOTS,
     tcpMaxBytes: o.tcpMaxBytes ?? null,
     settings: o.settings,
   };

@@ -29,7 +29,8 @@ import { createRing, type RingSegment } from '../shm/ring.js';
 import { removeAllStaleSegments, runScope } from '../shm/segment.js';
 import { OtusError } from '../util/errors.js';
 import type { CaptureDone, CaptureStart, FrameShare, SenderDone } from './messages.js';
-import { awaitDone, checkTask, here, type IncompleteFile, killAll, senderFigures, startSender, summarize, sumSenders, type TaskSummary, tooManySenders } from './task-run.js';
+import { awaitDone, captureExecArgv, checkTask, here, type IncompleteFile, killAll, senderFigures, startSender, summarize, sumSenders, type TaskSummary, tooManySenders } from './task-run.js';
+import { DEFAULT_FLOW_SLOTS, DEFAULT_RING_BYTES } from '../config/global-schema.js';
 
 export { formatSummary, type TaskSummary } from './task-run.js';
 
@@ -174,7 +175,7 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
   const ringTask = runScope(task.id);
   // One send ring per sender; capture process i writes ring i mod senders (a flow is one capture process's, so its order is kept).
   const rings: RingSegment[] = [];
-  for (let j = 0; j < senders; j++) rings.push(createRing(ringTask, { dataBytes: o.ringBytes ?? 64 << 20 }, j));
+  for (let j = 0; j < senders; j++) rings.push(createRing(ringTask, { dataBytes: o.ringBytes ?? DEFAULT_RING_BYTES }, j));
   let flows: FlowRegistry | null = null;
   let clock: CaptureClock | null = null;
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
@@ -185,7 +186,7 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
   });
   try {
     // The task's flow registry: created here, opened by every capture process.
-    flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? 65536 }) : null;
+    flows = task.parsers.length > 0 ? FlowRegistry.create(ringTask, { capacity: o.flowSlots ?? DEFAULT_FLOW_SLOTS }) : null;
     // Capture order across processes matters once a parser correlates through the registry.
     clock = flows !== null && workers > 1 && o.ordered !== false ? CaptureClock.create(ringTask, workers) : null;
     const setup = { task: t.task, pluginDirs: t.pluginDirs, node, ringTask, flows: flows !== null, ordered: clock !== null };
@@ -219,7 +220,7 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     const captureProcs: ChildProcess[] = [];
     const captures: Promise<CaptureDone>[] = [];
     for (let i = 0; i < workers; i++) {
-      const c = fork(here('../capture-proc/replay.js'), [], { serialization: 'advanced', execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const c = fork(here('../capture-proc/replay.js'), [], { serialization: 'advanced', execArgv: captureExecArgv(execArgv), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       children.push(c);
       captureProcs.push(c);
       captures.push(awaitDone<CaptureDone>(c, `capture process ${i}`));

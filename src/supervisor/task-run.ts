@@ -210,6 +210,17 @@ function checkSharedOutput(reporter: string, config: Record<string, unknown>, ta
 }
 
 /**
+ * A capture process's node flags: the parent's, with V8's young generation
+ * capped at 1 MiB a semi-space. The hot path allocates nothing, so its
+ * scavenges are few either way; measured (bench/memory.ts, 10 K calls):
+ * 10 MiB less PSS per capture process, and no change in its CPU per packet
+ * on `otus replay` (the sender keeps the default: 6 % more CPU with the cap).
+ */
+export function captureExecArgv(execArgv: readonly string[]): string[] {
+  return execArgv.some((a) => a.startsWith('--max-semi-space-size')) ? [...execArgv] : [...execArgv, '--max-semi-space-size=1'];
+}
+
+/**
  * Forks the sender, which attaches to the send ring the caller created
  * (createRing: the supervisor owns it, so it outlives a sender); resolves once
  * the sender is reading, with the promise of its final counters. Given a size

@@ -33,7 +33,7 @@ test('defaults: built in, from an empty file, from `otus:` alone, and from secti
   assert.equal(d.file, null);
   assert.deepEqual(d.node, { id: os.hostname(), hostname: os.hostname(), ip: null, labels: {} });
   assert.deepEqual(d.control, { socket: '/run/otus/otus.sock', mode: 0o660, group: null, allowedUids: [], allowedGids: [] });
-  assert.deepEqual(d.resources, { maxWorkers: 0, cpus: [], flowRegistrySlots: 65536, ringBytes: 64 << 20, tcpReassemblyBytes: 128 << 20 });
+  assert.deepEqual(d.resources, { maxWorkers: 0, cpus: [], flowRegistrySlots: 65536, ringBytes: 16 << 20, tcpReassemblyBytes: 128 << 20 });
   assert.deepEqual(d.supervisor, {
     heartbeatMs: 1000,
     watchdogMs: 5000,

@@ -31,7 +31,7 @@ const CANNOT_RUN: { match: RegExp; why: string }[] = [
   { match: /^npm test$/, why: 'the whole suite, which runs this test' },
   { match: /^scripts\/install\.sh$/, why: 'installs into /usr/lib/otus, /etc/otus and systemd on this host: test/systemd/install.test.ts runs it into a scratch prefix' },
   { match: /^systemctl (enable --now|reload) otus$/, why: 'needs systemd as PID 1 and the unit installed: test/systemd/unit.test.ts checks the unit; here a daemon started by hand stands in for it' },
-  { match: /^(sudo )?npm run bench:\w+$/, why: 'benchmarks are programs, not tests: each runs many seconds at full load (bench/)' },
+  { match: /^(sudo )?npm run bench(:\w+)?$/, why: 'benchmarks are programs, not tests: each runs many seconds at full load (bench/; test/bench/run.test.ts smoke-runs npm run bench)' },
   { match: /^otusctl top( --interval MS)?$/, why: 'an interactive view that runs until q or Ctrl-C: test/daemon/top.test.ts drives it in tmux against a daemon with live traffic' },
   { match: /^scripts\/kafka\.sh (start|status|stop|clean)$/, why: 'fetches and runs a Java Kafka broker: test/kafka/*.test.ts start, query and stop it through this script' },
   { match: /^otusctl sign-command stop\.json --key-file \/etc\/otus\/command\.key$/, why: 'signs a message file with a key file the example supposes: test/kafka/commands.test.ts signs with it and sends what it prints to a daemon, test/ctl/cli.test.ts checks its output and refusals' },

@@ -1,0 +1,52 @@
+// What several benchmarks read of processes: memory from /proc (RSS, and PSS,
+// which counts a page shared by n processes as 1/n in each, so the sum over
+// a process tree is what the tree costs), and a free TCP port.
+
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+export interface Mem {
+  rss: number;
+  pss: number;
+}
+
+/** RSS and PSS of a process, bytes (/proc/PID/smaps_rollup). */
+export function mem(pid: number): Mem {
+  const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(t)?.[1] ?? 0) * 1024;
+  return { rss: kb('Rss'), pss: kb('Pss') };
+}
+
+/**
+ * PSS of a process by kind of mapping, bytes (/proc/PID/smaps): `shm` the
+ * task's shared segments (send ring, flow registry, stats), `packet` the
+ * capture socket's ring, `heap` anonymous memory (V8's heap, malloc), `code`
+ * the node binary and libraries.
+ */
+export function pssByKind(pid: number): Record<'shm' | 'packet' | 'heap' | 'code', number> {
+  const out = { shm: 0, packet: 0, heap: 0, code: 0 };
+  let kind: keyof typeof out = 'heap';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const name = head[1]!;
+      kind = name.startsWith('/dev/shm/') ? 'shm' : name.startsWith('socket:') || name.includes('packet') ? 'packet' : name.startsWith('/') ? 'code' : 'heap';
+      continue;
+    }
+    const m = /^Pss:\s+(\d+)/.exec(line);
+    if (m) out[kind] += Number(m[1]) * 1024;
+  }
+  return out;
+}
+
+export const MiB = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
