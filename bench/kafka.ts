@@ -58,7 +58,7 @@ type Result = LoopResult;
 /** The sender's loop into the kafka reporter. */
 async function senderLoop(t: Trial, u8: Uint8Array, batches: number[], client: string, headers: boolean | 'packed'): Promise<Result> {
   const config = { brokers: [t.bootstrap], client, topic: t.topic, format: t.format, headers, queue_max_messages: t.queue };
-  return runSenderLoop('kafka', config, t.format, u8, batches);
+  return runSenderLoop('kafka', config, t.format, u8, batches, go);
 }
 
 /** The same messages, made first, through a bare Producer.produce() with the reporter's producer settings. */

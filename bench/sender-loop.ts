@@ -73,8 +73,11 @@ class Rec implements EncodedRecord {
   ) {}
 }
 
-/** The sender's loop over the batches into reporter `name` with `config`, waiting while it is blocked, then flushed. */
-export async function runSenderLoop(name: string, config: object, format: RecordFormat, u8: Uint8Array, batches: number[]): Promise<LoopResult> {
+/**
+ * The sender's loop over the batches into reporter `name` with `config`, waiting while it is blocked, then flushed.
+ * `ready`, when given, is awaited once the reporter has started and before the clock starts (several senders start together).
+ */
+export async function runSenderLoop(name: string, config: object, format: RecordFormat, u8: Uint8Array, batches: number[], ready?: () => Promise<void>): Promise<LoopResult> {
   const registry = await createRegistry([]);
   const reporter = (await registry.instantiate('reporter', name, config, { node: {}, taskId: 'bench', worker: -1, where: 'bench' })) as Reporter;
   await reporter.start?.();
@@ -82,6 +85,7 @@ export async function runSenderLoop(name: string, config: object, format: Record
   const out = new Uint8Array(1 << 20);
   const rec = new Rec(format, out, expander.meta);
   const batch = new BatchReader();
+  await ready?.();
   let records = 0;
   let bytes = 0;
   const c0 = process.cpuUsage();
