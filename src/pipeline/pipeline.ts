@@ -128,6 +128,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   private readonly fastFrame = new FastFrame();
   /** The processor that drops every fast record (fastPlan), -1 none. */
   private readonly fastDropBy: number = -1;
+  /** Parsers that emit records of their own between frames (Parser.drain), null when none. */
+  private readonly drainers: Parser[] | null;
 
   constructor(o: PipelineOptions) {
     this.decoder = o.decoder;
@@ -159,6 +161,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     this.tcpOwner = owner;
     this.probers = probers.length > 0 ? Int32Array.from(probers) : null;
     this.reassembler = owner === null ? null : new TcpReassembler(this, o.tcp);
+    const drainers = this.parsers.filter((p) => p.drain !== undefined);
+    this.drainers = drainers.length > 0 ? drainers : null;
     const fi = this.parsers.findIndex((p) => p.fastFrame !== undefined);
     const plan = o.fastPath === true && this.direct !== null && this.sink32 !== null && fi >= 0 ? fastPlan(this.parsers[fi].fastKeys, this.processors) : null;
     if (plan !== null) {
@@ -188,6 +192,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     tsDigits: number,
   ): void {
     const st = this.stats;
+    // Parsers' own records (stream reports) every 1024 frames, so they wait for no ring block's end (replay has none).
+    if ((st.frames & 1023) === 0 && this.drainers !== null) this.drain(false);
     st.frames++;
     // The task filter runs on the frame, as the kernel runs it in live capture.
     if (this.filter !== null && !this.filter.matches(buf, off, caplen, len, linkType)) {
@@ -280,12 +286,20 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   /** End of input: flushes reassembly (stored bytes are delivered, connections ended), then the sink. */
   flush(): void {
     this.reassembler?.flush();
+    if (this.drainers !== null) this.drain(true);
     this.batchEnd();
   }
 
   /** End of a capture block: a batching sink hands its records on now, so none waits for the next block. */
   batchEnd(): void {
+    if (this.drainers !== null) this.drain(false);
     this.direct?.flush();
+  }
+
+  /** Parsers' own records (Parser.drain), through processors, encode and ring like any other. */
+  private drain(final: boolean): void {
+    const d = this.drainers!;
+    for (let i = 0; i < d.length; i++) d[i].drain!(this, final);
   }
 
   private finish(): boolean {
@@ -343,10 +357,18 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     const f = this.fastFrame;
     let at = d.open();
     let end = this.fast!.fastFrame!(f, W, at >> 2, Math.min(d.limit, at + this.maxRecord) >> 2, d.keys);
-    if (end < 0 && d.pending > 0) {
+    if (end === -1 && d.pending > 0) {
       d.flush();
       at = d.open();
       end = this.fast!.fastFrame!(f, W, at >> 2, Math.min(d.limit, at + this.maxRecord) >> 2, d.keys);
+    }
+    if (end === -2) {
+      // Taken without a record (rtp with per_packet off: counted in its stream's statistics).
+      this.stats.parserNoOutput[this.fastIndex]++;
+      const ds = this.decoder.stats;
+      ds.frames++;
+      ds.bytes += f.caplen;
+      return true;
     }
     if (end <= 0) return false;
     const st = this.stats;
