@@ -12,8 +12,7 @@
 //
 // Loss: RFC 3550 A.1 and A.3 (sequence wrap, a restart after two
 // sequential packets past a large jump, expected minus received).
-// Jitter: RFC 3550 A.8, against the last packet in timestamp order (as
-// tshark does, so a late packet does not move the reference).
+// Jitter: RFC 3550 A.8, between packets in arrival order.
 
 export interface RtpStatsConfig {
   /** Seconds of capture time between a stream's reports; 0: stats off. */
@@ -48,7 +47,7 @@ const F_JITTER = 16; // seconds
 const F_MAX_JITTER = 17;
 const F_SUM_JITTER = 18;
 const F_N_JITTER = 19;
-const F_REF_T = 20; // arrival and RTP timestamp of the last packet in timestamp order
+const F_REF_T = 20; // arrival and RTP timestamp of the last media packet
 const F_REF_TS = 21;
 const F_RATE = 22;
 const F_RATE_PT = 23;
@@ -100,14 +99,16 @@ const EVENT_RATE = 8000;
 /** Why a report was made. */
 export const enum ReportKind {
   Interval = 0,
-  /** No packet for `idle` seconds of capture time. */
-  Idle = 1,
+  /**
+   * The stream ended: no packet for `idle` seconds of capture time, or the
+   * end of the input or capture. (One kind for both: which of them a
+   * capture process sees first depends on the other streams it was given.)
+   */
+  End = 1,
   /** Its row was needed for a new stream (the table was full). */
   Evicted = 2,
-  /** The end of the input (replay) or of the capture. */
-  End = 3,
 }
-export const REPORT_KIND_NAMES = ['interval', 'idle', 'evicted', 'end'] as const;
+export const REPORT_KIND_NAMES = ['interval', 'end', 'evicted'] as const;
 
 /** RFC 3551 static payload types' clock rates (Table 4 and 5). */
 const STATIC_RATE = new Float64Array(128);
@@ -206,7 +207,7 @@ export class RtpStreamTable {
   readonly qCodec: (string | null)[];
   readonly qMedia: (string | null)[];
   qLen = 0;
-  /** The latest capture time seen (seconds), for idle streams. */
+  /** The latest packet's capture time (seconds), for idle streams. */
   clock = 0;
   private lastScan = 0;
   private readonly setMask: number;
@@ -259,7 +260,7 @@ export class RtpStreamTable {
         if (t - this.rows[r * ROW + F_LAST] <= this.idle) return r;
         if (!create) return -1;
         // Silent for longer than `idle`: that stream ended, this one starts afresh.
-        this.end(r, ReportKind.Idle);
+        this.end(r, ReportKind.End);
         free = r;
         break;
       }
@@ -281,13 +282,13 @@ export class RtpStreamTable {
     const R = this.rows;
     const o = r * ROW;
     const t = sec - R[o + F_BASE] + nsec * 1e-9;
-    const abs = sec + nsec * 1e-9;
-    if (abs > this.clock) this.clock = abs;
+    // The latest packet's time, not the largest seen: files replayed one after another go back in time, and a stream
+    // of an earlier file must not end a later file's streams (nor one capture process's order of them differ from another's).
+    this.clock = sec + nsec * 1e-9;
     if (t >= R[o + F_NEXT]) this.due(r, t);
     if (R[o + F_PACKETS] === 0) R[o + F_FIRST] = t;
     R[o + F_PACKETS]++;
     R[o + F_BYTES] += bytes;
-    const prevT = R[o + F_LAST];
     R[o + F_LAST] = t;
     if (marker) R[o + F_MARKERS]++;
     const sq = this.sequence(o, seq);
@@ -308,16 +309,17 @@ export class RtpStreamTable {
       R[o + F_REF_TS] = ts;
       return;
     }
-    // RTP timestamps wrap at 2^32: the signed difference.
+    // RFC 3550 A.8, in arrival order: D = (Rj - Ri) - (Sj - Si) / rate, Si's wrap at 2^32 taken as a signed difference.
     const dts = (ts - R[o + F_REF_TS]) | 0;
-    const inOrder = dts >= 0;
     const delta = t - R[o + F_REF_T];
     if (rate > 0) {
       const d = Math.abs(delta - dts / rate);
       R[o + F_JITTER] += (d - R[o + F_JITTER]) / 16;
     }
-    // Max and mean figures leave out what is not a regular interval: a marker (a talkspurt's start), a late packet.
-    if (inOrder && !marker && prevT <= t) {
+    R[o + F_REF_T] = t;
+    R[o + F_REF_TS] = ts;
+    // Max and mean figures leave out what is not a regular interval: a marker (a talkspurt's start), time going back.
+    if (!marker && delta >= 0) {
       if (delta > R[o + F_MAX_DELTA]) R[o + F_MAX_DELTA] = delta;
       R[o + F_SUM_DELTA] += delta;
       R[o + F_N_DELTA]++;
@@ -327,10 +329,6 @@ export class RtpStreamTable {
         R[o + F_SUM_JITTER] += j;
         R[o + F_N_JITTER]++;
       }
-    }
-    if (inOrder) {
-      R[o + F_REF_T] = t;
-      R[o + F_REF_TS] = ts;
     }
   }
 
@@ -353,7 +351,7 @@ export class RtpStreamTable {
    * False when the queue filled first (emit it, then call again).
    */
   expire(all: boolean): boolean {
-    if (!all && this.clock - this.lastScan < 1) return true;
+    if (!all && Math.abs(this.clock - this.lastScan) < 1) return true;
     this.lastScan = this.clock;
     const K = this.keys;
     const qCap = this.qKind.length;
@@ -363,7 +361,7 @@ export class RtpStreamTable {
         this.lastScan = -Infinity; // the queue is full: the rest once it is emitted
         return false;
       }
-      if (all || this.clock - this.lastAbs(r) > this.idle) this.end(r, all ? ReportKind.End : ReportKind.Idle);
+      if (all || this.clock - this.lastAbs(r) > this.idle) this.end(r, ReportKind.End);
     }
     return true;
   }
