@@ -27,7 +27,9 @@ import { SipParser } from '../sip/index.js';
 import { MediaCorrelator } from './correlate.js';
 import { RtpParser, type RtpConfig } from './index.js';
 import { RtpPayloadReader } from './payload.js';
-import { mosOf, rFactor } from './stats.js';
+import { mosOf, rFactor, RtpStreamTable } from './stats.js';
+import { reportJson, RtpStatsPayload } from './stats-payload.js';
+import protobuf from 'protobufjs';
 
 const TASK = (perPacket: boolean, interval = 10): string => `task:
   id: rtp-stats
@@ -354,3 +356,48 @@ test('the stats path (generic and fast, per_packet on and off) allocates nothing
     }
   }
 });
+
+test('a report in JSON and in protobuf (otus.rtp.v1.RtpStats, rtp.proto) says the same', () => {
+  const t = new RtpStreamTable({ interval: 10, per_packet: false, max_streams: 16, idle: 30 });
+  t.key.set([0x1234, (4000 << 16) | 5000, 4, 0x0a000001, 0, 0, 0, 0x0a000002, 0, 0, 0, 0]);
+  const r = t.find(100, 0, true);
+  t.setRate(r, 0, 'PCMU');
+  for (let i = 0; i < 60; i++) if (i !== 7) t.packet(r, 100 + Math.floor(i / 50), (i % 50) * 20_000_000 + (i % 3) * 1_000_000, i, i * 160, 0, i === 0, 172, -1, false, 0);
+  t.packet(r, 101, 300_000_000, 40, 40 * 160, 0, false, 172, -1, false, 0); // a duplicate (within the last 32)
+  // DTMF 5 with its end three times, then # whose end was lost.
+  let seq = 60;
+  for (const [d, end] of [[160, false], [320, false], [480, true], [480, true], [480, true]] as const) t.packet(r, 101, 400_000_000, seq++, 9600, 101, false, 16, 5, end, d);
+  t.packet(r, 101, 600_000_000, seq, 12800, 101, false, 16, 11, false, 160);
+  t.end(r, 1);
+  assert.equal(t.qLen, 1);
+  const pl = new RtpStatsPayload();
+  pl.report.at(t.qRows, 0, t.qKind[0], 'PCMU');
+  pl.loaded();
+  const want = reportJson(pl.report);
+  // Packet 7 lost, packet 40 twice: RFC 3550 counts the duplicate as received.
+  assert.equal(want.lost, 0);
+  assert.equal(want.seq_jumps, 1);
+  assert.equal(want.duplicates, 1);
+  assert.deepEqual(
+    want.dtmf.map((d) => [d.digit, d.duration]),
+    [['5', 0.06], ['#', 0.02]],
+  );
+  const buf = new Uint8Array(4096);
+  const n = pl.writeJson(buf, 0, buf.length);
+  assert.deepEqual(JSON.parse(Buffer.from(buf.subarray(0, n)).toString('utf8')), want);
+  const size = pl.binarySize();
+  assert.equal(pl.writeBinary(buf, 0, buf.length), size);
+  const type = protobuf.loadSync(join(ROOT, 'plugins/parser/rtp/rtp.proto')).lookupType('otus.rtp.v1.RtpStats');
+  const got = type.toObject(type.decode(buf.subarray(0, size)), { longs: Number, defaults: true, arrays: true });
+  assert.deepEqual(
+    { ...got, dtmf: got.dtmf.map((d: Record<string, unknown>) => ({ digit: d.digit ?? null, event: d.event, start: d.start, duration: d.duration })), pt: got.pt ?? null, r_factor: got.rFactor, mos: got.mos },
+    { ...camel(want as unknown as Record<string, unknown>), r_factor: want.r_factor, mos: want.mos },
+  );
+});
+
+/** The JSON names as protobufjs's camelCase fields (its toObject). */
+function camel(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) out[k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())] = v;
+  return out;
+}
