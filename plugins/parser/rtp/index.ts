@@ -240,6 +240,11 @@ export class RtpParser implements Parser {
     }
     const row = t.find(p.tsSec, p.tsNsec, true);
     if (p.ipVersion === 6) k.fill(0); // the fast path sets the IPv4 words alone
+    else {
+      // Kept with the flow, for the fast path.
+      const fe = this.corr.entry;
+      if (fe >= 0) this.corr.setStatsRow(fe, row);
+    }
     if (t.created) {
       // Strings once per stream: what its reports are labelled with.
       t.callId[row] = L.get('call-id') ?? null;
@@ -335,15 +340,16 @@ export class RtpParser implements Parser {
     const ts = (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7];
     const t = this.table;
     if (t !== null) {
-      // The stream's statistics; its first packet, a new payload type or a stream ended by silence go the generic way (labels, clock rate).
+      // The stream's statistics; its first packet, a new payload type, another SSRC or a stream ended by silence go the generic way (labels, clock rate).
       const k = t.key;
       k[0] = ssrc;
       k[1] = (f.sport << 16) | f.dport;
       k[2] = 4;
       k[3] = f.src4;
       k[7] = f.dst4;
-      const row = t.find(f.tsSec, f.tsNsec, false);
-      if (row < 0 || t.ratePt(row) !== pt) return 0;
+      // The row its flow entry keeps (set by the generic path), checked against the row itself: no table lookup.
+      const row = t.fastRow(corr.statsRow(e), f.tsSec, f.tsNsec, pt);
+      if (row < 0) return 0;
       this.tsDigits = f.tsDigits;
       t.packet(row, f.tsSec, f.tsNsec, seq, ts >>> 0, pt, (b1 & 0x80) !== 0, len, -1, false, 0);
       if (!this.perPacket) {

@@ -53,9 +53,11 @@ const F_N_DELTA = 18;
 const F_MAX_JITTER = 19;
 const F_SUM_JITTER = 20;
 const F_N_JITTER = 21;
-const F_MARKERS = 22;
-const F_CYCLES = 23;
+const F_TAG = 22; // the key's tag (0: the row is free) and SSRC, checked by fastRow
+const F_SSRC = 23;
 // Seldom touched.
+const F_MARKERS = 92;
+const F_CYCLES = 93;
 const F_FIRST = 24;
 const F_EXP_BASE = 25;
 const F_BASE_SEQ = 26;
@@ -79,7 +81,7 @@ const F_DIG_DROPPED = 43;
 /** Digits kept per report: code, start, duration (seconds) each. */
 export const DIGITS_MAX = 16;
 const F_DIGITS = 44;
-export const ROW = F_DIGITS + 3 * DIGITS_MAX + 4; // 96: whole lines
+export const ROW = F_DIGITS + 3 * DIGITS_MAX + 4; // 96: whole lines (F_MARKERS and F_CYCLES in the last four)
 
 // Key words: SSRC, ports, IP version, source and destination (IPv4: word 0; IPv6: four big-endian words), tag.
 const K_SSRC = 0;
@@ -153,6 +155,9 @@ const EMODEL: Readonly<Record<string, readonly [number, number]>> = {
   'gsm-efr': [5, 10.0],
 };
 
+/** EMODEL by codec name as the SDP wrote it (no lower-case copy per report); as many entries as names seen. */
+const emodelOf = new Map<string, readonly [number, number] | null>();
+
 /**
  * R-factor of the simplified E-model (ITU-T G.107 with its default values:
  * R = 93.2 - Id - Ie,eff), -1 when the codec has no planning values.
@@ -161,8 +166,10 @@ const EMODEL: Readonly<Record<string, readonly [number, number]>> = {
  * simplified by Cole and Rosenbluth: 0.024 d + 0.11 (d - 177.3) above 177.3 ms).
  */
 export function rFactor(codec: string | null, lossPct: number, delayMs: number): number {
-  const v = codec === null ? undefined : EMODEL[codec.toLowerCase()];
-  if (v === undefined) return -1;
+  if (codec === null) return -1;
+  let v = emodelOf.get(codec);
+  if (v === undefined) emodelOf.set(codec, (v = EMODEL[codec.toLowerCase()] ?? null));
+  if (v === null) return -1;
   const ppl = lossPct > 0 ? lossPct : 0;
   const ie = v[0] + ((95 - v[0]) * ppl) / (ppl + v[1]);
   const id = 0.024 * delayMs + (delayMs > 177.3 ? 0.11 * (delayMs - 177.3) : 0);
@@ -253,12 +260,7 @@ export class RtpStreamTable {
     const k = this.key;
     const ssrc = k[K_SSRC];
     const ports = k[K_PORTS];
-    // Each word mixed in, then murmur3's finaliser: SSRCs, addresses and ports often differ in their low bits alone.
-    let h = Math.imul(ssrc, 0x9e3779b1) ^ k[K_SRC] ^ k[K_SRC + 3];
-    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) ^ k[K_DST] ^ k[K_DST + 3];
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) ^ ports;
-    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-    h ^= h >>> 13;
+    let h = this.hash();
     const tag = h | 1;
     this.key[K_USED] = tag;
     h = ((h >>> 8) & this.setMask) * WAYS;
@@ -285,6 +287,32 @@ export class RtpStreamTable {
     this.end(pick, ReportKind.Evicted);
     this.stats.evictions++;
     return this.start(pick, sec, nsec);
+  }
+
+  /** A hash of `key` (SSRC, flow): each word mixed in, then murmur3's finaliser (SSRCs, addresses and ports often differ in their low bits alone). */
+  hash(): number {
+    const k = this.key;
+    let h = Math.imul(k[K_SSRC], 0x9e3779b1) ^ k[K_SRC] ^ k[K_SRC + 3];
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) ^ k[K_DST] ^ k[K_DST + 3];
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) ^ k[K_PORTS];
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    return h ^ (h >>> 13);
+  }
+
+  /**
+   * The fast path's find: row r (the one the packet's flow-cache entry
+   * keeps) if it still holds `key`'s stream (its tag and SSRC: the row is
+   * read anyway, the key words are not), is not idle at sec + nsec and has
+   * its clock rate for payload type pt; else -1, and the packet takes the
+   * generic path (find, labels, the rate).
+   */
+  fastRow(r: number, sec: number, nsec: number, pt: number): number {
+    if (r < 0) return -1;
+    const R = this.rows;
+    const o = r * ROW;
+    const k = this.key;
+    if (R[o + F_TAG] !== (this.hash() | 1) || R[o + F_SSRC] !== k[K_SSRC] || R[o + F_RATE_PT] !== pt) return -1;
+    return sec - R[o + F_BASE] + nsec * 1e-9 - R[o + F_LAST] <= this.idle ? r : -1;
   }
 
   private start(r: number, sec: number, nsec: number): number {
@@ -396,7 +424,7 @@ export class RtpStreamTable {
   private init(r: number, sec: number, nsec: number): void {
     const R = this.rows;
     const o = r * ROW;
-    R.fill(0, o, o + ROW);
+    for (let i = o; i < o + ROW; i++) R[i] = 0;
     R[o + F_BASE] = sec;
     R[o + F_FIRST] = nsec * 1e-9;
     R[o + F_LAST] = nsec * 1e-9;
@@ -408,6 +436,8 @@ export class RtpStreamTable {
     const b = r * KEY;
     for (let i = 0; i < KEY; i++) K[b + i] = this.key[i];
     this.tags[r] = this.key[K_USED];
+    R[o + F_TAG] = this.key[K_USED];
+    R[o + F_SSRC] = this.key[K_SSRC];
     this.callId[r] = null;
     this.codec[r] = null;
     this.media[r] = null;
@@ -529,6 +559,7 @@ export class RtpStreamTable {
     }
     this.enqueue(r, kind, this.rows[o + F_LAST]);
     this.tags[r] = 0;
+    this.rows[o + F_TAG] = 0;
   }
 
   private expected(o: number): number {
