@@ -137,6 +137,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
   private lastSec = -1;
   private lastNsec = 0;
   private readonly tickers: readonly Parser[];
+  /** Parsers that emit records of their own between frames (Parser.drain), null when none. */
+  private readonly drainers: Parser[] | null;
 
   constructor(o: PipelineOptions) {
     this.decoder = o.decoder;
@@ -171,6 +173,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     this.tcpOwner = owner;
     this.probers = probers.length > 0 ? Int32Array.from(probers) : null;
     this.reassembler = owner === null ? null : new TcpReassembler(this, o.tcp);
+    const drainers = this.parsers.filter((p) => p.drain !== undefined);
+    this.drainers = drainers.length > 0 ? drainers : null;
     const fi = this.parsers.findIndex((p) => p.fastFrame !== undefined);
     const plan = o.fastPath === true && this.direct !== null && this.sink32 !== null && fi >= 0 ? fastPlan(this.parsers[fi].fastKeys, this.processors) : null;
     if (plan !== null) {
@@ -200,6 +204,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     tsDigits: number,
   ): void {
     const st = this.stats;
+    // Parsers' own records (stream reports) every 1024 frames, so they wait for no ring block's end (replay has none).
+    if ((st.frames & 1023) === 0 && this.drainers !== null) this.drain(false);
     st.frames++;
     this.lastSec = tsSec;
     this.lastNsec = tsNsec;
@@ -309,18 +315,26 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     this.reassembler?.flush();
     this.tick();
     for (const p of this.parsers) p.flush?.();
+    if (this.drainers !== null) this.drain(true);
     this.direct?.flush();
   }
 
   /** End of a capture block: parsers hear the time, and a batching sink hands its records on now, so none waits for the next block. */
   batchEnd(): void {
     this.tick();
+    if (this.drainers !== null) this.drain(false);
     this.direct?.flush();
   }
 
   private tick(): void {
     if (this.lastSec < 0) return;
     for (let i = 0; i < this.tickers.length; i++) this.tickers[i].tick!(this.lastSec, this.lastNsec);
+  }
+
+  /** Parsers' own records (Parser.drain), through processors, encode and ring like any other. */
+  private drain(final: boolean): void {
+    const d = this.drainers!;
+    for (let i = 0; i < d.length; i++) d[i].drain!(this, final);
   }
 
   private finish(): boolean {
@@ -378,10 +392,18 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     const f = this.fastFrame;
     let at = d.open();
     let end = this.fast!.fastFrame!(f, W, at >> 2, Math.min(d.limit, at + this.maxRecord) >> 2, d.keys);
-    if (end < 0 && d.pending > 0) {
+    if (end === -1 && d.pending > 0) {
       d.flush();
       at = d.open();
       end = this.fast!.fastFrame!(f, W, at >> 2, Math.min(d.limit, at + this.maxRecord) >> 2, d.keys);
+    }
+    if (end === -2) {
+      // Taken without a record (rtp with per_packet off: counted in its stream's statistics).
+      this.stats.parserNoOutput[this.fastIndex]++;
+      const ds = this.decoder.stats;
+      ds.frames++;
+      ds.bytes += f.caplen;
+      return true;
     }
     if (end <= 0) return false;
     const st = this.stats;

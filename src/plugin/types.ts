@@ -97,9 +97,17 @@ export interface Parser extends PluginInstance {
    * parser wanted them), and write what encodeWire would.
    * Writes from word k of W (the batch's words) before word `end`; returns
    * the word after the record, 0 to leave the frame to the generic path
-   * (nothing counted or noted), or -1 when it needs more room.
+   * (nothing counted or noted), -1 when it needs more room, or -2 when it
+   * took the frame without a record (counted as handle() returning false).
    */
   fastFrame?(f: FastFrame, W: Int32Array, k: number, end: number, keys: KeyTracker): number;
+  /**
+   * Optional: records not made from the packet at hand (rtp's per-stream
+   * reports), emitted through `out` between frames: every 1024 frames, at
+   * the end of each ring block, and at the end of input with `final` (state
+   * ends: emit everything). Not called while a record is being built.
+   */
+  drain?(out: RecordEmitter, final: boolean): void;
   /**
    * Every label key a fastFrame record can carry (with fastFrame). The
    * pipeline runs a task's processors on the fast path only when none of

@@ -1,5 +1,6 @@
 // docs/records.md shows records as `otus replay` writes them: each example
-// names a capture and which record it is (`<!-- example: FILE, PROTOCOL[/KIND] N -->`);
+// names a capture and which record it is (`<!-- example: FILE, PROTOCOL[/KIND] N -->`, PROTOCOL
+// `rtp.stats` too);
 // this replays the capture under the page's task and compares, field for
 // field (`, envelope`: the envelope only). The task must validate too.
 
@@ -44,7 +45,7 @@ test('docs/records.md: every example record is what otus replay writes for its c
       assert.deepEqual(got, JSON.parse(json), `${file}, ${protocol} ${n}`);
     }
     // Every protocol the page has a section for has an example.
-    for (const p of ['sip', 'sip.call', 'rtp', 'rtcp', 'dns', 'http', 'webrtc']) assert.ok(examples.some((e) => e[2] === p), p);
+    for (const p of ['sip', 'sip.call', 'rtp', 'rtp.stats', 'rtcp', 'dns', 'http', 'webrtc']) assert.ok(examples.some((e) => e[2] === p), p);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -85,7 +85,9 @@ const ENTRY_WORDS = (E_LABELS + 3 * 2 + ((CALL_ID_MAX + CODEC_MAX + LABELS_MAX +
 // from a label-cache entry elsewhere (a second cache miss per packet with
 // many calls): the slot + 1 and sequence number they were encoded for, a
 // pack word (payload type | words << 8 | META << 16, NO_ROOM when they do
-// not fit and the label cache holds them), then the label entries.
+// not fit and the label cache holds them), the rtp parser's stream-statistics
+// row (stats.ts: so a packet on the fast path finds it without a lookup of its
+// own), then the label entries.
 const FLOW_WORDS = 32;
 const F_SRC = 0;
 const F_DST = 1;
@@ -98,7 +100,9 @@ const F_CAPTURED = 7;
 const F_LSLOT = 8;
 const F_LSEQ = 9;
 const F_LPACK = 10;
-const F_LABELS = 11;
+/** The rtp parser's stream-statistics row for this flow, + 1 (0 none; stats.ts). */
+const F_STATS = 11;
+const F_LABELS = 12;
 /** Words a flow entry has for its call labels inline. */
 export const FLOW_LABEL_WORDS = FLOW_WORDS - F_LABELS;
 /** F_LPACK when the labels do not fit inline. */
@@ -200,6 +204,8 @@ export class MediaCorrelator {
         const other = fc[k1 + F_SRC] === p.src4 && fc[k1 + F_DST] === p.dst4 && fc[k1 + F_PORTS] === ports;
         const e = mine || (!other && ((fc[k0 + F_LOOKED] - fc[k1 + F_LOOKED]) | 0) <= 0) ? h : h + 1;
         const k = e * FLOW_WORDS;
+        // Another flow's way: its stream-statistics row is not this flow's.
+        if (e === h ? !mine : !other) fc[k + F_STATS] = 0;
         fc[k + F_SRC] = p.src4;
         fc[k + F_DST] = p.dst4;
         fc[k + F_PORTS] = ports;
@@ -240,6 +246,20 @@ export class MediaCorrelator {
       return k;
     }
     return -1;
+  }
+
+  /** The flow-cache entry (its first word) of the last lookup, -1 none. */
+  get entry(): number {
+    return this.fe < 0 ? -1 : this.fe * FLOW_WORDS;
+  }
+
+  /** The stream-statistics row flow entry k (entry, trustedFlow) keeps, -1 none. */
+  statsRow(k: number): number {
+    return this.fc[k + F_STATS] - 1;
+  }
+
+  setStatsRow(k: number, row: number): void {
+    this.fc[k + F_STATS] = row + 1;
   }
 
   /** How many call labels flow entry k (trustedFlow) holds. */

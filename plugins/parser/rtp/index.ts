@@ -13,13 +13,15 @@
 import type { DecodedPacket } from '../../../src/decode/packet.js';
 import type { FastFrame } from '../../../src/pipeline/fast-path.js';
 import { labelKeyId, type KeyTracker } from '../../../src/pipeline/label-keys.js';
-import { encodeUintEntry } from '../../../src/pipeline/labels.js';
+import { encodeUintEntry, type Labels } from '../../../src/pipeline/labels.js';
 import { protocolWords, wireCompactPayload, wireEnvelopeUdp4 } from '../../../src/pipeline/wire.js';
 import type { OutputRecord } from '../../../src/pipeline/record.js';
-import type { Parser, PluginDefinition } from '../../../src/plugin/types.js';
+import type { Parser, PluginDefinition, RecordEmitter } from '../../../src/plugin/types.js';
 import { STATIC_PT } from '../sip/sdp.js';
 import { CALL_LABEL_KEYS, CODEC_EVENT, CODEC_NAMED, FLOW_LABEL_WORDS, MediaCorrelator } from './correlate.js';
 import { COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payload.js';
+import { KEY, ROW, RtpStreamTable, type RtpStatsConfig } from './stats.js';
+import { RtpStatsPayload } from './stats-payload.js';
 
 export interface RtpConfig {
   ports: number[];
@@ -30,7 +32,12 @@ export interface RtpConfig {
   nat_ttl: number;
   event_payload_types: number[];
   raw: boolean;
+  /** Per-stream statistics (stats.ts); absent: off. */
+  stats?: RtpStatsConfig;
 }
+
+/** Parser.fastFrame's "taken, no record" (stats on, per_packet off). */
+const FAST_TAKEN = -2;
 
 export const RTP_REJECT_NAMES = ['none', 'short', 'csrc_truncated', 'extension_truncated', 'bad_padding'] as const;
 
@@ -56,6 +63,8 @@ const K_SEQ = labelKeyId('rtp.seq');
 const K_EVENT = labelKeyId('rtp.event');
 const K_EVENT_END = labelKeyId('rtp.event-end');
 const K_CODEC = labelKeyId('codec');
+const K_CALL_ID = labelKeyId('call-id');
+const K_MEDIA = labelKeyId('media');
 const PROTO = protocolWords('rtp');
 /** The most words a fast-path record takes: envelope 18 (with a VLAN id), labels block 1 + 6 + a flow entry's inline call labels, payload 10. */
 const FAST_WORDS = 18 + 7 + FLOW_LABEL_WORDS + 10;
@@ -105,6 +114,14 @@ export class RtpParser implements Parser {
   private readonly raw: boolean;
   /** canHandle's lookup, for handle (the same packet, right after). */
   private slot = -1;
+  /** Per-stream statistics, null when off. */
+  readonly table: RtpStreamTable | null;
+  private readonly perPacket: boolean;
+  private readonly statsPayload = new RtpStatsPayload();
+  /** The digits of the last packet's timestamp (the reports' timestamps print as the packets' do). */
+  private tsDigits = 6;
+  /** Where fastFrame's early read of a stream's row goes (kept, so the read is not dropped). */
+  private touched = 0;
 
   constructor(cfg: RtpConfig, corr: MediaCorrelator) {
     this.corr = corr;
@@ -112,6 +129,8 @@ export class RtpParser implements Parser {
     for (const pt of cfg.event_payload_types) this.eventPt[pt & 127] = 1;
     this.heuristic = cfg.heuristic;
     this.raw = cfg.raw;
+    this.table = cfg.stats !== undefined && cfg.stats.interval > 0 ? new RtpStreamTable(cfg.stats) : null;
+    this.perPacket = this.table === null || cfg.stats!.per_packet;
   }
 
   canHandle(p: DecodedPacket): boolean {
@@ -199,7 +218,105 @@ export class RtpParser implements Parser {
     }
     out.payload = pl;
     if (this.raw) out.attachRaw(p);
-    return true;
+    if (this.table !== null) this.count(p, L, pl, isEvent && pl.event >= 0, tsDigits);
+    return this.perPacket;
+  }
+
+  /** Counts a packet handle() took in its stream's statistics (made at the stream's first packet, with its call labels). */
+  private count(p: DecodedPacket, L: Labels, pl: RtpPayload, isEvent: boolean, tsDigits: number): void {
+    const t = this.table!;
+    const k = t.key;
+    k.fill(0);
+    k[0] = pl.ssrc;
+    k[1] = (p.sport << 16) | p.dport;
+    k[2] = p.ipVersion;
+    if (p.ipVersion === 4) {
+      k[3] = p.src4;
+      k[7] = p.dst4;
+    } else if (p.ipVersion === 6) {
+      const a = p.addrBuf;
+      for (let i = 0; i < 4; i++) {
+        k[3 + i] = readBE32(a, p.srcOff + 4 * i);
+        k[7 + i] = readBE32(a, p.dstOff + 4 * i);
+      }
+    }
+    const row = t.find(p.tsSec, p.tsNsec, true);
+    if (p.ipVersion === 6) k.fill(0); // the fast path sets the IPv4 words alone
+    else {
+      // Kept with the flow, for the fast path.
+      const fe = this.corr.entry;
+      if (fe >= 0) this.corr.setStatsRow(fe, row);
+    }
+    if (t.created) {
+      // Strings once per stream: what its reports are labelled with.
+      t.callId[row] = L.get('call-id') ?? null;
+      t.media[row] = L.get('media') ?? null;
+    }
+    if (!isEvent && t.ratePt(row) !== pl.pt) {
+      const codec = L.get('codec') ?? null;
+      t.codec[row] = codec;
+      t.setRate(row, pl.pt, codec);
+    }
+    this.tsDigits = tsDigits;
+    t.packet(row, p.tsSec, p.tsNsec, pl.seq, pl.ts, pl.pt, pl.marker, p.payloadLen, isEvent ? pl.event : -1, pl.eventEnd, pl.duration);
+  }
+
+  /**
+   * Parser.drain: the queued stream reports as `rtp.stats` records (the
+   * call labels the stream started with, rtp.ssrc, the flow), after the
+   * streams silent for `idle` are ended; `final` ends every stream.
+   */
+  drain(out: RecordEmitter, final: boolean): void {
+    const t = this.table;
+    if (t === null) return;
+    for (;;) {
+      const done = t.expire(final);
+      this.emitReports(out);
+      if (done) return;
+    }
+  }
+
+  private emitReports(out: RecordEmitter): void {
+    const t = this.table!;
+    const n = t.qLen;
+    if (n === 0) return;
+    const rec = out.record;
+    const K = t.qKeys;
+    for (let q = 0; q < n; q++) {
+      const b = q * KEY;
+      rec.reset();
+      // The stream's whole second plus the report's offset from it (a sum of both as one double would lose the microseconds).
+      const rel = t.qTime[q];
+      const whole = Math.floor(rel);
+      const ns = Math.round((rel - whole) * 1e9);
+      rec.hasTs = true;
+      rec.tsSec = t.qRows[q * ROW] + whole + (ns >= 1e9 ? 1 : 0);
+      rec.tsNsec = ns >= 1e9 ? 0 : ns;
+      rec.tsDigits = this.tsDigits;
+      rec.protocol = 'rtp.stats';
+      const v = K[b + 2];
+      rec.ipVersion = v;
+      for (let i = 0; i < (v === 6 ? 4 : v === 4 ? 1 : 0); i++) {
+        writeBE32(rec.src, 4 * i, K[b + 3 + i]);
+        writeBE32(rec.dst, 4 * i, K[b + 7 + i]);
+      }
+      rec.sport = K[b + 1] >>> 16;
+      rec.dport = K[b + 1] & 0xffff;
+      rec.proto = 17;
+      const L = rec.labels;
+      L.setUintId(K_SSRC, K[b] >>> 0);
+      const callId = t.qCallId[q];
+      if (callId !== null) L.setId(K_CALL_ID, callId);
+      const codec = t.qCodec[q];
+      if (codec !== null) L.setId(K_CODEC, codec);
+      const media = t.qMedia[q];
+      if (media !== null) L.setId(K_MEDIA, media);
+      this.statsPayload.report.at(t.qRows, q * ROW, t.qKind[q], codec);
+      rec.payload = this.statsPayload.loaded();
+      t.stats.reports++;
+      out.emit();
+    }
+    t.qLen = 0;
   }
 
   /**
@@ -222,6 +339,20 @@ export class RtpParser implements Parser {
     if (e < 0) return 0;
     const seq = (b[o + 2] << 8) | b[o + 3];
     const ssrc = (b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11];
+    const ts = (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7];
+    const t = this.table;
+    if (t !== null) {
+      const row = corr.statsRow(e);
+      // The row's three lines on their way now (with many streams, cache misses) while the record is written.
+      if (row >= 0) this.touched = t.rows[row * ROW] + t.rows[row * ROW + 8] + t.rows[row * ROW + 16];
+      if (!this.perPacket) {
+        if (!this.countFast(t, row, f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
+        const st = this.stats;
+        st.packets++;
+        st.correlated++;
+        return FAST_TAKEN;
+      }
+    }
     let j = wireEnvelopeUdp4(W, k, f, PROTO, 3, 3 + corr.flowLabelCount(e) + f.extraIds.length);
     const labelsAt = j++;
     j = encodeUintEntry(W, j, K_SSRC, ssrc);
@@ -231,7 +362,9 @@ export class RtpParser implements Parser {
     j = f.writeExtra(W, j, keys);
     W[labelsAt] = (j - labelsAt - 1) << 2;
     j = wireCompactPayload(W, j, COMPACT);
-    j = writePlainCompact(W, j, (b1 & 0x80) !== 0, pt, seq, (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7], ssrc, len - 12);
+    j = writePlainCompact(W, j, (b1 & 0x80) !== 0, pt, seq, ts, ssrc, len - 12);
+    // Left to the generic path, the words written are overwritten by the next record.
+    if (t !== null && !this.countFast(t, corr.statsRow(e), f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
     keys.use(K_SSRC);
     keys.use(K_PT);
     keys.use(K_SEQ);
@@ -239,6 +372,26 @@ export class RtpParser implements Parser {
     st.packets++;
     st.correlated++;
     return j;
+  }
+
+  /**
+   * A fast-path packet in its stream's statistics: the row its flow entry
+   * keeps (set by the generic path), checked against the row itself, no
+   * table lookup. False leaves the packet to the generic path: its stream's
+   * first packet, a new payload type, another SSRC, a stream ended by silence.
+   */
+  private countFast(t: RtpStreamTable, row: number, f: FastFrame, pt: number, seq: number, ts: number, marker: boolean, len: number): boolean {
+    const key = t.key;
+    key[0] = (f.buf[f.payloadOff + 8] << 24) | (f.buf[f.payloadOff + 9] << 16) | (f.buf[f.payloadOff + 10] << 8) | f.buf[f.payloadOff + 11];
+    key[1] = (f.sport << 16) | f.dport;
+    key[2] = 4;
+    key[3] = f.src4;
+    key[7] = f.dst4;
+    const r = t.fastRow(row, f.tsSec, f.tsNsec, pt);
+    if (r < 0) return false;
+    this.tsDigits = f.tsDigits;
+    t.packet(r, f.tsSec, f.tsNsec, seq, ts >>> 0, pt, marker, len, -1, false, 0);
+    return true;
   }
 
   counters(): Record<string, unknown> {
@@ -249,6 +402,7 @@ export class RtpParser implements Parser {
       events: st.events,
       rejects: byName(RTP_REJECT_NAMES, st.rejects),
       registry: { ...this.corr.stats },
+      ...(this.table !== null ? { stats: { ...this.table.stats } } : {}),
       unsignalled: { packets: st.unsignalled, events: st.unsignalledEvents, ports: topPorts(st.unsignalledPorts) },
     };
   }
@@ -271,6 +425,17 @@ export class RtpParser implements Parser {
   }
 }
 
+function readBE32(a: Uint8Array, o: number): number {
+  return (a[o] << 24) | (a[o + 1] << 16) | (a[o + 2] << 8) | a[o + 3];
+}
+
+function writeBE32(a: Uint8Array, o: number, v: number): void {
+  a[o] = v >>> 24;
+  a[o + 1] = (v >>> 16) & 255;
+  a[o + 2] = (v >>> 8) & 255;
+  a[o + 3] = v & 255;
+}
+
 const rtp: PluginDefinition<'parser', RtpConfig> = {
   meta: {
     name: 'rtp',
@@ -287,6 +452,16 @@ const rtp: PluginDefinition<'parser', RtpConfig> = {
         nat_ttl: { type: 'number', exclusiveMinimum: 0, default: 3600 },
         event_payload_types: { type: 'array', items: { type: 'integer', minimum: 96, maximum: 127 }, default: [101] },
         raw: { type: 'boolean', default: false },
+        stats: {
+          type: 'object',
+          properties: {
+            interval: { type: 'number', exclusiveMinimum: 0, default: 10 },
+            per_packet: { type: 'boolean', default: true },
+            max_streams: { type: 'integer', minimum: 4, maximum: 1048576, default: 4096 },
+            idle: { type: 'number', exclusiveMinimum: 0, default: 30 },
+          },
+          additionalProperties: false,
+        },
       },
       additionalProperties: false,
     },

@@ -1,0 +1,403 @@
+// rtp.stats: per-stream figures against tshark's `-z rtp,streams` on
+// rtpproxy's captures, on a copy with packets deleted (editcap) and one with
+// packets swapped; RFC 4733 digits against tshark's rtpevent fields; the
+// same records from 1 and 2 capture processes; a signalled call's reports
+// carry its call-id and codec, on the generic and the fast path; the stats
+// path allocates nothing per packet.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Decoder } from '../../../src/decode/decoder.js';
+import { defaultDecoderOptions } from '../../../src/decode/options.js';
+import { BatchReader, BatchSink } from '../../../src/pipeline/batch-sink.js';
+import { RecordExpander } from '../../../src/pipeline/expand.js';
+import { ENCODERS, wireEncoder } from '../../../src/pipeline/codec.js';
+import { Pipeline } from '../../../src/pipeline/pipeline.js';
+import { MemorySink, type RecordSink } from '../../../src/pipeline/sink.js';
+import { FlowRegistry } from '../../../src/shm/registry.js';
+import { FIXTURES, ROOT, replay, tsharkFields, type Rec } from '../../../test/helpers/otus-replay.js';
+import { scavengesDuring, warmUp } from '../../../test/helpers/gc.js';
+import { rtpPacket, udpFrame } from '../../../test/helpers/udp-frames.js';
+import { withoutFrames } from '../../../test/helpers/tcp-gaps.js';
+import { SipParser } from '../sip/index.js';
+import { MediaCorrelator } from './correlate.js';
+import { RtpParser, type RtpConfig } from './index.js';
+import { RtpPayloadReader } from './payload.js';
+import { mosOf, rFactor, RtpStreamTable } from './stats.js';
+import { reportJson, RtpStatsPayload } from './stats-payload.js';
+import protobuf from 'protobufjs';
+
+const TASK = (perPacket: boolean, interval = 10): string => `task:
+  id: rtp-stats
+  parsers:
+    - plugin: sip
+    - plugin: rtp
+      config: {heuristic: true, stats: {interval: ${interval}, per_packet: ${perPacket}}}
+  unmatched_policy: drop
+`;
+
+interface TsharkStream {
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+  ssrc: number;
+  packets: number;
+  lost: number;
+  maxDelta: number;
+  maxJitter: number;
+  meanJitter: number;
+}
+
+/** tshark -z rtp,streams, one entry per stream. */
+function tsharkStreams(file: string): TsharkStream[] {
+  const out = execFileSync('tshark', ['-r', file, '-q', '--enable-heuristic', 'rtp_udp', '-z', 'rtp,streams'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const rows: TsharkStream[] = [];
+  for (const line of out.split('\n')) {
+    // start end src sport dst dport ssrc payload pkts lost (pct) min-delta mean-delta max-delta min-jitter mean-jitter max-jitter [X]
+    const m = /^\s*[\d.]+\s+[\d.]+\s+(\S+)\s+(\d+)\s+(\S+)\s+(\d+)\s+0x([0-9A-Fa-f]+)\s+\S+\s+(\d+)\s+(-?\d+)\s+\(\S+\)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)/.exec(line);
+    if (!m) continue;
+    rows.push({
+      src: m[1],
+      sport: Number(m[2]),
+      dst: m[3],
+      dport: Number(m[4]),
+      ssrc: parseInt(m[5], 16),
+      packets: Number(m[6]),
+      lost: Number(m[7]),
+      maxDelta: Number(m[10]),
+      meanJitter: Number(m[12]),
+      maxJitter: Number(m[13]),
+    });
+  }
+  return rows;
+}
+
+/** Each stream's final report (report "end"), keyed as tshark's streams are. */
+function finals(records: Rec[]): Map<string, Rec> {
+  const m = new Map<string, Rec>();
+  for (const r of records) if (r.protocol === 'rtp.stats' && r.payload.report === 'end') m.set(`${r.flow.src}:${r.flow.sport}>${r.flow.dst}:${r.flow.dport}/${r.labels['rtp.ssrc']}`, r);
+  return m;
+}
+
+/**
+ * tshark prints milliseconds with three decimals, and we round ours the same
+ * way; the two sums run in a different order (tshark in ms from the
+ * capture's start, ours in seconds from the stream's first second), so
+ * the last digit may differ by one: 0.0015 ms.
+ */
+const MS_TOLERANCE = 0.0015;
+
+function assertLikeTshark(file: string): Map<string, Rec> {
+  const want = tsharkStreams(file);
+  assert.ok(want.length > 0, `tshark found no stream in ${file}`);
+  const got = finals(replay(TASK(false), [file]).records);
+  assert.equal(got.size, want.length, `${file}: streams`);
+  for (const w of want) {
+    const key = `${w.src}:${w.sport}>${w.dst}:${w.dport}/${w.ssrc}`;
+    const r = got.get(key);
+    assert.ok(r, `${file}: no report for ${key}`);
+    const p = r.payload;
+    const at = `${file} ${key}: ${JSON.stringify(p)}`;
+    assert.equal(p.packets, w.packets, `packets, ${at}`);
+    assert.equal(p.lost, w.lost, `lost, ${at}`);
+    assert.ok(Math.abs(p.max_delta_ms - w.maxDelta) <= MS_TOLERANCE, `max delta ${p.max_delta_ms} vs ${w.maxDelta}, ${at}`);
+    assert.ok(Math.abs(p.max_jitter_ms - w.maxJitter) <= MS_TOLERANCE, `max jitter ${p.max_jitter_ms} vs ${w.maxJitter}, ${at}`);
+    assert.ok(Math.abs(p.mean_jitter_ms - w.meanJitter) <= MS_TOLERANCE, `mean jitter ${p.mean_jitter_ms} vs ${w.meanJitter}, ${at}`);
+  }
+  return got;
+}
+
+const G711 = join(ROOT, 'samples/rtp-g711a.pcap');
+
+test("per-stream packets, lost, max delta, max and mean jitter equal tshark's -z rtp,streams (G.711, G.723.1, G.729 with loss and with a duplicate)", () => {
+  for (const name of ['rtpproxy--G723_1.a.pcap', 'rtpproxy--lost.a.pcap', 'rtpproxy--dups.a.pcap']) assertLikeTshark(join(FIXTURES, name));
+  const g711 = [...assertLikeTshark(G711).values()][0].payload;
+  assert.equal(g711.clock_rate, 8000);
+  assert.ok(g711.r_factor > 80 && g711.mos > 4, JSON.stringify(g711)); // one packet lost in 230, jitter ~3 ms
+  const dups = [...finals(replay(TASK(false), [join(FIXTURES, 'rtpproxy--dups.a.pcap')]).records).values()][0].payload;
+  assert.equal(dups.duplicates, 1);
+});
+
+test('a stream whose sender restarts (sequence and timestamp back to 0, twice): RFC 3550 A.1 counts no loss where tshark reports -475', () => {
+  const file = join(FIXTURES, 'rtpproxy--sess6.a.pcap');
+  const w = tsharkStreams(file);
+  assert.equal(w.length, 1);
+  assert.equal(w[0].lost, -475); // tshark's own count, wrong across the restarts
+  const p = [...finals(replay(TASK(false), [file]).records).values()][0].payload;
+  assert.equal(p.packets, w[0].packets);
+  assert.equal(p.restarts, 2);
+  assert.equal(p.lost, 0);
+  assert.equal(p.expected, p.packets);
+  // The restart starts the timing reference afresh: no jitter from the jump in timestamps (tshark: max 376 ms).
+  assert.ok(p.max_jitter_ms < 5 && p.max_delta_ms < 30, JSON.stringify(p));
+});
+
+test('loss made by deleting packets (editcap) equals tshark', () => {
+  const edited = withoutFrames(G711, [40, 41, 42, 100, 150]);
+  const p = [...assertLikeTshark(edited).values()][0].payload;
+  assert.equal(p.lost, 1 + 5);
+  assert.equal(p.seq_jumps, 1 + 3);
+});
+
+/** A copy of a classic pcap with frames i and i+1 (0-based) swapped, timestamps kept in place (so the later packet arrives first). */
+function swapped(file: string, pairs: number[]): string {
+  const b = readFileSync(file);
+  const recs: Buffer[] = [];
+  for (let o = 24; o + 16 <= b.length; ) {
+    const n = b.readUInt32LE(o + 8);
+    recs.push(b.subarray(o, o + 16 + n));
+    o += 16 + n;
+  }
+  for (const i of pairs) {
+    const a = recs[i];
+    const c = recs[i + 1];
+    // Swap the packets' bytes, keep each slot's timestamp.
+    recs[i] = Buffer.concat([a.subarray(0, 8), c.subarray(8)]);
+    recs[i + 1] = Buffer.concat([c.subarray(0, 8), a.subarray(8)]);
+  }
+  const out = join(mkdtempSync(join(tmpdir(), 'otus-swap-')), 'swapped.pcap');
+  writeFileSync(out, Buffer.concat([b.subarray(0, 24), ...recs]));
+  return out;
+}
+
+test('reordering made by swapping packets: late packets counted as out of order, timing taken in arrival order (RFC 3550 A.8) as tshark does', () => {
+  const file = swapped(G711, [60, 120, 180]);
+  const p = [...assertLikeTshark(file).values()][0].payload;
+  assert.equal(p.out_of_order, 3);
+  assert.equal(p.duplicates, 0);
+});
+
+test("RFC 4733 events de-duplicated into digits equal tshark's rtpevent fields (event id per event, its last duration)", () => {
+  const file = join(FIXTURES, 'rtpproxy--dtmf.pcapng');
+  const rows = tsharkFields(file, 'rtpevent', ['rtp.ssrc', 'rtp.timestamp', 'rtpevent.event_id', 'rtpevent.end_of_event', 'rtpevent.duration'], ['--enable-heuristic', 'rtp_udp']);
+  // An event is its packets with one timestamp (RFC 4733 §2.5); the end bit's packet carries its final duration.
+  const want = new Map<number, { event: number; duration: number }[]>();
+  const seen = new Set<string>();
+  for (const [ssrc, ts, ev, end, dur] of rows) {
+    const s = Number(ssrc);
+    const k = `${s}/${ts}`;
+    const list = want.get(s) ?? [];
+    want.set(s, list);
+    if (!seen.has(k)) {
+      seen.add(k);
+      list.push({ event: Number(ev), duration: Number(dur) / 8000 });
+    } else if (end === '1' || end === 'True') list[list.length - 1].duration = Math.max(list[list.length - 1].duration, Number(dur) / 8000);
+  }
+  const { records } = replay(TASK(false), [file]);
+  const got = new Map<number, { event: number; duration: number }[]>();
+  for (const r of records.filter((x) => x.protocol === 'rtp.stats')) {
+    const s = Number(r.labels['rtp.ssrc']);
+    got.set(s, [...(got.get(s) ?? []), ...r.payload.dtmf.map((d: { event: number; duration: number }) => ({ event: d.event, duration: d.duration }))]);
+  }
+  assert.equal(want.size, 2);
+  assert.deepEqual(got, want);
+  const digits = [...got.values()].map((l) => l.map((d) => '0123456789*#ABCD'[d.event]).join(''));
+  assert.deepEqual(digits.sort(), ['123456789*0#5', '54321#'].sort());
+});
+
+test('2 capture processes make the same rtp.stats records as 1', () => {
+  const files = [G711, join(FIXTURES, 'rtpproxy--lost.a.pcap'), join(FIXTURES, 'rtpproxy--dups.a.pcap'), join(FIXTURES, 'rtpproxy--dtmf.pcapng'), join(FIXTURES, 'rtpproxy--G723_1.a.pcap')];
+  const run = (workers: number): string[] =>
+    replay(TASK(false, 2), files, workers)
+      .records.filter((r) => r.protocol === 'rtp.stats')
+      .map((r) => JSON.stringify(r))
+      .sort();
+  const one = run(1);
+  assert.ok(one.length > 10, `${one.length} reports`);
+  assert.deepEqual(run(2), one);
+});
+
+// ---- a signalled call, in process ----
+
+const A = '192.0.2.10';
+const B = '198.51.100.20';
+const CALL = 'stats-call@example.com';
+const sdp = (ip: string, port: number): string => `v=0\r\no=- 1 1 IN IP4 ${ip}\r\ns=-\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n`;
+const invite = (): Uint8Array =>
+  udpFrame(
+    A,
+    B,
+    5060,
+    5060,
+    `INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP ${A}:5060;branch=z9hG4bK1\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: ${CALL}\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: ${sdp(A, 40000).length}\r\n\r\n${sdp(A, 40000)}`,
+  );
+const rtpCfg = (perPacket: boolean, interval = 1): RtpConfig => ({
+  ports: [],
+  heuristic: false,
+  learn_nat: true,
+  nat_ttl: 60,
+  event_payload_types: [101],
+  raw: false,
+  stats: { interval, per_packet: perPacket, max_streams: 64, idle: 30 },
+});
+
+/** Writes packet i's sequence number and timestamp into an RTP frame in place (UDP payload at 42). */
+function stamp(frame: Uint8Array, seq: number, ts: number): void {
+  frame[44] = (seq >> 8) & 255;
+  frame[45] = seq & 255;
+  frame[46] = ts >>> 24;
+  frame[47] = (ts >>> 16) & 255;
+  frame[48] = (ts >>> 8) & 255;
+  frame[49] = ts & 255;
+}
+
+test("a signalled call's reports carry its call-id and codec; per_packet off sends reports alone, and the fast path counts the same packets", () => {
+  for (const fastPath of [false, true]) {
+    const flows = FlowRegistry.create(`otus-t-stats${fastPath ? 'f' : 'g'}${process.pid}`, { capacity: 1024 });
+    try {
+      const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
+      const rtp = new RtpParser(rtpCfg(false), new MediaCorrelator(flows, true));
+      const mem = new MemorySink();
+      const batch = new BatchSink(mem, 64 * 1024);
+      const pl = fastPath
+        ? new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: wireEncoder('json', batch.keys), sink: batch, fastPath: true })
+        : new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink: mem });
+      const feed = (f: Uint8Array, sec: number, nsec: number): void => pl.processBytes(f, new DataView(f.buffer, f.byteOffset, f.byteLength), 0, f.length, f.length, 1, sec, nsec, true, 9);
+      feed(invite(), 100, 0);
+      const frame = udpFrame(B, A, 30000, 40000, rtpPacket(0, 0, 0, 0x5eed));
+      // 5 s of 20 ms packets from 101 s, packet 100 (at 103 s) lost.
+      for (let i = 0; i < 250; i++) {
+        if (i === 100) continue;
+        stamp(frame, i, i * 160);
+        feed(frame, 101 + Math.floor(i / 50), (i % 50) * 20_000_000);
+      }
+      pl.flush();
+      const recs: Rec[] = fastPath ? expandBatch(mem) : mem.records().map((r) => JSON.parse(Buffer.from(r).toString('utf8')));
+      const stats = recs.filter((r: Rec) => r.protocol === 'rtp.stats');
+      assert.deepEqual(
+        recs.filter((r: Rec) => r.protocol === 'rtp'),
+        [],
+      );
+      // Reports at 1, 2, 3, 4 s of the stream, then its end.
+      assert.deepEqual(
+        stats.map((r: Rec) => r.payload.report),
+        ['interval', 'interval', 'interval', 'interval', 'end'],
+      );
+      for (const r of stats) assert.deepEqual(r.labels, { 'rtp.ssrc': String(0x5eed), 'call-id': CALL, codec: 'PCMU', media: 'audio' });
+      const end = stats[4].payload;
+      assert.equal(end.packets, 249);
+      assert.equal(end.lost, 1);
+      assert.equal(end.max_jitter_ms, 0);
+      assert.equal(end.max_delta_ms, 40);
+      assert.deepEqual(stats.map((r: Rec) => r.payload.interval.packets), [50, 50, 49, 50, 50]);
+      assert.deepEqual(stats.map((r: Rec) => r.payload.interval.lost), [0, 0, 1, 0, 0]);
+      assert.equal(stats[0].ts, '1970-01-01T00:01:42.000000000Z');
+      if (fastPath) assert.ok(pl.stats.fastRecords === 0 && rtp.stats.packets === 249);
+    } finally {
+      flows.close();
+    }
+  }
+});
+
+/** The batches' wire records expanded as the sender does (JSON; rtp.stats payloads come written). */
+function expandBatch(mem: MemorySink): Rec[] {
+  const expander = new RecordExpander('json', [new RtpPayloadReader()]);
+  const reader = new BatchReader();
+  const out = new Uint8Array(1 << 20);
+  const recs: Rec[] = [];
+  for (const b of mem.records()) {
+    assert.ok(reader.start(b, 0, b.length));
+    while (reader.next() >= 0) {
+      const end = expander.expand(b, reader.off, reader.len, reader.keys, out, 0, out.length);
+      assert.ok(end > 0);
+      recs.push(JSON.parse(Buffer.from(out.subarray(0, end)).toString('utf8')));
+    }
+  }
+  return recs;
+}
+
+test('the E-model: G.711 without loss scores R 93.2 less the delay impairment; loss lowers it by G.113 Bpl', () => {
+  assert.ok(Math.abs(rFactor('PCMA', 0, 0) - 93.2) < 1e-9);
+  assert.ok(Math.abs(mosOf(93.2) - 4.41) < 0.01);
+  // Ie,eff = 0 + 95 · 1 / (1 + 25.1) = 3.64 at 1 % loss.
+  assert.ok(Math.abs(rFactor('PCMU', 1, 0) - (93.2 - 95 / 26.1)) < 1e-9);
+  assert.ok(Math.abs(rFactor('G729', 0, 0) - 82.2) < 1e-9);
+  assert.equal(rFactor('opus', 0, 0), -1);
+});
+
+test('the stats path (generic and fast, per_packet on and off) allocates nothing per packet', async () => {
+  for (const perPacket of [true, false]) {
+    const flows = FlowRegistry.create(`otus-t-stalloc${perPacket ? 1 : 0}${process.pid}`, { capacity: 1024 });
+    try {
+      const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 3600, bye_grace: 1, max_message: 65536 }, flows);
+      // Reports every 60 s of capture time: a few in the run, each a record made with strings (not per packet).
+      const rtp = new RtpParser(rtpCfg(perPacket, 60), new MediaCorrelator(flows, true));
+      const ring: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
+      const batch = new BatchSink(ring, 256 * 1024);
+      const pl = new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: wireEncoder('json', batch.keys), sink: batch, fastPath: true });
+      const inv = invite();
+      pl.processBytes(inv, new DataView(inv.buffer), 0, inv.length, inv.length, 1, 1, 0, true, 6);
+      const frame = udpFrame(B, A, 30000, 40000, rtpPacket(0, 0, 0, 7));
+      const view = new DataView(frame.buffer);
+      let i = 0;
+      // A second of capture time per 1024 packets (small seconds: see rtp.test.ts), sequence and timestamp advancing, one packet in 97 lost.
+      const run = (n: number): void => {
+        for (const end = i + n; i < end; i++) {
+          if (i % 97 === 0) continue;
+          stamp(frame, i & 0xffff, (i * 160) >>> 0);
+          pl.processBytes(frame, view, 0, frame.length, frame.length, 1, 1 + (i >> 10), (i & 1023) * 976_000, true, 9);
+        }
+      };
+      await warmUp(() => run(200_000));
+      const before = rtp.stats.packets;
+      const gcs = await scavengesDuring(() => run(2_000_000));
+      assert.ok(rtp.stats.packets - before > 1_970_000);
+      assert.ok(rtp.table!.stats.reports > 0, 'reports made during the runs');
+      if (perPacket) assert.ok(pl.stats.fastRecords > 1_900_000);
+      // As rtp.test.ts's fast-path test: per batch and per clock refresh, never per packet (16 bytes a packet would be 32 MB).
+      assert.ok(gcs <= 2, `${gcs} scavenges over 2M packets (per_packet ${perPacket})`);
+    } finally {
+      flows.close();
+    }
+  }
+});
+
+test('a report in JSON and in protobuf (otus.rtp.v1.RtpStats, rtp.proto) says the same', () => {
+  const t = new RtpStreamTable({ interval: 10, per_packet: false, max_streams: 16, idle: 30 });
+  t.key.set([0x1234, (4000 << 16) | 5000, 4, 0x0a000001, 0, 0, 0, 0x0a000002, 0, 0, 0, 0]);
+  const r = t.find(100, 0, true);
+  t.setRate(r, 0, 'PCMU');
+  for (let i = 0; i < 60; i++) if (i !== 7) t.packet(r, 100 + Math.floor(i / 50), (i % 50) * 20_000_000 + (i % 3) * 1_000_000, i, i * 160, 0, i === 0, 172, -1, false, 0);
+  t.packet(r, 101, 300_000_000, 40, 40 * 160, 0, false, 172, -1, false, 0); // a duplicate (within the last 32)
+  // DTMF 5 with its end three times, then # whose end was lost.
+  let seq = 60;
+  for (const [d, end] of [[160, false], [320, false], [480, true], [480, true], [480, true]] as const) t.packet(r, 101, 400_000_000, seq++, 9600, 101, false, 16, 5, end, d);
+  t.packet(r, 101, 600_000_000, seq, 12800, 101, false, 16, 11, false, 160);
+  t.end(r, 1);
+  assert.equal(t.qLen, 1);
+  const pl = new RtpStatsPayload();
+  pl.report.at(t.qRows, 0, t.qKind[0], 'PCMU');
+  pl.loaded();
+  const want = reportJson(pl.report);
+  // Packet 7 lost, packet 40 twice: RFC 3550 counts the duplicate as received.
+  assert.equal(want.lost, 0);
+  assert.equal(want.seq_jumps, 1);
+  assert.equal(want.duplicates, 1);
+  assert.deepEqual(
+    want.dtmf.map((d) => [d.digit, d.duration]),
+    [['5', 0.06], ['#', 0.02]],
+  );
+  const buf = new Uint8Array(4096);
+  const n = pl.writeJson(buf, 0, buf.length);
+  assert.deepEqual(JSON.parse(Buffer.from(buf.subarray(0, n)).toString('utf8')), want);
+  const size = pl.binarySize();
+  assert.equal(pl.writeBinary(buf, 0, buf.length), size);
+  const type = protobuf.loadSync(join(ROOT, 'plugins/parser/rtp/rtp.proto')).lookupType('otus.rtp.v1.RtpStats');
+  const got = type.toObject(type.decode(buf.subarray(0, size)), { longs: Number, defaults: true, arrays: true });
+  assert.deepEqual(
+    { ...got, dtmf: got.dtmf.map((d: Record<string, unknown>) => ({ digit: d.digit ?? null, event: d.event, start: d.start, duration: d.duration })), pt: got.pt ?? null, r_factor: got.rFactor, mos: got.mos },
+    { ...camel(want as unknown as Record<string, unknown>), r_factor: want.r_factor, mos: want.mos },
+  );
+});
+
+/** The JSON names as protobufjs's camelCase fields (its toObject). */
+function camel(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) out[k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())] = v;
+  return out;
+}
