@@ -78,6 +78,23 @@ export const TASK_BODY_SCHEMA = {
       additionalProperties: false,
       properties: { calls: { type: 'boolean', default: false } },
     },
+    // `stats` turns on the rtp parser's per-stream statistics (rtp.stats); its keys are the parser's own `stats`.
+    rtp: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        stats: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            interval: { type: 'number', exclusiveMinimum: 0 },
+            per_packet: { type: 'boolean' },
+            max_streams: { type: 'integer', minimum: 4, maximum: 1048576 },
+            idle: { type: 'number', exclusiveMinimum: 0 },
+          },
+        },
+      },
+    },
   },
 } as const;
 
@@ -175,17 +192,23 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
       .filter(({ r }) => r.enabled)
       .map(({ r, i }) => ({ plugin: r.plugin, config: r.config ?? {}, where: `${at([key, i, 'config'])}: ${path}.${key}[${i}].config`, at: at([key, i, 'plugin']) }));
   const parsers = refs('parsers');
-  const sip = t.sip as { calls?: boolean } | undefined;
-  if (sip?.calls !== undefined) {
-    const where = `${at(['sip', 'calls'])}: ${path}.sip.calls`;
-    const own = parsers.filter((r) => r.plugin === 'sip');
-    if (sip.calls && own.length === 0) throw new OtusError('OTUS_ERR_TASK', `${where}: call records need the sip parser in ${path}.parsers`);
+  // Task keys that set a parser's config key (docs/task-format.md, "sip", "rtp").
+  const lift = (plugin: 'sip' | 'rtp', key: 'calls' | 'stats', on: (v: unknown) => boolean, what: string): void => {
+    const v = (t[plugin] as Record<string, unknown> | undefined)?.[key];
+    if (v === undefined) return;
+    const where = `${at([plugin, key])}: ${path}.${plugin}.${key}`;
+    const own = parsers.filter((r) => r.plugin === plugin);
+    if (on(v) && own.length === 0) throw new OtusError('OTUS_ERR_TASK', `${where}: ${what} need the ${plugin} parser in ${path}.parsers`);
     for (const r of own) {
-      const c = r.config.calls;
-      if (c !== undefined && c !== sip.calls) throw new OtusError('OTUS_ERR_TASK', `${where}: is ${sip.calls}, but ${r.where.split(': ').pop()}.calls is ${String(c)}`);
-      r.config = { ...r.config, calls: sip.calls };
+      const c = r.config[key];
+      if (c !== undefined && JSON.stringify(c) !== JSON.stringify(v)) {
+        throw new OtusError('OTUS_ERR_TASK', `${where}: is ${JSON.stringify(v)}, but ${r.where.split(': ').pop()}.${key} is ${JSON.stringify(c)}`);
+      }
+      r.config = { ...r.config, [key]: v };
     }
-  }
+  };
+  lift('sip', 'calls', (v) => v === true, 'call records');
+  lift('rtp', 'stats', () => true, 'stream statistics');
   const rep = t.reporter as { type: string; config?: Record<string, unknown> } | undefined;
   const capture = t.capture as { workers?: number; driver?: string; interface?: string; xdp_steal?: boolean; buffer_bytes?: number } | undefined;
   return {
