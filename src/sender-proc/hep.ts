@@ -78,8 +78,9 @@ const C_MOS = 0x0020; // u16: MOS x 100 (hep-js's `mos`, what Homer's agents sen
 export const HEP_TYPE_SIP = 1;
 export const HEP_TYPE_RTCP = 5;
 /**
- * Per-stream RTP quality reports, JSON: the HEP3 specification's 0x22 "MOS
- * full report (JSON)". heplify-server reads type 34 as "RTPAgent" reports
+ * Per-stream RTP quality reports, JSON: protocol type 0x22, which HEP
+ * implementations list as the JSON "MOS full report" (0x23 the short one,
+ * RTCP-XR). heplify-server reads type 34 as "RTPAgent" reports
  * (metric/prometheus.go: dissectRTPStats reads DELTA, JITTER, MOS,
  * PACKET_LOSS, RFACTOR, SKEW) and stores types other than 1, 5, 53, 54, 100
  * that carry a correlation id in its report table, the correlation id as
