@@ -3,7 +3,9 @@
 // sent as payload type 1 with the SIP message as captured (its bytes travel
 // in the sip parser's compact payload: src/pipeline/wire.ts,
 // plugins/parser/sip/payload.ts); an RTCP record as type 5, JSON in the
-// layout Homer reads (homerRtcp), the call's Call-ID in the correlation chunk. Other
+// layout Homer reads (homerRtcp), the call's Call-ID in the correlation
+// chunk; an `rtp.stats` record as type 34, the per-stream report of Homer's
+// RTP agents (homerRtpStats), with the Call-ID and a MOS chunk. Other
 // records are not HEP's: counted as failed, reason `skipped`.
 //
 // HEP3 (sipcapture's "HEP3 Network Protocol Specification"): a packet is
@@ -27,7 +29,7 @@ import { connect as tlsConnect } from 'node:tls';
 import type { TaskSpec } from '../config/task.js';
 import type { EncodedRecord, PluginDefinition, Reporter, ReporterCounters } from '../plugin/types.js';
 import { LabelKind, PayloadKind, type WireRecord } from '../pipeline/wire.js';
-import { ascii, readU32LE } from '../util/bytes.js';
+import { ascii, readU32LE, writeIpv4, writeIpv6 } from '../util/bytes.js';
 import { OtusError } from '../util/errors.js';
 
 export interface HepReporterConfig {
@@ -71,16 +73,33 @@ const C_AUTH_KEY = 0x000e; // octets
 const C_PAYLOAD = 0x000f; // octets
 const C_CORRELATION_ID = 0x0011; // octets
 const C_NODE_NAME = 0x0013; // octets (heplify-server: NodeName)
+const C_MOS = 0x0020; // u16: MOS x 100 (hep-js's `mos`, what Homer's agents send with type 34)
 
 export const HEP_TYPE_SIP = 1;
 export const HEP_TYPE_RTCP = 5;
+/**
+ * Per-stream RTP quality reports, JSON: protocol type 0x22, which HEP
+ * implementations list as the JSON "MOS full report" (0x23 the short one,
+ * RTCP-XR). heplify-server reads type 34 as "RTPAgent" reports
+ * (metric/prometheus.go: dissectRTPStats reads DELTA, JITTER, MOS,
+ * PACKET_LOSS, RFACTOR, SKEW) and stores types other than 1, 5, 53, 54, 100
+ * that carry a correlation id in its report table, the correlation id as
+ * the call's sid (database/postgres.go); the field names are those of the
+ * reports in sipcapture/hepgen.js (config/reports_rtp.js,
+ * config/hepgen_caller_sbc_kam_fs_app.js: TYPE PERIODIC and FINAL, the MOS
+ * chunk as MOS x 100).
+ */
+export const HEP_TYPE_RTP_STATS = 34;
 
 /** A HEP packet's length is a u16. */
 export const HEP_MAX = 0xffff;
 
 const SIP = ascii('sip');
 const RTCP = ascii('rtcp');
+const RTP_STATS = ascii('rtp.stats');
 const CALL_ID = ascii('call-id');
+const CODEC = ascii('codec');
+const SSRC = ascii('rtp.ssrc');
 /** The sip compact payload's fixed words before its per-header words (plugins/parser/sip/payload.ts). */
 const SIP_FIXED_WORDS = 13;
 
@@ -102,6 +121,9 @@ export class HepEncoder {
   payloadLen = 0;
   cidOff = 0;
   cidLen = 0;
+  /** The MOS chunk's value (MOS x 100), -1 for none. */
+  mos = -1;
+  private readonly addr = new Uint8Array(64);
 
   constructor(
     private readonly captureId: number,
@@ -116,13 +138,14 @@ export class HepEncoder {
 
   /**
    * What of the record HEP carries: its type and payload span (and the
-   * correlation id's), or why not: 'skipped' (not SIP or RTCP, or without
-   * IP), 'bad_payload' (not in the form expected: a third-party parser
-   * named sip or rtcp, a payload that does not read back).
+   * correlation id's), or why not: 'skipped' (not SIP, RTCP or rtp.stats,
+   * or without IP), 'bad_payload' (not in the form expected: a third-party
+   * parser of that name, a payload that does not read back).
    */
   pick(w: WireRecord): 'ok' | 'skipped' | 'bad_payload' {
     if (w.ipVersion !== 4 && w.ipVersion !== 6) return 'skipped';
     this.cidLen = 0;
+    this.mos = -1;
     if (w.protocolIs(SIP)) {
       if (w.payloadKind !== PayloadKind.Compact || w.payloadLen < 4 * SIP_FIXED_WORDS) return 'bad_payload';
       const b = w.buf;
@@ -145,27 +168,53 @@ export class HepEncoder {
       this.type = HEP_TYPE_RTCP;
       this.payloadOff = 0;
       this.payloadLen = this.payloadBuf.length;
-      for (let i = 0; i < w.labelCount; i++) {
-        if (w.valKind[i] !== LabelKind.Bytes || w.keyLen[i] !== CALL_ID.length) continue;
-        const kb = w.keyBuf[i];
-        const ko = w.keyOff[i];
-        let j = 0;
-        while (j < CALL_ID.length && kb[ko + j] === CALL_ID[j]) j++;
-        if (j === CALL_ID.length) {
-          this.cidOff = w.valOff[i];
-          this.cidLen = w.valLen[i];
-          break;
-        }
-      }
+      this.callId(w);
+      return 'ok';
+    }
+    if (w.protocolIs(RTP_STATS)) {
+      if (w.payloadKind !== PayloadKind.Json) return 'bad_payload';
+      this.callId(w);
+      const ssrc = labelIndex(w, SSRC);
+      const codec = labelIndex(w, CODEC);
+      const r = homerRtpStats(this.text.decode(w.buf.subarray(w.payloadOff, w.payloadOff + w.payloadLen)), {
+        callId: this.cidLen > 0 ? this.text.decode(w.buf.subarray(this.cidOff, this.cidOff + this.cidLen)) : '',
+        codec: codec >= 0 ? labelText(w, codec, this.text) : null,
+        ssrc: ssrc >= 0 ? Number(labelText(w, ssrc, this.text)) : null,
+        src: this.address(w, w.srcOff),
+        sport: w.sport,
+        dst: this.address(w, w.dstOff),
+        dport: w.dport,
+        ts: w.tsSec + Math.floor(w.tsNsec / 1000) / 1e6,
+      });
+      if (r === null) return 'bad_payload';
+      // Per stream and interval, not per packet: a string and its bytes are affordable here.
+      this.payloadBuf = Buffer.from(r.json, 'utf8');
+      this.type = HEP_TYPE_RTP_STATS;
+      this.payloadOff = 0;
+      this.payloadLen = this.payloadBuf.length;
+      if (r.mos !== null) this.mos = Math.round(r.mos * 100);
       return 'ok';
     }
     return 'skipped';
   }
 
+  /** The record's `call-id` label as the correlation id (cidOff, cidLen), when it has one. */
+  private callId(w: WireRecord): void {
+    const i = labelIndex(w, CALL_ID);
+    if (i < 0 || w.valKind[i] !== LabelKind.Bytes) return;
+    this.cidOff = w.valOff[i];
+    this.cidLen = w.valLen[i];
+  }
+
+  private address(w: WireRecord, off: number): string {
+    const end = w.ipVersion === 4 ? writeIpv4(this.addr, 0, w.buf, off) : writeIpv6(this.addr, 0, w.buf, off);
+    return this.text.decode(this.addr.subarray(0, end));
+  }
+
   /** The packet's size for the record last pick()ed. */
   size(w: WireRecord): number {
     const al = w.ipVersion === 4 ? 4 : 16;
-    return this.fixed + 2 * (6 + al) + (this.cidLen > 0 ? 6 + this.cidLen : 0) + 6 + this.payloadLen;
+    return this.fixed + 2 * (6 + al) + (this.cidLen > 0 ? 6 + this.cidLen : 0) + (this.mos >= 0 ? 8 : 0) + 6 + this.payloadLen;
   }
 
   /** Writes the packet of the record last pick()ed at out[off..], size(w) bytes (the caller made room). */
@@ -195,6 +244,7 @@ export class HepEncoder {
     if (this.nodeName !== null) off = bytesChunk(out, off, C_NODE_NAME, this.nodeName, 0, this.nodeName.length);
     if (this.password !== null) off = bytesChunk(out, off, C_AUTH_KEY, this.password, 0, this.password.length);
     if (this.cidLen > 0) off = bytesChunk(out, off, C_CORRELATION_ID, b, this.cidOff, this.cidLen);
+    if (this.mos >= 0) off = u16Chunk(out, off, C_MOS, this.mos);
     off = bytesChunk(out, off, C_PAYLOAD, this.payloadBuf, this.payloadOff, this.payloadLen);
     const len = off - start;
     out[start + 4] = len >>> 8;
@@ -267,6 +317,107 @@ export function homerRtcp(json: string): string | null {
     sdes_ssrc: sdes?.chunks?.[0]?.ssrc ?? 0,
   };
   return JSON.stringify(out);
+}
+
+/** Index of the label named by these ASCII bytes, -1 without it. */
+function labelIndex(w: WireRecord, name: Uint8Array): number {
+  for (let i = 0; i < w.labelCount; i++) {
+    if (w.keyLen[i] !== name.length) continue;
+    const kb = w.keyBuf[i];
+    const ko = w.keyOff[i];
+    let j = 0;
+    while (j < name.length && kb[ko + j] === name[j]) j++;
+    if (j === name.length) return i;
+  }
+  return -1;
+}
+
+function labelText(w: WireRecord, i: number, text: TextDecoder): string {
+  return w.valKind[i] === LabelKind.Uint ? String(w.valNum[i]) : text.decode(w.buf.subarray(w.valOff[i], w.valOff[i] + w.valLen[i]));
+}
+
+/** What an rtp.stats report's HEP payload takes from its record's envelope and labels. */
+export interface RtpStream {
+  /** The `call-id` label, '' without one. */
+  callId: string;
+  codec: string | null;
+  ssrc: number | null;
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+  /** The report's time, seconds since 1970 (microseconds). */
+  ts: number;
+}
+
+/** The rtp.stats payload fields read (docs/records.md, "rtp.stats"). */
+interface RtpStatsPayload {
+  report: string;
+  first: number;
+  last: number;
+  packets: number;
+  bytes: number;
+  expected: number;
+  lost: number;
+  out_of_order: number;
+  pt: number | null;
+  clock_rate: number;
+  jitter_ms: number;
+  max_jitter_ms: number;
+  mean_jitter_ms: number;
+  max_delta_ms: number;
+  mean_delta_ms: number;
+  r_factor: number | null;
+  mos: number | null;
+}
+
+/**
+ * An rtp.stats record's JSON payload as the report Homer's RTP agents send
+ * in HEP type 34 (HEP_TYPE_RTP_STATS): packets (TOTAL_PK, EXPECTED_PK,
+ * PACKET_LOSS, TL_BYTE, OUT_ORDER), jitter and inter-packet delta in ms
+ * (JITTER, MAX_JITTER, MEAN_JITTER; DELTA the mean, MAX_DELTA), MOS and
+ * RFACTOR, the stream (SRC_IP...DST_PORT, SSRC, CODEC_PT, CLOCK,
+ * CODEC_NAME), the call (CORRELATION_ID, RTP_SIP_CALL_ID), the report's time
+ * (REPORT_TS; REPORT_START and REPORT_END its stream's first and last
+ * packet) and TYPE: PERIODIC for an interval report, FINAL for the
+ * stream's last (end, evicted). Figures the rtp parser does not measure
+ * (SKEW, MIN_MOS, MEAN_MOS, MACs, DIR, PARTY) are left out rather than
+ * made up; MOS and RFACTOR are left out for codecs without a score. The MOS
+ * as its chunk's value is `mos`. Null when it is not an rtp.stats payload.
+ */
+export function homerRtpStats(json: string, s: RtpStream): { json: string; mos: number | null } | null {
+  let p: RtpStatsPayload;
+  try {
+    p = JSON.parse(json) as RtpStatsPayload;
+  } catch {
+    return null;
+  }
+  if (p === null || typeof p !== 'object' || typeof p.report !== 'string' || typeof p.packets !== 'number') return null;
+  const out: Record<string, unknown> = {
+    CORRELATION_ID: s.callId,
+    RTP_SIP_CALL_ID: s.callId,
+    DELTA: p.mean_delta_ms,
+    JITTER: p.jitter_ms,
+    REPORT_TS: s.ts,
+    TL_BYTE: p.bytes,
+    TOTAL_PK: p.packets,
+    EXPECTED_PK: p.expected,
+    PACKET_LOSS: p.lost,
+    MAX_JITTER: p.max_jitter_ms,
+    MAX_DELTA: p.max_delta_ms,
+    MEAN_JITTER: p.mean_jitter_ms,
+  };
+  if (p.mos !== null && p.r_factor !== null) {
+    out.MOS = p.mos;
+    out.RFACTOR = p.r_factor;
+  }
+  Object.assign(out, { SRC_IP: s.src, SRC_PORT: s.sport, DST_IP: s.dst, DST_PORT: s.dport, OUT_ORDER: p.out_of_order });
+  if (p.pt !== null) out.CODEC_PT = p.pt;
+  out.CLOCK = p.clock_rate;
+  if (s.codec !== null) out.CODEC_NAME = s.codec;
+  if (s.ssrc !== null) out.SSRC = `0x${s.ssrc.toString(16).padStart(8, '0')}`;
+  Object.assign(out, { REPORT_NAME: `${s.src}:${s.sport}`, REPORT_START: p.first, REPORT_END: p.last, TYPE: p.report === 'interval' ? 'PERIODIC' : 'FINAL' });
+  return { json: JSON.stringify(out), mos: p.mos };
 }
 
 function chunkHead(out: Uint8Array, off: number, type: number, len: number): number {
@@ -784,15 +935,16 @@ async function within(p: Promise<unknown>, ms: number): Promise<void> {
 // -------------------------------------------------------------------- plugin
 
 /**
- * The task must have a parser whose records HEP carries (sip, rtcp):
+ * The task must have a parser whose records HEP carries (sip, rtcp, rtp with stats):
  * refused before anything starts otherwise (src/supervisor/task-run.ts).
  */
 export function checkHepTask(task: TaskSpec, where: string): void {
   const names = task.parsers.map((p) => p.plugin);
   if (names.includes('sip') || names.includes('rtcp')) return;
+  if (task.parsers.some((p) => p.plugin === 'rtp' && p.config?.stats !== undefined)) return;
   throw new OtusError(
     'OTUS_ERR_PLUGIN_CONFIG',
-    `${where}: the hep reporter sends SIP messages (the sip parser) and RTCP reports (the rtcp parser), but task "${task.id}" has neither: add - plugin: sip to its parsers`,
+    `${where}: the hep reporter sends SIP messages (the sip parser), RTCP reports (the rtcp parser) and RTP stream reports (the rtp parser with stats), but task "${task.id}" has none of them: add - plugin: sip to its parsers`,
   );
 }
 
@@ -802,7 +954,7 @@ export const hepReporter: PluginDefinition<'reporter', HepReporterConfig> = {
     version: '0.1.0',
     kind: 'reporter',
     labels: [],
-    description: 'Sends SIP messages and RTCP reports as HEPv3 to a Homer / heplify-server collector over UDP, TCP or TLS.',
+    description: 'Sends SIP messages, RTCP reports and RTP stream reports as HEPv3 to a Homer / heplify-server collector over UDP, TCP or TLS.',
     configSchema: {
       type: 'object',
       required: ['address'],

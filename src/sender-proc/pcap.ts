@@ -15,9 +15,12 @@
 // `per_call: true` writes each call's frames (records with a call-id label:
 // `call-id`, else `sip.call-id`) to a file of its own, `PREFIX-call-<id>-...`,
 // completed (renamed from its temporary name) at the end of the call: its
-// end marked by SIP (a BYE or CANCEL, or a final response >= 300 to an
-// INVITE, as the sip parser's `bye_grace` reads them) plus `call_grace`
-// seconds, or `call_idle` seconds without a frame; both in capture time, so
+// `sip.call` record (the task's `sip: {calls: true}`: the sip parser's own
+// reading of the call's end, which a 401/407 or a failed re-INVITE does not
+// end) plus `call_grace` seconds; without such records (until the first one
+// comes) its end marked by SIP labels (a BYE or CANCEL, or a final response
+// >= 300 to an INVITE, as the sip parser's `bye_grace` reads them) plus
+// `call_grace`; or `call_idle` seconds without a frame; all in capture time, so
 // a replay gives the same files at any speed (while no record comes, the
 // capture clock is taken to run with the wall clock). At most `max_open`
 // call files hold a descriptor: opening another closes the least recently
@@ -30,11 +33,15 @@
 // With many calls at once each call's share of `call_buffer` is its write
 // size: 1000 calls through 4 MiB made 4 KiB writes, each often needing a
 // descriptor reopened, and cost the sender 1.15x the CPU per record of 16 MiB.
+//
+// `sip.call` and `rtp.stats` records have no frame by nature: nothing of
+// them belongs in a pcap. They are counted as delivered (`acked`) and in
+// `detail.summary_records`, not as `no_frame` errors.
 
 import { close, constants, fstatSync, open, write } from 'node:fs';
 import { ascii, copyBytes, writeU16LE, writeU32LE } from '../util/bytes.js';
 import type { WireRecord } from '../pipeline/wire.js';
-import { LabelKind } from '../pipeline/wire.js';
+import { LabelKind, PayloadKind } from '../pipeline/wire.js';
 import type { EncodedRecord, PluginDefinition, Reporter, ReporterCounters } from '../plugin/types.js';
 import { OtusError } from '../util/errors.js';
 import { checkFileOutput, FdReporter, openOutput, parseMode, PATH_OR_DIR, type RecordFraming, ROTATION_SCHEMA, type RotationConfig, rotationFor } from './reporters.js';
@@ -130,6 +137,50 @@ const CALL_BUF_MAX = 64 * 1024;
 const SIP_METHOD = ascii('sip.method');
 const SIP_STATUS = ascii('sip.status');
 const SIP_CSEQ = ascii('sip.cseq');
+const SIP_CALL = ascii('sip.call');
+const RTP_STATS = ascii('rtp.stats');
+const ENDED = ascii('ended');
+
+/**
+ * Is this sip.call record's `state` `ended`? Protobuf (otus.sip.v1.SipCall,
+ * field 2, a string) walked field by field; JSON read for its key.
+ */
+function callEnded(w: WireRecord): boolean {
+  const b = w.buf;
+  let o = w.payloadOff;
+  const end = o + w.payloadLen;
+  if (w.payloadKind === PayloadKind.Json) return Buffer.from(b.buffer, b.byteOffset + o, w.payloadLen).includes('"state":"ended"');
+  if (w.payloadKind !== PayloadKind.Protobuf) return false;
+  const varint = (): number => {
+    let v = 0;
+    for (let mul = 1; o < end && mul < 2 ** 63; mul *= 128) {
+      const x = b[o++]!;
+      v += (x & 127) * mul;
+      if (x < 128) return v;
+    }
+    return -1;
+  };
+  while (o < end) {
+    const tag = varint();
+    if (tag < 0) return false;
+    const wt = tag % 8;
+    if (wt === 0) {
+      if (varint() < 0) return false;
+    } else if (wt === 1) o += 8;
+    else if (wt === 5) o += 4;
+    else if (wt === 2) {
+      const n = varint();
+      if (n < 0 || o + n > end) return false;
+      if (Math.floor(tag / 8) === 2) {
+        if (n !== ENDED.length) return false;
+        for (let i = 0; i < n; i++) if (b[o + i] !== ENDED[i]) return false;
+        return true;
+      }
+      o += n;
+    } else return false;
+  }
+  return false;
+}
 
 class CallFile {
   /** Descriptor, -1 while closed (not yet opened, or evicted). */
@@ -141,9 +192,10 @@ class CallFile {
   records = 0;
   linkType = -1;
   nanos = false;
-  /** Capture time (s) of its last frame; when it ends (-1: not marked). */
+  /** Capture time (s) of its last frame; when it ends (-1: not marked), and whether SIP labels marked it (not its sip.call record). */
   lastTs = 0;
   endAt = -1;
+  byLabels = false;
   lastUse = 0;
   pumping = false;
   ending = false;
@@ -203,6 +255,10 @@ export class CallFiles {
 
   /** Records offered beyond this many bytes held are dropped (queue_full). */
   private readonly hard: number;
+  /** sip.call records have come: calls end by theirs, no longer by SIP labels. */
+  private callRecords = false;
+  /** Calls whose sip.call record ended them before any frame of theirs came here: their end (capture time, s). */
+  private readonly endedEarly = new Map<string, number>();
 
   constructor(
     private readonly files: RotatingFiles,
@@ -260,12 +316,20 @@ export class CallFiles {
       this.calls.set(id, f);
       this.counters.calls = this.calls.size;
       this.put(f, pcapHeader(f.linkType, f.nanos), 0);
+      const e = this.endedEarly.get(id);
+      if (e !== undefined) {
+        f.endAt = e;
+        this.endedEarly.delete(id);
+      }
     }
     if (w.rawLinkType !== f.linkType) {
       this.fail('link_type');
       return true;
     }
-    if (f.endAt < 0 && this.ends(meta.wire, meta)) f.endAt = ts + this.grace;
+    if (!this.callRecords && f.endAt < 0 && this.ends(meta.wire, meta)) {
+      f.endAt = ts + this.grace;
+      f.byLabels = true;
+    }
     if (ts > f.lastTs) f.lastTs = ts;
     if (f.used + need > f.buf.length) this.grow(f, need);
     f.used = writeFrame(w, f.nanos, f.buf, f.used);
@@ -277,6 +341,37 @@ export class CallFiles {
       for (const c of this.calls.values()) if (c.used > 0) this.pump(c);
     } else if (f.used >= CALL_BUF_MAX) this.pump(f);
     return true;
+  }
+
+  /**
+   * A sip.call record (no frame): an `ended` one ends its call `call_grace`
+   * seconds after the later of its time and the capture clock's (a CANCELled
+   * call's record comes with the final response, but is timed at the
+   * CANCEL). The first one turns the SIP labels' rule off: ends it marked
+   * are dropped, those calls end by their own records (or call_idle).
+   */
+  callRecord(meta: NonNullable<EncodedRecord['meta']>): void {
+    const w = meta.wire;
+    if (!this.callRecords) {
+      this.callRecords = true;
+      for (const f of this.calls.values()) {
+        if (f.byLabels) {
+          f.endAt = -1;
+          f.byLabels = false;
+        }
+      }
+    }
+    const k = meta.callIdLabel();
+    if (k < 0 || !callEnded(w)) return;
+    const ts = w.hasTs ? w.tsSec + w.tsNsec / 1e9 : this.capTs;
+    if (ts > this.capTs) this.capTs = ts;
+    const endAt = Math.max(ts, this.capTs) + this.grace;
+    const id = Buffer.from(w.buf.buffer, w.buf.byteOffset + w.valOff[k]!, w.valLen[k]!).toString('latin1');
+    const f = this.calls.get(id);
+    if (f !== undefined) {
+      f.endAt = endAt;
+      f.byLabels = false;
+    } else if (!this.stopped) this.endedEarly.set(id, endAt);
   }
 
   /** Does this record end its call (SIP BYE, CANCEL, or a final response >= 300 to an INVITE)? */
@@ -325,6 +420,7 @@ export class CallFiles {
   private sweep(): void {
     const now = this.capTs + (this.nextSweep > 0 ? (Date.now() - this.capWall) / 1000 : 0);
     this.nextSweep = this.capTs + 1;
+    for (const [id, e] of this.endedEarly) if (now >= e) this.endedEarly.delete(id);
     for (const f of this.calls.values()) {
       if ((f.endAt >= 0 && now >= f.endAt) || now - f.lastTs >= this.idle) this.end(f);
       else if (f.used > 0) this.pump(f);
@@ -493,6 +589,8 @@ export class PcapReporter implements Reporter {
   /** Only the frames are written: the sender need not expand records. */
   readonly wireOnly = true;
   private dropNoCall = 0;
+  /** sip.call and rtp.stats records: no frame by nature, counted as delivered. */
+  private summaries = 0;
 
   constructor(
     readonly main: FdReporter,
@@ -502,6 +600,15 @@ export class PcapReporter implements Reporter {
 
   report(rec: EncodedRecord): void {
     const calls = this.calls;
+    const w = rec.meta?.wire;
+    if (w !== undefined && w.rawLen < 0) {
+      const call = w.protocolIs(SIP_CALL);
+      if (call || w.protocolIs(RTP_STATS)) {
+        this.summaries++;
+        if (call && calls !== null) calls.callRecord(rec.meta!);
+        return;
+      }
+    }
     if (calls !== null) {
       if (calls.route(rec)) return;
       if (this.noCallDrop) {
@@ -545,16 +652,17 @@ export class PcapReporter implements Reporter {
   counters(): ReporterCounters {
     const m = this.main.counters();
     const c = this.calls;
-    if (c === null && this.dropNoCall === 0) return m;
+    if (c === null && this.dropNoCall === 0 && this.summaries === 0) return m;
     const errors = { ...m.errors };
     if (c !== null) for (const [k, v] of Object.entries(c.errors)) errors[k] = (errors[k] ?? 0) + v;
     if (this.dropNoCall > 0) errors.no_call_id = this.dropNoCall;
-    const detail = { ...m.detail };
+    const detail: Record<string, number> = { ...m.detail };
+    if (this.summaries > 0) detail.summary_records = this.summaries;
     if (c !== null) {
       const k = c.counters;
       Object.assign(detail, { call_files_opened: k.opened, call_files_completed: k.completed, call_files_evicted: k.evicted, call_files_reopened: k.reopened, calls_open: k.calls });
     }
-    return { acked: m.acked + (c?.written ?? 0), timeout: 0, errors, queued: m.queued + (c?.queued ?? 0), detail };
+    return { acked: m.acked + (c?.written ?? 0) + this.summaries, timeout: 0, errors, queued: m.queued + (c?.queued ?? 0), detail };
   }
 
   async flush(): Promise<void> {

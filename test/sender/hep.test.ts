@@ -6,7 +6,9 @@
 // segments): every SIP message arrives once as type 1 with its bytes as
 // captured, its Call-ID, flow, time, capture id, node name and password;
 // every RTCP record as type 5, in the JSON layout Homer reads (checked
-// against the report's bytes), the Call-ID in the correlation chunk; other records are counted as skipped and
+// against the report's bytes), the Call-ID in the correlation chunk; every
+// rtp.stats record as type 34, its fields as the file reporter's records
+// give them, with its Call-ID and MOS chunks; other records are counted as skipped and
 // sent = records − failures. A TCP collector killed mid-run: the records
 // lost are counted, the reporter reconnects to the next one, which gets the
 // rest, and nothing arrives twice.
@@ -220,6 +222,89 @@ test('UDP: every SIP message and RTCP report, decoded by hep-js', { skip: skip ?
   sock.close();
   assert.equal(got.length, rep.acked);
   checkAgainstRecords(got, FILES, t);
+});
+
+/** Seconds and microseconds of a record's ISO time (microsecond digits). */
+function secUsec(ts: string): [number, number] {
+  const m = /^(.*?)(?:\.(\d+))?Z$/.exec(ts)!;
+  return [Date.parse(`${m[1]}Z`) / 1000, Number((m[2] ?? '').padEnd(6, '0').slice(0, 6))];
+}
+
+test('rtp.stats: each stream report as type 34 in the RTP agents\' layout, as the file reporter\'s records, decoded by hep-js', { skip: skip ?? false }, async () => {
+  const decode = hepJsDecoder();
+  const sock = createSocket('udp4');
+  const got: HepDecoded[] = [];
+  sock.on('message', (m) => got.push(decode(m) as HepDecoded));
+  await new Promise<void>((res) => sock.bind(0, '127.0.0.1', () => res()));
+  sock.setRecvBufferSize(8 << 20);
+  // The generated calls (signalled: call-id, codec) and a real G.711 stream with a lost packet (heuristic: no call), reports every 2 s.
+  const parsers = '    - plugin: sip\n    - plugin: rtp\n      config: {heuristic: true, stats: {interval: 2}}\n    - plugin: rtcp\n';
+  const files = [CALLS, join(ROOT, 'samples/rtp-g711a.pcap')];
+  const t = task(REPORTER('udp', sock.address().port), parsers);
+  const r = await runReplay(t, files);
+  assert.equal(r.status, 0, r.stderr);
+  assertAccounting(r.stats);
+  await until(() => got.length >= r.stats.reporter.acked, 'the datagrams');
+  sock.close();
+  const { records } = replay(t.replace(/  reporter:[\s\S]*$/, ''), files);
+  const stats = records.filter((x) => x.protocol === 'rtp.stats');
+  const sent = records.filter((x) => ['sip', 'rtcp', 'rtp.stats'].includes(x.protocol)).length;
+  assert.equal(r.stats.reporter.acked, sent);
+  assert.equal(r.stats.reporter.errors.skipped, records.length - sent);
+  // Both kinds of report, with and without a call, with a MOS.
+  assert.ok(stats.length > 40, `${stats.length} rtp.stats records`);
+  assert.ok(stats.some((x) => x.payload.report === 'interval') && stats.some((x) => x.payload.report === 'end'));
+  assert.ok(stats.some((x) => x.labels['call-id'] !== undefined) && stats.some((x) => x.labels['call-id'] === undefined));
+  assert.ok(stats.every((x) => x.payload.mos !== null));
+  const key = (src: string, sport: number, dst: string, dport: number, sec: number, usec: number): string => `${src}:${sport}>${dst}:${dport} ${sec}.${usec}`;
+  const have = new Map<string, HepDecoded>();
+  for (const d of got.filter((g) => g.rcinfo.payloadType === 34)) {
+    const ri = d.rcinfo;
+    have.set(key(ri.srcIp!, ri.srcPort, ri.dstIp!, ri.dstPort, ri.timeSeconds, ri.timeUseconds), d);
+  }
+  assert.equal(have.size, stats.length);
+  for (const x of stats) {
+    const [sec, usec] = secUsec(x.ts);
+    const d = have.get(key(x.flow.src, x.flow.sport, x.flow.dst, x.flow.dport, sec, usec));
+    assert.ok(d, `a type 34 packet for ${x.flow.src}:${x.flow.sport} at ${x.ts}`);
+    const p = x.payload;
+    const cid = x.labels['call-id'];
+    assert.equal(d.rcinfo.protocol, 17);
+    assert.equal(d.rcinfo.correlation_id, cid);
+    assert.equal((d.rcinfo as { mos?: number }).mos, Math.round(p.mos * 100));
+    assert.deepEqual(JSON.parse(d.payload), {
+      CORRELATION_ID: cid ?? '',
+      RTP_SIP_CALL_ID: cid ?? '',
+      DELTA: p.mean_delta_ms,
+      JITTER: p.jitter_ms,
+      REPORT_TS: sec + usec / 1e6,
+      TL_BYTE: p.bytes,
+      TOTAL_PK: p.packets,
+      EXPECTED_PK: p.expected,
+      PACKET_LOSS: p.lost,
+      MAX_JITTER: p.max_jitter_ms,
+      MAX_DELTA: p.max_delta_ms,
+      MEAN_JITTER: p.mean_jitter_ms,
+      MOS: p.mos,
+      RFACTOR: p.r_factor,
+      SRC_IP: x.flow.src,
+      SRC_PORT: x.flow.sport,
+      DST_IP: x.flow.dst,
+      DST_PORT: x.flow.dport,
+      OUT_ORDER: p.out_of_order,
+      CODEC_PT: p.pt,
+      CLOCK: p.clock_rate,
+      CODEC_NAME: x.labels.codec,
+      SSRC: `0x${Number(x.labels['rtp.ssrc']).toString(16).padStart(8, '0')}`,
+      REPORT_NAME: `${x.flow.src}:${x.flow.sport}`,
+      REPORT_START: p.first,
+      REPORT_END: p.last,
+      TYPE: p.report === 'interval' ? 'PERIODIC' : 'FINAL',
+    });
+  }
+  // A task with the rtp parser's stats alone is a task for HEP.
+  const alone = await runReplay(task(REPORTER('udp', 9), '    - plugin: rtp\n      config: {heuristic: true, stats: {interval: 2}}\n'), [join(ROOT, 'samples/rtp-g711a.pcap')]);
+  assert.equal(alone.status, 0, alone.stderr);
 });
 
 /** Starts the TCP collector process; resolves with its packets so far, once it listens. */

@@ -7,18 +7,23 @@
 // frames without a call-id go to the main file; a frame of a call after its
 // BYE plus call_grace, or after call_idle without a frame, opens a new file
 // (the first was completed at the call's end), with four descriptors for
-// twenty calls (least recently used closed and reopened, counted). A task without
-// `raw: true` is refused with a coded error.
+// twenty calls (least recently used closed and reopened, counted). With
+// sip.call records a call ends at its record: a 407 that the SIP labels'
+// rule takes for the end does not split the call's file; sip.call and
+// rtp.stats records (no frame) are counted as delivered and as
+// summary_records, not as errors. A task without `raw: true` is refused
+// with a coded error.
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { rtpCallsCapture } from '../../bench/captures.js';
 import { writePcap } from '../helpers/live.js';
-import { FIXTURES, OTUS } from '../helpers/otus-replay.js';
+import { FIXTURES, OTUS, replay, type Rec } from '../helpers/otus-replay.js';
 import { rtpPacket, udpFrame } from '../helpers/udp-frames.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'otus-pcap-'));
@@ -173,5 +178,79 @@ describe('pcap reporter', () => {
         assert.deepEqual(md5s(join(out, files[0]!)), want, `call ${c}`);
       }
     }
+  });
+
+  it('per call with sip.call records: a call ends at its record (a 407 does not end it, as the SIP labels would), and sip.call and rtp.stats records are counted as what they are, not errors', () => {
+    const frames: Uint8Array[] = [];
+    const at: number[] = [];
+    let t = 0;
+    const push = (f: Uint8Array, step = 1000): void => {
+      frames.push(f);
+      at.push(t);
+      t += step;
+    };
+    const sdp = (ip: string, port: number): string => `v=0\r\no=- 1 1 IN IP4 ${ip}\r\ns=-\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n`;
+    // An initial INVITE has no To tag (docs/records.md, "sip.call"); everything after it has one.
+    const sip = (start: string, a: string, b: string, id: string, cseq: string, toTag: boolean, body = ''): string =>
+      `${start}\r\nVia: SIP/2.0/UDP ${a}:5060;branch=z9hG4bK-${id}-${cseq.replace(' ', '')}\r\nFrom: <sip:a@${a}>;tag=a\r\nTo: <sip:b@${b}>${toTag ? ';tag=b' : ''}\r\nCall-ID: ${id}\r\nCSeq: ${cseq}\r\n` +
+      (body ? 'Content-Type: application/sdp\r\n' : '') +
+      `Content-Length: ${body.length}\r\n\r\n${body}`;
+    // Call B, first: answered and hung up at once (its sip.call record tells the reporter the task makes them).
+    const b = { a: '10.1.0.50', b: '10.2.0.50', id: 'call-b@pcap.test' };
+    push(udpFrame(b.a, b.b, 5060, 5060, sip('INVITE sip:b@x SIP/2.0', b.a, b.b, b.id, '1 INVITE', false, sdp(b.a, 31000))));
+    push(udpFrame(b.b, b.a, 5060, 5060, sip('SIP/2.0 200 OK', b.b, b.a, b.id, '1 INVITE', true, sdp(b.b, 41000))));
+    push(udpFrame(b.a, b.b, 5060, 5060, sip('ACK sip:b@x SIP/2.0', b.a, b.b, b.id, '1 ACK', true)));
+    push(udpFrame(b.a, b.b, 5060, 5060, sip('BYE sip:b@x SIP/2.0', b.a, b.b, b.id, '2 BYE', true)));
+    push(udpFrame(b.b, b.a, 5060, 5060, sip('SIP/2.0 200 OK', b.b, b.a, b.id, '2 BYE', true)));
+    const nB = frames.length;
+    // Call A: 407, the INVITE again with credentials, answered, 20 s of RTP both ways, BYE; 60 s later one late RTP packet.
+    const a = { a: '10.1.0.1', b: '10.2.0.1', id: 'call-a@pcap.test', pa: 30000, pb: 40000 };
+    push(udpFrame(a.a, a.b, 5060, 5060, sip('INVITE sip:b@x SIP/2.0', a.a, a.b, a.id, '1 INVITE', false, sdp(a.a, a.pa))));
+    push(udpFrame(a.b, a.a, 5060, 5060, sip('SIP/2.0 407 Proxy Authentication Required', a.b, a.a, a.id, '1 INVITE', true)));
+    push(udpFrame(a.a, a.b, 5060, 5060, sip('ACK sip:b@x SIP/2.0', a.a, a.b, a.id, '1 ACK', true)));
+    push(udpFrame(a.a, a.b, 5060, 5060, sip('INVITE sip:b@x SIP/2.0', a.a, a.b, a.id, '2 INVITE', false, sdp(a.a, a.pa))));
+    push(udpFrame(a.b, a.a, 5060, 5060, sip('SIP/2.0 200 OK', a.b, a.a, a.id, '2 INVITE', true, sdp(a.b, a.pb))));
+    push(udpFrame(a.a, a.b, 5060, 5060, sip('ACK sip:b@x SIP/2.0', a.a, a.b, a.id, '2 ACK', true)));
+    for (let i = 0; i < 40; i++) {
+      push(udpFrame(a.a, a.b, a.pa, a.pb, rtpPacket(8, i, i * 4000, 0x100)), 1000);
+      push(udpFrame(a.b, a.a, a.pb, a.pa, rtpPacket(8, i, i * 4000, 0x200)), 499_000);
+    }
+    push(udpFrame(a.a, a.b, 5060, 5060, sip('BYE sip:b@x SIP/2.0', a.a, a.b, a.id, '3 BYE', true)));
+    push(udpFrame(a.b, a.a, 5060, 5060, sip('SIP/2.0 200 OK', a.b, a.a, a.id, '3 BYE', true)), 60_000_000);
+    push(udpFrame(a.a, a.b, a.pa, a.pb, rtpPacket(8, 99, 99 * 4000, 0x100)));
+    const input = join(dir, 'callrec.pcap');
+    writePcap(input, frames, (i) => at[i]!);
+    const md5 = (f: Uint8Array): string => createHash('md5').update(f).digest('hex');
+
+    const parsers = '  parsers:\n    - plugin: sip\n    - plugin: rtp\n      config: {stats: {interval: 5}}\n';
+    const outputs = (calls: boolean): { files: (id: string) => string[][]; stats: any; records: Rec[] } => {
+      const out = join(dir, `callrec-${calls}`);
+      mkdirSync(out, { mode: 0o750 });
+      const body = `task:\n  id: cr\n  raw: true\n${parsers}  sip: {calls: ${calls}}\n`;
+      const r = run(`${body}  reporter: {type: pcap, config: {dir: ${out}, per_call: true, call_grace: 5, call_idle: 300, keep: 0}}\n`, [input]);
+      assert.equal(r.status, 0, r.stderr);
+      const names = readdirSync(out).sort();
+      const files = (id: string): string[][] => names.filter((x) => x.startsWith(`otus-cr-call-${id}-`)).map((x) => md5s(join(out, x)));
+      return { files, stats: r.stats, records: replay(body, [input]).records };
+    };
+
+    const withRecords = outputs(true);
+    const rep = withRecords.stats.reporter;
+    const summaries = withRecords.records.filter((x) => x.protocol === 'sip.call' || x.protocol === 'rtp.stats');
+    assert.equal(summaries.filter((x) => x.protocol === 'sip.call').length, 2);
+    assert.ok(summaries.some((x) => x.protocol === 'rtp.stats'));
+    assert.deepEqual(rep.errors, {}, 'no record counted as an error');
+    assert.equal(rep.detail.summary_records, summaries.length);
+    assert.equal(rep.acked, frames.length + summaries.length);
+    // Call A: one file from its INVITE to the 200 to its BYE, the late packet in a second.
+    assert.deepEqual(withRecords.files(a.id), [frames.slice(nB, -1).map(md5), [md5(frames[frames.length - 1]!)]]);
+    assert.deepEqual(withRecords.files(b.id), [frames.slice(0, nB).map(md5)]);
+
+    // Without sip.call records the SIP labels end call A at its 407 (+ 5 s): its RTP after that starts a second file.
+    const byLabels = outputs(false);
+    assert.deepEqual(byLabels.stats.reporter.errors, {}, 'rtp.stats records are not errors either');
+    const split = byLabels.files(a.id);
+    assert.equal(split.length, 3, 'the 407, the BYE and the late packet each ended a file');
+    assert.deepEqual(split.flat(), frames.slice(nB).map(md5));
   });
 });
