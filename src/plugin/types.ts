@@ -5,6 +5,7 @@
 // registered statically (builtins.ts); third-party ones are JS modules loaded
 // from directories (loader.ts) and validated the same way.
 
+import type { TaskSpec } from '../config/task.js';
 import type { DecodedPacket } from '../decode/packet.js';
 import type { RecordMeta } from '../pipeline/expand.js';
 import type { FastFrame } from '../pipeline/fast-path.js';
@@ -40,6 +41,8 @@ export interface PluginContext<C = unknown> {
   readonly worker: number;
   /** In a sender: its index among the task's senders (`senders: N`), 0 for the first; absent elsewhere. */
   readonly sender?: number;
+  /** In a sender: the task, so a reporter can see what its parsers make (the pcap reporter: whether sip.call records end calls). */
+  readonly task?: TaskSpec;
   /** Where this plugin's config sits, for messages: `FILE: task.processors[0].config`. */
   readonly where: string;
   /**

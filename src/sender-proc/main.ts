@@ -98,6 +98,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
     taskId: m.task.id,
     worker: -1,
     sender: m.ring ?? 0,
+    task: m.task,
     where: m.reporterWhere,
     resumed: m.resumed === true,
   });

@@ -20,7 +20,8 @@
 // end) plus `call_grace` seconds; without such records (until the first one
 // comes) its end marked by SIP labels (a BYE or CANCEL, or a final response
 // >= 300 to an INVITE, as the sip parser's `bye_grace` reads them) plus
-// `call_grace`; or `call_idle` seconds without a frame; all in capture time, so
+// `call_grace` (a task without call records, or a reporter not told its task);
+// or `call_idle` seconds without a frame; all in capture time, so
 // a replay gives the same files at any speed (while no record comes, the
 // capture clock is taken to run with the wall clock). At most `max_open`
 // call files hold a descriptor: opening another closes the least recently
@@ -267,7 +268,10 @@ export class CallFiles {
     private readonly maxOpen: number,
     /** Bytes all call files hold before the sender waits (`call_buffer`). */
     readonly max: number,
+    /** The task makes sip.call records (`sip: {calls: true}`): calls end by them from the start. */
+    callRecords = false,
   ) {
+    this.callRecords = callRecords;
     this.hard = max + CALL_BUF_MAX;
     this.timer = setInterval(() => this.sweep(), 1000).unref();
   }
@@ -727,7 +731,8 @@ export const pcapReporter: PluginDefinition<'reporter', PcapReporterConfig> = {
       if (out.fd >= 0) out.size = fstatSync(out.fd).size;
       main = new FdReporter(out, 'protobuf', framing);
     }
-    const calls = c.per_call === true ? new CallFiles(rot!.files, c.call_grace ?? 5, c.call_idle ?? 300, c.max_open ?? 256, c.call_buffer ?? 16 << 20) : null;
+    const callRecords = ctx.task?.parsers.some((p) => p.plugin === 'sip' && p.config.calls === true) === true;
+    const calls = c.per_call === true ? new CallFiles(rot!.files, c.call_grace ?? 5, c.call_idle ?? 300, c.max_open ?? 256, c.call_buffer ?? 16 << 20, callRecords) : null;
     return new PcapReporter(main, calls, c.no_call_id === 'drop');
   },
 };

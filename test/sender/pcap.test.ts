@@ -223,15 +223,15 @@ describe('pcap reporter', () => {
     const md5 = (f: Uint8Array): string => createHash('md5').update(f).digest('hex');
 
     const parsers = '  parsers:\n    - plugin: sip\n    - plugin: rtp\n      config: {stats: {interval: 5}}\n';
-    const outputs = (calls: boolean): { files: (id: string) => string[][]; stats: any; records: Rec[] } => {
-      const out = join(dir, `callrec-${calls}`);
+    const outputs = (calls: boolean, capture = input, tag = ''): { files: (id: string) => string[][]; stats: any; records: Rec[] } => {
+      const out = join(dir, `callrec-${calls}${tag}`);
       mkdirSync(out, { mode: 0o750 });
       const body = `task:\n  id: cr\n  raw: true\n${parsers}  sip: {calls: ${calls}}\n`;
-      const r = run(`${body}  reporter: {type: pcap, config: {dir: ${out}, per_call: true, call_grace: 5, call_idle: 300, keep: 0}}\n`, [input]);
+      const r = run(`${body}  reporter: {type: pcap, config: {dir: ${out}, per_call: true, call_grace: 5, call_idle: 300, keep: 0}}\n`, [capture]);
       assert.equal(r.status, 0, r.stderr);
       const names = readdirSync(out).sort();
       const files = (id: string): string[][] => names.filter((x) => x.startsWith(`otus-cr-call-${id}-`)).map((x) => md5s(join(out, x)));
-      return { files, stats: r.stats, records: replay(body, [input]).records };
+      return { files, stats: r.stats, records: replay(body, [capture]).records };
     };
 
     const withRecords = outputs(true);
@@ -245,6 +245,12 @@ describe('pcap reporter', () => {
     // Call A: one file from its INVITE to the 200 to its BYE, the late packet in a second.
     assert.deepEqual(withRecords.files(a.id), [frames.slice(nB, -1).map(md5), [md5(frames[frames.length - 1]!)]]);
     assert.deepEqual(withRecords.files(b.id), [frames.slice(0, nB).map(md5)]);
+
+    // Call A alone: no sip.call record comes before its 407 is 5 s old, and still the 407 does not end it: the reporter knows
+    // from its task that calls end by their records.
+    const aloneInput = join(dir, 'callrec-a.pcap');
+    writePcap(aloneInput, frames.slice(nB), (i) => at[nB + i]!);
+    assert.deepEqual(outputs(true, aloneInput, '-alone').files(a.id), [frames.slice(nB, -1).map(md5), [md5(frames[frames.length - 1]!)]]);
 
     // Without sip.call records the SIP labels end call A at its 407 (+ 5 s): its RTP after that starts a second file.
     const byLabels = outputs(false);
