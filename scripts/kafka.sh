@@ -114,8 +114,9 @@ start() {
     rm -rf "$state/data"
     { read -r port; read -r cport; } < <(node "$here/kafka/probe.mjs" ports 2)
     write_config "$port" "$cport"
-    local id
-    id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    # A KRaft cluster id: 16 random bytes, base64url. One starting with '-' would read as an option to StorageTool.
+    local id=-
+    while [ "${id#[-_]}" != "$id" ]; do id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"; done
     java -cp "$lib/*" kafka.tools.StorageTool format --standalone -t "$id" -c "$props" >>"$log" 2>&1 ||
       die "formatting $state/data failed: see $log"
   fi
