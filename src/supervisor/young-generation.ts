@@ -13,7 +13,7 @@ export function sizesYoungGeneration(flag: string): boolean {
  * effect of `--max-semi-space-size=1`, which V8 reads only at start-up, so it
  * cannot be set from inside): the supervisor allocates little, and V8 grows
  * the semi-space to 16 MiB on bursts of it. Measured (bench/memory.ts, 10 K
- * calls): the supervisor ~20 MiB less PSS. Does nothing when the command line
+ * calls): the supervisor ~30 MiB less PSS. Does nothing when the command line
  * sizes the young generation itself; returns whether it acted. Not inherited:
  * children get their flags from execArgv.
  */
