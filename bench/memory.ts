@@ -39,7 +39,8 @@ const RTP = Number(opt('rtp', '2'));
 const RING = opt('ring-bytes', '');
 const SLOTS = opt('flow-slots', '');
 const BUFFER = opt('buffer-bytes', '');
-// Extra node flags for the daemon (its children inherit them), e.g. --node-args=--max-semi-space-size=2.
+// Extra node flags for the daemon (capture processes inherit them; the sender
+// all but the young generation's: senderExecArgv), e.g. --node-args=--max-semi-space-size=2.
 const NODE_ARGS = opt('node-args', '').split(' ').filter((a) => a);
 // --otus: another build's CLI (dist/src/cli/otus.js), to measure a commit before against this one.
 const OTUS = opt('otus', fileURLToPath(new URL('../src/cli/otus.js', import.meta.url)));

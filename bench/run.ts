@@ -128,35 +128,6 @@ function replayFigures(out: string, stats: string): Figures {
   };
 }
 
-// ------------------------------------------------------------ live latency
-
-function latencyArgv(driver: string, stats: string): string[] {
-  // A veth, tcpreplay at 100 k packets/s into it, `otus capture --task` on the other end.
-  const secs = QUICK ? 2 : 5;
-  const script = [
-    'set -e',
-    'id=$(head -c3 /dev/urandom | od -An -tx1 | tr -d " \\n")',
-    'ns=otus-bl-$id; a=obl${id}a; b=obl${id}b',
-    'ip netns add $ns',
-    'trap "ip netns del $ns 2>/dev/null; ip link del $a 2>/dev/null || true" EXIT',
-    'ip link add $a type veth peer name $b netns $ns',
-    'ip link set $a up; ip -n $ns link set $b up',
-    `"${process.execPath}" "${OTUS}" capture --task "${TASK}" -i $a --driver ${driver} --out /dev/null --stats-json "${stats}" 2>"${stats}.log" &`,
-    'cap=$!',
-    // Capturing once it says so (start-up takes seconds on a loaded machine).
-    `for i in $(seq 300); do grep -q capturing "${stats}.log" && break; kill -0 $cap || { cat "${stats}.log" >&2; exit 1; }; sleep 0.1; done`,
-    `ip netns exec $ns tcpreplay -q -i $b --pps=100000 --loop=0 --duration=${secs} "${LIVE}" >/dev/null`,
-    'sleep 0.5; kill -INT $cap; wait $cap || true',
-    `cat "${stats}.log" >&2`,
-  ].join('\n');
-  return ['bash', '-c', script];
-}
-
-function latencyFigures(stats: string): Figures {
-  const s = JSON.parse(readFileSync(stats, 'utf8')) as { frames: number; sender: { latency?: { p50_us: number; p99_us: number; max_us: number } } };
-  return { frames: s.frames, p50_us: s.sender.latency?.p50_us ?? null, p99_us: s.sender.latency?.p99_us ?? null, max_us: s.sender.latency?.max_us ?? null };
-}
-
 // ------------------------------------------------------------ the steps
 
 const STEPS: Step[] = [
@@ -220,11 +191,15 @@ const STEPS: Step[] = [
   ...['af_packet_v3', 'xdp'].map(
     (driver): Step => ({
       name: `latency-${driver}`,
-      what: `capture → sender latency (kernel timestamp to the sender's read), ${driver}, 100 k packets/s of the live calls on a veth`,
+      what: `capture → sender latency (kernel timestamp to the sender's read), ${driver}, 100 k packets/s of the live calls on a veth, after a warm-up`,
       needs: rootAnd('ip', 'tcpreplay'),
-      argv: () => latencyArgv(driver, join(work, `latency-${driver}.json`)),
-      timeoutS: 60,
-      figures: () => latencyFigures(join(work, `latency-${driver}.json`)),
+      argv: () => node(join(DIST, 'latency.js'), '--driver', driver, '--pcap', LIVE, '--warmup', QUICK ? '1' : '3', '--seconds', QUICK ? '2' : '5', '--json'),
+      timeoutS: 90,
+      figures: (o) => {
+        const line = o.split('\n').find((l) => l.startsWith('#figures '));
+        const f = line === undefined ? null : (JSON.parse(line.slice('#figures '.length)) as { records: number; p50_us: number | null; p99_us: number | null; max_bucket_us: number | null });
+        return { records: f?.records ?? null, p50_us: f?.p50_us ?? null, p99_us: f?.p99_us ?? null, max_us: f?.max_bucket_us ?? null };
+      },
     }),
   ),
   ...[1, 2].map(

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `otus` command line.
 
+import './heap.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { defaultDecoderOptions, parsePortList, parseTunnelList } from '../decode/options.js';

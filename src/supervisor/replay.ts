@@ -29,7 +29,7 @@ import { createRing, type RingSegment } from '../shm/ring.js';
 import { removeAllStaleSegments, runScope } from '../shm/segment.js';
 import { OtusError } from '../util/errors.js';
 import type { CaptureDone, CaptureStart, FrameShare, SenderDone } from './messages.js';
-import { awaitDone, captureExecArgv, checkTask, here, type IncompleteFile, killAll, senderFigures, startSender, summarize, sumSenders, type TaskSummary, tooManySenders } from './task-run.js';
+import { awaitDone, captureExecArgv, checkTask, here, type IncompleteFile, killAll, senderExecArgv, senderFigures, startSender, summarize, sumSenders, type TaskSummary, tooManySenders } from './task-run.js';
 import { DEFAULT_FLOW_SLOTS, DEFAULT_RING_BYTES } from '../config/global-schema.js';
 
 export { formatSummary, type TaskSummary } from './task-run.js';
@@ -194,7 +194,7 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     const senderProcs: ChildProcess[] = [];
     const senderDones: Promise<SenderDone>[] = [];
     for (let j = 0; j < senders; j++) {
-      const started = startSender({ ...setup, ring: j }, t, rings[j]!, execArgv, children, false, j > 0);
+      const started = startSender({ ...setup, ring: j }, t, rings[j]!, senderExecArgv(execArgv), children, false, j > 0);
       started.catch(() => undefined);
       if ((await Promise.race([started, aborted])) === 'signal') {
         await stopChildren(children, STOP_GRACE_MS);

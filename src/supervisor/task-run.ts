@@ -17,6 +17,7 @@ import { checkFileOutput } from '../sender-proc/reporters.js';
 import type { RecordFormat, ReporterCounters } from '../plugin/types.js';
 import type { LatencySummary } from '../sender-proc/latency.js';
 import { createRing, type RingSegment } from '../shm/ring.js';
+import { sizesYoungGeneration } from './young-generation.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
 import type { CaptureDone, ChildError, LiveCaptureDone, ReplayPluginSetup, SenderDone, SenderReady, SenderStart } from './messages.js';
 
@@ -218,6 +219,16 @@ function checkSharedOutput(reporter: string, config: Record<string, unknown>, ta
  */
 export function captureExecArgv(execArgv: readonly string[]): string[] {
   return execArgv.some((a) => a.startsWith('--max-semi-space-size')) ? [...execArgv] : [...execArgv, '--max-semi-space-size=1'];
+}
+
+/**
+ * The sender's node flags: the parent's without young-generation flags, which
+ * an operator gives the supervisor's command line for the supervisor; the
+ * sender allocates per record, and a 1 MiB semi-space cost it ~6 % more CPU
+ * (`otus replay` of 1000 calls, 0.70 → 0.74 CPU-s).
+ */
+export function senderExecArgv(execArgv: readonly string[]): string[] {
+  return execArgv.filter((a) => !sizesYoungGeneration(a));
 }
 
 /**

@@ -33,7 +33,7 @@ import { OtusError, type OtusErrorCode } from '../util/errors.js';
 import type { ChildError, LiveCaptureStart, SenderDone, SenderStart } from './messages.js';
 import { SdNotify } from './notify.js';
 import { RestartPolicy, type RestartSettings } from './restart.js';
-import { captureExecArgv, type CheckedTask, here, senderFigures, summarize, type TaskSummary } from './task-run.js';
+import { captureExecArgv, type CheckedTask, here, senderExecArgv, senderFigures, summarize, type TaskSummary } from './task-run.js';
 
 export type TaskState = 'starting' | 'running' | 'degraded' | 'failed' | 'stopping' | 'stopped';
 export type ProcessState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
@@ -254,6 +254,7 @@ export class SupervisedTask {
   private stopping: Promise<TaskSummary> | null = null;
   private readonly execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
   private readonly captureExecArgv = captureExecArgv(this.execArgv);
+  private readonly senderExecArgv = senderExecArgv(this.execArgv);
   /** Children talk to the supervisor, never to systemd. */
   private readonly env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SdNotify.envKeys.includes(k)));
 
@@ -474,7 +475,7 @@ export class SupervisedTask {
   /** Forks the slot's process; resolves when it is ready, rejects when it fails or exits first. */
   private spawn(s: Slot): Promise<void> {
     const mod = here(s.role === 'sender' ? '../sender-proc/main.js' : '../capture-proc/live.js');
-    const proc = fork(mod, [], { serialization: 'advanced', execArgv: s.role === 'sender' ? this.execArgv : this.captureExecArgv, env: this.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const proc = fork(mod, [], { serialization: 'advanced', execArgv: s.role === 'sender' ? this.senderExecArgv : this.captureExecArgv, env: this.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     s.proc = proc;
     s.state = 'starting';
     s.startedAt = s.lastBeat = Date.now();

@@ -1,6 +1,7 @@
 // `npm run bench` as a smoke run (--quick, two steps): it writes the results
 // file with the commit, the machine, Node, the command and each step's
-// figures, and prints the targets table naming the file.
+// figures, and prints the targets table naming the file. The latency step
+// measures after its warm-up: every record of the measured seconds counted.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -8,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { tempDir } from '../helpers/live.js';
+import { liveSkipReason, tempDir } from '../helpers/live.js';
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 
@@ -38,4 +39,17 @@ test('npm run bench --quick writes its results file and prints the targets table
   assert.ok(doc.targets.find((x) => x.target.startsWith('SIP'))?.value, 'the SIP target has its figure');
   assert.match(r.stdout, /^\| SIP ≥ 500 k packets per CPU-second \| \d+ k \| (yes|no) \|$/m);
   assert.ok(r.stdout.includes(`results: ${join(dir, files[0]!)}`));
+});
+
+test('the latency step measures the records after its warm-up', { skip: liveSkipReason() ?? false }, (t) => {
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const r = spawnSync(process.execPath, [RUN, '--quick', '--only', 'latency-af_packet_v3', '--out', dir], { encoding: 'utf8', timeout: 300_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(readFileSync(join(dir, readdirSync(dir)[0]!), 'utf8')) as { steps: { name: string; status: string; figures: Record<string, number | null> }[] };
+  const f = doc.steps[0]!.figures;
+  assert.equal(doc.steps[0]!.status, 'ok');
+  // --quick: 2 s at 100 k packets/s measured; the kernel may drop some on a loaded machine.
+  assert.ok((f.records ?? 0) > 100_000 && (f.records ?? 0) <= 210_000, `records ${f.records}`);
+  assert.ok((f.p50_us ?? 0) > 0 && (f.p99_us ?? 0) >= (f.p50_us ?? 0) && (f.max_us ?? 0) >= (f.p99_us ?? 0), JSON.stringify(f));
 });

@@ -1,19 +1,48 @@
 // What a task's processes are sized by: task.capture.buffer_bytes becomes the
 // af_packet_v3 ring's block count and libpcap's buffer (the command line's
-// --block-count wins), and capture processes run with V8's young generation
-// capped (an operator's own flag kept), the sender without.
+// --block-count wins), capture processes run with V8's young generation
+// capped (an operator's own flag kept), the sender without, and `otus daemon`
+// holds its own at the initial size.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'node:test';
 import { planLiveTask } from '../../src/supervisor/live.js';
-import { captureExecArgv, checkTask } from '../../src/supervisor/task-run.js';
+import { captureExecArgv, checkTask, senderExecArgv } from '../../src/supervisor/task-run.js';
 import { liveSkipReason, tempDir } from '../helpers/live.js';
 
 test('capture processes get --max-semi-space-size=1 unless one is given', () => {
   assert.deepEqual(captureExecArgv(['--enable-source-maps']), ['--enable-source-maps', '--max-semi-space-size=1']);
   assert.deepEqual(captureExecArgv(['--max-semi-space-size=8']), ['--max-semi-space-size=8']);
+});
+
+test("the sender drops the supervisor's young-generation flags and keeps the others", () => {
+  const given = ['--enable-source-maps', '--max-semi-space-size=1', '--semi-space-growth-factor=1', '--min-semi-space-size=1', '--stack-size=2000'];
+  assert.deepEqual(senderExecArgv(given), ['--enable-source-maps', '--stack-size=2000']);
+});
+
+// The new space's size after a burst of short-lived garbage, in a node process
+// given `flags`, that starts as `otus ARGS` does (src/cli/heap.ts first; with
+// -e, argv has no script, so one stands in).
+function youngGenerationAfterBurst(flags: string[], args: string[]): number {
+  const heap = new URL('../../src/cli/heap.js', import.meta.url).href;
+  const script = `await import(${JSON.stringify(heap)});
+    const keep = [];
+    for (let r = 0; r < 100; r++) { for (let i = 0; i < 100000; i++) { const o = { i, a: [i] }; if (i % 50 === 0) keep.push(o); } if (keep.length > 100000) keep.length = 0; }
+    const v8 = await import('node:v8');
+    process.stdout.write(String(v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size));`;
+  return Number(execFileSync(process.execPath, [...flags, '--input-type=module', '-e', script, '--', 'otus.js', ...args], { encoding: 'utf8' }));
+}
+
+test('otus daemon keeps its young generation at the initial semi-space; other commands and an operator\'s flag are left alone', () => {
+  const held = youngGenerationAfterBurst([], ['daemon', '--config', 'x.yml']);
+  const grown = youngGenerationAfterBurst([], ['replay', 'x.pcap']);
+  const operator = youngGenerationAfterBurst(['--max-semi-space-size=8'], ['daemon']);
+  assert.ok(held <= 2 * 1024 * 1024, `daemon: new space ${held} bytes`);
+  assert.ok(grown > 4 * 1024 * 1024, `replay: new space ${grown} bytes`);
+  assert.ok(operator > 4 * 1024 * 1024, `daemon with --max-semi-space-size=8: new space ${operator} bytes`);
 });
 
 const skip = liveSkipReason();
