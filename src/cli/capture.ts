@@ -311,7 +311,7 @@ interface CaptureArgs {
   cpus: string;
   'block-size': number;
   'block-count'?: number;
-  'retire-ms': number;
+  'retire-ms': number | undefined;
   'xdp-mode': string;
   'xdp-zero-copy': boolean;
   'xdp-steal': boolean;
@@ -345,7 +345,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         .option('cpus', { type: 'string', default: 'auto', describe: 'pin workers: auto (stream index over allowed CPUs), off, or a list' })
         .option('block-size', { type: 'number', default: 1 << 20, describe: 'af_packet_v3 ring block bytes (power of two)' })
         .option('block-count', { type: 'number', describe: 'af_packet_v3 ring blocks per stream (default: task.capture.buffer_bytes / block size, else 32)' })
-        .option('retire-ms', { type: 'number', default: 10, describe: 'af_packet_v3: a partly filled block is handed over after this' })
+        .option('retire-ms', { type: 'number', describe: 'af_packet_v3: a partly filled block is handed over after this (default: task.capture.retire_ms, else 10)' })
         .option('xdp-mode', { type: 'string', default: 'auto', describe: 'xdp: auto | native | generic (copy mode works on any driver)' })
         .option('xdp-zero-copy', { type: 'boolean', default: false, describe: 'xdp: zero copy (the NIC driver must support it)' })
         .option('xdp-steal', { type: 'boolean', default: false, describe: "xdp on an interface that carries this host's traffic (lo, an address, a bridge port): take it away from the host's stack anyway (refused without)" })
@@ -381,7 +381,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
         capture.fanoutDefrag = argv.defrag;
         capture.blockSize = argv['block-size'];
         if (argv['block-count'] !== undefined) capture.blockCount = argv['block-count'];
-        capture.retireMs = argv['retire-ms'];
+        if (argv['retire-ms'] !== undefined) capture.retireMs = argv['retire-ms'];
         capture.xdpMode = argv['xdp-mode'] as CaptureOptions['xdpMode'];
         capture.xdpZeroCopy = argv['xdp-zero-copy'];
         capture.xdpSteal = argv['xdp-steal'];
@@ -394,7 +394,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
           // Segments of runs that died without cleaning up (killed, crashed).
           removeAllStaleSegments();
           // The ring's size from the task (capture.buffer_bytes) unless --block-count gives it.
-          const { iface: _i, streams: _s, filter: _f, fanout: _fo, blockCount: _bc, bufferBytes: _bb, ...rest } = capture;
+          const { iface: _i, streams: _s, filter: _f, fanout: _fo, blockCount: _bc, bufferBytes: _bb, retireMs: _r, ...rest } = capture;
           const { summary, failure } = await runLiveTask({
             taskFile: argv.task,
             iface: argv.interface ?? null,
@@ -405,7 +405,7 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
             duration: argv.duration,
             signal: ac.signal,
             cpus: parseCpus(argv.cpus),
-            capture: argv['block-count'] !== undefined ? { ...rest, blockCount: argv['block-count'] } : rest,
+            capture: { ...rest, ...(argv['block-count'] !== undefined ? { blockCount: argv['block-count'] } : {}), ...(argv['retire-ms'] !== undefined ? { retireMs: argv['retire-ms'] } : {}) },
             onCapturing: (what) => process.stderr.write(`otus capture: task ${argv.task}: ${what}: capturing\n`),
           });
           process.stderr.write(formatSummary(summary));

@@ -43,6 +43,7 @@ export const TASK_BODY_SCHEMA = {
         workers: { type: 'integer', minimum: 0, maximum: 256 },
         // The kernel's buffer of each capture process (af_packet_v3 ring, libpcap buffer): 1 MiB to 1 GiB.
         buffer_bytes: { type: 'integer', minimum: 1_048_576, maximum: 1_073_741_824 },
+        retire_ms: { type: 'integer', minimum: 1, maximum: 60000 },
         // xdp on an interface that carries the host's own traffic (lo, an address, a bridge port): refused unless true.
         xdp_steal: { type: 'boolean', default: false },
       },
@@ -129,6 +130,8 @@ export interface TaskSpec {
   xdpSteal: boolean;
   /** task.capture.buffer_bytes: the kernel's buffer of each capture process; null: the driver's default. */
   bufferBytes: number | null;
+  /** task.capture.retire_ms: af_packet_v3 hands over a partly filled block after this; null: the driver's default (10 ms). */
+  retireMs: number | null;
   filter: TaskFilter;
   /** `FILE:LINE: task.filter`, for CaptureFilter's messages. */
   filterWhere: string;
@@ -210,7 +213,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
   lift('sip', 'calls', (v) => v === true, 'call records');
   lift('rtp', 'stats', () => true, 'stream statistics');
   const rep = t.reporter as { type: string; config?: Record<string, unknown> } | undefined;
-  const capture = t.capture as { workers?: number; driver?: string; interface?: string; xdp_steal?: boolean; buffer_bytes?: number } | undefined;
+  const capture = t.capture as { workers?: number; driver?: string; interface?: string; xdp_steal?: boolean; buffer_bytes?: number; retire_ms?: number } | undefined;
   return {
     file,
     path,
@@ -220,6 +223,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     interface: capture?.interface ?? null,
     xdpSteal: capture?.xdp_steal === true,
     bufferBytes: capture?.buffer_bytes ?? null,
+    retireMs: capture?.retire_ms ?? null,
     filter: (t.filter as TaskFilter | undefined) ?? {},
     filterWhere: `${at(['filter'])}: ${path}.filter`,
     parsers,

@@ -110,6 +110,7 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
     if (o.capture?.blockCount === undefined) capture.blockCount = Math.max(2, Math.floor(task.bufferBytes / capture.blockSize));
     if (o.capture?.bufferBytes === undefined) capture.bufferBytes = task.bufferBytes;
   }
+  if (task.retireMs !== null && o.capture?.retireMs === undefined) capture.retireMs = task.retireMs;
   createCapturer(driver, capture).init(); // a bad interface, driver or option: a coded error now, not in a child
   const cpus = Array.from({ length: workers }, (_, i) => cpuFor(o.cpus, i, allowed));
   checkCpus(cpus, Array.isArray(o.cpus) ? '--cpus' : o.allowed?.length ? 'resources.cpus' : 'cpus');

@@ -72,3 +72,26 @@ test('task.capture.buffer_bytes sizes the capture ring; --block-count overrides 
   // Less than two blocks would leave the kernel nowhere to write while one is read.
   assert.equal((await plan(1 << 20)).blockCount, 2);
 });
+
+test('task.capture.retire_ms sets the af_packet_v3 retire timeout; --retire-ms overrides it', { skip: skip ?? false }, async (t) => {
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const plan = async (retire: number | null, retireMs?: number) => {
+    const file = join(dir, `r-${retire}-${retireMs}.yml`);
+    writeFileSync(file, `task:\n  id: retire\n  capture: {interface: lo${retire === null ? '' : `, retire_ms: ${retire}`}}\n`);
+    const checked = await checkTask(file, [], { hostname: 'test' }, '/dev/null');
+    return planLiveTask(checked, {
+      iface: null,
+      driver: null,
+      workers: 1,
+      cpus: 'off',
+      node: { hostname: 'test' },
+      settings: { heartbeatMs: 1000, watchdogMs: 5000, stopTimeoutMs: 5000, restart: null },
+      ...(retireMs === undefined ? {} : { capture: { retireMs } }),
+    }).capture;
+  };
+  assert.equal((await plan(null)).retireMs, 10);
+  assert.equal((await plan(1)).retireMs, 1);
+  assert.equal((await plan(1, 5)).retireMs, 5);
+  await assert.rejects(plan(0), (e: { code?: string; message: string }) => e.code === 'OTUS_ERR_TASK' && /retire_ms/.test(e.message));
+});
