@@ -22,6 +22,8 @@ import { CALL_LABEL_KEYS, CODEC_EVENT, CODEC_NAMED, FLOW_LABEL_WORDS, MediaCorre
 import { COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payload.js';
 import { KEY, ROW, RtpStreamTable, type RtpStatsConfig } from './stats.js';
 import { RtpStatsPayload } from './stats-payload.js';
+import { MediaTable } from '../../../src/shm/media.js';
+import { streamDirection } from './rtcp-summary.js';
 
 export interface RtpConfig {
   ports: number[];
@@ -122,6 +124,8 @@ export class RtpParser implements Parser {
   private tsDigits = 6;
   /** Where fastFrame's early read of a stream's row goes (kept, so the read is not dropped). */
   private touched = 0;
+  /** What RTCP said about the streams (their reports' rtcp summary), null without it. */
+  private readonly media: MediaTable | null;
 
   constructor(cfg: RtpConfig, corr: MediaCorrelator) {
     this.corr = corr;
@@ -131,6 +135,7 @@ export class RtpParser implements Parser {
     this.raw = cfg.raw;
     this.table = cfg.stats !== undefined && cfg.stats.interval > 0 ? new RtpStreamTable(cfg.stats) : null;
     this.perPacket = this.table === null || cfg.stats!.per_packet;
+    this.media = this.table !== null && corr.flows !== null ? MediaTable.besideRegistry(corr.flows.name) : null;
   }
 
   canHandle(p: DecodedPacket): boolean {
@@ -251,6 +256,7 @@ export class RtpParser implements Parser {
       // Strings once per stream: what its reports are labelled with.
       t.callId[row] = L.get('call-id') ?? null;
       t.media[row] = L.get('media') ?? null;
+      t.direction[row] = this.slot >= 0 ? streamDirection(this.corr.flows, p) : 0;
     }
     if (!isEvent && t.ratePt(row) !== pl.pt) {
       const codec = L.get('codec') ?? null;
@@ -311,8 +317,11 @@ export class RtpParser implements Parser {
       if (codec !== null) L.setId(K_CODEC, codec);
       const media = t.qMedia[q];
       if (media !== null) L.setId(K_MEDIA, media);
-      this.statsPayload.report.at(t.qRows, q * ROW, t.qKind[q], codec);
-      rec.payload = this.statsPayload.loaded();
+      const sp = this.statsPayload;
+      sp.report.at(t.qRows, q * ROW, t.qKind[q], codec);
+      sp.rtcp.load(this.media, K[b] >>> 0, callId, sp.report.clockRate);
+      sp.direction = t.qDirection[q];
+      rec.payload = sp.loaded();
       t.stats.reports++;
       out.emit();
     }
