@@ -288,6 +288,9 @@ export class RtpParser implements Parser {
     if (n === 0) return;
     const rec = out.record;
     const K = t.qKeys;
+    // With several capture processes, RTCP captured before these reports may still be on its way on another: let it land.
+    const f = this.corr.flows;
+    if (this.media !== null && f !== null && f.catchesUp) f.catchUp(Math.floor(t.clock), Math.floor((t.clock % 1) * 1e9), 0);
     for (let q = 0; q < n; q++) {
       const b = q * KEY;
       rec.reset();
