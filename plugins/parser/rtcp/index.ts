@@ -127,7 +127,7 @@ export class RtcpParser implements Parser {
       const f = this.corr.flows!;
       const s = this.corr.slot;
       const call = s >= 0 ? callHashBytes(f.u8, f.callIdOffset(s), f.callIdLength(s)) : 0;
-      this.summary.write(b, o, len, p.tsSec + p.tsNsec * 1e-9, call);
+      this.summary.write(b, o, len, p.tsSec, p.tsNsec, call);
     }
     out.payload = pl;
     return true;

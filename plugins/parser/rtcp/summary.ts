@@ -28,8 +28,8 @@ export class RtcpSummaryWriter {
 
   constructor(readonly table: MediaTable) {}
 
-  /** The validated compound b[o, o + len) captured at `at` (s), of the call whose call-id hashes to `call` (0 none). */
-  write(b: Uint8Array, o: number, len: number, at: number, call: number): void {
+  /** The validated compound b[o, o + len) captured at sec.nsec, of the call whose call-id hashes to `call` (0 none). */
+  write(b: Uint8Array, o: number, len: number, sec: number, nsec: number, call: number): void {
     // Nothing to write without an SR or RR: skip the lock.
     let any = false;
     const end = o + len;
@@ -40,11 +40,12 @@ export class RtcpSummaryWriter {
       this.stats.busy++;
       return;
     }
+    t.setNow(sec, nsec);
     try {
       for (let p = o; p + 4 <= end; ) {
         const pe = p + 4 + 4 * ((b[p + 2] << 8) | b[p + 3]);
         const pt = b[p + 1];
-        if ((pt === 200 || pt === 201) && pe - p >= 8) this.report(b, p, pe, pt === 200, at, call);
+        if ((pt === 200 || pt === 201) && pe - p >= 8) this.report(b, p, pe, pt === 200, call);
         p = pe;
       }
     } finally {
@@ -52,15 +53,15 @@ export class RtcpSummaryWriter {
     }
   }
 
-  private report(b: Uint8Array, p: number, pe: number, sr: boolean, at: number, call: number): void {
+  private report(b: Uint8Array, p: number, pe: number, sr: boolean, call: number): void {
     const t = this.table;
     const sender = u32(b, p + 4);
     let q = p + 8;
     if (sr) {
       if (q + 20 > pe) return;
-      const e = t.entry(sender, call, at);
+      const e = t.entry(sender, call);
       // NTP seconds' low 16 bits and the fraction's high 16 (RFC 3550 §6.4.1, LSR).
-      t.setSr(e, ((b[q + 2] << 24) | (b[q + 3] << 16) | (b[q + 4] << 8) | b[q + 5]) >>> 0, at);
+      t.setSr(e, ((b[q + 2] << 24) | (b[q + 3] << 16) | (b[q + 4] << 8) | b[q + 5]) >>> 0);
       t.done(e);
       q += 20;
     }
@@ -72,19 +73,16 @@ export class RtcpSummaryWriter {
       const jitter = u32(b, q + 12);
       const lsr = u32(b, q + 16);
       const dlsr = u32(b, q + 20);
-      const e = t.entry(source, call, at);
-      let rtt = -1;
-      if (lsr !== 0) {
-        const srAt = t.srAt(e, lsr);
-        if (srAt >= 0) rtt = at - srAt - dlsr / 65536;
-      }
-      t.setBlock(e, true, at, sender, fraction, cumulative, jitter, rtt);
+      const e = t.entry(source, call);
+      const rtt = lsr !== 0 && t.roundTrip(e, lsr, dlsr);
+      if (!rtt) t.noRoundTrip();
+      t.setBlock(e, true, sender, fraction, cumulative, jitter);
       t.done(e);
-      const s = t.entry(sender, call, at);
-      t.setBlock(s, false, at, source, fraction, cumulative, jitter, rtt);
+      const s = t.entry(sender, call);
+      t.setBlock(s, false, source, fraction, cumulative, jitter);
       t.done(s);
       this.stats.blocks++;
-      if (rtt >= 0) this.stats.roundTrips++;
+      if (rtt) this.stats.roundTrips++;
     }
   }
 }
