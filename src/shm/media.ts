@@ -24,6 +24,8 @@
 //       +13 fraction lost (/256), +14 cumulative lost, +15 jitter (RTP units), f64 +8 round trip (s, -1 none)
 //     block "by" (the last report block this source sent, on the other direction): f64 +9 at, i32 +20 about,
 //       +21 fraction, +22 cumulative, +23 jitter, f64 +12 round trip
+//     f64 +13 the call's media end (capture s: its BYE, CANCEL or final error plus the sip parser's bye_grace),
+//       kept in the call's entry of SSRC 0 (flag HAS_END; a stream with SSRC 0 shares it, field apart)
 
 import { native } from '../native.js';
 import { OtusError } from '../util/errors.js';
@@ -48,6 +50,7 @@ const USED = 1;
 const HAS_SR = 2;
 const HAS_ABOUT = 4;
 const HAS_BY = 8;
+const HAS_END = 16;
 
 // i32 offsets in an entry
 const O_SEQ = 0;
@@ -61,6 +64,7 @@ const D_SR_AT = 4;
 /** A block's first f64 (at), its i32 words from 2 × (that + 1), its round trip at + 3. */
 const D_ABOUT = 5;
 const D_BY = 9;
+const D_END = 13;
 
 /** One side's last report block, as read (readSummary). */
 export interface RtcpBlock {
@@ -307,7 +311,47 @@ export class MediaTable {
     i32[(e << 1) + O_FLAGS] |= about ? HAS_ABOUT : HAS_BY;
   }
 
+  /**
+   * The call (its call-id hash) ended at sec.nsec (capture time): its
+   * streams end `graceS` seconds later (the rtp parser's reports). False
+   * when the writer lock stayed busy (counted).
+   */
+  markCallEnd(call: number, sec: number, nsec: number, graceS: number): boolean {
+    if (call === 0 || !this.lock()) return false;
+    try {
+      this.setNow(sec, nsec);
+      const e = this.entry(0, call);
+      this.f64[e + D_END] = this.t[0] + graceS;
+      this.i32[(e << 1) + O_FLAGS] |= HAS_END;
+      this.done(e);
+      return true;
+    } finally {
+      this.unlock();
+    }
+  }
+
   // ---- reads (the rtp parser, at a report: no lock) ----
+
+  /** Has the call (call-id hash) ended, its grace passed, by capture time `clock` (s)? */
+  callEnded(call: number, clock: number): boolean {
+    const i32 = this.i32;
+    let i = hash(0, call) & this.mask;
+    for (let k = 0; k < this.window; k++, i = (i + 1) & this.mask) {
+      const e = (HEADER_BYTES >> 3) + i * E_F;
+      const b = e << 1;
+      for (let tries = 0; tries < 256; tries++) {
+        const s1 = Atomics.load(i32, b + O_SEQ);
+        if ((s1 & 1) !== 0) continue;
+        const flags = i32[b + O_FLAGS];
+        const same = (flags & USED) !== 0 && i32[b + O_SSRC] === 0 && i32[b + O_CALL] === call;
+        const ended = same && (flags & HAS_END) !== 0 && this.f64[e + D_END] <= clock;
+        if (Atomics.load(i32, b + O_SEQ) !== s1) continue;
+        if (same) return ended;
+        break;
+      }
+    }
+    return false;
+  }
 
   /**
    * Reads (ssrc, call)'s blocks into `about` and `by` (each left untouched

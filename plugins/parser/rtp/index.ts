@@ -23,7 +23,8 @@ import { COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payl
 import { KEY, ROW, RtpStreamTable, type RtpStatsConfig } from './stats.js';
 import { RtpStatsPayload } from './stats-payload.js';
 import { MediaTable } from '../../../src/shm/media.js';
-import { streamDirection } from './rtcp-summary.js';
+import { callHash } from '../../../src/shm/media.js';
+import { CallEnds, streamDirection } from './rtcp-summary.js';
 
 export interface RtpConfig {
   ports: number[];
@@ -126,6 +127,10 @@ export class RtpParser implements Parser {
   private touched = 0;
   /** What RTCP said about the streams (their reports' rtcp summary), null without it. */
   private readonly media: MediaTable | null;
+  /** Streams end with their call (rtcp-summary.ts), null without the media table. */
+  private readonly callEnds: CallEnds | null;
+  /** Capture time of the latest frame of any protocol (Parser.tick; s), -1 before the first. */
+  private frameClock = -1;
 
   constructor(cfg: RtpConfig, corr: MediaCorrelator) {
     this.corr = corr;
@@ -136,6 +141,7 @@ export class RtpParser implements Parser {
     this.table = cfg.stats !== undefined && cfg.stats.interval > 0 ? new RtpStreamTable(cfg.stats) : null;
     this.perPacket = this.table === null || cfg.stats!.per_packet;
     this.media = this.table !== null && corr.flows !== null ? MediaTable.besideRegistry(corr.flows.name) : null;
+    this.callEnds = this.media !== null ? new CallEnds(this.media, corr.flows) : null;
   }
 
   canHandle(p: DecodedPacket): boolean {
@@ -257,6 +263,7 @@ export class RtpParser implements Parser {
       t.callId[row] = L.get('call-id') ?? null;
       t.media[row] = L.get('media') ?? null;
       t.direction[row] = this.slot >= 0 ? streamDirection(this.corr.flows, p) : 0;
+      t.callHash[row] = callHash(t.callId[row]);
     }
     if (!isEvent && t.ratePt(row) !== pl.pt) {
       const codec = L.get('codec') ?? null;
@@ -265,6 +272,11 @@ export class RtpParser implements Parser {
     }
     this.tsDigits = tsDigits;
     t.packet(row, p.tsSec, p.tsNsec, pl.seq, pl.ts, pl.pt, pl.marker, p.payloadLen, isEvent ? pl.event : -1, pl.eventEnd, pl.duration);
+  }
+
+  /** Parser.tick: capture time passes (any frame), for the streams whose call ended. */
+  tick(sec: number, nsec: number): void {
+    this.frameClock = sec + nsec * 1e-9;
   }
 
   /**
@@ -276,6 +288,8 @@ export class RtpParser implements Parser {
     const t = this.table;
     if (t === null) return;
     for (;;) {
+      // Replay ticks only at its end: there the streams' own clock moves it.
+      if (!final) this.callEnds?.scan(t, Math.max(this.frameClock, t.clock));
       const done = t.expire(final);
       this.emitReports(out);
       if (done) return;
@@ -414,7 +428,7 @@ export class RtpParser implements Parser {
       events: st.events,
       rejects: byName(RTP_REJECT_NAMES, st.rejects),
       registry: { ...this.corr.stats },
-      ...(this.table !== null ? { stats: { ...this.table.stats } } : {}),
+      ...(this.table !== null ? { stats: { ...this.table.stats, ...(this.callEnds !== null ? { endedByCall: this.callEnds.ended } : {}) } } : {}),
       unsignalled: { packets: st.unsignalled, events: st.unsignalledEvents, ports: topPorts(st.unsignalledPorts) },
     };
   }

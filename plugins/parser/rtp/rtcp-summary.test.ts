@@ -21,10 +21,10 @@ const [SA, SB] = [0xa0a0a0a0, 0x0b0b0b0b];
 const ID = 'rtcpjoin-1@10.0.0.1';
 const T0 = 1_700_000_000;
 
-function sip(start: string, cseq: string, toTag: boolean, body: string): string {
+function sip(start: string, cseq: string, toTag: boolean, body: string, id = ID): string {
   return (
     `${start}\r\nVia: SIP/2.0/UDP ${A}:5060;branch=z9hG4bK-${cseq.replace(' ', '')}\r\nFrom: <sip:alice@${A}>;tag=a1\r\nTo: <sip:bob@${B}>${toTag ? ';tag=b1' : ''}\r\n` +
-    `Call-ID: ${ID}\r\nCSeq: ${cseq}\r\n${body ? 'Content-Type: application/sdp\r\n' : ''}Content-Length: ${body.length}\r\n\r\n${body}`
+    `Call-ID: ${id}\r\nCSeq: ${cseq}\r\n${body ? 'Content-Type: application/sdp\r\n' : ''}Content-Length: ${body.length}\r\n\r\n${body}`
   );
 }
 const sdp = (ip: string, port: number): string => `v=0\r\no=- 1 1 IN IP4 ${ip}\r\ns=-\r\nc=IN IP4 ${ip}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n`;
@@ -73,6 +73,14 @@ function capture(): string {
   frames.push([s1, udpFrame(A, B, PA + 1, PB + 1, rtcp(SA, T0 + s1, [SB, 5, 3, 40, 0, 0]))]);
   frames.push([s2, udpFrame(B, A, PB + 1, PA + 1, rtcp(SB, T0 + s2, [SA, 7, 8, 57, mid(T0 + s1), 3277]))]);
   frames.push([s3, udpFrame(A, B, PA + 1, PB + 1, rtcp(SA, T0 + s3, [SB, 12, 9, 33, mid(T0 + s2), 65536]))]);
+  // A second call whose media goes on past the first's end (capture time for the rtp parser's scans).
+  const ID2 = 'rtcpjoin-2@10.0.0.1';
+  frames.push([19, udpFrame(A, B, 5060, 5060, sip(`INVITE sip:bob@${B} SIP/2.0`, '1 INVITE', false, sdp(A, PA + 2000), ID2))]);
+  frames.push([19.5, udpFrame(B, A, 5060, 5060, sip('SIP/2.0 200 OK', '1 INVITE', true, sdp(B, PB + 2000), ID2))]);
+  for (let k = 0; k < 2500; k++) frames.push([20 + k * 0.02, udpFrame(A, B, PA + 2000, PB + 2000, rtpPacket(0, k, k * 160, 0xc0c0c0c0))]);
+  // The caller hangs up as the media ends; an OPTIONS 40 s later, after the BYE's grace (5 s) and more than 1024 frames (a replay's drain), before the streams' idle (60 s).
+  frames.push([21.1, udpFrame(A, B, 5060, 5060, sip(`BYE sip:bob@${B} SIP/2.0`, '2 BYE', true, ''))]);
+  frames.push([61.1, udpFrame(A, B, 5060, 5060, sip(`OPTIONS sip:bob@${B} SIP/2.0`, '3 OPTIONS', false, ''))]);
   frames.sort((x, y) => x[0] - y[0]);
   const file = join(mkdtempSync(join(tmpdir(), 'otus-rtcpjoin-')), 'call.pcap');
   writePcap(file, frames.map((f) => f[1]), (i) => Math.round((T0 + frames[i][0]) * 1e6));
@@ -84,7 +92,7 @@ const TASK = `task:
   parsers:
     - plugin: sip
     - plugin: rtp
-      config: {stats: {interval: 10, per_packet: false}}
+      config: {stats: {interval: 10, per_packet: false, idle: 60}}
     - plugin: rtcp
   unmatched_policy: drop
 `;
@@ -106,8 +114,8 @@ test('rtp.stats: the RTCP summary equals tshark\'s fields, with 1 and 2 capture 
   assert.deepEqual(rows.map((r) => r[5]), ['', '50', '3110'], 'tshark computed both round trips');
   const ends: string[] = [];
   for (const workers of [1, 2]) {
-    const { records } = replay(TASK, [file], workers);
-    const end = records.filter((r) => r.protocol === 'rtp.stats' && r.payload.report === 'end').sort((x, y) => Number(x.labels['rtp.ssrc']) - Number(y.labels['rtp.ssrc']));
+    const { records, stats } = replay(TASK, [file], workers);
+    const end = records.filter((r) => r.protocol === 'rtp.stats' && r.payload.report === 'end' && r.labels['call-id'] === ID).sort((x, y) => Number(x.labels['rtp.ssrc']) - Number(y.labels['rtp.ssrc']));
     assert.equal(end.length, 2, `${workers} worker(s)`);
     for (const r of end) {
       const ssrc = Number(r.labels['rtp.ssrc']);
@@ -120,6 +128,14 @@ test('rtp.stats: the RTCP summary equals tshark\'s fields, with 1 and 2 capture 
       assert.equal(r.labels['call-id'], ID);
     }
     ends.push(JSON.stringify(end.map((r) => r.payload)));
+    if (workers === 1) {
+      // The streams ended with their call: their final reports come before the OPTIONS, not at the end of the input.
+      const order = records
+        .map((r) => (r.protocol === 'sip' ? r.labels['sip.method'] : r.protocol === 'rtp.stats' && r.labels['call-id'] === ID ? r.payload.report : null))
+        .filter((x) => x === 'OPTIONS' || x === 'end');
+      assert.deepEqual(order, ['end', 'end', 'OPTIONS']);
+      assert.equal(stats.parsers.rtp.counters.stats.endedByCall, 2);
+    }
   }
   assert.equal(ends[0], ends[1], 'the same end reports from 1 and 2 capture processes');
 });

@@ -18,6 +18,7 @@ import type { DecodedPacket } from '../../../src/decode/packet.js';
 import { writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import { callHash, emptyBlock, type MediaTable, type RtcpBlock } from '../../../src/shm/media.js';
 import type { FlowRegistry } from '../../../src/shm/registry.js';
+import { ReportKind, ROW, type RtpStreamTable } from './stats.js';
 import { Literal, writeLiteral, writeUint } from '../../../src/util/bytes.js';
 
 export const DIRECTION_NONE = 0;
@@ -189,3 +190,42 @@ const J_RECEIVER = new Literal(',"rtcp":{"receiver":');
 const J_SENDER = new Literal(',"sender":');
 const J_NULL = new Literal('null');
 const J_SSRC = new Literal('{"ssrc":');
+
+/**
+ * Streams whose call ended (BYE, CANCEL, final error: the sip parser marks
+ * the call in the media table, on whichever process read it) end once
+ * its bye_grace has passed in capture time, with their final report
+ * (`end`), instead of `idle` seconds after their last packet. A scan of
+ * the table once per second of capture time (the latest frame this
+ * capture process saw: Parser.tick at each ring block's end; in replay,
+ * which has no blocks, its latest RTP packet), from Parser.drain.
+ */
+export class CallEnds {
+  private lastScan = -Infinity;
+  /** Streams ended by their call's end. */
+  ended = 0;
+
+  constructor(
+    private readonly media: MediaTable,
+    private readonly flows: FlowRegistry | null,
+  ) {}
+
+  /** Ends the streams whose call ended by capture time `clock` (s: the latest frame, any protocol). */
+  scan(t: RtpStreamTable, clock: number): void {
+    if (Math.abs(clock - this.lastScan) < 1) return;
+    this.lastScan = clock;
+    // A BYE captured before now may be on its way on another capture process: let it land.
+    const f = this.flows;
+    if (f !== null && f.catchesUp) f.catchUp(Math.floor(clock), Math.floor((clock % 1) * 1e9), 0);
+    const H = t.callHash;
+    for (let r = 0; r < H.length; r++) {
+      if (H[r] === 0 || t.tags[r] === 0 || !this.media.callEnded(H[r], clock)) continue;
+      if ((t.qLen + 1) * ROW > t.qRows.length) {
+        this.lastScan = -Infinity; // the queue is full: the rest once it is emitted
+        return;
+      }
+      t.end(r, ReportKind.End);
+      this.ended++;
+    }
+  }
+}

@@ -210,6 +210,8 @@ export class RtpStreamTable {
   readonly media: (string | null)[];
   /** Direction by row (rtcp-summary.ts: 0 unknown), set when the stream starts. */
   readonly direction: Uint8Array;
+  /** Hash of the row's call-id (src/shm/media.ts callHash; 0 none), set when the stream starts: its call's end ends it. */
+  readonly callHash: Int32Array;
   /** The key `find` looks for. */
   readonly key = new Int32Array(KEY);
   /** Set by find: the row was made for this packet. */
@@ -242,6 +244,7 @@ export class RtpStreamTable {
     this.codec = new Array<string | null>(cap).fill(null);
     this.media = new Array<string | null>(cap).fill(null);
     this.direction = new Uint8Array(cap);
+    this.callHash = new Int32Array(cap);
     this.setMask = cap / WAYS - 1;
     this.interval = cfg.interval;
     this.idle = cfg.idle;
@@ -447,6 +450,7 @@ export class RtpStreamTable {
     this.codec[r] = null;
     this.media[r] = null;
     this.direction[r] = 0;
+    this.callHash[r] = 0;
     this.stats.streams++;
   }
 

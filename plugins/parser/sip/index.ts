@@ -19,7 +19,7 @@ import type { OutputRecord, Payload } from '../../../src/pipeline/record.js';
 import type { PluginDefinition, RecordEmitter, StreamParser } from '../../../src/plugin/types.js';
 import type { TcpChunk } from '../../../src/reassembly/tcp-stream.js';
 import { CALL_ID_MAX, CODEC_MAX, FlowKey, type FlowRegistry } from '../../../src/shm/registry.js';
-import { callHashBytes } from '../../../src/shm/media.js';
+import { callHashBytes, MediaTable } from '../../../src/shm/media.js';
 import {
   ADDR_FOUND,
   addrAndTag,
@@ -127,6 +127,11 @@ export class SipParser implements StreamParser {
   private readonly sdp = new SdpScanner();
   /** SDP media go to the flow registry: a registry and track_media. */
   private readonly tracking: boolean;
+  /** Where a call's end goes for the rtp parser's streams (src/shm/media.ts), null without one. */
+  private readonly media: MediaTable | null;
+  /** The capture time of the message being handled (a call's end is marked at it). */
+  private sec = 0;
+  private nsec = 0;
 
   constructor(
     private readonly cfg: SipConfig,
@@ -134,6 +139,7 @@ export class SipParser implements StreamParser {
   ) {
     for (const p of cfg.ports) this.udpPorts[p] = 1;
     this.tracking = flows !== null && cfg.track_media;
+    this.media = this.tracking ? MediaTable.besideRegistry(flows!.name) : null;
     this.tcp = { ports: [...cfg.ports], heuristic: cfg.heuristic };
     this.dialogs = cfg.calls === true ? new Dialogs(this.calls, { updates: cfg.call_updates === true, timeoutMs: (cfg.call_timeout ?? 3600) * 1000 }) : null;
   }
@@ -177,6 +183,8 @@ export class SipParser implements StreamParser {
     this.isRetrans = this.retransmitted(m, p);
     if (this.isRetrans) this.stats.retransmissions++;
     // Correlation and call records first: a call record is emitted through the same record, before this message fills it.
+    this.sec = p.tsSec;
+    this.nsec = p.tsNsec;
     if (this.tracking) this.correlate(m);
     if (this.dialogs !== null) {
       this.dialogs.message(m, p, p.tsSec, p.tsNsec, tsDigits, this.isRetrans);
@@ -214,6 +222,8 @@ export class SipParser implements StreamParser {
       const rec = em.record;
       this.scanAddrs(m);
       this.isRetrans = false; // TCP resends below SIP: a message arrives once
+      this.sec = c.packet.tsSec;
+      this.nsec = c.packet.tsNsec;
       if (this.tracking) this.correlate(m);
       if (this.dialogs !== null) {
         c.stamp(this.when, at);
@@ -546,6 +556,8 @@ export class SipParser implements StreamParser {
     } finally {
       if (held) flows.releaseWrites();
     }
+    // Its RTP streams end bye_grace later in capture time (the rtp parser's stats), on whichever process has them.
+    if (this.media !== null) this.media.markCallEnd(callHashBytes(call.key, 0, Math.min(call.keyLen, CALL_ID_MAX)), this.sec, this.nsec, this.cfg.bye_grace);
     if (call.call === null) this.calls.remove(call);
     else call.n = 0; // its record is emitted, and the entry removed, by dialogs.ts
   }
