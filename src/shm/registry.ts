@@ -35,6 +35,7 @@ import { isIPv6 } from 'node:net';
 import { native } from '../native.js';
 import { utf8Length, writeUtf8 } from '../util/bytes.js';
 import { OtusError } from '../util/errors.js';
+import { MediaTable } from './media.js';
 import { REGISTRY_MAGIC, createSegment, isProcessAlive, segmentName, writeOwner } from './segment.js';
 
 export { REGISTRY_MAGIC };
@@ -431,6 +432,8 @@ export class FlowRegistry {
   readonly builder = new ContextBuilder();
   private readonly key = new FlowKey();
   private closed = false;
+  /** The media table made with it (create), unlinked with it. */
+  private media: MediaTable | null = null;
   /** holdWrites() has the writer lock. */
   private held = false;
 
@@ -464,7 +467,15 @@ export class FlowRegistry {
     i32[I_CAP] = capacity;
     i32[I_WINDOW] = window;
     Atomics.store(i32, I_MAGIC, REGISTRY_MAGIC);
-    return new FlowRegistry(name, buf, true);
+    const reg = new FlowRegistry(name, buf, true);
+    // RTCP's summary for the rtp parser's reports (media.ts): half as many entries (two SSRCs a call, four endpoints).
+    try {
+      reg.media = MediaTable.create(task, Math.max(16, capacity >> 1));
+    } catch (e) {
+      native.shmUnlink(name);
+      throw e;
+    }
+    return reg;
   }
 
   /** Maps the task's existing registry (each capture process does). */
@@ -993,6 +1004,7 @@ export class FlowRegistry {
     if (this.closed) return;
     this.closed = true;
     if (this.owner) native.shmUnlink(this.name);
+    this.media?.close();
   }
 
   /** Scratch key for callers that build keys rarely (control plane). */

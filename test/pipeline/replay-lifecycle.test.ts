@@ -105,9 +105,9 @@ async function stuckRun(): Promise<Run> {
   const kids = childrenOf(pid);
   // The sender and the capture processes still pacing (one whose share of the file is done may have exited).
   assert.ok(kids.some((k) => k.cmd.includes('sender-proc')) && kids.some((k) => k.cmd.includes('capture-proc')), `sender and capture processes: ${JSON.stringify(kids)}`);
-  // The run's shared memory: ring, its FIFO, flow registry, capture clock; all 0600, the segments owned by the supervisor.
+  // The run's shared memory: ring, its FIFO, flow registry and its media table, capture clock; all 0600, the segments owned by the supervisor.
   const names = shmOf(pid).sort();
-  assert.deepEqual(names, [`otus-${scope}-clock`, `otus-${scope}-flows`, `otus-${scope}-ring`, `otus-${scope}-ring.wake`]);
+  assert.deepEqual(names, [`otus-${scope}-clock`, `otus-${scope}-flows`, `otus-${scope}-media`, `otus-${scope}-ring`, `otus-${scope}-ring.wake`]);
   for (const n of names) assert.equal(statSync(`/dev/shm/${n}`).mode & 0o777, 0o600, n);
   for (const n of names.filter((x) => !x.endsWith('.wake'))) assert.equal(segmentOwner(`/${n}`)?.pid, pid, `${n}: owned by the supervisor`);
   t0 = performance.now();

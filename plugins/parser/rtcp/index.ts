@@ -16,7 +16,9 @@ import type { Parser, PluginDefinition } from '../../../src/plugin/types.js';
 import { labelKeyId } from '../../../src/pipeline/label-keys.js';
 import { MediaCorrelator } from '../rtp/correlate.js';
 import { byName } from '../rtp/index.js';
+import { callHashBytes, MediaTable } from '../../../src/shm/media.js';
 import { RtcpPayload, RTCP_TYPE_NAMES } from './payload.js';
+import { RtcpSummaryWriter } from './summary.js';
 
 export interface RtcpConfig {
   ports: number[];
@@ -68,9 +70,13 @@ export class RtcpParser implements Parser {
   private readonly ports = new Uint8Array(65536);
   private readonly heuristic: boolean;
   private slot = -1;
+  /** Reports into the task's media table (rtp.stats' RTCP summary), null without one. */
+  readonly summary: RtcpSummaryWriter | null;
 
   constructor(cfg: RtcpConfig, corr: MediaCorrelator) {
     this.corr = corr;
+    const media = corr.flows !== null ? MediaTable.besideRegistry(corr.flows.name) : null;
+    this.summary = media !== null ? new RtcpSummaryWriter(media) : null;
     for (const p of cfg.ports) this.ports[p] = 1;
     this.heuristic = cfg.heuristic;
   }
@@ -117,13 +123,19 @@ export class RtcpParser implements Parser {
       st.correlated++;
       this.corr.label(L, this.slot, -1);
     }
+    if (this.summary !== null) {
+      const f = this.corr.flows!;
+      const s = this.corr.slot;
+      const call = s >= 0 ? callHashBytes(f.u8, f.callIdOffset(s), f.callIdLength(s)) : 0;
+      this.summary.write(b, o, len, p.tsSec, p.tsNsec, call);
+    }
     out.payload = pl;
     return true;
   }
 
   counters(): Record<string, unknown> {
     const st = this.stats;
-    return { compounds: st.compounds, packets: st.packets, correlated: st.correlated, rejects: byName(RTCP_REJECT_NAMES, st.rejects), registry: { ...this.corr.stats } };
+    return { compounds: st.compounds, packets: st.packets, correlated: st.correlated, rejects: byName(RTCP_REJECT_NAMES, st.rejects), registry: { ...this.corr.stats }, ...(this.summary !== null ? { summary: { ...this.summary.stats } } : {}) };
   }
 }
 

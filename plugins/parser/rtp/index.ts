@@ -22,6 +22,9 @@ import { CALL_LABEL_KEYS, CODEC_EVENT, CODEC_NAMED, FLOW_LABEL_WORDS, MediaCorre
 import { COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payload.js';
 import { KEY, ROW, RtpStreamTable, type RtpStatsConfig } from './stats.js';
 import { RtpStatsPayload } from './stats-payload.js';
+import { MediaTable } from '../../../src/shm/media.js';
+import { callHash } from '../../../src/shm/media.js';
+import { CallEnds, streamDirection } from './rtcp-summary.js';
 
 export interface RtpConfig {
   ports: number[];
@@ -122,6 +125,12 @@ export class RtpParser implements Parser {
   private tsDigits = 6;
   /** Where fastFrame's early read of a stream's row goes (kept, so the read is not dropped). */
   private touched = 0;
+  /** What RTCP said about the streams (their reports' rtcp summary), null without it. */
+  private readonly media: MediaTable | null;
+  /** Streams end with their call (rtcp-summary.ts), null without the media table. */
+  private readonly callEnds: CallEnds | null;
+  /** Capture time of the latest frame of any protocol (Parser.tick; s), -1 before the first. */
+  private frameClock = -1;
 
   constructor(cfg: RtpConfig, corr: MediaCorrelator) {
     this.corr = corr;
@@ -131,6 +140,8 @@ export class RtpParser implements Parser {
     this.raw = cfg.raw;
     this.table = cfg.stats !== undefined && cfg.stats.interval > 0 ? new RtpStreamTable(cfg.stats) : null;
     this.perPacket = this.table === null || cfg.stats!.per_packet;
+    this.media = this.table !== null && corr.flows !== null ? MediaTable.besideRegistry(corr.flows.name) : null;
+    this.callEnds = this.media !== null ? new CallEnds(this.media, corr.flows) : null;
   }
 
   canHandle(p: DecodedPacket): boolean {
@@ -251,6 +262,8 @@ export class RtpParser implements Parser {
       // Strings once per stream: what its reports are labelled with.
       t.callId[row] = L.get('call-id') ?? null;
       t.media[row] = L.get('media') ?? null;
+      t.direction[row] = this.slot >= 0 ? streamDirection(this.corr.flows, p) : 0;
+      t.callHash[row] = callHash(t.callId[row]);
     }
     if (!isEvent && t.ratePt(row) !== pl.pt) {
       const codec = L.get('codec') ?? null;
@@ -259,6 +272,11 @@ export class RtpParser implements Parser {
     }
     this.tsDigits = tsDigits;
     t.packet(row, p.tsSec, p.tsNsec, pl.seq, pl.ts, pl.pt, pl.marker, p.payloadLen, isEvent ? pl.event : -1, pl.eventEnd, pl.duration);
+  }
+
+  /** Parser.tick: capture time passes (any frame), for the streams whose call ended. */
+  tick(sec: number, nsec: number): void {
+    this.frameClock = sec + nsec * 1e-9;
   }
 
   /**
@@ -270,6 +288,8 @@ export class RtpParser implements Parser {
     const t = this.table;
     if (t === null) return;
     for (;;) {
+      // Replay ticks only at its end: there the streams' own clock moves it.
+      if (!final) this.callEnds?.scan(t, Math.max(this.frameClock, t.clock));
       const done = t.expire(final);
       this.emitReports(out);
       if (done) return;
@@ -282,6 +302,9 @@ export class RtpParser implements Parser {
     if (n === 0) return;
     const rec = out.record;
     const K = t.qKeys;
+    // With several capture processes, RTCP captured before these reports may still be on its way on another: let it land.
+    const f = this.corr.flows;
+    if (this.media !== null && f !== null && f.catchesUp) f.catchUp(Math.floor(t.clock), Math.floor((t.clock % 1) * 1e9), 0);
     for (let q = 0; q < n; q++) {
       const b = q * KEY;
       rec.reset();
@@ -311,8 +334,11 @@ export class RtpParser implements Parser {
       if (codec !== null) L.setId(K_CODEC, codec);
       const media = t.qMedia[q];
       if (media !== null) L.setId(K_MEDIA, media);
-      this.statsPayload.report.at(t.qRows, q * ROW, t.qKind[q], codec);
-      rec.payload = this.statsPayload.loaded();
+      const sp = this.statsPayload;
+      sp.report.at(t.qRows, q * ROW, t.qKind[q], codec);
+      sp.rtcp.load(this.media, K[b] >>> 0, callId, sp.report.clockRate);
+      sp.direction = t.qDirection[q];
+      rec.payload = sp.loaded();
       t.stats.reports++;
       out.emit();
     }
@@ -402,7 +428,7 @@ export class RtpParser implements Parser {
       events: st.events,
       rejects: byName(RTP_REJECT_NAMES, st.rejects),
       registry: { ...this.corr.stats },
-      ...(this.table !== null ? { stats: { ...this.table.stats } } : {}),
+      ...(this.table !== null ? { stats: { ...this.table.stats, ...(this.callEnds !== null ? { endedByCall: this.callEnds.ended } : {}) } } : {}),
       unsignalled: { packets: st.unsignalled, events: st.unsignalledEvents, ports: topPorts(st.unsignalledPorts) },
     };
   }

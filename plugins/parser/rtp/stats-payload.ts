@@ -9,6 +9,7 @@
 import { writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Payload } from '../../../src/pipeline/record.js';
 import { Literal, utf8Length, writeLiteral, writeUint, writeUtf8 } from '../../../src/util/bytes.js';
+import { DIRECTION_NAMES, RtcpSummary, type BlockJson } from './rtcp-summary.js';
 import { digitOf, mosOf, REPORT_KIND_NAMES, StreamReport } from './stats.js';
 
 /** Seconds with microseconds, as a JSON number. */
@@ -48,10 +49,12 @@ export interface RtpStatsJson {
   mos: number | null;
   dtmf: { digit: string | null; event: number; start: number; duration: number }[];
   digits_dropped: number;
+  direction?: (typeof DIRECTION_NAMES)[number];
+  rtcp?: { receiver: BlockJson | null; sender: BlockJson | null };
 }
 
-/** The report as its JSON object (rounded as written). */
-export function reportJson(s: StreamReport): RtpStatsJson {
+/** The report as its JSON object (rounded as written); with its RTCP summary and direction when given. */
+export function reportJson(s: StreamReport, rtcp: RtcpSummary | null = null, direction = 0): RtpStatsJson {
   const base = s.base;
   const dtmf: RtpStatsJson['dtmf'] = [];
   for (let i = 0; i < s.digits; i++) {
@@ -86,6 +89,7 @@ export function reportJson(s: StreamReport): RtpStatsJson {
     mos: r >= 0 ? Math.round(mosOf(r) * 100) / 100 : null,
     dtmf,
     digits_dropped: s.digitsDropped,
+    ...(rtcp !== null ? { direction: DIRECTION_NAMES[direction] ?? null, rtcp: rtcp.json() } : {}),
   };
 }
 
@@ -230,6 +234,11 @@ class ProtoWriter {
 export class RtpStatsPayload implements Payload {
   readonly type = 'rtp.stats';
   readonly report = new StreamReport();
+  /** The report's RTCP summary (rtcp-summary.ts), loaded before each record. */
+  readonly rtcp = new RtcpSummary();
+  /** The stream's direction (rtcp-summary.ts). */
+  direction = 0;
+  private readonly scratch = new Uint8Array(128);
   private readonly pw = new ProtoWriter();
   private readonly inner = new ProtoWriter();
   private encoded = false;
@@ -242,7 +251,7 @@ export class RtpStatsPayload implements Payload {
 
   writeJson(buf: Uint8Array, off: number, end: number): number {
     const s = this.report;
-    if (end - off < 1200 + 80 * s.digits) return -1;
+    if (end - off < 1700 + 80 * s.digits) return -1;
     const base = s.base;
     off = writeLiteral(buf, off, J_KIND[s.kind]);
     off = writeLiteral(buf, off, J.first);
@@ -317,6 +326,7 @@ export class RtpStatsPayload implements Payload {
     }
     off = writeLiteral(buf, off, J.dropped);
     off = writeUint(buf, off, s.digitsDropped);
+    off = this.rtcp.writeJson(buf, off, this.direction);
     buf[off++] = 125;
     return off;
   }
@@ -334,7 +344,7 @@ export class RtpStatsPayload implements Payload {
   }
 
   private encode(): void {
-    const j = reportJson(this.report);
+    const j = reportJson(this.report, this.rtcp, this.direction);
     const w = this.pw.reset();
     w.string(1, j.report);
     w.double(2, j.first);
@@ -377,6 +387,11 @@ export class RtpStatsPayload implements Payload {
       w.message(25, i);
     }
     w.uint(26, j.digits_dropped);
+    if (j.direction) w.string(27, j.direction);
+    if (this.rtcp.has !== 0) {
+      this.rtcp.encode(i.reset(), this.scratch);
+      w.message(28, i);
+    }
     this.encoded = true;
   }
 }

@@ -372,8 +372,16 @@ test('a report in JSON and in protobuf (otus.rtp.v1.RtpStats, rtp.proto) says th
   assert.equal(t.qLen, 1);
   const pl = new RtpStatsPayload();
   pl.report.at(t.qRows, 0, t.qKind[0], 'PCMU');
+  // An RTCP summary as read from the media table: the receiver's block with a round trip, the sender's without.
+  pl.rtcp.rate = 8000;
+  pl.rtcp.has = 3;
+  Object.assign(pl.rtcp.receiver, { at: 1700000000.25, ssrc: 0xdeadbeef, fractionLost: 12, cumulativeLost: -2, jitter: 80, roundTrip: 0.0421 });
+  Object.assign(pl.rtcp.sender, { at: 1700000001.5, ssrc: 77, fractionLost: 0, cumulativeLost: 3, jitter: 9, roundTrip: -1 });
+  pl.direction = 2;
   pl.loaded();
-  const want = reportJson(pl.report);
+  const want = reportJson(pl.report, pl.rtcp, pl.direction);
+  assert.equal(want.direction, 'callee_to_caller');
+  assert.deepEqual(want.rtcp?.receiver, { ssrc: 0xdeadbeef, at: 1700000000.25, fraction_lost: 12, cumulative_lost: -2, jitter: 80, jitter_ms: 10, rtt_ms: 42.1 });
   // Packet 7 lost, packet 40 twice: RFC 3550 counts the duplicate as received.
   assert.equal(want.lost, 0);
   assert.equal(want.seq_jumps, 1);
@@ -390,8 +398,20 @@ test('a report in JSON and in protobuf (otus.rtp.v1.RtpStats, rtp.proto) says th
   const type = protobuf.loadSync(join(ROOT, 'plugins/parser/rtp/rtp.proto')).lookupType('otus.rtp.v1.RtpStats');
   const got = type.toObject(type.decode(buf.subarray(0, size)), { longs: Number, defaults: true, arrays: true });
   assert.deepEqual(
-    { ...got, dtmf: got.dtmf.map((d: Record<string, unknown>) => ({ digit: d.digit ?? null, event: d.event, start: d.start, duration: d.duration })), pt: got.pt ?? null, r_factor: got.rFactor, mos: got.mos },
-    { ...camel(want as unknown as Record<string, unknown>), r_factor: want.r_factor, mos: want.mos },
+    {
+      ...got,
+      dtmf: got.dtmf.map((d: Record<string, unknown>) => ({ digit: d.digit ?? null, event: d.event, start: d.start, duration: d.duration })),
+      pt: got.pt ?? null,
+      r_factor: got.rFactor,
+      mos: got.mos,
+      rtcp: { receiver: got.rtcp.receiver, sender: { ...got.rtcp.sender, rttMs: got.rtcp.sender.rttMs ?? null } },
+    },
+    {
+      ...camel(want as unknown as Record<string, unknown>),
+      r_factor: want.r_factor,
+      mos: want.mos,
+      rtcp: { receiver: camel(want.rtcp!.receiver as unknown as Record<string, unknown>), sender: camel(want.rtcp!.sender as unknown as Record<string, unknown>) },
+    },
   );
 });
 

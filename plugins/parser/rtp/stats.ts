@@ -208,6 +208,10 @@ export class RtpStreamTable {
   readonly callId: (string | null)[];
   readonly codec: (string | null)[];
   readonly media: (string | null)[];
+  /** Direction by row (rtcp-summary.ts: 0 unknown), set when the stream starts. */
+  readonly direction: Uint8Array;
+  /** Hash of the row's call-id (src/shm/media.ts callHash; 0 none), set when the stream starts: its call's end ends it. */
+  readonly callHash: Int32Array;
   /** The key `find` looks for. */
   readonly key = new Int32Array(KEY);
   /** Set by find: the row was made for this packet. */
@@ -221,6 +225,7 @@ export class RtpStreamTable {
   readonly qCallId: (string | null)[];
   readonly qCodec: (string | null)[];
   readonly qMedia: (string | null)[];
+  readonly qDirection: Uint8Array;
   qLen = 0;
   /** The latest packet's capture time (seconds), for idle streams. */
   clock = 0;
@@ -238,6 +243,8 @@ export class RtpStreamTable {
     this.callId = new Array<string | null>(cap).fill(null);
     this.codec = new Array<string | null>(cap).fill(null);
     this.media = new Array<string | null>(cap).fill(null);
+    this.direction = new Uint8Array(cap);
+    this.callHash = new Int32Array(cap);
     this.setMask = cap / WAYS - 1;
     this.interval = cfg.interval;
     this.idle = cfg.idle;
@@ -248,6 +255,7 @@ export class RtpStreamTable {
     this.qCallId = new Array<string | null>(queue).fill(null);
     this.qCodec = new Array<string | null>(queue).fill(null);
     this.qMedia = new Array<string | null>(queue).fill(null);
+    this.qDirection = new Uint8Array(queue);
   }
 
   get capacity(): number {
@@ -441,6 +449,8 @@ export class RtpStreamTable {
     this.callId[r] = null;
     this.codec[r] = null;
     this.media[r] = null;
+    this.direction[r] = 0;
+    this.callHash[r] = 0;
     this.stats.streams++;
   }
 
@@ -583,6 +593,7 @@ export class RtpStreamTable {
     this.qCallId[q] = this.callId[r];
     this.qCodec[q] = this.codec[r];
     this.qMedia[q] = this.media[r];
+    this.qDirection[q] = this.direction[r];
     this.qLen = q + 1;
   }
 }

@@ -30,6 +30,8 @@ export class CallMedia {
   call: CallState | null = null;
   /** Capture time (ms) of the call's last message, when calls are recorded. */
   lastMs = 0;
+  /** Hash of the caller's From tag (the From of the message that added the call; 0 none): whose SDP is whose. */
+  callerTag = 0;
 
   /** Adds the endpoint of key words `k` unless present. */
   add(k: Int32Array): void {
@@ -121,6 +123,7 @@ export class CallTable {
     c.hash = h;
     c.n = 0;
     c.call = null;
+    c.callerTag = 0;
     this.place(nid, h);
     this.prev[nid] = this.tail;
     this.next[nid] = NONE;

@@ -19,6 +19,7 @@ import type { OutputRecord, Payload } from '../../../src/pipeline/record.js';
 import type { PluginDefinition, RecordEmitter, StreamParser } from '../../../src/plugin/types.js';
 import type { TcpChunk } from '../../../src/reassembly/tcp-stream.js';
 import { CALL_ID_MAX, CODEC_MAX, FlowKey, type FlowRegistry } from '../../../src/shm/registry.js';
+import { callHashBytes, MediaTable } from '../../../src/shm/media.js';
 import {
   ADDR_FOUND,
   addrAndTag,
@@ -95,7 +96,8 @@ const K_RURI_USER = labelKeyId('sip.ruri-user');
 const K_RETRANS = labelKeyId('sip.retransmission');
 
 /** Registry labels hold at most 116 bytes: keep the payload-type map within this. */
-const PTMAP_MAX = 90;
+// 77: media (up to 23 bytes), pt and side (12) fit the registry's 116 bytes of labels.
+const PTMAP_MAX = 77;
 
 export class SipParser implements StreamParser {
   readonly protocol = 'sip';
@@ -125,6 +127,11 @@ export class SipParser implements StreamParser {
   private readonly sdp = new SdpScanner();
   /** SDP media go to the flow registry: a registry and track_media. */
   private readonly tracking: boolean;
+  /** Where a call's end goes for the rtp parser's streams (src/shm/media.ts), null without one. */
+  private readonly media: MediaTable | null;
+  /** The capture time of the message being handled (a call's end is marked at it). */
+  private sec = 0;
+  private nsec = 0;
 
   constructor(
     private readonly cfg: SipConfig,
@@ -132,6 +139,7 @@ export class SipParser implements StreamParser {
   ) {
     for (const p of cfg.ports) this.udpPorts[p] = 1;
     this.tracking = flows !== null && cfg.track_media;
+    this.media = this.tracking ? MediaTable.besideRegistry(flows!.name) : null;
     this.tcp = { ports: [...cfg.ports], heuristic: cfg.heuristic };
     this.dialogs = cfg.calls === true ? new Dialogs(this.calls, { updates: cfg.call_updates === true, timeoutMs: (cfg.call_timeout ?? 3600) * 1000 }) : null;
   }
@@ -175,6 +183,8 @@ export class SipParser implements StreamParser {
     this.isRetrans = this.retransmitted(m, p);
     if (this.isRetrans) this.stats.retransmissions++;
     // Correlation and call records first: a call record is emitted through the same record, before this message fills it.
+    this.sec = p.tsSec;
+    this.nsec = p.tsNsec;
     if (this.tracking) this.correlate(m);
     if (this.dialogs !== null) {
       this.dialogs.message(m, p, p.tsSec, p.tsNsec, tsDigits, this.isRetrans);
@@ -212,6 +222,8 @@ export class SipParser implements StreamParser {
       const rec = em.record;
       this.scanAddrs(m);
       this.isRetrans = false; // TCP resends below SIP: a message arrives once
+      this.sec = c.packet.tsSec;
+      this.nsec = c.packet.tsNsec;
       if (this.tracking) this.correlate(m);
       if (this.dialogs !== null) {
         c.stamp(this.when, at);
@@ -415,6 +427,8 @@ export class SipParser implements StreamParser {
       ctx.label(L_MEDIA, buf, sc.mediaOff[i], Math.min(sc.mediaLen[i], 16));
       const po = i * PTMAP_CAP;
       ctx.label(L_PT, sc.ptmap, po, ptmapCut(sc.ptmap, po, sc.ptmapLen[i]));
+      const side = this.sideOf(m, call);
+      ctx.label(L_SIDE, side, 0, side.length);
     } catch {
       ok = false; // does not fit the slot (media type and ptmap at their longest): counted per endpoint
     }
@@ -447,6 +461,8 @@ export class SipParser implements StreamParser {
         try {
           ctx.reset().callIdString(truncUtf8(callId, CALL_ID_MAX)).codecString(truncUtf8(md.codec, CODEC_MAX));
           ctx.labelString('media', md.media.slice(0, 16)).labelString('pt', ptmap);
+          const side = this.sideOf(m, call);
+          ctx.label(L_SIDE, side, 0, side.length);
         } catch {
           ok = false;
         }
@@ -456,6 +472,21 @@ export class SipParser implements StreamParser {
     } finally {
       if (held) this.flows!.releaseWrites();
     }
+  }
+
+  /**
+   * Whose SDP this is, for the rtp parser's direction: the caller's when
+   * the message's sender (a request's From, a response's To) has the tag
+   * the call's first message had in From, so a re-INVITE the callee sends
+   * is the callee's. Without tags: a request's is the caller's.
+   */
+  private sideOf(m: SipMessage, call: CallMedia): Uint8Array {
+    const b = m.buf;
+    const from = this.fromF >= 0 && (this.fromF & TAG_FOUND) !== 0 ? callHashBytes(b, this.fromT[2], this.fromT[3]) : 0;
+    if (call.callerTag === 0) call.callerTag = from;
+    const own = m.isRequest ? from : this.toF >= 0 && (this.toF & TAG_FOUND) !== 0 ? callHashBytes(b, this.toT[2], this.toT[3]) : 0;
+    if (own === 0 || call.callerTag === 0) return m.isRequest ? CALLER : CALLEE;
+    return own === call.callerTag ? CALLER : CALLEE;
   }
 
   /** The call's Call-ID into the context: its bytes when plain ASCII (nearly always), else the string's UTF-8. */
@@ -525,6 +556,8 @@ export class SipParser implements StreamParser {
     } finally {
       if (held) flows.releaseWrites();
     }
+    // Its RTP streams end bye_grace later in capture time (the rtp parser's stats), on whichever process has them.
+    if (this.media !== null) this.media.markCallEnd(callHashBytes(call.key, 0, Math.min(call.keyLen, CALL_ID_MAX)), this.sec, this.nsec, this.cfg.bye_grace);
     if (call.call === null) this.calls.remove(call);
     else call.n = 0; // its record is emitted, and the entry removed, by dialogs.ts
   }
@@ -547,6 +580,10 @@ export class SipParser implements StreamParser {
 const TRUE = Uint8Array.from('true', (c) => c.charCodeAt(0));
 const L_MEDIA = Uint8Array.from('media', (c) => c.charCodeAt(0));
 const L_PT = Uint8Array.from('pt', (c) => c.charCodeAt(0));
+/** The registry label the rtp parser's direction reads (plugins/parser/rtp/rtcp-summary.ts). */
+const L_SIDE = Uint8Array.from('side', (c) => c.charCodeAt(0));
+const CALLER = Uint8Array.from('caller', (c) => c.charCodeAt(0));
+const CALLEE = Uint8Array.from('callee', (c) => c.charCodeAt(0));
 
 /** Content-Type value starts with application/sdp (ASCII, any case). */
 function isSdpType(b: Uint8Array, off: number, len: number): boolean {

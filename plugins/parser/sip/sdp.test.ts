@@ -190,8 +190,9 @@ function referenceRegister(flows: FlowRegistry, callId: string, media: SdpMedia[
   const r = { ok: 0, failed: 0, keys: [] as [string, number][] };
   for (const md of media) {
     let ptmap = md.ptmap;
-    while (Buffer.byteLength(ptmap) > 90) ptmap = ptmap.slice(0, ptmap.lastIndexOf(' '));
-    const ctx: FlowContext = { callId: truncUtf8(callId, 128), codec: truncUtf8(md.codec, 16), labels: { media: md.media.slice(0, 16), pt: ptmap } };
+    while (Buffer.byteLength(ptmap) > 77) ptmap = ptmap.slice(0, ptmap.lastIndexOf(' '));
+    // The test's messages are INVITEs: the caller's SDP.
+    const ctx: FlowContext = { callId: truncUtf8(callId, 128), codec: truncUtf8(md.codec, 16), labels: { media: md.media.slice(0, 16), pt: ptmap, side: 'caller' } };
     const eps: [string, number][] = [[md.address, md.port]];
     if (md.rtcpPort > 0) eps.push([md.rtcpAddress, md.rtcpPort]);
     for (const [address, port] of eps) {
@@ -286,7 +287,7 @@ test('a re-INVITE adds endpoints to the call; BYE shortens every one, once each,
     feed(sip, bye());
     assert.equal(flows.stats().updates - updates, 2, 'expireIn: the two live endpoints (4000, 4002)');
     assert.equal(contextAt(flows, '10.0.0.1', 4001), null);
-    assert.deepEqual(contextAt(flows, '10.0.0.1', 4000), { callId: CALL, codec: 'PCMA', labels: { media: 'audio', pt: '8 PCMA' } }, 'the latest context stays');
+    assert.deepEqual(contextAt(flows, '10.0.0.1', 4000), { callId: CALL, codec: 'PCMA', labels: { media: 'audio', pt: '8 PCMA', side: 'caller' } }, 'the latest context stays');
     flows.setNow(Date.now() + GRACE * 1000 + 300);
     assert.equal(contextAt(flows, '10.0.0.1', 4000), null);
     assert.equal(contextAt(flows, '10.0.0.1', 4002), null);
