@@ -343,8 +343,8 @@ export class RtpParser implements Parser {
     const t = this.table;
     if (t !== null) {
       const row = corr.statsRow(e);
-      // The row's three lines on their way now (with many streams, cache misses) while the record is written.
-      if (row >= 0) this.touched = t.rows[row * ROW] + t.rows[row * ROW + 8] + t.rows[row * ROW + 16];
+      // The row's two lines on their way now (with many streams, cache misses) while the record is written.
+      if (row >= 0) this.touched = t.rows[row * ROW] + t.rows[row * ROW + 8];
       if (!this.perPacket) {
         if (!this.countFast(t, row, f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
         const st = this.stats;
