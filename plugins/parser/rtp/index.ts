@@ -20,7 +20,7 @@ import type { Parser, PluginDefinition, RecordEmitter } from '../../../src/plugi
 import { STATIC_PT } from '../sip/sdp.js';
 import { CALL_LABEL_KEYS, CODEC_EVENT, CODEC_NAMED, FLOW_LABEL_WORDS, MediaCorrelator } from './correlate.js';
 import { COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payload.js';
-import { KEY, ROW, RtpStreamTable, type RtpStatsConfig } from './stats.js';
+import { KEY, META, ROW, RtpStreamTable, type RtpStatsConfig } from './stats.js';
 import { RtpStatsPayload } from './stats-payload.js';
 
 export interface RtpConfig {
@@ -343,8 +343,8 @@ export class RtpParser implements Parser {
     const t = this.table;
     if (t !== null) {
       const row = corr.statsRow(e);
-      // The row's two lines on their way now (with many streams, cache misses) while the record is written.
-      if (row >= 0) this.touched = t.rows[row * ROW] + t.rows[row * ROW + 8];
+      // The row's two lines and its meta on their way now (with many streams, cache misses) while the record is written.
+      if (row >= 0) this.touched = t.rows[row * ROW] + t.rows[row * ROW + 8] + t.meta[row * META];
       if (!this.perPacket) {
         if (!this.countFast(t, row, f, pt, seq, ts, (b1 & 0x80) !== 0, len, ssrc)) return 0;
         const st = this.stats;

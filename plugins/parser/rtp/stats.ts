@@ -81,12 +81,13 @@ export const DIGITS_MAX = 16;
 const F_DIGITS = 39;
 export const ROW = F_DIGITS + 3 * DIGITS_MAX + 9; // 96: whole lines
 
-// meta's words per row.
-const M_SSRC = 0;
-const M_RATE_PT = 1; // the payload type F_RATE is for, -1 none yet
-const M_RATE = 2;
-const M_LAST_PT = 3; // -1 none yet
-const META = 4;
+// meta's words per row (half a line: the fast path's checks read one line, not tags' and meta's).
+const M_TAG = 0; // tags[r], 0 when the row is free
+const M_SSRC = 1;
+const M_RATE_PT = 2; // the payload type F_RATE is for, -1 none yet
+const M_RATE = 3;
+const M_LAST_PT = 4; // -1 none yet
+export const META = 8;
 
 // Key words: SSRC, ports, IP version, source and destination (IPv4: word 0; IPv6: four big-endian words), tag.
 const K_SSRC = 0;
@@ -209,7 +210,7 @@ export class RtpStreamTable {
   readonly keys: Int32Array;
   /** Per row, a hash of its key with the low bit set (0: free): a set's eight are one 32-byte run, compared before any key. */
   readonly tags: Int32Array;
-  /** Per row, META words: SSRC, rate's payload type, rate, last payload type. */
+  /** Per row, META words: tag, SSRC, rate's payload type, rate, last payload type. */
   readonly meta: Int32Array;
   /** Call labels by row, strings made when the stream starts (or its codec changes). */
   readonly callId: (string | null)[];
@@ -321,7 +322,7 @@ export class RtpStreamTable {
     if (r < 0) return false;
     const M = this.meta;
     const m = r * META;
-    if (this.tags[r] !== (this.hash() | 1) || M[m + M_SSRC] !== this.key[K_SSRC] || M[m + M_RATE_PT] !== pt) return false;
+    if (M[m + M_TAG] !== (this.hash() | 1) || M[m + M_SSRC] !== this.key[K_SSRC] || M[m + M_RATE_PT] !== pt) return false;
     const R = this.rows;
     const o = r * ROW;
     const t = sec - R[o + F_BASE] + nsec * 1e-9;
@@ -483,6 +484,7 @@ export class RtpStreamTable {
     for (let i = 0; i < KEY; i++) K[b + i] = this.key[i];
     this.tags[r] = this.key[K_USED];
     const m = r * META;
+    this.meta[m + M_TAG] = this.key[K_USED];
     this.meta[m + M_SSRC] = this.key[K_SSRC];
     this.meta[m + M_RATE_PT] = -1;
     this.meta[m + M_RATE] = 0;
@@ -604,6 +606,7 @@ export class RtpStreamTable {
     }
     this.enqueue(r, kind, this.rows[o + F_LAST]);
     this.tags[r] = 0;
+    this.meta[r * META + M_TAG] = 0;
   }
 
   private expected(o: number): number {
