@@ -14,10 +14,12 @@
 // scaling from 1 to N workers of the capture side can be read off; unlike
 // `otus replay`, no sender competes for the CPUs.
 //
-//   node dist/bench/rtp-calls.js [--calls C] [--packets N] [--passes P] [--workers 1,2] [--task FILE]
+//   node dist/bench/rtp-calls.js [--calls C] [--packets N] [--passes P] [--workers 1,2] [--task FILE] [--stats on|only]
 //
 // --task: a task file's parsers and processors instead of sip + rtp (e.g.
-// configs/task-voip.yml, whose filter rides the fast path).
+// configs/task-voip.yml, whose filter rides the fast path). --stats: sip +
+// rtp with rtp.stats on (per_packet true), or only (per_packet false), so
+// the cost of the statistics reads off against the same task without.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -41,9 +43,13 @@ import { rtpCallsCapture } from './captures.js';
 
 const args = process.argv.slice(2);
 const opt = (k: string, d: string): string => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
-/** The task file given (--task), or sip + rtp. */
-const taskOf = (file: string): TaskSpec =>
-  file !== '' ? parseTask(readFileSync(file, 'utf8'), file) : parseTask('task:\n  id: bench-rtp\n  parsers:\n    - plugin: sip\n    - plugin: rtp\n  unmatched_policy: drop\n', 'bench');
+/** The task file given (--task), or sip + rtp with stats as --stats says. */
+const taskOf = (file: string, stats: string): TaskSpec => {
+  const rtpStats = stats === 'on' ? '\n      config: {stats: {per_packet: true}}' : stats === 'only' ? '\n      config: {stats: {per_packet: false}}' : '';
+  return file !== ''
+    ? parseTask(readFileSync(file, 'utf8'), file)
+    : parseTask(`task:\n  id: bench-rtp\n  parsers:\n    - plugin: sip\n    - plugin: rtp${rtpStats}\n  unmatched_policy: drop\n`, 'bench');
+};
 
 interface Job {
   /** This worker's frames. */
@@ -53,6 +59,7 @@ interface Job {
   workers: number;
   passes: number;
   task: string;
+  stats: string;
 }
 interface PassResult {
   frames: number;
@@ -63,8 +70,8 @@ interface PassResult {
   wallSec: number;
 }
 
-async function pipelineOn(flows: FlowRegistry, taskFile: string): Promise<{ pl: Pipeline; rtp: RtpParser }> {
-  const task = taskOf(taskFile);
+async function pipelineOn(flows: FlowRegistry, taskFile: string, stats: string): Promise<{ pl: Pipeline; rtp: RtpParser }> {
+  const task = taskOf(taskFile, stats);
   const plugins = await instantiateTaskPlugins(await createRegistry([]), task, {}, 0, flows);
   const ring: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
   const rtp = plugins.parsers.find((p) => p.protocol === 'rtp') as RtpParser;
@@ -75,7 +82,7 @@ async function pipelineOn(flows: FlowRegistry, taskFile: string): Promise<{ pl: 
 async function worker(job: Job, send: (m: unknown) => void, go: Promise<void>): Promise<void> {
   if (job.workers > 1 && os.cpus().length >= job.workers) native.setAffinity(job.index);
   const flows = FlowRegistry.open(job.registry);
-  const { pl, rtp } = await pipelineOn(flows, job.task);
+  const { pl, rtp } = await pipelineOn(flows, job.task, job.stats);
   send({ ready: true });
   await go;
   for (let pass = 0; pass < job.passes; pass++) {
@@ -117,7 +124,7 @@ function fanout(file: string, sipFrames: number, workers: number, dir: string): 
   });
 }
 
-async function run(files: string[], passes: number, registry: string, task: string): Promise<PassResult[][]> {
+async function run(files: string[], passes: number, registry: string, task: string, stats: string): Promise<PassResult[][]> {
   const workers = files.length;
   const here = fileURLToPath(import.meta.url);
   const kids: ChildProcess[] = [];
@@ -126,7 +133,7 @@ async function run(files: string[], passes: number, registry: string, task: stri
   let finished = 0;
   await new Promise<void>((resolve, reject) => {
     for (let index = 0; index < workers; index++) {
-      const job: Job = { file: files[index], registry, index, workers, passes, task };
+      const job: Job = { file: files[index], registry, index, workers, passes, task, stats };
       const k = fork(here, ['--worker', JSON.stringify(job)], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       kids.push(k);
       let pass = 0;
@@ -148,6 +155,7 @@ async function main(): Promise<void> {
   const packets = Number(opt('--packets', '2000000'));
   const passes = Number(opt('--passes', '4'));
   const task = opt('--task', '');
+  const stats = opt('--stats', '');
   const workerList = opt('--workers', '1,2').split(',').map(Number);
   const dir = mkdtempSync(join(os.tmpdir(), 'otus-bench-rtp-'));
   const file = join(dir, 'calls.pcap');
@@ -156,13 +164,13 @@ async function main(): Promise<void> {
   try {
     rtpCallsCapture(file, calls, packets);
     // The signalling, once, into the shared registry (INVITE and 200 of every call come first).
-    const { pl } = await pipelineOn(flows, task);
+    const { pl } = await pipelineOn(flows, task, stats);
     const r = openCapture(file);
     for (let i = 0; i < 2 * calls && r.next(); i++) pl.processFrame(r.frame);
-    console.log(`# ${os.cpus()[0].model}, ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}; ${calls} calls, ${packets} RTP packets`);
+    console.log(`# ${os.cpus()[0].model}, ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}; ${calls} calls, ${packets} RTP packets${stats !== "" ? `, rtp.stats ${stats}` : ""}`);
     const aggregate: Record<number, number> = {};
     for (const workers of workerList) {
-      const results = await run(fanout(file, 2 * calls, workers, dir), passes, name, task);
+      const results = await run(fanout(file, 2 * calls, workers, dir), passes, name, task, stats);
       results.forEach((per, p) => {
         const frames = per.reduce((a, x) => a + x.frames, 0);
         const labelled = per.reduce((a, x) => a + x.labelled, 0);

@@ -20,7 +20,7 @@ import type { Parser, PluginDefinition, RecordEmitter } from '../../../src/plugi
 import { STATIC_PT } from '../sip/sdp.js';
 import { CALL_LABEL_KEYS, CODEC_EVENT, CODEC_NAMED, FLOW_LABEL_WORDS, MediaCorrelator } from './correlate.js';
 import { COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payload.js';
-import { KEY, ROW, RtpStreamTable, type RtpStatsConfig } from './stats.js';
+import { KEY, META, ROW, RtpStreamTable, type RtpStatsConfig } from './stats.js';
 import { RtpStatsPayload } from './stats-payload.js';
 import { MediaTable } from '../../../src/shm/media.js';
 import { callHash } from '../../../src/shm/media.js';
@@ -369,10 +369,10 @@ export class RtpParser implements Parser {
     const t = this.table;
     if (t !== null) {
       const row = corr.statsRow(e);
-      // The row's three lines on their way now (with many streams, cache misses) while the record is written.
-      if (row >= 0) this.touched = t.rows[row * ROW] + t.rows[row * ROW + 8] + t.rows[row * ROW + 16];
+      // The row's two lines and its meta on their way now (with many streams, cache misses) while the record is written.
+      if (row >= 0) this.touched = t.rows[row * ROW] + t.rows[row * ROW + 8] + t.meta[row * META];
       if (!this.perPacket) {
-        if (!this.countFast(t, row, f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
+        if (!this.countFast(t, row, f, pt, seq, ts, (b1 & 0x80) !== 0, len, ssrc)) return 0;
         const st = this.stats;
         st.packets++;
         st.correlated++;
@@ -390,7 +390,7 @@ export class RtpParser implements Parser {
     j = wireCompactPayload(W, j, COMPACT);
     j = writePlainCompact(W, j, (b1 & 0x80) !== 0, pt, seq, ts, ssrc, len - 12);
     // Left to the generic path, the words written are overwritten by the next record.
-    if (t !== null && !this.countFast(t, corr.statsRow(e), f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
+    if (t !== null && !this.countFast(t, corr.statsRow(e), f, pt, seq, ts, (b1 & 0x80) !== 0, len, ssrc)) return 0;
     keys.use(K_SSRC);
     keys.use(K_PT);
     keys.use(K_SEQ);
@@ -406,17 +406,15 @@ export class RtpParser implements Parser {
    * table lookup. False leaves the packet to the generic path: its stream's
    * first packet, a new payload type, another SSRC, a stream ended by silence.
    */
-  private countFast(t: RtpStreamTable, row: number, f: FastFrame, pt: number, seq: number, ts: number, marker: boolean, len: number): boolean {
+  private countFast(t: RtpStreamTable, row: number, f: FastFrame, pt: number, seq: number, ts: number, marker: boolean, len: number, ssrc: number): boolean {
     const key = t.key;
-    key[0] = (f.buf[f.payloadOff + 8] << 24) | (f.buf[f.payloadOff + 9] << 16) | (f.buf[f.payloadOff + 10] << 8) | f.buf[f.payloadOff + 11];
+    key[0] = ssrc;
     key[1] = (f.sport << 16) | f.dport;
     key[2] = 4;
     key[3] = f.src4;
     key[7] = f.dst4;
-    const r = t.fastRow(row, f.tsSec, f.tsNsec, pt);
-    if (r < 0) return false;
+    if (!t.fastPacket(row, f.tsSec, f.tsNsec, seq, ts >>> 0, pt, marker, len)) return false;
     this.tsDigits = f.tsDigits;
-    t.packet(r, f.tsSec, f.tsNsec, seq, ts >>> 0, pt, marker, len, -1, false, 0);
     return true;
   }
 
