@@ -412,7 +412,10 @@ function main(): void {
   };
   mkdirSync(OUT_DIR, { recursive: true });
   const file = join(OUT_DIR, `${started.toISOString().slice(0, 10)}-${commit.slice(0, 12) || 'nocommit'}${dirty ? '-dirty' : ''}${QUICK ? '-quick' : ''}.json`);
-  writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
+  // The results are committed: they name the checkout, the work directory and node by role, not by this machine's paths.
+  const scrub = (text: string): string =>
+    text.split(ROOT).join('').split(work).join('$WORK').split(process.execPath).join('node').split(os.homedir()).join('~');
+  writeFileSync(file, `${scrub(JSON.stringify(doc, null, 2))}\n`);
 
   console.log(`# ${doc.machine.cpu} x${doc.machine.cpus}, ${doc.machine.memory_mib} MiB, Linux ${doc.machine.kernel}, Node ${doc.node}; commit ${commit.slice(0, 12)}${dirty ? ' (dirty)' : ''}; load ${load0.map((x) => x.toFixed(1)).join(' ')}; ${doc.seconds.toFixed(0)} s${QUICK ? '; --quick: figures not comparable' : ''}`);
   console.log('');
