@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'node:test';
+import type { CaptureOptions } from '../../src/capture/capturer.js';
 import { planLiveTask } from '../../src/supervisor/live.js';
 import { captureExecArgv, checkTask, senderExecArgv } from '../../src/supervisor/task-run.js';
 import { liveSkipReason, tempDir } from '../helpers/live.js';
@@ -46,23 +47,28 @@ test('otus daemon keeps its young generation at the initial semi-space; other co
 });
 
 const skip = liveSkipReason();
+
+/** The capture options planLiveTask gives a task on lo with `capture` keys `keys`, and the command line's `capture` options. */
+async function planCapture(dir: string, keys: string, cli?: Partial<CaptureOptions>): Promise<CaptureOptions> {
+  const file = join(dir, `t-${keys.replace(/\W/g, '_')}-${JSON.stringify(cli ?? {}).replace(/\W/g, '_')}.yml`);
+  writeFileSync(file, `task:\n  id: sizes\n  capture: {interface: lo${keys}}\n`);
+  const checked = await checkTask(file, [], { hostname: 'test' }, '/dev/null');
+  return planLiveTask(checked, {
+    iface: null,
+    driver: null,
+    workers: 1,
+    cpus: 'off',
+    node: { hostname: 'test' },
+    settings: { heartbeatMs: 1000, watchdogMs: 5000, stopTimeoutMs: 5000, restart: null },
+    ...(cli === undefined ? {} : { capture: cli }),
+  }).capture;
+}
+
 test('task.capture.buffer_bytes sizes the capture ring; --block-count overrides it', { skip: skip ?? false }, async (t) => {
   const { dir, cleanup } = tempDir();
   t.after(cleanup);
-  const plan = async (buffer: number | null, blockCount?: number) => {
-    const file = join(dir, `t-${buffer}-${blockCount}.yml`);
-    writeFileSync(file, `task:\n  id: sizes\n  capture: {interface: lo${buffer === null ? '' : `, buffer_bytes: ${buffer}`}}\n`);
-    const checked = await checkTask(file, [], { hostname: 'test' }, '/dev/null');
-    return planLiveTask(checked, {
-      iface: null,
-      driver: null,
-      workers: 1,
-      cpus: 'off',
-      node: { hostname: 'test' },
-      settings: { heartbeatMs: 1000, watchdogMs: 5000, stopTimeoutMs: 5000, restart: null },
-      ...(blockCount === undefined ? {} : { capture: { blockCount } }),
-    }).capture;
-  };
+  const plan = (buffer: number | null, blockCount?: number) =>
+    planCapture(dir, buffer === null ? '' : `, buffer_bytes: ${buffer}`, blockCount === undefined ? undefined : { blockCount });
   const def = await plan(null);
   assert.equal(def.blockCount * def.blockSize, 32 << 20);
   const small = await plan(8 << 20);
@@ -76,20 +82,8 @@ test('task.capture.buffer_bytes sizes the capture ring; --block-count overrides 
 test('task.capture.retire_ms sets the af_packet_v3 retire timeout; --retire-ms overrides it', { skip: skip ?? false }, async (t) => {
   const { dir, cleanup } = tempDir();
   t.after(cleanup);
-  const plan = async (retire: number | null, retireMs?: number) => {
-    const file = join(dir, `r-${retire}-${retireMs}.yml`);
-    writeFileSync(file, `task:\n  id: retire\n  capture: {interface: lo${retire === null ? '' : `, retire_ms: ${retire}`}}\n`);
-    const checked = await checkTask(file, [], { hostname: 'test' }, '/dev/null');
-    return planLiveTask(checked, {
-      iface: null,
-      driver: null,
-      workers: 1,
-      cpus: 'off',
-      node: { hostname: 'test' },
-      settings: { heartbeatMs: 1000, watchdogMs: 5000, stopTimeoutMs: 5000, restart: null },
-      ...(retireMs === undefined ? {} : { capture: { retireMs } }),
-    }).capture;
-  };
+  const plan = (retire: number | null, retireMs?: number) =>
+    planCapture(dir, retire === null ? '' : `, retire_ms: ${retire}`, retireMs === undefined ? undefined : { retireMs });
   assert.equal((await plan(null)).retireMs, 10);
   assert.equal((await plan(1)).retireMs, 1);
   assert.equal((await plan(1, 5)).retireMs, 5);
