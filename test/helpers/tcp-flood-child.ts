@@ -4,10 +4,12 @@
 // sends the first part of an INVITE (no end of headers: the reassembler
 // keeps it for the parser) and a segment after a hole (stored out of
 // order), then never another byte. Prints one JSON line: RSS before the
-// flood, the most it reached (sampled every 500 connections), the
-// reassembler's counters.
+// flood, the most it reached (sampled every 500 connections), RSS after a
+// full GC every CHECKPOINT connections (what the process keeps, without the
+// garbage a busy machine's GC has not reached yet), the reassembler's
+// counters.
 //
-//   node --expose-gc dist/test/helpers/tcp-flood-child.js CONNECTIONS MAX_BYTES
+//   node --expose-gc dist/test/helpers/tcp-flood-child.js CONNECTIONS MAX_BYTES CHECKPOINT
 
 import { Decoder } from '../../src/decode/decoder.js';
 import { defaultDecoderOptions } from '../../src/decode/options.js';
@@ -19,6 +21,7 @@ import { tcpFrame } from './bytes.js';
 
 const connections = Number(process.argv[2]);
 const maxBytes = Number(process.argv[3]);
+const checkpoint = Number(process.argv[4]);
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
 
 const sip = new SipParser({ ports: [5060], heuristic: true, track_media: false, media_ttl: 60, bye_grace: 1, max_message: 65536 }, null);
@@ -43,11 +46,16 @@ function send(frame: Uint8Array, view: DataView, i: number, t: number): void {
 gc();
 const base = process.memoryUsage.rss();
 let peak = base;
+const kept: number[] = [];
 for (let i = 0; i < connections; i++) {
   send(first, fv, i, i);
   send(later, lv, i, i);
   if (i % 500 === 499) peak = Math.max(peak, process.memoryUsage.rss());
+  if (i % checkpoint === checkpoint - 1) {
+    gc();
+    kept.push(process.memoryUsage.rss());
+  }
 }
 peak = Math.max(peak, process.memoryUsage.rss());
 const st = pl.reassembler!.stats;
-process.stdout.write(JSON.stringify({ base, peak, stats: { ...st } }) + '\n');
+process.stdout.write(JSON.stringify({ base, peak, kept, stats: { ...st } }) + '\n');
