@@ -16,6 +16,9 @@
 #                     `state` file (bootstrap=, controller=, pid=)
 #                     (default $OTUS_KAFKA_HOME/state; one broker per directory)
 #   OTUS_KAFKA_START_TIMEOUT  seconds to wait for it to answer (default 120)
+#   OTUS_KAFKA_OWNER  a pid: when that process is gone, the broker is killed
+#                     and its state directory removed (a test run killed
+#                     mid-file never runs its own clean-up)
 #
 # A first start formats a fresh KRaft directory and picks two free loopback
 # ports (PLAINTEXT, CONTROLLER); a start after a stop or a crash reuses both.
@@ -126,6 +129,13 @@ start() {
     -cp "$lib/*" kafka.Kafka "$props" >>"$log" 2>&1 </dev/null &
   local pid=$!
   echo "pid=$pid" >>"$state/state"
+  if [ -n "${OTUS_KAFKA_OWNER:-}" ]; then
+    # Ends with the broker (a stop, a kill, a restart's new watchdog takes over) or kills it when the owner is gone.
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do kill -0 "$2" 2>/dev/null || exit 0; sleep 1; done
+      kill -KILL "$2" 2>/dev/null || exit 0
+      while kill -0 "$2" 2>/dev/null; do sleep 0.1; done
+      rm -rf "$3"' owner-watch "$OTUS_KAFKA_OWNER" "$pid" "$state" >/dev/null 2>&1 </dev/null &
+  fi
   local deadline=$((SECONDS + timeout_s))
   until node "$here/kafka/probe.mjs" answers "$port"; do
     kill -0 "$pid" 2>/dev/null || die "the broker exited while starting: see $log"

@@ -27,6 +27,8 @@ export function kafkaSkipReason(): string | null {
 
 export interface Broker {
   bootstrap: string;
+  /** Its state directory (OTUS_KAFKA_STATE): config, data, log, the `state` file with its pid. */
+  state: string;
   /** SIGKILL, as a crash would. */
   kill(): void;
   /** Starts it again on the same ports and data; resolves when it answers. */
@@ -37,7 +39,8 @@ export interface Broker {
 
 export function startBroker(): Broker {
   const state = mkdtempSync(join(tmpdir(), 'otus-kafka-'));
-  const env = { ...process.env, OTUS_KAFKA_STATE: state };
+  // The broker goes with this process even when it is killed before its after() hook stops it.
+  const env = { ...process.env, OTUS_KAFKA_STATE: state, OTUS_KAFKA_OWNER: String(process.pid) };
   const run = (cmd: string): string => {
     try {
       return execFileSync('bash', [SCRIPT, cmd], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -55,6 +58,7 @@ export function startBroker(): Broker {
   const bootstrap = /bootstrap=(\S+)/.exec(run('start'))![1];
   return {
     bootstrap,
+    state,
     kill() {
       const pid = Number(/^pid=(\d+)$/m.exec(readFileSync(join(state, 'state'), 'utf8'))![1]);
       process.kill(pid, 'SIGKILL');
