@@ -252,9 +252,8 @@ export class RtpParser implements Parser {
       }
     }
     const row = t.find(p.tsSec, p.tsNsec, true);
-    if (p.ipVersion === 6) k.fill(0); // the fast path sets the IPv4 words alone
-    else {
-      // Kept with the flow, for the fast path.
+    if (p.ipVersion !== 6) {
+      // Kept with the flow, for the fast path (IPv4).
       const fe = this.corr.entry;
       if (fe >= 0) this.corr.setStatsRow(fe, row);
     }
@@ -407,13 +406,7 @@ export class RtpParser implements Parser {
    * first packet, a new payload type, another SSRC, a stream ended by silence.
    */
   private countFast(t: RtpStreamTable, row: number, f: FastFrame, pt: number, seq: number, ts: number, marker: boolean, len: number, ssrc: number): boolean {
-    const key = t.key;
-    key[0] = ssrc;
-    key[1] = (f.sport << 16) | f.dport;
-    key[2] = 4;
-    key[3] = f.src4;
-    key[7] = f.dst4;
-    if (!t.fastPacket(row, f.tsSec, f.tsNsec, seq, ts >>> 0, pt, marker, len)) return false;
+    if (!t.fastPacket(row, ssrc, (f.sport << 16) | f.dport, f.src4, f.dst4, f.tsSec, f.tsNsec, seq, ts >>> 0, pt, marker, len)) return false;
     this.tsDigits = f.tsDigits;
     return true;
   }

@@ -81,12 +81,16 @@ export const DIGITS_MAX = 16;
 const F_DIGITS = 39;
 export const ROW = F_DIGITS + 3 * DIGITS_MAX + 9; // 96: whole lines
 
-// meta's words per row (half a line: the fast path's checks read one line, not tags' and meta's).
-const M_TAG = 0; // tags[r], 0 when the row is free
+// meta's words per row (half a line: the fast path's checks read one line, not tags', keys' and meta's).
+// The fast path (IPv4) compares its packet's SSRC, ports and addresses here: no hash of the key per packet.
+const M_V4 = 0; // 1: the row holds an IPv4 stream; 0: free, or IPv6
 const M_SSRC = 1;
 const M_RATE_PT = 2; // the payload type F_RATE is for, -1 none yet
 const M_RATE = 3;
 const M_LAST_PT = 4; // -1 none yet
+const M_PORTS = 5;
+const M_SRC = 6;
+const M_DST = 7;
 export const META = 8;
 
 // Key words: SSRC, ports, IP version, source and destination (IPv4: word 0; IPv6: four big-endian words), tag.
@@ -318,19 +322,19 @@ export class RtpStreamTable {
 
   /**
    * The fast path's packet: counts it in row r (the one the packet's
-   * flow-cache entry keeps; set `key` first) if the row still holds `key`'s
-   * stream (its tag and SSRC: dense tables, the key words are not read), is
-   * not idle at sec + nsec and has its clock rate for payload type pt; else
-   * false, and the packet takes the generic path (find, labels, the rate).
-   * The common packet (media, the next sequence number, no marker, no report
-   * due) is counted here, as packet() would, without its branches and
-   * calls; any other goes through packet().
+   * flow-cache entry keeps) if the row still holds the packet's IPv4 stream
+   * (SSRC, ports, source, destination: meta's copy, the key words are not
+   * read), is not idle at sec + nsec and has its clock rate for payload
+   * type pt; else false, and the packet takes the generic path (find,
+   * labels, the rate). The common packet (media, the next sequence number,
+   * no marker, no report due) is counted here, as packet() would, without
+   * its branches and calls; any other goes through packet().
    */
-  fastPacket(r: number, sec: number, nsec: number, seq: number, ts: number, pt: number, marker: boolean, bytes: number): boolean {
+  fastPacket(r: number, ssrc: number, ports: number, src4: number, dst4: number, sec: number, nsec: number, seq: number, ts: number, pt: number, marker: boolean, bytes: number): boolean {
     if (r < 0) return false;
     const M = this.meta;
     const m = r * META;
-    if (M[m + M_TAG] !== (this.hash() | 1) || M[m + M_SSRC] !== this.key[K_SSRC] || M[m + M_RATE_PT] !== pt) return false;
+    if (M[m + M_V4] !== 1 || M[m + M_SSRC] !== ssrc || M[m + M_PORTS] !== ports || M[m + M_SRC] !== src4 || M[m + M_DST] !== dst4 || M[m + M_RATE_PT] !== pt) return false;
     const R = this.rows;
     const o = r * ROW;
     const t = sec - R[o + F_BASE] + nsec * 1e-9;
@@ -492,8 +496,11 @@ export class RtpStreamTable {
     for (let i = 0; i < KEY; i++) K[b + i] = this.key[i];
     this.tags[r] = this.key[K_USED];
     const m = r * META;
-    this.meta[m + M_TAG] = this.key[K_USED];
+    this.meta[m + M_V4] = this.key[K_IPV] === 4 ? 1 : 0;
     this.meta[m + M_SSRC] = this.key[K_SSRC];
+    this.meta[m + M_PORTS] = this.key[K_PORTS];
+    this.meta[m + M_SRC] = this.key[K_SRC];
+    this.meta[m + M_DST] = this.key[K_DST];
     this.meta[m + M_RATE_PT] = -1;
     this.meta[m + M_RATE] = 0;
     this.meta[m + M_LAST_PT] = -1;
@@ -616,7 +623,7 @@ export class RtpStreamTable {
     }
     this.enqueue(r, kind, this.rows[o + F_LAST]);
     this.tags[r] = 0;
-    this.meta[r * META + M_TAG] = 0;
+    this.meta[r * META + M_V4] = 0;
   }
 
   private expected(o: number): number {
