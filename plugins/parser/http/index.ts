@@ -57,7 +57,7 @@ export const DEFAULT_MAX_HELD_BYTES = 64 << 20;
  * their header-index arrays, rounded up). A block counts its capacity plus
  * BUFFER_COST (pool.ts).
  */
-export const MESSAGE_COST = 2816;
+export const MESSAGE_COST = 3328;
 /** Message and connection objects kept for reuse. */
 const FREE_MAX = 1024;
 
@@ -108,6 +108,9 @@ class Conn {
   held = 0;
   prev: Conn | null = null;
   next: Conn | null = null;
+  /** Its stream id, and the next connection in its ConnTable bucket. */
+  id = 0;
+  bucketNext: Conn | null = null;
   reset(): void {
     for (const d of this.dirs) {
       d.st = St.Head;
@@ -119,6 +122,61 @@ class Conn {
   /** In the state a connection starts in: nothing to remember. */
   initial(): boolean {
     return this.count === 0 && this.held === 0 && this.dirs[0].st === St.Head && this.dirs[1].st === St.Head;
+  }
+}
+
+/**
+ * Connections by stream id, chained through Conn.bucketNext (ids are a
+ * counter: their low bits spread them); the bucket array doubles as it
+ * fills. Not a Map: under a flood of connections that come and go, a Map's
+ * deleted entries make it rebuild its table every so often, garbage of
+ * megabytes at a time that the GC collects late.
+ */
+class ConnTable {
+  size = 0;
+  private buckets: (Conn | null)[] = new Array<Conn | null>(1024).fill(null);
+  private mask = 1023;
+
+  get(id: number): Conn | null {
+    let c = this.buckets[id & this.mask];
+    while (c !== null && c.id !== id) c = c.bucketNext;
+    return c;
+  }
+
+  add(id: number, c: Conn): void {
+    if (this.size >= this.buckets.length) this.grow();
+    c.id = id;
+    const k = id & this.mask;
+    c.bucketNext = this.buckets[k];
+    this.buckets[k] = c;
+    this.size++;
+  }
+
+  remove(c: Conn): void {
+    const k = c.id & this.mask;
+    let b = this.buckets[k];
+    if (b === c) this.buckets[k] = c.bucketNext;
+    else {
+      while (b !== null && b.bucketNext !== c) b = b.bucketNext;
+      if (b !== null) b.bucketNext = c.bucketNext;
+    }
+    c.bucketNext = null;
+    this.size--;
+  }
+
+  private grow(): void {
+    const old = this.buckets;
+    this.buckets = new Array<Conn | null>(old.length * 2).fill(null);
+    this.mask = this.buckets.length - 1;
+    for (let c of old) {
+      while (c !== null) {
+        const next = c.bucketNext;
+        const k = c.id & this.mask;
+        c.bucketNext = this.buckets[k];
+        this.buckets[k] = c;
+        c = next;
+      }
+    }
   }
 }
 
@@ -161,7 +219,7 @@ export class HttpParser implements StreamParser {
   readonly protocol = 'http';
   readonly tcp: { readonly ports: readonly number[] };
   readonly stats = new HttpStats();
-  private readonly conns = new Map<number, Conn>();
+  private readonly conns = new ConnTable();
   private readonly free: Conn[] = [];
   private readonly headerMax: number;
   private readonly bodyMax: number;
@@ -211,11 +269,11 @@ export class HttpParser implements StreamParser {
 
   handleStream(ch: TcpChunk, out: RecordEmitter): number {
     let c = this.conns.get(ch.streamId);
-    if (c === undefined) c = this.fresh;
+    if (c === null) c = this.fresh;
     else if (c.held > 0) this.touch(c);
     const used = this.feed(c, ch, out);
     if (c === this.fresh && !c.initial()) {
-      this.conns.set(ch.streamId, c);
+      this.conns.add(ch.streamId, c);
       this.fresh = this.free.pop() ?? new Conn();
       this.fresh.reset();
     }
@@ -490,8 +548,8 @@ export class HttpParser implements StreamParser {
 
   streamEnd(streamId: number, end: TcpChunk, out: RecordEmitter): void {
     const c = this.conns.get(streamId);
-    if (c === undefined) return;
-    this.conns.delete(streamId);
+    if (c === null) return;
+    this.conns.remove(c);
     for (let dir = 0; dir < 2; dir++) {
       const d = c.dirs[dir];
       const s = d.st;
