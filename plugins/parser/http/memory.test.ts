@@ -16,7 +16,9 @@ import { Pipeline } from '../../../src/pipeline/pipeline.js';
 import { MemorySink } from '../../../src/pipeline/sink.js';
 import { BUFFER_COST } from '../../../src/reassembly/tcp-stream.js';
 import { tcpFrame } from '../../../test/helpers/bytes.js';
-import { HttpParser, MESSAGE_COST } from './index.js';
+import { createRegistry } from '../../../src/plugin/builtins.js';
+import { OtusError } from '../../../src/util/errors.js';
+import { DEFAULT_MAX_HELD_BYTES, HttpParser, MESSAGE_COST } from './index.js';
 import { BlockPool, MIN_BLOCK } from './pool.js';
 
 /** Client connections to port 80, each from its own port, each direction's bytes cut into segments of at most 1400. */
@@ -131,4 +133,17 @@ test('over max_held_bytes the least recently active connections lose their messa
   assert.equal(p.stats.bytesSkipped, (N - kept + 1) * 11000, 'the rest of each dropped body');
   assert.deepEqual([net.counters().open_messages, p.pool.held], [0, 0]);
   assert.equal(net.counters().evicted_memory, N - kept + 1, 'finished messages are not counted as evicted');
+});
+
+test('max_held_bytes in the task config: 64 MiB by default, at least 65536', async () => {
+  const r = await createRegistry();
+  const ctx = { node: { hostname: 'edge-1' }, taskId: 't', worker: 0, where: 'task.yml: parsers[0]' };
+  const p = (await r.instantiate('parser', 'http', {}, ctx)) as HttpParser;
+  assert.equal(p.pool.held, 0);
+  await assert.rejects(r.instantiate('parser', 'http', { max_held_bytes: 1000 }, ctx), (e: unknown) => e instanceof OtusError && e.code === 'OTUS_ERR_PLUGIN_CONFIG' && e.message.includes('max_held_bytes'));
+  const q = (await r.instantiate('parser', 'http', { max_held_bytes: 65536, body_max: 0 }, ctx)) as HttpParser;
+  const net = new Clients(q);
+  for (let i = 0; i < 30; i++) net.send(43000 + i, `POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n`);
+  assert.equal(net.counters().evicted_memory, 30 - Math.floor(65536 / (MESSAGE_COST + MIN_BLOCK + BUFFER_COST)), 'the configured bound is the one kept');
+  assert.equal(DEFAULT_MAX_HELD_BYTES, 64 << 20);
 });
