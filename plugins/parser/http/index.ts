@@ -45,7 +45,7 @@ export interface HttpConfig {
   body_max: number;
   /** Largest start line + header block; beyond it the direction is skipped (counted). */
   header_max: number;
-  /** Memory the messages in progress may hold together (header blocks, kept bodies); over it the oldest are dropped (counted). Default 64 MiB. */
+  /** Memory the messages in progress may hold together (header blocks, kept bodies); over it the least recently active connections' messages are dropped (counted). Default 64 MiB. */
   max_held_bytes?: number;
 }
 
@@ -300,13 +300,7 @@ export class HttpParser implements StreamParser {
     d.msg = this.spare;
     this.spare = this.newMessage();
     this.openMessages++;
-    if (c.held++ === 0) {
-      c.prev = null;
-      c.next = this.first;
-      if (this.first !== null) this.first.prev = c;
-      this.first = c;
-      if (this.last === null) this.last = c;
-    }
+    if (c.held++ === 0) this.pushFront(c);
   }
 
   /** The direction's message ends: its blocks and itself back to the pools. */
@@ -333,6 +327,10 @@ export class HttpParser implements StreamParser {
   private touch(c: Conn): void {
     if (this.first === c) return;
     this.unlink(c);
+    this.pushFront(c);
+  }
+
+  private pushFront(c: Conn): void {
     c.prev = null;
     c.next = this.first;
     if (this.first !== null) this.first.prev = c;
