@@ -2,8 +2,10 @@
 // from strings and bytes, as a registry hit would) → filter and label
 // processors → JSON or protobuf encode → sink, 2M packets after warm-up; and
 // the capture process's way: wire records into a batch (one subarray per
-// 32 KiB batch is its only allocation) → ring; and SIP over TCP, messages
-// over several segments, through the reassembler.
+// 32 KiB batch is its only allocation) → ring; SIP over TCP, messages
+// over several segments, through the reassembler; and HTTP connections
+// through the reassembler and the http parser (its pooled connections,
+// messages and blocks), records encoded.
 // Any allocation of 16 bytes or more per packet would fill the young
 // generation several times over; we allow at most one scavenge (young
 // garbage the test harness left before the loop). Major/incremental GCs are
@@ -28,6 +30,8 @@ import type { RecordFormat } from '../../src/plugin/types.js';
 import { L4Payload } from '../../src/pipeline/unmatched.js';
 import { scavengesDuring, warmUp } from '../helpers/gc.js';
 import { SipMessage } from '../../plugins/parser/sip/message.js';
+import { HttpParser } from '../../plugins/parser/http/index.js';
+import { HTTP_FILES } from '../../plugins/parser/http/fixtures.js';
 import type { TcpChunk } from '../../src/reassembly/tcp-stream.js';
 import { FIXTURES, SAMPLE } from './helpers.js';
 
@@ -179,5 +183,35 @@ test('no garbage collection over 800k TCP segments: SIP messages over several se
   assert.equal(framer.messages - before, 20_000 * 14);
   const st = pl.reassembler!.stats;
   assert.equal(st.retransmissions + st.outOfOrder + st.gapsSkipped, 0);
+  assert.ok(gcs <= 1, `${gcs} scavenges`);
+});
+
+test('no garbage collection over 500k frames: HTTP connections (the http fixtures, in a loop) through the reassembler and the http parser, records JSON-encoded', async () => {
+  const frames: { buf: Uint8Array; view: DataView; linkType: number; sec: number; nsec: number }[] = [];
+  for (const f of HTTP_FILES) {
+    const rd = openCapture(join(FIXTURES, f));
+    while (rd.next()) {
+      const fr = rd.frame;
+      const buf = fr.buf.slice(fr.off, fr.off + fr.caplen);
+      frames.push({ buf, view: new DataView(buf.buffer), linkType: fr.linkType, sec: fr.tsSec, nsec: fr.tsNsec });
+    }
+  }
+  const http = new HttpParser({ ports: [80, 1234], body_max: 1024, header_max: 16384 });
+  const pl = new Pipeline({ decoder: new Decoder(), parsers: [http], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink: new OverwriteSink() });
+  // Each round ends every connection (flush), so the next one opens them again: connections, messages and blocks from the pools.
+  const run = (rounds: number): void => {
+    for (let r = 0; r < rounds; r++) {
+      for (const f of frames) pl.processBytes(f.buf, f.view, 0, f.buf.length, f.buf.length, f.linkType, f.sec, f.nsec, true, 6);
+      pl.flush();
+    }
+  };
+  run(1);
+  const perRound = http.stats.messages;
+  await warmUp(() => run(20));
+  const rounds = Math.ceil(500_000 / frames.length);
+  const before = http.stats.messages;
+  const gcs = await scavengesDuring(() => run(rounds));
+  assert.equal(http.stats.messages - before, rounds * perRound);
+  assert.ok(perRound > 0);
   assert.ok(gcs <= 1, `${gcs} scavenges`);
 });

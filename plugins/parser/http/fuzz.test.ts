@@ -2,8 +2,9 @@
 // captures, fed as byte streams (random cuts, occasional gaps, pooled
 // connections ended and reused) through handleStream. No exception escapes,
 // no chunk is slow when run again, the heap stays bounded, every record's
-// JSON is valid and within its end, protobuf sizes are exact, and the
-// counters add up (every record a request or a response; rejections by reason).
+// JSON is valid and within its end, protobuf sizes are exact, the counters
+// add up (every record a request or a response; rejections by reason), and
+// every message and block is back in its pool at the end.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -96,6 +97,7 @@ test(`fuzz: ${N} mutated HTTP segments in streams`, { timeout: 600_000 }, () => 
   assert.ok(st.rejected.reduce((a, b) => a + b, 0) > 0, 'some directions rejected, by reason');
   assert.ok(checked > 1000);
   assert.equal(parser.counters().open_connections, 0, 'streamEnd forgets every connection');
+  assert.deepEqual([parser.counters().open_messages, parser.pool.held], [0, 0], 'every message and block went back to the pools');
   const again: number[] = [];
   const c2 = new TcpChunk();
   for (let k = 0; k < 21; k++) {

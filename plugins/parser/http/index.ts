@@ -11,7 +11,18 @@
 // requests are paired with their responses (a FIFO of HEAD/CONNECT flags).
 // One record per message, emitted when its body ends (or the stream ends or
 // breaks), with the header block and the first `body_max` body bytes copied
-// into the direction's buffers, everything else skipped as it streams by.
+// into the message's buffers, everything else skipped as it streams by.
+//
+// Memory: a message object and its buffers (blocks from pool.ts) are taken
+// when a header block is complete and given back when the message ends, so
+// a connection holds what its message in progress keeps, not header_max +
+// body_max up front; a connection whose state is still the initial one
+// (nothing but an incomplete header block, which the reassembler holds and
+// counts) has no state here at all. What messages in progress hold is
+// counted; over max_held_bytes the least recently active connections'
+// messages are dropped (counted in evicted_memory; the rest of each is
+// skipped by its framing, no record). Connection and message objects are
+// reused from free lists, not left to the GC.
 //
 // Malformed input never throws: a direction that stops looking like HTTP is
 // skipped to its end, counted by reason; a gap (bytes lost) ends the current
@@ -24,7 +35,8 @@ import type { DecodedPacket } from '../../../src/decode/packet.js';
 import type { OutputRecord } from '../../../src/pipeline/record.js';
 import type { PluginDefinition, RecordEmitter, StreamParser } from '../../../src/plugin/types.js';
 import type { TcpChunk } from '../../../src/reassembly/tcp-stream.js';
-import { HttpMessage, Reject, REJECT_NAMES } from './message.js';
+import { chunkSizeLine, HttpMessage, Reject, REJECT_NAMES } from './message.js';
+import { BlockPool } from './pool.js';
 
 export interface HttpConfig {
   /** TCP ports (either side) whose connections are HTTP. */
@@ -33,7 +45,21 @@ export interface HttpConfig {
   body_max: number;
   /** Largest start line + header block; beyond it the direction is skipped (counted). */
   header_max: number;
+  /** Memory the messages in progress may hold together (header blocks, kept bodies); over it the least recently active connections' messages are dropped (counted). Default 64 MiB. */
+  max_held_bytes?: number;
 }
+
+export const DEFAULT_MAX_HELD_BYTES = 64 << 20;
+
+/**
+ * Memory of one message in progress beside its blocks (measured on node 20:
+ * heap and ArrayBuffer bytes per 100 000 HttpMessage objects after GC, with
+ * their header-index arrays, rounded up). A block counts its capacity plus
+ * BUFFER_COST (pool.ts).
+ */
+export const MESSAGE_COST = 3328;
+/** Message and connection objects kept for reuse. */
+const FREE_MAX = 1024;
 
 const enum St {
   /** Waiting for a start line + headers. */
@@ -67,30 +93,90 @@ class Dir {
   /** Capture time of the current message's first byte (TcpChunk.stamp). */
   tsSec = 0;
   tsNsec = 0;
-  readonly msg: HttpMessage;
-  constructor(headerMax: number, bodyMax: number) {
-    this.msg = new HttpMessage(headerMax, bodyMax);
-  }
+  /** The message in progress, from its complete header block to its end; null otherwise, and when dropped for memory (its body is then skipped). */
+  msg: HttpMessage | null = null;
 }
 
 /** One connection: both directions and the FIFO of requests awaiting responses. */
 class Conn {
-  readonly dirs: [Dir, Dir];
+  readonly dirs: [Dir, Dir] = [new Dir(), new Dir()];
   /** Per pending request: 1 HEAD, 2 CONNECT, 0 other (a ring of 64). */
   readonly pending = new Uint8Array(64);
   head = 0;
   count = 0;
-  constructor(headerMax: number, bodyMax: number) {
-    this.dirs = [new Dir(headerMax, bodyMax), new Dir(headerMax, bodyMax)];
-  }
+  /** Messages in progress (0-2); while > 0 the connection is on the parser's list of holders, most recently active first. */
+  held = 0;
+  prev: Conn | null = null;
+  next: Conn | null = null;
+  /** Its stream id, and the next connection in its ConnTable bucket. */
+  id = 0;
+  bucketNext: Conn | null = null;
   reset(): void {
     for (const d of this.dirs) {
       d.st = St.Head;
       d.left = 0;
-      d.msg.clear();
     }
     this.head = 0;
     this.count = 0;
+  }
+  /** In the state a connection starts in: nothing to remember. */
+  initial(): boolean {
+    return this.count === 0 && this.held === 0 && this.dirs[0].st === St.Head && this.dirs[1].st === St.Head;
+  }
+}
+
+/**
+ * Connections by stream id, chained through Conn.bucketNext (ids are a
+ * counter: their low bits spread them); the bucket array doubles as it
+ * fills. Not a Map: under a flood of connections that come and go, a Map's
+ * deleted entries make it rebuild its table every so often, garbage of
+ * megabytes at a time that the GC collects late.
+ */
+class ConnTable {
+  size = 0;
+  private buckets: (Conn | null)[] = new Array<Conn | null>(1024).fill(null);
+  private mask = 1023;
+
+  get(id: number): Conn | null {
+    let c = this.buckets[id & this.mask];
+    while (c !== null && c.id !== id) c = c.bucketNext;
+    return c;
+  }
+
+  add(id: number, c: Conn): void {
+    if (this.size >= this.buckets.length) this.grow();
+    c.id = id;
+    const k = id & this.mask;
+    c.bucketNext = this.buckets[k];
+    this.buckets[k] = c;
+    this.size++;
+  }
+
+  remove(c: Conn): void {
+    const k = c.id & this.mask;
+    let b = this.buckets[k];
+    if (b === c) this.buckets[k] = c.bucketNext;
+    else {
+      while (b !== null && b.bucketNext !== c) b = b.bucketNext;
+      if (b !== null) b.bucketNext = c.bucketNext;
+    }
+    c.bucketNext = null;
+    this.size--;
+  }
+
+  private grow(): void {
+    const old = this.buckets;
+    this.buckets = new Array<Conn | null>(old.length * 2).fill(null);
+    this.mask = this.buckets.length - 1;
+    for (let c of old) {
+      while (c !== null) {
+        const next = c.bucketNext;
+        const k = c.id & this.mask;
+        c.bucketNext = this.buckets[k];
+        this.buckets[k] = c;
+        c = next;
+      }
+    }
   }
 }
 
@@ -107,6 +193,8 @@ export class HttpStats {
   /** Body bytes seen beyond body_max (not kept). */
   bodyBytesTruncated = 0;
   gaps = 0;
+  /** Messages in progress dropped to stay under max_held_bytes (no record; the rest of each is skipped). */
+  evictedMemory = 0;
   readonly rejected = new Float64Array(REJECT_NAMES.length);
 
   toJSON(): Record<string, unknown> {
@@ -121,6 +209,7 @@ export class HttpStats {
       bytes_skipped: this.bytesSkipped,
       body_bytes_truncated: this.bodyBytesTruncated,
       gaps: this.gaps,
+      evicted_memory: this.evictedMemory,
       rejected,
     };
   }
@@ -130,10 +219,24 @@ export class HttpParser implements StreamParser {
   readonly protocol = 'http';
   readonly tcp: { readonly ports: readonly number[] };
   readonly stats = new HttpStats();
-  private readonly conns = new Map<number, Conn>();
+  private readonly conns = new ConnTable();
   private readonly free: Conn[] = [];
   private readonly headerMax: number;
   private readonly bodyMax: number;
+  private readonly maxHeld: number;
+  /** Blocks of the messages in progress. */
+  readonly pool: BlockPool;
+  private readonly freeMsgs: HttpMessage[] = [];
+  /** Where a header block is parsed; it becomes the direction's message when complete (and another takes its place). */
+  private spare: HttpMessage;
+  /** The state of a connection not in `conns` (all start alike): stored there only once it has something to remember. */
+  private fresh = new Conn();
+  /** Connections holding messages: most recently active first. */
+  private first: Conn | null = null;
+  private last: Conn | null = null;
+  /** Messages in progress, and the most memory they held together. */
+  private openMessages = 0;
+  private heldMax = 0;
   /** Set by startBody: the state both directions take after a body-less response (Skip after 101 / CONNECT 2xx). */
   private after: St = St.Head;
 
@@ -141,6 +244,15 @@ export class HttpParser implements StreamParser {
     this.tcp = { ports: [...cfg.ports] };
     this.headerMax = cfg.header_max;
     this.bodyMax = cfg.body_max;
+    this.maxHeld = cfg.max_held_bytes ?? DEFAULT_MAX_HELD_BYTES;
+    // Free blocks kept: a quarter of the bound, at most 8 MiB (counted apart: they belong to no message).
+    this.pool = new BlockPool(Math.min(this.maxHeld >> 2, 8 << 20));
+    this.spare = this.newMessage();
+  }
+
+  /** Memory the messages in progress hold: what max_held_bytes bounds. */
+  heldBytes(): number {
+    return this.pool.held + this.openMessages * MESSAGE_COST;
   }
 
   /** TCP reaches handleStream; nothing else is HTTP here. */
@@ -151,18 +263,82 @@ export class HttpParser implements StreamParser {
     return false;
   }
 
-  private conn(id: number): Conn {
-    let c = this.conns.get(id);
-    if (c === undefined) {
-      c = this.free.pop() ?? new Conn(this.headerMax, this.bodyMax);
-      c.reset();
-      this.conns.set(id, c);
-    }
-    return c;
+  private newMessage(): HttpMessage {
+    return this.freeMsgs.pop() ?? new HttpMessage(this.headerMax, this.bodyMax, this.pool);
   }
 
   handleStream(ch: TcpChunk, out: RecordEmitter): number {
-    const c = this.conn(ch.streamId);
+    let c = this.conns.get(ch.streamId);
+    if (c === null) c = this.fresh;
+    else if (c.held > 0) this.touch(c);
+    const used = this.feed(c, ch, out);
+    if (c === this.fresh && !c.initial()) {
+      this.conns.add(ch.streamId, c);
+      this.fresh = this.free.pop() ?? new Conn();
+      this.fresh.reset();
+    }
+    const held = this.heldBytes();
+    if (held > this.heldMax) this.heldMax = held;
+    if (held > this.maxHeld) this.evict();
+    return used;
+  }
+
+  /** Drops the messages of the least recently active connections until under max_held_bytes. */
+  private evict(): void {
+    while (this.heldBytes() > this.maxHeld && this.last !== null) {
+      const c = this.last;
+      for (let i = 0; i < 2; i++) {
+        if (c.dirs[i].msg === null) continue;
+        this.stats.evictedMemory++;
+        this.release(c, c.dirs[i]);
+      }
+    }
+  }
+
+  /** The direction's message becomes the one just parsed in `spare`. */
+  private adopt(c: Conn, d: Dir): void {
+    d.msg = this.spare;
+    this.spare = this.newMessage();
+    this.openMessages++;
+    if (c.held++ === 0) this.pushFront(c);
+  }
+
+  /** The direction's message ends: its blocks and itself back to the pools. */
+  private release(c: Conn, d: Dir): void {
+    const m = d.msg;
+    if (m === null) return;
+    m.clear();
+    d.msg = null;
+    if (this.freeMsgs.length < FREE_MAX) this.freeMsgs.push(m);
+    this.openMessages--;
+    if (--c.held === 0) {
+      this.unlink(c);
+      c.prev = c.next = null;
+    }
+  }
+
+  private unlink(c: Conn): void {
+    if (c.prev !== null) c.prev.next = c.next;
+    if (c.next !== null) c.next.prev = c.prev;
+    if (this.first === c) this.first = c.next;
+    if (this.last === c) this.last = c.prev;
+  }
+
+  private touch(c: Conn): void {
+    if (this.first === c) return;
+    this.unlink(c);
+    this.pushFront(c);
+  }
+
+  private pushFront(c: Conn): void {
+    c.prev = null;
+    c.next = this.first;
+    if (this.first !== null) this.first.prev = c;
+    this.first = c;
+    if (this.last === null) this.last = c;
+  }
+
+  private feed(c: Conn, ch: TcpChunk, out: RecordEmitter): number {
     const d = c.dirs[ch.dir];
     const st = this.stats;
     const b = ch.buf;
@@ -171,13 +347,13 @@ export class HttpParser implements StreamParser {
     if (ch.gap) {
       st.gaps++;
       // A message whose body was still coming: emit it as incomplete.
-      if (d.msg.headLen > 0 && (inBody(d.st) || d.st === St.UntilClose)) {
+      if (d.msg !== null && (inBody(d.st) || d.st === St.UntilClose)) {
         this.emit(c, d, ch, out, false);
       }
       if (d.st !== St.Skip) d.st = St.Lost;
     }
     if (d.st === St.Lost) {
-      q = this.resync(d, b, q, e);
+      q = this.resync(c, d, b, q, e);
       if (d.st === St.Lost) return q - ch.off;
     }
     while (q < e) {
@@ -186,14 +362,14 @@ export class HttpParser implements StreamParser {
           st.bytesSkipped += e - q;
           return ch.len;
         case St.Head: {
-          const m = d.msg;
-          const r = m.parseHead(b, q, e);
+          const r = this.spare.parseHead(b, q, e);
           if (r === 0) {
             // Incomplete: keep the bytes (the reassembler hands them back) unless the block is already too long.
-            if (e - q > this.headerMax) return this.reject(d, Reject.HeaderTooLong, e - q) + (q - ch.off);
+            if (e - q > this.headerMax) return this.reject(c, d, Reject.HeaderTooLong, e - q) + (q - ch.off);
             return q - ch.off;
           }
-          if (r < 0) return this.reject(d, -r - 1, e - q) + (q - ch.off);
+          if (r < 0) return this.reject(c, d, -r - 1, e - q) + (q - ch.off);
+          this.adopt(c, d);
           ch.stamp(d, q);
           q += r;
           this.after = St.Head;
@@ -209,32 +385,31 @@ export class HttpParser implements StreamParser {
         }
         case St.UntilClose:
           // Emitted by streamEnd, when the close completes it (RFC 9112 §6.3, item 8).
-          d.msg.addBody(b, q, e - q, st);
+          this.body(d, b, q, e - q);
           q = e;
           break;
         case St.Body: {
           const n = e - q < d.left ? e - q : d.left;
-          d.msg.addBody(b, q, n, st);
+          this.body(d, b, q, n);
           q += n;
           d.left -= n;
           if (d.left === 0) this.emit(c, d, ch, out, true);
           break;
         }
         case St.ChunkSize: {
-          const r = d.msg.chunkSizeLine(b, q, e);
+          const r = chunkSizeLine(b, q, e, d);
           if (r === 0) {
-            if (e - q > 1024) return this.reject(d, Reject.BadChunk, e - q) + (q - ch.off);
+            if (e - q > 1024) return this.reject(c, d, Reject.BadChunk, e - q) + (q - ch.off);
             return q - ch.off;
           }
-          if (r < 0) return this.reject(d, Reject.BadChunk, e - q) + (q - ch.off);
+          if (r < 0) return this.reject(c, d, Reject.BadChunk, e - q) + (q - ch.off);
           q += r;
-          d.left = d.msg.chunkSize;
           d.st = d.left === 0 ? St.Trailer : St.ChunkData;
           break;
         }
         case St.ChunkData: {
           const n = e - q < d.left ? e - q : d.left;
-          d.msg.addBody(b, q, n, st);
+          this.body(d, b, q, n);
           q += n;
           d.left -= n;
           if (d.left === 0) d.st = St.ChunkCrlf;
@@ -242,7 +417,7 @@ export class HttpParser implements StreamParser {
         }
         case St.ChunkCrlf:
           if (e - q < 2) return q - ch.off;
-          if (b[q] !== 13 || b[q + 1] !== 10) return this.reject(d, Reject.BadChunk, e - q) + (q - ch.off);
+          if (b[q] !== 13 || b[q + 1] !== 10) return this.reject(c, d, Reject.BadChunk, e - q) + (q - ch.off);
           q += 2;
           d.st = St.ChunkSize;
           break;
@@ -251,7 +426,7 @@ export class HttpParser implements StreamParser {
           let i = q;
           while (i + 1 < e && !(b[i] === 13 && b[i + 1] === 10)) i++;
           if (i + 1 >= e) {
-            if (e - q > this.headerMax) return this.reject(d, Reject.HeaderTooLong, e - q) + (q - ch.off);
+            if (e - q > this.headerMax) return this.reject(c, d, Reject.HeaderTooLong, e - q) + (q - ch.off);
             return q - ch.off;
           }
           const empty = i === q;
@@ -274,15 +449,15 @@ export class HttpParser implements StreamParser {
    * complete yet that could be one (kept; d.st stays Lost). Returns where it
    * stopped.
    */
-  private resync(d: Dir, b: Uint8Array, q: number, e: number): number {
+  private resync(c: Conn, d: Dir, b: Uint8Array, q: number, e: number): number {
     let i = q;
     while (i < e) {
-      const r = d.msg.startLine(b, i, e);
+      const r = this.spare.startLine(b, i, e);
       if (r >= 0) {
         this.stats.bytesSkipped += i - q;
         if (r > 0) {
           d.st = St.Head;
-          d.msg.clear();
+          this.release(c, d);
         }
         return i;
       }
@@ -295,7 +470,7 @@ export class HttpParser implements StreamParser {
 
   /** After a header block: how the body is delimited (RFC 9112 §6.3). */
   private startBody(c: Conn, d: Dir, _ch: TcpChunk): void {
-    const m = d.msg;
+    const m = d.msg!;
     if (m.isRequest) {
       if (c.count < 64) {
         c.pending[(c.head + c.count) & 63] = m.isHead ? 1 : m.isConnect ? 2 : 0;
@@ -330,8 +505,17 @@ export class HttpParser implements StreamParser {
     else d.st = St.UntilClose;
   }
 
+  /** Body bytes of the direction's message: kept up to body_max, or skipped when the message was dropped for memory. */
+  private body(d: Dir, b: Uint8Array, q: number, n: number): void {
+    if (d.msg !== null) d.msg.addBody(b, q, n, this.stats);
+    else this.stats.bytesSkipped += n;
+  }
+
+  /** The direction's message ends: its record (none when it was dropped for memory). */
   private emit(c: Conn, d: Dir, ch: TcpChunk, out: RecordEmitter, complete: boolean, packet: DecodedPacket = ch.packet): void {
     const m = d.msg;
+    d.st = St.Head;
+    if (m === null) return;
     const st = this.stats;
     st.messages++;
     if (m.isRequest) st.requests++;
@@ -347,42 +531,44 @@ export class HttpParser implements StreamParser {
     m.label(rec.labels);
     rec.payload = m;
     out.emit();
-    d.st = St.Head;
-    m.clear();
-    void c;
+    this.release(c, d);
   }
 
   /** Gives up on this direction (counted); returns the bytes consumed. */
-  private reject(d: Dir, r: Reject, n: number): number {
+  private reject(c: Conn, d: Dir, r: Reject, n: number): number {
     this.stats.rejected[r]++;
     this.stats.bytesSkipped += n;
     d.st = St.Skip;
-    d.msg.clear();
+    this.release(c, d);
+    this.spare.clear(); // a header block copied, then refused
     return n;
   }
 
   streamEnd(streamId: number, end: TcpChunk, out: RecordEmitter): void {
     const c = this.conns.get(streamId);
-    if (c === undefined) return;
-    this.conns.delete(streamId);
+    if (c === null) return;
+    this.conns.remove(c);
     for (let dir = 0; dir < 2; dir++) {
       const d = c.dirs[dir];
       const s = d.st;
       const packet = dir === 0 ? end.packet : end.reverse;
-      if (s === St.UntilClose && d.msg.headLen > 0) {
+      if (d.msg === null) continue;
+      if (s === St.UntilClose) {
         // The close ends this body: the message is complete now.
         this.emit(c, d, end, out, true, packet);
-      } else if (inBody(s) && d.msg.headLen > 0) {
+      } else {
         // Closed before its Content-Length or last chunk: the message as far as it came.
         this.stats.unfinished++;
         this.emit(c, d, end, out, false, packet);
-      } else if (s === St.Head && d.msg.headLen > 0) this.stats.unfinished++;
+      }
     }
-    if (this.free.length < 1024) this.free.push(c);
+    c.reset();
+    if (this.free.length < FREE_MAX) this.free.push(c);
   }
 
   counters(): Record<string, unknown> {
-    return { ...this.stats.toJSON(), open_connections: this.conns.size };
+    const held = this.heldBytes();
+    return { ...this.stats.toJSON(), open_connections: this.conns.size, open_messages: this.openMessages, open_message_bytes: held, open_message_bytes_max: this.heldMax > held ? this.heldMax : held };
   }
 }
 
@@ -401,6 +587,7 @@ const http: PluginDefinition<'parser', HttpConfig> = {
         ports: { type: 'array', items: PORT, minItems: 1, uniqueItems: true, default: [80, 8080] },
         body_max: { type: 'integer', minimum: 0, maximum: 1048576, default: 1024 },
         header_max: { type: 'integer', minimum: 256, maximum: 1048576, default: 16384 },
+        max_held_bytes: { type: 'integer', minimum: 65536, maximum: 68719476736, default: DEFAULT_MAX_HELD_BYTES },
       },
       additionalProperties: false,
     },

@@ -1,12 +1,15 @@
 // One HTTP/1.x message (RFC 9112): the start line and header block, copied
-// into this object's buffer when complete and indexed in place (offsets of
-// names and values, no strings), and the first body_max body bytes. It is
-// also the record's payload: JSON and protobuf are written from those bytes.
+// when complete into a block from the parser's pool (pool.ts) and indexed in
+// place (offsets of names and values, no strings), and the first body_max
+// body bytes, in a block that grows by doubling as they come. It is also the
+// record's payload: JSON and protobuf are written from those bytes. clear()
+// gives the blocks back.
 
 import { ascii, writeBytes, writeJsonStringBytes, writeUint } from '../../../src/util/bytes.js';
 import { varintSize, writeVarint } from '../../../src/pipeline/codec-protobuf.js';
 import type { Labels } from '../../../src/pipeline/labels.js';
 import type { Payload } from '../../../src/pipeline/record.js';
+import type { BlockPool } from './pool.js';
 
 export const enum Reject {
   /** The bytes at a message start are not a request line or status line. */
@@ -56,16 +59,41 @@ function mayStartLine(b: Uint8Array, q: number, e: number): boolean {
 }
 const HTTP_SLASH = [72, 84, 84, 80, 47];
 
+const EMPTY = new Uint8Array(0);
+
+/** A chunk-size line at b[q, e) (RFC 9112 §7.1): 0 when incomplete, the bytes it takes, -1 when malformed; the size in out.left. */
+export function chunkSizeLine(b: Uint8Array, q: number, e: number, out: { left: number }): number {
+  let i = q;
+  let v = 0;
+  let digits = 0;
+  while (i < e) {
+    const c = b[i];
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+    if (d < 0) break;
+    v = v * 16 + d;
+    if (++digits > 12) return -1;
+    i++;
+  }
+  if (i === e) return 0;
+  if (digits === 0) return -1;
+  // chunk extensions up to the line end
+  while (i < e && b[i] !== 10) i++;
+  if (i === e) return i - q > 1024 ? -1 : 0;
+  out.left = v;
+  return i + 1 - q;
+}
+
 function lower(c: number): number {
   return c >= 65 && c <= 90 ? c + 32 : c;
 }
 
 export class HttpMessage implements Payload {
   readonly type = 'http';
-  /** Start line + header block (CRLFCRLF included). */
-  readonly head: Uint8Array;
+  /** Start line + header block (CRLFCRLF included): a pooled block once the block is complete, else empty. */
+  head: Uint8Array = EMPTY;
   headLen = 0;
-  readonly body: Uint8Array;
+  /** The kept body bytes: a pooled block once there are some. */
+  body: Uint8Array = EMPTY;
   bodyKept = 0;
   bodyLen = 0;
   complete = true;
@@ -77,7 +105,6 @@ export class HttpMessage implements Payload {
   chunked = false;
   /** -1 when absent. */
   contentLength = -1;
-  chunkSize = 0;
 
   // Start line parts (offsets into head)
   private a0 = 0;
@@ -95,12 +122,21 @@ export class HttpMessage implements Payload {
   private host = -1;
   private ua = -1;
 
-  constructor(headerMax: number, bodyMax: number) {
-    this.head = new Uint8Array(headerMax);
-    this.body = new Uint8Array(bodyMax);
-  }
+  constructor(
+    private readonly headerMax: number,
+    private readonly bodyMax: number,
+    private readonly pool: BlockPool,
+  ) {}
 
   clear(): void {
+    if (this.head.length > 0) {
+      this.pool.give(this.head);
+      this.head = EMPTY;
+    }
+    if (this.body.length > 0) {
+      this.pool.give(this.body);
+      this.body = EMPTY;
+    }
     this.headLen = 0;
     this.bodyKept = 0;
     this.bodyLen = 0;
@@ -127,7 +163,7 @@ export class HttpMessage implements Payload {
   startLine(b: Uint8Array, q: number, e: number): number {
     let eol = q;
     while (eol < e && b[eol] !== 10) eol++;
-    if (eol >= e) return e - q < this.head.length && mayStartLine(b, q, e) ? 0 : -1;
+    if (eol >= e) return e - q < this.headerMax && mayStartLine(b, q, e) ? 0 : -1;
     if (eol > q && b[eol - 1] === 13) eol--;
     if (isVersion(b, q, eol)) return eol - q >= 12 && b[q + 8] === 32 && isDigits(b, q + 9, 3) && (eol - q === 12 || b[q + 12] === 32) ? 1 : -1;
     let i = q;
@@ -146,7 +182,7 @@ export class HttpMessage implements Payload {
     // RFC 9112 §2.2: empty lines before a request line are ignored.
     let s = q;
     while (s + 1 < e && b[s] === 13 && b[s + 1] === 10) s += 2;
-    const lim = e - s > this.head.length ? s + this.head.length : e;
+    const lim = e - s > this.headerMax ? s + this.headerMax : e;
     let end = -1;
     for (let i = s; i + 1 < lim; i++) {
       if (b[i] === 10 && (b[i + 1] === 10 || (b[i + 1] === 13 && i + 2 < lim && b[i + 2] === 10))) {
@@ -156,9 +192,13 @@ export class HttpMessage implements Payload {
     }
     if (end < 0) {
       if (e - s >= 16 && !this.looksLikeStart(b, s, e)) return -(Reject.NotHttp + 1);
-      return e - s >= this.head.length ? -(Reject.HeaderTooLong + 1) : 0;
+      return e - s >= this.headerMax ? -(Reject.HeaderTooLong + 1) : 0;
     }
     const n = end - s;
+    if (this.head.length < n) {
+      if (this.head.length > 0) this.pool.give(this.head);
+      this.head = this.pool.take(n);
+    }
     const h = this.head;
     for (let i = 0; i < n; i++) h[i] = b[s + i];
     this.headLen = n;
@@ -285,37 +325,27 @@ export class HttpMessage implements Payload {
     return 0;
   }
 
-  /** A chunk-size line at b[q, e): 0 when incomplete, the bytes it takes, -1 when malformed. */
-  chunkSizeLine(b: Uint8Array, q: number, e: number): number {
-    let i = q;
-    let v = 0;
-    let digits = 0;
-    while (i < e) {
-      const c = b[i];
-      const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
-      if (d < 0) break;
-      v = v * 16 + d;
-      if (++digits > 12) return -1;
-      i++;
-    }
-    if (i === e) return 0;
-    if (digits === 0) return -1;
-    // chunk extensions up to the line end
-    while (i < e && b[i] !== 10) i++;
-    if (i === e) return i - q > 1024 ? -1 : 0;
-    this.chunkSize = v;
-    this.chunked = true;
-    return i + 1 - q;
-  }
-
   addBody(b: Uint8Array, q: number, n: number, st: { bodyBytesTruncated: number }): void {
-    const room = this.body.length - this.bodyKept;
+    const max = this.bodyMax;
+    if (n > this.body.length - this.bodyKept && this.body.length < max) this.grow(this.bodyKept + n < max ? this.bodyKept + n : max);
+    const cap = this.body.length < max ? this.body.length : max;
+    const room = cap - this.bodyKept;
     const k = n < room ? n : room;
     const d = this.body;
     for (let i = 0; i < k; i++) d[this.bodyKept + i] = b[q + i];
     this.bodyKept += k;
     this.bodyLen += n;
     st.bodyBytesTruncated += n - k;
+  }
+
+  /** A body block of at least `need` bytes: double the one held (or more when needed), the kept bytes copied over. */
+  private grow(need: number): void {
+    const old = this.body;
+    const twice = old.length * 2;
+    const b = this.pool.take(twice > need ? (twice < this.bodyMax ? twice : this.bodyMax) : need);
+    for (let i = 0; i < this.bodyKept; i++) b[i] = old[i];
+    if (old.length > 0) this.pool.give(old);
+    this.body = b;
   }
 
   /** Labels from the copied header block (bytes: no strings). */
