@@ -14,9 +14,11 @@ import { planLiveTask } from '../../src/supervisor/live.js';
 import { captureExecArgv, checkTask, senderExecArgv } from '../../src/supervisor/task-run.js';
 import { liveSkipReason, tempDir } from '../helpers/live.js';
 
-test('capture processes get --max-semi-space-size=1 unless one is given', () => {
-  assert.deepEqual(captureExecArgv(['--enable-source-maps']), ['--enable-source-maps', '--max-semi-space-size=1']);
-  assert.deepEqual(captureExecArgv(['--max-semi-space-size=8']), ['--max-semi-space-size=8']);
+test('capture processes get --max-semi-space-size=1 and a larger inlining budget, each unless one is given', () => {
+  const inline = '--max-inlined-bytecode-size-cumulative=2000';
+  assert.deepEqual(captureExecArgv(['--enable-source-maps']), ['--enable-source-maps', '--max-semi-space-size=1', inline]);
+  assert.deepEqual(captureExecArgv(['--max-semi-space-size=8']), ['--max-semi-space-size=8', inline]);
+  assert.deepEqual(captureExecArgv(['--max-inlined-bytecode-size-cumulative=500']), ['--max-inlined-bytecode-size-cumulative=500', '--max-semi-space-size=1']);
 });
 
 test("the sender drops the supervisor's young-generation flags and keeps the others", () => {
