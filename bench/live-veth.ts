@@ -32,6 +32,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { captureExecArgv } from '../src/supervisor/task-run.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => {
@@ -115,7 +116,7 @@ async function trial(contender: string): Promise<{ offered: number; sentSeconds:
   const child =
     contender === 'c'
       ? spawn(loopBin, [capIf, String(blockSize), String(blockCount), String(capCpu)], { stdio: ['ignore', 'pipe', 'inherit'] })
-      : spawn(process.execPath, [join(root, 'dist/bench/live-veth-child.js'), capIf, contender, String(blockSize), String(blockCount), String(capCpu)], {
+      : spawn(process.execPath, [...captureExecArgv(process.execArgv), join(root, 'dist/bench/live-veth-child.js'), capIf, contender, String(blockSize), String(blockCount), String(capCpu)], {
           stdio: ['ignore', 'pipe', 'inherit'],
         });
   const out = lines(child, (s) => s.includes('ready\n') && s.trim().split('\n').length >= 2);

@@ -36,6 +36,7 @@ import { instantiateTaskPlugins, pipelineForTask } from '../src/pipeline/from-ta
 import type { Pipeline } from '../src/pipeline/pipeline.js';
 import type { RecordSink } from '../src/pipeline/sink.js';
 import { createRegistry } from '../src/plugin/builtins.js';
+import { captureExecArgv } from '../src/supervisor/task-run.js';
 import { FlowRegistry } from '../src/shm/registry.js';
 import type { RtpParser } from '../plugins/parser/rtp/index.js';
 import { writePcap } from '../test/helpers/live.js';
@@ -134,7 +135,7 @@ async function run(files: string[], passes: number, registry: string, task: stri
   await new Promise<void>((resolve, reject) => {
     for (let index = 0; index < workers; index++) {
       const job: Job = { file: files[index], registry, index, workers, passes, task, stats };
-      const k = fork(here, ['--worker', JSON.stringify(job)], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const k = fork(here, ['--worker', JSON.stringify(job)], { execArgv: captureExecArgv(process.execArgv), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       kids.push(k);
       let pass = 0;
       k.on('message', (m: { ready?: boolean; pass?: PassResult }) => {

@@ -18,6 +18,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { callTemplate, generateCalls } from './gen-calls.js';
+import { captureExecArgv } from '../src/supervisor/task-run.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => {
@@ -68,6 +69,8 @@ const root = (): string | null => (process.getuid?.() === 0 ? null : 'needs root
 const rootAnd = (...tools: string[]) => (): string | null => root() ?? (tools.find((t) => !has(t)) ? `needs ${tools.filter((t) => !has(t)).join(', ')}` : null);
 const pin = (argv: string[]): string[] => (has('taskset') ? ['taskset', '-c', String(CPU), ...argv] : argv);
 const node = (...a: string[]): string[] => [process.execPath, ...a];
+/** node with a capture process's V8 flags (captureExecArgv), for the benchmarks that stand in for one. */
+const captureNode = (...a: string[]): string[] => [process.execPath, ...captureExecArgv([]), ...a];
 
 // ------------------------------------------------------------ the inputs
 
@@ -134,7 +137,7 @@ const STEPS: Step[] = [
   {
     name: 'decode-large',
     what: 'the core decoder over the large capture in memory, pinned to one CPU (cache-cold: the file does not fit in cache)',
-    argv: () => pin(node('--expose-gc', join(DIST, 'decode.js'), LARGE, '--packets', QUICK ? '1000000' : '20000000')),
+    argv: () => pin(captureNode('--expose-gc', join(DIST, 'decode.js'), LARGE, '--packets', QUICK ? '1000000' : '20000000')),
     timeoutS: 180,
     figures: (o) => ({ mpps_per_cpu_s: num(/packets per CPU-second: ([\d.]+) M/, o), ns_per_packet: num(/ns per packet \(wall\): ([\d.]+)/, o) }),
   },
@@ -152,7 +155,7 @@ const STEPS: Step[] = [
   {
     name: 'decode-small',
     what: 'the core decoder over the RTP sample (cache-warm)',
-    argv: () => pin(node('--expose-gc', join(DIST, 'decode.js'), '--packets', QUICK ? '1000000' : '20000000')),
+    argv: () => pin(captureNode('--expose-gc', join(DIST, 'decode.js'), '--packets', QUICK ? '1000000' : '20000000')),
     timeoutS: 120,
     figures: (o) => ({ mpps_per_cpu_s: num(/packets per CPU-second: ([\d.]+) M/, o) }),
   },
@@ -172,7 +175,7 @@ const STEPS: Step[] = [
   {
     name: 'sip',
     what: 'one capture-process pipeline in process: the SIP call mix, then the RTP fast path',
-    argv: () => node('--expose-gc', join(DIST, 'sip.js'), ...(QUICK ? ['--calls', '2000', '--rtp', '200000'] : [])),
+    argv: () => captureNode('--expose-gc', join(DIST, 'sip.js'), ...(QUICK ? ['--calls', '2000', '--rtp', '200000'] : [])),
     timeoutS: 180,
     figures: (o) => ({ sip_kpps_per_cpu_s: num(/^SIP call mix[^:]*:.* (\d+) k packets per CPU-second/m, o), rtp_kpps_per_cpu_s: num(/^RTP fast path[^:]*:.* (\d+) k packets per CPU-second/m, o) }),
   },
@@ -264,14 +267,14 @@ const STEPS: Step[] = [
   {
     name: 'pipeline-fastpath',
     what: 'decode → parser → encode in process, RTP-style fast path and unmatched forwarding',
-    argv: () => node(join(DIST, 'pipeline-fastpath.js'), ...(QUICK ? ['--packets', '200000'] : [])),
+    argv: () => captureNode(join(DIST, 'pipeline-fastpath.js'), ...(QUICK ? ['--packets', '200000'] : [])),
     timeoutS: 120,
     figures: (o) => ({ json_rtp_mpps_per_cpu_s: num(/^json\s+rtp fast path\s+([\d.]+) M/m, o) }),
   },
   {
     name: 'parsers',
     what: 'the dns, webrtc and http parsers alone and in the pipeline',
-    argv: () => node('--expose-gc', join(DIST, 'parsers.js'), ...(QUICK ? ['--messages', '20000'] : [])),
+    argv: () => captureNode('--expose-gc', join(DIST, 'parsers.js'), ...(QUICK ? ['--messages', '20000'] : [])),
     timeoutS: 180,
     figures: () => ({}),
   },
