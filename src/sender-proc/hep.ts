@@ -5,8 +5,10 @@
 // plugins/parser/sip/payload.ts); an RTCP record as type 5, JSON in the
 // layout Homer reads (homerRtcp), the call's Call-ID in the correlation
 // chunk; an `rtp.stats` record as type 34, the per-stream report of Homer's
-// RTP agents (homerRtpStats), with the Call-ID and a MOS chunk. Other
-// records are not HEP's: counted as failed, reason `skipped`.
+// RTP agents (homerRtpStats), with the Call-ID and a MOS chunk; a
+// `sip.call` record as type 100 (a log Homer shows with the call), its JSON
+// as it is, with the Call-ID. Other records are not HEP's: counted as
+// failed, reason `skipped`.
 //
 // HEP3 (sipcapture's "HEP3 Network Protocol Specification"): a packet is
 // "HEP3", a u16 total length, then chunks, each u16 vendor id (0, generic),
@@ -90,6 +92,13 @@ export const HEP_TYPE_RTCP = 5;
  * chunk as MOS x 100).
  */
 export const HEP_TYPE_RTP_STATS = 34;
+/**
+ * Logs, JSON: heplify-server stores type 100 in its log table with the
+ * correlation id as the call's sid, and Homer shows them with the call. A
+ * `sip.call` record goes as one: its JSON payload as the file reporter
+ * writes it, the Call-ID as correlation id.
+ */
+export const HEP_TYPE_LOG = 100;
 
 /** A HEP packet's length is a u16. */
 export const HEP_MAX = 0xffff;
@@ -97,6 +106,7 @@ export const HEP_MAX = 0xffff;
 const SIP = ascii('sip');
 const RTCP = ascii('rtcp');
 const RTP_STATS = ascii('rtp.stats');
+const SIP_CALL = ascii('sip.call');
 const CALL_ID = ascii('call-id');
 const CODEC = ascii('codec');
 const SSRC = ascii('rtp.ssrc');
@@ -138,7 +148,7 @@ export class HepEncoder {
 
   /**
    * What of the record HEP carries: its type and payload span (and the
-   * correlation id's), or why not: 'skipped' (not SIP, RTCP or rtp.stats,
+   * correlation id's), or why not: 'skipped' (not SIP, RTCP, rtp.stats or sip.call,
    * or without IP), 'bad_payload' (not in the form expected: a third-party
    * parser of that name, a payload that does not read back).
    */
@@ -193,6 +203,15 @@ export class HepEncoder {
       this.payloadOff = 0;
       this.payloadLen = this.payloadBuf.length;
       if (r.mos !== null) this.mos = Math.round(r.mos * 100);
+      return 'ok';
+    }
+    if (w.protocolIs(SIP_CALL)) {
+      if (w.payloadKind !== PayloadKind.Json) return 'bad_payload';
+      this.type = HEP_TYPE_LOG;
+      this.payloadBuf = w.buf;
+      this.payloadOff = w.payloadOff;
+      this.payloadLen = w.payloadLen;
+      this.callId(w);
       return 'ok';
     }
     return 'skipped';

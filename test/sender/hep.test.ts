@@ -8,7 +8,8 @@
 // every RTCP record as type 5, in the JSON layout Homer reads (checked
 // against the report's bytes), the Call-ID in the correlation chunk; every
 // rtp.stats record as type 34, its fields as the file reporter's records
-// give them, with its Call-ID and MOS chunks; other records are counted as skipped and
+// give them, with its Call-ID and MOS chunks; a sip.call record as type 100
+// with its JSON and Call-ID; other records are counted as skipped and
 // sent = records − failures. A TCP collector killed mid-run: the records
 // lost are counted, the reporter reconnects to the next one, which gets the
 // rest, and nothing arrives twice.
@@ -305,6 +306,38 @@ test('rtp.stats: each stream report as type 34 in the RTP agents\' layout, as th
   // A task with the rtp parser's stats alone is a task for HEP.
   const alone = await runReplay(task(REPORTER('udp', 9), '    - plugin: rtp\n      config: {heuristic: true, stats: {interval: 2}}\n'), [join(ROOT, 'samples/rtp-g711a.pcap')]);
   assert.equal(alone.status, 0, alone.stderr);
+});
+
+test('sip.call: each call record as type 100 (a log), its JSON as the file reporter writes it, the Call-ID as correlation id, decoded by hep-js', { skip: skip ?? false }, async () => {
+  const decode = hepJsDecoder();
+  const sock = createSocket('udp4');
+  const got: HepDecoded[] = [];
+  sock.on('message', (m) => got.push(decode(m) as HepDecoded));
+  await new Promise<void>((res) => sock.bind(0, '127.0.0.1', () => res()));
+  sock.setRecvBufferSize(8 << 20);
+  const t = task(REPORTER('udp', sock.address().port), '    - plugin: sip\n  sip: {calls: true}\n');
+  // The generated calls' INVITEs carry a To tag (in-dialog, no call record); the fixtures' calls are initial INVITEs, answered and ended.
+  const r = await runReplay(t, FILES);
+  assert.equal(r.status, 0, r.stderr);
+  assertAccounting(r.stats);
+  await until(() => got.length >= r.stats.reporter.acked, 'the datagrams');
+  sock.close();
+  const { records } = replay(t.replace(/  reporter:[\s\S]*$/, ''), FILES);
+  const calls = records.filter((x) => x.protocol === 'sip.call');
+  assert.ok(calls.length >= 2, `${calls.length} sip.call records`);
+  const sent = records.filter((x) => x.protocol === 'sip' || x.protocol === 'sip.call').length;
+  assert.equal(r.stats.reporter.acked, sent);
+  assert.equal(r.stats.reporter.errors.skipped ?? 0, records.length - sent);
+  const logs = new Map<string, HepDecoded>();
+  for (const d of got.filter((g) => g.rcinfo.payloadType === 100)) logs.set(d.rcinfo.correlation_id!, d);
+  assert.equal(logs.size, calls.length);
+  for (const x of calls) {
+    const d = logs.get(x.labels['call-id']);
+    assert.ok(d, `a type 100 packet for ${x.labels['call-id']}`);
+    assert.deepEqual(JSON.parse(d.payload), x.payload);
+    const [sec, usec] = secUsec(x.ts);
+    assert.deepEqual([d.rcinfo.srcIp, d.rcinfo.srcPort, d.rcinfo.dstIp, d.rcinfo.dstPort, d.rcinfo.timeSeconds, d.rcinfo.timeUseconds], [x.flow.src, x.flow.sport, x.flow.dst, x.flow.dport, sec, usec]);
+  }
 });
 
 /** Starts the TCP collector process; resolves with its packets so far, once it listens. */
