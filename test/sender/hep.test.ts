@@ -225,6 +225,17 @@ test('UDP: every SIP message and RTCP report, decoded by hep-js', { skip: skip ?
   checkAgainstRecords(got, FILES, t);
 });
 
+/** A UDP collector on loopback: every datagram decoded by hep-js, in order. */
+async function udpCollector(): Promise<{ sock: ReturnType<typeof createSocket>; got: HepDecoded[] }> {
+  const decode = hepJsDecoder();
+  const sock = createSocket('udp4');
+  const got: HepDecoded[] = [];
+  sock.on('message', (m) => got.push(decode(m) as HepDecoded));
+  await new Promise<void>((res) => sock.bind(0, '127.0.0.1', () => res()));
+  sock.setRecvBufferSize(8 << 20);
+  return { sock, got };
+}
+
 /** Seconds and microseconds of a record's ISO time (microsecond digits). */
 function secUsec(ts: string): [number, number] {
   const m = /^(.*?)(?:\.(\d+))?Z$/.exec(ts)!;
@@ -232,12 +243,7 @@ function secUsec(ts: string): [number, number] {
 }
 
 test('rtp.stats: each stream report as type 34 in the RTP agents\' layout, as the file reporter\'s records, decoded by hep-js', { skip: skip ?? false }, async () => {
-  const decode = hepJsDecoder();
-  const sock = createSocket('udp4');
-  const got: HepDecoded[] = [];
-  sock.on('message', (m) => got.push(decode(m) as HepDecoded));
-  await new Promise<void>((res) => sock.bind(0, '127.0.0.1', () => res()));
-  sock.setRecvBufferSize(8 << 20);
+  const { sock, got } = await udpCollector();
   // The generated calls (signalled: call-id, codec) and a real G.711 stream with a lost packet (heuristic: no call), reports every 2 s.
   const parsers = '    - plugin: sip\n    - plugin: rtp\n      config: {heuristic: true, stats: {interval: 2}}\n    - plugin: rtcp\n';
   const files = [CALLS, join(ROOT, 'samples/rtp-g711a.pcap')];
@@ -309,12 +315,7 @@ test('rtp.stats: each stream report as type 34 in the RTP agents\' layout, as th
 });
 
 test('sip.call: each call record as type 100 (a log), its JSON as the file reporter writes it, the Call-ID as correlation id, decoded by hep-js', { skip: skip ?? false }, async () => {
-  const decode = hepJsDecoder();
-  const sock = createSocket('udp4');
-  const got: HepDecoded[] = [];
-  sock.on('message', (m) => got.push(decode(m) as HepDecoded));
-  await new Promise<void>((res) => sock.bind(0, '127.0.0.1', () => res()));
-  sock.setRecvBufferSize(8 << 20);
+  const { sock, got } = await udpCollector();
   const t = task(REPORTER('udp', sock.address().port), '    - plugin: sip\n  sip: {calls: true}\n');
   // The generated calls' INVITEs carry a To tag (in-dialog, no call record); the fixtures' calls are initial INVITEs, answered and ended.
   const r = await runReplay(t, FILES);
