@@ -31,8 +31,10 @@ import { connect as tlsConnect } from 'node:tls';
 import type { TaskSpec } from '../config/task.js';
 import type { EncodedRecord, PluginDefinition, Reporter, ReporterCounters } from '../plugin/types.js';
 import { LabelKind, PayloadKind, type WireRecord } from '../pipeline/wire.js';
-import { ascii, readU32LE, writeIpv4, writeIpv6 } from '../util/bytes.js';
+import { ascii, writeIpv4, writeIpv6 } from '../util/bytes.js';
 import { OtusError } from '../util/errors.js';
+import type { RtpStatsJson } from '../../plugins/parser/rtp/stats-payload.js';
+import { compactMessageAt } from '../../plugins/parser/sip/payload.js';
 
 export interface HepReporterConfig {
   /** Collector `host:port`. */
@@ -110,8 +112,6 @@ const SIP_CALL = ascii('sip.call');
 const CALL_ID = ascii('call-id');
 const CODEC = ascii('codec');
 const SSRC = ascii('rtp.ssrc');
-/** The sip compact payload's fixed words before its per-header words (plugins/parser/sip/payload.ts). */
-const SIP_FIXED_WORDS = 13;
 
 /**
  * Writes HEP3 packets from wire records: the node's chunks (capture id,
@@ -157,16 +157,12 @@ export class HepEncoder {
     this.cidLen = 0;
     this.mos = -1;
     if (w.protocolIs(SIP)) {
-      if (w.payloadKind !== PayloadKind.Compact || w.payloadLen < 4 * SIP_FIXED_WORDS) return 'bad_payload';
-      const b = w.buf;
-      const mlen = readU32LE(b, w.payloadOff + 4);
-      const h = readU32LE(b, w.payloadOff + 8);
-      const at = 4 * (SIP_FIXED_WORDS + 4 * h);
-      if (at + mlen !== w.payloadLen) return 'bad_payload';
+      const at = w.payloadKind === PayloadKind.Compact ? compactMessageAt(w.buf, w.payloadOff, w.payloadLen) : -1;
+      if (at < 0) return 'bad_payload';
       this.type = HEP_TYPE_SIP;
-      this.payloadBuf = b;
+      this.payloadBuf = w.buf;
       this.payloadOff = w.payloadOff + at;
-      this.payloadLen = mlen;
+      this.payloadLen = w.payloadLen - at;
       return 'ok';
     }
     if (w.protocolIs(RTCP)) {
@@ -369,26 +365,6 @@ export interface RtpStream {
   ts: number;
 }
 
-/** The rtp.stats payload fields read (docs/records.md, "rtp.stats"). */
-interface RtpStatsPayload {
-  report: string;
-  first: number;
-  last: number;
-  packets: number;
-  bytes: number;
-  expected: number;
-  lost: number;
-  out_of_order: number;
-  pt: number | null;
-  clock_rate: number;
-  jitter_ms: number;
-  max_jitter_ms: number;
-  mean_jitter_ms: number;
-  max_delta_ms: number;
-  mean_delta_ms: number;
-  r_factor: number | null;
-  mos: number | null;
-}
 
 /**
  * An rtp.stats record's JSON payload as the report Homer's RTP agents send
@@ -405,9 +381,9 @@ interface RtpStatsPayload {
  * as its chunk's value is `mos`. Null when it is not an rtp.stats payload.
  */
 export function homerRtpStats(json: string, s: RtpStream): { json: string; mos: number | null } | null {
-  let p: RtpStatsPayload;
+  let p: RtpStatsJson;
   try {
-    p = JSON.parse(json) as RtpStatsPayload;
+    p = JSON.parse(json) as RtpStatsJson;
   } catch {
     return null;
   }

@@ -47,6 +47,18 @@ export interface SipFields {
 
 const FIXED_WORDS = 13;
 
+/**
+ * Where a compact payload's SIP message starts (bytes from off; it runs to
+ * off + len), or -1 when the fixed words do not read back: what a reader
+ * that wants the message as captured needs (the hep reporter).
+ */
+export function compactMessageAt(buf: Uint8Array, off: number, len: number): number {
+  if (len < 4 * FIXED_WORDS) return -1;
+  const h = readU32LE(buf, off + 8);
+  const at = 4 * (FIXED_WORDS + 4 * h);
+  return h <= MAX_HEADERS && at + readU32LE(buf, off + 4) === len ? at : -1;
+}
+
 const K_START = new Literal('{"start_line":');
 const K_METHOD = new Literal(',"method":');
 const K_URI = new Literal(',"uri":');
@@ -226,12 +238,12 @@ class CompactSip implements SipFields {
 
   /** False when the bytes are not a well-formed compact payload (every span is checked to lie in the message). */
   load(buf: Uint8Array, off: number, len: number): boolean {
-    if (len < 4 * FIXED_WORDS) return false;
+    const at = compactMessageAt(buf, off, len);
+    if (at < 0) return false;
     const w0 = readU32LE(buf, off);
-    const mlen = readU32LE(buf, off + 4);
+    const mlen = len - at;
     const h = readU32LE(buf, off + 8);
-    const base = off + 4 * (FIXED_WORDS + 4 * h);
-    if (h > MAX_HEADERS || base + mlen !== off + len) return false;
+    const base = off + at;
     this.buf = buf;
     this.isRequest = (w0 & 1) !== 0;
     this.truncated = (w0 & 2) !== 0;
