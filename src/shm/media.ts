@@ -29,7 +29,7 @@
 
 import { native } from '../native.js';
 import { OtusError } from '../util/errors.js';
-import { MEDIA_MAGIC, createSegment, isProcessAlive, segmentName, writeOwner } from './segment.js';
+import { Lock, MEDIA_MAGIC, createSegment, lockWriter, pause, segmentName, writeOwner } from './segment.js';
 
 export const MEDIA_VERSION = 1;
 const HEADER_BYTES = 256;
@@ -109,7 +109,6 @@ export function callHash(s: string | null): number {
   return callHashBytes(b, 0, b.length);
 }
 
-const pauseCell = new Int32Array(new SharedArrayBuffer(4));
 
 export class MediaTable {
   readonly name: string;
@@ -183,27 +182,15 @@ export class MediaTable {
 
   // ---- writes (the rtcp parser; one hold per compound packet) ----
 
-  /** Takes the writer lock; false when it stayed busy (~20 ms, counted): the compound's reports are dropped. */
+  /** Takes the writer lock (lockWriter); false when it stayed busy (~20 ms, counted): the compound's reports are dropped. */
   lock(): boolean {
-    const i32 = this.i32;
-    const me = process.pid;
-    for (let spin = 0; spin < 1024 * 64; spin++) {
-      const holder = Atomics.compareExchange(i32, I_LOCK, 0, me);
-      if (holder === 0) return true;
-      if ((spin & 1023) !== 1023) continue;
-      if (!isProcessAlive(holder)) {
-        // A writer that died holding it (an entry it left odd is dropped).
-        if (Atomics.compareExchange(i32, I_LOCK, holder, me) === holder) {
-          this.f64[C_TAKEOVERS]++;
-          this.repair();
-          return true;
-        }
-        continue;
-      }
-      Atomics.wait(pauseCell, 0, 0, 0.3);
-    }
-    this.f64[C_BUSY]++;
-    return false;
+    const l = lockWriter(this.i32, I_LOCK, 20, 'media table');
+    if (l === Lock.TookOver) {
+      // A writer that died holding it (an entry it left odd is dropped).
+      this.f64[C_TAKEOVERS]++;
+      this.repair();
+    } else if (l === Lock.Busy) this.f64[C_BUSY]++;
+    return l !== Lock.Busy;
   }
 
   unlock(): void {
@@ -366,7 +353,7 @@ export class MediaTable {
       for (let tries = 0; tries < 256; tries++) {
         const s1 = Atomics.load(i32, b + O_SEQ);
         if ((s1 & 1) !== 0) {
-          if (tries > 64) Atomics.wait(pauseCell, 0, 0, 0.02);
+          if (tries > 64) pause(0.02);
           continue;
         }
         const flags = i32[b + O_FLAGS];

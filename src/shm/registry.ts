@@ -36,7 +36,7 @@ import { native } from '../native.js';
 import { utf8Length, writeUtf8 } from '../util/bytes.js';
 import { OtusError } from '../util/errors.js';
 import { MediaTable } from './media.js';
-import { REGISTRY_MAGIC, createSegment, isProcessAlive, segmentName, writeOwner } from './segment.js';
+import { Lock, REGISTRY_MAGIC, createSegment, lockWriter, pause, segmentName, writeOwner } from './segment.js';
 
 export { REGISTRY_MAGIC };
 export const REGISTRY_VERSION = 1;
@@ -279,9 +279,8 @@ const decoder = new TextDecoder();
 // process). ~5 ms bounds the wait on a writer that died mid-write.
 const SEQ_SPINS = 64;
 const SEQ_TRIES = SEQ_SPINS + 256;
-const pauseCell = new Int32Array(new SharedArrayBuffer(4));
 function writerPause(): void {
-  Atomics.wait(pauseCell, 0, 0, 0.02);
+  pause(0.02);
 }
 const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
@@ -920,31 +919,14 @@ export class FlowRegistry {
     this.unlock();
   }
 
-  /** Writer lock: spins, takes over a dead holder's lock, gives up after ~50 ms (counted). */
+  /** Writer lock (lockWriter): a dead holder's half-written slots dropped, gives up after ~50 ms (counted). */
   private lock(): boolean {
-    const i32 = this.i32;
-    const me = process.pid;
-    let t0 = 0;
-    for (let spin = 0; ; spin++) {
-      const holder = Atomics.compareExchange(i32, I_LOCK, 0, me);
-      if (holder === 0) return true;
-      if (holder === me) badArg(`${this.name}: writer lock re-entered`);
-      if ((spin & 1023) !== 1023) continue;
-      if (t0 === 0) t0 = Date.now();
-      if (!isProcessAlive(holder)) {
-        if (Atomics.compareExchange(i32, I_LOCK, holder, me) === holder) {
-          this.f64[F_TAKEOVERS]++;
-          this.repair();
-          return true;
-        }
-        continue;
-      }
-      if (Date.now() - t0 > 50) {
-        this.f64[F_WRITE_BUSY]++;
-        return false;
-      }
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 0.05);
-    }
+    const l = lockWriter(this.i32, I_LOCK, 50, this.name);
+    if (l === Lock.TookOver) {
+      this.f64[F_TAKEOVERS]++;
+      this.repair();
+    } else if (l === Lock.Busy) this.f64[F_WRITE_BUSY]++;
+    return l !== Lock.Busy;
   }
 
   /** After a writer died holding the lock: a slot it left odd is half written; drop it. */

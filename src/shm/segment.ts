@@ -187,6 +187,45 @@ export function removeAllStaleSegments(): StaleSegment[] {
   return out;
 }
 
+const pauseCell = new Int32Array(new SharedArrayBuffer(4));
+
+/** Sleeps the calling thread ms milliseconds (a wait on a cell nobody wakes): a shared-memory spin's back-off. */
+export function pause(ms: number): void {
+  Atomics.wait(pauseCell, 0, 0, ms);
+}
+
+/** What lockWriter got. */
+export const enum Lock {
+  /** Still held by a live writer after the budget: the caller drops its write (counted). */
+  Busy = 0,
+  Held = 1,
+  /** Taken from a writer that died holding it: the caller mends what it left half written. */
+  TookOver = 2,
+}
+
+/**
+ * A segment's writer lock, the holder's pid in i32[at] (0 free), shared by
+ * the processes of a task: spins, takes over the lock of a holder that is
+ * gone, gives up after about budgetMs. Re-entering it is a defect.
+ */
+export function lockWriter(i32: Int32Array, at: number, budgetMs: number, name: string): Lock {
+  const me = process.pid;
+  let t0 = 0;
+  for (let spin = 0; ; spin++) {
+    const holder = Atomics.compareExchange(i32, at, 0, me);
+    if (holder === 0) return Lock.Held;
+    if (holder === me) throw new Error(`${name}: writer lock re-entered`);
+    if ((spin & 1023) !== 1023) continue;
+    if (!isProcessAlive(holder)) {
+      if (Atomics.compareExchange(i32, at, holder, me) === holder) return Lock.TookOver;
+      continue;
+    }
+    if (t0 === 0) t0 = Date.now();
+    else if (Date.now() - t0 > budgetMs) return Lock.Busy;
+    pause(0.05);
+  }
+}
+
 /** Unlinks a segment if it exists; true if it did. */
 export function unlinkSegment(name: string): boolean {
   return native.shmUnlink(name);
