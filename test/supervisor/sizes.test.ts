@@ -1,7 +1,7 @@
 // What a task's processes are sized by: task.capture.buffer_bytes becomes the
 // af_packet_v3 ring's block count and libpcap's buffer (the command line's
 // --block-count wins), capture processes run with V8's young generation
-// capped (an operator's own flag kept), the sender without, and `otus daemon`
+// capped (an operator's own flag kept), the sender at 4 MiB, and `otus daemon`
 // holds its own at the initial size.
 
 import assert from 'node:assert/strict';
@@ -21,9 +21,10 @@ test('capture processes get --max-semi-space-size=1 and a larger inlining budget
   assert.deepEqual(captureExecArgv(['--max-inlined-bytecode-size-cumulative=500']), ['--max-inlined-bytecode-size-cumulative=500', '--max-semi-space-size=1']);
 });
 
-test("the sender drops the supervisor's young-generation flags and keeps the others", () => {
+test("the sender drops the supervisor's young-generation flags, keeps the others and gets a 4 MiB semi-space", () => {
   const given = ['--enable-source-maps', '--max-semi-space-size=1', '--semi-space-growth-factor=1', '--min-semi-space-size=1', '--stack-size=2000'];
-  assert.deepEqual(senderExecArgv(given), ['--enable-source-maps', '--stack-size=2000']);
+  assert.deepEqual(senderExecArgv(given), ['--enable-source-maps', '--stack-size=2000', '--max-semi-space-size=4']);
+  assert.deepEqual(senderExecArgv([]), ['--max-semi-space-size=4']);
 });
 
 // The new space's size after a burst of short-lived garbage, in a node process
