@@ -97,7 +97,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
   // Several capture processes: a registry miss waits for the others' older frames (catch-up.ts).
   const catchUp = flows !== null && m.clock !== null ? new LiveCatchUp(CaptureClock.open(m.ringTask), m.index, m.clock.baseMs, m.clock.windowMs) : null;
   if (catchUp !== null) flows!.setCatchUp((sec, nsec, flow) => catchUp.wait(sec, nsec, flow));
-  const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows);
+  const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows, m.workers);
   const producer = RingProducer.open(m.ringTask, m.index, m.ring ?? 0);
   const batch = new BatchSink(producer, MAX_RECORD_BYTES);
   // The kernel runs the task's filter (attached to the socket) unless the driver cannot (xdp): then the pipeline does.

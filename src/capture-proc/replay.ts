@@ -38,7 +38,7 @@ async function run(m: CaptureStart): Promise<CaptureDone> {
   // The task's flow registry, created by the supervisor: SIP on one process labels RTP on another.
   const flows = m.flows ? FlowRegistry.open(m.ringTask) : null;
   const clock = m.ordered ? CaptureClock.open(m.ringTask) : null;
-  const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows);
+  const plugins = await instantiateTaskPlugins(registry, task, m.node, m.index, flows, m.workers);
   const producer = RingProducer.open(m.ringTask, m.index, m.ring ?? 0);
   const batch = new BatchSink(producer, MAX_RECORD_BYTES);
   const pipeline = pipelineForTask(task, plugins, batch, m.format);

@@ -27,8 +27,10 @@ export async function instantiateTaskPlugins(
   worker: number,
   /** The task's flow registry, opened by this process; null where there is none. */
   flows: FlowRegistry | null = null,
+  /** The task's capture processes (PluginContext.workers); absent outside a capture process. */
+  workers?: number,
 ): Promise<TaskPlugins> {
-  const base = { node, taskId: task.id, worker, flows };
+  const base = { node, taskId: task.id, worker, flows, ...(workers !== undefined && { workers }) };
   const parsers: Parser[] = [];
   for (const r of task.parsers) parsers.push(await registry.instantiate('parser', r.plugin, r.config, { ...base, where: r.where }));
   const processors: Processor[] = [];

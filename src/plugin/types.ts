@@ -39,6 +39,8 @@ export interface PluginContext<C = unknown> {
   readonly taskId: string;
   /** Index of this capture process (0-based); -1 in the sender or supervisor. */
   readonly worker: number;
+  /** In a capture process: the task's capture processes, among which the flows are split (a parser's per-flow tables can be sized by its share); absent elsewhere. */
+  readonly workers?: number;
   /** In a sender: its index among the task's senders (`senders: N`), 0 for the first; absent elsewhere. */
   readonly sender?: number;
   /** In a sender: the task, so a reporter can see what its parsers make (the pcap reporter: whether sip.call records end calls). */

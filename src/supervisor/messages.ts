@@ -46,12 +46,16 @@ export interface CaptureStart extends ReplayPluginSetup {
   /** Per file, this process's frames. */
   shares: FrameShare[];
   format: RecordFormat;
+  /** The run's capture processes. */
+  workers: number;
 }
 
 /** A live capture process: stream `index` of the driver, pinned to `cpu` (-1: not pinned). */
 export interface LiveCaptureStart extends ReplayPluginSetup {
   type: 'start';
   index: number;
+  /** The task's capture processes. */
+  workers: number;
   cpu: number;
   driver: string;
   options: CaptureOptions;

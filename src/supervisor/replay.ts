@@ -224,7 +224,7 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
       children.push(c);
       captureProcs.push(c);
       captures.push(awaitDone<CaptureDone>(c, `capture process ${i}`));
-      c.send({ type: 'start', ...setup, ring: i % senders, index: i, files, shares: shares.map((s) => s[i]), format: t.format } satisfies CaptureStart);
+      c.send({ type: 'start', ...setup, ring: i % senders, index: i, workers, files, shares: shares.map((s) => s[i]), format: t.format } satisfies CaptureStart);
     }
     const all = Promise.all(captures);
     all.catch(() => undefined);

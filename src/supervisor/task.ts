@@ -460,6 +460,7 @@ export class SupervisedTask {
       ...setup,
       ring: s.index % this.senders.length,
       index: s.index,
+      workers: p.workers,
       cpu: s.cpu,
       driver: p.driver,
       options: p.capture,

@@ -158,7 +158,7 @@ const rtcp: PluginDefinition<'parser', RtcpConfig> = {
     },
   },
   init(ctx) {
-    return new RtcpParser(ctx.config, new MediaCorrelator(ctx.flows ?? null, ctx.config.learn_nat));
+    return new RtcpParser(ctx.config, new MediaCorrelator(ctx.flows ?? null, ctx.config.learn_nat, ctx.workers ?? 1));
   },
 };
 

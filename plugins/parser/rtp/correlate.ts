@@ -45,7 +45,7 @@ const K_MEDIA = labelKeyId('media');
 const CACHE_MIN = 8192;
 const CACHE_MAX = 1 << 18;
 /**
- * Flows remembered with their slot (2^FLOW_BITS, 2 ways per set). A flow's
+ * Flows remembered with their slot (2^flowBits, 2 ways per set). A flow's
  * packets skip the destination and source lookups (two random reads of the
  * registry), and for TRUST_MS (never past the slot's expiry) also the read
  * of the slot's sequence number: with many calls that line is a cache miss
@@ -56,8 +56,15 @@ const CACHE_MAX = 1 << 18;
  * it. A new payload type is not late: its labels are encoded afresh, which
  * checks the slot. Every RECHECK_MS both lookups are made again, so a
  * source registration that expired is learned again.
+ *
+ * Sized by the flows this process can see: a registry entry per media
+ * endpoint, split among the task's capture processes by the fanout hash, so
+ * 2^FLOW_BITS_MAX entries for one process and the default registry, half
+ * for two (its pages are touched as flows spread over the sets: 8 MiB with
+ * 10 K calls), at least 2^FLOW_BITS_MIN.
  */
-const FLOW_BITS = 16;
+const FLOW_BITS_MAX = 16;
+const FLOW_BITS_MIN = 12;
 const TRUST_MS = 100;
 const RECHECK_MS = 1000;
 // A label-cache entry, a multiple of 16 words (64 bytes; a packet reads
@@ -137,9 +144,11 @@ export class MediaCorrelator {
   private readonly setMask: number;
   /** Per set (even index): the way the next miss replaces. */
   private readonly cNext: Uint8Array;
-  /** Flow cache (IPv4): 2^FLOW_BITS entries of FLOW_WORDS, 2 ways per set (by a hash of the four-tuple). */
-  private readonly fc = new Int32Array(native.pageBuffer(4 * FLOW_WORDS << FLOW_BITS));
-  private readonly fc8 = new Uint8Array(this.fc.buffer);
+  /** Flow cache (IPv4): 2^flowBits entries of FLOW_WORDS, 2 ways per set (by a hash of the four-tuple: flowSet). */
+  private readonly fc: Int32Array;
+  private readonly fc8: Uint8Array;
+  readonly flowBits: number;
+  private readonly flowShift: number;
   /** encodeLabels' META. */
   private meta = 0;
   /** Time base of F_LOOKED and F_TRUST (ms; differences are taken wrapping, as int32). */
@@ -149,7 +158,14 @@ export class MediaCorrelator {
     readonly flows: FlowRegistry | null,
     /** Look both ends up and count unannounced peers (natPeers); the labels are the same either way. */
     private readonly learnNat: boolean,
+    /** The task's capture processes, among which the flows are split. */
+    processes = 1,
   ) {
+    const share = (flows?.capacity ?? 0) / Math.max(1, processes);
+    this.flowBits = Math.min(FLOW_BITS_MAX, Math.max(FLOW_BITS_MIN, Math.ceil(Math.log2(Math.max(1, share)))));
+    this.flowShift = 32 - this.flowBits;
+    this.fc = new Int32Array(native.pageBuffer(4 * FLOW_WORDS << this.flowBits));
+    this.fc8 = new Uint8Array(this.fc.buffer);
     const entries = Math.min(CACHE_MAX, Math.max(CACHE_MIN, 2 * (flows?.capacity ?? 0)));
     this.setMask = entries - 2;
     this.cNext = new Uint8Array(entries);
@@ -174,7 +190,7 @@ export class MediaCorrelator {
     if (p.ipVersion === 4) {
       const ports = (p.sport << 16) | p.dport;
       // Two ways per set: flows whose hashes collide do not evict each other.
-      h = flowSet(p.src4, p.dst4, ports);
+      h = flowSet(p.src4, p.dst4, ports, this.flowShift);
       const fc = this.fc;
       for (let e = h; e < h + 2; e++) {
         const k = e * FLOW_WORDS;
@@ -232,7 +248,7 @@ export class MediaCorrelator {
     const captureMs = (Math.imul(tsSec, 1000) + ((tsNsec / 1e6) | 0)) | 0;
     this.refreshClock(f, captureMs);
     const ports = (sport << 16) | dport;
-    const h = flowSet(src4, dst4, ports);
+    const h = flowSet(src4, dst4, ports, this.flowShift);
     const fc = this.fc;
     for (let e = h; e < h + 2; e++) {
       const k = e * FLOW_WORDS;
@@ -481,9 +497,9 @@ export class MediaCorrelator {
   }
 }
 
-/** A flow's set in the flow cache (its first way), by a hash of the four-tuple. */
-function flowSet(src4: number, dst4: number, ports: number): number {
-  return (Math.imul(src4 ^ Math.imul(dst4 ^ ports, 0x9e3779b1), 0x85ebca6b) >>> (32 - FLOW_BITS)) & ~1;
+/** A flow's set in the flow cache (its first way), by a hash of the four-tuple; shift: 32 - the cache's bits. */
+function flowSet(src4: number, dst4: number, ports: number, shift: number): number {
+  return (Math.imul(src4 ^ Math.imul(dst4 ^ ports, 0x9e3779b1), 0x85ebca6b) >>> shift) & ~1;
 }
 
 /** Adds the call labels at E[w, w+words) described by `meta` to L; returns their codec kind. */

@@ -485,7 +485,7 @@ const rtp: PluginDefinition<'parser', RtpConfig> = {
   },
   payloadReader: () => new RtpPayloadReader(),
   init(ctx) {
-    return new RtpParser(ctx.config, new MediaCorrelator(ctx.flows ?? null, ctx.config.learn_nat));
+    return new RtpParser(ctx.config, new MediaCorrelator(ctx.flows ?? null, ctx.config.learn_nat, ctx.workers ?? 1));
   },
 };
 

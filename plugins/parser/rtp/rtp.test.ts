@@ -439,3 +439,21 @@ test('plugins declare their labels and config defaults', () => {
   assert.ok(rtpPlugin.meta.labels.includes('rtp.event-end'));
   assert.ok(rtcpPlugin.meta.labels.includes('rtcp.type'));
 });
+
+test("the flow cache is sized by this capture process's share of the registry: 2^16 entries for one process and 65536 slots, 2^15 for two", async () => {
+  const flows = FlowRegistry.create(`otus-t-fcsize${process.pid}`, { capacity: 65536 });
+  try {
+    assert.equal(new MediaCorrelator(flows, false).flowBits, 16);
+    assert.equal(new MediaCorrelator(flows, false, 2).flowBits, 15);
+    assert.equal(new MediaCorrelator(flows, false, 3).flowBits, 15);
+    assert.equal(new MediaCorrelator(flows, false, 64).flowBits, 12);
+    assert.equal(new MediaCorrelator(null, false).flowBits, 12);
+    // The capture process's count reaches the rtp and rtcp parsers through their context.
+    const ctx = { node: {}, taskId: 't', worker: 0, workers: 2, where: 'x', flows };
+    const rtp = await rtpPlugin.init({ ...ctx, config: { ports: [], heuristic: false, learn_nat: false, nat_ttl: 60, event_payload_types: [101], raw: false } });
+    const rtcp = await rtcpPlugin.init({ ...ctx, config: { ports: [], heuristic: false, learn_nat: false, nat_ttl: 60 } });
+    for (const p of [rtp, rtcp]) assert.equal((p as unknown as { corr: MediaCorrelator }).corr.flowBits, 15);
+  } finally {
+    flows.close();
+  }
+});
