@@ -2,7 +2,7 @@
 // af_packet_v3 ring's block count and libpcap's buffer (the command line's
 // --block-count wins), capture processes run with V8's young generation
 // capped (an operator's own flag kept), the sender at 4 MiB, and `otus daemon`
-// holds its own at the initial size.
+// holds its own at the initial size and runs its code unoptimised.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -12,6 +12,7 @@ import test from 'node:test';
 import type { CaptureOptions } from '../../src/capture/capturer.js';
 import { planLiveTask } from '../../src/supervisor/live.js';
 import { captureExecArgv, checkTask, senderExecArgv } from '../../src/supervisor/task-run.js';
+import { LEAN_FLAGS, leanFlags } from '../../src/supervisor/young-generation.js';
 import { liveSkipReason, tempDir } from '../helpers/live.js';
 
 test('capture processes get --max-semi-space-size=1 and a larger inlining budget, each unless one is given', () => {
@@ -47,6 +48,28 @@ test('otus daemon keeps its young generation at the initial semi-space; other co
   assert.ok(held <= 2 * 1024 * 1024, `daemon: new space ${held} bytes`);
   assert.ok(grown > 4 * 1024 * 1024, `replay: new space ${grown} bytes`);
   assert.ok(operator > 4 * 1024 * 1024, `daemon with --max-semi-space-size=8: new space ${operator} bytes`);
+});
+
+// Whether a hot function gets optimised in a node process given `flags` that
+// starts as `otus ARGS` does (src/cli/heap.ts first; a script stands in, as above).
+function optimisedAfterHeap(flags: string[], args: string[]): boolean {
+  const heap = new URL('../../src/cli/heap.js', import.meta.url).href;
+  const script = `await import(${JSON.stringify(heap)});
+    function f(a) { return a * 2 + 1; }
+    %PrepareFunctionForOptimization(f); f(1); f(2); %OptimizeFunctionOnNextCall(f); f(3);
+    process.stdout.write(String((%GetOptimizationStatus(f) & 16) !== 0));`;
+  return execFileSync(process.execPath, ['--allow-natives-syntax', ...flags, '--input-type=module', '-e', script, '--', 'otus.js', ...args], { encoding: 'utf8' }) === 'true';
+}
+
+test("otus daemon runs its own code unoptimised; other commands and an operator's --opt are left alone", () => {
+  assert.equal(optimisedAfterHeap([], ['daemon', '--config', 'x.yml']), false);
+  assert.equal(optimisedAfterHeap([], ['replay', 'x.pcap']), true);
+  assert.equal(optimisedAfterHeap(['--opt'], ['daemon']), true);
+});
+
+test('the lean flags are each set unless the command line names the flag, with or without no-', () => {
+  assert.deepEqual(leanFlags([]), LEAN_FLAGS);
+  assert.deepEqual(leanFlags(['--opt', '--optimize-for-size=false', '--no-max-lazy', '--max-semi-space-size=1']), ['--no-sparkplug']);
 });
 
 const skip = liveSkipReason();
