@@ -2,7 +2,7 @@
 // task of --workers capture processes on a veth, fed by tcpreplay with the
 // call generator's N calls (bench/gen-calls.ts: INVITE with SDP, 100, 180,
 // 200 with SDP, ACK, then --rtp RTP packets each way, and no BYE, so every
-// call is still up), then RSS and PSS (/proc/PID/smaps_rollup) of every
+// call is still up), then RSS and PSS (/proc/PID/smaps_rollup) and CPU time of every
 // process of the tree: the supervisor, the capture processes, the sender.
 // PSS counts a shared page once over the tree (the send ring, which each
 // process maps twice, and the flow registry), so the sum is what the agent
@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { ControlClient } from '../src/ctl/client.js';
 import { makeVethHost } from '../test/helpers/live.js';
 import { callTemplate, generateCalls } from './gen-calls.js';
-import { MiB, freePort, mem, pssByKind } from './proc.js';
+import { MiB, cpu, freePort, mem, pssByKind } from './proc.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => {
@@ -53,6 +53,8 @@ interface ProcMem {
   rss: number;
   pss: number;
   kinds: ReturnType<typeof pssByKind>;
+  /** CPU seconds since the process started (utime + stime). */
+  cpu: number;
 }
 
 export interface MemoryFigures {
@@ -116,7 +118,7 @@ async function measure(calls: number, dir: string): Promise<MemoryFigures> {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const counters = (await status()).counters;
     c.close();
-    const processes = tree().map((p) => ({ name: p.name, ...mem(p.pid), kinds: pssByKind(p.pid) }));
+    const processes = tree().map((p) => ({ name: p.name, ...mem(p.pid), kinds: pssByKind(p.pid), cpu: cpu(p.pid) }));
     return {
       calls,
       workers: WORKERS,
@@ -150,9 +152,9 @@ async function main(): Promise<void> {
       const f = await measure(n, dir);
       all.push(f);
       console.log(`\n${n} calls (${f.frames_captured} of ${f.frames_sent} frames captured; registry ${f.registry_entries} entries of ${f.flow_slots} slots, ${f.evictions} evicted; ring ${f.ring_bytes ?? 'default'} bytes)`);
-      console.log('| process | RSS | PSS | of which shared segments | packet ring | heap (anon) | code |');
-      console.log('|---|---|---|---|---|---|---|');
-      for (const p of f.processes) console.log(`| ${p.name} | ${MiB(p.rss)} | ${MiB(p.pss)} | ${MiB(p.kinds.shm)} | ${MiB(p.kinds.packet)} | ${MiB(p.kinds.heap)} | ${MiB(p.kinds.code)} |`);
+      console.log('| process | RSS | PSS | of which shared segments | packet ring | heap (anon) | code | CPU-s |');
+      console.log('|---|---|---|---|---|---|---|---|');
+      for (const p of f.processes) console.log(`| ${p.name} | ${MiB(p.rss)} | ${MiB(p.pss)} | ${MiB(p.kinds.shm)} | ${MiB(p.kinds.packet)} | ${MiB(p.kinds.heap)} | ${MiB(p.kinds.code)} | ${p.cpu.toFixed(2)} |`);
       console.log(`whole agent PSS: ${MiB(f.pss)} (at rest, before the calls: ${MiB(f.at_rest_pss)})`);
     }
   } finally {

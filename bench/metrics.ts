@@ -14,12 +14,12 @@
 // counters, the walk of its 65536 slots per task made it 3.8-4.0 ms.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from '../src/ctl/client.js';
-import { freePort } from './proc.js';
+import { cpu, freePort } from './proc.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,16 +29,8 @@ const SCRAPES = arg('scrapes', 500);
 const TASKS = arg('tasks', 2);
 const WORKERS = arg('workers', 2);
 const OTUS = fileURLToPath(new URL('../src/cli/otus.js', import.meta.url));
-const CLK_TCK = 100;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** utime + stime of a process, in seconds. */
-function cpu(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
-}
 
 
 async function main(): Promise<void> {

@@ -1,4 +1,4 @@
-// What several benchmarks read of processes: memory from /proc (RSS, and PSS,
+// What several benchmarks read of processes: CPU time and memory from /proc (RSS, and PSS,
 // which counts a page shared by n processes as 1/n in each, so the sum over
 // a process tree is what the tree costs), and a free TCP port.
 
@@ -15,6 +15,15 @@ export function mem(pid: number): Mem {
   const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(t)?.[1] ?? 0) * 1024;
   return { rss: kb('Rss'), pss: kb('Pss') };
+}
+
+const CLK_TCK = 100;
+
+/** utime + stime of a process, in seconds (/proc/PID/stat). */
+export function cpu(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
 }
 
 /**
