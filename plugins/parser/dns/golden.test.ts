@@ -83,7 +83,7 @@ test('dns labels agree with tshark on every DNS message of the fixtures', { skip
         'dns.id': String(Number(id)),
         'dns.qr': qr ? '1' : '0',
         'dns.query': qname === '' ? undefined : qname === '<Root>' ? '.' : qname,
-        'dns.type': qtype === '' ? undefined : TYPE_NAME[Number(qtype)] || `TYPE${qtype}`,
+        'dns.type': qtype === '' ? undefined : TYPE_NAME.get(Number(qtype)) || `TYPE${qtype}`,
         // tshark shows the rcode field of responses only.
         'dns.rcode': qr ? rcode : rec.labels['dns.rcode'],
       };

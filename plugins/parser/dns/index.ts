@@ -202,7 +202,7 @@ export class DnsParser implements StreamParser {
     labels.set('dns.qr', SMALL_DECIMAL[flags >>> 15]);
     if (m.qType >= 0) {
       labels.setBytes('dns.query', m.qName, 0, m.qNameLen);
-      const t = TYPE_NAME[m.qType];
+      const t = TYPE_NAME.get(m.qType);
       if (t !== '') labels.set('dns.type', t);
       else {
         d[0] = 84; // TYPE<n> (RFC 3597 §5)

@@ -383,7 +383,7 @@ export class DnsMessage {
     this.lit(K_TYPE);
     this.typeText(type);
     this.lit(K_CLASS);
-    const c = CLASS_NAME[cls];
+    const c = CLASS_NAME.get(cls);
     if (c !== '') this.ascii(c);
     else {
       this.lit(K_CLASS_PREFIX);
@@ -392,7 +392,7 @@ export class DnsMessage {
   }
 
   private typeText(type: number): void {
-    const t = TYPE_NAME[type];
+    const t = TYPE_NAME.get(type);
     if (t !== '') this.ascii(t);
     else {
       this.lit(K_TYPE_PREFIX);
@@ -800,7 +800,7 @@ export class DnsMessage {
       if (q > rd) this.ch(44);
       this.lit(K_CODE);
       this.num(code);
-      const name = OPTION_NAME[code];
+      const name = OPTION_NAME.get(code);
       if (name !== '') {
         this.lit(K_OPT_NAME);
         this.ascii(name);

@@ -19,21 +19,39 @@ const TYPES: [number, string][] = [
   [260, 'AMTRELAY'], [261, 'RESINFO'], [32768, 'TA'], [32769, 'DLV'],
 ];
 
+/**
+ * Mnemonics by 16-bit number, '' when none: an array up to the last number
+ * named below 1024, a Map beyond. (An array of all 65536 was 512 KiB in every
+ * process that loads this parser, and the plugin registry loads it in all.)
+ */
+export class Names {
+  private readonly low: string[];
+  private readonly high = new Map<number, string>();
+  constructor(pairs: [number, string][]) {
+    const dense = pairs.filter(([n]) => n < 1024);
+    this.low = new Array<string>(Math.max(0, ...dense.map(([n]) => n + 1))).fill('');
+    for (const [n, s] of pairs) {
+      if (n < 1024) this.low[n] = s;
+      else this.high.set(n, s);
+    }
+  }
+  get(n: number): string {
+    return n < this.low.length ? this.low[n]! : (this.high.get(n) ?? '');
+  }
+}
+
 /** Type mnemonic by number, '' when none (print TYPE<n>). */
-export const TYPE_NAME: string[] = new Array<string>(65536).fill('');
-for (const [n, s] of TYPES) TYPE_NAME[n] = s;
+export const TYPE_NAME = new Names(TYPES);
 
 const CLASSES: [number, string][] = [[1, 'IN'], [3, 'CH'], [4, 'HS'], [254, 'NONE'], [255, 'ANY']];
-export const CLASS_NAME: string[] = new Array<string>(65536).fill('');
-for (const [n, s] of CLASSES) CLASS_NAME[n] = s;
+export const CLASS_NAME = new Names(CLASSES);
 
 const OPTIONS: [number, string][] = [
   [1, 'LLQ'], [2, 'UL'], [3, 'NSID'], [5, 'DAU'], [6, 'DHU'], [7, 'N3U'], [8, 'ECS'], [9, 'EXPIRE'], [10, 'COOKIE'],
   [11, 'TCP-KEEPALIVE'], [12, 'PADDING'], [13, 'CHAIN'], [14, 'KEY-TAG'], [15, 'EDE'], [16, 'CLIENT-TAG'], [17, 'SERVER-TAG'],
   [18, 'REPORT-CHANNEL'], [19, 'ZONEVERSION'],
 ];
-export const OPTION_NAME: string[] = new Array<string>(65536).fill('');
-for (const [n, s] of OPTIONS) OPTION_NAME[n] = s;
+export const OPTION_NAME = new Names(OPTIONS);
 
 // RFC 9460 §14.3.2
 const SVC_KEYS = ['mandatory', 'alpn', 'no-default-alpn', 'port', 'ipv4hint', 'ech', 'ipv6hint', 'dohpath', 'ohttp'];

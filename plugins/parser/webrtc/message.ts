@@ -80,8 +80,8 @@ const ATTRS: [number, string][] = [
   [0x8029, 'ICE-CONTROLLED'], [0x802a, 'ICE-CONTROLLING'], [0x802b, 'RESPONSE-ORIGIN'], [0x802c, 'OTHER-ADDRESS'],
   [0xc057, 'GOOG-NETWORK-INFO'],
 ];
-const ATTR_NAME_JSON: (Uint8Array | null)[] = new Array<Uint8Array | null>(65536).fill(null);
-for (const [n, s] of ATTRS) ATTR_NAME_JSON[n] = ascii(`,"name":"${s}"`);
+// A Map: an array of all 65536 attribute types was 512 KiB in every process that loads this parser.
+const ATTR_NAME_JSON = new Map<number, Uint8Array>(ATTRS.map(([n, s]) => [n, ascii(`,"name":"${s}"`)]));
 
 const HEX = ascii('0123456789abcdef');
 const TRUE = ascii('true');
@@ -429,8 +429,8 @@ export class WebrtcMessage {
       first = false;
       this.lit(K_ATYPE);
       this.num(at);
-      const name = ATTR_NAME_JSON[at];
-      if (name !== null) this.lit(name);
+      const name = ATTR_NAME_JSON.get(at);
+      if (name !== undefined) this.lit(name);
       if (isAddress(at)) {
         if (!addressOk(b, v, al)) {
           this.ch(125);
