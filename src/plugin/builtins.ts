@@ -31,7 +31,7 @@ export const BUILTIN_PLUGINS = [filter, label, fileReporter, stdoutReporter, kaf
 export async function createRegistry(dirs: readonly string[] = []): Promise<PluginRegistry> {
   const third = dirs.length > 0 ? new PluginDirectories(dirs) : null;
   const r = new PluginRegistry(third);
-  for (const p of BUILTIN_PLUGINS) r.register(p);
+  for (const p of BUILTIN_PLUGINS) r.register(p, 'built-in', true);
   for (const p of BUILTIN_PLUGINS) {
     if (third?.has(p.meta.name)) {
       throw new OtusError('OTUS_ERR_PLUGIN_DUPLICATE', `${third.fileOf(p.meta.name)}: named like the built-in ${p.meta.kind} plugin "${p.meta.name}", which it cannot replace`);

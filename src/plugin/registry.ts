@@ -1,6 +1,7 @@
 // The plugin registry (fastify's plugin-utils as the model):
 // register() validates a definition's metadata and compiles its config
-// schema once, then gives it an id; instantiate() validates one config
+// schema once (a built-in's when first used: each compiled schema is code,
+// ~0.3 MiB a process for the ones a task does not use), then gives it an id; instantiate() validates one config
 // against that schema (defaults applied), calls init, and checks that what
 // came back is an instance of the declared kind. Every failure is an
 // OtusError with an OTUS_ERR_PLUGIN_* code and a message naming the plugin.
@@ -64,8 +65,11 @@ export class PluginRegistry {
     this.metaValidator = makeAjv().compile(META_SCHEMA);
   }
 
-  /** Validates and registers a plugin definition; throws OTUS_ERR_PLUGIN_METADATA / _SCHEMA / _DUPLICATE. */
-  register(def: unknown, source = 'built-in'): RegisteredPlugin {
+  /**
+   * Validates and registers a plugin definition; throws OTUS_ERR_PLUGIN_METADATA / _SCHEMA / _DUPLICATE.
+   * `lazy`: compile the config schema when a config is first checked (built-ins, whose schemas a test compiles).
+   */
+  register(def: unknown, source = 'built-in', lazy = false): RegisteredPlugin {
     const d = def as Partial<PluginDefinition> | null;
     const meta = d && typeof d === 'object' ? (d.meta as PluginMeta | undefined) : undefined;
     const who =
@@ -94,20 +98,31 @@ export class PluginRegistry {
     if (schema.type !== 'object') {
       throw new OtusError('OTUS_ERR_PLUGIN_SCHEMA', `${who}: meta.configSchema must describe an object (type: "object")`);
     }
-    let validateConfig: ValidateFunction;
-    try {
-      validateConfig = this.ajv.compile(schema);
-    } catch (e) {
-      const err = new OtusError('OTUS_ERR_PLUGIN_SCHEMA', `${who}: meta.configSchema does not compile: ${(e as Error).message}`);
-      err.cause = e;
-      throw err;
-    }
+    const ajv = this.ajv;
+    const compile = (): ValidateFunction => {
+      try {
+        return ajv.compile(schema);
+      } catch (e) {
+        const err = new OtusError('OTUS_ERR_PLUGIN_SCHEMA', `${who}: meta.configSchema does not compile: ${(e as Error).message}`);
+        err.cause = e;
+        throw err;
+      }
+    };
+    let validateConfig: ValidateFunction | null = lazy ? null : compile();
     const key = `${meta.kind}/${meta.name}`;
     const prev = this.byKey.get(key);
     if (prev) {
       throw new OtusError('OTUS_ERR_PLUGIN_DUPLICATE', `${who}: a ${meta.kind} plugin named "${meta.name}" is already registered from ${prev.source}`);
     }
-    const reg: RegisteredPlugin = { id: this.all.length + 1, meta, source, def: d as PluginDefinition, validateConfig };
+    const reg: RegisteredPlugin = {
+      id: this.all.length + 1,
+      meta,
+      source,
+      def: d as PluginDefinition,
+      get validateConfig(): ValidateFunction {
+        return (validateConfig ??= compile());
+      },
+    };
     this.byKey.set(key, reg);
     this.all.push(reg);
     return reg;

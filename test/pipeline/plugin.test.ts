@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PluginRegistry } from '../../src/plugin/registry.js';
-import { createRegistry } from '../../src/plugin/builtins.js';
+import { BUILTIN_PLUGINS, createRegistry } from '../../src/plugin/builtins.js';
 import { OtusError } from '../../src/util/errors.js';
 
 const ctx = { node: {}, taskId: 't', worker: 0, where: 'task.yml: task.processors[0].config' };
@@ -57,6 +57,22 @@ test('bad config schema: OTUS_ERR_PLUGIN_SCHEMA naming the plugin', () => {
     'does not compile',
   );
   throwsCode(() => r.register(proc({ configSchema: { type: 'object', propertiez: {} } })), 'OTUS_ERR_PLUGIN_SCHEMA', 'propertiez');
+});
+
+test("every built-in's config schema compiles; registered lazily, a schema is compiled when a config is first checked, once", async () => {
+  const eager = new PluginRegistry();
+  for (const p of BUILTIN_PLUGINS) eager.register(p);
+  const r = new PluginRegistry();
+  const ajv = (r as unknown as { ajv: { compile: (s: unknown) => unknown } }).ajv;
+  const compile = ajv.compile.bind(ajv);
+  let compiled = 0;
+  ajv.compile = (s: unknown) => (compiled++, compile(s));
+  for (const p of BUILTIN_PLUGINS) r.register(p, 'built-in', true);
+  assert.equal(compiled, 0);
+  await r.instantiate('processor', 'label', { labels: { a: 'b' } }, ctx);
+  await r.instantiate('processor', 'label', { labels: { a: 'c' } }, ctx);
+  assert.equal(compiled, 1);
+  await rejectsCode(r.instantiate('processor', 'label', { labelz: {} }, ctx), 'OTUS_ERR_PLUGIN_CONFIG', 'config.labelz: is not a known key');
 });
 
 test('config failing the schema: OTUS_ERR_PLUGIN_CONFIG naming plugin, file and key path; defaults applied', async () => {
