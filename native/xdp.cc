@@ -191,7 +191,11 @@ Napi::Value XdpOpen(const Napi::CallbackInfo& info) {
     return ThrowErrno(env, what, name, rc < 0 ? -rc : rc);
   };
   xsk_umem_config ucfg = {};
-  ucfg.fill_size = frames;
+  // Twice the frames: the kernel publishes its fill-ring consumer position
+  // only when it has used up the entries it last cached, so up to a ring's
+  // worth of consumed entries still look occupied; with room for just
+  // `frames`, handing a batch back could find the ring "full" (ENOSPC).
+  ucfg.fill_size = frames * 2;
   ucfg.comp_size = 64;
   ucfg.frame_size = frameSize;
   int rc = xsk_umem__create(&x->umem, x->area, x->areaLen, &x->fq, &x->cq, &ucfg);
