@@ -37,6 +37,7 @@ const SECONDS = Number(opt('seconds', '5'));
 const PCAP = opt('pcap', '');
 const OTUS = opt('otus', fileURLToPath(new URL('../src/cli/otus.js', import.meta.url)));
 
+const q0 = (b: Map<number, number>): number => b.get(Infinity) ?? 0;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The histogram's cumulative buckets: upper edge in seconds (Infinity for +Inf) → count. */
@@ -45,6 +46,18 @@ function buckets(text: string): Map<number, number> {
   for (const line of text.split('\n')) {
     const b = /^otus_processing_latency_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)/.exec(line);
     if (b) m.set(b[1] === '+Inf' ? Infinity : Number(b[1]), (m.get(b[1] === '+Inf' ? Infinity : Number(b[1])) ?? 0) + Number(b[2]));
+  }
+  return m;
+}
+
+/** Each child's CPU seconds (otus_process_cpu_seconds_total), by role: sender, capture. */
+function cpuByRole(text: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const c = /^otus_process_cpu_seconds_total\{([^}]*)\} (\S+)/.exec(line);
+    if (!c) continue;
+    const role = /sender/.test(c[1]!) ? 'sender' : /capture/.test(c[1]!) ? 'capture' : null;
+    if (role !== null) m.set(role, (m.get(role) ?? 0) + Number(c[2]));
   }
   return m;
 }
@@ -58,6 +71,9 @@ export interface LatencyFigures {
   /** The upper edge of the highest bucket with a record in it. */
   max_bucket_us: number | null;
   warmup_records: number;
+  /** CPU seconds per million records measured, of the sender and of the capture process. */
+  sender_cpu_s_per_m: number | null;
+  capture_cpu_s_per_m: number | null;
 }
 
 /** Quantiles of the records counted between two scrapes. */
@@ -97,7 +113,12 @@ async function main(): Promise<void> {
     await c.call('task.create', { task: { id: 'lat', capture, parsers: [{ plugin: 'sip' }, { plugin: 'rtp' }], reporter: { type: 'console' }, unmatched_policy: 'drop' } });
     const running = async (): Promise<boolean> => ((await c.call('task.status', { id: 'lat' })) as { processes: { state: string }[] }).processes.every((p) => p.state === 'running');
     for (let i = 0; i < 400 && !(await running()); i++) await sleep(50);
-    const scrape = async (): Promise<Map<number, number>> => buckets(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+    let cpu = new Map<string, number>();
+    const scrape = async (): Promise<Map<number, number>> => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      cpu = cpuByRole(text);
+      return buckets(text);
+    };
     // Until the sender has published every record read (its slot is copied at heartbeat rate).
     const settled = async (): Promise<Map<number, number>> => {
       let last = -1;
@@ -116,13 +137,15 @@ async function main(): Promise<void> {
     };
     replay(WARMUP);
     const before = await settled();
+    const cpu0 = cpu;
     replay(SECONDS);
     const after = await settled();
+    const perM = (role: string): number | null => (cpu.has(role) && q0(after) > 0 ? ((cpu.get(role)! - (cpu0.get(role) ?? 0)) * 1e6) / (q0(after) - q0(before)) : null);
     c.close();
     const q = quantiles(before, after);
-    const f: LatencyFigures = { driver: DRIVER, pps: PPS, records: q.records, p50_us: q.p50, p99_us: q.p99, max_bucket_us: q.maxEdge, warmup_records: before.get(Infinity) ?? 0 };
+    const f: LatencyFigures = { driver: DRIVER, pps: PPS, records: q.records, p50_us: q.p50, p99_us: q.p99, max_bucket_us: q.maxEdge, warmup_records: before.get(Infinity) ?? 0, sender_cpu_s_per_m: perM('sender'), capture_cpu_s_per_m: perM('capture') };
     const us = (v: number | null): string => (v === null ? '-' : v >= 1000 ? `${(v / 1000).toFixed(1)} ms` : `${Math.round(v)} µs`);
-    console.log(`${DRIVER}, ${PPS} packets/s: ${f.records} records measured after ${f.warmup_records} of warm-up; p50 ${us(f.p50_us)}, p99 ${us(f.p99_us)}, max ≤ ${us(f.max_bucket_us)} (load ${os.loadavg()[0]!.toFixed(1)})`);
+    console.log(`${DRIVER}, ${PPS} packets/s: ${f.records} records measured after ${f.warmup_records} of warm-up; p50 ${us(f.p50_us)}, p99 ${us(f.p99_us)}, max ≤ ${us(f.max_bucket_us)}; CPU-s per million records: sender ${f.sender_cpu_s_per_m?.toFixed(2) ?? '-'}, capture ${f.capture_cpu_s_per_m?.toFixed(2) ?? '-'} (load ${os.loadavg()[0]!.toFixed(1)})`);
     if (args.includes('--json')) console.log(`#figures ${JSON.stringify(f)}`);
   } finally {
     if (d !== null) {

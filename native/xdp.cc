@@ -61,8 +61,8 @@ struct Xsk {
 struct Prog {
   bpf_object* obj = nullptr;
   int mapFd = -1;
+  int linkFd = -1;
   int users = 0;
-  uint32_t flags = 0;
 };
 std::map<int, Prog> progs;
 
@@ -98,16 +98,21 @@ int AcquireProg(int ifindex, int mode, int* mapFd) {
       return rc ? rc : -ENOENT;
     }
     // No mode flag: the kernel takes the driver's native XDP when it has one, else generic.
-    uint32_t flags = mode == 1 ? XDP_FLAGS_DRV_MODE : mode == 2 ? XDP_FLAGS_SKB_MODE : 0;
-    rc = bpf_xdp_attach(ifindex, bpf_program__fd(prog), flags | XDP_FLAGS_UPDATE_IF_NOEXIST, nullptr);
-    if (rc) {
+    // Attached through a BPF link, which the kernel detaches when its fd
+    // closes, also when the process is killed: a program attached by
+    // netlink outlived a dead capture process, and its restart then found
+    // the interface taken (EBUSY). A link also refuses any program already there.
+    LIBBPF_OPTS(bpf_link_create_opts, lopts);
+    lopts.flags = mode == 1 ? XDP_FLAGS_DRV_MODE : mode == 2 ? XDP_FLAGS_SKB_MODE : 0;
+    int link = bpf_link_create(bpf_program__fd(prog), ifindex, BPF_XDP, &lopts);
+    if (link < 0) {
       bpf_object__close(obj);
       progs.erase(ifindex);
-      return rc;
+      return link;
     }
     p.obj = obj;
     p.mapFd = map;
-    p.flags = flags;
+    p.linkFd = link;
   }
   p.users++;
   *mapFd = p.mapFd;
@@ -117,7 +122,7 @@ int AcquireProg(int ifindex, int mode, int* mapFd) {
 void ReleaseProg(int ifindex) {
   auto it = progs.find(ifindex);
   if (it == progs.end() || --it->second.users > 0) return;
-  bpf_xdp_detach(ifindex, it->second.flags, nullptr);
+  close(it->second.linkFd);
   bpf_object__close(it->second.obj);
   progs.erase(it);
 }
@@ -191,7 +196,11 @@ Napi::Value XdpOpen(const Napi::CallbackInfo& info) {
     return ThrowErrno(env, what, name, rc < 0 ? -rc : rc);
   };
   xsk_umem_config ucfg = {};
-  ucfg.fill_size = frames;
+  // Twice the frames: the kernel publishes its fill-ring consumer position
+  // only when it has used up the entries it last cached, so up to a ring's
+  // worth of consumed entries still look occupied; with room for just
+  // `frames`, handing a batch back could find the ring "full" (ENOSPC).
+  ucfg.fill_size = frames * 2;
   ucfg.comp_size = 64;
   ucfg.frame_size = frameSize;
   int rc = xsk_umem__create(&x->umem, x->area, x->areaLen, &x->fq, &x->cq, &ucfg);

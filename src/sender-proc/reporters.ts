@@ -47,6 +47,14 @@ export const PENDING_MAX = 4 << 20;
 const PENDING_LOW = PENDING_MAX >> 1;
 /** Offered records are dropped only beyond this: room for one more chunk-sized record after `blocked`. */
 const PENDING_HARD = PENDING_MAX + CHUNK + 16;
+/**
+ * Below this many bytes the current chunk waits up to WRITE_DELAY_MS for
+ * more before it is written: each write is a thread-pool round trip (a worker
+ * woken through a futex, its completion through an eventfd) that a sender
+ * woken per batch otherwise paid per batch.
+ */
+const WRITE_MIN = 64 << 10;
+const WRITE_DELAY_MS = 1;
 const REOPEN_MS = 100;
 const RETRY_MIN_MS = 1;
 const RETRY_MAX_MS = 50;
@@ -135,6 +143,11 @@ export class FdReporter implements Reporter {
   private retryTimer: NodeJS.Timeout | null = null;
   private retryMs = RETRY_MIN_MS;
   private kickQueued = false;
+  /** The timer that writes a small current chunk WRITE_DELAY_MS after it started waiting, and whether it is armed. */
+  private lingerTimer: NodeJS.Timeout | null = null;
+  private lingering = false;
+  /** Set while the linger timer's kick runs: the small chunk goes now. */
+  private lingerDone = false;
   private stopped = false;
   private closePending = false;
   private waiters: (() => void)[] = [];
@@ -234,8 +247,8 @@ export class FdReporter implements Reporter {
     if (fr !== null) this.reportFramed(fr, rec, size);
     else this.reportBytes(rec, size);
     if (this.held >= PENDING_MAX) this.isBlocked = true;
-    // Written once the sender yields to its event loop: one write per turn of the loop at most.
-    if (!this.kickQueued && this.inFlight === null) {
+    // Written once the sender yields to its event loop: one write per turn of the loop at most (a small chunk: see WRITE_MIN).
+    if (!this.kickQueued && this.inFlight === null && (!this.lingering || this.held >= WRITE_MIN)) {
       this.kickQueued = true;
       setImmediate(this.kick);
     }
@@ -313,7 +326,9 @@ export class FdReporter implements Reporter {
   /** Resolves when nothing is held: all written, or given up (counted in `dropped`; see lastError). Never rejects. */
   flush(): Promise<void> {
     if (this.held === 0) return Promise.resolve();
+    this.lingerDone = true;
     this.kick();
+    this.lingerDone = false;
     if (this.held === 0) return Promise.resolve();
     return new Promise((r) => this.flushers.push(r));
   }
@@ -343,6 +358,9 @@ export class FdReporter implements Reporter {
     this.retryTimer = null;
     if (this.ageTimer !== null) clearTimeout(this.ageTimer);
     this.ageTimer = null;
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    this.lingerTimer = null;
+    this.lingering = false;
     this.settle();
     if (this.rot !== null) {
       // The last file is complete too: after the write in flight (abandoned) and any open or close under way.
@@ -384,6 +402,10 @@ export class FdReporter implements Reporter {
       return;
     }
     if (this.fd < 0) return;
+    if (this.queue.length === 0 && this.cur.used > 0 && this.cur.used < WRITE_MIN && !this.lingerDone && this.flushers.length === 0 && !this.stopped) {
+      this.linger();
+      return;
+    }
     const c = this.queue.shift() ?? (this.cur.used > 0 ? this.takeCur() : null);
     if (c === null) {
       this.settle();
@@ -396,6 +418,21 @@ export class FdReporter implements Reporter {
     this.inFlight = c;
     this.inFlightOff = 0;
     this.issue();
+  };
+
+  /** Arms the write of the small current chunk, WRITE_DELAY_MS from when it first waited (one timer, refreshed: no allocation). */
+  private linger(): void {
+    if (this.lingering) return;
+    this.lingering = true;
+    if (this.lingerTimer === null) this.lingerTimer = setTimeout(this.onLinger, WRITE_DELAY_MS);
+    else this.lingerTimer.refresh();
+  }
+
+  private readonly onLinger = (): void => {
+    this.lingering = false;
+    this.lingerDone = true;
+    this.kick();
+    this.lingerDone = false;
   };
 
   /** Opens the next rotating file; on failure what is held is given up (counted by the error's code) and opening is retried in REOPEN_MS. */

@@ -1,12 +1,12 @@
 // The xdp driver on a veth pair: AF_XDP in copy mode (generic and the veth's
 // native XDP) receives every frame byte-exact; stopping removes libxdp's
-// program from the interface and leaks no fd or mapping; a filter is refused
+// program from the interface (so does killing the process) and leaks no fd or mapping; a filter is refused
 // with a message naming af_packet_v3; an interface that carries the host's
 // own traffic is refused unless the operator says so (--xdp-steal).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +67,32 @@ describe('xdp driver on veth', { skip: skip ?? false }, () => {
       assert.ok(!xdpAttached(), 'program detached with the last socket');
     });
   }
+
+  test('a capture process killed with its socket open leaves no program behind: the next one opens the queue', async () => {
+    const mod = (p: string): string => new URL(p, import.meta.url).href;
+    const src = `import { XdpCapturer } from '${mod('../../src/capture/xdp.js')}';
+      import { defaultCaptureOptions } from '${mod('../../src/capture/capturer.js')}';
+      new XdpCapturer({ ...defaultCaptureOptions('${host.capIf}'), xdpMode: 'generic', xdpFrames: 256 }).capture(0).start({ frame() {} });
+      process.stdout.write('ready\\n');
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', src], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    const gone = new Promise((r) => child.once('exit', r));
+    assert.ok(await waitFor(() => out.includes('ready') || child.exitCode !== null), 'the child opened its socket');
+    assert.equal(child.exitCode, null);
+    assert.ok(xdpAttached(), 'the child attached the program');
+    child.kill('SIGKILL');
+    await gone;
+    assert.ok(await waitFor(() => !xdpAttached()), 'the program went with the killed process');
+    const cap = new XdpCapturer({ ...defaultCaptureOptions(host.capIf), xdpMode: 'generic', xdpFrames: 256 });
+    try {
+      cap.capture(0).start({ frame() {} });
+      assert.ok(xdpAttached());
+    } finally {
+      cap.stop();
+    }
+  });
 
   test('20 start/stop cycles leak no fd and no mapping', () => {
     const cycle = (): void => {

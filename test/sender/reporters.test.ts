@@ -77,6 +77,22 @@ async function ticking<T>(fn: () => Promise<T>): Promise<{ value: T; ticks: numb
 }
 
 describe('reporters', () => {
+  it('a small chunk is written without flush() (it waits for more only briefly), and flush() writes it at once', async () => {
+    const p = path('small');
+    const r = openFile(p);
+    const a = line(1);
+    r.report(rec(a));
+    await until(() => existsSync(p) && statSync(p).size === a.length);
+    assert.equal(r.pendingBytes, 0);
+    assert.equal(r.written, 1);
+    const b = line(2);
+    r.report(rec(b));
+    await r.flush();
+    assert.equal(readFileSync(p).length, a.length + b.length, 'flush() resolves once the small chunk is written');
+    await r.stop?.();
+    assert.deepEqual(readFileSync(p), Buffer.concat([a, b]));
+  });
+
   it('a FIFO nobody reads: report() keeps returning, blocked with a bounded amount held, the loop runs, abandon() gives it all up at once', async () => {
     const r = openFile(fifo());
     const offered = fillUntilBlocked(r);
