@@ -236,6 +236,22 @@ async function udpCollector(): Promise<{ sock: ReturnType<typeof createSocket>; 
   return { sock, got };
 }
 
+/**
+ * `otus replay` of `files` with the parsers (and task keys) given, sent over
+ * UDP to a collector: what it received, decoded, once the reporter's acked
+ * count arrived; the run; and the same task's records from the file reporter.
+ */
+async function replayOverUdp(parsers: string, files: string[]): Promise<{ got: HepDecoded[]; r: Run; records: Rec[] }> {
+  const { sock, got } = await udpCollector();
+  const t = task(REPORTER('udp', sock.address().port), parsers);
+  const r = await runReplay(t, files);
+  assert.equal(r.status, 0, r.stderr);
+  assertAccounting(r.stats);
+  await until(() => got.length >= r.stats.reporter.acked, 'the datagrams');
+  sock.close();
+  return { got, r, records: replay(t.replace(/  reporter:[\s\S]*$/, ''), files).records };
+}
+
 /** Seconds and microseconds of a record's ISO time (microsecond digits). */
 function secUsec(ts: string): [number, number] {
   const m = /^(.*?)(?:\.(\d+))?Z$/.exec(ts)!;
@@ -243,17 +259,9 @@ function secUsec(ts: string): [number, number] {
 }
 
 test('rtp.stats: each stream report as type 34 in the RTP agents\' layout, as the file reporter\'s records, decoded by hep-js', { skip: skip ?? false }, async () => {
-  const { sock, got } = await udpCollector();
   // The generated calls (signalled: call-id, codec) and a real G.711 stream with a lost packet (heuristic: no call), reports every 2 s.
   const parsers = '    - plugin: sip\n    - plugin: rtp\n      config: {heuristic: true, stats: {interval: 2}}\n    - plugin: rtcp\n';
-  const files = [CALLS, join(ROOT, 'samples/rtp-g711a.pcap')];
-  const t = task(REPORTER('udp', sock.address().port), parsers);
-  const r = await runReplay(t, files);
-  assert.equal(r.status, 0, r.stderr);
-  assertAccounting(r.stats);
-  await until(() => got.length >= r.stats.reporter.acked, 'the datagrams');
-  sock.close();
-  const { records } = replay(t.replace(/  reporter:[\s\S]*$/, ''), files);
+  const { got, r, records } = await replayOverUdp(parsers, [CALLS, join(ROOT, 'samples/rtp-g711a.pcap')]);
   const stats = records.filter((x) => x.protocol === 'rtp.stats');
   const sent = records.filter((x) => ['sip', 'rtcp', 'rtp.stats'].includes(x.protocol)).length;
   assert.equal(r.stats.reporter.acked, sent);
@@ -315,15 +323,8 @@ test('rtp.stats: each stream report as type 34 in the RTP agents\' layout, as th
 });
 
 test('sip.call: each call record as type 100 (a log), its JSON as the file reporter writes it, the Call-ID as correlation id, decoded by hep-js', { skip: skip ?? false }, async () => {
-  const { sock, got } = await udpCollector();
-  const t = task(REPORTER('udp', sock.address().port), '    - plugin: sip\n  sip: {calls: true}\n');
   // The generated calls' INVITEs carry a To tag (in-dialog, no call record); the fixtures' calls are initial INVITEs, answered and ended.
-  const r = await runReplay(t, FILES);
-  assert.equal(r.status, 0, r.stderr);
-  assertAccounting(r.stats);
-  await until(() => got.length >= r.stats.reporter.acked, 'the datagrams');
-  sock.close();
-  const { records } = replay(t.replace(/  reporter:[\s\S]*$/, ''), FILES);
+  const { got, r, records } = await replayOverUdp('    - plugin: sip\n  sip: {calls: true}\n', FILES);
   const calls = records.filter((x) => x.protocol === 'sip.call');
   assert.ok(calls.length >= 2, `${calls.length} sip.call records`);
   const sent = records.filter((x) => x.protocol === 'sip' || x.protocol === 'sip.call').length;
