@@ -7,12 +7,11 @@
 //   node dist/bench/daemon.js [--kills 20] [--workers 2]
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ControlClient } from '../src/ctl/client.js';
-import { MiB, mem } from './proc.js';
+import { MiB, connectDaemon, mem } from './proc.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,8 +40,7 @@ async function main(): Promise<void> {
   );
   const d = spawn(process.execPath, [OTUS, 'daemon', '--config', join(dir, 'otus.yml')], { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
-    for (let i = 0; i < 400 && !existsSync(socket); i++) await sleep(25);
-    const c = await ControlClient.connect(socket, { timeoutMs: 60_000 });
+    const c = await connectDaemon(socket);
     await sleep(500);
     const idle = mem(d.pid!);
     await c.call('task.create', {

@@ -16,14 +16,13 @@
 // task cannot change. Needs root, tcpreplay.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ControlClient } from '../src/ctl/client.js';
 import { makeVethHost } from '../test/helpers/live.js';
 import { callTemplate, generateCalls } from './gen-calls.js';
-import { freePort } from './proc.js';
+import { connectDaemon, freePort } from './proc.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => {
@@ -107,13 +106,7 @@ async function main(): Promise<void> {
     const port = await freePort();
     writeFileSync(join(dir, 'otus.yml'), `otus:\n  log:\n    level: warn\n  control:\n    socket: ${socket}\n  metrics:\n    listen: 127.0.0.1:${port}\n`);
     d = spawn(process.execPath, [OTUS, 'daemon', '--config', join(dir, 'otus.yml')], { stdio: ['ignore', 'ignore', 'inherit'] });
-    // The socket file appears at bind, before the daemon listens on it: connect until it answers.
-    let c: ControlClient | null = null;
-    for (let i = 0; c === null; i++) {
-      if (i === 400) throw new Error(`the daemon did not answer on ${socket} in 10 s`);
-      if (existsSync(socket)) c = await ControlClient.connect(socket, { timeoutMs: 60_000 }).catch(() => null);
-      if (c === null) await sleep(25);
-    }
+    const c = await connectDaemon(socket);
     const capture = { interface: veth.capIf, driver: DRIVER, workers: 1 };
     await c.call('task.create', { task: { id: 'lat', capture, parsers: [{ plugin: 'sip' }, { plugin: 'rtp' }], reporter: { type: 'console' }, unmatched_policy: 'drop' } });
     const running = async (): Promise<boolean> => ((await c.call('task.status', { id: 'lat' })) as { processes: { state: string }[] }).processes.every((p) => p.state === 'running');

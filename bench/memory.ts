@@ -18,14 +18,13 @@
 // it for 100 K calls. Needs root, tcpreplay.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ControlClient } from '../src/ctl/client.js';
 import { makeVethHost } from '../test/helpers/live.js';
 import { callTemplate, generateCalls } from './gen-calls.js';
-import { MiB, cpu, freePort, mem, pssByKind } from './proc.js';
+import { MiB, connectDaemon, cpu, freePort, mem, pssByKind } from './proc.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => {
@@ -88,8 +87,7 @@ async function measure(calls: number, dir: string): Promise<MemoryFigures> {
   const veth = makeVethHost();
   const d = spawn(process.execPath, [...NODE_ARGS, OTUS, 'daemon', '--config', join(dir, 'otus.yml')], { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
-    for (let i = 0; i < 400 && !existsSync(socket); i++) await sleep(25);
-    const c = await ControlClient.connect(socket, { timeoutMs: 60_000 });
+    const c = await connectDaemon(socket);
     await c.call('task.create', {
       task: { id: 'mem', capture: { interface: veth.capIf, workers: WORKERS, ...(BUFFER ? { buffer_bytes: Number(BUFFER) } : {}) }, parsers: [{ plugin: 'sip' }, { plugin: 'rtp' }], reporter: { type: 'console' }, unmatched_policy: 'drop' },
     });

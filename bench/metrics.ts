@@ -14,12 +14,11 @@
 // counters, the walk of its 65536 slots per task made it 3.8-4.0 ms.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ControlClient } from '../src/ctl/client.js';
-import { cpu, freePort } from './proc.js';
+import { connectDaemon, cpu, freePort } from './proc.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,8 +39,7 @@ async function main(): Promise<void> {
   writeFileSync(join(dir, 'otus.yml'), `otus:\n  control:\n    socket: ${socket}\n  metrics:\n    listen: 127.0.0.1:${port}\n  resources:\n    max_workers: ${TASKS * WORKERS}\n    ring_bytes: 1048576\n`);
   const d = spawn(process.execPath, [...(process.env.OTUS_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.OTUS_BENCH_PROF] : []), OTUS, 'daemon', '--config', join(dir, 'otus.yml')], { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
-    for (let i = 0; i < 400 && !existsSync(socket); i++) await sleep(25);
-    const c = await ControlClient.connect(socket, { timeoutMs: 60_000 });
+    const c = await connectDaemon(socket);
     for (let t = 0; t < TASKS; t++) {
       await c.call('task.create', {
         task: { id: `bench${t}`, capture: { interface: 'lo', workers: WORKERS }, parsers: [{ plugin: 'sip' }, { plugin: 'rtp' }], reporter: { type: 'console' }, unmatched_policy: 'drop' },

@@ -2,8 +2,9 @@
 // which counts a page shared by n processes as 1/n in each, so the sum over
 // a process tree is what the tree costs), and a free TCP port.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { ControlClient } from '../src/ctl/client.js';
 
 export interface Mem {
   rss: number;
@@ -58,4 +59,17 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A control connection to a daemon just started. Its socket file appears at
+ * bind, before it listens: connects until the daemon answers, 10 s at most.
+ */
+export async function connectDaemon(socket: string): Promise<ControlClient> {
+  for (let i = 0; i < 400; i++) {
+    const c = existsSync(socket) ? await ControlClient.connect(socket, { timeoutMs: 60_000 }).catch(() => null) : null;
+    if (c !== null) return c;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`the daemon did not answer on ${socket} in 10 s`);
 }
