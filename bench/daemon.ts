@@ -6,6 +6,7 @@
 //
 //   node dist/bench/daemon.js [--kills 20] [--workers 2]
 
+import { benchArgs, int, opt } from './cli.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -13,12 +14,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MiB, connectDaemon, mem } from './proc.js';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const KILLS = arg('kills', 20);
-const WORKERS = arg('workers', 2);
+const o = benchArgs({ kills: opt(20, int), workers: opt(2, int) });
+const KILLS = o.kills;
+const WORKERS = o.workers;
 const OTUS = fileURLToPath(new URL('../src/cli/otus.js', import.meta.url));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -1,10 +1,11 @@
 // Decode benchmark: a capture loaded into memory, decoded in a loop.
 // Prints packets per CPU-second, ns per packet and GC counts in steady state.
 //
-//   npm run bench:decode [-- FILE [--packets N]]
+//   npm run bench:decode [-- [FILE] [--packets N]]
 //
 // Default input: G.711 A-law RTP (PT 8) with a few RTCP packets, from rtpproxy's tests.
 
+import { badArgument, benchArgs, int, opt } from './cli.js';
 import os from 'node:os';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -12,11 +13,9 @@ import { openCapture } from '../src/capture-file/open.js';
 import { Decoder } from '../src/decode/decoder.js';
 import { defaultDecoderOptions } from '../src/decode/options.js';
 
-const args = process.argv.slice(2);
-const pi = args.indexOf('--packets');
-const total = pi >= 0 ? Number(args[pi + 1]) : 20_000_000;
-const positional = args.filter((a, i) => !a.startsWith('--') && !(pi >= 0 && i === pi + 1));
-const file = positional[0] ?? fileURLToPath(new URL('../../samples/rtp-g711a.pcap', import.meta.url));
+const o = benchArgs({ packets: opt(20_000_000, int) }, { positionals: 'FILE' });
+const total = o.packets;
+const file = o._[0] ?? fileURLToPath(new URL('../../samples/rtp-g711a.pcap', import.meta.url));
 
 // Frame table: offsets into the one file buffer, as a ring block would give.
 const reader = openCapture(file);
@@ -33,7 +32,7 @@ const view = reader.frame.view;
 const off = Int32Array.from(offs);
 const len = Int32Array.from(lens);
 const n = off.length;
-if (n === 0) throw new Error(`${file}: no frames`);
+if (n === 0) throw badArgument(`${file}: no frames`);
 
 const opts = defaultDecoderOptions();
 const decoder = new Decoder(opts);

@@ -9,24 +9,15 @@
 //   node dist/bench/file-reporters.js [--records N] [--calls C] [--trials T]
 //        [--contenders file-json,file-pb,rotate-json,rotate-gzip,pcap,pcap-rotate,pcap-calls]
 
+import { benchArgs, int, list, oneOf, opt } from './cli.js';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { rtpCallsCapture } from './captures.js';
 
 const OTUS = fileURLToPath(new URL('../src/cli/otus.js', import.meta.url));
-
-const { values } = parseArgs({
-  options: {
-    records: { type: 'string', default: '1000000' },
-    calls: { type: 'string', default: '1000' },
-    trials: { type: 'string', default: '3' },
-    contenders: { type: 'string', default: 'file-json,file-pb,rotate-json,rotate-gzip,pcap,pcap-rotate,pcap-calls' },
-  },
-});
 
 /** Each contender's task body after `parsers`, given its output directory. */
 const CONTENDERS: Record<string, (out: string) => string> = {
@@ -39,20 +30,18 @@ const CONTENDERS: Record<string, (out: string) => string> = {
   'pcap-calls': (o) => `  raw: true\n  reporter: {type: pcap, config: {dir: ${o}, per_call: true, keep: 0}}\n`,
 };
 
-const records = Number(values.records);
-const calls = Number(values.calls);
-const trials = Number(values.trials);
-const names = values.contenders.split(',');
-for (const n of names) if (!(n in CONTENDERS)) throw new Error(`unknown contender ${n}`);
+const names = Object.keys(CONTENDERS);
+const o = benchArgs({ records: opt(1_000_000, int), calls: opt(1000, int), trials: opt(3, int), contenders: opt(names, list(oneOf(...names))) });
+const { records, calls, trials } = o;
 
 const dir = mkdtempSync(join(os.tmpdir(), 'otus-bench-files-'));
 try {
   const capture = join(dir, 'calls.pcap');
   const frames = rtpCallsCapture(capture, calls, records - 2 * calls);
   console.log(`# ${frames} frames (${calls} calls), ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), load ${os.loadavg()[0]!.toFixed(1)}, node ${process.version}`);
-  const results = new Map<string, number[]>(names.map((n) => [n, []]));
+  const results = new Map<string, number[]>(o.contenders.map((n) => [n, []]));
   for (let t = 0; t < trials; t++) {
-    for (const name of names) {
+    for (const name of o.contenders) {
       const out = join(dir, `${name}-${t}`);
       mkdirSync(out, { mode: 0o750 });
       const task = join(dir, 'task.yml');

@@ -11,6 +11,7 @@
 // left out); by default callTemplate(), a call written here: INVITE with SDP,
 // 100, 180, 200 with SDP, ACK, P G.711 packets each way at 20 ms, BYE, 200.
 
+import { badArgument, benchArgs, file, int, num, opt, text, uint } from './cli.js';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { openCapture } from '../src/capture-file/open.js';
@@ -250,21 +251,13 @@ export function generateCalls(file: string, o: GenerateOptions): Generated {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const args = process.argv.slice(2);
-  const opt = (name: string): string | undefined => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  const out = opt('out');
-  if (!out) {
-    console.error('usage: node dist/bench/gen-calls.js --calls N [--template FILE] [--rtp P] [--ramp-us U] --out FILE');
-    process.exit(2);
-  }
-  const tpl = opt('template');
+  const o = benchArgs({ calls: opt(1000, int), template: opt('', file), rtp: opt(50, uint), 'ramp-us': opt(null, num), out: opt('', text) });
+  const out = o.out;
+  if (!out) throw badArgument('--out FILE is required (usage: node dist/bench/gen-calls.js --calls N [--template FILE] [--rtp P] [--ramp-us U] --out FILE)');
   const g = generateCalls(out, {
-    calls: Number(opt('calls') ?? 1000),
-    rampUs: opt('ramp-us') === undefined ? undefined : Number(opt('ramp-us')),
-    template: tpl ? readTemplate(tpl) : callTemplate(Number(opt('rtp') ?? 50)),
+    calls: o.calls,
+    rampUs: o['ramp-us'] ?? undefined,
+    template: o.template ? readTemplate(o.template) : callTemplate(o.rtp),
   });
   console.log(`${out}: ${g.calls} calls, ${g.frames} frames over ${(g.spanUs / 1e6).toFixed(2)} s`);
 }

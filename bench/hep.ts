@@ -11,6 +11,7 @@
 //
 //   node dist/bench/hep.js [--calls N] [--messages N] [--trials T]
 
+import { benchArgs, int, opt } from './cli.js';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,11 +22,7 @@ import { writePcap } from '../test/helpers/live.js';
 import { sipCallFrames, sipMessageFrames } from '../test/helpers/hep.js';
 import { OTUS } from '../test/helpers/otus-replay.js';
 
-const args = process.argv.slice(2);
-const opt = (k: string, d: string): string => (args.includes(k) ? args[args.indexOf(k) + 1]! : d);
-const calls = Number(opt('--calls', '20000'));
-const messages = Number(opt('--messages', '200000'));
-const trials = Number(opt('--trials', '2'));
+const { calls, messages, trials } = benchArgs({ calls: opt(20000, int), messages: opt(200000, int), trials: opt(2, int) });
 
 const dir = mkdtempSync(join(os.tmpdir(), 'otus-bench-hep-'));
 
@@ -104,7 +101,4 @@ async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});
+await main();

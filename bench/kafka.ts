@@ -27,6 +27,7 @@
 // --queue: the client's queue (queue_max_messages, default 100000); once it is
 // full both sides wait for room (the reporter: Reporter.blocked).
 
+import { benchArgs, int, list, oneOf, opt } from './cli.js';
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -40,10 +41,23 @@ import { startBroker } from '../test/helpers/kafka.js';
 import { type LoopResult, runSenderLoop, wireBatches } from './sender-loop.js';
 
 const args = process.argv.slice(2);
-const opt = (k: string, d: string): string => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
+const CONTENDERS = oneOf('otus', 'otus-bare', 'otus-packed', 'plain', 'bare', 'kafkajs');
+// --trial JSON: one trial, in a process of its own (runTrial).
+const o = benchArgs(
+  {
+    records: opt(1_000_000, int),
+    calls: opt(1000, int),
+    formats: opt(['json', 'protobuf'], list(oneOf('json', 'protobuf'))),
+    contenders: opt(['otus', 'plain', 'otus-bare', 'bare', 'kafkajs'], list(CONTENDERS)),
+    trials: opt(1, int),
+    queue: opt(100_000, int),
+    senders: opt([1], list(int)),
+  },
+  { internal: ['--trial'] },
+);
 
 interface Trial {
-  contender: 'otus' | 'otus-bare' | 'otus-packed' | 'plain' | 'bare' | 'kafkajs';
+  contender: ReturnType<typeof CONTENDERS>;
   format: RecordFormat;
   records: number;
   calls: number;
@@ -167,13 +181,7 @@ async function runTrial(t: Trial, senders = 1): Promise<Result> {
 }
 
 async function main(): Promise<void> {
-  const records = Number(opt('--records', '1000000'));
-  const calls = Number(opt('--calls', '1000'));
-  const trials = Number(opt('--trials', '1'));
-  const queue = Number(opt('--queue', '100000'));
-  const formats = opt('--formats', 'json,protobuf').split(',') as RecordFormat[];
-  const contenders = opt('--contenders', 'otus,plain,otus-bare,bare,kafkajs').split(',') as Trial['contender'][];
-  const senderCounts = opt('--senders', '1').split(',').map(Number);
+  const { records, calls, trials, queue, formats, contenders, senders: senderCounts } = o;
   const broker = startBroker();
   try {
     console.log(`# ${os.cpus()[0].model}, ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}; broker on this machine`);

@@ -15,6 +15,7 @@
 // af_packet_v3 runs with its default block retire timeout (10 ms), which a
 // task cannot change. Needs root, tcpreplay.
 
+import { benchArgs, file, flag, int, oneOf, opt, positive } from './cli.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -25,16 +26,16 @@ import { callTemplate, generateCalls } from './gen-calls.js';
 import { connectDaemon, freePort } from './proc.js';
 
 const args = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
-};
-const DRIVER = opt('driver', 'af_packet_v3');
-const PPS = Number(opt('pps', '100000'));
-const WARMUP = Number(opt('warmup', '3'));
-const SECONDS = Number(opt('seconds', '5'));
-const PCAP = opt('pcap', '');
-const OTUS = opt('otus', fileURLToPath(new URL('../src/cli/otus.js', import.meta.url)));
+const o = benchArgs({
+  driver: opt('af_packet_v3', oneOf('af_packet_v3', 'xdp')),
+  pps: opt(100_000, positive),
+  warmup: opt(3, int),
+  seconds: opt(5, int),
+  pcap: opt('', file),
+  otus: opt(fileURLToPath(new URL('../src/cli/otus.js', import.meta.url)), file),
+  json: flag,
+});
+const { driver: DRIVER, pps: PPS, warmup: WARMUP, seconds: SECONDS, pcap: PCAP, otus: OTUS } = o;
 
 const q0 = (b: Map<number, number>): number => b.get(Infinity) ?? 0;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -144,7 +145,7 @@ async function main(): Promise<void> {
     const f: LatencyFigures = { driver: DRIVER, pps: PPS, records: q.records, p50_us: q.p50, p99_us: q.p99, max_bucket_us: q.maxEdge, warmup_records: before.get(Infinity) ?? 0, sender_cpu_s_per_m: perM('sender'), capture_cpu_s_per_m: perM('capture') };
     const us = (v: number | null): string => (v === null ? '-' : v >= 1000 ? `${(v / 1000).toFixed(1)} ms` : `${Math.round(v)} µs`);
     console.log(`${DRIVER}, ${PPS} packets/s: ${f.records} records measured after ${f.warmup_records} of warm-up; p50 ${us(f.p50_us)}, p99 ${us(f.p99_us)}, max ≤ ${us(f.max_bucket_us)}; CPU-s per million records: sender ${f.sender_cpu_s_per_m?.toFixed(2) ?? '-'}, capture ${f.capture_cpu_s_per_m?.toFixed(2) ?? '-'} (load ${os.loadavg()[0]!.toFixed(1)})`);
-    if (args.includes('--json')) console.log(`#figures ${JSON.stringify(f)}`);
+    if (o.json) console.log(`#figures ${JSON.stringify(f)}`);
   } finally {
     if (d !== null) {
       d.kill('SIGTERM');

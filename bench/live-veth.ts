@@ -13,6 +13,7 @@
 // getrusage / process.cpuUsage from "ready" to stop: user + system, all threads).
 //
 //   npm run build && node dist/bench/live-veth.js [--seconds 4] [--trials 3] [--pcap FILE] [--contenders c,walk,decode,task,ndjson]
+//       [--block-size 1048576] [--block-count 32]
 // Needs root, ip (iproute2) and cc.
 //
 // Recorded 2026-11-25, `node dist/bench/live-veth.js --seconds 4 --trials 5`,
@@ -26,6 +27,7 @@
 //   ndjson  570 kpps offered, 250 kpps captured (38% lost): 2.2 CPU s / M, the JSON text is the cost
 // GC counts (added after that run; `--seconds 2 --trials 1`): walk 0 and decode 0 over 0.87 M frames each.
 
+import { benchArgs, file, int, list, oneOf, opt, positive } from './cli.js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,16 +37,18 @@ import { fileURLToPath } from 'node:url';
 import { captureExecArgv } from '../src/supervisor/task-run.js';
 
 const args = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
-};
-const seconds = Number(opt('seconds', '4'));
-const trials = Number(opt('trials', '3'));
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const pcap = opt('pcap', join(root, 'samples/rtp-g711a.pcap'));
-const blockSize = Number(opt('block-size', String(1 << 20)));
-const blockCount = Number(opt('block-count', '32'));
+const o = benchArgs({
+  seconds: opt(4, positive),
+  trials: opt(3, int),
+  pcap: opt(join(root, 'samples/rtp-g711a.pcap'), file),
+  contenders: opt(['c', 'walk', 'decode', 'task', 'ndjson'], list(oneOf('c', 'walk', 'decode', 'task', 'ndjson'))),
+  'block-size': opt(1 << 20, int),
+  'block-count': opt(32, int),
+});
+const { seconds, trials, pcap, contenders } = o;
+const blockSize = o['block-size'];
+const blockCount = o['block-count'];
 
 if (process.getuid?.() !== 0) {
   console.error('bench/live-veth: needs root (AF_PACKET, ip netns)');
@@ -143,7 +147,6 @@ async function trial(contender: string): Promise<{ offered: number; sentSeconds:
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const contenders = opt('contenders', 'c,walk,decode,task,ndjson').split(',');
 const results = new Map<string, { offeredPps: number[]; capturedPps: number[]; drops: number[]; loss: number[]; cpuPerM: number[]; mainPerM: number[] }>();
 for (const c of contenders) results.set(c, { offeredPps: [], capturedPps: [], drops: [], loss: [], cpuPerM: [], mainPerM: [] });
 

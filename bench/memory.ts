@@ -17,6 +17,7 @@
 // registry cannot hold: 4 slots per call at most, as an operator would size
 // it for 100 K calls. Needs root, tcpreplay.
 
+import { benchArgs, file, flag, int, list, opt, positive, text, uint } from './cli.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -27,22 +28,26 @@ import { callTemplate, generateCalls } from './gen-calls.js';
 import { MiB, connectDaemon, cpu, freePort, mem, pssByKind } from './proc.js';
 
 const args = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
-};
-const CALLS = opt('calls', '10000,100000').split(',').map(Number);
-const WORKERS = Number(opt('workers', '2'));
-const PPS = Number(opt('pps', '40000'));
-const RTP = Number(opt('rtp', '2'));
-const RING = opt('ring-bytes', '');
-const SLOTS = opt('flow-slots', '');
-const BUFFER = opt('buffer-bytes', '');
-// Extra node flags for the daemon (capture processes inherit them; the sender
-// all but the young generation's: senderExecArgv), e.g. --node-args=--max-semi-space-size=2.
-const NODE_ARGS = opt('node-args', '').split(' ').filter((a) => a);
-// --otus: another build's CLI (dist/src/cli/otus.js), to measure a commit before against this one.
-const OTUS = opt('otus', fileURLToPath(new URL('../src/cli/otus.js', import.meta.url)));
+const o = benchArgs({
+  calls: opt([10_000, 100_000], list(int)),
+  workers: opt(2, int),
+  pps: opt(40_000, positive),
+  rtp: opt(2, uint),
+  'ring-bytes': opt(null, int),
+  'flow-slots': opt(null, int),
+  'buffer-bytes': opt(null, int),
+  // Extra node flags for the daemon (capture processes inherit them; the sender
+  // all but the young generation's: senderExecArgv), e.g. --node-args=--max-semi-space-size=2.
+  'node-args': opt('', text),
+  // --otus: another build's CLI (dist/src/cli/otus.js), to measure a commit before against this one.
+  otus: opt(fileURLToPath(new URL('../src/cli/otus.js', import.meta.url)), file),
+  json: flag,
+});
+const { calls: CALLS, workers: WORKERS, pps: PPS, rtp: RTP, otus: OTUS } = o;
+const RING = o['ring-bytes'];
+const SLOTS = o['flow-slots'];
+const BUFFER = o['buffer-bytes'];
+const NODE_ARGS = o['node-args'].split(' ').filter((a) => a);
 const DEFAULT_SLOTS = 65536;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -79,17 +84,17 @@ async function measure(calls: number, dir: string): Promise<MemoryFigures> {
   const pcap = join(dir, `calls-${calls}.pcap`);
   // The call without its BYE and 200: still up when measured.
   const gen = generateCalls(pcap, { calls, rampUs: 10, template: callTemplate(RTP).slice(0, -2) });
-  const slots = SLOTS ? Number(SLOTS) : Math.max(DEFAULT_SLOTS, 2 ** Math.ceil(Math.log2(4 * calls)));
+  const slots = SLOTS ?? Math.max(DEFAULT_SLOTS, 2 ** Math.ceil(Math.log2(4 * calls)));
   const socket = join(dir, 'otus.sock');
   const port = await freePort();
-  const resources = [`    max_workers: ${WORKERS}`, `    flow_registry_slots: ${slots}`, ...(RING ? [`    ring_bytes: ${RING}`] : [])].join('\n');
+  const resources = [`    max_workers: ${WORKERS}`, `    flow_registry_slots: ${slots}`, ...(RING !== null ? [`    ring_bytes: ${RING}`] : [])].join('\n');
   writeFileSync(join(dir, 'otus.yml'), `otus:\n  log:\n    level: warn\n  control:\n    socket: ${socket}\n  metrics:\n    listen: 127.0.0.1:${port}\n  resources:\n${resources}\n`);
   const veth = makeVethHost();
   const d = spawn(process.execPath, [...NODE_ARGS, OTUS, 'daemon', '--config', join(dir, 'otus.yml')], { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     const c = await connectDaemon(socket);
     await c.call('task.create', {
-      task: { id: 'mem', capture: { interface: veth.capIf, workers: WORKERS, ...(BUFFER ? { buffer_bytes: Number(BUFFER) } : {}) }, parsers: [{ plugin: 'sip' }, { plugin: 'rtp' }], reporter: { type: 'console' }, unmatched_policy: 'drop' },
+      task: { id: 'mem', capture: { interface: veth.capIf, workers: WORKERS, ...(BUFFER !== null ? { buffer_bytes: BUFFER } : {}) }, parsers: [{ plugin: 'sip' }, { plugin: 'rtp' }], reporter: { type: 'console' }, unmatched_policy: 'drop' },
     });
     interface Status {
       processes: { role: string; index: number; pid: number; state: string }[];
@@ -120,7 +125,7 @@ async function measure(calls: number, dir: string): Promise<MemoryFigures> {
     return {
       calls,
       workers: WORKERS,
-      ring_bytes: RING ? Number(RING) : null,
+      ring_bytes: RING,
       flow_slots: slots,
       frames_sent: gen.frames,
       frames_captured: counters.frames,
@@ -158,7 +163,7 @@ async function main(): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  if (args.includes('--json')) console.log(`#figures ${JSON.stringify(all)}`);
+  if (o.json) console.log(`#figures ${JSON.stringify(all)}`);
 }
 
 await main();

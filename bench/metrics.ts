@@ -13,6 +13,7 @@
 // scrape 2.2-2.3 ms. Before the registry's live entries were derived from its
 // counters, the walk of its 65536 slots per task made it 3.8-4.0 ms.
 
+import { benchArgs, int, opt } from './cli.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,13 +21,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectDaemon, cpu, freePort } from './proc.js';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const SCRAPES = arg('scrapes', 500);
-const TASKS = arg('tasks', 2);
-const WORKERS = arg('workers', 2);
+const o = benchArgs({ scrapes: opt(500, int), tasks: opt(2, int), workers: opt(2, int) });
+const SCRAPES = o.scrapes;
+const TASKS = o.tasks;
+const WORKERS = o.workers;
 const OTUS = fileURLToPath(new URL('../src/cli/otus.js', import.meta.url));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -7,6 +7,7 @@
 //
 //   node --expose-gc dist/bench/parsers.js [--messages N] [--parser dns|webrtc|http]
 
+import { benchArgs, int, oneOf, opt } from './cli.js';
 import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
@@ -25,10 +26,9 @@ import { HttpParser } from '../plugins/parser/http/index.js';
 import { HTTP_FILES } from '../plugins/parser/http/fixtures.js';
 import { WebrtcParser } from '../plugins/parser/webrtc/index.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, def: string): string => (args.includes(name) ? args[args.indexOf(name) + 1]! : def);
-const total = Number(arg('--messages', '2000000'));
-const only = arg('--parser', '');
+const o = benchArgs({ messages: opt(2_000_000, int), parser: opt('', oneOf('dns', 'webrtc', 'http')) });
+const total = o.messages;
+const only = o.parser;
 const FIX = fileURLToPath(new URL('../../test/fixtures/captures/', import.meta.url));
 
 class EmptySink implements RecordSink {

@@ -5,6 +5,7 @@
 //
 //   node dist/bench/pipeline-fastpath.js [--packets N] [--format json|protobuf]
 
+import { benchArgs, int, oneOf, opt } from './cli.js';
 import os from 'node:os';
 import { openCapture } from '../src/capture-file/open.js';
 import { Decoder } from '../src/decode/decoder.js';
@@ -17,10 +18,9 @@ import { L4Payload } from '../src/pipeline/unmatched.js';
 import type { Parser, RecordFormat } from '../src/plugin/types.js';
 import { fileURLToPath } from 'node:url';
 
-const args = process.argv.slice(2);
-const arg = (name: string, def: string) => (args.includes(name) ? args[args.indexOf(name) + 1]! : def);
-const total = Number(arg('--packets', '5000000'));
-const formats = (args.includes('--format') ? [arg('--format', 'json')] : ['json', 'protobuf']) as RecordFormat[];
+const o = benchArgs({ packets: opt(5_000_000, int), format: opt('', oneOf('json', 'protobuf')) });
+const total = o.packets;
+const formats: RecordFormat[] = o.format ? [o.format] : ['json', 'protobuf'];
 const SAMPLE = fileURLToPath(new URL('../../samples/rtp-g711a.pcap', import.meta.url));
 
 class EmptySink implements RecordSink {

@@ -1,20 +1,21 @@
 // Flow registry lookup benchmark, one process: ns per lookup for hits and
 // misses (IPv4 endpoint, IPv6 endpoint, IPv4 five-tuple), GC counts.
 //
-//   node --expose-gc dist/bench/registry.js [--capacity N] [--fill F] [--lookups N]
+//   node --expose-gc dist/bench/registry.js [--capacity N] [--fill F] [--active N] [--lookups N]
 
+import { benchArgs, int, opt, positive, uint } from './cli.js';
 import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { native } from '../src/native.js';
 import { FlowKey, FlowRegistry } from '../src/shm/registry.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: number): number => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : dflt);
-const capacity = opt('--capacity', 65536);
-const fill = opt('--fill', 0.5);
-// keys cycled through by the lookups: the active calls' working set (0: all registered)
-const active = opt('--active', 0);
-const lookups = opt('--lookups', 20_000_000);
+const { capacity, fill, active, lookups } = benchArgs({
+  capacity: opt(65536, int),
+  fill: opt(0.5, positive),
+  // keys cycled through by the lookups: the active calls' working set (0: all registered)
+  active: opt(0, uint),
+  lookups: opt(20_000_000, int),
+});
 
 let gcs = 0;
 new PerformanceObserver((l) => {

@@ -14,6 +14,7 @@
 //   unmatched  unmatched forwarding: the sample's RTP frame N times over F
 //              flows, no parser; task unmatched_policy: forward.
 
+import { benchArgs, int, list, oneOf, opt } from './cli.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -22,13 +23,14 @@ import { addr, rtpCallsCapture } from './captures.js';
 import { writePcap } from '../test/helpers/live.js';
 import { rtpPacket, udpFrame } from '../test/helpers/udp-frames.js';
 
-const args = process.argv.slice(2);
-const opt = (k: string, d: string): string => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
-const modes = opt('--mode', 'rtp,unmatched').split(',');
-const packets = Number(opt('--packets', '2000000'));
-const flows = Number(opt('--flows', '1000'));
-const workerList = opt('--workers', '1,2').split(',').map(Number);
-const formats = opt('--format', 'json,protobuf').split(',');
+const o = benchArgs({
+  mode: opt(['rtp', 'unmatched'], list(oneOf('rtp', 'unmatched'))),
+  packets: opt(2_000_000, int),
+  flows: opt(1000, int),
+  workers: opt([1, 2], list(int)),
+  format: opt(['json', 'protobuf'], list(oneOf('json', 'protobuf'))),
+});
+const { mode: modes, packets, flows, workers: workerList, format: formats } = o;
 
 const dir = mkdtempSync(join(os.tmpdir(), 'otus-bench-replay-'));
 

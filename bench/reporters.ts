@@ -12,6 +12,7 @@
 //
 //   node dist/bench/reporters.js [--records N] [--calls C] [--contenders grpc,otlp-http,otlp-grpc,file] [--trials T]
 
+import { benchArgs, int, list, oneOf, opt } from './cli.js';
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -23,7 +24,16 @@ import type { RecordFormat } from '../src/plugin/types.js';
 import { type LoopResult, runSenderLoop, wireBatches } from './sender-loop.js';
 
 const args = process.argv.slice(2);
-const opt = (k: string, d: string): string => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
+// --trial JSON: one trial, in a process of its own (runTrial).
+const o = benchArgs(
+  {
+    records: opt(1_000_000, int),
+    calls: opt(1000, int),
+    contenders: opt(['grpc', 'otlp-http', 'otlp-grpc', 'file'], list(oneOf('grpc', 'otlp-http', 'otlp-grpc', 'file'))),
+    trials: opt(1, int),
+  },
+  { internal: ['--trial'] },
+);
 
 interface Trial {
   contender: string;
@@ -95,10 +105,7 @@ async function httpServer(): Promise<{ port: number; stop: () => void }> {
 }
 
 async function main(): Promise<void> {
-  const records = Number(opt('--records', '1000000'));
-  const calls = Number(opt('--calls', '1000'));
-  const trials = Number(opt('--trials', '1'));
-  const contenders = opt('--contenders', 'grpc,otlp-http,otlp-grpc,file').split(',');
+  const { records, calls, trials, contenders } = o;
   const g = await grpcServer();
   const h = await httpServer();
   try {

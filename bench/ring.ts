@@ -4,16 +4,14 @@
 //
 //   node --expose-gc dist/bench/ring.js [--records N] [--len BYTES]
 
+import { benchArgs, int, opt } from './cli.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { RingConsumer, createRing } from '../src/shm/ring.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: number): number => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : dflt);
-const records = opt('--records', 4_000_000);
-const len = opt('--len', 120);
+const { records, len } = benchArgs({ records: opt(4_000_000, int), len: opt(120, int) });
 const CHILD = fileURLToPath(new URL('./ring-producer.js', import.meta.url));
 
 let gcs = 0;

@@ -21,6 +21,7 @@
 // rtp with rtp.stats on (per_packet true), or only (per_packet false), so
 // the cost of the statistics reads off against the same task without.
 
+import { benchArgs, file, int, list, oneOf, opt } from './cli.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -43,7 +44,18 @@ import { writePcap } from '../test/helpers/live.js';
 import { rtpCallsCapture } from './captures.js';
 
 const args = process.argv.slice(2);
-const opt = (k: string, d: string): string => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
+// --worker JSON: one worker, forked by run().
+const o = benchArgs(
+  {
+    calls: opt(1000, int),
+    packets: opt(2_000_000, int),
+    passes: opt(4, int),
+    workers: opt([1, 2], list(int)),
+    task: opt('', file),
+    stats: opt('', oneOf('on', 'only')),
+  },
+  { internal: ['--worker'] },
+);
 /** The task file given (--task), or sip + rtp with stats as --stats says. */
 const taskOf = (file: string, stats: string): TaskSpec => {
   const rtpStats = stats === 'on' ? '\n      config: {stats: {per_packet: true}}' : stats === 'only' ? '\n      config: {stats: {per_packet: false}}' : '';
@@ -152,12 +164,7 @@ async function run(files: string[], passes: number, registry: string, task: stri
 }
 
 async function main(): Promise<void> {
-  const calls = Number(opt('--calls', '1000'));
-  const packets = Number(opt('--packets', '2000000'));
-  const passes = Number(opt('--passes', '4'));
-  const task = opt('--task', '');
-  const stats = opt('--stats', '');
-  const workerList = opt('--workers', '1,2').split(',').map(Number);
+  const { calls, packets, passes, task, stats, workers: workerList } = o;
   const dir = mkdtempSync(join(os.tmpdir(), 'otus-bench-rtp-'));
   const file = join(dir, 'calls.pcap');
   const name = `benchrtp${process.pid}`;

@@ -12,6 +12,7 @@
 // not comparable). Each step's command is printed, so any figure can be
 // measured again alone.
 
+import { benchArgs, flag, list, oneOf, opt, text } from './cli.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,18 +21,14 @@ import { fileURLToPath } from 'node:url';
 import { callTemplate, generateCalls } from './gen-calls.js';
 import { captureExecArgv } from '../src/supervisor/task-run.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const QUICK = args.includes('--quick');
-const only = opt('only')?.split(',');
-const skip = opt('skip')?.split(',') ?? [];
+// --only and --skip name steps: checked against STEPS in main(), before anything runs.
+const o = benchArgs({ only: opt(null, list(text)), skip: opt([], list(text)), quick: flag, out: opt(null, text) });
+const QUICK = o.quick;
+const { only, skip } = o;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DIST = join(ROOT, 'dist/bench');
 const OTUS = join(ROOT, 'dist/src/cli/otus.js');
-const OUT_DIR = opt('out') ?? join(ROOT, 'bench/results');
+const OUT_DIR = o.out ?? join(ROOT, 'bench/results');
 const CACHE = join(process.env.XDG_CACHE_HOME ?? join(os.homedir(), '.cache'), 'otus-bench');
 const CPU = os.cpus().length > 1 ? 1 : 0;
 
@@ -376,6 +373,9 @@ function main(): void {
   const results: StepResult[] = [];
   let inputs: Record<string, unknown> = {};
   try {
+    const step = oneOf(...STEPS.map((s) => s.name));
+    for (const n of only ?? []) step(n, '--only');
+    for (const n of skip) step(n, '--skip');
     process.stderr.write('[bench] generating the calls\n');
     inputs = makeInputs();
     const steps = STEPS.filter((s) => (only ? only.includes(s.name) : true) && !skip.includes(s.name));

@@ -13,6 +13,7 @@
 //
 //   node --expose-gc dist/bench/sip.js [--calls N] [--rtp N] [--tcp] [--call-records]
 
+import { benchArgs, flag, int, opt } from './cli.js';
 import os from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Decoder } from '../src/decode/decoder.js';
@@ -32,17 +33,16 @@ import { MediaCorrelator } from '../plugins/parser/rtp/correlate.js';
 import { tcpFrame } from '../test/helpers/bytes.js';
 import { rtpPacket, udpFrame } from '../test/helpers/udp-frames.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: number): number => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : dflt);
-const calls = opt('--calls', 100_000);
-const rtpN = opt('--rtp', 10_000_000);
+const o = benchArgs({ calls: opt(100_000, int), rtp: opt(10_000_000, int), tcp: flag, 'call-records': flag });
+const calls = o.calls;
+const rtpN = o.rtp;
 
 let gcs = 0;
 new PerformanceObserver((l) => (gcs += l.getEntries().length)).observe({ entryTypes: ['gc'] });
 
 const flows = FlowRegistry.create(`benchsip${process.pid}`, { capacity: 1 << 18 });
 // --call-records: the sip parser's call records on (one sip.call record per call, at its BYE).
-const sip = new SipParser({ ports: [5060], heuristic: true, track_media: process.env.NO_MEDIA ? false : true, media_ttl: 60, bye_grace: 1, max_message: 65536, calls: args.includes('--call-records') }, flows);
+const sip = new SipParser({ ports: [5060], heuristic: true, track_media: process.env.NO_MEDIA ? false : true, media_ttl: 60, bye_grace: 1, max_message: 65536, calls: o['call-records'] }, flows);
 const rtp = new RtpParser({ ports: [], heuristic: false, learn_nat: true, nat_ttl: 60, event_payload_types: [101], raw: false }, new MediaCorrelator(flows, true));
 const rtcp = new RtcpParser({ ports: [], heuristic: false, learn_nat: false, nat_ttl: 60 }, new MediaCorrelator(flows, false));
 // The capture process's sink: records batched (BatchSink) into a "ring" that always has room.
@@ -75,7 +75,7 @@ for (let t = 0; t < TEMPLATES; t++) {
 }
 // Over TCP: the same messages in segments between a client port per template and 5060; each frame's
 // connection direction, and where its sequence number goes (advanced as the frames repeat, so no segment is a retransmission).
-const tcp = args.includes('--tcp');
+const tcp = o.tcp;
 const TCP_SEQ = 14 + 20 + 4;
 const seqOf = new Uint32Array(2 * TEMPLATES);
 const streamOf: number[] = [];

@@ -9,6 +9,7 @@
 //
 //   node dist/bench/stats.js [--rounds 5]
 
+import { benchArgs, int, opt } from './cli.js';
 import os from 'node:os';
 import { CaptureStats, pipelineCounters } from '../src/capture-proc/counters.js';
 import { parseTask } from '../src/config/task.js';
@@ -20,8 +21,7 @@ import { captureSlot, StatsSegment, StatsWriter } from '../src/shm/stats.js';
 import type { LiveCaptureDone } from '../src/supervisor/messages.js';
 import { NodeProcessStats } from '../src/util/node-stats.js';
 
-const i = process.argv.indexOf('--rounds');
-const ROUNDS = i > 0 ? Number(process.argv[i + 1]) : 5;
+const ROUNDS = benchArgs({ rounds: opt(5, int) }).rounds;
 
 const scope = `benchstats${process.pid}`;
 const seg = StatsSegment.create(scope, 2);
