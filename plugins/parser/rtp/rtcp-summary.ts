@@ -196,7 +196,7 @@ const J_SSRC = new Literal('{"ssrc":');
  * the call in the media table, on whichever process read it) end once
  * its bye_grace has passed in capture time, with their final report
  * (`end`), instead of `idle` seconds after their last packet. A scan of
- * the table once per second of capture time (the latest frame this
+ * the table's streams once per second of capture time (the latest frame this
  * capture process saw: Parser.tick at each ring block's end; in replay,
  * which has no blocks, its latest RTP packet), from Parser.drain.
  */
@@ -218,8 +218,10 @@ export class CallEnds {
     const f = this.flows;
     if (f !== null && f.catchesUp) f.catchUp(Math.floor(clock), Math.floor((clock % 1) * 1e9), 0);
     const H = t.callHash;
-    for (let r = 0; r < H.length; r++) {
-      if (H[r] === 0 || t.tags[r] === 0 || !this.media.callEnded(H[r], clock)) continue;
+    // Backwards: end() moves the last live row into the place it frees, one already visited.
+    for (let i = t.liveCount - 1; i >= 0; i--) {
+      const r = t.live[i];
+      if (H[r] === 0 || !this.media.callEnded(H[r], clock)) continue;
       if ((t.qLen + 1) * ROW > t.qRows.length) {
         this.lastScan = -Infinity; // the queue is full: the rest once it is emitted
         return;

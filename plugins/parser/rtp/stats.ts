@@ -239,6 +239,14 @@ export class RtpStreamTable {
   readonly qMedia: (string | null)[];
   readonly qDirection: Uint8Array;
   qLen = 0;
+  /**
+   * The rows in use, in no order (liveCount of them), and each row's place
+   * there: the once-a-second scans (expire, CallEnds) visit the streams
+   * there are, not the whole table (twice max_streams rows).
+   */
+  readonly live: Int32Array;
+  liveCount = 0;
+  private readonly liveAt: Int32Array;
   /** The latest packet's capture time (seconds), for idle streams. */
   clock = 0;
   private lastScan = 0;
@@ -258,6 +266,8 @@ export class RtpStreamTable {
     this.media = new Array<string | null>(cap).fill(null);
     this.direction = new Uint8Array(cap);
     this.callHash = new Int32Array(cap);
+    this.live = new Int32Array(cap);
+    this.liveAt = new Int32Array(cap);
     this.setMask = cap / WAYS - 1;
     this.interval = cfg.interval;
     this.idle = cfg.idle;
@@ -450,16 +460,16 @@ export class RtpStreamTable {
 
   /**
    * Streams silent for `idle` seconds of capture time end (a scan of the
-   * table once per second of capture time); with `all`, every stream ends.
+   * streams in the table once per second of capture time); with `all`, every stream ends.
    * False when the queue filled first (emit it, then call again).
    */
   expire(all: boolean): boolean {
     if (!all && Math.abs(this.clock - this.lastScan) < 1) return true;
     this.lastScan = this.clock;
-    const K = this.keys;
     const qCap = this.qKind.length;
-    for (let r = 0; r < this.capacity; r++) {
-      if (this.tags[r] === 0) continue;
+    // Backwards: end() moves the last live row into the place it frees, one already visited.
+    for (let i = this.liveCount - 1; i >= 0; i--) {
+      const r = this.live[i];
       if (this.qLen >= qCap) {
         this.lastScan = -Infinity; // the queue is full: the rest once it is emitted
         return false;
@@ -495,6 +505,8 @@ export class RtpStreamTable {
     const b = r * KEY;
     for (let i = 0; i < KEY; i++) K[b + i] = this.key[i];
     this.tags[r] = this.key[K_USED];
+    this.liveAt[r] = this.liveCount;
+    this.live[this.liveCount++] = r;
     const m = r * META;
     this.meta[m + M_V4] = this.key[K_IPV] === 4 ? 1 : 0;
     this.meta[m + M_SSRC] = this.key[K_SSRC];
@@ -623,6 +635,9 @@ export class RtpStreamTable {
     }
     this.enqueue(r, kind, this.rows[o + F_LAST]);
     this.tags[r] = 0;
+    const last = this.live[--this.liveCount];
+    this.live[this.liveAt[r]] = last;
+    this.liveAt[last] = this.liveAt[r];
     this.meta[r * META + M_V4] = 0;
   }
 
