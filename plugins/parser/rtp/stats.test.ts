@@ -311,6 +311,38 @@ function expandBatch(mem: MemorySink): Rec[] {
   return recs;
 }
 
+test('every stream ends once, whichever way: the scans walk the live streams as they end (idle, the call, all), evictions and restarts', () => {
+  const t = new RtpStreamTable({ interval: 10, per_packet: false, max_streams: 4, idle: 5 });
+  const ended = new Map<number, number>();
+  const drain = (): void => {
+    for (let q = 0; q < t.qLen; q++) if (t.qKind[q] !== 0) ended.set(t.qKeys[q * 12], (ended.get(t.qKeys[q * 12]) ?? 0) + 1);
+    t.qLen = 0;
+  };
+  const live = (): number[] => [...t.live.subarray(0, t.liveCount)].sort((a, b) => a - b);
+  const tagged = (): number[] => [...t.tags.keys()].filter((r) => t.tags[r] !== 0);
+  // 40 streams (SSRC 1..40) on one flow, started a second apart, each heard from for 3 + (ssrc % 7) seconds:
+  // the 8-row table evicts, the scan ends idle ones in the middle of the live list.
+  let started = 0;
+  for (let sec = 0; sec < 60; sec++) {
+    if (sec < 40) started++;
+    for (let ssrc = 1; ssrc <= started; ssrc++) {
+      if (sec - (ssrc - 1) > 3 + (ssrc % 7)) continue;
+      t.key.set([ssrc, (4000 << 16) | 5000, 4, 0x0a000001, 0, 0, 0, 0x0a000002, 0, 0, 0, 0]);
+      const r = t.find(1000 + sec, 0, true);
+      t.packet(r, 1000 + sec, 0, sec & 0xffff, sec * 8000, 0, false, 172, -1, false, 0);
+    }
+    t.expire(false);
+    assert.deepEqual(live(), tagged(), `second ${sec}: the live list holds the rows in use`);
+    drain();
+  }
+  t.expire(true);
+  drain();
+  assert.equal(t.liveCount, 0);
+  assert.deepEqual(tagged(), []);
+  for (let ssrc = 1; ssrc <= 40; ssrc++) assert.equal(ended.get(ssrc), 1, `SSRC ${ssrc} ended once`);
+  assert.ok(t.stats.evictions > 0, 'the test made the table evict');
+});
+
 test('the E-model: G.711 without loss scores R 93.2 less the delay impairment; loss lowers it by G.113 Bpl', () => {
   assert.ok(Math.abs(rFactor('PCMA', 0, 0) - 93.2) < 1e-9);
   assert.ok(Math.abs(mosOf(93.2) - 4.41) < 0.01);
