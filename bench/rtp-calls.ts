@@ -79,6 +79,8 @@ interface PassResult {
   labelled: number;
   /** Of the frames, those the pipeline's fast path took. */
   fast: number;
+  /** Streams the rtp.stats table ended to make room for another (--stats). */
+  evictions: number;
   cpuSec: number;
   wallSec: number;
 }
@@ -90,6 +92,8 @@ async function pipelineOn(flows: FlowRegistry, taskFile: string, stats: string):
   const rtp = plugins.parsers.find((p) => p.protocol === 'rtp') as RtpParser;
   return { pl: pipelineForTask(task, plugins, new BatchSink(ring, 256 * 1024), 'json'), rtp };
 }
+
+const evictionsOf = (rtp: RtpParser): number => (rtp.counters().stats as { evictions?: number } | undefined)?.evictions ?? 0;
 
 /** A worker: its RTP frames (by flow hash), P timed passes, one result per pass. */
 async function worker(job: Job, send: (m: unknown) => void, go: Promise<void>): Promise<void> {
@@ -103,12 +107,13 @@ async function worker(job: Job, send: (m: unknown) => void, go: Promise<void>): 
     const f = r.frame;
     const before = rtp.stats.correlated;
     const fast0 = pl.stats.fastRecords;
+    const evictions0 = evictionsOf(rtp);
     const t0 = process.hrtime.bigint();
     const c0 = process.cpuUsage();
     while (r.next()) pl.processFrame(f);
     pl.flush();
     const c = process.cpuUsage(c0);
-    const res: PassResult = { frames: r.framesRead, labelled: rtp.stats.correlated - before, fast: pl.stats.fastRecords - fast0, cpuSec: (c.user + c.system) / 1e6, wallSec: Number(process.hrtime.bigint() - t0) / 1e9 };
+    const res: PassResult = { frames: r.framesRead, labelled: rtp.stats.correlated - before, fast: pl.stats.fastRecords - fast0, evictions: evictionsOf(rtp) - evictions0, cpuSec: (c.user + c.system) / 1e6, wallSec: Number(process.hrtime.bigint() - t0) / 1e9 };
     send({ pass: res });
   }
   flows.close();
@@ -189,6 +194,9 @@ async function main(): Promise<void> {
         if (p > 0) aggregate[workers] = Math.max(aggregate[workers] ?? 0, agg);
         console.log(`${workers} worker(s), pass ${p + 1}${p === 0 ? ' (JIT warm-up)' : ''}: packets per CPU-second ${rates}; aggregate ${(agg / 1e6).toFixed(2)} M packets per second; fast path ${((100 * fast) / frames).toFixed(1)}%`);
         if (labelled !== packets) console.log(`WARNING: ${labelled} of ${packets} RTP packets labelled with their call`);
+        const evictions = per.reduce((a, x) => a + x.evictions, 0);
+        // A stream ended to make room while the table has rows to spare (max_streams 4096 a process) is a table that misplaces streams.
+        if (evictions > 0) console.log(`WARNING: the rtp.stats table evicted ${evictions} live streams`);
       });
     }
     if (aggregate[1] && aggregate[2]) console.log(`2 workers / 1 worker, best steady pass: ${(aggregate[2] / aggregate[1]).toFixed(2)}x`);

@@ -93,8 +93,8 @@ const ENTRY_WORDS = (E_LABELS + 3 * 2 + ((CALL_ID_MAX + CODEC_MAX + LABELS_MAX +
 // many calls): the slot + 1 and sequence number they were encoded for, a
 // pack word (payload type | words << 8 | META << 16, NO_ROOM when they do
 // not fit and the label cache holds them), the rtp parser's stream-statistics
-// row (stats.ts: so a packet on the fast path finds it without a lookup of its
-// own), then the label entries.
+// row and the SSRC it holds (stats.ts: so a packet on the fast path finds its
+// stream's row without a lookup or a check of its own), then the label entries.
 const FLOW_WORDS = 32;
 const F_SRC = 0;
 const F_DST = 1;
@@ -109,7 +109,9 @@ const F_LSEQ = 9;
 const F_LPACK = 10;
 /** The rtp parser's stream-statistics row for this flow, + 1 (0 none; stats.ts). */
 const F_STATS = 11;
-const F_LABELS = 12;
+/** The SSRC of F_STATS's stream. */
+const F_STATS_SSRC = 12;
+const F_LABELS = 13;
 /** Words a flow entry has for its call labels inline. */
 export const FLOW_LABEL_WORDS = FLOW_WORDS - F_LABELS;
 /** F_LPACK when the labels do not fit inline. */
@@ -269,13 +271,21 @@ export class MediaCorrelator {
     return this.fe < 0 ? -1 : this.fe * FLOW_WORDS;
   }
 
-  /** The stream-statistics row flow entry k (entry, trustedFlow) keeps, -1 none. */
-  statsRow(k: number): number {
-    return this.fc[k + F_STATS] - 1;
+  /** The stream-statistics row flow entry k (entry, trustedFlow) links for SSRC ssrc, -1 none (not linked, or another SSRC's). */
+  statsRow(k: number, ssrc: number): number {
+    const fc = this.fc;
+    return fc[k + F_STATS_SSRC] === ssrc ? fc[k + F_STATS] - 1 : -1;
   }
 
-  setStatsRow(k: number, row: number): void {
+  /** Links flow entry k to the statistics row of its stream of SSRC ssrc (the table unlinks it when that stream ends: clearStatsRow). */
+  setStatsRow(k: number, row: number, ssrc: number): void {
     this.fc[k + F_STATS] = row + 1;
+    this.fc[k + F_STATS_SSRC] = ssrc;
+  }
+
+  /** Row `row`'s stream ended: flow entry k no longer leads to it (if k still does: it may have moved on to another row or flow). */
+  clearStatsRow(k: number, row: number): void {
+    if (this.fc[k + F_STATS] === row + 1) this.fc[k + F_STATS] = 0;
   }
 
   /** How many call labels flow entry k (trustedFlow) holds. */

@@ -139,6 +139,7 @@ export class RtpParser implements Parser {
     this.heuristic = cfg.heuristic;
     this.raw = cfg.raw;
     this.table = cfg.stats !== undefined && cfg.stats.interval > 0 ? new RtpStreamTable(cfg.stats) : null;
+    if (this.table !== null) this.table.unlink = (entry, row) => corr.clearStatsRow(entry, row);
     this.perPacket = this.table === null || cfg.stats!.per_packet;
     this.media = this.table !== null && corr.flows !== null ? MediaTable.besideRegistry(corr.flows.name) : null;
     this.callEnds = this.media !== null ? new CallEnds(this.media, corr.flows) : null;
@@ -255,7 +256,10 @@ export class RtpParser implements Parser {
     if (p.ipVersion !== 6) {
       // Kept with the flow, for the fast path (IPv4).
       const fe = this.corr.entry;
-      if (fe >= 0) this.corr.setStatsRow(fe, row);
+      if (fe >= 0) {
+        this.corr.setStatsRow(fe, row, pl.ssrc);
+        t.link[row] = fe + 1;
+      }
     }
     if (t.created) {
       // Strings once per stream: what its reports are labelled with.
@@ -367,11 +371,11 @@ export class RtpParser implements Parser {
     const ts = (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7];
     const t = this.table;
     if (t !== null) {
-      const row = corr.statsRow(e);
+      const row = corr.statsRow(e, ssrc);
       // The row's two lines and its meta on their way now (with many streams, cache misses) while the record is written.
       if (row >= 0) this.touched = t.rows[row * ROW] + t.rows[row * ROW + 8] + t.meta[row * META];
       if (!this.perPacket) {
-        if (!this.countFast(t, row, f, pt, seq, ts, (b1 & 0x80) !== 0, len, ssrc)) return 0;
+        if (!this.countFast(t, row, f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
         const st = this.stats;
         st.packets++;
         st.correlated++;
@@ -389,7 +393,7 @@ export class RtpParser implements Parser {
     j = wireCompactPayload(W, j, COMPACT);
     j = writePlainCompact(W, j, (b1 & 0x80) !== 0, pt, seq, ts, ssrc, len - 12);
     // Left to the generic path, the words written are overwritten by the next record.
-    if (t !== null && !this.countFast(t, corr.statsRow(e), f, pt, seq, ts, (b1 & 0x80) !== 0, len, ssrc)) return 0;
+    if (t !== null && !this.countFast(t, corr.statsRow(e, ssrc), f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
     keys.use(K_SSRC);
     keys.use(K_PT);
     keys.use(K_SEQ);
@@ -401,12 +405,12 @@ export class RtpParser implements Parser {
 
   /**
    * A fast-path packet in its stream's statistics: the row its flow entry
-   * keeps (set by the generic path), checked against the row itself, no
-   * table lookup. False leaves the packet to the generic path: its stream's
-   * first packet, a new payload type, another SSRC, a stream ended by silence.
+   * links for its SSRC (set by the generic path, unlinked when the stream
+   * ends), no table lookup. False leaves the packet to the generic path: its
+   * stream's first packet, a new payload type, a stream ended by silence.
    */
-  private countFast(t: RtpStreamTable, row: number, f: FastFrame, pt: number, seq: number, ts: number, marker: boolean, len: number, ssrc: number): boolean {
-    if (!t.fastPacket(row, ssrc, (f.sport << 16) | f.dport, f.src4, f.dst4, f.tsSec, f.tsNsec, seq, ts >>> 0, pt, marker, len)) return false;
+  private countFast(t: RtpStreamTable, row: number, f: FastFrame, pt: number, seq: number, ts: number, marker: boolean, len: number): boolean {
+    if (!t.fastPacket(row, f.tsSec, f.tsNsec, seq, ts >>> 0, pt, marker, len)) return false;
     this.tsDigits = f.tsDigits;
     return true;
   }

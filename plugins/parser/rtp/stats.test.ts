@@ -294,6 +294,51 @@ test("a signalled call's reports carry its call-id and codec; per_packet off sen
   }
 });
 
+test('a stream evicted while its flow still leads the fast path to its row: the row\'s next stream is not counted with it (the same reports as the generic path)', () => {
+  const reports: string[][] = [];
+  for (const fastPath of [false, true]) {
+    const flows = FlowRegistry.create(`otus-t-statsev${fastPath ? 'f' : 'g'}${process.pid}`, { capacity: 1024 });
+    try {
+      const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
+      // 8 rows, one set: the ninth stream evicts.
+      const rtp = new RtpParser({ ...rtpCfg(false, 10), stats: { interval: 10, per_packet: false, max_streams: 4, idle: 30 } }, new MediaCorrelator(flows, true));
+      const table = (rtp as unknown as { table: RtpStreamTable }).table;
+      const fastPacket = table.fastPacket.bind(table);
+      let fast = 0;
+      table.fastPacket = (...a) => (fastPacket(...a) ? ++fast > 0 : false);
+      const mem = new MemorySink();
+      const batch = new BatchSink(mem, 64 * 1024);
+      const pl = fastPath
+        ? new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: wireEncoder('json', batch.keys), sink: batch, fastPath: true })
+        : new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink: mem });
+      const feed = (f: Uint8Array, sec: number, nsec: number): void => pl.processBytes(f, new DataView(f.buffer, f.byteOffset, f.byteLength), 0, f.length, f.length, 1, sec, nsec, true, 9);
+      feed(invite(), 100, 0);
+      const x = udpFrame(B, A, 30000, 40000, rtpPacket(0, 0, 0, 0x1111));
+      let ms = 0;
+      const at = (): [number, number] => [101 + Math.floor(ms / 1000), (ms % 1000) * 1_000_000];
+      // X's first 50 packets; then 8 streams the other way fill the set, the last evicting X (heard from longest ago); then X's next 50.
+      for (let i = 0; i < 50; i++, ms += 20) {
+        stamp(x, i, i * 160);
+        feed(x, ...at());
+      }
+      for (let g = 0; g < 8; g++, ms += 20) feed(udpFrame(A, B, 40000, 30000, rtpPacket(0, 7, 7 * 160, 0x2000 + g)), ...at());
+      for (let i = 50; i < 100; i++, ms += 20) {
+        stamp(x, i, i * 160);
+        feed(x, ...at());
+      }
+      pl.flush();
+      const recs: Rec[] = fastPath ? expandBatch(mem) : mem.records().map((r) => JSON.parse(Buffer.from(r).toString('utf8')));
+      reports.push(recs.filter((r: Rec) => r.protocol === 'rtp.stats').map((r: Rec) => `${r.labels['rtp.ssrc']} ${r.payload.report} ${r.payload.packets}`).sort());
+      assert.equal(table.stats.evictions, 2, 'X evicted once, then one of the 8 for X again');
+      if (fastPath) assert.ok(fast >= 90, `the fast path counted X's packets after the first (${fast})`);
+    } finally {
+      flows.close();
+    }
+  }
+  assert.ok(reports[0].includes(`${0x1111} evicted 50`) && reports[0].includes(`${0x1111} end 50`), reports[0].join(', '));
+  assert.deepEqual(reports[1], reports[0]);
+});
+
 /** The batches' wire records expanded as the sender does (JSON; rtp.stats payloads come written). */
 function expandBatch(mem: MemorySink): Rec[] {
   const expander = new RecordExpander('json', [new RtpPayloadReader()]);
@@ -310,6 +355,21 @@ function expandBatch(mem: MemorySink): Rec[] {
   }
   return recs;
 }
+
+test('max_streams streams fit without an eviction, keys as alike as generated calls make them (addresses, ports and SSRCs counting up)', () => {
+  const t = new RtpStreamTable({ interval: 10, per_packet: false, max_streams: 4096, idle: 30 });
+  const ip = (net: number, i: number): number => (10 << 24) | (net << 16) | i;
+  for (let c = 0; c < 2048; c++) {
+    const pa = 20000 + 2 * c;
+    const pb = 40000 + 2 * c;
+    for (const k of [[0x1000 + c, (pa << 16) | pb, 4, ip(1, c + 1), 0, 0, 0, ip(2, c + 1), 0, 0, 0, 0], [0x8000 + c, (pb << 16) | pa, 4, ip(2, c + 1), 0, 0, 0, ip(1, c + 1), 0, 0, 0, 0]]) {
+      t.key.set(k);
+      assert.ok(t.find(100, 0, true) >= 0);
+    }
+  }
+  assert.equal(t.liveCount, 4096);
+  assert.equal(t.stats.evictions, 0);
+});
 
 test('every stream ends once, whichever way: the scans walk the live streams as they end (idle, the call, all), evictions and restarts', () => {
   const t = new RtpStreamTable({ interval: 10, per_packet: false, max_streams: 4, idle: 5 });

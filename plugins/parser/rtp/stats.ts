@@ -30,11 +30,9 @@ export interface RtpStatsConfig {
 // A stream's row of doubles, 64-byte aligned. Times are seconds since the
 // stream's first packet's whole second (F_BASE), so differences keep
 // nanoseconds. What a media packet reads or writes is the first two lines
-// (16 doubles); what the fast path checks first (tag, SSRC, the rate's
-// payload type, the rate, the last payload type) is in `meta`, half a line
-// a row. Measured with 1000 calls (README.md, "Stream statistics"): the
-// row's lines are cache misses per packet, so lines, not instructions, are
-// the cost; the row had three hot lines and the checks read two more places.
+// (16 doubles); the rate, its payload type and the last payload type are in
+// `meta`, a quarter of a line a row. Measured with 1000 calls (README.md,
+// "Stream statistics"): the row's lines are cache misses per packet.
 const F_BASE = 0;
 const F_LAST = 1;
 const F_PACKETS = 2; // also RFC 3550 A.3's received: every packet counts in both
@@ -81,17 +79,15 @@ export const DIGITS_MAX = 16;
 const F_DIGITS = 39;
 export const ROW = F_DIGITS + 3 * DIGITS_MAX + 9; // 96: whole lines
 
-// meta's words per row (half a line: the fast path's checks read one line, not tags', keys' and meta's).
-// The fast path (IPv4) compares its packet's SSRC, ports and addresses here: no hash of the key per packet.
-const M_V4 = 0; // 1: the row holds an IPv4 stream; 0: free, or IPv6
-const M_SSRC = 1;
-const M_RATE_PT = 2; // the payload type F_RATE is for, -1 none yet
-const M_RATE = 3;
-const M_LAST_PT = 4; // -1 none yet
-const M_PORTS = 5;
-const M_SRC = 6;
-const M_DST = 7;
-export const META = 8;
+// meta's words per row (a quarter of a line): what the fast path reads
+// besides the row's two hot lines. Whether a row still holds the packet's
+// stream is not checked per packet: the flow-cache entry that leads a packet
+// here is unlinked when the row's stream ends (link, below), and the entry
+// keeps the SSRC it was linked for (correlate.ts, statsRow).
+const M_RATE_PT = 0; // the payload type F_RATE is for, -1 none yet
+const M_RATE = 1;
+const M_LAST_PT = 2; // -1 none yet
+export const META = 4;
 
 // Key words: SSRC, ports, IP version, source and destination (IPv4: word 0; IPv6: four big-endian words), tag.
 const K_SSRC = 0;
@@ -214,7 +210,7 @@ export class RtpStreamTable {
   readonly keys: Int32Array;
   /** Per row, a hash of its key with the low bit set (0: free): a set's eight are one 32-byte run, compared before any key. */
   readonly tags: Int32Array;
-  /** Per row, META words: tag, SSRC, rate's payload type, rate, last payload type. */
+  /** Per row, META words: the rate's payload type, the rate, the last payload type. */
   readonly meta: Int32Array;
   /** Call labels by row, strings made when the stream starts (or its codec changes). */
   readonly callId: (string | null)[];
@@ -247,6 +243,16 @@ export class RtpStreamTable {
   readonly live: Int32Array;
   liveCount = 0;
   private readonly liveAt: Int32Array;
+  /**
+   * Per row, the flow-cache entry (its first word + 1; 0 none) whose fast
+   * path counts in the row, and what unlinks it when the row's stream ends
+   * (MediaCorrelator.clearStatsRow): the fast path trusts the link instead
+   * of comparing the row's stream with its packet's (comparisons against a
+   * row fetched from beyond the cache cost a third of the rate with 1000
+   * calls; README.md, "Stream statistics").
+   */
+  readonly link: Int32Array;
+  unlink: ((entry: number, row: number) => void) | null = null;
   /** The latest packet's capture time (seconds), for idle streams. */
   clock = 0;
   private lastScan = 0;
@@ -267,6 +273,7 @@ export class RtpStreamTable {
     this.direction = new Uint8Array(cap);
     this.callHash = new Int32Array(cap);
     this.live = new Int32Array(cap);
+    this.link = new Int32Array(cap);
     this.liveAt = new Int32Array(cap);
     this.setMask = cap / WAYS - 1;
     this.interval = cfg.interval;
@@ -285,22 +292,24 @@ export class RtpStreamTable {
     return this.callId.length;
   }
 
-  /** The stream of `key` at capture time sec + nsec: its row, or -1 (not tracked, and `create` false). */
+  /**
+   * The stream of `key` at capture time sec + nsec: its row, or -1 (not
+   * tracked, and `create` false). A key has two sets (the power of two
+   * choices) and a new stream takes the emptier: with one set a key, about
+   * 1 % of max_streams streams found their set full while the table had room,
+   * and each of their packets ended a live stream (an `evicted` report of a
+   * packet or two); measured with 1000 calls, 4500 evictions a 10-second pass.
+   */
   find(sec: number, nsec: number, create: boolean): number {
-    const K = this.keys;
-    const k = this.key;
-    const ssrc = k[K_SSRC];
-    const ports = k[K_PORTS];
-    let h = this.hash();
+    const h = this.hash();
     const tag = h | 1;
     this.key[K_USED] = tag;
-    h = ((h >>> 8) & this.setMask) * WAYS;
+    const s1 = ((h >>> 8) & this.setMask) * WAYS;
+    const s2 = ((Math.imul(h, 0x9e3779b1) >>> 16) & this.setMask) * WAYS;
     this.created = false;
-    const T = this.tags;
-    for (let r = h; r < h + WAYS; r++) {
-      if (T[r] !== tag) continue;
-      const b = r * KEY;
-      if (K[b + K_SSRC] !== ssrc || K[b + K_PORTS] !== ports || K[b + K_SRC] !== k[K_SRC] || K[b + K_DST] !== k[K_DST] || K[b + K_IPV] !== k[K_IPV] || !this.sameV6(b)) continue;
+    let r = this.match(s1, tag);
+    if (r < 0 && s2 !== s1) r = this.match(s2, tag);
+    if (r >= 0) {
       const t = sec - this.rows[r * ROW + F_BASE] + nsec * 1e-9;
       if (t - this.rows[r * ROW + F_LAST] <= this.idle) return r;
       if (!create) return -1;
@@ -309,15 +318,37 @@ export class RtpStreamTable {
       return this.start(r, sec, nsec);
     }
     if (!create) return -1;
-    // A free way, else the way whose stream was heard from longest ago.
-    let pick = -1;
-    for (let r = h; r < h + WAYS; r++) {
-      if (T[r] === 0) return this.start(r, sec, nsec);
-      if (pick < 0 || this.lastAbs(r) < this.lastAbs(pick)) pick = r;
-    }
+    const T = this.tags;
+    const f2 = s2 === s1 ? 0 : this.free(s2);
+    const s = f2 > this.free(s1) ? s2 : s1;
+    for (let x = s; x < s + WAYS; x++) if (T[x] === 0) return this.start(x, sec, nsec);
+    // Both sets full (more streams than max_streams): the stream heard from longest ago makes room.
+    let pick = s1;
+    for (let x = s1; x < s1 + WAYS; x++) if (this.lastAbs(x) < this.lastAbs(pick)) pick = x;
+    if (s2 !== s1) for (let x = s2; x < s2 + WAYS; x++) if (this.lastAbs(x) < this.lastAbs(pick)) pick = x;
     this.end(pick, ReportKind.Evicted);
     this.stats.evictions++;
     return this.start(pick, sec, nsec);
+  }
+
+  /** The row of set s (its first row) holding `key` (tagged `tag`), or -1. */
+  private match(s: number, tag: number): number {
+    const T = this.tags;
+    const K = this.keys;
+    const k = this.key;
+    for (let r = s; r < s + WAYS; r++) {
+      if (T[r] !== tag) continue;
+      const b = r * KEY;
+      if (K[b + K_SSRC] === k[K_SSRC] && K[b + K_PORTS] === k[K_PORTS] && K[b + K_SRC] === k[K_SRC] && K[b + K_DST] === k[K_DST] && K[b + K_IPV] === k[K_IPV] && this.sameV6(b)) return r;
+    }
+    return -1;
+  }
+
+  /** Free rows in set s. */
+  private free(s: number): number {
+    let n = 0;
+    for (let r = s; r < s + WAYS; r++) if (this.tags[r] === 0) n++;
+    return n;
   }
 
   /** A hash of `key` (SSRC, flow): each word mixed in, then murmur3's finaliser (SSRCs, addresses and ports often differ in their low bits alone). */
@@ -332,19 +363,19 @@ export class RtpStreamTable {
 
   /**
    * The fast path's packet: counts it in row r (the one the packet's
-   * flow-cache entry keeps) if the row still holds the packet's IPv4 stream
-   * (SSRC, ports, source, destination: meta's copy, the key words are not
-   * read), is not idle at sec + nsec and has its clock rate for payload
-   * type pt; else false, and the packet takes the generic path (find,
-   * labels, the rate). The common packet (media, the next sequence number,
-   * no marker, no report due) is counted here, as packet() would, without
-   * its branches and calls; any other goes through packet().
+   * flow-cache entry links, for the packet's SSRC: so the row holds the
+   * packet's stream) if the stream is not idle at sec + nsec and the row has
+   * its clock rate for payload type pt; else false, and the packet takes the
+   * generic path (find, labels, the rate). The common packet (media, the
+   * next sequence number, no marker, no report due) is counted here, as
+   * packet() would, without its branches and calls; any other goes through
+   * packet().
    */
-  fastPacket(r: number, ssrc: number, ports: number, src4: number, dst4: number, sec: number, nsec: number, seq: number, ts: number, pt: number, marker: boolean, bytes: number): boolean {
+  fastPacket(r: number, sec: number, nsec: number, seq: number, ts: number, pt: number, marker: boolean, bytes: number): boolean {
     if (r < 0) return false;
     const M = this.meta;
     const m = r * META;
-    if (M[m + M_V4] !== 1 || M[m + M_SSRC] !== ssrc || M[m + M_PORTS] !== ports || M[m + M_SRC] !== src4 || M[m + M_DST] !== dst4 || M[m + M_RATE_PT] !== pt) return false;
+    if (M[m + M_RATE_PT] !== pt) return false;
     const R = this.rows;
     const o = r * ROW;
     const t = sec - R[o + F_BASE] + nsec * 1e-9;
@@ -508,11 +539,6 @@ export class RtpStreamTable {
     this.liveAt[r] = this.liveCount;
     this.live[this.liveCount++] = r;
     const m = r * META;
-    this.meta[m + M_V4] = this.key[K_IPV] === 4 ? 1 : 0;
-    this.meta[m + M_SSRC] = this.key[K_SSRC];
-    this.meta[m + M_PORTS] = this.key[K_PORTS];
-    this.meta[m + M_SRC] = this.key[K_SRC];
-    this.meta[m + M_DST] = this.key[K_DST];
     this.meta[m + M_RATE_PT] = -1;
     this.meta[m + M_RATE] = 0;
     this.meta[m + M_LAST_PT] = -1;
@@ -638,7 +664,11 @@ export class RtpStreamTable {
     const last = this.live[--this.liveCount];
     this.live[this.liveAt[r]] = last;
     this.liveAt[last] = this.liveAt[r];
-    this.meta[r * META + M_V4] = 0;
+    const l = this.link[r];
+    if (l !== 0) {
+      this.link[r] = 0;
+      this.unlink?.(l - 1, r);
+    }
   }
 
   private expected(o: number): number {
