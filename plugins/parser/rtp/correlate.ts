@@ -45,7 +45,7 @@ const K_MEDIA = labelKeyId('media');
 const CACHE_MIN = 8192;
 const CACHE_MAX = 1 << 18;
 /**
- * Flows remembered with their slot (2^flowBits, 2 ways per set). A flow's
+ * Flows remembered with their slot (2^flowBits, FLOW_WAYS ways per set). A flow's
  * packets skip the destination and source lookups (two random reads of the
  * registry), and for TRUST_MS (never past the slot's expiry) also the read
  * of the slot's sequence number: with many calls that line is a cache miss
@@ -63,6 +63,15 @@ const CACHE_MAX = 1 << 18;
  * for two (its pages are touched as flows spread over the sets: 8 MiB with
  * 10 K calls), at least 2^FLOW_BITS_MIN.
  */
+/**
+ * Ways per flow-cache set. With two, 10 K calls' RTP (20 K flows, a 65536-entry
+ * cache) found about 5 % of its flows' sets full, and those flows evicted
+ * each other at every packet (the generic path's lookups for them: the fast
+ * path took 90.8 % of the packets, measured with bench/rtp-calls); four give
+ * under 1 %. A flow goes to its set's first free way, so most flows are
+ * found in the first line read.
+ */
+const FLOW_WAYS = 4;
 const FLOW_BITS_MAX = 16;
 const FLOW_BITS_MIN = 12;
 const TRUST_MS = 100;
@@ -146,7 +155,7 @@ export class MediaCorrelator {
   private readonly setMask: number;
   /** Per set (even index): the way the next miss replaces. */
   private readonly cNext: Uint8Array;
-  /** Flow cache (IPv4): 2^flowBits entries of FLOW_WORDS, 2 ways per set (by a hash of the four-tuple: flowSet). */
+  /** Flow cache (IPv4): 2^flowBits entries of FLOW_WORDS, FLOW_WAYS ways per set (by a hash of the four-tuple: flowSet). */
   private readonly fc: Int32Array;
   private readonly fc8: Uint8Array;
   readonly flowBits: number;
@@ -191,10 +200,10 @@ export class MediaCorrelator {
     const nowRel = (f.now - this.t0) | 0;
     if (p.ipVersion === 4) {
       const ports = (p.sport << 16) | p.dport;
-      // Two ways per set: flows whose hashes collide do not evict each other.
+      // FLOW_WAYS ways per set: flows whose hashes collide do not evict each other.
       h = flowSet(p.src4, p.dst4, ports, this.flowShift);
       const fc = this.fc;
-      for (let e = h; e < h + 2; e++) {
+      for (let e = h; e < h + FLOW_WAYS; e++) {
         const k = e * FLOW_WORDS;
         if (fc[k + F_SRC] !== p.src4 || fc[k + F_DST] !== p.dst4 || fc[k + F_PORTS] !== ports) continue;
         const slot = fc[k + F_SLOT];
@@ -213,17 +222,24 @@ export class MediaCorrelator {
       this.stats.hits++;
       this.seq = f.lastSeq;
       if (h >= 0) {
-        // Into this flow's way if it has one, else the way looked up longer ago.
+        // Into this flow's way if it has one, else the way looked up longest ago (the first free one: never looked up).
         const fc = this.fc;
         const ports = (p.sport << 16) | p.dport;
-        const k0 = h * FLOW_WORDS;
-        const k1 = k0 + FLOW_WORDS;
-        const mine = fc[k0 + F_SRC] === p.src4 && fc[k0 + F_DST] === p.dst4 && fc[k0 + F_PORTS] === ports;
-        const other = fc[k1 + F_SRC] === p.src4 && fc[k1 + F_DST] === p.dst4 && fc[k1 + F_PORTS] === ports;
-        const e = mine || (!other && ((fc[k0 + F_LOOKED] - fc[k1 + F_LOOKED]) | 0) <= 0) ? h : h + 1;
+        let e = -1;
+        let oldest = h;
+        for (let x = h; x < h + FLOW_WAYS; x++) {
+          const kx = x * FLOW_WORDS;
+          if (fc[kx + F_SRC] === p.src4 && fc[kx + F_DST] === p.dst4 && fc[kx + F_PORTS] === ports) {
+            e = x;
+            break;
+          }
+          if (((fc[kx + F_LOOKED] - fc[oldest * FLOW_WORDS + F_LOOKED]) | 0) < 0) oldest = x;
+        }
+        const mine = e >= 0;
+        if (!mine) e = oldest;
         const k = e * FLOW_WORDS;
         // Another flow's way: its stream-statistics row is not this flow's.
-        if (e === h ? !mine : !other) fc[k + F_STATS] = 0;
+        if (!mine) fc[k + F_STATS] = 0;
         fc[k + F_SRC] = p.src4;
         fc[k + F_DST] = p.dst4;
         fc[k + F_PORTS] = ports;
@@ -252,7 +268,7 @@ export class MediaCorrelator {
     const ports = (sport << 16) | dport;
     const h = flowSet(src4, dst4, ports, this.flowShift);
     const fc = this.fc;
-    for (let e = h; e < h + 2; e++) {
+    for (let e = h; e < h + FLOW_WAYS; e++) {
       const k = e * FLOW_WORDS;
       if (fc[k + F_SRC] !== src4 || fc[k + F_DST] !== dst4 || fc[k + F_PORTS] !== ports) continue;
       const slot = fc[k + F_SLOT];
@@ -509,7 +525,7 @@ export class MediaCorrelator {
 
 /** A flow's set in the flow cache (its first way), by a hash of the four-tuple; shift: 32 - the cache's bits. */
 function flowSet(src4: number, dst4: number, ports: number, shift: number): number {
-  return (Math.imul(src4 ^ Math.imul(dst4 ^ ports, 0x9e3779b1), 0x85ebca6b) >>> shift) & ~1;
+  return (Math.imul(src4 ^ Math.imul(dst4 ^ ports, 0x9e3779b1), 0x85ebca6b) >>> shift) & -FLOW_WAYS;
 }
 
 /** Adds the call labels at E[w, w+words) described by `meta` to L; returns their codec kind. */

@@ -253,6 +253,7 @@ export class RtpParser implements Parser {
       }
     }
     const row = t.find(p.tsSec, p.tsNsec, true);
+    if (row < 0) return; // no room (counted)
     if (p.ipVersion !== 6) {
       // Kept with the flow, for the fast path (IPv4).
       const fe = this.corr.entry;
@@ -430,14 +431,18 @@ export class RtpParser implements Parser {
 
   /** The summary's word on RTP it skipped (counters summed over capture processes): how much, and what would take it. */
   hints(counters: Record<string, unknown>): string[] {
+    const hints: string[] = [];
+    const untracked = (counters.stats as { untracked?: number } | undefined)?.untracked;
+    if (untracked) hints.push(`rtp: ${untracked} RTP packets left out of rtp.stats: more streams at once than stats.max_streams a capture process tracks; raise it in the rtp parser's config`);
     const u = counters.unsignalled as { packets?: number; events?: number; ports?: Record<string, number> } | undefined;
-    if (!u?.packets) return [];
+    if (!u?.packets) return hints;
     const ports = Object.entries(u.ports ?? {}).sort((a, b) => b[1] - a[1]).slice(0, TOP_PORTS).map(([port]) => port);
-    return [
+    hints.push(
       `rtp: ${u.packets} RTP-looking UDP packets skipped${u.events ? ` (${u.events} of them RFC 4733 events: DTMF)` : ''}: no SDP announced their endpoints ` +
         `(the call's SIP is not in this traffic, or not on a port the sip parser reads); the rtp parser's config takes them with heuristic: true, ` +
         `or ports: [${ports.join(', ')}] (where they were sent)`,
-    ];
+    );
+    return hints;
   }
 
   private reject(reason: number): boolean {

@@ -316,12 +316,15 @@ test('a stream evicted while its flow still leads the fast path to its row: the 
       const x = udpFrame(B, A, 30000, 40000, rtpPacket(0, 0, 0, 0x1111));
       let ms = 0;
       const at = (): [number, number] => [101 + Math.floor(ms / 1000), (ms % 1000) * 1_000_000];
-      // X's first 50 packets; then 8 streams the other way fill the set, the last evicting X (heard from longest ago); then X's next 50.
+      // X's first 50 packets; 1.5 s later 8 streams the other way fill the set, the last evicting X (silent longest, over a
+      // second: a full table ends no stream heard from within one); 1.5 s later X's next 50, evicting the first of the 8.
       for (let i = 0; i < 50; i++, ms += 20) {
         stamp(x, i, i * 160);
         feed(x, ...at());
       }
+      ms += 1500;
       for (let g = 0; g < 8; g++, ms += 20) feed(udpFrame(A, B, 40000, 30000, rtpPacket(0, 7, 7 * 160, 0x2000 + g)), ...at());
+      ms += 1500;
       for (let i = 50; i < 100; i++, ms += 20) {
         stamp(x, i, i * 160);
         feed(x, ...at());
@@ -369,6 +372,28 @@ test('max_streams streams fit without an eviction, keys as alike as generated ca
   }
   assert.equal(t.liveCount, 4096);
   assert.equal(t.stats.evictions, 0);
+});
+
+test('a full table ends no stream heard from within a second: a new one is left out and counted (untracked), the tracked ones keep every packet', () => {
+  const t = new RtpStreamTable({ interval: 10, per_packet: false, max_streams: 4, idle: 30 });
+  const rows = new Map<number, number>();
+  // 9 streams, 20 ms apart each, for 2 s: one more than the 8 rows.
+  for (let i = 0; i < 100; i++) {
+    for (let ssrc = 1; ssrc <= 9; ssrc++) {
+      t.key.set([ssrc, (4000 << 16) | 5000, 4, 0x0a000001, 0, 0, 0, 0x0a000002, 0, 0, 0, 0]);
+      const ms = 20 * i + ssrc;
+      const r = t.find(100 + Math.floor(ms / 1000), (ms % 1000) * 1_000_000, true);
+      if (r < 0) continue;
+      if (!rows.has(ssrc)) rows.set(ssrc, r);
+      assert.equal(r, rows.get(ssrc), `SSRC ${ssrc} keeps its row`);
+      t.packet(r, 100 + Math.floor(ms / 1000), (ms % 1000) * 1_000_000, i, i * 160, 0, false, 172, -1, false, 0);
+    }
+  }
+  assert.equal(t.stats.evictions, 0);
+  assert.equal(t.stats.untracked, 100);
+  assert.deepEqual([...rows.keys()], [1, 2, 3, 4, 5, 6, 7, 8]);
+  const hints = new RtpParser(rtpCfg(false), new MediaCorrelator(null, true)).hints({ stats: { untracked: 100 } });
+  assert.match(hints.join('\n'), /100 RTP packets left out of rtp\.stats.*max_streams/);
 });
 
 test('every stream ends once, whichever way: the scans walk the live streams as they end (idle, the call, all), evictions and restarts', () => {
