@@ -24,6 +24,8 @@ export class CorrelateStats {
   natPeers = 0;
   /** The slot changed while its bytes were copied (a concurrent write): labels dropped for this packet. */
   raced = 0;
+  /** Lookups of a flow left out of the flow cache: every way of its set held a flow trusted within the last second (each packet of it is looked up). */
+  cacheFull = 0;
 }
 
 const MEDIA = [109, 101, 100, 105, 97]; // "media"
@@ -72,6 +74,8 @@ const CACHE_MAX = 1 << 18;
  * found in the first line read.
  */
 const FLOW_WAYS = 4;
+/** A flow-cache entry trusted within this long (ms) is not evicted for another flow (lookup()). */
+const EVICT_UNUSED_MS = 1000;
 const FLOW_BITS_MAX = 16;
 const FLOW_BITS_MIN = 12;
 const TRUST_MS = 100;
@@ -222,21 +226,30 @@ export class MediaCorrelator {
       this.stats.hits++;
       this.seq = f.lastSeq;
       if (h >= 0) {
-        // Into this flow's way if it has one, else the way looked up longest ago (the first free one: never looked up).
+        // Into this flow's way if it has one, else a free way, else the way trusted longest ago, if not within the last
+        // second: evicting a live flow (more flows than ways) made the set's flows evict each other at every packet.
         const fc = this.fc;
         const ports = (p.sport << 16) | p.dport;
         let e = -1;
-        let oldest = h;
+        let victim = -1;
         for (let x = h; x < h + FLOW_WAYS; x++) {
           const kx = x * FLOW_WORDS;
           if (fc[kx + F_SRC] === p.src4 && fc[kx + F_DST] === p.dst4 && fc[kx + F_PORTS] === ports) {
             e = x;
             break;
           }
-          if (((fc[kx + F_LOOKED] - fc[oldest * FLOW_WORDS + F_LOOKED]) | 0) < 0) oldest = x;
+          if (victim >= 0 && fc[victim * FLOW_WORDS + F_SRC] === 0 && fc[victim * FLOW_WORDS + F_DST] === 0) continue; // free
+          if (victim < 0 || (fc[kx + F_SRC] === 0 && fc[kx + F_DST] === 0) || ((fc[kx + F_TRUST] - fc[victim * FLOW_WORDS + F_TRUST]) | 0) < 0) victim = x;
         }
         const mine = e >= 0;
-        if (!mine) e = oldest;
+        if (!mine) {
+          const kv = victim * FLOW_WORDS;
+          if ((fc[kv + F_SRC] !== 0 || fc[kv + F_DST] !== 0) && ((nowRel - fc[kv + F_TRUST]) | 0) < EVICT_UNUSED_MS) {
+            this.stats.cacheFull++;
+            return (this.slot = s);
+          }
+          e = victim;
+        }
         const k = e * FLOW_WORDS;
         // Another flow's way: its stream-statistics row is not this flow's.
         if (!mine) fc[k + F_STATS] = 0;
