@@ -252,12 +252,7 @@ test("a signalled call's reports carry its call-id and codec; per_packet off sen
     try {
       const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
       const rtp = new RtpParser(rtpCfg(false), new MediaCorrelator(flows, true));
-      const mem = new MemorySink();
-      const batch = new BatchSink(mem, 64 * 1024);
-      const pl = fastPath
-        ? new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: wireEncoder('json', batch.keys), sink: batch, fastPath: true })
-        : new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink: mem });
-      const feed = (f: Uint8Array, sec: number, nsec: number): void => pl.processBytes(f, new DataView(f.buffer, f.byteOffset, f.byteLength), 0, f.length, f.length, 1, sec, nsec, true, 9);
+      const { pl, feed, records } = statsPipeline(fastPath, sip, rtp);
       feed(invite(), 100, 0);
       const frame = udpFrame(B, A, 30000, 40000, rtpPacket(0, 0, 0, 0x5eed));
       // 5 s of 20 ms packets from 101 s, packet 100 (at 103 s) lost.
@@ -267,7 +262,7 @@ test("a signalled call's reports carry its call-id and codec; per_packet off sen
         feed(frame, 101 + Math.floor(i / 50), (i % 50) * 20_000_000);
       }
       pl.flush();
-      const recs: Rec[] = fastPath ? expandBatch(mem) : mem.records().map((r) => JSON.parse(Buffer.from(r).toString('utf8')));
+      const recs = records();
       const stats = recs.filter((r: Rec) => r.protocol === 'rtp.stats');
       assert.deepEqual(
         recs.filter((r: Rec) => r.protocol === 'rtp'),
@@ -306,12 +301,7 @@ test('a stream evicted while its flow still leads the fast path to its row: the 
       const fastPacket = table.fastPacket.bind(table);
       let fast = 0;
       table.fastPacket = (...a) => (fastPacket(...a) ? ++fast > 0 : false);
-      const mem = new MemorySink();
-      const batch = new BatchSink(mem, 64 * 1024);
-      const pl = fastPath
-        ? new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: wireEncoder('json', batch.keys), sink: batch, fastPath: true })
-        : new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink: mem });
-      const feed = (f: Uint8Array, sec: number, nsec: number): void => pl.processBytes(f, new DataView(f.buffer, f.byteOffset, f.byteLength), 0, f.length, f.length, 1, sec, nsec, true, 9);
+      const { pl, feed, records } = statsPipeline(fastPath, sip, rtp);
       feed(invite(), 100, 0);
       const x = udpFrame(B, A, 30000, 40000, rtpPacket(0, 0, 0, 0x1111));
       let ms = 0;
@@ -330,7 +320,7 @@ test('a stream evicted while its flow still leads the fast path to its row: the 
         feed(x, ...at());
       }
       pl.flush();
-      const recs: Rec[] = fastPath ? expandBatch(mem) : mem.records().map((r) => JSON.parse(Buffer.from(r).toString('utf8')));
+      const recs = records();
       reports.push(recs.filter((r: Rec) => r.protocol === 'rtp.stats').map((r: Rec) => `${r.labels['rtp.ssrc']} ${r.payload.report} ${r.payload.packets}`).sort());
       assert.equal(table.stats.evictions, 2, 'X evicted once, then one of the 8 for X again');
       if (fastPath) assert.ok(fast >= 90, `the fast path counted X's packets after the first (${fast})`);
@@ -341,6 +331,18 @@ test('a stream evicted while its flow still leads the fast path to its row: the 
   assert.ok(reports[0].includes(`${0x1111} evicted 50`) && reports[0].includes(`${0x1111} end 50`), reports[0].join(', '));
   assert.deepEqual(reports[1], reports[0]);
 });
+
+/** sip + rtp in a pipeline with the fast path into a batch (as a capture process), or without it into JSON; `records()`: what came out, as the sender would write it. */
+function statsPipeline(fastPath: boolean, sip: SipParser, rtp: RtpParser): { pl: Pipeline; feed: (f: Uint8Array, sec: number, nsec: number) => void; records: () => Rec[] } {
+  const mem = new MemorySink();
+  const batch = new BatchSink(mem, 64 * 1024);
+  const pl = fastPath
+    ? new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: wireEncoder('json', batch.keys), sink: batch, fastPath: true })
+    : new Pipeline({ decoder: new Decoder(defaultDecoderOptions()), parsers: [sip, rtp], processors: [], unmatched: 'drop', encode: ENCODERS.json, sink: mem });
+  const feed = (f: Uint8Array, sec: number, nsec: number): void => pl.processBytes(f, new DataView(f.buffer, f.byteOffset, f.byteLength), 0, f.length, f.length, 1, sec, nsec, true, 9);
+  const records = (): Rec[] => (fastPath ? expandBatch(mem) : mem.records().map((r) => JSON.parse(Buffer.from(r).toString('utf8'))));
+  return { pl, feed, records };
+}
 
 /** The batches' wire records expanded as the sender does (JSON; rtp.stats payloads come written). */
 function expandBatch(mem: MemorySink): Rec[] {
