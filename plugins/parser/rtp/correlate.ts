@@ -66,6 +66,13 @@ const CACHE_MAX = 1 << 18;
  * 10 K calls), at least 2^FLOW_BITS_MIN.
  */
 /**
+ * statsRow() for a flow whose stream (of the SSRC kept) the statistics table
+ * had no room for (setStatsRow with it): its packets are counted as
+ * untracked on the fast path, until the flow is looked up again (a second of
+ * wall time, a new payload type) and the table asked afresh.
+ */
+export const STATS_UNTRACKED = -2;
+/**
  * Ways per flow-cache set. With two, 10 K calls' RTP (20 K flows, a 65536-entry
  * cache) found about 5 % of its flows' sets full, and those flows evicted
  * each other at every packet (the generic path's lookups for them: the fast
@@ -300,7 +307,7 @@ export class MediaCorrelator {
     return this.fe < 0 ? -1 : this.fe * FLOW_WORDS;
   }
 
-  /** The stream-statistics row flow entry k (entry, trustedFlow) links for SSRC ssrc, -1 none (not linked, or another SSRC's). */
+  /** The stream-statistics row flow entry k (entry, trustedFlow) links for SSRC ssrc, -1 none (not linked, or another SSRC's), or STATS_UNTRACKED. */
   statsRow(k: number, ssrc: number): number {
     const fc = this.fc;
     return fc[k + F_STATS_SSRC] === ssrc ? fc[k + F_STATS] - 1 : -1;

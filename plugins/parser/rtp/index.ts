@@ -18,7 +18,7 @@ import { protocolWords, wireCompactPayload, wireEnvelopeUdp4 } from '../../../sr
 import type { OutputRecord } from '../../../src/pipeline/record.js';
 import type { Parser, PluginDefinition, RecordEmitter } from '../../../src/plugin/types.js';
 import { STATIC_PT } from '../sip/sdp.js';
-import { CALL_LABEL_KEYS, CODEC_EVENT, CODEC_NAMED, FLOW_LABEL_WORDS, MediaCorrelator } from './correlate.js';
+import { CALL_LABEL_KEYS, CODEC_EVENT, CODEC_NAMED, FLOW_LABEL_WORDS, MediaCorrelator, STATS_UNTRACKED } from './correlate.js';
 import { COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payload.js';
 import { KEY, META, ROW, RtpStreamTable, type RtpStatsConfig } from './stats.js';
 import { RtpStatsPayload } from './stats-payload.js';
@@ -253,15 +253,15 @@ export class RtpParser implements Parser {
       }
     }
     const row = t.find(p.tsSec, p.tsNsec, true);
-    if (row < 0) return; // no room (counted)
     if (p.ipVersion !== 6) {
-      // Kept with the flow, for the fast path (IPv4).
+      // Kept with the flow, for the fast path (IPv4); so is a stream the full table left out (counted there as here).
       const fe = this.corr.entry;
       if (fe >= 0) {
-        this.corr.setStatsRow(fe, row, pl.ssrc);
-        t.link[row] = fe + 1;
+        this.corr.setStatsRow(fe, row < 0 ? STATS_UNTRACKED : row, pl.ssrc);
+        if (row >= 0) t.link[row] = fe + 1;
       }
     }
+    if (row < 0) return; // no room (counted)
     if (t.created) {
       // Strings once per stream: what its reports are labelled with.
       t.callId[row] = L.get('call-id') ?? null;
@@ -407,10 +407,16 @@ export class RtpParser implements Parser {
   /**
    * A fast-path packet in its stream's statistics: the row its flow entry
    * links for its SSRC (set by the generic path, unlinked when the stream
-   * ends), no table lookup. False leaves the packet to the generic path: its
-   * stream's first packet, a new payload type, a stream ended by silence.
+   * ends), no table lookup; or, the table having had no room for the
+   * stream, counted as untracked. False leaves the packet to the generic
+   * path: its stream's first packet, a new payload type, a stream ended by
+   * silence.
    */
   private countFast(t: RtpStreamTable, row: number, f: FastFrame, pt: number, seq: number, ts: number, marker: boolean, len: number): boolean {
+    if (row === STATS_UNTRACKED) {
+      t.stats.untracked++;
+      return true;
+    }
     if (!t.fastPacket(row, f.tsSec, f.tsNsec, seq, ts >>> 0, pt, marker, len)) return false;
     this.tsDigits = f.tsDigits;
     return true;

@@ -332,6 +332,40 @@ test('a stream evicted while its flow still leads the fast path to its row: the 
   assert.deepEqual(reports[1], reports[0]);
 });
 
+test('a stream a full table left out: every packet still sent, counted untracked, on the fast path too (the same records as the generic path)', () => {
+  const out: string[][] = [];
+  for (const fastPath of [false, true]) {
+    const flows = FlowRegistry.create(`otus-t-statsut${fastPath ? 'f' : 'g'}${process.pid}`, { capacity: 1024 });
+    try {
+      const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
+      // 8 rows, one set: 8 streams one way fill it, all heard from every 20 ms; X the other way finds no room.
+      const rtp = new RtpParser({ ...rtpCfg(true, 10), stats: { interval: 10, per_packet: true, max_streams: 4, idle: 30 } }, new MediaCorrelator(flows, true));
+      const table = (rtp as unknown as { table: RtpStreamTable }).table;
+      const { pl, feed, records } = statsPipeline(fastPath, sip, rtp);
+      feed(invite(), 100, 0);
+      const x = udpFrame(B, A, 30000, 40000, rtpPacket(0, 0, 0, 0x1111));
+      for (let i = 0; i < 100; i++) {
+        const sec = 101 + Math.floor(i / 50);
+        const nsec = (i % 50) * 20_000_000;
+        for (let g = 0; g < 8; g++) feed(udpFrame(A, B, 40000, 30000, rtpPacket(0, i, i * 160, 0x2000 + g)), sec, nsec + g);
+        stamp(x, i, i * 160);
+        feed(x, sec, nsec + 100);
+      }
+      pl.flush();
+      const recs = records();
+      assert.equal(recs.filter((r: Rec) => r.protocol === 'rtp').length, 900, 'every packet\'s record');
+      assert.equal(table.stats.untracked, 100);
+      assert.equal(table.stats.evictions, 0);
+      if (fastPath) assert.ok(pl.stats.fastRecords >= 90, `X's packets after its first on the fast path (${pl.stats.fastRecords})`);
+      out.push(recs.filter((r: Rec) => r.protocol === 'rtp.stats').map((r: Rec) => `${r.labels['rtp.ssrc']} ${r.payload.report} ${r.payload.packets}`).sort());
+    } finally {
+      flows.close();
+    }
+  }
+  assert.deepEqual(out[0], Array.from({ length: 8 }, (_, g) => `${0x2000 + g} end 100`).sort());
+  assert.deepEqual(out[1], out[0]);
+});
+
 /** sip + rtp in a pipeline with the fast path into a batch (as a capture process), or without it into JSON; `records()`: what came out, as the sender would write it. */
 function statsPipeline(fastPath: boolean, sip: SipParser, rtp: RtpParser): { pl: Pipeline; feed: (f: Uint8Array, sec: number, nsec: number) => void; records: () => Rec[] } {
   const mem = new MemorySink();
