@@ -292,17 +292,10 @@ test("a signalled call's reports carry its call-id and codec; per_packet off sen
 test('a stream evicted while its flow still leads the fast path to its row: the row\'s next stream is not counted with it (the same reports as the generic path)', () => {
   const reports: string[][] = [];
   for (const fastPath of [false, true]) {
-    const flows = FlowRegistry.create(`otus-t-statsev${fastPath ? 'f' : 'g'}${process.pid}`, { capacity: 1024 });
-    try {
-      const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
-      // 8 rows, one set: the ninth stream evicts.
-      const rtp = new RtpParser({ ...rtpCfg(false, 10), stats: { interval: 10, per_packet: false, max_streams: 4, idle: 30 } }, new MediaCorrelator(flows, true));
-      const table = (rtp as unknown as { table: RtpStreamTable }).table;
+    smallTableCall(fastPath, false, ({ table, feed, records }) => {
       const fastPacket = table.fastPacket.bind(table);
       let fast = 0;
       table.fastPacket = (...a) => (fastPacket(...a) ? ++fast > 0 : false);
-      const { pl, feed, records } = statsPipeline(fastPath, sip, rtp);
-      feed(invite(), 100, 0);
       const x = udpFrame(B, A, 30000, 40000, rtpPacket(0, 0, 0, 0x1111));
       let ms = 0;
       const at = (): [number, number] => [101 + Math.floor(ms / 1000), (ms % 1000) * 1_000_000];
@@ -319,14 +312,15 @@ test('a stream evicted while its flow still leads the fast path to its row: the 
         stamp(x, i, i * 160);
         feed(x, ...at());
       }
-      pl.flush();
-      const recs = records();
-      reports.push(recs.filter((r: Rec) => r.protocol === 'rtp.stats').map((r: Rec) => `${r.labels['rtp.ssrc']} ${r.payload.report} ${r.payload.packets}`).sort());
+      reports.push(
+        records()
+          .filter((r: Rec) => r.protocol === 'rtp.stats')
+          .map((r: Rec) => `${r.labels['rtp.ssrc']} ${r.payload.report} ${r.payload.packets}`)
+          .sort(),
+      );
       assert.equal(table.stats.evictions, 2, 'X evicted once, then one of the 8 for X again');
       if (fastPath) assert.ok(fast >= 90, `the fast path counted X's packets after the first (${fast})`);
-    } finally {
-      flows.close();
-    }
+    });
   }
   assert.ok(reports[0].includes(`${0x1111} evicted 50`) && reports[0].includes(`${0x1111} end 50`), reports[0].join(', '));
   assert.deepEqual(reports[1], reports[0]);
@@ -335,14 +329,8 @@ test('a stream evicted while its flow still leads the fast path to its row: the 
 test('a stream a full table left out: every packet still sent, counted untracked, on the fast path too (the same records as the generic path)', () => {
   const out: string[][] = [];
   for (const fastPath of [false, true]) {
-    const flows = FlowRegistry.create(`otus-t-statsut${fastPath ? 'f' : 'g'}${process.pid}`, { capacity: 1024 });
-    try {
-      const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
-      // 8 rows, one set: 8 streams one way fill it, all heard from every 20 ms; X the other way finds no room.
-      const rtp = new RtpParser({ ...rtpCfg(true, 10), stats: { interval: 10, per_packet: true, max_streams: 4, idle: 30 } }, new MediaCorrelator(flows, true));
-      const table = (rtp as unknown as { table: RtpStreamTable }).table;
-      const { pl, feed, records } = statsPipeline(fastPath, sip, rtp);
-      feed(invite(), 100, 0);
+    smallTableCall(fastPath, true, ({ pl, table, feed, records }) => {
+      // 8 streams one way fill the set, all heard from every 20 ms; X the other way finds no room.
       const x = udpFrame(B, A, 30000, 40000, rtpPacket(0, 0, 0, 0x1111));
       for (let i = 0; i < 100; i++) {
         const sec = 101 + Math.floor(i / 50);
@@ -351,20 +339,36 @@ test('a stream a full table left out: every packet still sent, counted untracked
         stamp(x, i, i * 160);
         feed(x, sec, nsec + 100);
       }
-      pl.flush();
       const recs = records();
       assert.equal(recs.filter((r: Rec) => r.protocol === 'rtp').length, 900, 'every packet\'s record');
       assert.equal(table.stats.untracked, 100);
       assert.equal(table.stats.evictions, 0);
       if (fastPath) assert.ok(pl.stats.fastRecords >= 90, `X's packets after its first on the fast path (${pl.stats.fastRecords})`);
       out.push(recs.filter((r: Rec) => r.protocol === 'rtp.stats').map((r: Rec) => `${r.labels['rtp.ssrc']} ${r.payload.report} ${r.payload.packets}`).sort());
-    } finally {
-      flows.close();
-    }
+    });
   }
   assert.deepEqual(out[0], Array.from({ length: 8 }, (_, g) => `${0x2000 + g} end 100`).sort());
   assert.deepEqual(out[1], out[0]);
 });
+
+/** The signalled call (invite()) through sip + rtp with a stats table of 8 rows in one set (max_streams 4); `body` feeds its media, then reads the records (flushed). */
+function smallTableCall(
+  fastPath: boolean,
+  perPacket: boolean,
+  body: (c: { pl: Pipeline; table: RtpStreamTable; feed: (f: Uint8Array, sec: number, nsec: number) => void; records: () => Rec[] }) => void,
+): void {
+  const flows = FlowRegistry.create(`otus-t-small${fastPath ? 'f' : 'g'}${process.pid}`, { capacity: 1024 });
+  try {
+    const sip = new SipParser({ ports: [5060], heuristic: true, track_media: true, media_ttl: 60, bye_grace: 1, max_message: 65536 }, flows);
+    const rtp = new RtpParser({ ...rtpCfg(perPacket, 10), stats: { interval: 10, per_packet: perPacket, max_streams: 4, idle: 30 } }, new MediaCorrelator(flows, true));
+    const table = (rtp as unknown as { table: RtpStreamTable }).table;
+    const { pl, feed, records } = statsPipeline(fastPath, sip, rtp);
+    feed(invite(), 100, 0);
+    body({ pl, table, feed, records: () => (pl.flush(), records()) });
+  } finally {
+    flows.close();
+  }
+}
 
 /** sip + rtp in a pipeline with the fast path into a batch (as a capture process), or without it into JSON; `records()`: what came out, as the sender would write it. */
 function statsPipeline(fastPath: boolean, sip: SipParser, rtp: RtpParser): { pl: Pipeline; feed: (f: Uint8Array, sec: number, nsec: number) => void; records: () => Rec[] } {
