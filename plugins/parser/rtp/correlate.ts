@@ -65,13 +65,10 @@ const CACHE_MAX = 1 << 18;
  * for two (its pages are touched as flows spread over the sets: 8 MiB with
  * 10 K calls), at least 2^FLOW_BITS_MIN.
  */
-/**
- * statsRow() for a flow whose stream (of the SSRC kept) the statistics table
- * had no room for (setStatsRow with it): its packets are counted as
- * untracked on the fast path, until the flow is looked up again (a second of
- * wall time, a new payload type) and the table asked afresh.
- */
-export const STATS_UNTRACKED = -2;
+const FLOW_BITS_MAX = 16;
+const FLOW_BITS_MIN = 12;
+const TRUST_MS = 100;
+const RECHECK_MS = 1000;
 /**
  * Ways per flow-cache set. With two, 10 K calls' RTP (20 K flows, a 65536-entry
  * cache) found about 5 % of its flows' sets full, and those flows evicted
@@ -83,10 +80,6 @@ export const STATS_UNTRACKED = -2;
 const FLOW_WAYS = 4;
 /** A flow-cache entry trusted within this long (ms) is not evicted for another flow (lookup()). */
 const EVICT_UNUSED_MS = 1000;
-const FLOW_BITS_MAX = 16;
-const FLOW_BITS_MIN = 12;
-const TRUST_MS = 100;
-const RECHECK_MS = 1000;
 // A label-cache entry, a multiple of 16 words (64 bytes; a packet reads
 // about two lines' worth for a typical call-id): the slot, its sequence
 // number and the payload type it was encoded for, the entries' word count,
@@ -131,6 +124,13 @@ const F_LPACK = 10;
 const F_STATS = 11;
 /** The SSRC of F_STATS's stream. */
 const F_STATS_SSRC = 12;
+/**
+ * statsRow() for a flow whose stream (of the SSRC kept) the statistics table
+ * had no room for (setStatsRow with it): its packets are counted as
+ * untracked on the fast path, until the flow is looked up again (a second of
+ * wall time, a new payload type) and the table asked afresh.
+ */
+export const STATS_UNTRACKED = -2;
 const F_LABELS = 13;
 /** Words a flow entry has for its call labels inline. */
 export const FLOW_LABEL_WORDS = FLOW_WORDS - F_LABELS;
@@ -238,20 +238,22 @@ export class MediaCorrelator {
         const fc = this.fc;
         const ports = (p.sport << 16) | p.dport;
         let e = -1;
-        let victim = -1;
+        let free = -1;
+        let victim = h;
         for (let x = h; x < h + FLOW_WAYS; x++) {
           const kx = x * FLOW_WORDS;
           if (fc[kx + F_SRC] === p.src4 && fc[kx + F_DST] === p.dst4 && fc[kx + F_PORTS] === ports) {
             e = x;
             break;
           }
-          if (victim >= 0 && fc[victim * FLOW_WORDS + F_SRC] === 0 && fc[victim * FLOW_WORDS + F_DST] === 0) continue; // free
-          if (victim < 0 || (fc[kx + F_SRC] === 0 && fc[kx + F_DST] === 0) || ((fc[kx + F_TRUST] - fc[victim * FLOW_WORDS + F_TRUST]) | 0) < 0) victim = x;
+          if (fc[kx + F_SRC] === 0 && fc[kx + F_DST] === 0) {
+            if (free < 0) free = x;
+          } else if (((fc[kx + F_TRUST] - fc[victim * FLOW_WORDS + F_TRUST]) | 0) < 0) victim = x;
         }
         const mine = e >= 0;
-        if (!mine) {
-          const kv = victim * FLOW_WORDS;
-          if ((fc[kv + F_SRC] !== 0 || fc[kv + F_DST] !== 0) && ((nowRel - fc[kv + F_TRUST]) | 0) < EVICT_UNUSED_MS) {
+        if (!mine && free >= 0) e = free;
+        else if (!mine) {
+          if (((nowRel - fc[victim * FLOW_WORDS + F_TRUST]) | 0) < EVICT_UNUSED_MS) {
             this.stats.cacheFull++;
             return (this.slot = s);
           }

@@ -371,8 +371,8 @@ export class RtpParser implements Parser {
     const ssrc = (b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11];
     const ts = (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7];
     const t = this.table;
+    const row = t !== null ? corr.statsRow(e, ssrc) : -1;
     if (t !== null) {
-      const row = corr.statsRow(e, ssrc);
       // The row's two lines and its meta on their way now (with many streams, cache misses) while the record is written.
       if (row >= 0) this.touched = t.rows[row * ROW] + t.rows[row * ROW + 8] + t.meta[row * META];
       if (!this.perPacket) {
@@ -394,7 +394,7 @@ export class RtpParser implements Parser {
     j = wireCompactPayload(W, j, COMPACT);
     j = writePlainCompact(W, j, (b1 & 0x80) !== 0, pt, seq, ts, ssrc, len - 12);
     // Left to the generic path, the words written are overwritten by the next record.
-    if (t !== null && !this.countFast(t, corr.statsRow(e, ssrc), f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
+    if (t !== null && !this.countFast(t, row, f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
     keys.use(K_SSRC);
     keys.use(K_PT);
     keys.use(K_SEQ);
