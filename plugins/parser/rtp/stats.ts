@@ -257,9 +257,7 @@ export class RtpStreamTable {
    * Per row, the flow-cache entry (its first word + 1; 0 none) whose fast
    * path counts in the row, and what unlinks it when the row's stream ends
    * (MediaCorrelator.clearStatsRow): the fast path trusts the link instead
-   * of comparing the row's stream with its packet's (comparisons against a
-   * row fetched from beyond the cache cost a third of the rate with 1000
-   * calls; README.md, "Stream statistics").
+   * of comparing the row's stream with its packet's, so it reads no key.
    */
   readonly link: Int32Array;
   unlink: ((entry: number, row: number) => void) | null = null;
