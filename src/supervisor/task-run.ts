@@ -218,12 +218,18 @@ function checkSharedOutput(reporter: string, config: Record<string, unknown>, ta
  *   no change in its CPU per packet on `otus replay` (the sender keeps the
  *   default: 6 % more CPU with the cap);
  * - a larger inlining budget per optimised function (V8's default is 920
- *   bytes of bytecode): the fast path's frame function calls a dozen small
- *   ones, and past the budget they stay calls. Measured (bench/rtp-calls.ts,
- *   1000 calls): 7.1-7.5 → 8.9-9.5 M packets per CPU-second, 4.6-4.9 → 5.1-5.6
- *   with rtp.stats; bench/decode.ts 43 → 47 M; SIP unchanged.
+ *   bytes of bytecode): the RTP fast path's frame function calls a dozen
+ *   small ones, and past the budget they stay calls (`node
+ *   --trace-turbo-inlining`). 2000 once inlined them all; the flow cache's
+ *   ways and the statistics' link grew them past it, and 4000 inlines them
+ *   all again. Measured (bench/rtp-calls.ts, interleaved, packets per
+ *   CPU-second), 2000 → 4000: 10 calls 5.7-6.8 → 7.2-7.4 M, with rtp.stats
+ *   4.3-4.9 → 5.4-5.5 M; 1000 calls 5.7-5.9 → 6.1-6.5 M, with rtp.stats
+ *   3.2-3.5 → 3.6-3.8 M; SIP (bench/sip.ts) and bench/decode.ts unchanged.
+ *   (The per-function limit stays V8's: inlining RtpStreamTable.fastPacket
+ *   as well made the stats path slower, 5.4 → 4.8 M.)
  */
-const CAPTURE_FLAGS = ['--max-semi-space-size=1', '--max-inlined-bytecode-size-cumulative=2000'];
+const CAPTURE_FLAGS = ['--max-semi-space-size=1', '--max-inlined-bytecode-size-cumulative=4000'];
 
 export function captureExecArgv(execArgv: readonly string[]): string[] {
   const out = [...execArgv];

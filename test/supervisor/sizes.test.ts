@@ -16,7 +16,7 @@ import { LEAN_FLAGS, leanFlags } from '../../src/supervisor/young-generation.js'
 import { liveSkipReason, tempDir } from '../helpers/live.js';
 
 test('capture processes get --max-semi-space-size=1 and a larger inlining budget, each unless one is given', () => {
-  const inline = '--max-inlined-bytecode-size-cumulative=2000';
+  const inline = '--max-inlined-bytecode-size-cumulative=4000';
   assert.deepEqual(captureExecArgv(['--enable-source-maps']), ['--enable-source-maps', '--max-semi-space-size=1', inline]);
   assert.deepEqual(captureExecArgv(['--max-semi-space-size=8']), ['--max-semi-space-size=8', inline]);
   assert.deepEqual(captureExecArgv(['--max-inlined-bytecode-size-cumulative=500']), ['--max-inlined-bytecode-size-cumulative=500', '--max-semi-space-size=1']);
