@@ -20,7 +20,7 @@ import type { Parser, PluginDefinition, RecordEmitter } from '../../../src/plugi
 import { STATIC_PT } from '../sip/sdp.js';
 import { CALL_LABEL_KEYS, CODEC_EVENT, CODEC_NAMED, FLOW_LABEL_WORDS, MediaCorrelator, STATS_UNTRACKED } from './correlate.js';
 import { COMPACT, RtpPayload, RtpPayloadReader, writePlainCompact } from './payload.js';
-import { KEY, META, ROW, RtpStreamTable, type RtpStatsConfig } from './stats.js';
+import { KEY, ROW, RtpStreamTable, type RtpStatsConfig } from './stats.js';
 import { RtpStatsPayload } from './stats-payload.js';
 import { MediaTable } from '../../../src/shm/media.js';
 import { callHash } from '../../../src/shm/media.js';
@@ -124,7 +124,6 @@ export class RtpParser implements Parser {
   /** The digits of the last packet's timestamp (the reports' timestamps print as the packets' do). */
   private tsDigits = 6;
   /** Where fastFrame's early read of a stream's row goes (kept, so the read is not dropped). */
-  private touched = 0;
   /** What RTCP said about the streams (their reports' rtcp summary), null without it. */
   private readonly media: MediaTable | null;
   /** Streams end with their call (rtcp-summary.ts), null without the media table. */
@@ -372,16 +371,12 @@ export class RtpParser implements Parser {
     const ts = (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7];
     const t = this.table;
     const row = t !== null ? corr.statsRow(e, ssrc) : -1;
-    if (t !== null) {
-      // The row's two lines and its meta on their way now (with many streams, cache misses) while the record is written.
-      if (row >= 0) this.touched = t.rows[row * ROW] + t.rows[row * ROW + 8] + t.meta[row * META];
-      if (!this.perPacket) {
-        if (!this.countFast(t, row, f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
-        const st = this.stats;
-        st.packets++;
-        st.correlated++;
-        return FAST_TAKEN;
-      }
+    if (t !== null && !this.perPacket) {
+      if (!this.countFast(t, row, f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
+      const st = this.stats;
+      st.packets++;
+      st.correlated++;
+      return FAST_TAKEN;
     }
     let j = wireEnvelopeUdp4(W, k, f, PROTO, 3, 3 + corr.flowLabelCount(e) + f.extraIds.length);
     const labelsAt = j++;
