@@ -106,14 +106,14 @@ async function worker(job: Job, send: (m: unknown) => void, go: Promise<void>): 
     const r = openCapture(job.file);
     const f = r.frame;
     const before = rtp.stats.correlated;
-    const fast0 = pl.stats.fastRecords;
+    const fast0 = pl.stats.fastFrames;
     const evictions0 = evictionsOf(rtp);
     const t0 = process.hrtime.bigint();
     const c0 = process.cpuUsage();
     while (r.next()) pl.processFrame(f);
     pl.flush();
     const c = process.cpuUsage(c0);
-    const res: PassResult = { frames: r.framesRead, labelled: rtp.stats.correlated - before, fast: pl.stats.fastRecords - fast0, evictions: evictionsOf(rtp) - evictions0, cpuSec: (c.user + c.system) / 1e6, wallSec: Number(process.hrtime.bigint() - t0) / 1e9 };
+    const res: PassResult = { frames: r.framesRead, labelled: rtp.stats.correlated - before, fast: pl.stats.fastFrames - fast0, evictions: evictionsOf(rtp) - evictions0, cpuSec: (c.user + c.system) / 1e6, wallSec: Number(process.hrtime.bigint() - t0) / 1e9 };
     send({ pass: res });
   }
   flows.close();

@@ -87,6 +87,8 @@ export class PipelineStats {
   bytes = 0;
   /** Parser records the fast path wrote (counted under the parser too; a processor may still have dropped them). */
   fastRecords = 0;
+  /** Frames the fast path took, with a record or without one (rtp with `stats.per_packet: false`). */
+  fastFrames = 0;
 
   constructor(parsers: number, processors: number) {
     this.parserRecords = new Float64Array(parsers);
@@ -400,6 +402,7 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     if (end === -2) {
       // Taken without a record (rtp with per_packet off: counted in its stream's statistics).
       this.stats.parserNoOutput[this.fastIndex]++;
+      this.stats.fastFrames++;
       const ds = this.decoder.stats;
       ds.frames++;
       ds.bytes += f.caplen;
@@ -409,6 +412,7 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     const st = this.stats;
     st.parserRecords[this.fastIndex]++;
     st.fastRecords++;
+    st.fastFrames++;
     const ds = this.decoder.stats;
     ds.frames++;
     ds.bytes += f.caplen;
