@@ -31,8 +31,9 @@ export interface RtpStatsConfig {
 // stream's first packet's whole second (F_BASE), so differences keep
 // nanoseconds. What a media packet reads or writes is the first two lines
 // (16 doubles, the clock rate's inverse among them); the rate's payload type
-// and the last payload type are in `meta`, a quarter of a line a row. Measured with 1000 calls (README.md,
-// "Stream statistics"): the row's lines are cache misses per packet.
+// and the last payload type are in `meta`, a quarter of a line a row.
+// Measured with 1000 calls (README.md, "Stream statistics"): the row's lines
+// are cache misses per packet.
 const F_BASE = 0;
 const F_LAST = 1;
 const F_PACKETS = 2; // also RFC 3550 A.3's received: every packet counts in both
