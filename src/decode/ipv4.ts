@@ -50,8 +50,9 @@ export function decodeIpv4(d: Decoder, buf: Uint8Array, view: DataView, off: num
 /**
  * A fragment: MF set or a nonzero offset. Apart from decodeIpv4, which then
  * stays under V8's per-function inlining limit (460 bytes of bytecode) and is
- * inlined into the decoder's frame function: bench/decode.ts 40 → 45 M
- * packets per CPU-second in cache, 17 → 19.5 M on a large capture.
+ * inlined into the decoder's frame function. bench/decode.ts, packets per
+ * CPU-second: 39-40 → 45 M in cache; on `npm run bench`'s 460 MB capture,
+ * 17.0-17.8 → 17.9-19.3 M (memory-bound; gopacket 23.9 M).
  */
 function decodeFragment(d: Decoder, buf: Uint8Array, view: DataView, off: number, end: number, hlen: number, total: number, ipEnd: number, frag: number): void {
   const p = d.pkt;
