@@ -123,7 +123,6 @@ export class RtpParser implements Parser {
   private readonly statsPayload = new RtpStatsPayload();
   /** The digits of the last packet's timestamp (the reports' timestamps print as the packets' do). */
   private tsDigits = 6;
-  /** Where fastFrame's early read of a stream's row goes (kept, so the read is not dropped). */
   /** What RTCP said about the streams (their reports' rtcp summary), null without it. */
   private readonly media: MediaTable | null;
   /** Streams end with their call (rtcp-summary.ts), null without the media table. */

@@ -335,7 +335,7 @@ export class RtpStreamTable {
     let pick = s1;
     for (let x = s1; x < s1 + WAYS; x++) if (this.lastAbs(x) < this.lastAbs(pick)) pick = x;
     if (s2 !== s1) for (let x = s2; x < s2 + WAYS; x++) if (this.lastAbs(x) < this.lastAbs(pick)) pick = x;
-    if (sec - this.rows[pick * ROW + F_BASE] + nsec * 1e-9 - this.rows[pick * ROW + F_LAST] < EVICT_SILENT) {
+    if (sec + nsec * 1e-9 - this.lastAbs(pick) < EVICT_SILENT) {
       this.stats.untracked++;
       return -1;
     }
