@@ -11,8 +11,9 @@
 //           sender's side is not this process's CPU); its counters kept in a
 //           stats segment as a capture process keeps them (the pipeline's at
 //           the end of each block, everything once a second)
-// Prints "ready" once the socket is bound; on SIGTERM prints one JSON line of
-// counts and the CPU time used since "ready", then exits.
+// Prints "ready" once the socket is bound; SIGUSR2 marks the end of the
+// warm-up; on SIGTERM prints one JSON line of counts and the CPU time used
+// since "ready" and since the mark, then exits.
 //
 //   node dist/bench/live-veth-child.js IFACE MODE BLOCK_SIZE BLOCK_COUNT CPU
 
@@ -70,7 +71,7 @@ process.on('exit', () => {
   flows?.close();
   statsSeg?.close();
 });
-async function taskSink(): Promise<{ sink: FrameSink; labelled: () => number }> {
+async function taskSink(): Promise<{ sink: FrameSink; labelled: () => number; sipMessages: () => number }> {
   const task = parseTask('task:\n  id: bench-live\n  parsers:\n    - plugin: sip\n    - plugin: rtp\n  unmatched_policy: forward\n', 'bench');
   const plugins = await instantiateTaskPlugins(await createRegistry([]), task, {}, 0, flows);
   const ring: RecordSink = { u8: new Uint8Array(1 << 20), reserve: (n) => (n <= 1 << 20 ? 0 : -1), commit: () => undefined };
@@ -115,7 +116,9 @@ async function taskSink(): Promise<{ sink: FrameSink; labelled: () => number }> 
       stats.block();
     },
   };
-  return { sink, labelled: () => rtp.stats.correlated - base };
+  const sipMessages = (): number => (plugins.parsers[0]!.counters!() as { messages: number }).messages;
+  const sipBase = sipMessages();
+  return { sink, labelled: () => rtp.stats.correlated - base, sipMessages: () => sipMessages() - sipBase };
 }
 const task = mode === 'task' ? await taskSink() : null;
 
@@ -127,10 +130,17 @@ const t0 = native.threadCpuNs();
 stream.start(sink);
 process.stdout.write('ready\n');
 
+let mark: { cpu: NodeJS.CpuUsage; thread: number; frames: number } | null = null;
+process.on('SIGUSR2', () => {
+  mark ??= { cpu: process.cpuUsage(), thread: native.threadCpuNs(), frames: stream.stats().frames };
+});
+
 process.on('SIGTERM', () => {
   const c = process.cpuUsage(c0);
-  const mainThread = (native.threadCpuNs() - t0) / 1e9;
+  const thread = native.threadCpuNs();
+  const mainThread = (thread - t0) / 1e9;
   const st = stream.stats();
+  const steady = mark === null ? null : process.cpuUsage(mark.cpu);
   stream.stop();
   process.stdout.write(
     JSON.stringify({
@@ -142,9 +152,12 @@ process.on('SIGTERM', () => {
       freezes: st.freezes,
       cpu_s: (c.user + c.system) / 1e6,
       main_thread_cpu_s: mainThread,
+      steady_packets: mark === null ? 0 : st.frames - mark.frames,
+      steady_cpu_s: steady === null ? 0 : (steady.user + steady.system) / 1e6,
+      steady_main_thread_cpu_s: mark === null ? 0 : (thread - mark.thread) / 1e9,
       gcs,
       touch,
-      ...(task !== null ? { labelled: task.labelled() } : {}),
+      ...(task !== null ? { labelled: task.labelled(), sip_messages: task.sipMessages() } : {}),
     }) + '\n',
   );
   process.exit(0);

@@ -8,11 +8,15 @@
 //            sample's RTP labelled with its call, wire records into batches
 //   ndjson   ... plus the `otus capture` NDJSON line (to /dev/null)
 // Each trial is a fresh capture process pinned to one CPU, the sender pinned
-// to another. Reports offered and captured packets per second, kernel drops,
-// and the capture process's CPU-seconds per million packets (its own
-// getrusage / process.cpuUsage from "ready" to stop: user + system, all threads).
+// to another. Reports offered and captured packets per second and kernel drops
+// over the whole trial, and the capture process's CPU-seconds per million
+// packets (its own getrusage / process.cpuUsage: user + system, all threads)
+// in steady state: from the end of a warm-up (`--warmup` seconds of traffic,
+// in which Node's JIT compiles the loop on its helper threads: seconds once in
+// a capture process's life, which the C loop does not pay) to the stop; the
+// whole trial's figure is printed beside it.
 //
-//   npm run build && node dist/bench/live-veth.js [--seconds 4] [--trials 3] [--pcap FILE] [--contenders c,walk,decode,task,ndjson]
+//   npm run build && node dist/bench/live-veth.js [--seconds 4] [--warmup 1] [--trials 3] [--pcap FILE] [--contenders c,walk,decode,task,ndjson]
 //       [--block-size 1048576] [--block-count 32]
 // Needs root, ip (iproute2) and cc.
 //
@@ -27,8 +31,9 @@
 //   ndjson  570 kpps offered, 250 kpps captured (38% lost): 2.2 CPU s / M, the JSON text is the cost
 // GC counts (added after that run; `--seconds 2 --trials 1`): walk 0 and decode 0 over 0.87 M frames each.
 
-import { benchArgs, file, int, list, oneOf, opt, positive } from './cli.js';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { benchArgs, file, int, list, num, oneOf, opt, positive } from './cli.js';
+import { type ChildProcess, execFile as execFileCb, execFileSync, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -36,17 +41,19 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { captureExecArgv } from '../src/supervisor/task-run.js';
 
+const execFile = promisify(execFileCb);
 const args = process.argv.slice(2);
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const o = benchArgs({
   seconds: opt(4, positive),
+  warmup: opt(1, num),
   trials: opt(3, int),
   pcap: opt(join(root, 'samples/rtp-g711a.pcap'), file),
   contenders: opt(['c', 'walk', 'decode', 'task', 'ndjson'], list(oneOf('c', 'walk', 'decode', 'task', 'ndjson'))),
   'block-size': opt(1 << 20, int),
   'block-count': opt(32, int),
 });
-const { seconds, trials, pcap, contenders } = o;
+const { seconds, warmup, trials, pcap, contenders } = o;
 const blockSize = o['block-size'];
 const blockCount = o['block-count'];
 
@@ -102,9 +109,15 @@ interface Result {
   kernel_drops: number;
   cpu_s: number;
   main_thread_cpu_s?: number;
+  /** From the warm-up's end (SIGUSR2) to the stop. */
+  steady_packets: number;
+  steady_cpu_s: number;
+  steady_main_thread_cpu_s?: number;
   gcs?: number;
   /** task: RTP packets labelled with their call. */
   labelled?: number;
+  /** task: SIP messages parsed. */
+  sip_messages?: number;
 }
 
 async function lines(child: ChildProcess, until: (s: string) => boolean): Promise<string> {
@@ -137,22 +150,26 @@ async function trial(contender: string): Promise<{ offered: number; sentSeconds:
     child.stdout!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`${contender} exited ${code} before ready`)));
   });
-  const blast = JSON.parse(sh('ip', ['netns', 'exec', ns, blastBin, sendIf, pcap, String(seconds), String(sendCpu)])) as { sent: number; seconds: number };
+  const blaster = execFile('ip', ['netns', 'exec', ns, blastBin, sendIf, pcap, String(warmup + seconds), String(sendCpu)], { encoding: 'utf8' });
+  const marker = setTimeout(() => child.kill('SIGUSR2'), warmup * 1000);
+  const blast = JSON.parse((await blaster).stdout) as { sent: number; seconds: number };
+  clearTimeout(marker);
   await new Promise((r) => setTimeout(r, 300)); // the last partly filled block retires
   child.kill('SIGTERM');
   const [text] = await Promise.all([out, once(child, 'exit')]);
-  const last = text.trim().split('\n').pop()!;
-  return { offered: blast.sent, sentSeconds: blast.seconds, r: JSON.parse(last) as Result };
+  const r = JSON.parse(text.trim().split('\n').pop()!) as Result;
+  if (r.steady_packets === 0) throw new Error(`${contender}: no packets after the warm-up`);
+  return { offered: blast.sent, sentSeconds: blast.seconds, r };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const results = new Map<string, { offeredPps: number[]; capturedPps: number[]; drops: number[]; loss: number[]; cpuPerM: number[]; mainPerM: number[] }>();
-for (const c of contenders) results.set(c, { offeredPps: [], capturedPps: [], drops: [], loss: [], cpuPerM: [], mainPerM: [] });
+const results = new Map<string, { offeredPps: number[]; capturedPps: number[]; drops: number[]; loss: number[]; cpuPerM: number[]; mainPerM: number[]; wholePerM: number[] }>();
+for (const c of contenders) results.set(c, { offeredPps: [], capturedPps: [], drops: [], loss: [], cpuPerM: [], mainPerM: [], wholePerM: [] });
 
 console.log(`# bench/live-veth: ${os.cpus().length} x ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}`);
 console.log(`# command: node dist/bench/live-veth.js ${args.join(' ')}`.trimEnd());
-console.log(`# traffic: ${pcap} looped by veth_blast (sendmmsg, qdisc bypass) on CPU ${sendCpu}, ${seconds} s per trial; capture on CPU ${capCpu}; ring ${blockCount} x ${blockSize} B; ${trials} trials, contenders interleaved, each a fresh process`);
+console.log(`# traffic: ${pcap} looped by veth_blast (sendmmsg, qdisc bypass) on CPU ${sendCpu}, ${warmup} s of warm-up then ${seconds} s measured per trial; capture on CPU ${capCpu}; ring ${blockCount} x ${blockSize} B; ${trials} trials, contenders interleaved, each a fresh process`);
 for (let t = 0; t < trials; t++) {
   for (const c of contenders) {
     const { offered, sentSeconds, r } = await trial(c);
@@ -161,9 +178,10 @@ for (let t = 0; t < trials; t++) {
     m.capturedPps.push(r.packets / sentSeconds);
     m.drops.push(r.kernel_drops);
     m.loss.push(offered > 0 ? (offered - r.packets) / offered : 0);
-    m.cpuPerM.push((r.cpu_s / Math.max(1, r.packets)) * 1e6);
-    if (r.main_thread_cpu_s !== undefined) m.mainPerM.push((r.main_thread_cpu_s / Math.max(1, r.packets)) * 1e6);
-    process.stderr.write(`  trial ${t + 1} ${c}: offered ${offered}, captured ${r.packets}, drops ${r.kernel_drops}, cpu ${r.cpu_s.toFixed(3)} s${r.gcs !== undefined ? `, GCs ${r.gcs}` : ''}${r.labelled !== undefined ? `, labelled with their call ${r.labelled}` : ''}\n`);
+    m.cpuPerM.push((r.steady_cpu_s / r.steady_packets) * 1e6);
+    if (r.steady_main_thread_cpu_s !== undefined) m.mainPerM.push((r.steady_main_thread_cpu_s / r.steady_packets) * 1e6);
+    m.wholePerM.push((r.cpu_s / Math.max(1, r.packets)) * 1e6);
+    process.stderr.write(`  trial ${t + 1} ${c}: offered ${offered}, captured ${r.packets} (${r.steady_packets} after the warm-up), drops ${r.kernel_drops}, cpu ${r.cpu_s.toFixed(3)} s (${r.steady_cpu_s.toFixed(3)} s after the warm-up)${r.gcs !== undefined ? `, GCs ${r.gcs}` : ''}${r.labelled !== undefined ? `, RTP labelled with its call ${r.labelled}, SIP messages ${r.sip_messages}` : ''}\n`);
   }
 }
 
@@ -171,13 +189,13 @@ for (let t = 0; t < trials; t++) {
 const cLoop = results.get('c');
 const base = cLoop !== undefined ? median(cLoop.cpuPerM) : NaN;
 console.log('');
-console.log('| capture | offered pps | captured pps | kernel drops | loss | CPU s / M packets | main thread CPU s / M | × C loop |');
-console.log('|---|---|---|---|---|---|---|---|');
+console.log('| capture | offered pps | captured pps | kernel drops | loss | CPU s / M packets | main thread CPU s / M | × C loop | whole trial CPU s / M |');
+console.log('|---|---|---|---|---|---|---|---|---|');
 for (const c of contenders) {
   const m = results.get(c)!;
   const cpu = median(m.cpuPerM);
   console.log(
-    `| ${c} | ${Math.round(median(m.offeredPps)).toLocaleString('en')} | ${Math.round(median(m.capturedPps)).toLocaleString('en')} | ${median(m.drops)} | ${(median(m.loss) * 100).toFixed(4)}% | ${cpu.toFixed(4)} | ${m.mainPerM.length ? median(m.mainPerM).toFixed(4) : '-'} | ${Number.isNaN(base) ? '- (no c)' : (cpu / base).toFixed(2)} |`,
+    `| ${c} | ${Math.round(median(m.offeredPps)).toLocaleString('en')} | ${Math.round(median(m.capturedPps)).toLocaleString('en')} | ${median(m.drops)} | ${(median(m.loss) * 100).toFixed(4)}% | ${cpu.toFixed(4)} | ${m.mainPerM.length ? median(m.mainPerM).toFixed(4) : '-'} | ${Number.isNaN(base) ? '- (no c)' : (cpu / base).toFixed(2)} | ${median(m.wholePerM).toFixed(4)} |`,
   );
 }
-console.log('\n(medians over trials; loss = (offered - captured) / offered; CPU = user + system of the capture process from ready to stop)');
+console.log('\n(medians over trials; loss = (offered - captured) / offered over the whole trial; CPU = user + system of the capture process from the end of the warm-up to the stop; whole trial: from ready)');

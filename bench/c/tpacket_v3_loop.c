@@ -5,8 +5,9 @@
 // The same work per frame as Otus's driver minus decoding.
 //
 //   tpacket_v3_loop IFACE BLOCK_SIZE BLOCK_COUNT CPU   (CPU -1: no pinning)
-// Prints "ready" once bound; on SIGINT/SIGTERM prints one JSON line of counts
-// and the CPU time used since "ready" (getrusage), then exits.
+// Prints "ready" once bound; SIGUSR2 marks the end of the warm-up; on
+// SIGINT/SIGTERM prints one JSON line of counts and the CPU time used since
+// "ready" and since the mark (getrusage), then exits.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,8 +26,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, mark;
 static void on_signal(int sig) { (void)sig; stop = 1; }
+static void on_mark(int sig) { (void)sig; mark = 1; }
 
 static double cpu_seconds(void) {
   struct rusage ru;
@@ -75,14 +77,23 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  struct sigaction sm = {0};
+  sm.sa_handler = on_mark;
+  sigaction(SIGUSR2, &sm, NULL);
 
   double c0 = cpu_seconds();
   printf("ready\n");
   fflush(stdout);
   uint64_t packets = 0, bytes = 0, blocks = 0, touch = 0;
+  double mark_cpu = -1;
+  uint64_t mark_packets = 0;
   unsigned cur = 0;
   struct pollfd pfd = {.fd = fd, .events = POLLIN | POLLERR};
   while (!stop) {
+    if (mark && mark_cpu < 0) {
+      mark_cpu = cpu_seconds();
+      mark_packets = packets;
+    }
     struct tpacket_block_desc *bd = (struct tpacket_block_desc *)(ring + (size_t)cur * bs);
     if ((__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) == 0) {
       poll(&pfd, 1, 100);
@@ -100,13 +111,14 @@ int main(int argc, char **argv) {
     __atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
     cur = (cur + 1) % bn;
   }
-  double used = cpu_seconds() - c0;
+  double end = cpu_seconds(), used = end - c0;
   struct tpacket_stats_v3 st = {0};
   socklen_t len = sizeof(st);
   getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &len);
-  printf("{\"packets\":%llu,\"bytes\":%llu,\"blocks\":%llu,\"kernel_packets\":%u,\"kernel_drops\":%u,\"cpu_s\":%.6f,\"touch\":%llu}\n",
+  printf("{\"packets\":%llu,\"bytes\":%llu,\"blocks\":%llu,\"kernel_packets\":%u,\"kernel_drops\":%u,\"cpu_s\":%.6f,"
+         "\"steady_packets\":%llu,\"steady_cpu_s\":%.6f,\"touch\":%llu}\n",
          (unsigned long long)packets, (unsigned long long)bytes, (unsigned long long)blocks, st.tp_packets, st.tp_drops, used,
-         (unsigned long long)touch);
+         (unsigned long long)(mark_cpu < 0 ? 0 : packets - mark_packets), mark_cpu < 0 ? 0 : end - mark_cpu, (unsigned long long)touch);
   munmap(ring, (size_t)bs * bn);
   close(fd);
   return 0;

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #define BATCH 64
-#define MAXF 4096
 
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
@@ -45,23 +44,37 @@ int main(int argc, char **argv) {
     CPU_SET(cpu, &set);
     sched_setaffinity(0, sizeof(set), &set);
   }
+  // The whole file, however long: a loop of only its first frames would be
+  // another traffic mix (a file of calls starts with their setup).
   FILE *f = fopen(argv[2], "rb");
   if (!f) return perror(argv[2]), 1;
-  static uint8_t *frames[MAXF];
-  static size_t lens[MAXF];
   uint8_t gh[24];
-  if (fread(gh, 1, 24, f) != 24) return fprintf(stderr, "short pcap\n"), 1;
-  int nf = 0;
+  uint32_t magic;
+  if (fread(gh, 1, 24, f) != 24) return fprintf(stderr, "%s: short pcap header\n", argv[2]), 1;
+  memcpy(&magic, gh, 4);
+  if (magic != 0xa1b2c3d4 && magic != 0xa1b23c4d)
+    return fprintf(stderr, "%s: not a little-endian pcap (the benchmark writes those)\n", argv[2]), 1;
+  uint8_t **frames = NULL;
+  size_t *lens = NULL;
+  size_t nf = 0, cap = 0;
   uint8_t rh[16];
-  while (nf < MAXF && fread(rh, 1, 16, f) == 16) {
+  while (fread(rh, 1, 16, f) == 16) {
     uint32_t incl;
-    memcpy(&incl, rh + 8, 4);  // little-endian pcap written by the benchmark
+    memcpy(&incl, rh + 8, 4);
+    if (incl == 0 || incl > 65535) return fprintf(stderr, "%s: frame %zu: bad length %u\n", argv[2], nf + 1, incl), 1;
+    if (nf == cap) {
+      cap = cap ? cap * 2 : 4096;
+      frames = realloc(frames, cap * sizeof *frames);
+      lens = realloc(lens, cap * sizeof *lens);
+      if (!frames || !lens) return perror("realloc"), 1;
+    }
     frames[nf] = malloc(incl);
-    if (fread(frames[nf], 1, incl, f) != incl) break;
+    if (!frames[nf]) return perror("malloc"), 1;
+    if (fread(frames[nf], 1, incl, f) != incl) return fprintf(stderr, "%s: frame %zu truncated\n", argv[2], nf + 1), 1;
     lens[nf++] = incl;
   }
   fclose(f);
-  if (nf == 0) return fprintf(stderr, "no frames\n"), 1;
+  if (nf == 0) return fprintf(stderr, "%s: no frames\n", argv[2]), 1;
 
   int fd = socket(AF_PACKET, SOCK_RAW, 0);
   if (fd < 0) return perror("socket"), 1;
@@ -80,7 +93,7 @@ int main(int argc, char **argv) {
   memset(msgs, 0, sizeof(msgs));
   double t0 = now(), limit = atof(argv[3]);
   uint64_t sent = 0, errors = 0;
-  int j = 0;
+  size_t j = 0;
   while (!stop) {
     for (int i = 0; i < BATCH; i++) {
       iov[i].iov_base = frames[j];
@@ -95,6 +108,6 @@ int main(int argc, char **argv) {
     if ((sent & 0xfff) < BATCH && now() - t0 >= limit) break;
   }
   double el = now() - t0;
-  printf("{\"sent\":%llu,\"seconds\":%.6f,\"errors\":%llu}\n", (unsigned long long)sent, el, (unsigned long long)errors);
+  printf("{\"sent\":%llu,\"seconds\":%.6f,\"errors\":%llu,\"loop_frames\":%zu}\n", (unsigned long long)sent, el, (unsigned long long)errors, nf);
   return 0;
 }
