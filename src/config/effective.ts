@@ -39,11 +39,11 @@ export async function effectiveTask(registry: PluginRegistry, global: GlobalConf
     const enabled = ((effective[key] as Ref[] | undefined) ?? []).filter((r) => r.enabled);
     enabled.forEach((r, i) => {
       const ref = task[key][i];
-      r.config = registry.checkConfig(registry.require(kind, ref.plugin, ref.where), ref.config, ref.where) as Record<string, unknown>;
+      r.config = registry.checkConfig(registry.require(kind, ref.plugin, ref.named), ref.config, ref.where) as Record<string, unknown>;
     });
   }
   const rep = reporterConfigFor(global, task);
-  const config = registry.checkConfig(await registry.load('reporter', rep.name, rep.where), rep.config, rep.where) as Record<string, unknown>;
+  const config = registry.checkConfig(await registry.load('reporter', rep.name, rep.named), rep.config, rep.where) as Record<string, unknown>;
   checkPcapTask(rep.name, rep.where, task);
   effective.reporter = { type: rep.name, config };
   return { effective: inSchemaOrder(TASK_BODY_SCHEMA, effective) as Record<string, unknown>, reporter: { ...rep, config } };

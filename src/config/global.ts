@@ -277,7 +277,7 @@ export function nodeContext(g: GlobalConfig): Record<string, string> {
  * anything else the task sets replaces). A task without a reporter gets
  * `console`. OTUS_ERR_TASK when the global configuration does not define it.
  */
-export function reporterConfigFor(g: GlobalConfig, task: TaskSpec): { name: string; config: Record<string, unknown>; where: string } {
+export function reporterConfigFor(g: GlobalConfig, task: TaskSpec): { name: string; config: Record<string, unknown>; where: string; named: string } {
   const name = task.reporter?.plugin ?? 'console';
   const base = Object.hasOwn(g.reporters, name) ? g.reporters[name] : undefined;
   if (base === undefined) {
@@ -292,7 +292,7 @@ export function reporterConfigFor(g: GlobalConfig, task: TaskSpec): { name: stri
   // Ends in a key path: a reporter's schema error appends its own (`...reporter.config.path: is required`).
   const globalAt = `${g.file ?? 'built-in defaults'}: otus.reporters.${name}`;
   const where = task.reporter ? `${globalAt} merged under ${task.reporter.where}` : globalAt;
-  return { name, config: mergeConfig(base, task.reporter?.config ?? {}), where };
+  return { name, config: mergeConfig(base, task.reporter?.config ?? {}), where, named: task.reporter?.named ?? globalAt };
 }
 
 function isPlainObject(v: unknown): v is Obj {

@@ -113,6 +113,8 @@ export interface PluginRef {
   where: string;
   /** `FILE:LINE` of the reference itself (its `plugin:`, or the reporter's `type:`), for messages about the choice of plugin. */
   at: string;
+  /** `FILE:LINE: task.parsers[0].plugin` (or `...reporter.type`): where the plugin is named, for "no such plugin". */
+  named: string;
 }
 
 export interface TaskSpec {
@@ -126,6 +128,8 @@ export interface TaskSpec {
   /** task.capture.driver and .interface (live runs); null when absent. */
   driver: string | null;
   interface: string | null;
+  /** `FILE:LINE: task.capture.interface`, for messages about the interface the task names. */
+  interfaceWhere: string;
   /** task.capture.xdp_steal: the xdp driver may take an interface that carries host traffic (src/capture/xdp.ts). */
   xdpSteal: boolean;
   /** task.capture.buffer_bytes: the kernel's buffer of each capture process; null: the driver's default. */
@@ -193,7 +197,13 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     ((t[key] as { plugin: string; enabled: boolean; config?: Record<string, unknown> }[] | undefined) ?? [])
       .map((r, i) => ({ r, i }))
       .filter(({ r }) => r.enabled)
-      .map(({ r, i }) => ({ plugin: r.plugin, config: r.config ?? {}, where: `${at([key, i, 'config'])}: ${path}.${key}[${i}].config`, at: at([key, i, 'plugin']) }));
+      .map(({ r, i }) => ({
+        plugin: r.plugin,
+        config: r.config ?? {},
+        where: `${at([key, i, 'config'])}: ${path}.${key}[${i}].config`,
+        at: at([key, i, 'plugin']),
+        named: `${at([key, i, 'plugin'])}: ${path}.${key}[${i}].plugin`,
+      }));
   const parsers = refs('parsers');
   // Task keys that set a parser's config key (docs/task-format.md, "sip", "rtp").
   const lift = (plugin: 'sip' | 'rtp', key: 'calls' | 'stats', on: (v: unknown) => boolean, what: string): void => {
@@ -221,6 +231,7 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     workers: capture?.workers ?? null,
     driver: capture?.driver ?? null,
     interface: capture?.interface ?? null,
+    interfaceWhere: `${at(['capture', 'interface'])}: ${path}.capture.interface`,
     xdpSteal: capture?.xdp_steal === true,
     bufferBytes: capture?.buffer_bytes ?? null,
     retireMs: capture?.retire_ms ?? null,
@@ -228,7 +239,9 @@ export function taskSpec(t: Record<string, unknown>, file: string, path: string,
     filterWhere: `${at(['filter'])}: ${path}.filter`,
     parsers,
     processors: refs('processors'),
-    reporter: rep ? { plugin: rep.type, config: rep.config ?? {}, where: `${at(['reporter', 'config'])}: ${path}.reporter.config`, at: at(['reporter', 'type']) } : null,
+    reporter: rep
+      ? { plugin: rep.type, config: rep.config ?? {}, where: `${at(['reporter', 'config'])}: ${path}.reporter.config`, at: at(['reporter', 'type']), named: `${at(['reporter', 'type'])}: ${path}.reporter.type` }
+      : null,
     unmatchedPolicy: t.unmatched_policy as UnmatchedPolicy,
     senders: (t.senders as number | undefined) ?? 1,
     raw: t.raw === true,

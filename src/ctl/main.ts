@@ -209,7 +209,9 @@ function taskCommands(y: Argv<Globals>): Argv<Globals> {
           'task.create',
           async () => {
             const file = oneString(a.file, '--file', true);
-            return { task: parseTaskYaml(await readInput(file, '--file'), file === '-' ? 'stdin' : file) };
+            const where = file === '-' ? 'stdin' : file;
+            const text = await readInput(file, '--file');
+            return { task: parseTaskYaml(text, where), text, file: where };
           },
           fmt.formatTaskCreate,
           true,
@@ -298,7 +300,8 @@ await yargs(dashValues(hideBin(process.argv), ['--file', '-f', '--config', '--ta
         async () => {
           const flag = a.config !== undefined ? '--config' : '--task';
           const file = oneString(a.config ?? a.task, flag, true);
-          return { [flag.slice(2)]: await readInput(file, flag) };
+          const key = flag.slice(2);
+          return { [key]: await readInput(file, flag), [`${key}_file`]: file === '-' ? 'stdin' : file };
         },
         fmt.formatValidate,
       ),

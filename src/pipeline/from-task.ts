@@ -32,9 +32,16 @@ export async function instantiateTaskPlugins(
 ): Promise<TaskPlugins> {
   const base = { node, taskId: task.id, worker, flows, ...(workers !== undefined && { workers }) };
   const parsers: Parser[] = [];
-  for (const r of task.parsers) parsers.push(await registry.instantiate('parser', r.plugin, r.config, { ...base, where: r.where }));
+  // Each plugin looked up first where the task names it, so "no such plugin" points at its `plugin:`.
+  for (const r of task.parsers) {
+    await registry.load('parser', r.plugin, r.named);
+    parsers.push(await registry.instantiate('parser', r.plugin, r.config, { ...base, where: r.where }));
+  }
   const processors: Processor[] = [];
-  for (const r of task.processors) processors.push(await registry.instantiate('processor', r.plugin, r.config, { ...base, where: r.where }));
+  for (const r of task.processors) {
+    await registry.load('processor', r.plugin, r.named);
+    processors.push(await registry.instantiate('processor', r.plugin, r.config, { ...base, where: r.where }));
+  }
   return {
     parsers,
     parserNames: task.parsers.map((r) => r.plugin),

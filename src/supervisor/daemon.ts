@@ -17,6 +17,7 @@ import { type GlobalConfig, loadGlobalConfig, parseGlobalConfig } from '../confi
 import { isLogLevel, LOG_LEVELS, LogHub, type LogLevel } from '../log/logger.js';
 import { createRegistry } from '../plugin/builtins.js';
 import { parseTask, taskFromObject } from '../config/task.js';
+import { clip } from '../config/yaml.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
 import { CommandChannel, loadCommandKey } from './commands.js';
 import { ControlServer, type Handler, RpcError } from './control.js';
@@ -163,8 +164,10 @@ async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub): Prom
       return { level: p.level, previous };
     },
     'task.create': async (p) => {
-      if (p.task === undefined) throw new RpcError(-32602, 'invalid params: task.create needs {task: {...}}');
-      const spec = taskFromObject(p.task, 'task.create');
+      if (p.task === undefined && typeof p.text !== 'string') throw new RpcError(-32602, 'invalid params: task.create needs {task: {...}} or {text: "YAML", file?: "its name"}');
+      // otusctl sends the file's text beside its values, so that errors name the file and line (a daemon before that reads task only).
+      const text = typeof p.text === 'string' ? p.text : typeof p.task === 'string' ? p.task : null;
+      const spec = text !== null ? parseTask(text, sourceName(p.file, 'task.create')) : taskFromObject(p.task, 'task.create');
       return tasks.create(spec);
     },
     'task.stop': async (p) => {
@@ -178,10 +181,10 @@ async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub): Prom
       const registry = await createRegistry(o.pluginDirs);
       const out: Record<string, unknown> = {};
       // A task is checked against the configuration given with it, else the one in use.
-      const g = typeof p.config === 'string' ? parseGlobalConfig(p.config, 'config.validate: config') : cfg;
+      const g = typeof p.config === 'string' ? parseGlobalConfig(p.config, sourceName(p.config_file, 'config.validate: config')) : cfg;
       if (typeof p.config === 'string') out.config = await effectiveConfig(registry, g);
       if (p.task !== undefined) {
-        const spec = typeof p.task === 'string' ? parseTask(p.task, 'config.validate: task') : taskFromObject(p.task, 'config.validate: task');
+        const spec = typeof p.task === 'string' ? parseTask(p.task, sourceName(p.task_file, 'config.validate: task')) : taskFromObject(p.task, 'config.validate: task');
         out.task = (await effectiveTask(registry, g, spec)).effective;
       }
       return { effective: out };
@@ -260,4 +263,9 @@ async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub): Prom
 function idParam(p: Record<string, unknown>): string {
   if (typeof p.id !== 'string' || p.id === '') throw new RpcError(-32602, 'invalid params: expected {id: "<task id>"}');
   return p.id;
+}
+
+/** A client's name for YAML text it sent (its file), used in messages only: control characters replaced, cut short. */
+function sourceName(v: unknown, fallback: string): string {
+  return typeof v === 'string' && v !== '' ? clip(v.replace(/[\u0000-\u001f\u007f]/g, '?'), 256) : fallback;
 }

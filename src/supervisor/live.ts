@@ -10,7 +10,7 @@
 // it prints.
 
 import os from 'node:os';
-import { allowedCpus, type CaptureOptions, type CpuChoice, checkCpus, cpuFor, createCapturer, defaultCaptureOptions } from '../capture/index.js';
+import { allowedCpus, type CaptureOptions, type CpuChoice, checkCpus, cpuFor, createCapturer, defaultCaptureOptions, interfaceInfo } from '../capture/index.js';
 import { LogHub } from '../log/logger.js';
 import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
@@ -78,6 +78,15 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
   const task = t.task;
   const iface = o.iface ?? task.interface;
   if (!iface) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `${task.file}: no interface: give -i IFACE or task.capture.interface`);
+  if (!o.iface) {
+    // The task's own interface: a name that is not there is an error in the task, so say where it names it.
+    try {
+      interfaceInfo(iface);
+    } catch (e) {
+      if (e instanceof OtusError) throw new OtusError(e.code, `${task.interfaceWhere}: ${e.message}`, { cause: e });
+      throw e;
+    }
+  }
   const driver = o.driver ?? task.driver ?? 'af_packet_v3';
   if (driver === 'file') throw new OtusError('OTUS_ERR_BAD_ARGUMENT', 'a task over capture files is `otus replay --task TASK.yml FILE...`');
   const allowed = o.allowed && o.allowed.length > 0 ? o.allowed : allowedCpus();

@@ -159,7 +159,10 @@ export interface CheckedTask {
 export interface ReporterChoice {
   name: string;
   config: Record<string, unknown>;
+  /** Where its config comes from, for messages about the config. */
   where: string;
+  /** Where it is named, for "no such reporter". */
+  named: string;
 }
 
 /** Loads a task file and checks it (checkTaskSpec) before anything is forked. */
@@ -178,7 +181,7 @@ export async function checkTaskSpec(task: TaskSpec, pluginDirs: string[], node: 
   const hinting = plugins.parsers.map((p, i) => ({ p, name: plugins.parserNames[i]! })).filter(({ p }) => p.hints !== undefined);
   const hints = (parsers: TaskSummary['parsers']): string[] =>
     hinting.flatMap(({ p, name }) => (parsers[name]?.counters ? p.hints!(parsers[name].counters!) : []));
-  const repPlugin = await registry.load('reporter', rep.name, rep.where);
+  const repPlugin = await registry.load('reporter', rep.name, rep.named);
   const config = registry.checkConfig(repPlugin, rep.config, rep.where) as Record<string, unknown>;
   // A file the sender would open: refused now, with the reason, rather than in the sender.
   if (rep.name === 'file' || rep.name === 'pcap') checkFileOutput(`reporter ${rep.name}`, config);
@@ -329,10 +332,10 @@ export function awaitReady<T>(child: ChildProcess, what: string): Promise<T> {
 
 /** The reporter a run uses: `--out FILE` or `-` (NDJSON), else the task's, else NDJSON on stdout. */
 export function reporterFor(out: string | null, task: TaskSpec): ReporterChoice {
-  if (out === '-') return { name: 'console', config: {}, where: '--out -' };
-  if (out !== null) return { name: 'file', config: { path: resolve(out), format: 'json' }, where: `--out ${out}` };
-  if (task.reporter) return { name: task.reporter.plugin, config: task.reporter.config, where: task.reporter.where };
-  return { name: 'console', config: {}, where: 'default reporter' };
+  if (out === '-') return { name: 'console', config: {}, where: '--out -', named: '--out -' };
+  if (out !== null) return { name: 'file', config: { path: resolve(out), format: 'json' }, where: `--out ${out}`, named: `--out ${out}` };
+  if (task.reporter) return { name: task.reporter.plugin, config: task.reporter.config, where: task.reporter.where, named: task.reporter.named };
+  return { name: 'console', config: {}, where: 'default reporter', named: 'default reporter' };
 }
 
 /** Sums parser counters: numbers add, objects merge recursively, anything else keeps the first value. */

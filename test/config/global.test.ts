@@ -318,8 +318,9 @@ test('taskFromObject: {task: {...}} or the body, defaults filled, the caller\'s 
   assert.deepEqual(body, before);
   assert.equal(t.id, 't1');
   assert.equal(t.file, 'task.create');
-  assert.deepEqual(t.parsers, [{ plugin: 'sip', config: {}, where: 'task.create: task.parsers[0].config', at: 'task.create' }]);
+  assert.deepEqual(t.parsers, [{ plugin: 'sip', config: {}, where: 'task.create: task.parsers[0].config', at: 'task.create', named: 'task.create: task.parsers[0].plugin' }]);
   assert.equal(t.filterWhere, 'task.create: task.filter');
+  assert.equal(t.interfaceWhere, 'task.create: task.capture.interface');
   assert.equal(t.unmatchedPolicy, 'forward');
   assert.deepEqual(t.effective, { id: 't1', parsers: [{ plugin: 'sip', enabled: true }, { plugin: 'rtp', enabled: false }], unmatched_policy: 'forward' });
   assert.deepEqual(taskFromObject({ task: body }, 'w').effective, t.effective);
@@ -343,7 +344,7 @@ test('reporterConfigFor: global settings under the task\'s, task keys win, objec
   assert.deepEqual(r.config, { brokers: ['k1:9092'], sasl: { user: 'otus', password: 'own' }, acks: 'all', topic: 'voip' });
   assert.equal(r.where, `${F}: otus.reporters.kafka merged under ${F}:30: otus.tasks[0].reporter.config`);
   assert.deepEqual(g.reporters.kafka.sasl, { user: 'otus', password: 'p' }, 'the global settings are not modified');
-  assert.deepEqual(reporterConfigFor(g, g.tasks[1]), { name: 'console', config: {}, where: `${F}: otus.reporters.console` });
+  assert.deepEqual(reporterConfigFor(g, g.tasks[1]), { name: 'console', config: {}, where: `${F}: otus.reporters.console`, named: `${F}: otus.reporters.console` });
 
   const t = parseTask('task:\n  id: v\n  reporter: {type: file, config: {path: /tmp/x}}\n', '/t.yml');
   assert.throws(

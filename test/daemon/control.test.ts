@@ -3,7 +3,7 @@
 // nothing must leave the daemon serving everyone else.
 
 import assert from 'node:assert/strict';
-import { chmodSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -63,6 +63,36 @@ describe('control socket', () => {
     assert.deepEqual(codes, [-32700, -32600, -32601, -32602, -32602, -32000, 0]);
     const big = await exchange(socket, Buffer.alloc((1 << 20) + 10, 0x61), 1);
     assert.equal(JSON.parse(big[0]!).error.code, -32600);
+  });
+
+  test('a bad task or configuration sent by otusctl is refused naming its file, line and key', async () => {
+    const file = join(tmp.dir, 'bad-task.yml');
+    const cases: [string, RegExp][] = [
+      ['task:\n  id: b\n  capture: {interface: lo}\n  bogus: 1\n', /^otusctl: \S*bad-task\.yml:4: task\.bogus: is not a known key \[OTUS_ERR_TASK\]$/],
+      ['task:\n  id: b\n  capture:\n    interface: otus-no-such0\n', /^otusctl: \S*bad-task\.yml:4: task\.capture\.interface: interface "otus-no-such0": no such interface .*\[OTUS_ERR_BAD_ARGUMENT\]$/],
+      ['task:\n  id: b\n  capture: {interface: lo}\n  parsers:\n    - plugin: sip\n    - plugin: h323\n', /^otusctl: \S*bad-task\.yml:6: task\.parsers\[1\]\.plugin: no parser plugin named "h323" .*\[OTUS_ERR_PLUGIN_NOT_FOUND\]$/],
+      ['task:\n  id: b\n  capture: {interface: lo}\n  reporter:\n    type: amqp\n', /^otusctl: \S*bad-task\.yml:5: task\.reporter\.type: task "b" names reporter "amqp", which .*\[OTUS_ERR_TASK\]$/],
+    ];
+    for (const [yaml, re] of cases) {
+      writeFileSync(file, yaml);
+      const r = await ctl(socket, ['task', 'create', '--file', file], { json: false });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr.trim(), re);
+    }
+    writeFileSync(file, cases[0]![0]);
+    const v = await ctl(socket, ['validate', '--task', file], { json: false });
+    assert.equal(v.status, 1, v.stderr);
+    assert.match(v.stderr.trim(), /^otusctl: \S*bad-task\.yml:4: task\.bogus: is not a known key \[OTUS_ERR_TASK\]$/);
+    const g = join(tmp.dir, 'bad-global.yml');
+    writeFileSync(g, 'otus:\n  node:\n    bogus: 1\n');
+    const vg = await ctl(socket, ['validate', '--config', g], { json: false });
+    assert.equal(vg.status, 1, vg.stderr);
+    assert.match(vg.stderr.trim(), /^otusctl: \S*bad-global\.yml:3: otus\.node\.bogus: is not a known key \[OTUS_ERR_CONFIG\]$/);
+    // A client's name for its text is only a name: control characters in it do not reach the message.
+    const raw = await exchange(socket, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'task.create', params: { text: cases[0]![0], file: 'a\u001b[2Jb.yml' } }) + '\n', 1);
+    assert.match(JSON.parse(raw[0]!).error.message, /^a\?\[2Jb\.yml:4: task\.bogus: is not a known key/);
+    const t = await ctl(socket, ['task', 'list']);
+    assert.deepEqual(t.json.tasks, [], 'none of them was created');
   });
 
   test('10 000 malformed requests and 300 silent clients leave the daemon serving', async () => {

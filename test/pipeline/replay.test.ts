@@ -129,7 +129,7 @@ test('errors are coded and happen before forking: bad plugin config, unknown plu
   writeFileSync(bad, 'task:\n  id: bad\n  reporter: {type: amqp}\n');
   r = replay(['--task', bad, SAMPLE]);
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /task.reporter.config: no reporter plugin named "amqp" .*\[OTUS_ERR_PLUGIN_NOT_FOUND\]/);
+  assert.match(r.stderr, /bad.yml:3: task.reporter.type: no reporter plugin named "amqp" .*\[OTUS_ERR_PLUGIN_NOT_FOUND\]/);
 
   writeFileSync(bad, 'task:\n  id: bad\n  unmatched_policy: maybe\n');
   r = replay(['--task', bad, SAMPLE]);

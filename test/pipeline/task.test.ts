@@ -99,7 +99,7 @@ test('plugin config errors name the task file and key path', async () => {
   writeFileSync(file, 'task:\n  id: x\n  parsers:\n    - plugin: h323\n'); // no such parser (sip now is one)
   await assert.rejects(instantiateTaskPlugins(r, loadTaskFile(file), {}, 0), (e: unknown) => {
     assert.ok(e instanceof OtusError && e.code === 'OTUS_ERR_PLUGIN_NOT_FOUND', String(e));
-    assert.ok(e.message.includes(`${file}:4: task.parsers[0].config: no parser plugin named "h323"`), e.message);
+    assert.ok(e.message.includes(`${file}:4: task.parsers[0].plugin: no parser plugin named "h323"`), e.message);
     return true;
   });
 });
