@@ -339,7 +339,11 @@ export function formatTaskStatus(r: TaskStatus, o: FormatOptions = {}): string {
     .map((row) => wrap(`${row[0]} ${row[1]} last exit:`, row[8].split(' '), width))
     .join('');
   const why = r.reason ? wrap('  reason:', text(r.reason).split(' '), width) : '';
-  return head.map((l) => truncate(l, width) + '\n').join('') + why + '\n' + procTable + exits + '\n' + counterLines(r.counters, width);
+  const down = procs.filter((p) => p.role === 'sender' && p.reporter_healthy === false).map((p) => p.index);
+  const unhealthy = down.length
+    ? wrap('  reporter:', `unhealthy (sender ${down.join(', ')}): its destination cannot be reached; records wait until their delivery timeout (the log has the last error)`.split(' '), width)
+    : '';
+  return head.map((l) => truncate(l, width) + '\n').join('') + why + unhealthy + '\n' + procTable + exits + '\n' + counterLines(r.counters, width);
 }
 
 /** `task create`: the task and its state. */

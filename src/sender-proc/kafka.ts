@@ -81,6 +81,10 @@ interface Tally {
 interface KafkaClient {
   /** Its queue is full; a message was kept aside (send() returned false). */
   readonly blocked: boolean;
+  /** False while no broker can be reached (librdkafka: none up in its last statistics; kafkajs: not connected). */
+  readonly healthy: boolean;
+  /** The last connection or delivery error the client reported, or null. */
+  readonly lastError: string | null;
   /** Connects in the background: an unreachable broker is no error here, its records time out. */
   start(): Promise<void>;
   /** Queues one message (copying what it keeps); false when the queue was full (the message is kept aside, blocked set). */
@@ -159,6 +163,15 @@ export class KafkaReporter implements Reporter {
 
   get blocked(): boolean {
     return this.client.blocked;
+  }
+
+  /** Read by the sender each heartbeat: the reporter health gauge and metric, and its warnings. */
+  get healthy(): boolean {
+    return this.client.healthy;
+  }
+
+  get lastError(): string | null {
+    return this.client.lastError;
   }
 
   writable(): Promise<void> {
@@ -331,11 +344,18 @@ type RdProducer = InstanceType<RdModule['Producer']>;
 
 const ERR_QUEUE_FULL = -184;
 const ERR_MSG_TIMED_OUT = -192;
+/** syslog's levels, as librdkafka logs: errors and warnings are kept as the last error. */
+const LOG_WARNING = 4;
 /** How often a message kept aside (queue full) is offered again. */
 const RETRY_MS = 2;
 
 class RdkafkaClient implements KafkaClient {
   blocked = false;
+  lastError: string | null = null;
+  /** A broker connection was up at the last statistics (true until the first, a second in). */
+  private up = true;
+  /** librdkafka logged a failure (a connect refused...) since a connection was last up. */
+  private failed = false;
   private producer: RdProducer | null = null;
   private aside: Msg | null = null;
   private waiters: (() => void)[] = [];
@@ -364,16 +384,37 @@ class RdkafkaClient implements KafkaClient {
     });
     p.on('event.stats', (s: { message: string }) => {
       try {
-        this.msgCnt = (JSON.parse(s.message) as { msg_cnt: number }).msg_cnt;
+        const st = JSON.parse(s.message) as { msg_cnt: number; brokers?: Record<string, { state?: string }> };
+        this.msgCnt = st.msg_cnt;
+        if (st.brokers !== undefined) this.up = Object.values(st.brokers).some((b) => b.state === 'UP');
+        if (this.up) this.failed = false;
       } catch {
-        // a malformed statistics document leaves the last count
+        // a malformed statistics document leaves the last figures
       }
     });
     // Connection errors (broker down, refused) are librdkafka's to retry; their records are counted when they time out.
-    p.on('event.error', () => undefined);
+    // The last one is kept for the sender's warnings: from librdkafka's log, which says why ("Connect to ipv4#10.0.0.5:9092
+    // failed: Connection refused"); the error event says only "broker transport failure".
+    p.on('event.log', (l: { severity?: number; message?: string }) => {
+      if (typeof l.severity !== 'number' || l.severity > LOG_WARNING || typeof l.message !== 'string') return;
+      this.lastError = l.message.replace(/^\[thrd:[^\]]*\]: /, '');
+      this.failed = true;
+    });
+    p.on('event.error', (e: unknown) => {
+      const m = (e as { message?: unknown }).message;
+      if (this.lastError === null && typeof m === 'string' && m !== '') this.lastError = m;
+    });
     await connectNative(p);
     p.setPollInterval(100);
     this.producer = p;
+  }
+
+  /**
+   * Healthy while a connection to some broker is up, or none failed: with sparse connections an idle
+   * producer may hold none (the broker closes idle ones after 10 minutes), which is no fault.
+   */
+  get healthy(): boolean {
+    return this.up || !this.failed;
   }
 
   send(m: Msg): boolean {
@@ -549,6 +590,7 @@ export async function registerLz4(kjs: KjsModule): Promise<void> {
 
 class KafkajsClient implements KafkaClient {
   blocked = false;
+  lastError: string | null = null;
   private producer: KjsProducer | null = null;
   private connected = false;
   private stopping = false;
@@ -603,6 +645,14 @@ class KafkajsClient implements KafkaClient {
     void this.connect();
   }
 
+  /** Connected (or still making its first attempt), and its last batch was not refused for want of a broker. kafkajs notices a broker gone only when it sends. */
+  get healthy(): boolean {
+    return (this.connected || this.attempts === 0) && !this.failing;
+  }
+
+  private attempts = 0;
+  private failing = false;
+
   /** Connects, retrying every second until it succeeds or the reporter stops. */
   private async connect(): Promise<void> {
     while (!this.stopping && !this.connected) {
@@ -610,7 +660,9 @@ class KafkajsClient implements KafkaClient {
         await this.producer!.connect();
         this.connected = true;
         this.pump();
-      } catch {
+      } catch (e) {
+        this.attempts++;
+        this.lastError = e instanceof Error ? e.message : String(e);
         await sleep(1000);
       }
     }
@@ -684,6 +736,8 @@ class KafkajsClient implements KafkaClient {
   private done(n: number, err: unknown, b: Batch): void {
     this.sending -= n;
     this.inflightBatches--;
+    if (err !== null) this.lastError = err instanceof Error ? err.message : String(err);
+    this.failing = err !== null;
     if (err === null) this.tally.acked(n);
     else if (Date.now() - b.t0 >= this.c.delivery_timeout_ms * 0.5) this.tally.timeout(n);
     else this.tally.error(errorName(err), n);

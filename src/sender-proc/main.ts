@@ -15,6 +15,7 @@
 // dropped are checked at each beat and warned about rate-limited.
 
 import { childLogger } from '../log/logger.js';
+import type { Logger } from 'pino';
 import { RateLimitedLog } from '../log/rate-limit.js';
 import { createRegistry, loadTaskParsers } from '../plugin/builtins.js';
 import type { EncodedRecord, RecordFormat } from '../plugin/types.js';
@@ -78,8 +79,16 @@ process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
 process.on('disconnect', () => (draining = true));
 
-/** Warns (rate-limited) about what grew since the last beat: records the reporter gave up, batches the ring dropped. */
-function watch(d: SenderDone, seen: { reporter: number; head: number }, warn: RateLimitedLog, lastError: () => string | null): void {
+/**
+ * Warns (rate-limited) about what grew since the last beat: records the reporter gave up, batches the ring dropped;
+ * and once when its reporter turns unhealthy (its destination cannot be reached), once when it is healthy again.
+ */
+function watch(d: SenderDone, seen: { reporter: number; head: number; healthy: boolean }, log: Logger, warn: RateLimitedLog, lastError: () => string | null, healthy: boolean): void {
+  if (healthy !== seen.healthy) {
+    if (healthy) log.info({ last_error: lastError() }, 'the reporter is healthy again');
+    else log.warn({ last_error: lastError() }, 'the reporter is unhealthy: its destination cannot be reached; records wait until their delivery timeout');
+    seen.healthy = healthy;
+  }
   const rep = d.reporterDropped - seen.reporter;
   const head = d.ring.dropHead - seen.head;
   if (rep > 0) warn.warn('reporter_dropped', rep, { reporter_dropped: d.reporterDropped, last_error: lastError() }, 'the reporter gave up records');
@@ -189,12 +198,12 @@ async function run(m: SenderStart): Promise<SenderDone> {
   };
   let toldGone = false;
   const lastError = (): string | null => (reporter as { lastError?: string | null }).lastError ?? null;
-  const seen = { reporter: 0, head: 0 };
+  const seen = { reporter: 0, head: 0, healthy: true };
   const beat = m.heartbeatMs
     ? setInterval(() => {
         const s = publish();
         process.send?.({ type: 'beat' } satisfies Beat);
-        watch(s, seen, warn, lastError);
+        watch(s, seen, log, warn, lastError, extras.healthy !== false);
       }, m.heartbeatMs)
     : null;
   try {
@@ -241,7 +250,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
     if (abandoning) reporter.abandon?.();
     await reporter.stop?.();
     const done = publish();
-    watch(done, seen, warn, lastError);
+    watch(done, seen, log, warn, lastError, seen.healthy);
     warn.flush();
     log.info({ records: done.records, abandoned: abandoning, reporter_dropped: done.reporterDropped }, 'sender stopped');
     return done;

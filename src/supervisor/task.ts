@@ -350,11 +350,13 @@ export class SupervisedTask {
 
   status(): TaskStatus {
     const ring = sumRings(this.rings.map((r) => r.stats()));
+    const view = this.stats?.view ?? null;
     return {
       ...this.brief(),
       reason: this.reason,
       processes: this.slots().map((s) => {
         const u = usage(s.proc?.pid ?? null);
+        const healthy = s.role === 'sender' && view !== null ? view.read(s.statsSlot).values.get('reporter.healthy') : undefined;
         return {
           role: s.role,
           index: s.index,
@@ -366,6 +368,7 @@ export class SupervisedTask {
           restarts: s.restarts,
           last_exit: s.lastExit,
           started_at: s.startedAt ? new Date(s.startedAt).toISOString() : null,
+          ...(s.role === 'sender' && { reporter_healthy: healthy === undefined ? null : healthy === 1 }),
         };
       }),
       counters: this.counters(),

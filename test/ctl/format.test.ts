@@ -148,6 +148,15 @@ describe('task status', () => {
       '    ring_tail 12, kernel 10, decode 3',
     ]);
   });
+  it("says so under the header when a sender's reporter cannot reach its destination", () => {
+    const ok = formatTaskStatus({ ...taskStatus, processes: taskStatus.processes.map((p) => (p.role === 'sender' ? { ...p, reporter_healthy: true } : p)) }, { now: NOW });
+    assert.ok(!ok.includes('unhealthy'), ok);
+    const out = formatTaskStatus({ ...taskStatus, reason: null, processes: taskStatus.processes.map((p) => (p.role === 'sender' ? { ...p, reporter_healthy: false } : p)) }, { now: NOW });
+    assertWidth(out, 80);
+    const ls = lines(out);
+    assert.match(ls[2]!, /^ {2}reporter: unhealthy \(sender 0\): its destination cannot be reached;/);
+    assert.match(ls[3]!, /^ {4}.*\(the log has the last error\)$/);
+  });
   it('stays within 80 columns with a long id and a long last-exit reason', () => {
     const long = { ...taskStatus, id: LONG_ID, reason: 'x'.repeat(200) };
     assert.match(formatTaskStatus({ ...taskStatus, reason: 'capture process 1 failed: ' + 'why '.repeat(28) + 'end' }, { now: NOW }), /\n {2}reason: capture process 1 failed: why why[ why]+\n {4}why[ why]+ end\n\n/);
