@@ -207,7 +207,7 @@ describe('otusctl: answers', () => {
     );
   });
 
-  it('task create reads the YAML file and sends the object; - reads stdin', async () => {
+  it('task create reads the YAML file and sends the object, with its text and name (for errors that give the line); - reads stdin', async () => {
     const file = join(tmp.dir, 'task.yml');
     const yaml = 'task:\n  id: voip-monitor-01\n  capture:\n    interface: eth0\n    workers: 2\n  parsers:\n    - plugin: sip\n';
     writeFileSync(file, yaml);
@@ -218,11 +218,11 @@ describe('otusctl: answers', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, 'task voip-monitor-01: running\n');
       assert.equal(srv.requests[0].method, 'task.create');
-      assert.deepEqual(srv.requests[0].params, { task: want });
+      assert.deepEqual(srv.requests[0].params, { task: want, text: yaml, file });
 
       const s = await runCtl(['task', 'create', '--file', '-', '--socket', srv.path], { input: yaml });
       assert.equal(s.code, 0, s.stderr);
-      assert.deepEqual(srv.requests[1].params, { task: want });
+      assert.deepEqual(srv.requests[1].params, { task: want, text: yaml, file: 'stdin' });
 
       const stop = await runCtl(['task', 'stop', '--id', 'voip-monitor-01', '--socket', srv.path]);
       assert.equal(stop.code, 0, stop.stderr);
@@ -239,10 +239,10 @@ describe('otusctl: answers', () => {
       const r = await runCtl(['validate', '--config', file, '--socket', srv.path]);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(parse(r.stdout), { control: { socket: '/run/otus/otus.sock', mode: '0660' } });
-      assert.deepEqual(srv.requests[0], { jsonrpc: '2.0', id: 1, method: 'config.validate', params: { config: text } });
+      assert.deepEqual(srv.requests[0], { jsonrpc: '2.0', id: 1, method: 'config.validate', params: { config: text, config_file: file } });
       const t = await runCtl(['validate', '--task', '-', '--socket', srv.path], { input: 'task: {id: x}\n' });
       assert.equal(t.code, 0, t.stderr);
-      assert.deepEqual(srv.requests[1].params, { task: 'task: {id: x}\n' });
+      assert.deepEqual(srv.requests[1].params, { task: 'task: {id: x}\n', task_file: 'stdin' });
     });
   });
 });
