@@ -21,6 +21,8 @@ import { clip, keyPath, type KeyPath, nullsAsAbsent, parseYaml, readLimited, typ
 export interface GlobalConfig {
   /** The file read (absolute when loaded by loadGlobalConfig); null: built-in defaults. */
   file: string | null;
+  /** `FILE:LINE` of a key path in the file (`['otus', 'reporters', 'file']`), for messages; `built-in defaults` without a file. */
+  at: (segs: KeyPath) => string;
   node: { id: string; hostname: string; ip: string | null; labels: Record<string, string> };
   control: { socket: string; mode: number; group: string | number | null; allowedUids: number[]; allowedGids: number[] };
   resources: { maxWorkers: number; cpus: number[]; flowRegistrySlots: number; ringBytes: number; tcpReassemblyBytes: number };
@@ -189,6 +191,7 @@ function build(data: unknown, file: string | null, src: YamlSource | null, opts:
   const effective = inSchemaOrder(GLOBAL_CONFIG_SCHEMA.properties.otus, o) as Obj;
   return {
     file,
+    at: (segs) => (src ? src.at(segs) : (file ?? 'built-in defaults')),
     node: { id: node.id as string, hostname: node.hostname as string, ip: node.ip as string | null, labels: { ...(node.labels as Record<string, string>) } },
     control: {
       socket: control.socket as string,

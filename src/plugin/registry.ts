@@ -141,6 +141,11 @@ export class PluginRegistry {
     return this.list('parser').flatMap((p) => (p.def.payloadReader ? [p.def.payloadReader()] : []));
   }
 
+  /** Whether a `kind` plugin named `name` can be had: registered, or in a plugin directory (loaded when first used). */
+  has(kind: PluginKind, name: string): boolean {
+    return this.get(kind, name) !== undefined || this.third?.has(name) === true;
+  }
+
   /** A registered plugin (built-in, or loaded before) or OTUS_ERR_PLUGIN_NOT_FOUND naming where the task asked for it. */
   require<K extends PluginKind>(kind: K, name: string, where: string): RegisteredPlugin<K> {
     const p = this.get(kind, name);

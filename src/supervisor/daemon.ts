@@ -12,10 +12,11 @@
 
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { effectiveConfig, effectiveTask } from '../config/effective.js';
+import { checkReporterSettings, effectiveConfig, effectiveTask } from '../config/effective.js';
 import { type GlobalConfig, loadGlobalConfig, parseGlobalConfig } from '../config/global.js';
 import { isLogLevel, LOG_LEVELS, LogHub, type LogLevel } from '../log/logger.js';
 import { createRegistry } from '../plugin/builtins.js';
+import type { PluginRegistry } from '../plugin/registry.js';
 import { parseTask, taskFromObject } from '../config/task.js';
 import { clip } from '../config/yaml.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
@@ -63,18 +64,19 @@ function changed(a: Record<string, unknown>, b: Record<string, unknown>, prefix 
 
 export async function runDaemon(o: DaemonOptions): Promise<void> {
   const cfg = load(o.configFile, o.socket);
-  await createRegistry(o.pluginDirs); // an unsafe plugin directory is refused before anything starts
+  const registry = await createRegistry(o.pluginDirs); // an unsafe plugin directory is refused before anything starts
+  checkReporterSettings(registry, cfg);
   // Outputs open once: a reload changes only the level (the node id in every line stays too).
   const logs = await LogHub.open(cfg.log, cfg.node.id);
   // A failure to start is the command's one coded line (src/cli/otus.ts), not a log line as well.
   try {
-    await serve(o, cfg, logs);
+    await serve(o, cfg, logs, registry);
   } finally {
     await logs.close();
   }
 }
 
-async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub): Promise<void> {
+async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub, registry: PluginRegistry): Promise<void> {
   let cfg = config;
   const log: Logger = logs.logger('supervisor');
   const notify = SdNotify.fromEnv();
@@ -105,6 +107,7 @@ async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub): Prom
     notify.reloading();
     try {
       const next = load(cfg.file, o.socket);
+      checkReporterSettings(registry, next);
       const diff = changed(cfg.effective, next.effective);
       const applied = diff.filter((p) => LIVE.some((r) => r.test(p)));
       const needsRestart = diff.filter((p) => !applied.includes(p)).map((p) => `${p}: takes effect when the daemon restarts`);

@@ -89,6 +89,16 @@ test('otus validate errors: exit 2, one coded line, no stack trace', () => {
   // The reporter's settings: the global ones merged under the task's, checked by the reporter plugin.
   writeFileSync(cfg, 'otus:\n  reporters: {file: {format: json}}\n  tasks:\n    - id: a\n      reporter: {type: file}\n');
   failsWith(['--config', cfg], `otus: reporter plugin "file" (built-in): ${cfg}: otus.reporters.file merged under ${cfg}:5: otus.tasks[0].reporter.config.path: is required [OTUS_ERR_PLUGIN_CONFIG]`);
+  // otus.reporters checked when the file is read: a name no reporter has, a key or value its schema refuses; what a task completes is not asked for.
+  writeFileSync(cfg, 'otus:\n  reporters:\n    console: {}\n    kafak: {brokers: ["a:1"]}\n');
+  failsWith(['--config', cfg], new RegExp(`^otus: ${cfg}:4: otus.reporters.kafak: no reporter plugin named "kafak" \\(known: [a-z, ]*kafka[a-z, ]*\\) \\[OTUS_ERR_PLUGIN_NOT_FOUND\\]\\n$`));
+  writeFileSync(cfg, 'otus:\n  reporters:\n    kafka:\n      brokers: ["a:1"]\n      compresion: lz4\n');
+  failsWith(['--config', cfg], `otus: ${cfg}:5: otus.reporters.kafka.compresion: is not a known key [OTUS_ERR_CONFIG]`);
+  writeFileSync(cfg, 'otus:\n  reporters:\n    file:\n      format: jsn\n');
+  failsWith(['--config', cfg], `otus: ${cfg}:4: otus.reporters.file.format: must be one of "json", "protobuf" [OTUS_ERR_CONFIG]`);
+  writeFileSync(cfg, 'otus:\n  reporters:\n    file: {format: protobuf}\n    kafka: {brokers: ["a:1"], sasl: {mechanism: plain, username: u, password: p}}\n');
+  const ok = validate(['--config', cfg]);
+  assert.equal(ok.status, 0, `settings a task completes (file: path; kafka: topic) are no error: ${ok.stderr}`);
   // A task naming a reporter the configuration does not define.
   const task = join(dir, 'task.yml');
   writeFileSync(task, 'task:\n  id: t\n  reporter:\n    type: kafka\n');
