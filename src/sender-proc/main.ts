@@ -152,6 +152,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
       cpuSec: (c.user + c.system) / 1e6,
       latency: latency?.summary() ?? null,
       reporter: reporter.counters?.() ?? null,
+      lastError: (reporter as { lastError?: string | null }).lastError ?? null,
     };
   };
   const stats = m.stats ? StatsWriter.open(m.ringTask, m.statsSlot ?? SENDER_SLOT) : null;

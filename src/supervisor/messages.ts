@@ -186,6 +186,8 @@ export interface SenderDone {
   latency: LatencySummary | null;
   /** The reporter's delivery counters (Reporter.counters: kafka), else null. */
   reporter: ReporterCounters | null;
+  /** The reporter's last connection or delivery error (kafka, hep...), when it has one; absent from a stats slot's copy. */
+  lastError?: string | null;
 }
 
 export interface ReporterDrops {

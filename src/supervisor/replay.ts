@@ -273,6 +273,9 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     const warnings = incomplete.map(incompleteWarning);
     const summary = summarize(task, workers, done, (d) => ({ ring_waits: d.ringWaits }), s, Number(process.hrtime.bigint() - t0) / 1e9, warnings, registry, ds.map((d, j) => senderFigures(j, d)));
     summary.warnings.push(...t.hints(summary.parsers));
+    const undelivered = summary.drops.reporter_timeout + summary.drops.reporter_error;
+    const why = ds.find((d) => d.lastError)?.lastError;
+    if (undelivered > 0 && why) summary.warnings.push(`reporter ${t.reporter.name}: ${undelivered} records not delivered; its last error: ${why}`);
     return { ...summary, files, incomplete_files: incomplete };
   } finally {
     killAll(children);

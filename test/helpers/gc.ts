@@ -2,7 +2,13 @@
 // tests that hold hot paths to no allocation per packet.
 
 import { PerformanceObserver, constants } from 'node:perf_hooks';
-import { getHeapSpaceStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+
+// Optimized code on the test's own thread, when a function gets hot: the compiler's thread, on a
+// loaded machine, could lag thousands of rounds behind, and code not yet optimized boxes numbers
+// (timestamps, TCP sequence numbers), which the measured run then counted as garbage (the HTTP
+// path collected twice in one run in five with both cores busy, in every try of three).
+setFlagsFromString('--no-concurrent-recompilation');
 
 /** Young-generation collections (scavenges) while fn runs. */
 export async function scavengesDuring(fn: () => void): Promise<number> {
@@ -18,6 +24,22 @@ export async function scavengesDuring(fn: () => void): Promise<number> {
   await new Promise((res) => setTimeout(res, 50));
   obs.disconnect();
   return gcs;
+}
+
+/**
+ * The fewest scavenges of up to `tries` runs of `fn`, stopping at the first
+ * with at most `allowed`. The optimizing compiler works beside the test: on a
+ * loaded machine it can still be compiling when the measured run starts,
+ * though warmUp saw the growth settle, and code not yet optimized boxes
+ * numbers (seen with both cores busy: the HTTP path's run collected twice in
+ * one of five, never in the run after). Code that allocates per packet fails
+ * every run: 16 bytes a packet fill the young generation many times over.
+ * `fn` must count what it checks itself, as it may run more than once.
+ */
+export async function fewestScavenges(fn: () => void, allowed: number, tries = 3): Promise<number> {
+  let best = Infinity;
+  for (let t = 0; t < tries && best > allowed; t++) best = Math.min(best, await scavengesDuring(fn));
+  return best;
 }
 
 /** Bytes in use in the young generation. */

@@ -35,6 +35,8 @@ for (const client of ['librdkafka', 'kafkajs'] as ClientName[]) {
     assert.equal(st.drops.reporter_timeout, 206);
     assert.match(run.stderr, /reporter_timeout=206/);
     assert.match(run.stderr, /reporter: acked 0, timed out 206, in flight 0/);
+    // And why, in the client's words, among the summary's warnings.
+    assert.match(run.stderr, /warning: reporter kafka: 206 records not delivered; its last error: .*(refused|ECONNREFUSED)/i);
     // The delivery timeout, its flush margin (5 s) and process start-up; a hang would take the test's timeout.
     assert.ok(run.wallMs < DELIVERY_MS + 5000 + 30000, `${run.wallMs} ms`);
   });
