@@ -45,6 +45,8 @@ class Rec implements EncodedRecord {
 interface ReporterExtras {
   readonly usage?: number;
   readonly healthy?: boolean;
+  /** The last connection or delivery error (kafka, hep), for warnings and the run's summary. */
+  readonly lastError?: string | null;
 }
 
 /**
@@ -83,15 +85,15 @@ process.on('disconnect', () => (draining = true));
  * Warns (rate-limited) about what grew since the last beat: records the reporter gave up, batches the ring dropped;
  * and once when its reporter turns unhealthy (its destination cannot be reached), once when it is healthy again.
  */
-function watch(d: SenderDone, seen: { reporter: number; head: number; healthy: boolean }, log: Logger, warn: RateLimitedLog, lastError: () => string | null, healthy: boolean): void {
+function watch(d: SenderDone, seen: { reporter: number; head: number; healthy: boolean }, log: Logger, warn: RateLimitedLog, healthy: boolean): void {
   if (healthy !== seen.healthy) {
-    if (healthy) log.info({ last_error: lastError() }, 'the reporter is healthy again');
-    else log.warn({ last_error: lastError() }, 'the reporter is unhealthy: its destination cannot be reached; records wait until their delivery timeout');
+    if (healthy) log.info({ last_error: d.lastError ?? null }, 'the reporter is healthy again');
+    else log.warn({ last_error: d.lastError ?? null }, 'the reporter is unhealthy: its destination cannot be reached; records wait until their delivery timeout');
     seen.healthy = healthy;
   }
   const rep = d.reporterDropped - seen.reporter;
   const head = d.ring.dropHead - seen.head;
-  if (rep > 0) warn.warn('reporter_dropped', rep, { reporter_dropped: d.reporterDropped, last_error: lastError() }, 'the reporter gave up records');
+  if (rep > 0) warn.warn('reporter_dropped', rep, { reporter_dropped: d.reporterDropped, last_error: d.lastError ?? null }, 'the reporter gave up records');
   if (head > 0) warn.warn('ring_drop_head', head, { drop_head: d.ring.dropHead }, 'send ring over its high watermark: the oldest batches dropped');
   seen.reporter = d.reporterDropped;
   seen.head = d.ring.dropHead;
@@ -152,7 +154,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
       cpuSec: (c.user + c.system) / 1e6,
       latency: latency?.summary() ?? null,
       reporter: reporter.counters?.() ?? null,
-      lastError: (reporter as { lastError?: string | null }).lastError ?? null,
+      lastError: extras.lastError ?? null,
     };
   };
   const stats = m.stats ? StatsWriter.open(m.ringTask, m.statsSlot ?? SENDER_SLOT) : null;
@@ -198,13 +200,12 @@ async function run(m: SenderStart): Promise<SenderDone> {
     return d;
   };
   let toldGone = false;
-  const lastError = (): string | null => (reporter as { lastError?: string | null }).lastError ?? null;
   const seen = { reporter: 0, head: 0, healthy: true };
   const beat = m.heartbeatMs
     ? setInterval(() => {
         const s = publish();
         process.send?.({ type: 'beat' } satisfies Beat);
-        watch(s, seen, log, warn, lastError, extras.healthy !== false);
+        watch(s, seen, log, warn, extras.healthy !== false);
       }, m.heartbeatMs)
     : null;
   try {
@@ -251,7 +252,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
     if (abandoning) reporter.abandon?.();
     await reporter.stop?.();
     const done = publish();
-    watch(done, seen, log, warn, lastError, seen.healthy);
+    watch(done, seen, log, warn, extras.healthy !== false);
     warn.flush();
     log.info({ records: done.records, abandoned: abandoning, reporter_dropped: done.reporterDropped }, 'sender stopped');
     return done;

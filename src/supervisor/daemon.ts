@@ -169,8 +169,7 @@ async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub, regis
     'task.create': async (p) => {
       if (p.task === undefined && typeof p.text !== 'string') throw new RpcError(-32602, 'invalid params: task.create needs {task: {...}} or {text: "YAML", file?: "its name"}');
       // otusctl sends the file's text beside its values, so that errors name the file and line (a daemon before that reads task only).
-      const text = typeof p.text === 'string' ? p.text : typeof p.task === 'string' ? p.task : null;
-      const spec = text !== null ? parseTask(text, sourceName(p.file, 'task.create')) : taskFromObject(p.task, 'task.create');
+      const spec = typeof p.text === 'string' ? parseTask(p.text, sourceName(p.file, 'task.create')) : taskFromObject(p.task, 'task.create');
       return tasks.create(spec);
     },
     'task.stop': async (p) => {
