@@ -31,11 +31,11 @@
 //   ndjson  570 kpps offered, 250 kpps captured (38% lost): 2.2 CPU s / M, the JSON text is the cost
 // GC counts (added after that run; `--seconds 2 --trials 1`): walk 0 and decode 0 over 0.87 M frames each.
 
-import { benchArgs, file, int, list, num, oneOf, opt, positive } from './cli.js';
+import { badArgument, benchArgs, file, int, list, num, oneOf, opt, positive } from './cli.js';
 import { type ChildProcess, execFile as execFileCb, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +54,15 @@ const o = benchArgs({
   'block-count': opt(32, int),
 });
 const { seconds, warmup, trials, pcap, contenders } = o;
+// veth_blast sends classic little-endian pcap (what the benchmark's generator writes): say so now, not after a trial started.
+{
+  const head = Buffer.alloc(4);
+  const fd = openSync(pcap, 'r');
+  readSync(fd, head, 0, 4, 0);
+  closeSync(fd);
+  const magic = head.toString('hex');
+  if (magic !== 'd4c3b2a1' && magic !== '4d3cb2a1') throw badArgument(`--pcap ${pcap}: not a little-endian classic pcap (convert it: editcap -F pcap IN OUT)`);
+}
 const blockSize = o['block-size'];
 const blockCount = o['block-count'];
 
@@ -83,7 +92,10 @@ const capIf = `ob${id}a`;
 const sendIf = `ob${id}b`;
 const sh = (cmd: string, a: string[]): string => execFileSync(cmd, a, { encoding: 'utf8' });
 sh('ip', ['netns', 'add', ns]);
+/** The capture process of the trial running, killed if the run ends early. */
+let running: ChildProcess | null = null;
 const cleanup = (): void => {
+  running?.kill('SIGKILL');
   try {
     sh('ip', ['netns', 'del', ns]);
   } catch {
@@ -136,6 +148,7 @@ async function trial(contender: string): Promise<{ offered: number; sentSeconds:
       : spawn(process.execPath, [...captureExecArgv(process.execArgv), join(root, 'dist/bench/live-veth-child.js'), capIf, contender, String(blockSize), String(blockCount), String(capCpu)], {
           stdio: ['ignore', 'pipe', 'inherit'],
         });
+  running = child;
   const out = lines(child, (s) => s.includes('ready\n') && s.trim().split('\n').length >= 2);
   // wait for "ready"
   await new Promise<void>((resolve, reject) => {
@@ -157,6 +170,7 @@ async function trial(contender: string): Promise<{ offered: number; sentSeconds:
   await new Promise((r) => setTimeout(r, 300)); // the last partly filled block retires
   child.kill('SIGTERM');
   const [text] = await Promise.all([out, once(child, 'exit')]);
+  running = null;
   const r = JSON.parse(text.trim().split('\n').pop()!) as Result;
   if (r.steady_packets === 0) throw new Error(`${contender}: no packets after the warm-up`);
   return { offered: blast.sent, sentSeconds: blast.seconds, r };

@@ -16,6 +16,7 @@
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +55,8 @@ int main(int argc, char **argv) {
     CPU_SET(cpu, &set);
     if (sched_setaffinity(0, sizeof(set), &set) != 0) die("sched_setaffinity");
   }
+  // Ends with the benchmark that started it: an orphan would spin on the vanished veth.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
   int fd = socket(AF_PACKET, SOCK_RAW, 0);
   if (fd < 0) die("socket");
   int v = TPACKET_V3;

@@ -12,6 +12,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,6 +77,8 @@ int main(int argc, char **argv) {
   fclose(f);
   if (nf == 0) return fprintf(stderr, "%s: no frames\n", argv[2]), 1;
 
+  // Ends with the benchmark that started it: an orphan would spin on the vanished veth.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
   int fd = socket(AF_PACKET, SOCK_RAW, 0);
   if (fd < 0) return perror("socket"), 1;
   int one = 1;
