@@ -42,8 +42,15 @@ export class PcapStream extends PolledStream {
     const linkType = this.linkType;
     let total = 0;
     for (;;) {
-      const n = native.pcapDispatch(this.handle, buf);
-      if (n === 0) break;
+      let n: number;
+      try {
+        n = native.pcapDispatch(this.handle, buf);
+      } catch (e) {
+        // The device went down or away ("The interface went down"): the stream fails as a socket error would.
+        this.fail(e instanceof Error ? e.message : String(e));
+        break;
+      }
+      if (n === 0 || this.failure !== null) break;
       this.st.batches++;
       let p = 0;
       for (let i = 0; i < n && !this.closing; i++) {
@@ -62,8 +69,12 @@ export class PcapStream extends PolledStream {
   }
 
   stats(): StreamStats {
-    if (this.handle && !this.stopped) {
-      native.pcapStats(this.handle, this.kst);
+    if (this.handle && !this.stopped && this.failure === null) {
+      try {
+        native.pcapStats(this.handle, this.kst);
+      } catch {
+        return this.st; // the device is gone: its last totals stand
+      }
       // libpcap's counters are totals since open.
       this.st.kernelPackets = this.kst[0]!;
       this.st.kernelDrops = this.kst[1]!;

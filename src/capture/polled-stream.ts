@@ -29,11 +29,16 @@ export abstract class PolledStream implements CaptureStream {
       this.walkReady();
       return;
     }
-    // The socket failed (the interface went away, ...): stop reading and say so once.
-    this.pause();
-    this.failure = `${getSystemErrorName(status)} on the capture socket (interface down or removed?)`;
-    this.sink?.error?.(this.index, this.failure);
+    this.fail(`${getSystemErrorName(status)} on the capture socket (interface down or removed?)`);
   };
+
+  /** The stream cannot read any more (the interface went away, ...): stops reading and tells the sink, once. */
+  protected fail(message: string): void {
+    this.pause();
+    if (this.failure !== null) return;
+    this.failure = message;
+    this.sink?.error?.(this.index, message);
+  }
 
   /** Hands every ready frame to `sink`; returns how many. The hot loop: nothing allocated. */
   protected abstract walk(sink: FrameSink): number;
