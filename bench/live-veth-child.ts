@@ -91,7 +91,7 @@ async function taskSink(): Promise<{ sink: FrameSink; labelled: () => number; si
       why: 'running',
       failure: null,
       counters: pipelineCounters(pl, plugins.parsers, batch),
-      stream: { frames: st.frames, blocks: st.batches, kernelPackets: st.kernelPackets, kernelDrops: st.kernelDrops, freezes: st.freezes, ifDrops: st.ifDrops, outgoingSkipped: st.outgoingSkipped },
+      stream: { frames: st.frames, blocks: st.batches, kernelPackets: st.kernelPackets, kernelDrops: st.kernelDrops, freezes: st.freezes, ifDrops: st.ifDrops, outgoingSkipped: st.outgoingSkipped, interfaceWaits: 0, interfaceWaitMs: 0 },
       catchUp: null,
       cpuSec: (c.user + c.system) / 1e6,
       wallSec: Number(process.hrtime.bigint() - t0) / 1e9,

@@ -41,7 +41,7 @@ try {
     why: 'running',
     failure: null,
     counters: pipelineCounters(pl, plugins.parsers, batch),
-    stream: { frames: 1, blocks: 1, kernelPackets: 1, kernelDrops: 0, freezes: 0, ifDrops: 0, outgoingSkipped: 0 },
+    stream: { frames: 1, blocks: 1, kernelPackets: 1, kernelDrops: 0, freezes: 0, ifDrops: 0, outgoingSkipped: 0, interfaceWaits: 0, interfaceWaitMs: 0 },
     catchUp: null,
     cpuSec: 1,
     wallSec: 1,

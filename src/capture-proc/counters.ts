@@ -213,6 +213,8 @@ export function captureFromSlot(s: SlotValues, index: number, cpu: number): Live
       freezes: stream.freezes ?? 0,
       ifDrops: stream.ifDrops ?? 0,
       outgoingSkipped: stream.outgoingSkipped ?? 0,
+      interfaceWaits: stream.interfaceWaits ?? 0,
+      interfaceWaitMs: stream.interfaceWaitMs ?? 0,
     },
     catchUp: Object.keys(catchUp).length > 0 ? (catchUp as unknown as CatchUpStats) : null,
     cpuSec: n('cpuSec'),

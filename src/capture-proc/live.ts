@@ -15,7 +15,8 @@
 // rate-limited.
 
 import { createCapturer } from '../capture/index.js';
-import type { FrameSink } from '../capture/capturer.js';
+import { type CaptureStream, type FrameSink, StreamStats } from '../capture/capturer.js';
+import { interfaceIndex, interfaceState } from '../capture/iface.js';
 import { childLogger } from '../log/logger.js';
 import { RateLimitedLog } from '../log/rate-limit.js';
 import { native } from '../native.js';
@@ -34,7 +35,6 @@ import { CaptureStats, MAX_RECORD_BYTES, pipelineCounters } from './counters.js'
 
 /** The capture driver's frames into the pipeline: nanosecond kernel timestamps; a batch to the ring per block. */
 class PipelineFeed implements FrameSink {
-  failure: string | null = null;
   /** Capture time of the last frame. */
   private sec = 0;
   private nsec = 0;
@@ -42,7 +42,7 @@ class PipelineFeed implements FrameSink {
     private readonly pl: Pipeline,
     private readonly catchUp: LiveCatchUp | null,
     private readonly stats: CaptureStats | null,
-    private readonly onEnd: (why: string) => void,
+    private readonly onFailure: (message: string) => void,
   ) {}
 
   frame(buf: Uint8Array, view: DataView, off: number, caplen: number, len: number, linkType: number, sec: number, nsec: number): void {
@@ -58,9 +58,38 @@ class PipelineFeed implements FrameSink {
   }
 
   error(_stream: number, message: string): void {
-    this.failure = message;
-    this.onEnd(`error: ${message}`);
+    this.onFailure(message);
   }
+}
+
+/** How often a capture process waiting for its interface looks for it (ms). */
+const INTERFACE_POLL_MS = 500;
+
+/** The stream while the interface is away: nothing open, nothing counted (the closed stream's counters are kept beside it). */
+const CLOSED_STREAM: CaptureStream = {
+  index: -1,
+  linkType: 0,
+  stopped: true,
+  failure: null,
+  start: () => undefined,
+  pause: () => undefined,
+  resume: () => undefined,
+  walkReady: () => 0,
+  drain: () => Promise.resolve(),
+  setFilter: () => undefined,
+  stats: () => new StreamStats(),
+  stop: () => undefined,
+};
+
+/** a += b, for the counters of a stream that was closed (its interface went away) and one opened after it. */
+function addStreamStats(a: StreamStats, b: StreamStats): void {
+  a.frames += b.frames;
+  a.batches += b.batches;
+  a.kernelPackets += b.kernelPackets;
+  a.kernelDrops += b.kernelDrops;
+  a.freezes += b.freezes;
+  a.ifDrops += b.ifDrops;
+  a.outgoingSkipped += b.outgoingSkipped;
 }
 
 process.on('SIGINT', () => {}); // the terminal's SIGINT is the supervisor's to act on: it stops us in order
@@ -103,38 +132,78 @@ async function run(m: LiveCaptureStart): Promise<void> {
   // The kernel runs the task's filter (attached to the socket) unless the driver cannot (xdp): then the pipeline does.
   const pipeline = pipelineForTask(task, plugins, batch, m.format, { userFilter: m.userFilter, tcpMaxBytes: m.tcpMaxBytes ?? undefined });
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.start?.();
-  const capturer = createCapturer(m.driver, m.options);
-  capturer.init();
-  const stream = capturer.capture(m.index);
+  /** The index of the interface the stream was opened on. */
+  let ifindex = -1;
+  const open = (): CaptureStream => {
+    const capturer = createCapturer(m.driver, m.options);
+    capturer.init();
+    ifindex = interfaceIndex(m.options.iface);
+    return capturer.capture(m.index);
+  };
+  const canWait = m.waitForInterface === true;
+  let stream: CaptureStream;
+  try {
+    stream = open();
+  } catch (e) {
+    // Restarted while the interface is down or gone: wait for it (below) rather than fail again and again.
+    if (!canWait || interfaceState(m.options.iface) === 'up') throw e;
+    stream = CLOSED_STREAM;
+  }
   const stats = m.stats ? new CaptureStats(StatsWriter.open(m.ringTask, captureSlot(m.index)), pipeline, batch) : null;
   const node = stats !== null ? new NodeProcessStats() : null;
 
   let stopped = false;
+  /** Why the stream failed, when that ends the process. */
+  let failure: string | null = null;
+  // The interface went down or away (the daemon's tasks): the stream is closed, its counters kept, and the interface looked for.
+  const iface = m.options.iface;
+  const closed = new StreamStats();
+  let waiting: string | null = null;
+  let waitingSince = 0;
+  let waits = 0;
+  let waitedMs = 0;
+  let poll: NodeJS.Timeout | null = null;
   const seen: Seen = { kernelDrops: 0, ringDrops: 0, malformed: 0 };
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const snapshot = (why: string): LiveCaptureDone => {
     const c = process.cpuUsage(c0);
     const st = stream.stats();
+    const sum = (k: keyof StreamStats): number => closed[k] + st[k];
     return {
       type: 'done',
       index: m.index,
       pid: process.pid,
       cpu: m.cpu,
       why,
-      failure: feed.failure,
+      failure,
       counters: pipelineCounters(pipeline, plugins.parsers, batch),
-      stream: { frames: st.frames, blocks: st.batches, kernelPackets: st.kernelPackets, kernelDrops: st.kernelDrops, freezes: st.freezes, ifDrops: st.ifDrops, outgoingSkipped: st.outgoingSkipped },
+      stream: {
+        frames: sum('frames'),
+        blocks: sum('batches'),
+        kernelPackets: sum('kernelPackets'),
+        kernelDrops: sum('kernelDrops'),
+        freezes: sum('freezes'),
+        ifDrops: sum('ifDrops'),
+        outgoingSkipped: sum('outgoingSkipped'),
+        interfaceWaits: waits,
+        interfaceWaitMs: Math.round(waitedMs + (waiting !== null ? Date.now() - waitingSince : 0)),
+      },
       catchUp: catchUp === null ? null : { ...catchUp.stats },
       cpuSec: (c.user + c.system) / 1e6,
       wallSec: Number(process.hrtime.bigint() - t0) / 1e9,
     };
+  };
+  const setWaiting = (why: string | null): void => {
+    waiting = why;
+    process.send?.({ type: 'beat', waiting: why } satisfies Beat);
   };
   let beat: NodeJS.Timeout | null = null;
   const stop = async (why: string): Promise<void> => {
     if (stopped) return;
     stopped = true;
     if (beat) clearInterval(beat);
+    if (poll) clearTimeout(poll);
     node?.stop();
     // What the kernel had queued when asked to stop is processed and counted, not lost.
     await stream.drain();
@@ -146,14 +215,73 @@ async function run(m: LiveCaptureStart): Promise<void> {
     if (stats !== null) stats.publish(done, node!.sample());
     watch(done, seen, warn);
     warn.flush();
-    if (feed.failure !== null) log.error({ failure: feed.failure }, 'capture stream failed');
+    if (failure !== null) log.error({ failure }, 'capture stream failed');
     log.info({ why, frames: done.counters.frames, records: done.counters.records, kernel_drops: done.stream.kernelDrops }, 'capture process stopped');
     producer.close();
     flows?.close();
     if (process.connected) process.send!(done, () => process.exit(0));
     else process.exit(0);
   };
-  const feed = new PipelineFeed(pipeline, catchUp, stats, (why) => void stop(why));
+  /** Looks for the interface every INTERFACE_POLL_MS; once it is up, opens a new stream on it (the same fanout group, filter and ring slot). */
+  const lookForInterface = (): void => {
+    poll = setTimeout(() => {
+      poll = null;
+      if (stopped) return;
+      const state = interfaceState(iface);
+      if (state === 'up') {
+        try {
+          stream = open();
+        } catch (e) {
+          // Back, but not as it was (another link type, an address that xdp refuses): say why, and keep looking.
+          const why = `interface ${iface} is back but cannot be captured: ${e instanceof Error ? e.message : String(e)}`;
+          if (why !== waiting) {
+            log.warn({ interface: iface }, why);
+            setWaiting(why);
+          }
+          lookForInterface();
+          return;
+        }
+        const downMs = Date.now() - waitingSince;
+        waitedMs += downMs;
+        setWaiting(null);
+        stream.start(feed);
+        log.info({ interface: iface, down_ms: downMs }, `interface ${iface} is up: capturing again`);
+        return;
+      }
+      const why = `interface ${iface} is ${state === 'down' ? 'down' : 'gone'}`;
+      if (why !== waiting) setWaiting(why);
+      lookForInterface();
+    }, INTERFACE_POLL_MS);
+  };
+  /** The stream failed (`replaced`: its interface was deleted, whatever has its name now). */
+  const streamFailed = async (message: string, replaced = false): Promise<void> => {
+    if (stopped || waiting !== null) return;
+    const state = canWait ? interfaceState(iface) : 'up';
+    // A socket that failed on an interface that is up is no link event: the process ends, and the supervisor's restart policy decides.
+    if (state === 'up' && !replaced) {
+      failure = message;
+      return stop(`error: ${message}`);
+    }
+    waits++;
+    waitingSince = Date.now();
+    setWaiting(replaced ? `interface ${iface} was deleted` : `interface ${iface} is ${state}`);
+    log.warn({ interface: iface, error: message }, `${waiting}: capture paused until it is back`);
+    // Frames the ring took before the interface went are processed and counted; then the socket is closed.
+    try {
+      await stream.drain();
+    } catch {
+      // a stream whose device is gone may not drain: what it had delivered is counted
+    }
+    if (stopped) return; // stop() took over this stream
+    stream.stop();
+    addStreamStats(closed, stream.stats());
+    stream = CLOSED_STREAM;
+    if (!stopped) lookForInterface();
+  };
+  const failed = (message: string, replaced = false): void => {
+    streamFailed(message, replaced).catch((e: unknown) => stop(`error: ${e instanceof Error ? e.message : String(e)}`));
+  };
+  const feed = new PipelineFeed(pipeline, catchUp, stats, (message) => failed(message));
   process.on('message', (msg: { type: string }) => {
     if (msg.type === 'stop') void stop('stopped');
   });
@@ -162,12 +290,21 @@ async function run(m: LiveCaptureStart): Promise<void> {
   catchUp?.start();
   process.send!({ type: 'ready', index: m.index, cpu: m.cpu });
   log.info({ cpu: m.cpu, driver: m.driver, interface: m.options.iface }, 'capture process started');
+  if (stream === CLOSED_STREAM) {
+    waits++;
+    waitingSince = Date.now();
+    setWaiting(`interface ${iface} is ${interfaceState(iface)}`);
+    log.warn({ interface: iface }, `${waiting}: capture waits until it is back`);
+    lookForInterface();
+  }
   if (m.heartbeatMs > 0) {
     beat = setInterval(() => {
       const s = snapshot('running');
       if (stats !== null) stats.publish(s, node!.sample());
       process.send?.({ type: 'beat' } satisfies Beat);
       watch(s, seen, warn);
+      // An AF_XDP socket says nothing when its device is deleted: it just gets no more frames. Every driver is checked here.
+      if (canWait && waiting === null && interfaceIndex(iface) !== ifindex) failed(`interface ${iface} was deleted`, true);
     }, m.heartbeatMs);
   }
 }

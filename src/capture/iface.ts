@@ -56,6 +56,30 @@ export function interfaceInfo(name: string): InterfaceInfo {
   return { name, ifindex, type, loopback: type === ARPHRD_LOOPBACK, linkType, dlt, rxQueues };
 }
 
+const IFF_UP = 0x1;
+
+/**
+ * Whether interface `name` exists and is administratively up (IFF_UP in
+ * /sys/class/net/NAME/flags): a capture process whose socket failed asks,
+ * and waits while it is `down` or `gone` (src/capture-proc/live.ts).
+ */
+export function interfaceState(name: string): 'up' | 'down' | 'gone' {
+  try {
+    return (parseInt(readFileSync(`/sys/class/net/${name}/flags`, 'utf8'), 16) & IFF_UP) !== 0 ? 'up' : 'down';
+  } catch {
+    return 'gone';
+  }
+}
+
+/** The interface's index, -1 when it is gone: a new index under the same name is another device (deleted and made again). */
+export function interfaceIndex(name: string): number {
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8'));
+  } catch {
+    return -1;
+  }
+}
+
 /**
  * Why `iface` carries this host's own traffic, or null: it is the loopback,
  * has an address other than a link-local one, or is a port of a bridge or

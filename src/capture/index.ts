@@ -30,4 +30,4 @@ export type { CaptureOptions, Capturer };
 export { defaultCaptureOptions, StreamStats } from './capturer.js';
 export type { CaptureStream, FrameSink, FanoutMode } from './capturer.js';
 export { compileFilter, filterText, structuredFilterText, type StructuredFilter } from './filter.js';
-export { allowedCpus, autoCpu, checkCaptureAllowed, checkCpus, checkWorkers, cpuFor, type CpuChoice, interfaceInfo } from './iface.js';
+export { allowedCpus, autoCpu, checkCaptureAllowed, checkCpus, checkWorkers, cpuFor, type CpuChoice, interfaceInfo, interfaceState } from './iface.js';

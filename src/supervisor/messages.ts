@@ -70,11 +70,18 @@ export interface LiveCaptureStart extends ReplayPluginSetup {
   stats: boolean;
   /** The TCP reassembly's memory bound (resources.tcp_reassembly_bytes), or null for its default. */
   tcpMaxBytes?: number | null;
+  /**
+   * When the stream fails because its interface went down or away, wait for
+   * it and capture again (the daemon), instead of ending (`otus capture --task`).
+   */
+  waitForInterface?: boolean;
 }
 
 /** A live child is alive and its event loop turns (the supervisor's watchdog); its counters are in its stats slot. */
 export interface Beat {
   type: 'beat';
+  /** A capture process waiting for its interface: why (`interface eth1 is down`); null once it captures again; absent: no change. */
+  waiting?: string | null;
 }
 
 export interface LiveCaptureReady {
@@ -95,7 +102,18 @@ export interface LiveCaptureDone {
   counters: PipelineCounters;
   /** The capture stream's counters (StreamStats): blocks walked, and the kernel's packets and drops. */
   /** outgoingSkipped: on lo, the outgoing copies the kernel counted in kernelPackets and the stream skipped (StreamStats). */
-  stream: { frames: number; blocks: number; kernelPackets: number; kernelDrops: number; freezes: number; ifDrops: number; outgoingSkipped: number };
+  /** interfaceWaits, interfaceWaitMs: times the interface went down or away and the process waited for it, and for how long (every stream it opened, summed). */
+  stream: {
+    frames: number;
+    blocks: number;
+    kernelPackets: number;
+    kernelDrops: number;
+    freezes: number;
+    ifDrops: number;
+    outgoingSkipped: number;
+    interfaceWaits: number;
+    interfaceWaitMs: number;
+  };
   /** Registry misses that waited for the other capture processes (src/capture-proc/catch-up.ts), null without a clock. */
   catchUp: CatchUpStats | null;
   cpuSec: number;

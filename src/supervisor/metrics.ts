@@ -125,6 +125,9 @@ export class Metrics {
     c('otus_capture_kernel_drops_total', 'Frames the kernel dropped because the capture ring was full (before the pipeline: not in otus_packets_captured_total).');
     c('otus_capture_kernel_freezes_total', 'Times the kernel froze the capture ring queue because it was full (af_packet_v3).');
     c('otus_capture_blocks_total', 'Capture ring blocks (af_packet_v3) or batches the capture process walked.');
+    g('otus_capture_interface_waiting', '1 while the capture process waits for its interface, down or gone (it captures again once the interface is up).');
+    c('otus_capture_interface_waits_total', 'Times the capture interface went down or away and the capture process waited for it.');
+    c('otus_capture_interface_wait_seconds_total', 'Time the capture process spent waiting for its interface.');
     c('otus_pipeline_channel_drops_total', 'Records dropped at the send ring between the capture processes and the sender (otus_packets_dropped_total layers ring_full, ring_head, ring_abandoned), by reason.');
     c('otus_sender_buffer_drops_total', 'Records offered to a reporter whose buffer was full (otus_packets_dropped_total layer reporter, reason buffer).');
     c('otus_reporter_timeout_drops_total', 'Records the reporter gave up on a timeout, or held at a stop deadline.');
@@ -158,7 +161,7 @@ export class Metrics {
     this.family('otus_processing_latency_seconds', 'Capture → sender latency of each record: its packet\'s kernel timestamp to the sender reading its batch.', 'histogram');
     // Tasks, processes, plugins.
     g('otus_task_state', 'The task\'s state (1 for the current one).');
-    g('otus_process_up', 'The process runs (1), or is restarting, failed or stopped (0).');
+    g('otus_process_up', 'The process runs (1; also while a capture process waits for its interface), or is restarting, failed or stopped (0).');
     c('otus_child_restarts_total', 'Times the supervisor restarted the process.');
     g('otus_ready', 'The daemon is ready (1) as /readyz says: every task runs with every child up and beating.');
     g('otus_plugin_loaded', 'The task runs the plugin.');
@@ -224,7 +227,8 @@ export class Metrics {
     for (const p of t.processes) {
       const process = p.name;
       const l = { task, process };
-      f.otus_process_up!.add(l, p.state === 'running' ? 1 : 0);
+      f.otus_process_up!.add(l, p.state === 'running' || p.state === 'waiting' ? 1 : 0);
+      if (p.role === 'capture') f.otus_capture_interface_waiting!.add(l, p.state === 'waiting' ? 1 : 0);
       f.otus_child_restarts_total!.add(l, p.restarts);
       if (p.role === 'capture' && p.state !== 'running') captureUp = false;
       const v = p.slot?.values;
@@ -266,6 +270,8 @@ export class Metrics {
         f.otus_capture_kernel_drops_total!.add(l, n('stream.kernelDrops'));
         f.otus_capture_kernel_freezes_total!.add(l, n('stream.freezes'));
         f.otus_capture_blocks_total!.add(l, n('stream.blocks'));
+        f.otus_capture_interface_waits_total!.add(l, n('stream.interfaceWaits'));
+        f.otus_capture_interface_wait_seconds_total!.add(l, n('stream.interfaceWaitMs') / 1000);
         for (const [code, x] of Object.entries(under(v, 'decodeErrors.'))) f.otus_decode_errors_total!.add({ ...l, reason: code }, x);
         const ip = under(v, 'ipReassembly.');
         for (const [k, reason] of Object.entries(IP_EVENTS)) f.otus_ip_reassembly_events_total!.add({ ...l, reason }, ip[k] ?? 0);

@@ -30,13 +30,14 @@ import { createRing, type RingSegment, type RingStats } from '../shm/ring.js';
 import { runScope } from '../shm/segment.js';
 import { captureSlot, senderSlot, type SlotValues, StatsSegment, type StatsView, under } from '../shm/stats.js';
 import { OtusError, type OtusErrorCode } from '../util/errors.js';
-import type { ChildError, LiveCaptureStart, SenderDone, SenderStart } from './messages.js';
+import type { Beat, ChildError, LiveCaptureStart, SenderDone, SenderStart } from './messages.js';
 import { SdNotify } from './notify.js';
 import { RestartPolicy, type RestartSettings } from './restart.js';
 import { captureExecArgv, type CheckedTask, here, senderExecArgv, senderFigures, summarize, type TaskSummary } from './task-run.js';
 
 export type TaskState = 'starting' | 'running' | 'degraded' | 'failed' | 'stopping' | 'stopped';
-export type ProcessState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
+/** `waiting`: a capture process alive and beating whose interface is down or gone (it captures again once the interface is up). */
+export type ProcessState = 'starting' | 'running' | 'waiting' | 'restarting' | 'stopped' | 'failed';
 
 export interface TaskSettings {
   heartbeatMs: number;
@@ -114,6 +115,8 @@ class Slot {
   lastBeat = 0;
   /** Why the current incarnation is ending, when known before its exit (its error message, the watchdog). */
   ending: string | null = null;
+  /** While `waiting`: why (`interface eth1 is down`). */
+  waiting: string | null = null;
   exited: Promise<void> = Promise.resolve();
   restartTimer: NodeJS.Timeout | null = null;
   readonly policy: RestartPolicy | null;
@@ -298,7 +301,9 @@ export class SupervisedTask {
     if (p.settings.watchdogMs > 0) {
       this.watchdog = setInterval(() => this.checkBeats(), Math.max(50, Math.min(p.settings.heartbeatMs, p.settings.watchdogMs / 2)));
     }
-    this.setState('running');
+    const waiting = this.captures.find((s) => s.waiting !== null);
+    if (waiting) this.setState('degraded', this.waitingReason(waiting));
+    else this.setState('running');
     this.log.info({ scope: this.scope, workers: p.workers, senders: this.senders.length, iface: p.iface, driver: p.driver }, 'task running');
   }
 
@@ -312,7 +317,7 @@ export class SupervisedTask {
   healthy(): boolean {
     const now = Date.now();
     const late = 3 * this.plan.settings.heartbeatMs;
-    return this.slots().every((s) => s.state === 'running' && (late <= 0 || now - s.lastBeat <= late));
+    return this.slots().every((s) => (s.state === 'running' || s.state === 'waiting') && (late <= 0 || now - s.lastBeat <= late));
   }
 
   /** Why the task is not ready (/readyz), or nothing: it runs and every child is up and has beaten within three heartbeats. */
@@ -323,7 +328,8 @@ export class SupervisedTask {
     const late = 3 * this.plan.settings.heartbeatMs;
     const out: string[] = [];
     for (const s of this.slots()) {
-      if (s.state !== 'running') out.push(`${s.name} is ${s.state}${s.lastExit ? ` (last exit: ${s.lastExit})` : ''}`);
+      if (s.state === 'waiting') out.push(`${s.name} is waiting: ${s.waiting}`);
+      else if (s.state !== 'running') out.push(`${s.name} is ${s.state}${s.lastExit ? ` (last exit: ${s.lastExit})` : ''}`);
       else if (late > 0 && now - s.lastBeat > late) out.push(`${s.name}: no heartbeat for ${now - s.lastBeat} ms`);
     }
     return out;
@@ -395,6 +401,7 @@ export class SupervisedTask {
         ...(d.stream.outgoingSkipped > 0 && { outgoing_skipped: d.stream.outgoingSkipped }),
         kernel_drops: d.stream.kernelDrops,
         freezes: d.stream.freezes,
+        ...(d.stream.interfaceWaits > 0 && { interface_waits: d.stream.interfaceWaits, interface_wait_ms: d.stream.interfaceWaitMs }),
         restarts: this.captures[d.index]?.restarts ?? 0,
         ...(d.catchUp && {
           catchup_waits: d.catchUp.waits,
@@ -473,6 +480,7 @@ export class SupervisedTask {
       heartbeatMs: p.settings.heartbeatMs,
       stats: true,
       tcpMaxBytes: p.tcpMaxBytes,
+      waitForInterface: p.settings.restart !== null,
     };
   }
 
@@ -493,6 +501,8 @@ export class SupervisedTask {
         if (s.proc !== proc) return;
         if (m.type === 'beat') {
           s.lastBeat = Date.now();
+          const w = (m as Beat).waiting;
+          if (w !== undefined) this.setWaiting(s, w);
         } else if (m.type === 'ready') {
           s.state = 'running';
           s.lastBeat = Date.now();
@@ -520,8 +530,35 @@ export class SupervisedTask {
     return ready;
   }
 
+  /** A capture process's interface went down or away (`why`), or it captures again (null). */
+  private setWaiting(s: Slot, why: string | null): void {
+    if (s.state !== 'running' && s.state !== 'waiting') return;
+    s.waiting = why;
+    s.state = why === null ? 'running' : 'waiting';
+    if (this.state !== 'running' && this.state !== 'degraded') return; // starting: start() decides; stopping, failed: stays
+    if (why !== null) {
+      this.setState('degraded', this.waitingReason(s));
+      this.log.warn({ process: s.name, why }, 'capture process waiting for its interface');
+      return;
+    }
+    this.log.info({ process: s.name }, 'capture process capturing again');
+    this.settle();
+  }
+
+  /** Running again once every child runs; degraded while a capture process waits for its interface. */
+  private settle(): void {
+    const waiting = this.captures.find((x) => x.waiting !== null);
+    if (waiting) this.setState('degraded', this.waitingReason(waiting));
+    else if (this.slots().every((x) => x.state === 'running')) this.setState('running', '');
+  }
+
+  private waitingReason(s: Slot): string {
+    return `${s.name}: ${s.waiting}; it captures again once the interface is up`;
+  }
+
   private exited(s: Slot, why: string): void {
     s.proc = null;
+    s.waiting = null;
     s.lastExit = why;
     if (this.stopping !== null) {
       s.state = 'stopped';
@@ -552,7 +589,7 @@ export class SupervisedTask {
       this.spawn(s).then(
         () => {
           this.log.info({ process: s.name, pid: s.proc?.pid, restarts: s.restarts }, 'child restarted');
-          if (this.slots().every((x) => x.state === 'running')) this.setState('running', '');
+          this.settle();
         },
         () => undefined, // its exit is handled like any other
       );
@@ -563,7 +600,7 @@ export class SupervisedTask {
   private checkBeats(): void {
     const now = Date.now();
     for (const s of this.slots()) {
-      if (s.proc === null || s.state !== 'running' || s.ending !== null) continue;
+      if (s.proc === null || (s.state !== 'running' && s.state !== 'waiting') || s.ending !== null) continue;
       const silent = now - s.lastBeat;
       if (silent > this.plan.settings.watchdogMs) {
         s.ending = `no heartbeat for ${silent} ms (watchdog)`;

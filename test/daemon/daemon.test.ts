@@ -5,11 +5,11 @@
 // and made to crash, a reload, a stop, the daemon stopped and SIGKILLed.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ctl, type Daemon, startDaemon } from '../helpers/daemon.js';
-import { ipv4Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, tempDir, type VethHost, waitFor, writePcap, waitForAsync } from '../helpers/live.js';
+import { ipv4Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, run, tempDir, type VethHost, waitFor, writePcap, waitForAsync } from '../helpers/live.js';
 import { notifySkip, Receiver } from '../helpers/notify-receiver.js';
 
 const skip = liveSkipReason() ?? (notifySkip || null);
@@ -222,12 +222,63 @@ describe('otus daemon', { skip: skip ?? false }, () => {
     assert.ok(longest > 1_500_000, `the pings paused while the child hung (longest gap ${longest} µs)`);
   });
 
+  test('an interface that goes down, or is deleted and made again: the capture processes wait for it, nothing restarts, capture resumes', async () => {
+    const outC = join(tmp.dir, 'c-link.ndjson');
+    writeFileSync(join(tmp.dir, 'c-link.yml'), taskYaml('tc', hostC.capIf, outC, 2));
+    const c = await ctl(socket, ['task', 'create', '--file', join(tmp.dir, 'c-link.yml')]);
+    assert.equal(c.status, 0, c.stderr);
+    hostC.replay(pcapA());
+    assert.ok(await waitFor(() => ours(outC, 10000) === N, 20_000), `records: ${ours(outC, 10000)}`);
+    const pids = (await status('tc')).processes.map((p) => p.pid);
+    const captures = (s: Awaited<ReturnType<typeof status>>): Proc[] => s.processes.filter((p) => p.role === 'capture');
+    const waitingFor = async (what: RegExp): Promise<void> => {
+      let last: Awaited<ReturnType<typeof status>> | null = null;
+      const ok = await waitForAsync(async () => {
+        last = await status('tc');
+        return last.state === 'degraded' && captures(last).every((p) => p.state === 'waiting') && what.test(last.reason ?? '');
+      }, 10_000);
+      assert.ok(ok, `waiting: ${JSON.stringify(last)}`);
+    };
+    const runningAgain = async (): Promise<void> => {
+      assert.ok(await waitForAsync(async () => (await status('tc')).state === 'running', 10_000), 'running again');
+    };
+
+    run('ip', ['link', 'set', hostC.capIf, 'down']);
+    await waitingFor(new RegExp(`interface ${hostC.capIf} is down`));
+    // Longer than the restart budget (4 restarts from 100 ms, at most 800 ms apart) would last: a waiting process is no failing one.
+    await new Promise((r) => setTimeout(r, 3000));
+    let s = await status('tc');
+    assert.equal(s.state, 'degraded');
+    assert.deepEqual(s.processes.map((p) => p.pid), pids, 'nothing was restarted');
+    assert.ok(s.processes.every((p) => p.restarts === 0));
+    run('ip', ['link', 'set', hostC.capIf, 'up']);
+    await runningAgain();
+    hostC.replay(pcapA());
+    assert.ok(await waitFor(() => ours(outC, 10000) === 2 * N, 20_000), `records after the link came up: ${ours(outC, 10000)}`);
+
+    hostC.recreate(); // another device under the same name
+    await runningAgain().catch(() => undefined); // it may be back before the test looks
+    hostC.replay(pcapA());
+    assert.ok(await waitFor(() => ours(outC, 10000) === 3 * N, 20_000), `records after the interface was made again: ${ours(outC, 10000)}`);
+    s = await status('tc');
+    assert.equal(s.state, 'running');
+    assert.deepEqual(s.processes.map((p) => p.pid), pids, 'still nothing restarted');
+    const per = (s.counters as unknown as { capture_processes: { index: number; frames: number; interface_waits?: number }[] }).capture_processes;
+    assert.deepEqual(per.map((p) => p.interface_waits), [2, 2], JSON.stringify(per));
+    assert.equal(per.reduce((a, p) => a + p.frames, 0), 3 * N, 'the frames of every stream each process opened are counted');
+    const stop = await ctl(socket, ['task', 'stop', '--id', 'tc']);
+    assert.equal(stop.status, 0, stop.stderr);
+  });
+
   test('a capture process that fails on every start: backoff, then the task is failed and the daemon serves on', async () => {
     const outC = join(tmp.dir, 'c.ndjson');
     writeFileSync(join(tmp.dir, 'c.yml'), taskYaml('tc', hostC.capIf, outC, 1));
     const c = await ctl(socket, ['task', 'create', '--file', join(tmp.dir, 'c.yml')]);
     assert.equal(c.status, 0, c.stderr);
-    hostC.destroy(); // the interface is gone: the capture process ends, and every restart fails to open it
+    // Its shared memory removed under it (as systemd's RemoveIPC, or a cleanup of /dev/shm, would), a capture process cannot start again.
+    const victim = (await status('tc')).processes.find((p) => p.role === 'capture')!;
+    for (const e of shmEntries(d.proc.pid!).filter((x) => x.startsWith('otus-tc.'))) unlinkSync(join('/dev/shm', e));
+    process.kill(victim.pid, 'SIGKILL');
     assert.ok(await waitForAsync(async () => (await status('tc')).state === 'failed', 30_000), 'task tc failed');
     const s = await status('tc');
     assert.match(s.reason ?? '', /capture process 0: restarted 4 times, still failing/);

@@ -4,7 +4,7 @@
 
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCapture } from '../../src/capture-file/open.js';
@@ -18,7 +18,7 @@ export function liveSkipReason(): string | null {
   return null;
 }
 
-function run(cmd: string, args: string[]): string {
+export function run(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
@@ -52,6 +52,8 @@ export interface VethHost {
   replay(file: string, extra?: string[]): void;
   /** Starts tcpreplay onto sendIf in the background (`extra`: e.g. --pps N instead of top speed); the caller waits for or kills it. */
   startReplay(file: string, extra: string[]): ChildProcess;
+  /** Deletes the pair and its namespace and makes them again under the same names (the capture end gets a new ifindex). */
+  recreate(): void;
   destroy(): void;
 }
 
@@ -65,21 +67,28 @@ export function makeVethHost(): VethHost {
   const ns = `otus-t-${process.pid}-${id}`;
   const capIf = `ot${id}a`;
   const sendIf = `ot${id}b`;
-  run('ip', ['netns', 'add', ns]);
-  try {
-    run('ip', ['link', 'add', capIf, 'type', 'veth', 'peer', 'name', sendIf, 'netns', ns]);
+  const create = (): void => {
+    run('ip', ['netns', 'add', ns]);
     try {
-      writeFileSync(noIpv6('/proc', capIf), '1');
-    } catch {
-      // IPv6 not built in: nothing to silence
+      run('ip', ['link', 'add', capIf, 'type', 'veth', 'peer', 'name', sendIf, 'netns', ns]);
+      try {
+        writeFileSync(noIpv6('/proc', capIf), '1');
+      } catch {
+        // IPv6 not built in: nothing to silence
+      }
+      spawnSync('ip', ['netns', 'exec', ns, 'sh', '-c', `echo 1 > ${noIpv6('/proc', sendIf)}`]);
+      run('ip', ['link', 'set', capIf, 'up']);
+      run('ip', ['-n', ns, 'link', 'set', sendIf, 'up']);
+    } catch (err) {
+      spawnSync('ip', ['netns', 'del', ns]);
+      throw err;
     }
-    spawnSync('ip', ['netns', 'exec', ns, 'sh', '-c', `echo 1 > ${noIpv6('/proc', sendIf)}`]);
-    run('ip', ['link', 'set', capIf, 'up']);
-    run('ip', ['-n', ns, 'link', 'set', sendIf, 'up']);
-  } catch (err) {
+  };
+  const destroy = (): void => {
     spawnSync('ip', ['netns', 'del', ns]);
-    throw err;
-  }
+    spawnSync('ip', ['link', 'del', capIf]); // normally gone with the namespace
+  };
+  create();
   return {
     ns,
     capIf,
@@ -90,10 +99,14 @@ export function makeVethHost(): VethHost {
     startReplay(file: string, extra: string[]): ChildProcess {
       return spawn('ip', ['netns', 'exec', ns, 'tcpreplay', '-q', '-i', sendIf, ...extra, file], { stdio: 'ignore' });
     },
-    destroy(): void {
-      spawnSync('ip', ['netns', 'del', ns]);
-      spawnSync('ip', ['link', 'del', capIf]); // normally gone with the namespace
+    recreate(): void {
+      destroy();
+      // A namespace's devices go on the kernel's cleanup work: the name is free once the old device is gone.
+      const nap = new Int32Array(new SharedArrayBuffer(4));
+      for (let i = 0; i < 500 && existsSync(`/sys/class/net/${capIf}`); i++) Atomics.wait(nap, 0, 0, 10);
+      create();
     },
+    destroy,
   };
 }
 
