@@ -341,7 +341,7 @@ export function formatTaskStatus(r: TaskStatus, o: FormatOptions = {}): string {
   const why = r.reason ? wrap('  reason:', text(r.reason).split(' '), width) : '';
   const down = procs.filter((p) => p.role === 'sender' && p.reporter_healthy === false).map((p) => p.index);
   const unhealthy = down.length
-    ? wrap('  reporter:', `unhealthy (sender ${down.join(', ')}): its destination cannot be reached; records wait until their delivery timeout (the log has the last error)`.split(' '), width)
+    ? wrap('  reporter:', `unhealthy (sender ${down.join(', ')}): its output fails; its records are held up to their delivery timeout, or dropped and counted (the log has the last error)`.split(' '), width)
     : '';
   return head.map((l) => truncate(l, width) + '\n').join('') + why + unhealthy + '\n' + procTable + exits + '\n' + counterLines(r.counters, width);
 }

@@ -86,7 +86,7 @@ export interface ProcessStatus {
   /** How it last ended: null if never, else the daemon's text ("SIGKILL", "exit code 1: ...") or `{code, signal, reason}`. */
   last_exit: unknown;
   started_at: string | null;
-  /** A sender's reporter: false while its destination cannot be reached (a Kafka broker down), null when not known yet. */
+  /** A sender's reporter: false while its output fails (a Kafka broker down, a full disk), null when not known yet. */
   reporter_healthy?: boolean | null;
 }
 

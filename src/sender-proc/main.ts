@@ -83,12 +83,12 @@ process.on('disconnect', () => (draining = true));
 
 /**
  * Warns (rate-limited) about what grew since the last beat: records the reporter gave up, batches the ring dropped;
- * and once when its reporter turns unhealthy (its destination cannot be reached), once when it is healthy again.
+ * and once when its reporter turns unhealthy (its output fails: a broker that cannot be reached, a full disk), once when it is healthy again.
  */
 function watch(d: SenderDone, seen: { reporter: number; head: number; healthy: boolean }, log: Logger, warn: RateLimitedLog, healthy: boolean): void {
   if (healthy !== seen.healthy) {
     if (healthy) log.info({ last_error: d.lastError ?? null }, 'the reporter is healthy again');
-    else log.warn({ last_error: d.lastError ?? null }, 'the reporter is unhealthy: its destination cannot be reached; records wait until their delivery timeout');
+    else log.warn({ last_error: d.lastError ?? null }, 'the reporter is unhealthy: its output fails (last_error); its records are held up to their delivery timeout, or dropped and counted');
     seen.healthy = healthy;
   }
   const rep = d.reporterDropped - seen.reporter;

@@ -39,6 +39,12 @@ import { checkOutputDir, type OpenFile, RotatingFiles, type RotationCounters } f
 import type { EncodedRecord, PluginDefinition, RecordFormat, Reporter, ReporterCounters } from '../plugin/types.js';
 import { OtusError } from '../util/errors.js';
 
+/** An I/O error as one line: node's own message already starts with the code (`ENOSPC: no space left on device, write`). */
+function errnoText(e: NodeJS.ErrnoException): string {
+  const code = e.code ?? 'error';
+  return e.message.startsWith(code) ? e.message : `${code}: ${e.message}`;
+}
+
 /** Bytes per write. */
 const CHUNK = 1 << 20;
 /** Bytes held (written to no output yet) at which `blocked` turns true. */
@@ -451,7 +457,7 @@ export class FdReporter implements Reporter {
       },
       (e: NodeJS.ErrnoException) => {
         this.busy = null;
-        this.lastError = `${e.code ?? 'error'}: ${e.message}`;
+        this.lastError = errnoText(e);
         this.failing = true;
         let n = this.cur.records;
         for (const c of this.queue) n += c.records;
@@ -524,7 +530,7 @@ export class FdReporter implements Reporter {
         return;
       }
       // The chunk is lost, counted (records of it written before a short write are counted too).
-      this.lastError = `${err.code ?? 'error'}: ${err.message}`;
+      this.lastError = errnoText(err);
       this.failing = true;
       this.dropped += c.records;
       this.failed[err.code ?? 'error'] = (this.failed[err.code ?? 'error'] ?? 0) + c.records;

@@ -154,7 +154,7 @@ describe('task status', () => {
     const out = formatTaskStatus({ ...taskStatus, reason: null, processes: taskStatus.processes.map((p) => (p.role === 'sender' ? { ...p, reporter_healthy: false } : p)) }, { now: NOW });
     assertWidth(out, 80);
     const ls = lines(out);
-    assert.match(ls[2]!, /^ {2}reporter: unhealthy \(sender 0\): its destination cannot be reached;/);
+    assert.match(ls[2]!, /^ {2}reporter: unhealthy \(sender 0\): its output fails;/);
     assert.match(ls[3]!, /^ {4}.*\(the log has the last error\)$/);
   });
   it('stays within 80 columns with a long id and a long last-exit reason', () => {
