@@ -235,7 +235,7 @@ async function serve(o: DaemonOptions, config: GlobalConfig, logs: LogHub, regis
 
   for (const spec of cfg.tasks) {
     try {
-      await tasks.create(spec);
+      await tasks.create(spec, { boot: true });
     } catch (e) {
       log.error({ task: spec.id, err: e instanceof Error ? e.message : String(e) }, 'boot task not started');
     }

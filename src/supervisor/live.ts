@@ -10,7 +10,7 @@
 // it prints.
 
 import os from 'node:os';
-import { allowedCpus, type CaptureOptions, type CpuChoice, checkCpus, cpuFor, createCapturer, defaultCaptureOptions, interfaceInfo } from '../capture/index.js';
+import { allowedCpus, type CaptureOptions, type CpuChoice, checkCpus, cpuFor, createCapturer, defaultCaptureOptions, interfaceInfo, interfaceState } from '../capture/index.js';
 import { LogHub } from '../log/logger.js';
 import { CaptureFilter } from '../pipeline/capture-filter.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
@@ -71,6 +71,12 @@ export interface PlanInput {
   tcpMaxBytes?: number;
   node: Record<string, string>;
   settings: TaskSettings;
+  /**
+   * The task's interface does not exist: `error` (default: a typo is caught
+   * when the task is created), or `wait` (the daemon's boot tasks: a device
+   * made later at boot; the capture processes wait for it).
+   */
+  absentInterface?: 'error' | 'wait';
 }
 
 /** Decides how a checked task runs, failing with a coded error on anything wrong, before anything is forked. */
@@ -78,7 +84,8 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
   const task = t.task;
   const iface = o.iface ?? task.interface;
   if (!iface) throw new OtusError('OTUS_ERR_BAD_ARGUMENT', `${task.file}: no interface: give -i IFACE or task.capture.interface`);
-  if (!o.iface) {
+  const absent = o.absentInterface === 'wait' && interfaceState(iface) === 'gone';
+  if (!o.iface && !absent) {
     // The task's own interface: a name that is not there is an error in the task, so say where it names it.
     try {
       interfaceInfo(iface);
@@ -120,7 +127,7 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
     if (o.capture?.bufferBytes === undefined) capture.bufferBytes = task.bufferBytes;
   }
   if (task.retireMs !== null && o.capture?.retireMs === undefined) capture.retireMs = task.retireMs;
-  createCapturer(driver, capture).init(); // a bad interface, driver or option: a coded error now, not in a child
+  if (!absent) createCapturer(driver, capture).init(); // a bad interface, driver or option: a coded error now, not in a child
   const cpus = Array.from({ length: workers }, (_, i) => cpuFor(o.cpus, i, allowed));
   checkCpus(cpus, Array.isArray(o.cpus) ? '--cpus' : o.allowed?.length ? 'resources.cpus' : 'cpus');
   return {
@@ -136,6 +143,7 @@ export function planLiveTask(t: CheckedTask, o: PlanInput): LiveTaskPlan {
     flowSlots: o.flowSlots ?? DEFAULT_FLOW_SLOTS,
     tcpMaxBytes: o.tcpMaxBytes ?? null,
     settings: o.settings,
+    interfaceAbsent: absent,
   };
 }
 

@@ -64,6 +64,8 @@ export interface LiveTaskPlan {
   /** The TCP reassembly's memory bound per capture process, or null for its default. */
   tcpMaxBytes: number | null;
   settings: TaskSettings;
+  /** The interface did not exist when the task was planned (a boot task: its capture processes wait for it). */
+  interfaceAbsent?: boolean;
 }
 
 export interface ProcessStatus {

@@ -59,7 +59,8 @@ export class TaskManager {
     return { allowed, max, used };
   }
 
-  async create(spec: TaskSpec): Promise<TaskBrief> {
+  /** `boot`: a boot task, whose interface may not exist yet (it is waited for, not refused). */
+  async create(spec: TaskSpec, opts: { boot?: boolean } = {}): Promise<TaskBrief> {
     if (this.tasks.has(spec.id) || this.pending.has(spec.id)) {
       throw new OtusError('OTUS_ERR_TASK', `task ${spec.id}: a task with this id exists (${this.tasks.get(spec.id)?.state ?? 'starting'}); stop it first`);
     }
@@ -81,7 +82,9 @@ export class TaskManager {
         tcpMaxBytes: cfg.resources.tcpReassemblyBytes,
         node,
         settings: cfg.supervisor,
+        absentInterface: opts.boot ? 'wait' : 'error',
       });
+      if (plan.interfaceAbsent) this.log.warn({ task: spec.id, interface: plan.iface }, `boot task ${spec.id}: interface ${plan.iface} does not exist yet; its capture processes wait for it`);
       const need = workersOf(plan.workers, spec.senders);
       if (need > b.max - b.used) {
         const extra = spec.senders > 1 ? ` and ${spec.senders - 1} more sender(s)` : '';
