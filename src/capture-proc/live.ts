@@ -7,9 +7,13 @@
 // the sender: a full ring drops the batch and counts it (docs/architecture.md, "Counters, and where they are kept").
 // Controlled over IPC: start → ready, then a beat every heartbeatMs (the
 // supervisor's watchdog); stop, or a lost parent → the frames the kernel
-// still holds are processed, done, exit. Its counters live in its slot of the
-// task's stats segment (src/shm/stats.ts): the pipeline's by layer copied at
-// the end of every ring block, everything at each heartbeat and at the end.
+// still holds are processed, done, exit. In a daemon's task, an interface
+// that goes down or away closes the stream, not the process: it beats on
+// with `waiting` and opens a new stream once the interface is up
+// (docs/architecture.md, "Supervision and restarts").
+// Its counters live in its slot of the task's stats segment
+// (src/shm/stats.ts): the pipeline's by layer copied at the end of every
+// ring block, everything at each heartbeat and at the end.
 // Logs through the supervisor (src/log/logger.ts); drops and malformed
 // packets are checked at each beat, never per packet, and warned about
 // rate-limited.
@@ -81,6 +85,8 @@ const CLOSED_STREAM: CaptureStream = {
   stop: () => undefined,
 };
 
+const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
 /** a += b, for the counters of a stream that was closed (its interface went away) and one opened after it. */
 function addStreamStats(a: StreamStats, b: StreamStats): void {
   a.frames += b.frames;
@@ -132,21 +138,23 @@ async function run(m: LiveCaptureStart): Promise<void> {
   // The kernel runs the task's filter (attached to the socket) unless the driver cannot (xdp): then the pipeline does.
   const pipeline = pipelineForTask(task, plugins, batch, m.format, { userFilter: m.userFilter, tcpMaxBytes: m.tcpMaxBytes ?? undefined });
   for (const p of [...plugins.parsers, ...plugins.processors]) await p.start?.();
+  const iface = m.options.iface;
   /** The index of the interface the stream was opened on. */
   let ifindex = -1;
   const open = (): CaptureStream => {
     const capturer = createCapturer(m.driver, m.options);
     capturer.init();
-    ifindex = interfaceIndex(m.options.iface);
+    ifindex = interfaceIndex(iface);
     return capturer.capture(m.index);
   };
+  // The daemon's tasks wait for an interface that went down or away: the stream is closed (its counters kept), the interface looked for.
   const canWait = m.waitForInterface === true;
   let stream: CaptureStream;
   try {
     stream = open();
   } catch (e) {
     // Restarted while the interface is down or gone: wait for it (below) rather than fail again and again.
-    if (!canWait || interfaceState(m.options.iface) === 'up') throw e;
+    if (!canWait || interfaceState(iface) === 'up') throw e;
     stream = CLOSED_STREAM;
   }
   const stats = m.stats ? new CaptureStats(StatsWriter.open(m.ringTask, captureSlot(m.index)), pipeline, batch) : null;
@@ -155,8 +163,6 @@ async function run(m: LiveCaptureStart): Promise<void> {
   let stopped = false;
   /** Why the stream failed, when that ends the process. */
   let failure: string | null = null;
-  // The interface went down or away (the daemon's tasks): the stream is closed, its counters kept, and the interface looked for.
-  const iface = m.options.iface;
   const closed = new StreamStats();
   let waiting: string | null = null;
   let waitingSince = 0;
@@ -198,6 +204,12 @@ async function run(m: LiveCaptureStart): Promise<void> {
     waiting = why;
     process.send?.({ type: 'beat', waiting: why } satisfies Beat);
   };
+  const startWaiting = (why: string, detail: Record<string, unknown>): void => {
+    waits++;
+    waitingSince = Date.now();
+    setWaiting(why);
+    log.warn({ interface: iface, ...detail }, `${why}: capture paused until it is back`);
+  };
   let beat: NodeJS.Timeout | null = null;
   const stop = async (why: string): Promise<void> => {
     if (stopped) return;
@@ -233,7 +245,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
           stream = open();
         } catch (e) {
           // Back, but not as it was (another link type, an address that xdp refuses): say why, and keep looking.
-          const why = `interface ${iface} is back but cannot be captured: ${e instanceof Error ? e.message : String(e)}`;
+          const why = `interface ${iface} is back but cannot be captured: ${messageOf(e)}`;
           if (why !== waiting) {
             log.warn({ interface: iface }, why);
             setWaiting(why);
@@ -257,15 +269,12 @@ async function run(m: LiveCaptureStart): Promise<void> {
   const streamFailed = async (message: string, replaced = false): Promise<void> => {
     if (stopped || waiting !== null) return;
     const state = canWait ? interfaceState(iface) : 'up';
-    // A socket that failed on an interface that is up is no link event: the process ends, and the supervisor's restart policy decides.
-    if (state === 'up' && !replaced) {
+    // In the foreground the run ends; a socket that failed on an interface that is up is no link event either: the process ends, and the supervisor's restart policy decides.
+    if (!canWait || (state === 'up' && !replaced)) {
       failure = message;
       return stop(`error: ${message}`);
     }
-    waits++;
-    waitingSince = Date.now();
-    setWaiting(replaced ? `interface ${iface} was deleted` : `interface ${iface} is ${state}`);
-    log.warn({ interface: iface, error: message }, `${waiting}: capture paused until it is back`);
+    startWaiting(replaced ? `interface ${iface} was deleted` : `interface ${iface} is ${state}`, { error: message });
     // Frames the ring took before the interface went are processed and counted; then the socket is closed.
     try {
       await stream.drain();
@@ -279,7 +288,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
     if (!stopped) lookForInterface();
   };
   const failed = (message: string, replaced = false): void => {
-    streamFailed(message, replaced).catch((e: unknown) => stop(`error: ${e instanceof Error ? e.message : String(e)}`));
+    streamFailed(message, replaced).catch((e: unknown) => stop(`error: ${messageOf(e)}`));
   };
   const feed = new PipelineFeed(pipeline, catchUp, stats, (message) => failed(message));
   process.on('message', (msg: { type: string }) => {
@@ -291,10 +300,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
   process.send!({ type: 'ready', index: m.index, cpu: m.cpu });
   log.info({ cpu: m.cpu, driver: m.driver, interface: m.options.iface }, 'capture process started');
   if (stream === CLOSED_STREAM) {
-    waits++;
-    waitingSince = Date.now();
-    setWaiting(`interface ${iface} is ${interfaceState(iface)}`);
-    log.warn({ interface: iface }, `${waiting}: capture waits until it is back`);
+    startWaiting(`interface ${iface} is ${interfaceState(iface)}`, {});
     lookForInterface();
   }
   if (m.heartbeatMs > 0) {
@@ -304,7 +310,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
       process.send?.({ type: 'beat' } satisfies Beat);
       watch(s, seen, warn);
       // An AF_XDP socket says nothing when its device is deleted: it just gets no more frames. Every driver is checked here.
-      if (canWait && waiting === null && interfaceIndex(iface) !== ifindex) failed(`interface ${iface} was deleted`, true);
+      if (waiting === null && ifindex > 0 && interfaceIndex(iface) !== ifindex) failed(`interface ${iface} was deleted`, true);
     }, m.heartbeatMs);
   }
 }

@@ -11,6 +11,7 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_pr
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { native } from '../../src/native.js';
 import { ipv4Frame, liveSkipReason, makeVethHost, removeStaleNamespaces, tempDir, type VethHost, waitFor, writePcap } from '../helpers/live.js';
 
 const skip = liveSkipReason();
@@ -120,5 +121,20 @@ describe('otus capture --task: bad usage, a lost capture process', { skip: skip 
     assert.equal(summary.frames, N);
     // The sender's counters are those of its last heartbeat: at most what it wrote.
     assert.ok(summary.sender.records <= N, `sender records ${summary.sender.records}`);
+  });
+
+  // Last: it deletes the interface. An AF_XDP socket reports nothing when its device goes (no poll error): the heartbeat notices.
+  test('the interface deleted under xdp: the run ends naming it, instead of capturing nothing', { skip: native.xdpAvailable() ? `xdp driver not built: ${native.xdpAvailable()}` : false }, async () => {
+    const out = join(tmp.dir, 'out3.ndjson');
+    const run = start(['capture', '--task', task, '-i', host.capIf, '--driver', 'xdp', '--workers', '1', '--out', out]);
+    assert.ok(await waitFor(() => /capturing/.test(run.err) || run.exited, 20000), run.err);
+    host.replay(file);
+    assert.ok(await waitFor(() => readFileSync(out, 'utf8').split('\n').filter(Boolean).length >= N, 20000), 'records before the deletion');
+    host.destroy();
+    const ended = await waitFor(() => run.exited, 20000);
+    if (!ended) run.child.kill('SIGKILL'); // the failure below, not a run left capturing nothing
+    assert.ok(ended, 'the run stopped on its own');
+    assert.equal(run.code, 2, run.err);
+    assert.match(run.err, new RegExp(`interface ${host.capIf} was deleted \\[OTUS_ERR_CAPTURE_IO\\]`));
   });
 });
