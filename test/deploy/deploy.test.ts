@@ -68,12 +68,12 @@ describe('deploy: alert rules', () => {
   it('promtool check rules', { skip: promtoolSkip }, () => {
     const r = promtool('check', 'rules', ALERTS);
     assert.equal(r.status, 0, r.out);
-    assert.match(r.out, /SUCCESS: 6 rules found/);
+    assert.match(r.out, /SUCCESS: 7 rules found/);
   });
 
-  it('the alerts: kernel drops, ring drops, reporter errors, child restarts, not ready; each reads exported metrics', () => {
+  it('the alerts: kernel drops, ring drops, reporter errors, child restarts, a capture interface down, not ready; each reads exported metrics', () => {
     const rs = rules();
-    assert.deepEqual(rs.map((r) => r.alert), ['OtusKernelDrops', 'OtusRingDrops', 'OtusReporterErrors', 'OtusChildRestarts', 'OtusNotReady', 'OtusDown']);
+    assert.deepEqual(rs.map((r) => r.alert), ['OtusKernelDrops', 'OtusRingDrops', 'OtusReporterErrors', 'OtusChildRestarts', 'OtusCaptureInterfaceDown', 'OtusNotReady', 'OtusDown']);
     for (const r of rs) {
       for (const m of metricsOf(r.expr)) assert.ok(EXPORTED_METRICS.includes(m), `${r.alert}: ${m} is not an exported metric`);
       assert.ok(r.labels?.severity, `${r.alert}: a severity`);
@@ -114,6 +114,9 @@ describe('deploy: alert rules', () => {
             // A's capture 1 restarts every 2 minutes; B's sender once.
             s('otus_child_restarts_total', { ...A, process: 'capture 1' }, '0+0.5x30'),
             s('otus_child_restarts_total', { ...B, process: 'sender' }, '0 0 0 1x27'),
+            // A's capture 0 waits for its interface from minute 3 on; B's for 30 s only (one scrape).
+            s('otus_capture_interface_waiting', { ...A, process: 'capture-0' }, '0 0 0 1x27'),
+            s('otus_capture_interface_waiting', { ...B, process: 'capture-0' }, '0 0 0 1 0x26'),
             s('otus_ready', { instance: A.instance }, '1 1 1 1 1 0x25'),
             s('otus_ready', { instance: B.instance }, '1x30'),
             s('up', { job: 'otus', instance: A.instance }, '1x30'),
@@ -127,6 +130,8 @@ describe('deploy: alert rules', () => {
             alert('OtusReporterErrors', '5m', []),
             alert('OtusReporterErrors', '12m', [{ severity: 'critical', ...A, reporter: 'kafka' }]),
             alert('OtusChildRestarts', '20m', [{ severity: 'warning', ...A, process: 'capture 1' }]),
+            alert('OtusCaptureInterfaceDown', '3m', []),
+            alert('OtusCaptureInterfaceDown', '5m', [{ severity: 'critical', ...A, process: 'capture-0' }]),
             alert('OtusNotReady', '6m', []),
             alert('OtusNotReady', '8m', [{ severity: 'critical', instance: A.instance }]),
             alert('OtusDown', '8m', [{ severity: 'critical', job: 'otus', instance: B.instance }]),
