@@ -47,6 +47,8 @@ interface ReporterExtras {
   readonly healthy?: boolean;
   /** The last connection or delivery error (kafka, hep), for warnings and the run's summary. */
   readonly lastError?: string | null;
+  /** A file output renamed or deleted under it and made again at its path (the file and pcap reporters). */
+  readonly reopened?: number;
 }
 
 /**
@@ -85,7 +87,7 @@ process.on('disconnect', () => (draining = true));
  * Warns (rate-limited) about what grew since the last beat: records the reporter gave up, batches the ring dropped;
  * and once when its reporter turns unhealthy (its output fails: a broker that cannot be reached, a full disk), once when it is healthy again.
  */
-function watch(d: SenderDone, seen: { reporter: number; head: number; healthy: boolean }, log: Logger, warn: RateLimitedLog, healthy: boolean): void {
+function watch(d: SenderDone, seen: { reporter: number; head: number; healthy: boolean; reopened: number }, log: Logger, warn: RateLimitedLog, healthy: boolean): void {
   if (healthy !== seen.healthy) {
     if (healthy) log.info({ last_error: d.lastError ?? null }, 'the reporter is healthy again');
     else log.warn({ last_error: d.lastError ?? null }, 'the reporter is unhealthy: its output fails (last_error); its records are held up to their delivery timeout, or dropped and counted');
@@ -97,6 +99,9 @@ function watch(d: SenderDone, seen: { reporter: number; head: number; healthy: b
   if (head > 0) warn.warn('ring_drop_head', head, { drop_head: d.ring.dropHead }, 'send ring over its high watermark: the oldest batches dropped');
   seen.reporter = d.reporterDropped;
   seen.head = d.ring.dropHead;
+  const reopened = d.outputReopened ?? 0;
+  if (reopened > seen.reopened) log.warn({ reopened }, 'the output file was renamed or deleted: a new one was made at its path');
+  seen.reopened = reopened;
 }
 
 async function run(m: SenderStart): Promise<SenderDone> {
@@ -155,6 +160,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
       latency: latency?.summary() ?? null,
       reporter: reporter.counters?.() ?? null,
       lastError: extras.lastError ?? null,
+      ...(extras.reopened !== undefined && { outputReopened: extras.reopened }),
     };
   };
   const stats = m.stats ? StatsWriter.open(m.ringTask, m.statsSlot ?? SENDER_SLOT) : null;
@@ -200,7 +206,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
     return d;
   };
   let toldGone = false;
-  const seen = { reporter: 0, head: 0, healthy: true };
+  const seen = { reporter: 0, head: 0, healthy: true, reopened: 0 };
   const beat = m.heartbeatMs
     ? setInterval(() => {
         const s = publish();

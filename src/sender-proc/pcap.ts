@@ -644,6 +644,11 @@ export class PcapReporter implements Reporter {
     return Math.max(this.main.usage, this.calls !== null ? this.calls.held / this.calls.max : 0);
   }
 
+  /** The main file renamed or deleted under it and made again (FdReporter.reopened). */
+  get reopened(): number {
+    return this.main.reopened;
+  }
+
   get healthy(): boolean {
     return this.main.healthy;
   }

@@ -47,6 +47,8 @@ function errnoText(e: NodeJS.ErrnoException): string {
 
 /** Bytes per write. */
 const CHUNK = 1 << 20;
+/** How often a file output's path is compared with the open file (renamed or deleted under the reporter: made again). */
+const PATH_CHECK_MS = 1000;
 /** Bytes held (written to no output yet) at which `blocked` turns true. */
 export const PENDING_MAX = 4 << 20;
 /** writable() resolves once the held bytes are down to this. */
@@ -112,6 +114,10 @@ export interface FdOutput {
   rotate?: Rotation;
   /** Bytes already in the output (a file appended to): a framing's header is not written again. */
   size?: number;
+  /** A regular file given by path: whether the path now names another file, or none (renamed or deleted under the reporter). */
+  replaced?: (fd: number) => boolean;
+  /** Makes the file at the path again (appending, never truncating: a task's other senders may have made it first). */
+  recreate?: () => number;
 }
 
 export class FdReporter implements Reporter {
@@ -133,6 +139,8 @@ export class FdReporter implements Reporter {
   private failing = false;
   /** The reader of an output that cannot be reopened (stdout) went away: what comes next is dropped, counted. */
   outputGone = false;
+  /** Times the output file was renamed or deleted under the reporter and made again at its path. */
+  reopened = 0;
   private fd: number;
   private readonly reopenFn: (() => number) | undefined;
   private readonly closeOnStop: boolean;
@@ -147,6 +155,9 @@ export class FdReporter implements Reporter {
   /** Bumped by abandon(): a write that completes afterwards belongs to nothing. */
   private gen = 0;
   private retryTimer: NodeJS.Timeout | null = null;
+  private pathTimer: NodeJS.Timeout | null = null;
+  private readonly replacedFn: ((fd: number) => boolean) | undefined;
+  private readonly recreateFn: (() => number) | undefined;
   private retryMs = RETRY_MIN_MS;
   private kickQueued = false;
   /** The timer that writes a small current chunk WRITE_DELAY_MS after it started waiting, and whether it is armed. */
@@ -183,7 +194,31 @@ export class FdReporter implements Reporter {
     this.fileBytes = out.size ?? 0;
     this.cur = new Chunk(new Uint8Array(CHUNK));
     if (this.fd < 0 && this.rot === null) this.scheduleReopen();
+    this.replacedFn = out.replaced;
+    this.recreateFn = out.recreate;
+    if (this.replacedFn !== undefined && this.recreateFn !== undefined && this.rot === null) this.pathTimer = setInterval(this.checkPath, PATH_CHECK_MS).unref();
   }
+
+  /**
+   * The output file was renamed or deleted (by hand, by logrotate): what is
+   * written would reach a file nobody finds, so a new one is made at the path
+   * (with the framing's header), between two writes.
+   */
+  private readonly checkPath = (): void => {
+    if (this.stopped || this.fd < 0 || this.writing || this.inFlight !== null || !this.replacedFn!(this.fd)) return;
+    let fd: number;
+    try {
+      fd = this.recreateFn!();
+    } catch (e) {
+      this.lastError = e instanceof Error ? e.message : String(e); // kept writing where it was; tried again at the next check
+      return;
+    }
+    this.closeFd();
+    this.fd = fd;
+    this.reopened++;
+    this.requeueHeader();
+    this.kick();
+  };
 
   /** What rotation did (files completed, compressed, removed, failures); null without rotation. */
   rotation(): RotationCounters | null {
@@ -362,6 +397,8 @@ export class FdReporter implements Reporter {
     this.stopped = true;
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    if (this.pathTimer !== null) clearInterval(this.pathTimer);
+    this.pathTimer = null;
     if (this.ageTimer !== null) clearTimeout(this.ageTimer);
     this.ageTimer = null;
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
@@ -601,6 +638,12 @@ export class FdReporter implements Reporter {
       return;
     }
     // A FIFO's next reader starts a stream of its own: it gets the file header again (pcap) before the next chunk.
+    this.requeueHeader();
+    this.kick();
+  };
+
+  /** A new output (a FIFO's next reader, a file made again) gets the framing's header (pcap) before the next chunk, if the last one had it. */
+  private requeueHeader(): void {
     const h = this.wroteSome ? this.framing?.repeatHeader() ?? null : null;
     this.wroteSome = false;
     if (h !== null) {
@@ -609,8 +652,7 @@ export class FdReporter implements Reporter {
       this.held += h.length;
       this.queue.unshift(c);
     }
-    this.kick();
-  };
+  }
 
   /** Something reached the output since it was (re)opened. */
   private wroteSome = false;
@@ -690,9 +732,9 @@ export function openOutput(path: string, mode: number, append = false): FdOutput
   checkOutputPath(abs);
   const flags = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
   const start = append ? constants.O_APPEND : constants.O_TRUNC | constants.O_APPEND;
-  const open = (create: boolean): number => {
+  const open = (create: boolean, how = start): number => {
     try {
-      const fd = openSync(abs, create ? flags | constants.O_CREAT | start : flags, mode);
+      const fd = openSync(abs, create ? flags | constants.O_CREAT | how : flags, mode);
       const st = fstatSync(fd);
       if (st.isFile()) fchmodSync(fd, mode);
       else if (!st.isFIFO() && !st.isCharacterDevice() && !st.isSocket()) {
@@ -709,8 +751,22 @@ export function openOutput(path: string, mode: number, append = false): FdOutput
     }
   };
   const fd = open(true);
+  const replaced = (f: number): boolean => {
+    const st = fstatSync(f);
+    if (!st.isFile()) return false;
+    try {
+      const p = lstatSync(abs);
+      return p.ino !== st.ino || p.dev !== st.dev;
+    } catch {
+      return true; // deleted
+    }
+  };
+  const recreate = (): number => {
+    checkOutputPath(abs);
+    return open(true, constants.O_APPEND);
+  };
   // Reopened only to find a FIFO's next reader: no O_CREAT (a FIFO removed meanwhile must not become a file).
-  return { fd, reopen: () => open(false), close: true };
+  return { fd, reopen: () => open(false), replaced, recreate, close: true };
 }
 
 /** Rotation settings shared by the file and pcap reporters (docs/reporters.md, "Rotating files"). */

@@ -206,6 +206,8 @@ export interface SenderDone {
   reporter: ReporterCounters | null;
   /** The reporter's last connection or delivery error (kafka, hep...), when it has one; absent from a stats slot's copy. */
   lastError?: string | null;
+  /** A file output renamed or deleted under the reporter and made again at its path, that many times. */
+  outputReopened?: number;
 }
 
 export interface ReporterDrops {

@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -213,6 +213,32 @@ describe('reporters', () => {
     assert.equal(pipe.dropped, 100);
     assert.match(pipe.lastError ?? '', /EPIPE/);
     await pipe.stop!();
+  });
+
+  it('file: renamed (logrotate) or deleted under the reporter, it is made again at its path; every record is in one of the files', async () => {
+    const a = path('out');
+    const r = openFile(a);
+    let n = 0;
+    const write = async (k: number): Promise<void> => {
+      for (let i = 0; i < k; i++) r.report(rec(line(++n % 996)));
+      await r.flush!();
+    };
+    const count = (p: string): number => (existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(Boolean).length : 0);
+    await write(100);
+    renameSync(a, `${a}.1`);
+    // The next check (at most a second) makes a new file; what is written meanwhile goes to the renamed one.
+    await until(() => existsSync(a), 5000);
+    await write(50);
+    assert.equal(count(`${a}.1`), 100, 'the renamed file has what came before');
+    assert.equal(count(a), 50, 'the new file what came after');
+    assert.equal(statSync(a).mode & 0o777, 0o640, 'made with the configured mode');
+    unlinkSync(a);
+    await until(() => existsSync(a), 5000);
+    await write(25);
+    assert.equal(count(a), 25);
+    assert.equal(r.reopened, 2);
+    assert.equal(r.dropped, 0);
+    await r.stop!();
   });
 
   it('file: mode 0640 by default (or `mode`), truncated; a symlink and a world-writable non-sticky directory are refused', async () => {
