@@ -540,7 +540,7 @@ export class SupervisedTask {
     if (this.state !== 'running' && this.state !== 'degraded') return; // starting: start() decides; stopping, failed: stays
     if (why !== null) {
       this.setState('degraded', this.waitingReason(s));
-      this.log.warn({ process: s.name, why }, 'capture process waiting for its interface');
+      this.log.info({ process: s.name, why }, 'capture process waiting for its interface');
       return;
     }
     this.log.info({ process: s.name }, 'capture process capturing again');
