@@ -269,6 +269,8 @@ async function run(m: LiveCaptureStart): Promise<void> {
   const streamFailed = async (message: string, replaced = false): Promise<void> => {
     if (stopped || waiting !== null) return;
     const state = canWait ? interfaceState(iface) : 'up';
+    // Up already under another index: the device was deleted and made again before this failure was handled.
+    if (state === 'up' && interfaceIndex(iface) !== ifindex) replaced = true;
     // In the foreground the run ends; a socket that failed on an interface that is up is no link event either: the process ends, and the supervisor's restart policy decides.
     if (!canWait || (state === 'up' && !replaced)) {
       failure = message;

@@ -257,7 +257,18 @@ describe('otus daemon', { skip: skip ?? false }, () => {
     assert.ok(await waitFor(() => ours(outC, 10000) === 2 * N, 20_000), `records after the link came up: ${ours(outC, 10000)}`);
 
     hostC.recreate(); // another device under the same name
-    await runningAgain().catch(() => undefined); // it may be back before the test looks
+    // Back on the new device: each process has waited a second time and runs (it may be back before the test looks).
+    const waitsOf = (x: Awaited<ReturnType<typeof status>>): (number | undefined)[] =>
+      (x.counters as unknown as { capture_processes: { interface_waits?: number }[] }).capture_processes.map((p) => p.interface_waits);
+    let seen: unknown = null;
+    assert.ok(
+      await waitForAsync(async () => {
+        const x = await status('tc');
+        seen = { state: x.state, waits: waitsOf(x) };
+        return x.state === 'running' && waitsOf(x).every((w) => w === 2);
+      }, 15_000),
+      `capturing on the new device: ${JSON.stringify(seen)}`,
+    );
     hostC.replay(pcapA());
     assert.ok(await waitFor(() => ours(outC, 10000) === 3 * N, 20_000), `records after the interface was made again: ${ours(outC, 10000)}`);
     s = await status('tc');
