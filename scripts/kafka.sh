@@ -19,6 +19,8 @@
 #   OTUS_KAFKA_OWNER  a pid: when that process is gone, the broker is killed
 #                     and its state directory removed (a test run killed
 #                     mid-file never runs its own clean-up)
+#   OTUS_KAFKA_AUTO_CREATE  true (default) or false: auto.create.topics.enable,
+#                     set when the broker's state is first made
 #
 # A first start formats a fresh KRaft directory and picks two free loopback
 # ports (PLAINTEXT, CONTROLLER); a start after a stop or a crash reuses both.
@@ -28,6 +30,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 home="${OTUS_KAFKA_HOME:-/var/tmp/otus-kafka}"
 state="${OTUS_KAFKA_STATE:-$home/state}"
 timeout_s="${OTUS_KAFKA_START_TIMEOUT:-120}"
+auto_create="${OTUS_KAFKA_AUTO_CREATE:-true}"
+case "$auto_create" in true|false) ;; *) echo "kafka.sh: OTUS_KAFKA_AUTO_CREATE must be true or false, not \"$auto_create\"" >&2; exit 2 ;; esac
 lib="$home/lib-4.1.1"
 props="$state/server.properties"
 log="$state/kafka.log"
@@ -84,7 +88,7 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$state/data
 num.partitions=3
-auto.create.topics.enable=true
+auto.create.topics.enable=$auto_create
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=3
 transaction.state.log.replication.factor=1

@@ -342,6 +342,14 @@ export function librdkafkaConfig(c: KafkaReporterConfig): Record<string, string 
 type RdModule = typeof import('@confluentinc/kafka-javascript');
 type RdProducer = InstanceType<RdModule['Producer']>;
 
+/** A topic's statistics in librdkafka's statistics document (STATISTICS.md). */
+interface TopicStats {
+  /** Milliseconds since its metadata was last refreshed (0: never). */
+  metadata_age?: number;
+  partitions?: Record<string, unknown>;
+}
+/** Statistics (one a second) in a row without partitions before a topic counts as unknown to the cluster. */
+const UNKNOWN_TOPIC_STATS = 5;
 const ERR_QUEUE_FULL = -184;
 const ERR_MSG_TIMED_OUT = -192;
 /** syslog's levels, as librdkafka logs: errors and warnings are kept as the last error. */
@@ -356,6 +364,10 @@ class RdkafkaClient implements KafkaClient {
   private up = true;
   /** librdkafka logged a failure (a connect refused...) since a connection was last up. */
   private failed = false;
+  /** Per topic, consecutive statistics whose metadata had no partition for it: the cluster does not know it. */
+  private readonly unknownFor = new Map<string, number>();
+  /** Topics the cluster has not known for UNKNOWN_TOPIC_STATS statistics in a row. */
+  private unknownTopics: string[] = [];
   private producer: RdProducer | null = null;
   private aside: Msg | null = null;
   private waiters: (() => void)[] = [];
@@ -384,10 +396,11 @@ class RdkafkaClient implements KafkaClient {
     });
     p.on('event.stats', (s: { message: string }) => {
       try {
-        const st = JSON.parse(s.message) as { msg_cnt: number; brokers?: Record<string, { state?: string }> };
+        const st = JSON.parse(s.message) as { msg_cnt: number; brokers?: Record<string, { state?: string }>; topics?: Record<string, TopicStats> };
         this.msgCnt = st.msg_cnt;
         if (st.brokers !== undefined) this.up = Object.values(st.brokers).some((b) => b.state === 'UP');
         if (this.up) this.failed = false;
+        if (st.topics !== undefined) this.checkTopics(st.topics);
       } catch {
         // a malformed statistics document leaves the last figures
       }
@@ -414,7 +427,28 @@ class RdkafkaClient implements KafkaClient {
    * producer may hold none (the broker closes idle ones after 10 minutes), which is no fault.
    */
   get healthy(): boolean {
-    return this.up || !this.failed;
+    return (this.up || !this.failed) && this.unknownTopics.length === 0;
+  }
+
+  /**
+   * A topic the cluster does not have (no auto-creation) makes no error in
+   * librdkafka: its records wait for the metadata, then time out. Its
+   * statistics tell: the topic's metadata has no partition but the
+   * unassigned one (-1). Unhealthy, with the reason, after a few seconds of
+   * that (an auto-created topic appears within one or two).
+   */
+  private checkTopics(topics: Record<string, TopicStats>): void {
+    const unknown: string[] = [];
+    for (const [name, t] of Object.entries(topics)) {
+      const known = t.metadata_age === 0 || Object.keys(t.partitions ?? {}).some((k) => k !== '-1');
+      const n = known ? 0 : (this.unknownFor.get(name) ?? 0) + 1;
+      this.unknownFor.set(name, n);
+      if (n >= UNKNOWN_TOPIC_STATS) unknown.push(name);
+    }
+    if (unknown.length > 0 && unknown.join() !== this.unknownTopics.join()) {
+      this.lastError = `topic ${unknown.map((t) => `"${t}"`).join(', ')} is not in the cluster's metadata: does it exist? (a cluster with auto.create.topics.enable=false does not make it)`;
+    }
+    this.unknownTopics = unknown;
   }
 
   send(m: Msg): boolean {

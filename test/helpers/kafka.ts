@@ -37,10 +37,11 @@ export interface Broker {
   stop(): void;
 }
 
-export function startBroker(): Broker {
+/** `autoCreate: false`: a broker that makes no topic on first use (as production clusters often are). */
+export function startBroker(opts: { autoCreate?: boolean } = {}): Broker {
   const state = mkdtempSync(join(tmpdir(), 'otus-kafka-'));
   // The broker goes with this process even when it is killed before its after() hook stops it.
-  const env = { ...process.env, OTUS_KAFKA_STATE: state, OTUS_KAFKA_OWNER: String(process.pid) };
+  const env = { ...process.env, OTUS_KAFKA_STATE: state, OTUS_KAFKA_OWNER: String(process.pid), OTUS_KAFKA_AUTO_CREATE: String(opts.autoCreate ?? true) };
   const run = (cmd: string): string => {
     try {
       return execFileSync('bash', [SCRIPT, cmd], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
