@@ -260,23 +260,22 @@ async function run(m: LiveCaptureStart): Promise<void> {
         log.info({ interface: iface, down_ms: downMs }, `interface ${iface} is up: capturing again`);
         return;
       }
-      const why = `interface ${iface} is ${state === 'down' ? 'down' : 'gone'}`;
+      const why = `interface ${iface} is ${state}`;
       if (why !== waiting) setWaiting(why);
       lookForInterface();
     }, INTERFACE_POLL_MS);
   };
-  /** The stream failed (`replaced`: its interface was deleted, whatever has its name now). */
-  const streamFailed = async (message: string, replaced = false): Promise<void> => {
+  /** The stream failed: a socket error, or its interface went down or was deleted (a new index under the name: made again since). */
+  const streamFailed = async (message: string): Promise<void> => {
     if (stopped || waiting !== null) return;
     const state = canWait ? interfaceState(iface) : 'up';
-    // Up already under another index: the device was deleted and made again before this failure was handled.
-    if (state === 'up' && interfaceIndex(iface) !== ifindex) replaced = true;
-    // In the foreground the run ends; a socket that failed on an interface that is up is no link event either: the process ends, and the supervisor's restart policy decides.
-    if (!canWait || (state === 'up' && !replaced)) {
+    const deleted = canWait && interfaceIndex(iface) !== ifindex;
+    // In the foreground the run ends; a socket that failed on the same interface, up, is no link event either: the process ends, and the supervisor's restart policy decides.
+    if (!canWait || (state === 'up' && !deleted)) {
       failure = message;
       return stop(`error: ${message}`);
     }
-    startWaiting(replaced ? `interface ${iface} was deleted` : `interface ${iface} is ${state}`, { error: message });
+    startWaiting(deleted ? `interface ${iface} was deleted` : `interface ${iface} is ${state}`, { error: message });
     // Frames the ring took before the interface went are processed and counted; then the socket is closed.
     try {
       await stream.drain();
@@ -287,10 +286,10 @@ async function run(m: LiveCaptureStart): Promise<void> {
     stream.stop();
     addStreamStats(closed, stream.stats());
     stream = CLOSED_STREAM;
-    if (!stopped) lookForInterface();
+    lookForInterface();
   };
-  const failed = (message: string, replaced = false): void => {
-    streamFailed(message, replaced).catch((e: unknown) => stop(`error: ${messageOf(e)}`));
+  const failed = (message: string): void => {
+    streamFailed(message).catch((e: unknown) => stop(`error: ${messageOf(e)}`));
   };
   const feed = new PipelineFeed(pipeline, catchUp, stats, (message) => failed(message));
   process.on('message', (msg: { type: string }) => {
@@ -312,7 +311,7 @@ async function run(m: LiveCaptureStart): Promise<void> {
       process.send?.({ type: 'beat' } satisfies Beat);
       watch(s, seen, warn);
       // An AF_XDP socket says nothing when its device is deleted: it just gets no more frames. Every driver is checked here.
-      if (waiting === null && ifindex > 0 && interfaceIndex(iface) !== ifindex) failed(`interface ${iface} was deleted`, true);
+      if (waiting === null && ifindex > 0 && interfaceIndex(iface) !== ifindex) failed(`interface ${iface} was deleted`);
     }, m.heartbeatMs);
   }
 }
