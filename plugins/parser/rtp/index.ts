@@ -338,7 +338,7 @@ export class RtpParser implements Parser {
       if (media !== null) L.setId(K_MEDIA, media);
       const sp = this.statsPayload;
       sp.report.at(t.qRows, q * ROW, t.qKind[q], codec);
-      sp.rtcp.load(this.media, K[b] >>> 0, callId, sp.report.clockRate);
+      sp.rtcp.load(this.media, K[b] >>> 0, t.qCallHash[q], sp.report.clockRate);
       sp.direction = t.qDirection[q];
       rec.payload = sp.loaded();
       t.stats.reports++;

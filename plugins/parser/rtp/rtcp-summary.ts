@@ -16,7 +16,7 @@
 
 import type { DecodedPacket } from '../../../src/decode/packet.js';
 import { writeVarint } from '../../../src/pipeline/codec-protobuf.js';
-import { callHash, emptyBlock, type MediaTable, type RtcpBlock } from '../../../src/shm/media.js';
+import { emptyBlock, type MediaTable, type RtcpBlock } from '../../../src/shm/media.js';
 import type { FlowRegistry } from '../../../src/shm/registry.js';
 import { ReportKind, ROW, type RtpStreamTable } from './stats.js';
 import { Literal, writeLiteral, writeUint } from '../../../src/util/bytes.js';
@@ -82,12 +82,11 @@ export class RtcpSummary {
   /** The stream's clock rate, for jitter_ms. */
   rate = 0;
 
-  /** Reads SSRC ssrc's blocks of the call `callId` (else those of no call: RTCP nobody signalled). */
-  load(table: MediaTable | null, ssrc: number, callId: string | null, rate: number): this {
+  /** Reads SSRC ssrc's blocks of the call whose call-id hashes to h (callHash; else those of no call: RTCP nobody signalled). */
+  load(table: MediaTable | null, ssrc: number, h: number, rate: number): this {
     this.rate = rate;
     this.has = 0;
     if (table === null) return this;
-    const h = callHash(callId);
     this.has = table.read(ssrc, h, this.receiver, this.sender);
     if (this.has === 0 && h !== 0) this.has = table.read(ssrc, 0, this.receiver, this.sender);
     return this;

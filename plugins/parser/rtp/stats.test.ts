@@ -27,8 +27,8 @@ import { SipParser } from '../sip/index.js';
 import { MediaCorrelator } from './correlate.js';
 import { RtpParser, type RtpConfig } from './index.js';
 import { RtpPayloadReader } from './payload.js';
-import { mosOf, rFactor, RtpStreamTable } from './stats.js';
-import { reportJson, RtpStatsPayload } from './stats-payload.js';
+import { mosOf, rFactor, ROW, RtpStreamTable } from './stats.js';
+import { reportJson, type RtpStatsJson, RtpStatsPayload } from './stats-payload.js';
 import protobuf from 'protobufjs';
 
 const TASK = (perPacket: boolean, interval = 10): string => `task:
@@ -585,3 +585,50 @@ function camel(o: Record<string, unknown>): Record<string, unknown> {
   for (const [k, v] of Object.entries(o)) out[k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())] = v;
   return out;
 }
+
+test('fastPacket leaves the sequence window, delta count and delta sum to be added later: its reports equal packet()\'s, after runs of every length', () => {
+  const reports = [false, true].map((fast) => {
+    const t = new RtpStreamTable({ interval: 1, per_packet: false, max_streams: 16, idle: 30 });
+    t.key.set([0x1234, (4000 << 16) | 5000, 4, 0x0a000001, 0, 0, 0, 0x0a000002, 0, 0, 0, 0]);
+    const r = t.find(100, 0, true);
+    t.setRate(r, 0, 'PCMU');
+    let ms = 0;
+    const send = (s: number, pt = 0): void => {
+      // Arrival wobbles by up to 2 ms, so deltas and jitter differ packet to packet.
+      const sec = 100 + Math.floor(ms / 1000);
+      const nsec = (ms % 1000) * 1_000_000 + (s % 3) * 1_000_000;
+      ms += 20;
+      const seq = s & 0xffff;
+      const ts = (s * 160) >>> 0;
+      if (!fast || !t.fastPacket(r, sec, nsec, seq, ts, pt, false, 172)) t.packet(r, sec, nsec, seq, ts, pt, false, 172, -1, false, 0);
+    };
+    let seq = 65000; // wraps at 65536 on the way
+    // Each run after a lost packet, so its window is the run's alone (when 32 or longer) or holds the gap.
+    for (const run of [1, 2, 5, 31, 32, 33, 34, 41, 65, 3, 100]) {
+      const lost = seq++;
+      for (let i = 0; i < run; i++, seq++) {
+        if (i === 20 && run === 41) ms -= 25; // time going back: no delta for the mean and max
+        send(seq, i >= 10 && i < 13 && run === 100 ? 8 : 0); // a payload type change and back
+      }
+      // Late packets at several distances: duplicates where seen, out of order where lost (the window says which).
+      for (const back of [1, 2, 7, 19, 31, 33]) send(seq - back);
+      send(lost);
+    }
+    t.end(r, 1);
+    const out = [];
+    for (let q = 0; q < t.qLen; q++) out.push(reportJson(new RtpStatsPayload().report.at(t.qRows, q * ROW, t.qKind[q], 'PCMU')));
+    return out;
+  });
+  assert.ok(reports[0].length >= 8, `${reports[0].length} reports`);
+  assert.ok(reports[0].some((j) => j.duplicates > 0) && reports[0].some((j) => j.out_of_order > 0));
+  // The delta sum is one subtraction for a run instead of one per packet: equal to rounding.
+  const mean = (rs: RtpStatsJson[]): number[] => rs.map((j) => j.mean_delta_ms);
+  assert.deepEqual(
+    mean(reports[1]).map((m, i) => Math.abs(m - mean(reports[0])[i]) < 1e-6),
+    reports[0].map(() => true),
+  );
+  assert.deepEqual(
+    reports[1].map((j) => ({ ...j, mean_delta_ms: 0 })),
+    reports[0].map((j) => ({ ...j, mean_delta_ms: 0 })),
+  );
+});
