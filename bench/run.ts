@@ -321,7 +321,16 @@ const TARGETS: Target[] = [
   { target: 'live decode ≤ 1.5 × the C ring loop (CPU per packet)', value: (f) => f('live-veth', 'decode_x_c'), unit: '×', ok: (v) => v <= 1.5 },
   { target: 'p99 capture → sender < 200 µs at 100 k packets/s, xdp', value: (f) => f('latency-xdp', 'p99_us'), unit: 'µs', ok: (v) => v < 200 },
   { target: 'p99 capture → sender at 100 k packets/s, af_packet_v3 (retire 10 ms)', value: (f) => f('latency-af_packet_v3', 'p99_us'), unit: 'µs', ok: null },
-  { target: '2 workers ≥ 1.9 × one (capture side, rtp-calls aggregate)', value: (f) => f('rtp-calls', 'two_over_one'), unit: '×', ok: (v) => v >= 1.9 },
+  {
+    target: '2 workers ≥ 1.9 × one per CPU-second (rtp-calls: twice the slower worker beside the other, against one alone)',
+    value: (f) => {
+      const r = ratio(f('rtp-calls', 'two_worker_mpps_per_cpu_s'), f('rtp-calls', 'one_worker_mpps_per_cpu_s'));
+      return r === null ? null : 2 * r;
+    },
+    unit: '×',
+    ok: (v) => v >= 1.9,
+  },
+  { target: 'the same in packets per wall second (rtp-calls aggregate; one worker alone has its JIT and GC threads on the other core)', value: (f) => f('rtp-calls', 'two_over_one'), unit: '×', ok: (v) => v >= 1.9 },
   { target: '2 workers finish the large capture in ≤ 0.6 × the wall time of 1 (otus replay)', value: (f) => ratio(f('replay-2', 'capture_wall_s'), f('replay-1', 'capture_wall_s')), unit: '×', ok: (v) => v <= 0.6 },
   { target: 'replay whole-tree CPU ≤ 1.5 × (capture processes + sender), 1 worker', value: (f) => f('replay-1', 'tree_over_workers'), unit: '×', ok: (v) => v <= 1.5 },
   { target: 'PSS ≤ 256 MiB, supervisor + 2 capture processes + sender, 10 K calls', value: (f) => f('memory', 'pss_mib_10000'), unit: 'MiB', ok: (v) => v <= 256 },
