@@ -92,7 +92,7 @@ const enum F {
 }
 /** Digits kept per report: code, start, duration (seconds) each. */
 export const DIGITS_MAX = 16;
-export const ROW = 96; // whole lines: F.DIGITS + 3 * DIGITS_MAX rounded up
+export const ROW = Math.ceil((F.DIGITS + 3 * DIGITS_MAX) / 8) * 8; // 96: whole lines
 
 // meta's words per row (a quarter of a line): what the fast path reads
 // besides the row's two hot lines. Whether a row still holds the packet's
@@ -453,16 +453,20 @@ export class RtpStreamTable {
     R[o + F.WIN] = k >= 32 ? 0xffffffff : ((R[o + F.WIN] << k) | ((1 << k) - 1)) >>> 0;
     R[o + F.N_DELTA] += k;
     R[o + F.SUM_DELTA] += R[o + F.REF_T] - R[o + F.RUN_T];
-    R[o + F.RUN_P] = R[o + F.PACKETS];
-    R[o + F.RUN_T] = R[o + F.REF_T];
+    this.runFrom(o);
   }
 
-  /** Row r as sync() leaves it (nothing left to it), and whether fastPacket may count its packets. */
+  /** Nothing left to sync() in row o: the next run starts from here. */
+  private runFrom(o: number): void {
+    this.rows[o + F.RUN_P] = this.rows[o + F.PACKETS];
+    this.rows[o + F.RUN_T] = this.rows[o + F.REF_T];
+  }
+
+  /** Row r after packet(): nothing left to sync(), and whether fastPacket may count its packets. */
   private synced(r: number): void {
     const R = this.rows;
     const o = r * ROW;
-    R[o + F.RUN_P] = R[o + F.PACKETS];
-    R[o + F.RUN_T] = R[o + F.REF_T];
+    this.runFrom(o);
     const M = this.meta;
     const pt = M[r * META + M_LAST_PT];
     R[o + F.FAST_PT] = pt === M[r * META + M_RATE_PT] && R[o + F.INV_RATE] !== 0 && R[o + F.REF_TS] >= 0 ? pt : -1;
