@@ -17,7 +17,7 @@ export const MAX_RECORD_BYTES = 256 * 1024;
 export function pipelineCounters(pl: Pipeline, instances: readonly Parser[] = [], batch: BatchSink | null = null): PipelineCounters {
   const st = pl.stats;
   const parsers: PipelineCounters['parsers'] = {};
-  pl.parserNames.forEach((n, i) => (parsers[n] = { records: st.parserRecords[i], noOutput: st.parserNoOutput[i], own: instances[i]?.counters?.() }));
+  pl.parserNames.forEach((n, i) => (parsers[n] = { records: st.parserRecords[i], noOutput: st.parserNoOutput[i], summarised: st.parserSummarised[i], own: instances[i]?.counters?.() }));
   const processors: Record<string, number> = {};
   pl.processorNames.forEach((n, i) => (processors[n] = st.processorDrops[i]));
   const decodeErrors: Record<string, number> = {};
@@ -75,6 +75,7 @@ export class CaptureStats {
   private readonly t0 = performance.now();
   private readonly parserRecords: Int32Array;
   private readonly parserNoOutput: Int32Array;
+  private readonly parserSummarised: Int32Array;
   private readonly processorDrops: Int32Array;
 
   constructor(
@@ -101,6 +102,7 @@ export class CaptureStats {
     this.wallSec = w.id('wallSec');
     this.parserRecords = Int32Array.from(pl.parserNames, (n) => w.id(`parsers.${n}.records`));
     this.parserNoOutput = Int32Array.from(pl.parserNames, (n) => w.id(`parsers.${n}.noOutput`));
+    this.parserSummarised = Int32Array.from(pl.parserNames, (n) => w.id(`parsers.${n}.summarised`));
     this.processorDrops = Int32Array.from(pl.processorNames, (n) => w.id(`processors.${n}`));
     // Copied before each batch goes into the ring too: the sender can count no record whose frame the slot does not count yet.
     batch.onFlush = this.block;
@@ -131,6 +133,7 @@ export class CaptureStats {
     for (let i = 0; i < this.parserRecords.length; i++) {
       w.count(this.parserRecords[i]!, st.parserRecords[i]!);
       w.count(this.parserNoOutput[i]!, st.parserNoOutput[i]!);
+      w.count(this.parserSummarised[i]!, st.parserSummarised[i]!);
     }
     for (let i = 0; i < this.processorDrops.length; i++) w.count(this.processorDrops[i]!, st.processorDrops[i]!);
     w.end();
@@ -173,7 +176,7 @@ export function captureFromSlot(s: SlotValues, index: number, cpu: number): Live
   const parsers: PipelineCounters['parsers'] = {};
   for (const p of slotParsers(s)) {
     const own = under(v, `parsers.${p}.own.`);
-    parsers[p] = { records: n(`parsers.${p}.records`), noOutput: n(`parsers.${p}.noOutput`), ...(Object.keys(own).length > 0 && { own: unflatten(own) }) };
+    parsers[p] = { records: n(`parsers.${p}.records`), noOutput: n(`parsers.${p}.noOutput`), summarised: n(`parsers.${p}.summarised`), ...(Object.keys(own).length > 0 && { own: unflatten(own) }) };
   }
   const processors = under(v, 'processors.');
   const tcp = under(v, 'tcpReassembly.');

@@ -70,9 +70,10 @@ export class PipelineStats {
   streamRecords = 0;
   /** Dropped by the task's filter section. */
   filterDrops = 0;
-  /** Records produced by each parser, and handle() calls that produced none. */
+  /** Records produced by each parser, handle() calls that produced none, and packets taken into its summary records instead (Parser.summarised). */
   readonly parserRecords: Float64Array;
   readonly parserNoOutput: Float64Array;
+  readonly parserSummarised: Float64Array;
   /** Unmatched packets forwarded as L3/L4 records, and dropped by `unmatched_policy: drop`. */
   unmatchedForwarded = 0;
   unmatchedDrops = 0;
@@ -93,6 +94,7 @@ export class PipelineStats {
   constructor(parsers: number, processors: number) {
     this.parserRecords = new Float64Array(parsers);
     this.parserNoOutput = new Float64Array(parsers);
+    this.parserSummarised = new Float64Array(parsers);
     this.processorDrops = new Float64Array(processors);
   }
 }
@@ -256,7 +258,8 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     for (; i < parsers.length; i++) if (parsers[i].canHandle(p)) break;
     if (i < parsers.length) {
       if (!parsers[i].handle(p, rec, hasTs, tsDigits)) {
-        st.parserNoOutput[i]++;
+        if (parsers[i].summarised === true) st.parserSummarised[i]++;
+        else st.parserNoOutput[i]++;
         return;
       }
       st.parserRecords[i]++;
@@ -401,7 +404,7 @@ export class Pipeline implements RecordEmitter, TcpStreamConsumer {
     }
     if (end === -2) {
       // Taken without a record (rtp with per_packet off: counted in its stream's statistics).
-      this.stats.parserNoOutput[this.fastIndex]++;
+      this.stats.parserSummarised[this.fastIndex]++;
       this.stats.fastFrames++;
       const ds = this.decoder.stats;
       ds.frames++;

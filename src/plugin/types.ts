@@ -77,6 +77,13 @@ export interface Parser extends PluginInstance {
   canHandle(p: DecodedPacket): boolean;
   handle(p: DecodedPacket, out: OutputRecord, hasTs: boolean, tsDigits: number): boolean;
   /**
+   * Optional: true after a handle() that returned false because the packet
+   * went into the parser's own summary records instead (rtp with
+   * `stats.per_packet: false`: its stream's statistics). The pipeline counts
+   * such a packet as summarised, not as a packet with no output (a drop).
+   */
+  readonly summarised?: boolean;
+  /**
    * The parser's own counters (rejections and malformations by reason...):
    * numbers, or objects of them. Read at the end of a run, not per packet;
    * `otus replay` sums them over capture processes into its summary.
@@ -103,7 +110,8 @@ export interface Parser extends PluginInstance {
    * Writes from word k of W (the batch's words) before word `end`; returns
    * the word after the record, 0 to leave the frame to the generic path
    * (nothing counted or noted), -1 when it needs more room, or -2 when it
-   * took the frame without a record (counted as handle() returning false).
+   * took the frame into its summary records without a record of its own
+   * (counted as a handle() that returned false with `summarised`).
    */
   fastFrame?(f: FastFrame, W: Int32Array, k: number, end: number, keys: KeyTracker): number;
   /**

@@ -151,8 +151,12 @@ export interface PipelineCounters {
   ringDrops: number;
   records: number;
   bytes: number;
-  /** `own`: the parser's counters() (numbers or objects of them), when it has any. */
-  parsers: Record<string, { records: number; noOutput: number; own?: Record<string, unknown> }>;
+  /**
+   * `summarised`: packets taken into the parser's summary records without a
+   * record of their own (Parser.summarised); `own`: the parser's counters()
+   * (numbers or objects of them), when it has any.
+   */
+  parsers: Record<string, { records: number; noOutput: number; summarised: number; own?: Record<string, unknown> }>;
   processors: Record<string, number>;
   decodeErrors: Record<string, number>;
   labelOverflows: number;

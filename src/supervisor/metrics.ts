@@ -118,6 +118,7 @@ export class Metrics {
     c('otus_packets_reassembled_total', 'Frames taken by reassembly (reason ip_fragment: held until their datagram completes; tcp_segment: into a TCP stream), whose data reaches a later record.');
     c('otus_stream_records_total', 'Records stream parsers made from reassembled TCP streams.');
     c('otus_packets_parsed_total', 'Records each parser made.');
+    c('otus_packets_summarised_total', "Packets a parser took into its own summary records without a record each (rtp with stats.per_packet false: its streams' rtp.stats reports); not drops.");
     c('otus_pipeline_records_total', 'Records a capture process committed to the send ring.');
     c('otus_sender_records_total', 'Records the sender read from the ring and handed to the reporter.');
     c('otus_packets_reported_total', 'Records the reporter delivered (written, acknowledged).');
@@ -246,6 +247,7 @@ export class Metrics {
           parsers.add(name);
           drop('parser', n(`parsers.${name}.noOutput`), { parser: name });
           f.otus_packets_parsed_total!.add({ ...l, parser: name }, n(`parsers.${name}.records`));
+          f.otus_packets_summarised_total!.add({ ...l, parser: name }, n(`parsers.${name}.summarised`));
           for (const [k, x] of Object.entries(under(v, `parsers.${name}.own.`))) {
             (PARSER_GAUGE.test(k) ? f.otus_parser_state : f.otus_parser_events_total)!.add({ ...l, parser: name, reason: k }, x);
           }

@@ -43,6 +43,8 @@ export interface TaskSummary {
   capture?: { interface: string; driver: string; stopped: string };
   frames: number;
   records: number;
+  /** Frames a parser took into its summary records, with no record of their own (rtp with `stats.per_packet: false`): not drops. */
+  summarised: number;
   drops: {
     decode: number;
     filter: number;
@@ -71,7 +73,7 @@ export interface TaskSummary {
   /** The task's flow registry at the end (null without parsers). */
   flow_registry: Record<string, number> | null;
   /** `counters`: the parser's own counters (Parser.counters()), summed over capture processes. */
-  parsers: Record<string, { records: number; no_output: number; counters?: Record<string, unknown> }>;
+  parsers: Record<string, { records: number; no_output: number; summarised: number; counters?: Record<string, unknown> }>;
   unmatched_forwarded: number;
   /** Records written by a parser's fast path (src/pipeline/fast-path.ts). */
   fast_path_records: number;
@@ -370,9 +372,10 @@ export function summarize<D extends CaptureDone | LiveCaptureDone>(
   for (const d of done) {
     for (const [k, v] of Object.entries(d.counters.processors)) processors[k] = (processors[k] ?? 0) + v;
     for (const [k, v] of Object.entries(d.counters.parsers)) {
-      const p = (parsers[k] ??= { records: 0, no_output: 0 });
+      const p = (parsers[k] ??= { records: 0, no_output: 0, summarised: 0 });
       p.records += v.records;
       p.no_output += v.noOutput;
+      p.summarised += v.summarised;
       if (v.own) p.counters = addCounters(p.counters ?? {}, v.own);
     }
     for (const [k, v] of Object.entries(d.counters.decodeErrors)) decodeErrors[k] = (decodeErrors[k] ?? 0) + v;
@@ -385,6 +388,7 @@ export function summarize<D extends CaptureDone | LiveCaptureDone>(
     workers,
     frames,
     records: s.records,
+    summarised: sum((d) => Object.values(d.counters.parsers).reduce((a, p) => a + p.summarised, 0)),
     drops: {
       decode: sum((d) => d.counters.decodeDrops),
       filter: sum((d) => d.counters.filterDrops),
@@ -450,7 +454,9 @@ export function formatSummary(s: TaskSummary): string {
     s.capture
       ? `otus capture: task ${s.task}: ${s.capture.interface} (${s.capture.driver}), ${s.workers} capture process(es), ${s.wall_s.toFixed(2)} s; stopped: ${s.capture.stopped}`
       : `otus replay: task ${s.task}: ${s.files?.length ?? 0} file(s), ${s.workers} capture process(es), ${s.wall_s.toFixed(2)} s`,
-    `  frames ${s.frames}, records ${s.records} (unmatched forwarded ${s.unmatched_forwarded}, by the fast path ${s.fast_path_records}), fragments held ${s.held_fragments}`,
+    `  frames ${s.frames}, records ${s.records} (unmatched forwarded ${s.unmatched_forwarded}, by the fast path ${s.fast_path_records})` +
+      (s.summarised > 0 ? `, summarised into parsers' reports ${s.summarised}` : '') +
+      `, fragments held ${s.held_fragments}`,
     `  drops: decode=${s.drops.decode} filter=${s.drops.filter} unmatched=${s.drops.unmatched} parser_no_output=${s.drops.parser_no_output}${procs}` +
       ` encode=${s.drops.encode} ring_tail=${s.drops.ring_tail} ring_head=${s.drops.ring_head} ring_abandoned=${s.drops.ring_abandoned} sender_expand=${s.drops.sender_expand}` +
       (s.reporter ? ` reporter_queue=${s.drops.reporter_queue} reporter_timeout=${s.drops.reporter_timeout} reporter_error=${s.drops.reporter_error}` : s.drops.reporter_error ? ` reporter_error=${s.drops.reporter_error}` : '') +

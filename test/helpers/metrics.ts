@@ -69,6 +69,7 @@ export function pairs(samples: Sample[], task: string, c: any): [string, number,
   const out: [string, number, number][] = [
     ['frames', c.frames, sum(samples, 'otus_packets_captured_total', t)],
     ['records (sender)', c.records, sum(samples, 'otus_sender_records_total', t)],
+    ['summarised', c.summarised, sum(samples, 'otus_packets_summarised_total', t)],
     ['sender.records', c.sender.records, sum(samples, 'otus_sender_records_total', t)],
     ['drops.decode', c.drops.decode, drop('decode')],
     ['drops.filter', c.drops.filter, drop('filter')],
@@ -92,8 +93,9 @@ export function pairs(samples: Sample[], task: string, c: any): [string, number,
   ];
   for (const [p, n] of Object.entries(c.drops.processors as Record<string, number>)) out.push([`drops.processors.${p}`, n, drop('processor', { processor: p })]);
   for (const [code, n] of Object.entries(c.decode_errors as Record<string, number>)) out.push([`decode_errors.${code}`, n, sum(samples, 'otus_decode_errors_total', { ...t, reason: code })]);
-  for (const [p, v] of Object.entries(c.parsers as Record<string, { records: number; no_output: number }>)) {
+  for (const [p, v] of Object.entries(c.parsers as Record<string, { records: number; no_output: number; summarised: number }>)) {
     out.push([`parsers.${p}.records`, v.records, sum(samples, 'otus_packets_parsed_total', { ...t, parser: p })]);
+    out.push([`parsers.${p}.summarised`, v.summarised, sum(samples, 'otus_packets_summarised_total', { ...t, parser: p })]);
     out.push([`parsers.${p}.no_output`, v.no_output, drop('parser', { parser: p })]);
   }
   if (c.flow_registry) {
@@ -118,7 +120,8 @@ export function pairs(samples: Sample[], task: string, c: any): [string, number,
 /**
  * The accounting of a task's records in the exposition: what the capture
  * processes took in (frames, and records stream parsers made) against where
- * it went (reported, dropped by layer, merged by reassembly). Their
+ * it went (reported, dropped by layer, merged by reassembly, summarised into
+ * a parser's reports). Their
  * difference is what is in flight: never negative, zero once stopped.
  */
 export function accounting(samples: Sample[], task: string): { inflow: number; outflow: number; byLayer: Record<string, number> } {
@@ -126,6 +129,6 @@ export function accounting(samples: Sample[], task: string): { inflow: number; o
   const byLayer: Record<string, number> = {};
   for (const s of samples) if (s.name === 'otus_packets_dropped_total' && s.labels.task === task) byLayer[s.labels.layer!] = (byLayer[s.labels.layer!] ?? 0) + s.value;
   const inflow = sum(samples, 'otus_packets_captured_total', t) + sum(samples, 'otus_stream_records_total', t);
-  const outflow = sum(samples, 'otus_packets_reported_total', t) + Object.values(byLayer).reduce((a, b) => a + b, 0) + sum(samples, 'otus_packets_reassembled_total', t);
+  const outflow = sum(samples, 'otus_packets_reported_total', t) + Object.values(byLayer).reduce((a, b) => a + b, 0) + sum(samples, 'otus_packets_reassembled_total', t) + sum(samples, 'otus_packets_summarised_total', t);
   return { inflow, outflow, byLayer };
 }

@@ -120,6 +120,8 @@ export class RtpParser implements Parser {
   /** Per-stream statistics, null when off. */
   readonly table: RtpStreamTable | null;
   private readonly perPacket: boolean;
+  /** Parser.summarised: the last handle() counted its packet in its stream's statistics and, per_packet off, made no record. */
+  summarised = false;
   private readonly statsPayload = new RtpStatsPayload();
   /** The digits of the last packet's timestamp (the reports' timestamps print as the packets' do). */
   private tsDigits = 6;
@@ -160,6 +162,7 @@ export class RtpParser implements Parser {
   }
 
   handle(p: DecodedPacket, out: OutputRecord, hasTs: boolean, tsDigits: number): boolean {
+    this.summarised = false;
     const st = this.stats;
     const b = p.payloadBuf;
     const o = p.payloadOff;
@@ -228,12 +231,16 @@ export class RtpParser implements Parser {
     }
     out.payload = pl;
     if (this.raw) out.attachRaw(p);
-    if (this.table !== null) this.count(p, L, pl, isEvent && pl.event >= 0, tsDigits);
+    if (this.table !== null) this.summarised = this.count(p, L, pl, isEvent && pl.event >= 0, tsDigits) && !this.perPacket;
     return this.perPacket;
   }
 
-  /** Counts a packet handle() took in its stream's statistics (made at the stream's first packet, with its call labels). */
-  private count(p: DecodedPacket, L: Labels, pl: RtpPayload, isEvent: boolean, tsDigits: number): void {
+  /**
+   * Counts a packet handle() took in its stream's statistics (made at the
+   * stream's first packet, with its call labels); false when the table had
+   * no room for its stream (counted as untracked).
+   */
+  private count(p: DecodedPacket, L: Labels, pl: RtpPayload, isEvent: boolean, tsDigits: number): boolean {
     const t = this.table!;
     const k = t.key;
     k.fill(0);
@@ -259,7 +266,7 @@ export class RtpParser implements Parser {
         if (row >= 0) t.link[row] = fe + 1;
       }
     }
-    if (row < 0) return; // no room (counted)
+    if (row < 0) return false; // no room (counted)
     if (t.created) {
       // Strings once per stream: what its reports are labelled with.
       t.callId[row] = L.get('call-id') ?? null;
@@ -274,6 +281,7 @@ export class RtpParser implements Parser {
     }
     this.tsDigits = tsDigits;
     t.packet(row, p.tsSec, p.tsNsec, pl.seq, pl.ts, pl.pt, pl.marker, p.payloadLen, isEvent ? pl.event : -1, pl.eventEnd, pl.duration);
+    return true;
   }
 
   /** Parser.tick: capture time passes (any frame), for the streams whose call ended. */
@@ -371,7 +379,8 @@ export class RtpParser implements Parser {
     const t = this.table;
     const row = t !== null ? corr.statsRow(e, ssrc) : -1;
     if (t !== null && !this.perPacket) {
-      if (!this.countFast(t, row, f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
+      // A stream the full table left out is neither summarised nor recorded: the generic path counts it as no output.
+      if (row === STATS_UNTRACKED || !this.countFast(t, row, f, pt, seq, ts, (b1 & 0x80) !== 0, len)) return 0;
       const st = this.stats;
       st.packets++;
       st.correlated++;

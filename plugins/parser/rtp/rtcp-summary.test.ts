@@ -128,6 +128,10 @@ test('rtp.stats: the RTCP summary equals tshark\'s fields, with 1 and 2 capture 
       assert.equal(r.labels['call-id'], ID);
     }
     ends.push(JSON.stringify(end.map((r) => r.payload)));
+    // per_packet off: every media packet (980 + 990 of the first call, 2500 of the second) went into its stream's reports; none is a drop.
+    assert.equal(stats.summarised, 4470, `${workers} worker(s)`);
+    assert.equal(stats.parsers.rtp.summarised, 4470);
+    assert.equal(stats.drops.parser_no_output, 0);
     if (workers === 1) {
       // The streams ended with their call: their final reports come before the OPTIONS, not at the end of the input.
       const order = records

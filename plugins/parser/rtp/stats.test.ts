@@ -283,6 +283,9 @@ test("a signalled call's reports carry its call-id and codec; per_packet off sen
       assert.deepEqual(stats.map((r: Rec) => r.payload.interval.lost), [0, 0, 1, 0, 0]);
       assert.equal(stats[0].ts, '1970-01-01T00:01:42.000000000Z');
       if (fastPath) assert.ok(pl.stats.fastRecords === 0 && rtp.stats.packets === 249);
+      // Summarised into the reports, not dropped (rtp is the pipeline's parser 1).
+      assert.equal(pl.stats.parserSummarised[1], 249);
+      assert.equal(pl.stats.parserNoOutput[1], 0);
     } finally {
       flows.close();
     }
@@ -354,6 +357,27 @@ test('a stream a full table left out: every packet still sent, counted untracked
   }
   assert.deepEqual(out[0], Array.from({ length: 8 }, (_, g) => `${0x2000 + g} end 100`).sort());
   assert.deepEqual(out[1], out[0]);
+});
+
+test('per_packet off: a stream a full table left out is counted as no output, not as summarised, on the fast path too', () => {
+  for (const fastPath of [false, true]) {
+    smallTableCall(fastPath, false, ({ pl, table, feed, records }) => {
+      const x = udpFrame(B, A, 30000, 40000, rtpPacket(0, 0, 0, 0x1111));
+      for (let i = 0; i < 100; i++) {
+        const sec = 101 + Math.floor(i / 50);
+        const nsec = (i % 50) * 20_000_000;
+        for (let g = 0; g < 8; g++) feed(udpFrame(A, B, 40000, 30000, rtpPacket(0, i, i * 160, 0x2000 + g)), sec, nsec + g);
+        stamp(x, i, i * 160);
+        feed(x, sec, nsec + 100);
+      }
+      const recs = records();
+      assert.equal(recs.filter((r: Rec) => r.protocol === 'rtp').length, 0);
+      assert.equal(recs.filter((r: Rec) => r.protocol === 'rtp.stats').length, 8);
+      assert.equal(table.stats.untracked, 100, `fast path ${fastPath}`);
+      assert.equal(pl.stats.parserSummarised[1], 800, `fast path ${fastPath}`);
+      assert.equal(pl.stats.parserNoOutput[1], 100, `fast path ${fastPath}`);
+    });
+  }
 });
 
 /** The signalled call (invite()) through sip + rtp with a stats table of 8 rows in one set (max_streams 4); `body` feeds its media, then reads the records (flushed). */
