@@ -17,7 +17,11 @@ export function latencyBucketEdge(i: number): number {
   return 2 ** Math.floor(i / SUB) * (1 + ((i % SUB) + 1) / SUB);
 }
 
-/** p50, p99 and max of bucket counts (any histogram of this layout, e.g. summed over incarnations). */
+/**
+ * p50, p99 and max of bucket counts (any histogram of this layout, e.g.
+ * summed over incarnations). A quantile is its bucket's upper edge, or the
+ * max when that is lower (the max's own bucket): never above the max.
+ */
 export function latencySummary(counts: ArrayLike<number>, max: number): LatencySummary {
   let n = 0;
   for (let i = 0; i < BUCKETS; i++) n += counts[i] ?? 0;
@@ -26,7 +30,7 @@ export function latencySummary(counts: ArrayLike<number>, max: number): LatencyS
     let seen = 0;
     for (let i = 0; i < BUCKETS; i++) {
       seen += counts[i] ?? 0;
-      if (seen >= q * n) return Math.round(latencyBucketEdge(i));
+      if (seen >= q * n) return Math.round(Math.min(latencyBucketEdge(i), max));
     }
     return Math.round(max);
   };

@@ -37,3 +37,14 @@ test('latency quantiles fall within one bucket (12.5%) of the exact ones; untime
   ] as const) assert.ok(got >= want && got <= want * 1.125 + 1, `quantile ${got} vs exact ${want}`);
   assert.ok(Math.abs(s.max_us - 50_099) <= 1, `max ${s.max_us}`);
 });
+
+test('a quantile in the max\'s own bucket is the max, not the bucket\'s upper edge', () => {
+  const h = new LatencyHistogram();
+  h.nowUs = 1_764_000_000_000_000;
+  // 12000 µs lies in the bucket [11264, 12288): p50 and p99 are there, and may not read above the max.
+  for (let i = 0; i < 100; i++) h.add(header(h.nowUs, i < 50 ? 100 : 12_000), 0);
+  const s = h.summary();
+  assert.ok(Math.abs(s.max_us - 12_000) <= 1, `max ${s.max_us}`);
+  assert.equal(s.p99_us, s.max_us);
+  assert.ok(s.p50_us >= 100 && s.p50_us <= 113, `p50 ${s.p50_us}`);
+});
