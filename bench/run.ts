@@ -172,6 +172,16 @@ const STEPS: Step[] = [
     },
   },
   {
+    name: 'rtp-stats',
+    what: 'rtp-calls with rtp.stats on (every packet sent too), 1 worker: the cost of the statistics against rtp-calls',
+    argv: () => node(join(DIST, 'rtp-calls.js'), '--workers', '1', '--stats', 'on', '--packets', QUICK ? '200000' : '2000000', '--passes', QUICK ? '2' : '8'),
+    timeoutS: 300,
+    figures: (o) => {
+      const r = [...o.matchAll(/^1 worker\(s\), pass (\d+): packets per CPU-second ([\d.]+) M;/gm)].filter((m) => m[1] !== '1').map((m) => parseFloat(m[2]!));
+      return { one_worker_mpps_per_cpu_s: r.length ? Math.max(...r) : null };
+    },
+  },
+  {
     name: 'sip',
     what: 'one capture-process pipeline in process: the SIP call mix, then the RTP fast path',
     argv: () => captureNode('--expose-gc', join(DIST, 'sip.js'), ...(QUICK ? ['--calls', '2000', '--rtp', '200000'] : [])),
@@ -317,6 +327,12 @@ const ratio = (a: number | null, b: number | null): number | null => (a === null
 const TARGETS: Target[] = [
   { target: "decode ≥ gopacket on the large capture (Otus / gopacket, same CPU)", value: (f) => ratio(f('decode-large', 'mpps_per_cpu_s'), f('gopacket-large', 'mpps_per_cpu_s')), unit: '×', ok: (v) => v >= 1 },
   { target: 'RTP fast path ≥ 5 M packets per capture-process CPU-second', value: (f) => f('rtp-calls', 'one_worker_mpps_per_cpu_s'), unit: 'M', ok: (v) => v >= 5 },
+  {
+    target: 'rtp.stats on (every packet sent too) ≥ 0.85 × stats off, fast path per CPU-second (rtp-stats against rtp-calls, 1 worker)',
+    value: (f) => ratio(f('rtp-stats', 'one_worker_mpps_per_cpu_s'), f('rtp-calls', 'one_worker_mpps_per_cpu_s')),
+    unit: '×',
+    ok: (v) => v >= 0.85,
+  },
   { target: 'SIP ≥ 500 k packets per CPU-second', value: (f) => f('sip', 'sip_kpps_per_cpu_s'), unit: 'k', ok: (v) => v >= 500 },
   { target: 'live decode ≤ 1.5 × the C ring loop (CPU per packet)', value: (f) => f('live-veth', 'decode_x_c'), unit: '×', ok: (v) => v <= 1.5 },
   { target: 'p99 capture → sender < 200 µs at 100 k packets/s, xdp', value: (f) => f('latency-xdp', 'p99_us'), unit: 'µs', ok: (v) => v < 200 },
