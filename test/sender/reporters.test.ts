@@ -108,7 +108,8 @@ describe('reporters', () => {
     const waiting = r.writable();
     const t0 = performance.now();
     const n = r.abandon();
-    assert.ok(performance.now() - t0 < 50, 'abandon() is prompt');
+    // Prompt: it waits for no write (the FIFO has no reader: one would wait for ever); 1 s is for a loaded CI machine.
+    assert.ok(performance.now() - t0 < 1000, 'abandon() is prompt');
     assert.equal(n, r.records, 'every accepted record was still pending');
     assert.equal(r.dropped, offered + 5000);
     assert.equal(r.pendingBytes, 0);
@@ -145,7 +146,8 @@ describe('reporters', () => {
       assert.ok(r.pendingBytes <= PENDING_MAX + (2 << 20), `${kind}: held ${r.pendingBytes}`);
       const t0 = performance.now();
       const n = r.abandon();
-      assert.ok(performance.now() - t0 < 50, `${kind}: abandon() is prompt`);
+      // It waits for no write (the reader is stopped: one would wait for ever); 1 s is for a loaded CI machine.
+      assert.ok(performance.now() - t0 < 1000, `${kind}: abandon() is prompt`);
       assert.ok(n > 0);
       assert.equal(r.written + r.dropped, offered, `${kind}: every record written or counted dropped`);
       const stopped = r.stop!();
