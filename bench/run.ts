@@ -61,6 +61,17 @@ const num = (re: RegExp, s: string, scale = 1): number | null => {
   const m = re.exec(s);
   return m ? Number(m[1]!.replace(/,/g, '')) * scale : null;
 };
+
+/**
+ * bench/rtp-calls' best steady pass with w workers (the first pass, JIT
+ * warm-up, is not matched): per pass the slowest worker's packets per
+ * CPU-second, M.
+ */
+function steadyRate(o: string, w: number): number | null {
+  const r = [...o.matchAll(new RegExp(`^${w} worker\\(s\\), pass (\\d+): packets per CPU-second ([^;]+);`, 'gm'))].map((m) => Math.min(...m[2]!.split(',').map((x) => parseFloat(x))));
+  return r.length ? Math.max(...r) : null;
+}
+
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const root = (): string | null => (process.getuid?.() === 0 ? null : 'needs root (AF_PACKET sockets, network namespaces)');
 const rootAnd = (...tools: string[]) => (): string | null => root() ?? (tools.find((t) => !has(t)) ? `needs ${tools.filter((t) => !has(t)).join(', ')}` : null);
@@ -163,23 +174,18 @@ const STEPS: Step[] = [
     // (JIT tiers, by time and calls); with 3 the row compared a warm worker with two warming ones.
     argv: () => node(join(DIST, 'rtp-calls.js'), '--packets', QUICK ? '200000' : '2000000', '--passes', QUICK ? '2' : '8'),
     timeoutS: 300,
-    figures: (o) => {
-      const steady = (w: number): number | null => {
-        const r = [...o.matchAll(new RegExp(`^${w} worker\\(s\\), pass (\\d+): packets per CPU-second ([^;]+);`, 'gm'))].map((m) => Math.min(...m[2]!.split(',').map((x) => parseFloat(x))));
-        return r.length ? Math.max(...r) : null;
-      };
-      return { one_worker_mpps_per_cpu_s: steady(1), two_worker_mpps_per_cpu_s: steady(2), two_over_one: num(/2 workers \/ 1 worker, best steady pass: ([\d.]+)x/, o) };
-    },
+    figures: (o) => ({
+      one_worker_mpps_per_cpu_s: steadyRate(o, 1),
+      two_worker_mpps_per_cpu_s: steadyRate(o, 2),
+      two_over_one: num(/2 workers \/ 1 worker, best steady pass: ([\d.]+)x/, o),
+    }),
   },
   {
     name: 'rtp-stats',
     what: 'rtp-calls with rtp.stats on (every packet sent too), 1 worker: the cost of the statistics against rtp-calls',
     argv: () => node(join(DIST, 'rtp-calls.js'), '--workers', '1', '--stats', 'on', '--packets', QUICK ? '200000' : '2000000', '--passes', QUICK ? '2' : '8'),
     timeoutS: 300,
-    figures: (o) => {
-      const r = [...o.matchAll(/^1 worker\(s\), pass (\d+): packets per CPU-second ([\d.]+) M;/gm)].filter((m) => m[1] !== '1').map((m) => parseFloat(m[2]!));
-      return { one_worker_mpps_per_cpu_s: r.length ? Math.max(...r) : null };
-    },
+    figures: (o) => ({ one_worker_mpps_per_cpu_s: steadyRate(o, 1) }),
   },
   {
     name: 'sip',
