@@ -22,7 +22,7 @@ import { FlowDispatcher } from '../capture/flowhash.js';
 import { OtusError } from '../util/errors.js';
 import { removeAllStaleSegments } from '../shm/segment.js';
 import { runLiveTask } from '../supervisor/live.js';
-import { outOption } from './replay.js';
+import { outOption, undeliveredExit } from './replay.js';
 import { formatSummary } from '../supervisor/task-run.js';
 
 export interface CaptureCommandOptions {
@@ -411,6 +411,8 @@ export function captureCommand(fail: (err: unknown) => never): CommandModule<obj
           process.stderr.write(formatSummary(summary));
           if (argv['stats-json'] !== undefined) writeFileSync(argv['stats-json'], JSON.stringify(summary, null, 2) + '\n');
           if (failure) throw failure;
+          const lost = undeliveredExit(summary);
+          if (lost !== null) process.exit(lost);
           return;
         }
         await runCapture({

@@ -7,15 +7,29 @@
 // with OTUS_ERR_INTERRUPTED on stderr. A capture file that cannot be read
 // to its end (a corrupt or truncated record) is replayed up to there, named
 // in the summary's warnings, and the command exits 3
-// (OTUS_ERR_CAPTURE_INCOMPLETE). `--out - | head`: ends quietly, status 0.
+// (OTUS_ERR_CAPTURE_INCOMPLETE). A reporter that did not deliver every
+// record (a broker down, a collector refusing) makes it exit 4
+// (OTUS_ERR_UNDELIVERED). `--out - | head`: ends quietly, status 0.
 
 import { writeFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { formatSummary, runReplay } from '../supervisor/replay.js';
+import { type TaskSummary, undeliveredError } from '../supervisor/task-run.js';
 import { OtusError } from '../util/errors.js';
 
 /** Exit status when a capture file could not be read to its end (its frames up to there were replayed). */
 export const EXIT_INCOMPLETE = 3;
+
+/** Exit status when the run finished but its reporter did not deliver every record (undelivered(): timed out, refused, held at the stop deadline). */
+export const EXIT_UNDELIVERED = 4;
+
+/** Writes the coded line of a run whose reporter lost records and gives its exit status; null when it lost none. */
+export function undeliveredExit(summary: TaskSummary): number | null {
+  const e = undeliveredError(summary);
+  if (e === null) return null;
+  process.stderr.write(`otus: ${e.message} [${e.code}]\n`);
+  return EXIT_UNDELIVERED;
+}
 
 /** Exit status after a stop by signal: 128 + its number, as a shell reports a process the signal killed. */
 export const SIGNAL_EXIT: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
@@ -42,7 +56,7 @@ export function replayCommand(fail: (err: unknown) => never): CommandModule<obje
     command: 'replay <captures..>',
     describe:
       'run a task (YAML) over pcap/pcapng files through capture processes, the send ring and a sender. ' +
-      'Exit status: 0 done, 2 error (coded message on stderr), 3 a capture file could not be read to its end (corrupt or truncated; replayed up to there), 130/143 stopped by SIGINT/SIGTERM (children stopped, shared memory removed)',
+      'Exit status: 0 done, 2 error (coded message on stderr), 3 a capture file could not be read to its end (corrupt or truncated; replayed up to there), 4 the reporter did not deliver every record, 130/143 stopped by SIGINT/SIGTERM (children stopped, shared memory removed)',
     builder: (y) =>
       y
         .positional('captures', { type: 'string', array: true, demandOption: true, describe: 'capture files' })
@@ -78,8 +92,11 @@ export function replayCommand(fail: (err: unknown) => never): CommandModule<obje
           // The records of what could be read are out; the status says the input was not whole.
           const e = new OtusError('OTUS_ERR_CAPTURE_INCOMPLETE', `${incomplete.map((f) => `${f.file}: stopped: ${f.stopped}`).join('; ')}: replayed up to there`);
           process.stderr.write(`otus: ${e.message} [${e.code}]\n`);
-          process.exit(EXIT_INCOMPLETE);
         }
+        // The input's status first: a script learns the file was not whole either way, and both lines are printed.
+        const lost = undeliveredExit(summary);
+        if (incomplete.length > 0) process.exit(EXIT_INCOMPLETE);
+        if (lost !== null) process.exit(lost);
       } catch (err) {
         // As `otus decode | head`: a reader that has what it wanted is not an error.
         if (err instanceof OtusError && err.code === 'OTUS_ERR_OUTPUT_CLOSED') process.exit(0);

@@ -447,6 +447,35 @@ function sumRecords(rs: Record<string, number>[]): Record<string, number> {
 
 const M = (v: number): string => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFixed(1)} k`);
 
+/** Reporter failure reasons for records its format does not carry, by their kind (docs/reporters.md): hep's `skipped` (not SIP, RTCP or a report), pcap's `no_frame`. */
+const NOT_CARRIED = ['skipped', 'no_frame'];
+
+/**
+ * Records a run's reporter gave up on: not delivered in time, refused or
+ * failed, or still held at the stop deadline. Not those a full reporter
+ * queue shed (`reporter_queue`: the task's backpressure at work), nor those
+ * its format does not carry (NOT_CARRIED: what the task sends it decides).
+ */
+export function undelivered(s: TaskSummary): number {
+  const u = undeliveredBy(s);
+  return u.timedOut + u.failed + u.atStop;
+}
+
+function undeliveredBy(s: TaskSummary): { timedOut: number; failed: number; atStop: number } {
+  let notCarried = 0;
+  for (const k of NOT_CARRIED) notCarried += s.reporter?.errors[k] ?? 0;
+  return { timedOut: s.drops.reporter_timeout, failed: s.drops.reporter_error - notCarried, atStop: s.drops.stop_deadline };
+}
+
+/** The coded line of a run whose reporter lost records, null when it lost none. */
+export function undeliveredError(s: TaskSummary): OtusError | null {
+  const u = undeliveredBy(s);
+  const n = u.timedOut + u.failed + u.atStop;
+  if (n === 0) return null;
+  const by = [u.timedOut > 0 && `${u.timedOut} timed out`, u.failed > 0 && `${u.failed} failed`, u.atStop > 0 && `${u.atStop} still held at the stop deadline`].filter(Boolean).join(', ');
+  return new OtusError('OTUS_ERR_UNDELIVERED', `${n} of ${s.sender.records} records not delivered by the reporter: ${by}`);
+}
+
 export function formatSummary(s: TaskSummary): string {
   const procs = Object.entries(s.drops.processors).map(([k, v]) => ` processor:${k}=${v}`).join('');
   const errs = Object.entries(s.decode_errors).map(([k, v]) => `${k}=${v}`).join(' ');

@@ -42,6 +42,8 @@ export type OtusErrorCode =
   | 'OTUS_ERR_PERMISSION'
   /** A capture file could not be read to its end (a corrupt or truncated record): `otus replay` exits 3. */
   | 'OTUS_ERR_CAPTURE_INCOMPLETE'
+  /** A run's reporter did not deliver every record (timed out, refused, or still held at the stop deadline): `otus replay` and `otus capture --task` exit 4. */
+  | 'OTUS_ERR_UNDELIVERED'
   /** The reader of a run's standard output went away (`otus replay --out - | head`): the run stopped early; exit status 0, nothing printed. */
   | 'OTUS_ERR_OUTPUT_CLOSED'
   /** A command-channel message the daemon will not act on: an unknown version or command, a payload without what the command needs. */

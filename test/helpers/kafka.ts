@@ -4,7 +4,7 @@
 // consumers to read topics back.
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,7 +176,7 @@ export async function topicSize(bootstrap: string, topic: string): Promise<numbe
 
 export interface TaskRun {
   status: number | null;
-  /** The --stats-json summary when it exited 0, else null. */
+  /** The --stats-json summary of a run that finished (exit status 0, 3 or 4), else null. */
   stats: any;
   stderr: string;
   wallMs: number;
@@ -194,7 +194,8 @@ export function runTask(taskYaml: string, files: string[]): Promise<TaskRun> {
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   return new Promise((res) =>
     child.on('close', (status) => {
-      const stats = status === 0 ? JSON.parse(readFileSync(st, 'utf8')) : null;
+      // Written by a run that finished (status 0, 3 or 4), not by one that failed.
+      const stats = existsSync(st) ? JSON.parse(readFileSync(st, 'utf8')) : null;
       rmSync(dir, { recursive: true, force: true });
       res({ status, stats, stderr, wallMs: Date.now() - t0 });
     }),

@@ -1,5 +1,6 @@
 // Running `otus replay` from tests, and tshark fields beside it.
 
+import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,4 +37,13 @@ export function tsharkFields(file: string, filter: string, fields: string[], ext
   const args = ['-r', file, '-Y', filter, '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,', ...extra, ...fields.flatMap((f) => ['-e', f])];
   const out = execFileSync('tshark', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 256 << 20 });
   return out.split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
+}
+
+/**
+ * A run whose reporter did not deliver `n` records (timed out, failed, held
+ * at the stop deadline): exit status 4, and the last line says how many.
+ */
+export function assertUndelivered(r: { status: number | null; stderr: string }, n: number): void {
+  assert.equal(r.status, 4, r.stderr);
+  assert.match(r.stderr, new RegExp(`otus: ${n} of \\d+ records not delivered by the reporter: [^\\n]*\\[OTUS_ERR_UNDELIVERED\\]\\n$`));
 }

@@ -4,17 +4,20 @@
 // one, so the kernel counts both: the summary says how many copies were
 // skipped, and kernel_packets = frames + outgoing_skipped + kernel_drops.
 // (It used to show kernel_packets as twice the frames, unexplained.) And a
-// live task says what its rtp parser skipped, as replay does.
+// live task says what its rtp parser skipped, as replay does, and exits 4
+// when its reporter did not deliver every record.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { allowedCpus } from '../../src/capture/iface.js';
 import { liveSkipReason, tempDir, waitFor } from '../helpers/live.js';
+import { assertUndelivered } from '../helpers/otus-replay.js';
 
 const OTUS = fileURLToPath(new URL('../../src/cli/otus.js', import.meta.url));
 const skip = liveSkipReason();
@@ -86,4 +89,30 @@ describe('capture on lo: the outgoing copies the kernel counts', { skip: skip ??
     assert.deepEqual(s.parsers.rtp.counters.unsignalled, { packets: N, events: 0, ports: { [port]: N } });
     assert.match(err, new RegExp(`  warning: rtp: ${N} RTP-looking UDP packets skipped: no SDP announced .* heuristic: true, or ports: \\[${port}\\]`));
   });
+
+  it('a live task whose reporter delivers nothing (no server at its endpoint): every record counted, exit status 4', async () => {
+    const port = 44000 + (process.pid % 1000);
+    const closed = await closedPort();
+    const task = join(tmp.dir, 'down.yml');
+    writeFileSync(
+      task,
+      `task:\n  id: lo-down\n  capture: {interface: lo, workers: 1}\n  filter: {ports: [${port}], protocol: udp}\n  unmatched_policy: forward\n` +
+        `  reporter: {type: grpc, config: {endpoint: "127.0.0.1:${closed}", format: json, timeout_ms: 500}}\n`,
+    );
+    const stats = join(tmp.dir, 'down.json');
+    const { code, err } = await captureWhileSending(['capture', '--task', task, '--stats-json', stats], port);
+    assertUndelivered({ status: code, stderr: err }, N);
+    const s = JSON.parse(readFileSync(stats, 'utf8'));
+    assert.equal(s.sender.records, N);
+    assert.equal(s.drops.reporter_timeout + s.drops.reporter_error + s.drops.stop_deadline, N);
+  });
 });
+
+/** A loopback TCP port nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}

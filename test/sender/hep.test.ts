@@ -26,7 +26,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { after, test } from 'node:test';
 import { chunks, HepStream, hepJsDecoder, hepJsSkipReason, sipCallFrames, sipMessageFrames, type HepDecoded } from '../helpers/hep.js';
 import { readFrames, writePcap } from '../helpers/live.js';
-import { FIXTURES, OTUS, replay, ROOT, type Rec } from '../helpers/otus-replay.js';
+import { assertUndelivered, FIXTURES, OTUS, replay, ROOT, type Rec } from '../helpers/otus-replay.js';
 
 const skip = hepJsSkipReason();
 if (skip) console.log(`# hep tests skipped: ${skip}`);
@@ -319,7 +319,9 @@ test('rtp.stats: each stream report as type 34 in the RTP agents\' layout, as th
   }
   // A task with the rtp parser's stats alone is a task for HEP.
   const alone = await runReplay(task(REPORTER('udp', 9), '    - plugin: rtp\n      config: {heuristic: true, stats: {interval: 2}}\n'), [join(ROOT, 'samples/rtp-g711a.pcap')]);
-  assert.equal(alone.status, 0, alone.stderr);
+  // Port 9 has no listener: records the kernel refused (ICMP) make the status 4; a task refused would be 2.
+  assert.ok(alone.status === 0 || alone.status === 4, alone.stderr);
+  assert.doesNotMatch(alone.stderr, /OTUS_ERR_PLUGIN_CONFIG/);
 });
 
 test('sip.call: each call record as type 100 (a log), its JSON as the file reporter writes it, the Call-ID as correlation id, decoded by hep-js', { skip: skip ?? false }, async () => {
@@ -428,7 +430,7 @@ test('TLS: the messages arrive over a verified TLS connection', { skip: skip ?? 
   await new Promise<void>((res) => server2.listen(0, '127.0.0.1', () => res()));
   const r2 = await runReplay(task(REPORTER('tls', (server2.address() as AddressInfo).port, `, tls: {ca: "${join(dir, 'c2.pem')}"}, delivery_timeout_ms: 500`), '    - plugin: sip\n'), [file]);
   server2.close();
-  assert.equal(r2.status, 0, r2.stderr);
+  assertUndelivered(r2, r2.stats.sender.records);
   assertAccounting(r2.stats);
   assert.equal(r2.stats.reporter.acked, 0);
   assert.equal(r2.stats.reporter.timeout, r2.stats.sender.records);
@@ -448,8 +450,8 @@ test('TCP collector killed mid-run: the lost records are counted, the reporter r
   await new Promise((res) => setTimeout(res, 2500));
   const rx2 = await receiver(port);
   const r = await run;
-  assert.equal(r.status, 0, r.stderr);
   const rep = r.stats.reporter;
+  assertUndelivered(r, rep.timeout + Object.values(rep.errors as Record<string, number>).reduce((a: number, b: number) => a + b, 0));
   assertAccounting(r.stats);
   assert.equal(r.stats.sender.records, N);
   const lost = rep.timeout + Object.values(rep.errors as Record<string, number>).reduce((a: number, b: number) => a + b, 0);
