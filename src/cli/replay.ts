@@ -20,7 +20,7 @@ import { OtusError } from '../util/errors.js';
 /** Exit status when a capture file could not be read to its end (its frames up to there were replayed). */
 export const EXIT_INCOMPLETE = 3;
 
-/** Exit status when the run finished but its reporter did not deliver every record (undelivered(): timed out, refused, held at the stop deadline). */
+/** Exit status when the run finished but its reporter did not deliver every record (task-run.ts undelivered(): timed out, refused, held at the stop deadline). */
 export const EXIT_UNDELIVERED = 4;
 
 /** Writes the coded line of a run whose reporter lost records and gives its exit status; null when it lost none. */

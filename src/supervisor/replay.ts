@@ -29,7 +29,7 @@ import { createRing, type RingSegment } from '../shm/ring.js';
 import { removeAllStaleSegments, runScope } from '../shm/segment.js';
 import { OtusError } from '../util/errors.js';
 import type { CaptureDone, CaptureStart, FrameShare, SenderDone } from './messages.js';
-import { awaitDone, captureExecArgv, checkTask, here, type IncompleteFile, killAll, senderExecArgv, senderFigures, startSender, summarize, sumSenders, type TaskSummary, tooManySenders } from './task-run.js';
+import { awaitDone, captureExecArgv, checkTask, here, type IncompleteFile, killAll, senderExecArgv, senderFigures, startSender, summarize, sumSenders, type TaskSummary, tooManySenders, undelivered } from './task-run.js';
 import { DEFAULT_FLOW_SLOTS, DEFAULT_RING_BYTES } from '../config/global-schema.js';
 
 export { formatSummary, type TaskSummary } from './task-run.js';
@@ -273,9 +273,9 @@ export async function runReplay(o: ReplayOptions): Promise<TaskSummary> {
     const warnings = incomplete.map(incompleteWarning);
     const summary = summarize(task, workers, done, (d) => ({ ring_waits: d.ringWaits }), s, Number(process.hrtime.bigint() - t0) / 1e9, warnings, registry, ds.map((d, j) => senderFigures(j, d)));
     summary.warnings.push(...t.hints(summary.parsers));
-    const undelivered = summary.drops.reporter_timeout + summary.drops.reporter_error;
+    const notDelivered = undelivered(summary).total;
     const why = ds.find((d) => d.lastError)?.lastError;
-    if (undelivered > 0 && why) summary.warnings.push(`reporter ${t.reporter.name}: ${undelivered} records not delivered; its last error: ${why}`);
+    if (notDelivered > 0 && why) summary.warnings.push(`reporter ${t.reporter.name}: ${notDelivered} records not delivered; its last error: ${why}`);
     return { ...summary, files, incomplete_files: incomplete };
   } finally {
     killAll(children);

@@ -451,26 +451,25 @@ const M = (v: number): string => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v
 const NOT_CARRIED = ['skipped', 'no_frame'];
 
 /**
- * Records a run's reporter gave up on: not delivered in time, refused or
- * failed, or still held at the stop deadline. Not those a full reporter
- * queue shed (`reporter_queue`: the task's backpressure at work), nor those
- * its format does not carry (NOT_CARRIED: what the task sends it decides).
+ * Records a run's reporter gave up on, by cause: not delivered in time,
+ * refused or failed, still held at the stop deadline. Not those a full
+ * reporter queue shed (`reporter_queue`: the task's backpressure at work),
+ * nor those its format does not carry (NOT_CARRIED: what the task sends it
+ * decides).
  */
-export function undelivered(s: TaskSummary): number {
-  const u = undeliveredBy(s);
-  return u.timedOut + u.failed + u.atStop;
-}
-
-function undeliveredBy(s: TaskSummary): { timedOut: number; failed: number; atStop: number } {
+export function undelivered(s: TaskSummary): { total: number; timedOut: number; failed: number; atStop: number } {
   let notCarried = 0;
   for (const k of NOT_CARRIED) notCarried += s.reporter?.errors[k] ?? 0;
-  return { timedOut: s.drops.reporter_timeout, failed: s.drops.reporter_error - notCarried, atStop: s.drops.stop_deadline };
+  const timedOut = s.drops.reporter_timeout;
+  const failed = s.drops.reporter_error - notCarried;
+  const atStop = s.drops.stop_deadline;
+  return { total: timedOut + failed + atStop, timedOut, failed, atStop };
 }
 
 /** The coded line of a run whose reporter lost records, null when it lost none. */
 export function undeliveredError(s: TaskSummary): OtusError | null {
-  const u = undeliveredBy(s);
-  const n = u.timedOut + u.failed + u.atStop;
+  const u = undelivered(s);
+  const n = u.total;
   if (n === 0) return null;
   const by = [u.timedOut > 0 && `${u.timedOut} timed out`, u.failed > 0 && `${u.failed} failed`, u.atStop > 0 && `${u.atStop} still held at the stop deadline`].filter(Boolean).join(', ');
   return new OtusError('OTUS_ERR_UNDELIVERED', `${n} of ${s.sender.records} records not delivered by the reporter: ${by}`);
