@@ -13,6 +13,7 @@ import { type CaptureOptions, type Capturer, type FanoutMode, type FrameSink, St
 import { compileFilter, filterText, type StructuredFilter } from './filter.js';
 import { checkCaptureAllowed, type InterfaceInfo, interfaceInfo } from './iface.js';
 import { PolledStream } from './polled-stream.js';
+import { PageAhead } from './page-ahead.js';
 
 const LE = endianness() === 'LE';
 
@@ -95,6 +96,8 @@ export class AfPacketStream extends PolledStream {
   private readonly skipOutgoing: boolean;
   private cur = 0;
   private readonly kst = new Float64Array(3);
+  /** The walk reads ahead of the frame in hand (page-ahead.ts). */
+  private readonly ahead = new PageAhead();
   /** Frames whose VLAN tag the kernel moved into metadata are rebuilt here, tag reinserted (as libpcap does). */
   private vlanBuf = new Uint8Array(0); // allocated on the first tagged frame: most links have none
   private vlanView = new DataView(this.vlanBuf.buffer);
@@ -154,6 +157,7 @@ export class AfPacketStream extends PolledStream {
       const num = status[(b + BLK_NUM_PKTS) >>> 2]!;
       let p = b + status[(b + BLK_FIRST) >>> 2]!;
       for (let i = 0; i < num && !this.closing; i++) {
+        this.ahead.at(u8, p, b + bs);
         const w = p >>> 2;
         if (this.skipOutgoing && u8[p + PKT_SLL_PKTTYPE] === PACKET_OUTGOING) {
           skipped++;
