@@ -3,7 +3,6 @@
 // Frame and allocates nothing. A malformed or truncated tail ends the read
 // with `endReason`; next() never throws.
 
-import { PageAhead } from '../capture/page-ahead.js';
 import { Frame } from './frame.js';
 
 /** Largest caplen accepted: libpcap's largest per-link-type maximum (D-Bus, 128 MiB). */
@@ -28,7 +27,6 @@ export function pcapMagic(be32: number): { le: boolean; nanos: boolean; modified
 export class PcapReader {
   readonly format = 'pcap' as const;
   readonly frame = new Frame();
-  private readonly ahead = new PageAhead();
   framesRead = 0;
   /** Always 0: pcap has no interface table to miss. */
   framesSkipped = 0;
@@ -89,7 +87,6 @@ export class PcapReader {
       sec += carry;
       frac -= carry * this.fracPerSec;
     }
-    this.ahead.at(f.buf, pos, this.fileSize);
     f.off = pos + hdr;
     f.caplen = caplen;
     f.len = v.getUint32(pos + 12, le);
