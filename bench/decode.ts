@@ -39,7 +39,7 @@ const opts = defaultDecoderOptions();
 const decoder = new Decoder(opts);
 let sink = 0;
 
-// The capture reader's and the ring walk's reading ahead (src/capture/page-ahead.ts), as a walk over the file does.
+// The ring walk's reading ahead (src/capture/page-ahead.ts): this loop stands in for that walk.
 const ahead = new PageAhead();
 
 function run(count: number): void {

@@ -18,7 +18,7 @@ export class PageAhead {
   /** What the reads gave: kept, so that the compiler keeps the reads. */
   sum = 0;
 
-  /** The walk is at byte `off` of `u8`; `end` (> off) bounds the read (the block's or the file's end). */
+  /** The walk is at byte `off` of `u8`; `end` (> off) bounds the read (the end of the ring block). */
   at(u8: Uint8Array, off: number, end: number): void {
     const page = off >>> 12;
     if (page === this.page) return;

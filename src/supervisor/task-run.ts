@@ -469,10 +469,9 @@ export function undelivered(s: TaskSummary): { total: number; timedOut: number; 
 /** The coded line of a run whose reporter lost records, null when it lost none. */
 export function undeliveredError(s: TaskSummary): OtusError | null {
   const u = undelivered(s);
-  const n = u.total;
-  if (n === 0) return null;
+  if (u.total === 0) return null;
   const by = [u.timedOut > 0 && `${u.timedOut} timed out`, u.failed > 0 && `${u.failed} failed`, u.atStop > 0 && `${u.atStop} still held at the stop deadline`].filter(Boolean).join(', ');
-  return new OtusError('OTUS_ERR_UNDELIVERED', `${n} of ${s.sender.records} records not delivered by the reporter: ${by}`);
+  return new OtusError('OTUS_ERR_UNDELIVERED', `${u.total} of ${s.sender.records} records not delivered by the reporter: ${by}`);
 }
 
 export function formatSummary(s: TaskSummary): string {

@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ipv4Frame, writePcap } from '../helpers/live.js';
+import { freePort } from '../helpers/metrics.js';
 import { assertUndelivered, OTUS } from '../helpers/otus-replay.js';
 
 const N = 200;
@@ -31,10 +31,7 @@ describe('otus replay: a reporter that delivers nothing', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'otus-undelivered-'));
-    const srv = createServer();
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-    const port = (srv.address() as AddressInfo).port;
-    await new Promise((r) => srv.close(r));
+    const port = await freePort(); // nothing listens there
     down = join(dir, 'down.yml');
     writeFileSync(down, `task:\n  id: undelivered\n  unmatched_policy: forward\n  reporter: {type: grpc, config: {endpoint: "127.0.0.1:${port}", format: json, timeout_ms: 500}}\n`);
     ok = join(dir, 'ok.yml');

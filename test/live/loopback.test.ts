@@ -11,12 +11,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { allowedCpus } from '../../src/capture/iface.js';
 import { liveSkipReason, tempDir, waitFor } from '../helpers/live.js';
+import { freePort } from '../helpers/metrics.js';
 import { assertUndelivered } from '../helpers/otus-replay.js';
 
 const OTUS = fileURLToPath(new URL('../../src/cli/otus.js', import.meta.url));
@@ -92,7 +92,7 @@ describe('capture on lo: the outgoing copies the kernel counts', { skip: skip ??
 
   it('a live task whose reporter delivers nothing (no server at its endpoint): every record counted, exit status 4', async () => {
     const port = 44000 + (process.pid % 1000);
-    const closed = await closedPort();
+    const closed = await freePort(); // nothing listens there
     const task = join(tmp.dir, 'down.yml');
     writeFileSync(
       task,
@@ -108,11 +108,3 @@ describe('capture on lo: the outgoing copies the kernel counts', { skip: skip ??
   });
 });
 
-/** A loopback TCP port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}

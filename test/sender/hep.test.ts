@@ -19,13 +19,14 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { after, test } from 'node:test';
 import { chunks, HepStream, hepJsDecoder, hepJsSkipReason, sipCallFrames, sipMessageFrames, type HepDecoded } from '../helpers/hep.js';
 import { readFrames, writePcap } from '../helpers/live.js';
+import { freePort } from '../helpers/metrics.js';
 import { assertUndelivered, FIXTURES, OTUS, replay, ROOT, type Rec } from '../helpers/otus-replay.js';
 
 const skip = hepJsSkipReason();
@@ -370,13 +371,6 @@ function receiver(port: number, pauseAfter?: number): Promise<{ proc: ChildProce
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((res) => s.listen(0, '127.0.0.1', () => res()));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise((res) => s.close(res));
-  return p;
-}
 
 async function until(cond: () => boolean, what: string, ms = 60000): Promise<void> {
   const t0 = Date.now();
