@@ -4,9 +4,10 @@
 //   otus       the sender's loop: wire records expanded (src/pipeline/expand.ts)
 //              and handed to the kafka reporter (librdkafka client), waiting
 //              while its queue is full, then flushed;
-//   plain      a bare @confluentinc/kafka-javascript Producer.produce() of the
-//              same messages made beforehand (value, key, headers), same
-//              producer settings: the floor for the otus line;
+//   plain      the @confluentinc/kafka-javascript package's own
+//              Producer.produce() of the same messages made beforehand (value,
+//              key, headers), same producer settings: what the reporter used
+//              before it called librdkafka through the addon;
 //   bare       the same without headers (value and key only): what the labels cost;
 //   otus-bare  the otus line with `headers: false`, beside bare;
 //   otus-packed the otus line with `headers: packed` (the labels in one header);
@@ -109,7 +110,8 @@ async function plainProducer(t: Trial, u8: Uint8Array, batches: number[], withHe
     brokers: [t.bootstrap], client: 'librdkafka', topic: t.topic, format: t.format, compression: 'lz4', acks: 'all', idempotence: true,
     linger_ms: 5, batch_size: 1000000, queue_max_messages: t.queue, delivery_timeout_ms: 120000, client_id: 'bench', headers: true,
   });
-  const p = new rd.Producer(conf);
+  // The binding delivers reports to 'delivery-report' only with dr_cb.
+  const p = new rd.Producer({ ...conf, dr_cb: true });
   let failed = 0;
   p.on('delivery-report', (err) => {
     if (err) failed++;

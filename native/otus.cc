@@ -130,6 +130,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   otus::RegisterAfPacket(env, exports);
   otus::RegisterShm(env, exports);
   otus::RegisterSys(env, exports);
+#ifdef OTUS_HAVE_KAFKA
+  otus::RegisterKafka(env, exports);
+#endif
   return exports;
 }
 

@@ -13,5 +13,6 @@ Napi::Value ThrowErrno(Napi::Env env, const char* what, const std::string& subje
 void RegisterAfPacket(Napi::Env env, Napi::Object exports);  // afpacket.cc: live capture sockets and rings
 void RegisterShm(Napi::Env env, Napi::Object exports);       // shm.cc: POSIX shared memory, wakeups
 void RegisterSys(Napi::Env env, Napi::Object exports);       // sys.cc: peer credentials, sd_notify
+void RegisterKafka(Napi::Env env, Napi::Object exports);     // kafka.cc: the kafka reporter's producer
 
 }  // namespace otus

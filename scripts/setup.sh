@@ -39,7 +39,9 @@ fi
 [ -f /usr/include/node/node_api.h ] && export npm_config_nodedir=/usr
 # @confluentinc/kafka-javascript builds its bundled librdkafka; its default static
 # build downloads the compression and TLS libraries, so link the system's instead.
-# (Debian 12's own librdkafka, 2.0, lacks APIs the binding calls.)
+# Dynamic linking also leaves librdkafka.so.1 in the package, which Otus' addon
+# loads for the kafka reporter (native/kafka.cc). (Debian 12's own librdkafka,
+# 2.0, lacks APIs the binding calls.)
 export CKJS_LINKING=dynamic
 npm install --no-audit --no-fund
 

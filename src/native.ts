@@ -39,6 +39,30 @@ export interface Native {
    */
   notifySend(path: string, text: string): boolean;
 
+  // The kafka reporter's producer (native/kafka.cc; src/sender-proc/kafka.ts). Absent when the addon was built without librdkafka's header.
+  /** dlopen()s librdkafka at `lib` (once per process) and makes a producer; conf is name, value, name, value... Throws with librdkafka's words (a bad property: "name: why"). */
+  kafkaOpen?(lib: string, conf: string[]): NativeHandle;
+  /** A topic handle; returns its index for kafkaProduce. */
+  kafkaTopic?(h: NativeHandle, name: string): number;
+  /**
+   * Queues one message (librdkafka copies it): value is bytes [off, off + len) of `value`; key and headers come from `stage`
+   * (u32 key length, 0xffffffff for none; key; u16 header count; per header u16 name length, name, u32 value length, value; little-endian).
+   * Returns 0 or librdkafka's error code (-184: queue full).
+   */
+  kafkaProduce?(h: NativeHandle, topic: number, value: Uint8Array, off: number, len: number, stage: Uint8Array): number;
+  /** Serves callbacks; returns what they brought since the last call, or undefined when nothing. acked: delivered messages; failed: error name, count, ... */
+  kafkaPoll?(h: NativeHandle): { acked: number; failed: (string | number)[]; stats: string | null; error: string | null; log: string | null } | undefined;
+  /** rd_kafka_flush for at most `ms` (sends lingering batches at once); returns the messages still queued or in flight. */
+  kafkaFlush?(h: NativeHandle, ms: number): number;
+  /** Messages queued or in flight (rd_kafka_outq_len). */
+  kafkaOutq?(h: NativeHandle): number;
+  /** Gives up every message queued or in flight (their delivery reports say _PURGE_QUEUE / _PURGE_INFLIGHT). */
+  kafkaPurge?(h: NativeHandle): void;
+  /** librdkafka's name of an error code (`_QUEUE_FULL`, `MSG_SIZE_TOO_LARGE`). */
+  kafkaErrName?(code: number): string;
+  /** Destroys the producer. Idempotent. */
+  kafkaClose?(h: NativeHandle): void;
+
   // Live capture (native/afpacket.cc, native/pcap.cc; src/capture/ drives them).
   /**
    * AF_PACKET TPACKET_V3 socket bound to `ifindex`, filter attached before bind.

@@ -8,10 +8,13 @@
 // labels.
 //
 // Two clients behind one interface (KafkaClient below):
-// - librdkafka (`@confluentinc/kafka-javascript`, the default): rdkafka-style
-//   Producer.produce() with delivery reports for failures only (a report per
-//   message cost 3× the CPU). librdkafka queues, batches, compresses,
-//   retries and times messages out on its own threads.
+// - librdkafka (the default): the library @confluentinc/kafka-javascript
+//   builds, called by the addon (native/kafka.cc) with each message's bytes
+//   and the key and headers the reporter wrote into a stage, one call per
+//   message; delivery reports counted in the addon. librdkafka queues, batches,
+//   compresses, retries and times messages out on its own threads. (The npm
+//   binding's Producer.produce() converted header objects on this thread:
+//   3-4x the CPU of the rest of a message.)
 // - kafkajs: pure JavaScript, batches built here and sent with sendBatch;
 //   about ten times librdkafka's CPU per record (docs/reporters.md). For
 //   machines where the native client cannot be built.
@@ -24,12 +27,16 @@
 // aside, `blocked` is set, and writable() resolves once it got in; a record
 // reported while blocked is dropped as queue_full.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { native, type NativeHandle } from '../native.js';
 import { KAFKA_BROKERS_SCHEMA, KAFKA_SASL_SCHEMA, KAFKA_TLS_SCHEMA, type KafkaSasl, type KafkaTls, librdkafkaSecurity } from '../config/kafka-connection.js';
 import type { EncodedRecord, PluginDefinition, RecordFormat, Reporter, ReporterCounters } from '../plugin/types.js';
 import type { RecordMeta } from '../pipeline/expand.js';
 import { writeJsonLabels } from '../pipeline/codec-json.js';
 import { LabelKind } from '../pipeline/labels.js';
+import { copyBytes, readU16LE, readU32LE, writeU16LE, writeU32LE, writeUint } from '../util/bytes.js';
 import { OtusError } from '../util/errors.js';
 import { within } from '../util/time.js';
 
@@ -59,16 +66,23 @@ export interface KafkaReporterConfig {
   headers: boolean | 'packed';
 }
 
-/** One message's parts as the reporter made them; views into the sender's buffers, valid during send(). */
+/**
+ * One message as the reporter made it; valid during send(). The key and
+ * headers are in `stage`, laid out as native/kafka.cc reads them:
+ * u32 key length (NO_KEY: none), key, u16 header count, then per header
+ * u16 name length, name, u32 value length, value; little-endian.
+ */
 interface Msg {
   topic: string;
-  key: Buffer | string | null;
-  value: Buffer;
-  /** Header names and values, `headers` of them. */
-  hk: string[];
-  hv: (Buffer | string)[];
-  headers: number;
+  /** The value: bytes [off, off + len) of value. */
+  value: Uint8Array;
+  off: number;
+  len: number;
+  stage: Uint8Array;
+  stageLen: number;
 }
+
+const NO_KEY = 0xffffffff;
 
 /** Where a client reports outcomes it learns of asynchronously. */
 interface Tally {
@@ -92,7 +106,7 @@ interface KafkaClient {
   writable(): Promise<void>;
   /** Waits until nothing is in flight or `ms` passed. */
   flush(ms: number): Promise<void>;
-  /** Records queued or in flight (librdkafka: as of its last statistics, at most a second old, exact after a flush). */
+  /** Records queued or in flight: taken by the client, neither acknowledged nor failed yet. */
   inFlight(): number;
   /** Forgets what is in flight; returns how many records. */
   abandon(): number;
@@ -127,13 +141,7 @@ export class KafkaReporter implements Reporter {
   private readonly client: KafkaClient;
   private readonly names = new NameCache();
   private readonly topics = new Map<string, string>();
-  private readonly msg: Msg = { topic: '', key: null, value: Buffer.alloc(0), hk: [], hv: [], headers: 0 };
-  /** The packed header's value is written here (headers: 'packed'); the client copies it during send(). */
-  private pack: Buffer = Buffer.alloc(4096);
-  private outBuf: Buffer = Buffer.alloc(0);
-  private outOf: Uint8Array | null = null;
-  private wireBuf: Buffer = Buffer.alloc(0);
-  private wireOf: Uint8Array | null = null;
+  private readonly msg: Msg = { topic: '', value: new Uint8Array(0), off: 0, len: 0, stage: new Uint8Array(4096), stageLen: 0 };
   private abandoned = false;
 
   constructor(
@@ -189,44 +197,63 @@ export class KafkaReporter implements Reporter {
       return;
     }
     const m = this.msg;
+    m.value = rec.buf;
+    m.off = rec.off;
     // A JSON record's line feed ends a line of NDJSON, not the message.
-    const end = rec.off + rec.len - (this.format === 'json' && rec.buf[rec.off + rec.len - 1] === 0x0a ? 1 : 0);
-    m.value = this.view(rec.buf, true).subarray(rec.off, end);
+    m.len = rec.len - (this.format === 'json' && rec.buf[rec.off + rec.len - 1] === 0x0a ? 1 : 0);
     const meta = rec.meta;
     if (meta === undefined) {
       m.topic = this.config.topic ?? `${this.config.topic_prefix}-records`;
-      m.key = null;
-      m.headers = 0;
-    } else this.describe(meta, m);
+      m.stageLen = writeU16(m.stage, writeU32(m.stage, 0, NO_KEY), 0);
+    } else {
+      const w = meta.wire;
+      m.topic = this.config.topic ?? this.topicOf(this.names.get(w.buf, w.protocolOff, w.protocolLen));
+      while ((m.stageLen = this.stage(meta, m.stage)) < 0) m.stage = new Uint8Array(2 * m.stage.length);
+    }
     this.client.send(m);
   }
 
-  /** Topic, key and headers from what the sender read of the record. */
-  private describe(meta: RecordMeta, m: Msg): void {
+  /** Writes the record's key and headers into `st` (Msg's layout); -1 when they do not fit. */
+  private stage(meta: RecordMeta, st: Uint8Array): number {
     const w = meta.wire;
-    m.topic = this.config.topic ?? this.topicOf(this.names.get(w.buf, w.protocolOff, w.protocolLen));
-    const wb = this.view(w.buf, false);
+    const b = w.buf;
+    const end = st.length;
     const c = meta.callIdLabel();
-    m.key = c >= 0 ? wb.subarray(w.valOff[c], w.valOff[c] + w.valLen[c]) : hex8(meta.flowHash());
-    if (this.config.headers === 'packed') {
-      m.headers = 0;
-      if (w.labelCount === 0) return;
-      let end: number;
+    let off: number;
+    if (c >= 0) {
+      const n = w.valLen[c];
+      if (end < 6 + n) return -1;
+      off = copyBytes(st, writeU32(st, 0, n), b, w.valOff[c], n);
+    } else off = writeHex8(st, writeU32(st, 0, 8), meta.flowHash());
+    const mode = this.config.headers;
+    if (mode === false || w.labelCount === 0) return writeU16(st, off, 0);
+    if (mode === 'packed') {
       // {"name":"value",...}: the record's labels as its JSON has them (writeJsonLabels).
-      while ((end = writeJsonLabels(w, w.buf, this.pack, 1, this.pack.length, 1)) < 0) this.pack = Buffer.alloc(2 * this.pack.length);
-      this.pack[0] = 0x7b;
-      this.pack[end++] = 0x7d;
-      m.hk[0] = PACKED_HEADER;
-      m.hv[0] = this.pack.subarray(0, end);
-      m.headers = 1;
-      return;
+      if (end - off < 2 + 2 + PACKED_NAME.length + 4 + 2) return -1;
+      off = writeU16(st, off, 1);
+      off = copyBytes(st, writeU16(st, off, PACKED_NAME.length), PACKED_NAME, 0, PACKED_NAME.length);
+      const at = off;
+      st[off + 4] = 0x7b;
+      const e = writeJsonLabels(w, b, st, off + 5, end, 1);
+      if (e < 0) return -1;
+      st[e] = 0x7d;
+      writeU32(st, at, e + 1 - (at + 4));
+      return e + 1;
     }
-    const n = this.config.headers ? w.labelCount : 0;
-    for (let i = 0; i < n; i++) {
-      m.hk[i] = this.names.get(w.keyBuf[i], w.keyOff[i], w.keyLen[i]);
-      m.hv[i] = w.valKind[i] === LabelKind.Bytes ? wb.subarray(w.valOff[i], w.valOff[i] + w.valLen[i]) : String(w.valNum[i]);
+    off = writeU16(st, off, w.labelCount);
+    for (let i = 0; i < w.labelCount; i++) {
+      const kl = w.keyLen[i];
+      const num = w.valKind[i] !== LabelKind.Bytes;
+      const vl = num ? 0 : w.valLen[i];
+      if (end - off < 2 + kl + 4 + (num ? 20 : vl)) return -1;
+      off = copyBytes(st, writeU16(st, off, kl), w.keyBuf[i], w.keyOff[i], kl);
+      if (num) {
+        const e = writeUint(st, off + 4, w.valNum[i]);
+        writeU32(st, off, e - off - 4);
+        off = e;
+      } else off = copyBytes(st, writeU32(st, off, vl), b, w.valOff[i], vl);
     }
-    m.headers = n;
+    return off;
   }
 
   private topicOf(protocol: string): string {
@@ -238,22 +265,6 @@ export class KafkaReporter implements Reporter {
     return t;
   }
 
-  /** A Buffer over the whole of u8's memory (one kept per source: the expander's output and the ring). */
-  private view(u8: Uint8Array, out: boolean): Buffer {
-    if (out) {
-      if (u8 !== this.outOf) {
-        this.outOf = u8;
-        this.outBuf = Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
-      }
-      return this.outBuf;
-    }
-    if (u8 !== this.wireOf) {
-      this.wireOf = u8;
-      this.wireBuf = Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
-    }
-    return this.wireBuf;
-  }
-
   private fail(reason: string, n: number): void {
     this.errors[reason] = (this.errors[reason] ?? 0) + n;
     this.failures += n;
@@ -261,9 +272,7 @@ export class KafkaReporter implements Reporter {
 
   counters(): ReporterCounters {
     const queued = this.abandoned ? 0 : this.client.inFlight();
-    // librdkafka reports failures only: what is neither failed nor in flight was acknowledged.
-    const acked = this.config.client === 'librdkafka' ? Math.max(0, this.produced - this.failures - queued) : this.acks;
-    return { acked, timeout: this.timeouts, errors: { ...this.errors }, queued };
+    return { acked: this.acks, timeout: this.timeouts, errors: { ...this.errors }, queued };
   }
 
   async flush(): Promise<void> {
@@ -285,8 +294,24 @@ export class KafkaReporter implements Reporter {
   }
 }
 
-function hex8(h: number): string {
-  return (h >>> 0).toString(16).padStart(8, '0');
+const HEX = new TextEncoder().encode('0123456789abcdef');
+const PACKED_NAME = new TextEncoder().encode(PACKED_HEADER);
+
+/** h as 8 lowercase hex digits. */
+function writeHex8(st: Uint8Array, off: number, h: number): number {
+  for (let i = 7; i >= 0; i--) st[off + 7 - i] = HEX[(h >>> (4 * i)) & 15];
+  return off + 8;
+}
+
+/** Little-endian fields of the stage, each returning the offset after it. */
+function writeU16(st: Uint8Array, off: number, v: number): number {
+  writeU16LE(st, off, v);
+  return off + 2;
+}
+
+function writeU32(st: Uint8Array, off: number, v: number): number {
+  writeU32LE(st, off, v);
+  return off + 4;
 }
 
 /** Strings for label keys and protocol names read as bytes, made once per distinct name. */
@@ -330,17 +355,12 @@ export function librdkafkaConfig(c: KafkaReporterConfig): Record<string, string 
     'message.timeout.ms': c.delivery_timeout_ms,
     // The Java client's partitioner, as kafkajs uses: a key lands on the same partition whichever client sent it.
     partitioner: 'murmur2_random',
-    'delivery.report.only.error': true,
-    dr_cb: true,
-    // msg_cnt, the records in flight, comes with the statistics.
+    // Brokers' states and topics' metadata, for health.
     'statistics.interval.ms': 1000,
   };
   Object.assign(conf, librdkafkaSecurity(c.tls, c.sasl));
   return conf;
 }
-
-type RdModule = typeof import('@confluentinc/kafka-javascript');
-type RdProducer = InstanceType<RdModule['Producer']>;
 
 /** A topic's statistics in librdkafka's statistics document (STATISTICS.md). */
 interface TopicStats {
@@ -351,11 +371,29 @@ interface TopicStats {
 /** Statistics (one a second) in a row without partitions before a topic counts as unknown to the cluster. */
 const UNKNOWN_TOPIC_STATS = 5;
 const ERR_QUEUE_FULL = -184;
-const ERR_MSG_TIMED_OUT = -192;
-/** syslog's levels, as librdkafka logs: errors and warnings are kept as the last error. */
-const LOG_WARNING = 4;
-/** How often a message kept aside (queue full) is offered again. */
+/** How often a message kept aside (queue full) is offered again, and callbacks served. */
 const RETRY_MS = 2;
+const POLL_MS = 100;
+const POLL_EVERY = 1024;
+
+/** librdkafka's error name (err2name: `_MSG_TIMED_OUT`, `MSG_SIZE_TOO_LARGE`) as a reason: `msg_timed_out`. */
+function reasonOf(name: string): string {
+  return name.replace(/^_+/, '').toLowerCase();
+}
+
+/** The shared library of librdkafka that @confluentinc/kafka-javascript built (setup.sh links it dynamically). */
+export function librdkafkaPath(): string {
+  const dir = dirname(createRequire(import.meta.url).resolve('@confluentinc/kafka-javascript/package.json'));
+  const built = join(dir, 'build', 'deps', 'librdkafka.so.1');
+  const inTree = join(dir, 'deps', 'librdkafka', 'src', 'librdkafka.so.1');
+  return existsSync(built) || !existsSync(inTree) ? built : inTree;
+}
+
+interface Aside {
+  topic: number;
+  value: Uint8Array;
+  stage: Uint8Array;
+}
 
 class RdkafkaClient implements KafkaClient {
   blocked = false;
@@ -368,58 +406,74 @@ class RdkafkaClient implements KafkaClient {
   private readonly unknownFor = new Map<string, number>();
   /** Topics the cluster has not known for UNKNOWN_TOPIC_STATS statistics in a row. */
   private unknownTopics: string[] = [];
-  private producer: RdProducer | null = null;
-  private aside: Msg | null = null;
+  private h: NativeHandle | null = null;
+  private readonly topics = new Map<string, number>();
+  private aside: Aside | null = null;
   private waiters: (() => void)[] = [];
   private retry: NodeJS.Timeout | null = null;
-  /** Records in librdkafka's queues at its last statistics. */
-  private msgCnt = 0;
-  private readonly reasons = new Map<number, string>();
+  private poller: NodeJS.Timeout | null = null;
+  /** Messages librdkafka took whose delivery report has not come in. */
+  private pending = 0;
+  /** Messages taken since callbacks were last served. */
+  private sincePoll = 0;
 
   constructor(
-    private readonly mod: RdModule,
+    private readonly lib: string,
     private readonly conf: Record<string, string | number | boolean>,
     private readonly tally: Tally,
-  ) {
-    for (const [name, code] of Object.entries(mod.CODES.ERRORS as Record<string, number>)) {
-      this.reasons.set(code, name.replace(/^ERR_+/, '').toLowerCase());
-    }
-  }
+  ) {}
 
   async start(): Promise<void> {
-    const p = new this.mod.Producer(this.conf);
-    p.on('delivery-report', (err) => {
-      if (err === null || err === undefined) return;
-      const code = (err as { code: number }).code;
-      if (code === ERR_MSG_TIMED_OUT) this.tally.timeout(1);
-      else this.tally.error(this.reasons.get(code) ?? `error_${code}`, 1);
-    });
-    p.on('event.stats', (s: { message: string }) => {
+    if (native.kafkaOpen === undefined) {
+      throw new OtusError('OTUS_ERR_PLUGIN_INIT', 'kafka reporter: the addon was built without librdkafka (npm install builds both; see docs/reporters.md)');
+    }
+    const kv: string[] = [];
+    for (const [k, v] of Object.entries(this.conf)) kv.push(k, String(v));
+    try {
+      // librdkafka connects on its own threads: a broker that is down is no error here.
+      this.h = native.kafkaOpen(this.lib, kv);
+    } catch (e) {
+      const m = (e as Error).message;
+      // The package built statically (without CKJS_LINKING=dynamic) leaves no shared library to load.
+      const hint = m.startsWith('cannot load') ? ' (reinstall with CKJS_LINKING=dynamic, as scripts/setup.sh does; see docs/reporters.md)' : '';
+      throw new OtusError('OTUS_ERR_PLUGIN_INIT', `kafka reporter: librdkafka: ${m}${hint}`);
+    }
+    this.poller = setInterval(() => this.poll(), POLL_MS);
+  }
+
+  /** Takes in what librdkafka's callbacks brought: failed deliveries, statistics, errors, log lines. */
+  private poll(): void {
+    if (this.h === null) return;
+    this.sincePoll = 0;
+    const r = native.kafkaPoll!(this.h);
+    if (r === undefined) return;
+    this.pending -= r.acked;
+    this.tally.acked(r.acked);
+    for (let i = 0; i < r.failed.length; i += 2) {
+      const reason = reasonOf(r.failed[i] as string);
+      const n = r.failed[i + 1] as number;
+      this.pending -= n;
+      if (reason === 'msg_timed_out') this.tally.timeout(n);
+      else this.tally.error(reason, n);
+    }
+    if (r.stats !== null) {
       try {
-        const st = JSON.parse(s.message) as { msg_cnt: number; brokers?: Record<string, { state?: string }>; topics?: Record<string, TopicStats> };
-        this.msgCnt = st.msg_cnt;
+        const st = JSON.parse(r.stats) as { brokers?: Record<string, { state?: string }>; topics?: Record<string, TopicStats> };
         if (st.brokers !== undefined) this.up = Object.values(st.brokers).some((b) => b.state === 'UP');
         if (this.up) this.failed = false;
         if (st.topics !== undefined) this.checkTopics(st.topics);
       } catch {
         // a malformed statistics document leaves the last figures
       }
-    });
+    }
     // Connection errors (broker down, refused) are librdkafka's to retry; their records are counted when they time out.
     // The last one is kept for the sender's warnings: from librdkafka's log, which says why ("Connect to ipv4#10.0.0.5:9092
-    // failed: Connection refused"); the error event says only "broker transport failure".
-    p.on('event.log', (l: { severity?: number; message?: string }) => {
-      if (typeof l.severity !== 'number' || l.severity > LOG_WARNING || typeof l.message !== 'string') return;
-      this.lastError = l.message.replace(/^\[thrd:[^\]]*\]: /, '');
+    // failed: Connection refused"); the error callback says only "broker transport failure".
+    if (r.log !== null) {
+      this.lastError = r.log.replace(/^\[thrd:[^\]]*\]: /, '');
       this.failed = true;
-    });
-    p.on('event.error', (e: unknown) => {
-      const m = (e as { message?: unknown }).message;
-      if (this.lastError === null && typeof m === 'string' && m !== '') this.lastError = m;
-    });
-    await connectNative(p);
-    p.setPollInterval(100);
-    this.producer = p;
+    }
+    if (r.error !== null && this.lastError === null) this.lastError = r.error;
   }
 
   /**
@@ -452,46 +506,40 @@ class RdkafkaClient implements KafkaClient {
   }
 
   send(m: Msg): boolean {
-    const err = this.produce(m);
-    if (err === 0) return true;
-    if (err !== ERR_QUEUE_FULL) {
-      this.tally.error(this.reasons.get(err) ?? `error_${err}`, 1);
+    let t = this.topics.get(m.topic);
+    if (t === undefined) {
+      t = native.kafkaTopic!(this.h!, m.topic);
+      this.topics.set(m.topic, t);
+    }
+    const err = native.kafkaProduce!(this.h!, t, m.value, m.off, m.len, m.stage);
+    if (err === 0) {
+      this.pending++;
+      // A delivered message is freed once its report is served: serving them often keeps the queue's room.
+      if (++this.sincePoll === POLL_EVERY) this.poll();
       return true;
     }
-    this.aside = keep(m);
+    if (err !== ERR_QUEUE_FULL) {
+      this.tally.error(reasonOf(native.kafkaErrName!(err)), 1);
+      return true;
+    }
+    this.aside = { topic: t, value: m.value.slice(m.off, m.off + m.len), stage: m.stage.slice(0, m.stageLen) };
     this.blocked = true;
     this.retry = setTimeout(() => this.offerAside(), RETRY_MS);
     return false;
   }
 
-  /** 0, or the librdkafka error code of a produce() that failed at once. */
-  private produce(m: Msg): number {
-    let headers: Record<string, Buffer | string>[] | undefined;
-    if (m.headers > 0) {
-      // Made per message: reusing the array and one object per name measured no difference (the binding's own work per header dominates).
-      headers = new Array(m.headers);
-      for (let i = 0; i < m.headers; i++) headers[i] = { [m.hk[i]]: m.hv[i] };
-    }
-    try {
-      this.producer!.produce(m.topic, null, m.value, m.key, null, undefined, headers);
-      return 0;
-    } catch (e) {
-      const code = (e as { code?: unknown }).code;
-      return typeof code === 'number' ? code : -1;
-    }
-  }
-
   private offerAside(): void {
     this.retry = null;
-    const m = this.aside;
-    if (m === null) return;
-    this.producer!.poll();
-    const err = this.produce(m);
+    const a = this.aside;
+    if (a === null || this.h === null) return;
+    this.poll();
+    const err = native.kafkaProduce!(this.h, a.topic, a.value, 0, a.value.length, a.stage);
     if (err === ERR_QUEUE_FULL) {
       this.retry = setTimeout(() => this.offerAside(), RETRY_MS);
       return;
     }
-    if (err !== 0) this.tally.error(this.reasons.get(err) ?? `error_${err}`, 1);
+    if (err === 0) this.pending++;
+    else this.tally.error(reasonOf(native.kafkaErrName!(err)), 1);
     this.aside = null;
     this.blocked = false;
     const w = this.waiters;
@@ -504,27 +552,30 @@ class RdkafkaClient implements KafkaClient {
     return new Promise((res) => this.waiters.push(res));
   }
 
+  /** Exact: messages taken whose delivery report has not come in, after serving the reports there are. */
   inFlight(): number {
-    return this.msgCnt + (this.aside !== null ? 1 : 0);
+    this.poll();
+    return this.pending + (this.aside !== null ? 1 : 0);
   }
 
   async flush(ms: number): Promise<void> {
-    const p = this.producer;
-    if (p === null) return;
+    if (this.h === null) return;
     const t0 = Date.now();
     if (this.blocked) await within(this.writable(), ms);
-    const left = Math.max(0, ms - (Date.now() - t0));
-    const ok = await new Promise<boolean>((res) => p.flush(left, (err) => res(!err)));
-    // The failures' delivery reports reach JS through the event loop after flush's callback may have: let them in.
-    p.poll();
-    await sleep(20);
-    if (ok) this.msgCnt = 0;
+    // Short steps, so the sender's event loop (heartbeats, a stop deadline) runs while a broker is slow or down.
+    while (this.h !== null) {
+      native.kafkaFlush!(this.h, 0);
+      this.poll();
+      if (this.pending === 0 || Date.now() - t0 >= ms) return;
+      await sleep(10);
+    }
   }
 
   abandon(): number {
     const n = this.inFlight();
+    if (this.h !== null) native.kafkaPurge!(this.h);
+    this.pending = 0;
     this.aside = null;
-    this.msgCnt = 0;
     if (this.retry !== null) clearTimeout(this.retry);
     this.blocked = false;
     for (const f of this.waiters.splice(0)) f();
@@ -532,62 +583,52 @@ class RdkafkaClient implements KafkaClient {
   }
 
   async stop(): Promise<void> {
-    const p = this.producer;
-    this.producer = null;
-    if (p === null) return;
+    const h = this.h;
+    if (h === null) return;
     if (this.retry !== null) clearTimeout(this.retry);
-    p.setPollInterval(0);
+    if (this.poller !== null) clearInterval(this.poller);
+    this.poll();
+    this.h = null;
     // Flushing was done (or given up) by now: no more waiting here.
-    await new Promise<void>((res) => p.disconnect(0, () => res()));
+    native.kafkaClose!(h);
   }
-}
-
-/**
- * Connects the producer without the metadata request the wrapper's
- * connect() makes and fails on when no broker answers: the sender must start
- * with the broker down (librdkafka then queues records until they time out,
- * and sends them if it comes back). Same steps as Client.connect before its
- * metadata request (pinned @confluentinc/kafka-javascript 1.10.1).
- */
-function connectNative(p: RdProducer): Promise<void> {
-  const c = p as unknown as {
-    _client: { configureCallbacks(on: boolean, cbs: unknown): void; connect(cb: (err: unknown) => void): void };
-    _cb_configs: unknown;
-    _isConnected: boolean;
-  };
-  c._client.configureCallbacks(true, c._cb_configs);
-  return new Promise((res, rej) =>
-    c._client.connect((err) => {
-      if (err) rej(new OtusError('OTUS_ERR_PLUGIN_INIT', `kafka reporter: librdkafka producer: ${JSON.stringify(err)}`));
-      else {
-        c._isConnected = true;
-        res();
-      }
-    }),
-  );
-}
-
-/** A copy of m that outlives the sender's buffers. */
-function keep(m: Msg): Msg {
-  return {
-    topic: m.topic,
-    key: typeof m.key === 'string' || m.key === null ? m.key : Buffer.from(m.key),
-    value: Buffer.from(m.value),
-    hk: m.hk.slice(0, m.headers),
-    hv: m.hv.slice(0, m.headers).map((v) => (typeof v === 'string' ? v : Buffer.from(v))),
-    headers: m.headers,
-  };
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((res) => setTimeout(res, ms));
 }
 
+/** A message's key and headers read back from its stage, for kafkajs (which copies nothing later: these are copies). */
+function unstage(m: Msg, names: NameCache): { key: Buffer | null; headers: Record<string, Buffer> | undefined } {
+  const st = m.stage;
+  let off = 0;
+  const kl = readU32LE(st, off);
+  off += 4;
+  let key: Buffer | null = null;
+  if (kl !== NO_KEY) {
+    key = Buffer.from(st.subarray(off, off + kl));
+    off += kl;
+  }
+  const n = readU16LE(st, off);
+  off += 2;
+  if (n === 0) return { key, headers: undefined };
+  const headers: Record<string, Buffer> = {};
+  for (let i = 0; i < n; i++) {
+    const nl = readU16LE(st, off);
+    const name = names.get(st, off + 2, nl);
+    off += 2 + nl;
+    const vl = readU32LE(st, off);
+    headers[name] = Buffer.from(st.subarray(off + 4, off + 4 + vl));
+    off += 4 + vl;
+  }
+  return { key, headers };
+}
+
 // ------------------------------------------------------------------- kafkajs
 
 type KjsModule = typeof import('kafkajs');
 type KjsProducer = ReturnType<InstanceType<KjsModule['Kafka']>['producer']>;
-type KjsMessage = { key: Buffer | string | null; value: Buffer; headers?: Record<string, Buffer | string> };
+type KjsMessage = { key: Buffer | null; value: Buffer; headers?: Record<string, Buffer> };
 
 interface Batch {
   topic: string;
@@ -640,6 +681,7 @@ class KafkajsClient implements KafkaClient {
   private waiters: (() => void)[] = [];
   private idle: (() => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
+  private readonly names = new NameCache();
 
   constructor(
     private readonly kjs: KjsModule,
@@ -708,17 +750,10 @@ class KafkajsClient implements KafkaClient {
       b = { topic: m.topic, messages: [], bytes: 0, t0: Date.now() };
       this.open.set(m.topic, b);
     }
-    let headers: Record<string, Buffer | string> | undefined;
-    if (m.headers > 0) {
-      headers = {};
-      for (let i = 0; i < m.headers; i++) {
-        const v = m.hv[i];
-        headers[m.hk[i]] = typeof v === 'string' ? v : Buffer.from(v);
-      }
-    }
-    // Buffer.from copies: kafkajs encodes the batch later, after the sender's buffers moved on.
-    b.messages.push({ key: typeof m.key === 'string' || m.key === null ? m.key : Buffer.from(m.key), value: Buffer.from(m.value), headers });
-    b.bytes += m.value.length + 64;
+    const { key, headers } = unstage(m, this.names);
+    // Copies: kafkajs encodes the batch later, after the sender's buffers moved on.
+    b.messages.push({ key, value: Buffer.from(m.value.subarray(m.off, m.off + m.len)), headers });
+    b.bytes += m.len + 64;
     this.waiting++;
     if (b.bytes >= this.maxBatchBytes) this.close(b);
     if (this.waiting + this.sending >= this.c.queue_max_messages) this.blocked = true;
@@ -891,9 +926,14 @@ export const kafkaReporter: PluginDefinition<'reporter', KafkaReporterConfig> = 
       const kjs = await importClient<KjsModule>('kafkajs', ctx.where);
       return new KafkaReporter(c, (t) => new KafkajsClient(kjs, c, t));
     }
-    const rd = await importClient<RdModule>('@confluentinc/kafka-javascript', ctx.where);
+    let lib: string;
+    try {
+      lib = librdkafkaPath();
+    } catch (e) {
+      throw new OtusError('OTUS_ERR_PLUGIN_INIT', `${ctx.where}: the kafka reporter needs @confluentinc/kafka-javascript, which builds librdkafka (npm install; see docs/reporters.md): ${(e as Error).message}`);
+    }
     const conf = librdkafkaConfig(c);
-    return new KafkaReporter(c, (t) => new RdkafkaClient(rd, conf, t));
+    return new KafkaReporter(c, (t) => new RdkafkaClient(lib, conf, t));
   },
 };
 

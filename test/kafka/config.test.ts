@@ -65,7 +65,8 @@ test('librdkafka settings: connection, delivery, TLS and SASL', () => {
   assert.equal(c['queue.buffering.max.messages'], 100000);
   assert.equal(c['compression.codec'], 'lz4');
   assert.equal(c.partitioner, 'murmur2_random');
-  assert.equal(c['delivery.report.only.error'], true);
+  // A delivery report per message: the addon counts them, so acknowledged is exact.
+  assert.equal(c['delivery.report.only.error'], undefined);
   assert.equal(c['security.protocol'], undefined);
 
   const tls = librdkafkaConfig({ ...base, tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem' } });
@@ -80,4 +81,45 @@ test('librdkafka settings: connection, delivery, TLS and SASL', () => {
   assert.equal(s['sasl.mechanisms'], 'SCRAM-SHA-512');
   assert.equal(s['sasl.username'], 'u');
   assert.equal(librdkafkaConfig({ ...base, sasl, tls: { ca: '/ca.pem' } })['security.protocol'], 'sasl_ssl');
+});
+
+test("the addon's producer: a bad setting is named, a malformed stage refused without reading past it, a purge reported", async () => {
+  const { native } = await import('../../src/native.js');
+  const { librdkafkaPath } = await import('../../src/sender-proc/kafka.js');
+  assert.ok(native.kafkaOpen, 'the addon was built with librdkafka');
+  const lib = librdkafkaPath();
+  // Before any producer of this process loaded the library (it is loaded once).
+  assert.throws(() => native.kafkaOpen!('/nonexistent/librdkafka.so.1', []), /cannot load librdkafka/);
+  assert.throws(() => native.kafkaOpen!(lib, ['bootstrap.servers', '127.0.0.1:1', 'linger.ms', 'soon']), /linger\.ms: Invalid value/);
+  // No broker answers at port 1: messages stay queued until purged.
+  const h = native.kafkaOpen!(lib, ['bootstrap.servers', '127.0.0.1:1', 'log_level', '0']);
+  try {
+    const t = native.kafkaTopic!(h, 'stage-test');
+    const value = new Uint8Array(64).fill(1);
+    // key "ab", two headers: "x" -> "1", "yz" -> "" (u32 key length, u16 count, u16 name length, u32 value length).
+    const good = Uint8Array.from([2, 0, 0, 0, 97, 98, 2, 0, 1, 0, 120, 1, 0, 0, 0, 49, 2, 0, 121, 122, 0, 0, 0, 0]);
+    assert.equal(native.kafkaProduce!(h, t, value, 8, 16, good), 0);
+    const noKey = Uint8Array.from([255, 255, 255, 255, 0, 0]);
+    assert.equal(native.kafkaProduce!(h, t, value, 0, 64, noKey), 0);
+    // Queued messages and callbacks' events not yet served (a refused connection's error).
+    assert.ok(native.kafkaOutq!(h) >= 2);
+    const badMsg = (st: Uint8Array): string => native.kafkaErrName!(native.kafkaProduce!(h, t, value, 0, 1, st));
+    assert.equal(badMsg(good.subarray(0, 5)), '_BAD_MSG', 'key past the end');
+    assert.equal(badMsg(good.subarray(0, 16)), '_BAD_MSG', 'the second header missing');
+    assert.equal(badMsg(Uint8Array.from([0, 0, 0, 0, 1, 0, 200, 0, 120])), '_BAD_MSG', 'a name past the end');
+    assert.equal(badMsg(Uint8Array.from([0, 0, 0])), '_BAD_MSG', 'shorter than a key length and a count');
+    assert.throws(() => native.kafkaProduce!(h, t, value, 60, 8, good), /out of range/);
+    assert.throws(() => native.kafkaProduce!(h, t + 1, value, 0, 1, good), /kafkaProduce/);
+    native.kafkaPurge!(h);
+    let failed: (string | number)[] = [];
+    for (let i = 0; i < 50 && failed.length === 0; i++) {
+      failed = native.kafkaPoll!(h)?.failed ?? [];
+      if (failed.length === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    // The two good messages, not the refused ones.
+    assert.deepEqual(failed, ['_PURGE_QUEUE', 2]);
+  } finally {
+    native.kafkaClose!(h);
+  }
+  assert.throws(() => native.kafkaOutq!(h), /closed/);
 });
