@@ -274,6 +274,11 @@ export interface ReporterCounters {
   timeout: number;
   errors: Record<string, number>;
   queued: number;
+  /**
+   * Records its format does not carry (hep: not SIP, RTCP or a report; pcap: without a frame): handed to it,
+   * neither delivered nor lost; what a task sends it decides. Absent when none.
+   */
+  skipped?: number;
   /** The reporter's own counts beside delivery (rotating files: completed, compressed, removed...), shown in the summary as they are. */
   detail?: Record<string, number>;
 }

@@ -484,6 +484,8 @@ export class HepReporter implements Reporter {
   private timeouts = 0;
   private failures = 0;
   private readonly errors: Record<string, number> = {};
+  /** Records HEP does not carry (ReporterCounters.skipped). */
+  private skipped = 0;
   private readonly transport: HepTransport;
   private readonly enc: HepEncoder;
   private abandoned = false;
@@ -531,17 +533,17 @@ export class HepReporter implements Reporter {
   report(rec: EncodedRecord): void {
     this.produced++;
     const meta = rec.meta;
-    if (meta === undefined) {
-      this.fail('skipped', 1);
+    const why = meta === undefined ? 'skipped' : this.enc.pick(meta.wire);
+    if (why === 'skipped') {
+      this.skipped++;
       return;
     }
-    const w = meta.wire;
-    const e = this.enc;
-    const why = e.pick(w);
     if (why !== 'ok') {
       this.fail(why, 1);
       return;
     }
+    const w = meta!.wire;
+    const e = this.enc;
     const size = e.size(w);
     if (size > HEP_MAX) {
       this.fail('too_big', 1);
@@ -562,7 +564,9 @@ export class HepReporter implements Reporter {
   }
 
   counters(): ReporterCounters {
-    return { acked: this.acks, timeout: this.timeouts, errors: { ...this.errors }, queued: this.abandoned ? 0 : this.transport.inFlight() };
+    const c: ReporterCounters = { acked: this.acks, timeout: this.timeouts, errors: { ...this.errors }, queued: this.abandoned ? 0 : this.transport.inFlight() };
+    if (this.skipped > 0) c.skipped = this.skipped;
+    return c;
   }
 
   async flush(): Promise<void> {

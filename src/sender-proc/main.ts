@@ -183,6 +183,7 @@ async function run(m: SenderStart): Promise<SenderDone> {
     if (d.reporter !== null) {
       // The reporter's own delivery counters, as the summary shows them (failure reasons: the client's error names, a bounded set).
       counters['reporter.timeout'] = d.reporter.timeout;
+      counters['reporter.skipped'] = d.reporter.skipped ?? 0;
       for (const [k, v] of Object.entries(d.reporter.errors)) counters[`reporter.errors.${k}`] = v;
     }
     const gauges: Record<string, number> = {

@@ -37,7 +37,7 @@
 //
 // `sip.call` and `rtp.stats` records have no frame by nature: nothing of
 // them belongs in a pcap. They are counted as delivered (`acked`) and in
-// `detail.summary_records`, not as `no_frame` errors.
+// `detail.summary_records`, not as skipped.
 
 import { close, constants, fstatSync, open, write } from 'node:fs';
 import { ascii, copyBytes, writeU16LE, writeU32LE } from '../util/bytes.js';
@@ -76,7 +76,6 @@ function writeFrame(w: WireRecord, nanos: boolean, buf: Uint8Array, off: number)
 
 /** The framing of one pcap output: its link type and precision are its first frame's. */
 class PcapFraming implements RecordFraming {
-  readonly skipReason = 'no_frame';
   readonly mismatchReason = 'link_type';
   private linkType = -1;
   private nanos = false;
@@ -234,6 +233,8 @@ export class CallFiles {
   written = 0;
   dropped = 0;
   readonly errors: Record<string, number> = {};
+  /** Records without a frame (ReporterCounters.skipped); not in `dropped`. */
+  skipped = 0;
   lastError: string | null = null;
   held = 0;
   private heldRecords = 0;
@@ -297,7 +298,7 @@ export class CallFiles {
     if (k < 0) return false;
     const w = meta.wire;
     if (w.rawLen < 0) {
-      this.fail('no_frame');
+      this.skipped++;
       return true;
     }
     const need = 16 + w.rawLen;
@@ -671,7 +672,8 @@ export class PcapReporter implements Reporter {
       const k = c.counters;
       Object.assign(detail, { call_files_opened: k.opened, call_files_completed: k.completed, call_files_evicted: k.evicted, call_files_reopened: k.reopened, calls_open: k.calls });
     }
-    return { acked: m.acked + (c?.written ?? 0) + this.summaries, timeout: 0, errors, queued: m.queued + (c?.queued ?? 0), detail };
+    const skipped = (m.skipped ?? 0) + (c?.skipped ?? 0);
+    return { acked: m.acked + (c?.written ?? 0) + this.summaries, timeout: 0, errors, queued: m.queued + (c?.queued ?? 0), ...(skipped > 0 && { skipped }), detail };
   }
 
   async flush(): Promise<void> {

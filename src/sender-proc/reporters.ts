@@ -89,7 +89,7 @@ export interface Rotation {
  * (json lines, or protobuf with a varint length before each): the pcap reporter's.
  */
 export interface RecordFraming {
-  /** Bytes `rec` takes; -1 when it cannot be written (dropped, counted under `skipReason`). */
+  /** Bytes `rec` takes; -1 when the format does not carry it (counted as skipped: ReporterCounters.skipped). */
   size(rec: EncodedRecord): number;
   /** Writes `rec` at buf[off..], size(rec) bytes; returns the offset after it. */
   write(rec: EncodedRecord, buf: Uint8Array, off: number): number;
@@ -99,7 +99,6 @@ export interface RecordFraming {
   repeatHeader(): Uint8Array | null;
   /** Can `rec` go in the file header(first) began (pcap: the same link type)? If not: a new file (rotating), else dropped, counted under `mismatchReason`. */
   sameFile(rec: EncodedRecord): boolean;
-  readonly skipReason: string;
   readonly mismatchReason: string;
 }
 
@@ -129,6 +128,8 @@ export class FdReporter implements Reporter {
   written = 0;
   /** Records accepted and given up (output failed, or abandon()), plus those offered beyond the bound. */
   dropped = 0;
+  /** Records the framing's format does not carry (pcap: no frame); not in `dropped`. */
+  private skipped = 0;
   /** The last output error (`EPIPE: ...`), or null. */
   lastError: string | null = null;
   /** `dropped` by cause: offered beyond the bound, given up at a stop deadline, lost to an output error (by its code). */
@@ -253,10 +254,12 @@ export class FdReporter implements Reporter {
     if (this.overflow > 0) errors.queue_full = this.overflow;
     if (this.abandoned > 0) errors.abandoned = this.abandoned;
     const r = this.rot?.files.counters;
-    if (r === undefined) return { acked: this.written, timeout: 0, errors, queued };
-    const detail: Record<string, number> = { files_completed: r.closed, files_gzipped: r.gzipped, files_removed: r.removed };
-    for (const [k, v] of Object.entries(r.errors)) detail[`file_errors_${k}`] = v;
-    return { acked: this.written, timeout: 0, errors, queued, detail };
+    const c: ReporterCounters = { acked: this.written, timeout: 0, errors, queued };
+    if (this.skipped > 0) c.skipped = this.skipped;
+    if (r === undefined) return c;
+    c.detail = { files_completed: r.closed, files_gzipped: r.gzipped, files_removed: r.removed };
+    for (const [k, v] of Object.entries(r.errors)) c.detail[`file_errors_${k}`] = v;
+    return c;
   }
 
   /** Set at PENDING_MAX held, cleared at PENDING_LOW: the sender reads the ring again in steps of megabytes, not records. */
@@ -272,7 +275,10 @@ export class FdReporter implements Reporter {
   report(rec: EncodedRecord): void {
     const fr = this.framing;
     const size = fr === null ? rec.len + 10 : fr.size(rec);
-    if (size < 0) return this.fail(fr!.skipReason);
+    if (size < 0) {
+      this.skipped++;
+      return;
+    }
     if (this.stopped || this.outputGone || this.held + size > PENDING_HARD) {
       this.dropped++;
       if (this.outputGone) this.failed.gone = (this.failed.gone ?? 0) + 1;

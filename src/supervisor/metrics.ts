@@ -133,6 +133,7 @@ export class Metrics {
     c('otus_sender_buffer_drops_total', 'Records offered to a reporter whose buffer was full (otus_packets_dropped_total layer reporter, reason buffer).');
     c('otus_reporter_timeout_drops_total', 'Records the reporter gave up on a timeout, or held at a stop deadline.');
     c('otus_reporter_error_drops_total', 'Records the reporter lost to an output error.');
+    c('otus_reporter_skipped_total', "Records the reporter's format does not carry (hep: not SIP, RTCP or a report; pcap: without a frame); not drops.");
     c('otus_sender_payload_unread_total', 'Records written with a null payload: no parser plugin could read their compact payload.');
     c('otus_decode_errors_total', 'Frames the decoder rejected, by error code (reason).');
     c('otus_label_overflows_total', 'Labels that did not fit in a record.');
@@ -345,6 +346,7 @@ export class Metrics {
     f.otus_sender_buffer_drops_total!.add(r, n('reporter.drops.buffer'));
     f.otus_reporter_timeout_drops_total!.add(r, n('reporter.drops.timeout'));
     f.otus_reporter_error_drops_total!.add(r, n('reporter.drops.error'));
+    f.otus_reporter_skipped_total!.add(r, n('reporter.skipped'));
     f.otus_sender_records_total!.add({ task, sender }, n('records'));
     f.otus_packets_reported_total!.add(r, n('reporter.acked'));
     f.otus_reporter_queued_records!.add(r, n('reporter.queued'));

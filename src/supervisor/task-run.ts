@@ -447,21 +447,15 @@ function sumRecords(rs: Record<string, number>[]): Record<string, number> {
 
 const M = (v: number): string => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFixed(1)} k`);
 
-/** Reporter failure reasons for records its format does not carry, by their kind (docs/reporters.md): hep's `skipped` (not SIP, RTCP or a report), pcap's `no_frame`. */
-const NOT_CARRIED = ['skipped', 'no_frame'];
-
 /**
  * Records a run's reporter gave up on, by cause: not delivered in time,
  * refused or failed, still held at the stop deadline. Not those a full
- * reporter queue shed (`reporter_queue`: the task's backpressure at work),
- * nor those its format does not carry (NOT_CARRIED: what the task sends it
- * decides).
+ * reporter queue shed (`reporter_queue`: the task's backpressure at work);
+ * those its format does not carry are no drop at all (`reporter.skipped`).
  */
 export function undelivered(s: TaskSummary): { total: number; timedOut: number; failed: number; atStop: number } {
-  let notCarried = 0;
-  for (const k of NOT_CARRIED) notCarried += s.reporter?.errors[k] ?? 0;
   const timedOut = s.drops.reporter_timeout;
-  const failed = s.drops.reporter_error - notCarried;
+  const failed = s.drops.reporter_error;
   const atStop = s.drops.stop_deadline;
   return { total: timedOut + failed + atStop, timedOut, failed, atStop };
 }
@@ -513,7 +507,11 @@ export function formatSummary(s: TaskSummary): string {
         )
       : []),
     ...(s.reporter
-      ? [`  reporter: acked ${s.reporter.acked}, timed out ${s.reporter.timeout}, in flight ${s.reporter.queued}, failed: ${Object.entries(s.reporter.errors).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'}`]
+      ? [
+          `  reporter: acked ${s.reporter.acked}, timed out ${s.reporter.timeout}, in flight ${s.reporter.queued}` +
+            (s.reporter.skipped ? `, skipped ${s.reporter.skipped} (its format does not carry them)` : '') +
+            `, failed: ${Object.entries(s.reporter.errors).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'}`,
+        ]
       : []),
     ...s.warnings.map((w) => `  warning: ${w}`),
   ];

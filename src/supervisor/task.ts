@@ -227,7 +227,9 @@ function senderFromSlot(s: SlotValues | null, ring: RingStats | null): SenderDon
     cpuSec: n('cpuSec'),
     latency: v.has('latency.count') ? latencySummary(counts, n('latency.maxUs')) : null,
     // The reporter's delivery counters (Reporter.counters), summed over incarnations in the slot; in flight is the latest's.
-    reporter: v.has('reporter.timeout') ? { acked: n('reporter.acked'), timeout: n('reporter.timeout'), errors: under(v, 'reporter.errors.'), queued: n('reporter.queued') } : null,
+    reporter: v.has('reporter.timeout')
+      ? { acked: n('reporter.acked'), timeout: n('reporter.timeout'), errors: under(v, 'reporter.errors.'), queued: n('reporter.queued'), ...(n('reporter.skipped') > 0 && { skipped: n('reporter.skipped') }) }
+      : null,
   };
 }
 

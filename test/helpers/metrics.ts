@@ -89,6 +89,7 @@ export function pairs(samples: Sample[], task: string, c: any): [string, number,
     ['drops.reporter_error', c.drops.reporter_error, drop('reporter', { reason: 'error' })],
     ['drops.reporter_error (reporter)', c.drops.reporter_error, sum(samples, 'otus_reporter_error_drops_total', t)],
     ['drops.stop_deadline', c.drops.stop_deadline, drop('stop_deadline')],
+    ['reporter.skipped', c.reporter?.skipped ?? 0, sum(samples, 'otus_reporter_skipped_total', t)],
     ['held_fragments', c.held_fragments, sum(samples, 'otus_packets_reassembled_total', { ...t, reason: 'ip_fragment' })],
   ];
   for (const [p, n] of Object.entries(c.drops.processors as Record<string, number>)) out.push([`drops.processors.${p}`, n, drop('processor', { processor: p })]);
