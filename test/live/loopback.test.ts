@@ -4,8 +4,9 @@
 // one, so the kernel counts both: the summary says how many copies were
 // skipped, and kernel_packets = frames + outgoing_skipped + kernel_drops.
 // (It used to show kernel_packets as twice the frames, unexplained.) And a
-// live task says what its rtp parser skipped, as replay does, and exits 4
-// when its reporter did not deliver every record.
+// live task says what its rtp parser skipped, as replay does, exits 4
+// when its reporter did not deliver every record, and counts what its
+// reporter does not carry (hep: RTP) as skipped, not dropped.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -105,6 +106,30 @@ describe('capture on lo: the outgoing copies the kernel counts', { skip: skip ??
     const s = JSON.parse(readFileSync(stats, 'utf8'));
     assert.equal(s.sender.records, N);
     assert.equal(s.drops.reporter_timeout + s.drops.reporter_error + s.drops.stop_deadline, N);
+  });
+
+  it('a live task for Homer that also parses RTP: the RTP records are skipped by hep, counted as such, not as drops; status 0', async () => {
+    const port = 45000 + (process.pid % 1000);
+    const homer = createSocket('udp4');
+    await new Promise<void>((r) => homer.bind(0, '127.0.0.1', () => r()));
+    const task = join(tmp.dir, 'homer.yml');
+    writeFileSync(
+      task,
+      `task:\n  id: lo-homer\n  capture: {interface: lo, workers: 1}\n  filter: {ports: [${port}], protocol: udp}\n  parsers: [{plugin: sip}, {plugin: rtp, config: {heuristic: true}}]\n  unmatched_policy: drop\n` +
+        `  reporter: {type: hep, config: {address: "127.0.0.1:${homer.address().port}", transport: udp}}\n`,
+    );
+    const stats = join(tmp.dir, 'homer.json');
+    const rtp = (i: number): Buffer => Buffer.concat([Buffer.from([0x80, 0x08, 0, i, 0, 0, 0, 160 * i, 0, 0, 0x12, 0x34]), Buffer.alloc(160, 0xd5)]);
+    const { code, err } = await captureWhileSending(['capture', '--task', task, '--stats-json', stats], port, rtp);
+    homer.close();
+    assert.equal(code, 0, err);
+    const s = JSON.parse(readFileSync(stats, 'utf8'));
+    assert.equal(s.sender.records, N);
+    assert.equal(s.reporter.skipped, N, JSON.stringify(s.reporter));
+    assert.equal(s.reporter.acked, 0);
+    assert.deepEqual(s.reporter.errors, {});
+    assert.equal(s.drops.reporter_error, 0);
+    assert.match(err, new RegExp(`reporter: acked 0, timed out 0, in flight 0, skipped ${N} \\(its format does not carry them\\)`));
   });
 });
 
