@@ -190,6 +190,8 @@ async function main(): Promise<void> {
     console.log(`# ${records} records (kafkajs: a fifth), ${calls} calls, lz4, acks=all, idempotence, queue ${queue} messages`);
     const per: Record<string, number[]> = {};
     const rate: Record<string, number[]> = {};
+    // Not counted: the broker's first trial ran 20-30 % slower (its JVM warming up), whichever contender it was.
+    await runTrial({ contender: 'otus-bare', format: formats[0]!, records: Math.min(records, 100_000), calls, bootstrap: broker.bootstrap, topic: `bench-${process.pid}-warm-up`, queue });
     for (let n = 0; n < trials; n++) {
       for (const format of formats) {
         for (const contender of contenders) {
