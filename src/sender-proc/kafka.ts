@@ -60,8 +60,8 @@ export interface KafkaReporterConfig {
   client_id: string;
   /**
    * Labels as message headers, one each (true); all in one header, PACKED_HEADER,
-   * as a JSON object ('packed': librdkafka's binding converts each header on the
-   * main thread, so one costs a third of three); or none (false).
+   * as a JSON object ('packed': librdkafka allocates and frees each header, so
+   * one costs less than three); or none (false).
    */
   headers: boolean | 'packed';
 }
@@ -441,7 +441,7 @@ class RdkafkaClient implements KafkaClient {
     this.poller = setInterval(() => this.poll(), POLL_MS);
   }
 
-  /** Takes in what librdkafka's callbacks brought: failed deliveries, statistics, errors, log lines. */
+  /** Takes in what librdkafka's callbacks brought: delivery reports, statistics, errors, log lines. */
   private poll(): void {
     if (this.h === null) return;
     this.sincePoll = 0;
