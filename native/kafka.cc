@@ -14,7 +14,6 @@
 //   kafkaProduce(h, topic, value, off, len, stage) -> 0 or librdkafka's error code
 //   kafkaPoll(h) -> undefined, or {acked, failed: [name, n, ...], stats, error, log}
 //   kafkaFlush(h, ms) -> messages still queued or in flight
-//   kafkaOutq(h) -> messages queued or in flight
 //   kafkaPurge(h)                             gives up what is queued or in flight
 //   kafkaErrName(code) -> librdkafka's name of an error code
 //   kafkaClose(h)
@@ -353,13 +352,6 @@ Napi::Value Flush(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, api.outq_len(p->rk));
 }
 
-Napi::Value Outq(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Producer* p = Get(info);
-  if (p == nullptr) return env.Undefined();
-  return Napi::Number::New(env, api.outq_len(p->rk));
-}
-
 Napi::Value Purge(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Producer* p = Get(info);
@@ -387,7 +379,6 @@ void RegisterKafka(Napi::Env env, Napi::Object exports) {
   exports.Set("kafkaProduce", Napi::Function::New(env, Produce, "kafkaProduce"));
   exports.Set("kafkaPoll", Napi::Function::New(env, Poll, "kafkaPoll"));
   exports.Set("kafkaFlush", Napi::Function::New(env, Flush, "kafkaFlush"));
-  exports.Set("kafkaOutq", Napi::Function::New(env, Outq, "kafkaOutq"));
   exports.Set("kafkaPurge", Napi::Function::New(env, Purge, "kafkaPurge"));
   exports.Set("kafkaErrName", Napi::Function::New(env, ErrName, "kafkaErrName"));
   exports.Set("kafkaClose", Napi::Function::New(env, CloseFn, "kafkaClose"));

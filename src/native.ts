@@ -52,10 +52,8 @@ export interface Native {
   kafkaProduce?(h: NativeHandle, topic: number, value: Uint8Array, off: number, len: number, stage: Uint8Array): number;
   /** Serves callbacks; returns what they brought since the last call, or undefined when nothing. acked: delivered messages; failed: error name, count, ... */
   kafkaPoll?(h: NativeHandle): { acked: number; failed: (string | number)[]; stats: string | null; error: string | null; log: string | null } | undefined;
-  /** rd_kafka_flush for at most `ms` (sends lingering batches at once); returns the messages still queued or in flight. */
+  /** rd_kafka_flush for at most `ms` (sends lingering batches at once); returns rd_kafka_outq_len: messages queued or in flight, and events not yet served. */
   kafkaFlush?(h: NativeHandle, ms: number): number;
-  /** Messages queued or in flight (rd_kafka_outq_len). */
-  kafkaOutq?(h: NativeHandle): number;
   /** Gives up every message queued or in flight (their delivery reports say _PURGE_QUEUE / _PURGE_INFLIGHT). */
   kafkaPurge?(h: NativeHandle): void;
   /** librdkafka's name of an error code (`_QUEUE_FULL`, `MSG_SIZE_TOO_LARGE`). */

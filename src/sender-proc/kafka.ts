@@ -36,7 +36,7 @@ import type { EncodedRecord, PluginDefinition, RecordFormat, Reporter, ReporterC
 import type { RecordMeta } from '../pipeline/expand.js';
 import { writeJsonLabels } from '../pipeline/codec-json.js';
 import { LabelKind } from '../pipeline/labels.js';
-import { copyBytes, readU16LE, readU32LE, writeU16LE, writeU32LE, writeUint } from '../util/bytes.js';
+import { copyBytes, readU16LE, readU32LE, writeHex32, writeU16LE, writeU32LE, writeUint } from '../util/bytes.js';
 import { OtusError } from '../util/errors.js';
 import { within } from '../util/time.js';
 
@@ -203,7 +203,7 @@ export class KafkaReporter implements Reporter {
     m.len = rec.len - (this.format === 'json' && rec.buf[rec.off + rec.len - 1] === 0x0a ? 1 : 0);
     const meta = rec.meta;
     if (meta === undefined) {
-      m.topic = this.config.topic ?? `${this.config.topic_prefix}-records`;
+      m.topic = this.config.topic ?? this.topicOf('records');
       m.stageLen = writeU16(m.stage, writeU32(m.stage, 0, NO_KEY), 0);
     } else {
       const w = meta.wire;
@@ -224,7 +224,7 @@ export class KafkaReporter implements Reporter {
       const n = w.valLen[c];
       if (end < 6 + n) return -1;
       off = copyBytes(st, writeU32(st, 0, n), b, w.valOff[c], n);
-    } else off = writeHex8(st, writeU32(st, 0, 8), meta.flowHash());
+    } else off = writeHex32(st, writeU32(st, 0, 8), meta.flowHash());
     const mode = this.config.headers;
     if (mode === false || w.labelCount === 0) return writeU16(st, off, 0);
     if (mode === 'packed') {
@@ -294,14 +294,7 @@ export class KafkaReporter implements Reporter {
   }
 }
 
-const HEX = new TextEncoder().encode('0123456789abcdef');
 const PACKED_NAME = new TextEncoder().encode(PACKED_HEADER);
-
-/** h as 8 lowercase hex digits. */
-function writeHex8(st: Uint8Array, off: number, h: number): number {
-  for (let i = 7; i >= 0; i--) st[off + 7 - i] = HEX[(h >>> (4 * i)) & 15];
-  return off + 8;
-}
 
 /** Little-endian fields of the stage, each returning the offset after it. */
 function writeU16(st: Uint8Array, off: number, v: number): number {

@@ -89,6 +89,12 @@ export function copyBytes(buf: Uint8Array, off: number, src: Uint8Array, srcOff:
   return off;
 }
 
+/** v (a 32-bit unsigned) as 8 lowercase hex digits. */
+export function writeHex32(buf: Uint8Array, off: number, v: number): number {
+  for (let i = 7; i >= 0; i--) buf[off++] = HEX[(v >>> (4 * i)) & 15];
+  return off;
+}
+
 // Little-endian fixed-width fields (the wire record, batches, compact payloads).
 export function writeU16LE(b: Uint8Array, o: number, v: number): void {
   b[o] = v;
